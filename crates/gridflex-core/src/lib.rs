@@ -1,0 +1,38 @@
+//! Shared foundations of gridflex: units, market time, interval series and identifiers.
+//!
+//! Every other gridflex crate speaks in these types, so a watt is never confused with a
+//! kilowatt, a device id with a job id, or local time with UTC.
+//!
+//! - [`units`]: [`Power`], [`Energy`], [`Price`], [`Money`] with physically meaningful
+//!   arithmetic (power x duration = energy, energy x price = money).
+//! - [`time`]: UTC [`Interval`]s, [`MarketZone`]s (CAISO Pacific, PJM/NYISO Eastern,
+//!   ERCOT Central), [`OperatingDay`]s that are 23, 24 or 25 hours long, hour-ending
+//!   labels, and local <-> UTC conversion that refuses skipped times and makes the
+//!   caller choose on repeated ones.
+//! - [`series`]: [`IntervalSeries`], a regular series with explicit gaps and
+//!   energy-conserving resampling.
+//! - [`id`]: validated string identifiers.
+//!
+//! ```
+//! use chrono::TimeDelta;
+//! use gridflex_core::{Energy, Power, Price};
+//!
+//! let saved = Power::kilowatts(250.0)? * TimeDelta::minutes(30);
+//! assert_eq!(saved, Energy::kilowatt_hours(125.0)?);
+//! let credit = saved * Price::per_megawatt_hour(400.0)?;
+//! assert_eq!(credit.to_string(), "$50.00");
+//! # Ok::<(), gridflex_core::CoreError>(())
+//! ```
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod error;
+pub mod id;
+pub mod series;
+pub mod time;
+pub mod units;
+
+pub use error::CoreError;
+pub use id::{DeviceId, JobId, NodeId, PricingNodeId};
+pub use series::{Aggregation, IntervalSeries, Quantity};
+pub use time::{HourEnding, HourLabelStyle, Interval, LocalMapping, MarketZone, OperatingDay};
+pub use units::{Energy, Money, Power, Price};

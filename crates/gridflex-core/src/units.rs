@@ -1,0 +1,506 @@
+//! Physical and market units as newtypes: [`Power`], [`Energy`], [`Price`], [`Money`].
+//!
+//! Each unit wraps one finite `f64` in a fixed base unit (watts, joules, US dollars per
+//! MWh, US dollars). Constructors reject NaN and infinities with
+//! [`CoreError::NonFinite`]; the arithmetic provided is the physically meaningful kind:
+//!
+//! | expression | result |
+//! | --- | --- |
+//! | `Power * TimeDelta` | [`Energy`] |
+//! | `Energy / TimeDelta` | [`Power`] |
+//! | `Energy * Price` | [`Money`] |
+//! | `Energy / Energy`, `Power / Power` | `f64` ratio |
+//! | `Q + Q`, `Q - Q`, `-Q`, `Q * f64`, `Q / f64` | `Q` |
+//!
+//! Serde writes each unit as a bare number in its base unit (watts, joules, $/MWh,
+//! USD) and refuses non-finite numbers when reading.
+//!
+//! ```
+//! use chrono::TimeDelta;
+//! use gridflex_core::units::{Energy, Power, Price};
+//!
+//! let gpu = Power::kilowatts(0.7)?;
+//! let energy = gpu * TimeDelta::hours(2);
+//! assert_eq!(energy, Energy::kilowatt_hours(1.4)?);
+//! let cost = energy * Price::per_megawatt_hour(50.0)?;
+//! assert!((cost.as_usd() - 0.07).abs() < 1e-12);
+//! assert_eq!(format!("{gpu}"), "700 W");
+//! # Ok::<(), gridflex_core::CoreError>(())
+//! ```
+
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub, SubAssign};
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::CoreError;
+
+const JOULES_PER_WH: f64 = 3_600.0;
+
+fn finite(quantity: &'static str, value: f64) -> Result<f64, CoreError> {
+    if value.is_finite() {
+        // Normalise -0.0 so equal quantities print and compare alike.
+        Ok(if value == 0.0 { 0.0 } else { value })
+    } else {
+        Err(CoreError::NonFinite { quantity, value })
+    }
+}
+
+/// Seconds in a `TimeDelta`, with sub-nanosecond precision kept as far as f64 allows.
+pub fn seconds_f64(d: TimeDelta) -> f64 {
+    d.num_seconds() as f64 + f64::from(d.subsec_nanos()) * 1e-9
+}
+
+macro_rules! quantity {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $label:literal, base = $base:ident
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+        pub struct $name(f64);
+
+        impl $name {
+            /// The zero quantity.
+            pub const ZERO: Self = Self(0.0);
+
+            /// Builds the quantity from a value in its base unit; rejects NaN and infinities.
+            pub fn $base(value: f64) -> Result<Self, CoreError> {
+                finite($label, value).map(Self)
+            }
+
+            /// The value in the base unit, the unit serde writes.
+            pub const fn base_value(self) -> f64 {
+                self.0
+            }
+
+            /// Builds from a base-unit value already known to be finite, such as the result
+            /// of arithmetic on finite quantities. Non-finite input becomes zero, so the
+            /// invariant holds even if a caller breaks the precondition.
+            pub(crate) fn from_finite(value: f64) -> Self {
+                Self(finite($label, value).unwrap_or(0.0))
+            }
+
+            /// The larger of two quantities.
+            pub fn max(self, other: Self) -> Self {
+                if other.0 > self.0 { other } else { self }
+            }
+
+            /// The smaller of two quantities.
+            pub fn min(self, other: Self) -> Self {
+                if other.0 < self.0 { other } else { self }
+            }
+
+            /// The quantity limited to `[lo, hi]`.
+            pub fn clamp(self, lo: Self, hi: Self) -> Self {
+                self.max(lo).min(hi)
+            }
+
+            /// Magnitude.
+            pub fn abs(self) -> Self {
+                Self(self.0.abs())
+            }
+
+            /// A total order; every value is finite, so this agrees with `PartialOrd`.
+            pub fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.0.total_cmp(&other.0)
+            }
+
+            /// True when strictly below zero.
+            pub fn is_negative(self) -> bool {
+                self.0 < 0.0
+            }
+        }
+
+        impl Add for $name {
+            type Output = Self;
+            fn add(self, rhs: Self) -> Self {
+                Self::from_finite(self.0 + rhs.0)
+            }
+        }
+        impl Sub for $name {
+            type Output = Self;
+            fn sub(self, rhs: Self) -> Self {
+                Self::from_finite(self.0 - rhs.0)
+            }
+        }
+        impl AddAssign for $name {
+            fn add_assign(&mut self, rhs: Self) {
+                *self = *self + rhs;
+            }
+        }
+        impl SubAssign for $name {
+            fn sub_assign(&mut self, rhs: Self) {
+                *self = *self - rhs;
+            }
+        }
+        impl Neg for $name {
+            type Output = Self;
+            fn neg(self) -> Self {
+                Self::from_finite(-self.0)
+            }
+        }
+        /// Scaling by a dimensionless factor. A non-finite product (NaN factor or
+        /// overflow) saturates to zero rather than breaking the finite invariant.
+        impl Mul<f64> for $name {
+            type Output = Self;
+            fn mul(self, rhs: f64) -> Self {
+                Self::from_finite(self.0 * rhs)
+            }
+        }
+        impl Mul<$name> for f64 {
+            type Output = $name;
+            fn mul(self, rhs: $name) -> $name {
+                rhs * self
+            }
+        }
+        /// Division by a dimensionless factor; dividing by zero gives zero (see `Mul<f64>`).
+        impl Div<f64> for $name {
+            type Output = Self;
+            fn div(self, rhs: f64) -> Self {
+                Self::from_finite(self.0 / rhs)
+            }
+        }
+        /// The dimensionless ratio of two quantities (NaN or infinite when `rhs` is zero).
+        impl Div for $name {
+            type Output = f64;
+            fn div(self, rhs: Self) -> f64 {
+                self.0 / rhs.0
+            }
+        }
+        impl Sum for $name {
+            fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+                iter.fold(Self::ZERO, Add::add)
+            }
+        }
+        impl<'a> Sum<&'a $name> for $name {
+            fn sum<I: Iterator<Item = &'a Self>>(iter: I) -> Self {
+                iter.copied().sum()
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_f64(self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = f64::deserialize(d)?;
+                Self::$base(v).map_err(serde::de::Error::custom)
+            }
+        }
+        impl TryFrom<f64> for $name {
+            type Error = CoreError;
+            /// Same as the base-unit constructor.
+            fn try_from(value: f64) -> Result<Self, CoreError> {
+                Self::$base(value)
+            }
+        }
+    };
+}
+
+quantity!(
+    /// Electrical power, stored in watts.
+    ///
+    /// `Display` picks W, kW or MW by magnitude and honours a precision (`{:.2}`).
+    ///
+    /// ```
+    /// use gridflex_core::units::Power;
+    /// let p = Power::megawatts(1.5)?;
+    /// assert_eq!(p.as_kilowatts(), 1_500.0);
+    /// assert_eq!(format!("{p:.1}"), "1.5 MW");
+    /// assert!(Power::watts(f64::NAN).is_err());
+    /// # Ok::<(), gridflex_core::CoreError>(())
+    /// ```
+    Power, "power", base = watts
+);
+
+quantity!(
+    /// Energy, stored in joules.
+    ///
+    /// ```
+    /// use gridflex_core::units::Energy;
+    /// let e = Energy::kilowatt_hours(2.0)?;
+    /// assert_eq!(e.as_joules(), 7_200_000.0);
+    /// assert_eq!(e.as_megawatt_hours(), 0.002);
+    /// assert_eq!(format!("{e}"), "2 kWh");
+    /// # Ok::<(), gridflex_core::CoreError>(())
+    /// ```
+    Energy, "energy", base = joules
+);
+
+quantity!(
+    /// An energy price in US dollars per megawatt-hour, the unit LMPs are quoted in.
+    /// Negative prices are valid (they occur in real markets).
+    ///
+    /// ```
+    /// use gridflex_core::units::Price;
+    /// let lmp = Price::per_megawatt_hour(-12.5)?;
+    /// assert_eq!(format!("{lmp}"), "-12.5 $/MWh");
+    /// # Ok::<(), gridflex_core::CoreError>(())
+    /// ```
+    Price, "price", base = per_megawatt_hour
+);
+
+quantity!(
+    /// An amount of money in US dollars.
+    ///
+    /// ```
+    /// use gridflex_core::units::Money;
+    /// let credit = Money::usd(1234.5)?;
+    /// assert_eq!(format!("{credit}"), "$1234.50");
+    /// # Ok::<(), gridflex_core::CoreError>(())
+    /// ```
+    Money, "money", base = usd
+);
+
+impl Power {
+    /// Power in kilowatts; rejects NaN and infinities.
+    pub fn kilowatts(kw: f64) -> Result<Self, CoreError> {
+        Self::watts(kw * 1e3)
+    }
+    /// Power in megawatts; rejects NaN and infinities.
+    pub fn megawatts(mw: f64) -> Result<Self, CoreError> {
+        Self::watts(mw * 1e6)
+    }
+    /// Power in milliwatts (NVML reports milliwatts); rejects NaN and infinities.
+    pub fn milliwatts(mw: f64) -> Result<Self, CoreError> {
+        Self::watts(mw * 1e-3)
+    }
+    /// Watts.
+    pub const fn as_watts(self) -> f64 {
+        self.0
+    }
+    /// Kilowatts.
+    pub fn as_kilowatts(self) -> f64 {
+        self.0 / 1e3
+    }
+    /// Megawatts.
+    pub fn as_megawatts(self) -> f64 {
+        self.0 / 1e6
+    }
+}
+
+impl Energy {
+    /// Energy in watt-hours; rejects NaN and infinities.
+    pub fn watt_hours(wh: f64) -> Result<Self, CoreError> {
+        Self::joules(wh * JOULES_PER_WH)
+    }
+    /// Energy in kilowatt-hours; rejects NaN and infinities.
+    pub fn kilowatt_hours(kwh: f64) -> Result<Self, CoreError> {
+        Self::joules(kwh * JOULES_PER_WH * 1e3)
+    }
+    /// Energy in megawatt-hours; rejects NaN and infinities.
+    pub fn megawatt_hours(mwh: f64) -> Result<Self, CoreError> {
+        Self::joules(mwh * JOULES_PER_WH * 1e6)
+    }
+    /// Joules.
+    pub const fn as_joules(self) -> f64 {
+        self.0
+    }
+    /// Watt-hours.
+    pub fn as_watt_hours(self) -> f64 {
+        self.0 / JOULES_PER_WH
+    }
+    /// Kilowatt-hours.
+    pub fn as_kilowatt_hours(self) -> f64 {
+        self.0 / (JOULES_PER_WH * 1e3)
+    }
+    /// Megawatt-hours.
+    pub fn as_megawatt_hours(self) -> f64 {
+        self.0 / (JOULES_PER_WH * 1e6)
+    }
+}
+
+impl Price {
+    /// The price in $/MWh.
+    pub const fn as_per_megawatt_hour(self) -> f64 {
+        self.0
+    }
+    /// The price in $/kWh.
+    pub fn as_per_kilowatt_hour(self) -> f64 {
+        self.0 / 1e3
+    }
+}
+
+impl Money {
+    /// US dollars.
+    pub const fn as_usd(self) -> f64 {
+        self.0
+    }
+}
+
+/// Power sustained for a duration is energy.
+impl Mul<TimeDelta> for Power {
+    type Output = Energy;
+    fn mul(self, rhs: TimeDelta) -> Energy {
+        Energy::from_finite(self.0 * seconds_f64(rhs))
+    }
+}
+impl Mul<Power> for TimeDelta {
+    type Output = Energy;
+    fn mul(self, rhs: Power) -> Energy {
+        rhs * self
+    }
+}
+/// Power sustained for a (std) duration is energy.
+impl Mul<std::time::Duration> for Power {
+    type Output = Energy;
+    fn mul(self, rhs: std::time::Duration) -> Energy {
+        Energy::from_finite(self.0 * rhs.as_secs_f64())
+    }
+}
+/// Mean power over a duration. A zero duration gives zero power.
+impl Div<TimeDelta> for Energy {
+    type Output = Power;
+    fn div(self, rhs: TimeDelta) -> Power {
+        Power::from_finite(self.0 / seconds_f64(rhs))
+    }
+}
+/// Mean power over a (std) duration. A zero duration gives zero power.
+impl Div<std::time::Duration> for Energy {
+    type Output = Power;
+    fn div(self, rhs: std::time::Duration) -> Power {
+        Power::from_finite(self.0 / rhs.as_secs_f64())
+    }
+}
+/// Energy bought or sold at a price is money.
+impl Mul<Price> for Energy {
+    type Output = Money;
+    fn mul(self, rhs: Price) -> Money {
+        Money::from_finite(self.as_megawatt_hours() * rhs.0)
+    }
+}
+impl Mul<Energy> for Price {
+    type Output = Money;
+    fn mul(self, rhs: Energy) -> Money {
+        rhs * self
+    }
+}
+
+/// Writes `value` scaled to the first unit whose threshold it reaches, trimming a
+/// needless `.0` when no precision was asked for.
+fn write_scaled(f: &mut fmt::Formatter<'_>, value: f64, units: &[(f64, &str)]) -> fmt::Result {
+    let (scale, unit) = units
+        .iter()
+        .copied()
+        .find(|(scale, _)| value.abs() >= *scale)
+        .or_else(|| units.last().copied())
+        .unwrap_or((1.0, ""));
+    let v = value / scale;
+    match f.precision() {
+        Some(p) => write!(f, "{v:.p$} {unit}"),
+        None => write!(f, "{} {unit}", round_for_display(v)),
+    }
+}
+
+/// Rounds to at most 6 significant decimals so `0.1 + 0.2` prints as `0.3`.
+fn round_for_display(v: f64) -> f64 {
+    let r = (v * 1e6).round() / 1e6;
+    if r == 0.0 { 0.0 } else { r }
+}
+
+impl fmt::Display for Power {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_scaled(f, self.0, &[(1e6, "MW"), (1e3, "kW"), (1.0, "W")])
+    }
+}
+impl fmt::Display for Energy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wh = self.as_watt_hours();
+        write_scaled(f, wh, &[(1e6, "MWh"), (1e3, "kWh"), (1.0, "Wh")])
+    }
+}
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_scaled(f, self.0, &[(1.0, "$/MWh")])
+    }
+}
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = f.precision().unwrap_or(2);
+        if self.0 < 0.0 {
+            write!(f, "-${:.p$}", -self.0)
+        } else {
+            write!(f, "${:.p$}", self.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_non_finite_in_every_constructor() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(Power::watts(bad).is_err());
+            assert!(Power::kilowatts(bad).is_err());
+            assert!(Power::megawatts(bad).is_err());
+            assert!(Energy::joules(bad).is_err());
+            assert!(Energy::watt_hours(bad).is_err());
+            assert!(Energy::kilowatt_hours(bad).is_err());
+            assert!(Energy::megawatt_hours(bad).is_err());
+            assert!(Price::per_megawatt_hour(bad).is_err());
+            assert!(Money::usd(bad).is_err());
+        }
+        // Finite input whose conversion overflows is refused too.
+        assert!(Power::megawatts(f64::MAX).is_err());
+    }
+
+    #[test]
+    fn error_names_the_quantity() {
+        let err = Energy::kilowatt_hours(f64::NAN).unwrap_err();
+        assert_eq!(err.to_string(), "energy must be a finite number, got NaN");
+    }
+
+    #[test]
+    fn physical_arithmetic() -> Result<(), CoreError> {
+        let p = Power::watts(500.0)?;
+        let e = p * TimeDelta::minutes(6);
+        assert_eq!(e, Energy::watt_hours(50.0)?);
+        assert_eq!(e / TimeDelta::minutes(6), p);
+        assert_eq!(
+            p * std::time::Duration::from_secs(3600),
+            Energy::watt_hours(500.0)?
+        );
+        let m = Energy::megawatt_hours(2.0)? * Price::per_megawatt_hour(40.0)?;
+        assert_eq!(m, Money::usd(80.0)?);
+        assert_eq!(
+            Energy::ZERO / TimeDelta::zero(),
+            Energy::ZERO / TimeDelta::zero()
+        );
+        assert_eq!(Power::watts(10.0)? / 0.0, Power::ZERO);
+        Ok(())
+    }
+
+    #[test]
+    fn display_scales_units() -> Result<(), CoreError> {
+        assert_eq!(Power::watts(84.0)?.to_string(), "84 W");
+        assert_eq!(Power::watts(-1500.0)?.to_string(), "-1.5 kW");
+        assert_eq!(format!("{:.3}", Power::megawatts(2.0)?), "2.000 MW");
+        assert_eq!(Energy::joules(36.0)?.to_string(), "0.01 Wh");
+        assert_eq!(Money::usd(-3.456)?.to_string(), "-$3.46");
+        Ok(())
+    }
+
+    #[test]
+    fn serde_is_base_unit_and_validates() -> Result<(), Box<dyn std::error::Error>> {
+        let p = Power::kilowatts(1.5)?;
+        assert_eq!(serde_json::to_string(&p)?, "1500.0");
+        let back: Power = serde_json::from_str("1500.0")?;
+        assert_eq!(back, p);
+        assert!(serde_json::from_str::<Power>("null").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn negative_zero_is_normalised() -> Result<(), CoreError> {
+        let z = Power::watts(-0.0)?;
+        assert!(z.as_watts().is_sign_positive());
+        assert_eq!((-Power::ZERO).to_string(), "0 W");
+        Ok(())
+    }
+}
