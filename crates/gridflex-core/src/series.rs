@@ -431,6 +431,22 @@ impl<Q: Quantity> IntervalSeries<Q> {
         }
     }
 
+    /// Sum of all values in the base unit, or the first gap as an error.
+    fn sum_base(&self) -> Result<f64, CoreError> {
+        let mut sum = 0.0;
+        for (i, v) in self.values.iter().enumerate() {
+            match v {
+                Some(q) => sum += q.to_base(),
+                None => {
+                    return Err(CoreError::MissingValue {
+                        at: self.start + self.step * i as i32,
+                    });
+                }
+            }
+        }
+        Ok(sum)
+    }
+
     fn grid_index(&self, what: &'static str, t: DateTime<Utc>) -> Result<usize, CoreError> {
         if t < self.start {
             return Err(self.out_of_span(t));
@@ -476,11 +492,9 @@ impl IntervalSeries<Power> {
     /// Energy over the whole series (each interval's power times the step), or
     /// [`CoreError::MissingValue`] naming the first gap.
     pub fn energy(&self) -> Result<Energy, CoreError> {
-        Ok(self
-            .complete_values()?
-            .into_iter()
-            .map(|p| p * self.step)
-            .sum())
+        // One pass, no allocation: sum the watts, then multiply by the step once.
+        let watts = self.sum_base()?;
+        Ok(Power::from_finite(watts) * self.step)
     }
 
     /// Energy per interval.
@@ -493,7 +507,7 @@ impl IntervalSeries<Power> {
 impl IntervalSeries<Energy> {
     /// Sum over the whole series, or [`CoreError::MissingValue`] naming the first gap.
     pub fn total(&self) -> Result<Energy, CoreError> {
-        Ok(self.complete_values()?.into_iter().sum())
+        self.sum_base().map(Energy::from_finite)
     }
 
     /// Mean power per interval.

@@ -102,7 +102,11 @@ fn local_utc_round_trip_on_every_transition_day_2000_2040() {
     for zone in MarketZone::ALL {
         for year in 2000..=2040 {
             let days = transition_days(zone, year);
-            assert_eq!(days.len(), 2, "{zone} {year}: expected one short and one long day");
+            assert_eq!(
+                days.len(),
+                2,
+                "{zone} {year}: expected one short and one long day"
+            );
             let hours: Vec<i64> = days.iter().map(OperatingDay::hours).collect();
             assert_eq!(hours, vec![23, 25], "{zone} {year}");
             for day in days {
@@ -152,8 +156,15 @@ fn local_utc_round_trip_on_every_transition_day_2000_2040() {
 
 #[test]
 fn day_boundaries_are_local_midnights() {
-    let day = OperatingDay::new(MarketZone::Caiso, NaiveDate::from_ymd_opt(2024, 11, 3).unwrap()).unwrap();
+    let day = OperatingDay::new(
+        MarketZone::Caiso,
+        NaiveDate::from_ymd_opt(2024, 11, 3).unwrap(),
+    )
+    .unwrap();
     let expect_start: DateTime<Utc> = Utc.with_ymd_and_hms(2024, 11, 3, 7, 0, 0).unwrap();
     assert_eq!(day.interval().start(), expect_start);
-    assert_eq!(day.interval().end(), Utc.with_ymd_and_hms(2024, 11, 4, 8, 0, 0).unwrap());
+    assert_eq!(
+        day.interval().end(),
+        Utc.with_ymd_and_hms(2024, 11, 4, 8, 0, 0).unwrap()
+    );
 }
