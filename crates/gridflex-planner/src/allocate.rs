@@ -1,0 +1,480 @@
+//! The optimal allocation: who gives how many watts (`docs/planner.md`, "Method").
+//!
+//! Each job either runs at a per-GPU power `p` in `[lo, hi]`, keeping throughput
+//! `f(p)` (concave, piecewise linear), or, where its class allows, is paused at its
+//! paused draw with throughput 0. The loss to minimise is `sum w * n * (1 - f)`
+//! subject to the GPU power saved reaching `need`.
+//!
+//! * For a fixed set of paused jobs the rest is a continuous concave problem: taking
+//!   curve segments in order of least weighted throughput lost per watt saved is exact
+//!   (a fractional knapsack over segments; concavity keeps each job's segments in
+//!   top-down order).
+//! * The pause set is discrete. Up to `exact_pause_limit` candidates every subset is
+//!   tried (exact). Above it the LP relaxation over each job's concave hull of
+//!   {running curve, pause point} is solved by the same greedy walk (a lower bound on
+//!   the loss), its paused jobs are kept, the one job paused fractionally is rounded
+//!   both ways, and single flips of the pause candidates nearest the LP threshold are
+//!   tried. The plan reports the LP lower bound, so the gap is measured on every call.
+
+/// Segment kinds in the sorted list.
+const CURVE_HULL: u8 = 0;
+/// A curve segment below a pausable job's hull tangent point: a valid running level,
+/// but not on the concave hull the relaxation walks.
+const CURVE_BELOW: u8 = 1;
+/// The hull segment from the tangent point down to the paused draw.
+const PAUSE: u8 = 2;
+
+/// Watts of GPU power within which a saving counts as met.
+const TOL_W: f64 = 1e-6;
+/// How many pause candidates on each side of the LP threshold are flipped.
+const FLIP_NEIGHBOURS: usize = 4;
+
+/// One job as the allocator sees it (all powers per GPU, in watts).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JobModel {
+    pub(crate) n: f64,
+    pub(crate) hi: f64,
+    pub(crate) lo: f64,
+    pub(crate) w: f64,
+    pub(crate) paused: f64,
+    /// May stay paused for the whole window and its restore.
+    pub(crate) steady_pause: bool,
+}
+
+impl JobModel {
+    /// A pause helps only when it draws less than the lowest running level.
+    fn pause_candidate(&self) -> bool {
+        self.steady_pause && self.paused < self.lo
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    cost: f64,
+    /// GPU watts the segment can save (`n * width`).
+    cap: f64,
+    job: u32,
+    ord: u32,
+    kind: u8,
+}
+
+/// A job's level in an allocation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Level {
+    /// Running at this per-GPU power (equal to `hi` when untouched).
+    Run(f64),
+    /// Paused.
+    Paused,
+}
+
+/// How the pause set was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    NoPauseChoice,
+    Exhaustive,
+    Relaxation,
+}
+
+/// The allocator's answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Allocation {
+    pub(crate) levels: Vec<Level>,
+    /// Weighted throughput lost.
+    pub(crate) loss: f64,
+    /// LP lower bound on the loss (equal to `loss` when the method is exact).
+    pub(crate) lower_bound: f64,
+    /// GPU watts still missing when the need cannot be met.
+    pub(crate) shortfall: f64,
+    pub(crate) method: Method,
+}
+
+/// Prepared problem: per-job models and every curve/pause segment sorted once.
+pub(crate) struct Problem<'a> {
+    jobs: &'a [JobModel],
+    segs: Vec<Seg>,
+    /// Per-job throughput curve in watts: `(p, f)` points from `lo` to `hi`.
+    pts: Vec<(f64, f64)>,
+    pts_range: Vec<(u32, u32)>,
+    /// Cost per watt of each job's pause hull segment (infinite when not a candidate).
+    pause_costs: Vec<f64>,
+}
+
+impl<'a> Problem<'a> {
+    /// Builds segments. `curve(j, p)` gives job `j`'s throughput fraction at per-GPU
+    /// power `p`; `breaks(j)` its breakpoints as fractions of `hi`.
+    pub(crate) fn new<'c>(
+        jobs: &'a [JobModel],
+        breaks: impl Fn(usize) -> &'c [(f64, f64)],
+    ) -> Self {
+        let mut segs = Vec::with_capacity(jobs.len() * 7);
+        let mut pts = Vec::with_capacity(jobs.len() * 7);
+        let mut pts_range = Vec::with_capacity(jobs.len());
+        let mut pause_costs = vec![f64::INFINITY; jobs.len()];
+        for (j, m) in jobs.iter().enumerate() {
+            let start = pts.len();
+            let curve = breaks(j);
+            let f_at = |p: f64| throughput(curve, p / m.hi);
+            pts.push((m.lo, f_at(m.lo)));
+            for &(x, y) in curve {
+                let p = x * m.hi;
+                if p > m.lo + 1e-9 && p < m.hi - 1e-9 {
+                    pts.push((p, y));
+                }
+            }
+            if m.hi > m.lo + 1e-9 {
+                pts.push((m.hi, 1.0));
+            }
+            let end = pts.len();
+            pts_range.push((start as u32, end as u32));
+            let jp = &pts[start..end];
+            // Tangent point of the hull from the pause point (highest p on ties).
+            let q = if m.pause_candidate() {
+                let mut best = 0;
+                let mut best_slope = f64::NEG_INFINITY;
+                for (i, &(p, f)) in jp.iter().enumerate() {
+                    let s = f / (p - m.paused);
+                    if s >= best_slope {
+                        best_slope = s;
+                        best = i;
+                    }
+                }
+                Some((best, best_slope))
+            } else {
+                None
+            };
+            let mut ord = (start as u32) * 2;
+            let mut below = Vec::new();
+            for i in (1..jp.len()).rev() {
+                let (p0, f0) = jp[i - 1];
+                let (p1, f1) = jp[i];
+                let width = p1 - p0;
+                if width <= 1e-12 {
+                    continue;
+                }
+                let slope = ((f1 - f0) / width).max(0.0);
+                let kind = match q {
+                    Some((qi, _)) if i <= qi => CURVE_BELOW,
+                    _ => CURVE_HULL,
+                };
+                let seg = Seg {
+                    cost: m.w * slope,
+                    cap: m.n * width,
+                    job: j as u32,
+                    ord: 0,
+                    kind,
+                };
+                if kind == CURVE_BELOW {
+                    below.push(seg);
+                } else {
+                    segs.push(Seg { ord, ..seg });
+                    ord += 1;
+                }
+            }
+            if let Some((qi, slope)) = q {
+                pause_costs[j] = m.w * slope.max(0.0);
+                segs.push(Seg {
+                    cost: m.w * slope.max(0.0),
+                    cap: m.n * (jp[qi].0 - m.paused),
+                    job: j as u32,
+                    ord,
+                    kind: PAUSE,
+                });
+                ord += 1;
+            }
+            for s in below {
+                segs.push(Seg { ord, ..s });
+                ord += 1;
+            }
+        }
+        segs.sort_unstable_by(|a, b| a.cost.total_cmp(&b.cost).then(a.ord.cmp(&b.ord)));
+        Self {
+            jobs,
+            segs,
+            pts,
+            pts_range,
+            pause_costs,
+        }
+    }
+
+    /// Most GPU watts that can be saved within the service levels.
+    fn max_saving(&self) -> f64 {
+        self.jobs
+            .iter()
+            .map(|m| {
+                let cap = m.n * (m.hi - m.lo);
+                if m.pause_candidate() {
+                    cap.max(m.n * (m.hi - m.paused))
+                } else {
+                    cap
+                }
+            })
+            .sum()
+    }
+
+    /// Solves for a GPU-watt saving of `need`.
+    pub(crate) fn solve(&self, need: f64, exact_limit: usize) -> Allocation {
+        let nj = self.jobs.len();
+        if need <= TOL_W {
+            return Allocation {
+                levels: self.jobs.iter().map(|m| Level::Run(m.hi)).collect(),
+                loss: 0.0,
+                lower_bound: 0.0,
+                shortfall: 0.0,
+                method: Method::NoPauseChoice,
+            };
+        }
+        let max = self.max_saving();
+        if need > max + TOL_W {
+            return self.deepest(need - max);
+        }
+        let candidates: Vec<usize> = (0..nj)
+            .filter(|&j| self.jobs[j].pause_candidate())
+            .collect();
+        let mut paused = vec![false; nj];
+        if candidates.is_empty() {
+            let (loss, _) = self.evaluate(&paused, need, None);
+            let levels = self.levels(&paused, need);
+            return Allocation {
+                levels,
+                loss,
+                lower_bound: loss,
+                shortfall: 0.0,
+                method: Method::NoPauseChoice,
+            };
+        }
+        let (lb, lp_full, lp_frac, lambda) = self.relaxation(need);
+        let method;
+        if candidates.len() <= exact_limit {
+            method = Method::Exhaustive;
+            let mut best = (f64::INFINITY, 0u32);
+            for mask in 0u32..(1u32 << candidates.len()) {
+                let mut ploss = 0.0;
+                for (b, &j) in candidates.iter().enumerate() {
+                    paused[j] = mask & (1 << b) != 0;
+                    if paused[j] {
+                        let m = &self.jobs[j];
+                        ploss += m.w * m.n;
+                    }
+                }
+                if ploss >= best.0 {
+                    continue;
+                }
+                let (loss, _) = self.evaluate(&paused, need, Some(best.0));
+                if loss < best.0 * (1.0 - 1e-12) - 1e-12 {
+                    best = (loss, mask);
+                }
+            }
+            for (b, &j) in candidates.iter().enumerate() {
+                paused[j] = best.1 & (1 << b) != 0;
+            }
+        } else {
+            method = Method::Relaxation;
+            for &j in &lp_full {
+                paused[j] = true;
+            }
+            let (mut best, _) = self.evaluate(&paused, need, None);
+            if let Some(m) = lp_frac {
+                paused[m] = true;
+                let (l, _) = self.evaluate(&paused, need, Some(best));
+                if l < best {
+                    best = l;
+                } else {
+                    paused[m] = false;
+                }
+            }
+            // Single flips of the candidates whose pause cost is nearest the threshold.
+            let mut near: Vec<(f64, usize)> = candidates
+                .iter()
+                .map(|&j| (self.pause_cost(j), j))
+                .collect();
+            near.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let split = near.partition_point(|&(c, _)| c < lambda);
+            let lo = split.saturating_sub(FLIP_NEIGHBOURS);
+            let hi = (split + FLIP_NEIGHBOURS).min(near.len());
+            for &(_, j) in &near[lo..hi] {
+                paused[j] = !paused[j];
+                let (l, _) = self.evaluate(&paused, need, Some(best));
+                if l < best * (1.0 - 1e-12) - 1e-12 {
+                    best = l;
+                } else {
+                    paused[j] = !paused[j];
+                }
+            }
+        }
+        let (loss, _) = self.evaluate(&paused, need, None);
+        if !loss.is_finite() {
+            // Cannot happen when the relaxation is feasible; keep the SLA-safe deepest cut.
+            return self.deepest(0.0);
+        }
+        let levels = self.levels(&paused, need);
+        Allocation {
+            levels,
+            loss,
+            lower_bound: if method == Method::Exhaustive {
+                loss
+            } else {
+                lb.min(loss)
+            },
+            shortfall: 0.0,
+            method,
+        }
+    }
+
+    fn pause_cost(&self, j: usize) -> f64 {
+        self.pause_costs[j]
+    }
+
+    /// Every job at its lowest-power level within its class; `short` GPU watts missing.
+    fn deepest(&self, short: f64) -> Allocation {
+        let mut loss = 0.0;
+        let levels = self
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(j, m)| {
+                if m.pause_candidate() {
+                    loss += m.w * m.n;
+                    Level::Paused
+                } else {
+                    loss += m.w * m.n * (1.0 - self.f(j, m.lo));
+                    Level::Run(m.lo)
+                }
+            })
+            .collect();
+        Allocation {
+            levels,
+            loss,
+            lower_bound: loss,
+            shortfall: short.max(0.0),
+            method: Method::NoPauseChoice,
+        }
+    }
+
+    /// Throughput fraction of job `j` at per-GPU power `p` (from its watt points).
+    pub(crate) fn f(&self, j: usize, p: f64) -> f64 {
+        let (a, b) = self.pts_range[j];
+        let pts = &self.pts[a as usize..b as usize];
+        let Some(&(p0, f0)) = pts.first() else {
+            return 1.0;
+        };
+        if p <= p0 {
+            return f0;
+        }
+        for w in pts.windows(2) {
+            if p <= w[1].0 {
+                let (x0, y0) = w[0];
+                let (x1, y1) = w[1];
+                return y0 + (y1 - y0) * (p - x0) / (x1 - x0);
+            }
+        }
+        1.0
+    }
+
+    /// The LP relaxation over hulls: (lower bound, fully paused jobs, the fractionally
+    /// paused job, cost at which the walk stopped).
+    fn relaxation(&self, need: f64) -> (f64, Vec<usize>, Option<usize>, f64) {
+        let mut rem = need;
+        let mut lb = 0.0;
+        let mut full = Vec::new();
+        let mut frac = None;
+        let mut lambda = 0.0;
+        for s in &self.segs {
+            if rem <= TOL_W {
+                break;
+            }
+            if s.kind == CURVE_BELOW {
+                continue;
+            }
+            let take = s.cap.min(rem);
+            rem -= take;
+            lb += take * s.cost;
+            lambda = s.cost;
+            if s.kind == PAUSE {
+                if take >= s.cap - TOL_W {
+                    full.push(s.job as usize);
+                } else {
+                    frac = Some(s.job as usize);
+                }
+            }
+        }
+        full.sort_unstable();
+        (lb, full, frac, lambda)
+    }
+
+    /// Loss of the best continuous allocation with the given jobs paused; infinite when
+    /// the need cannot be met, or when the loss passes `cutoff`.
+    fn evaluate(&self, paused: &[bool], need: f64, cutoff: Option<f64>) -> (f64, f64) {
+        let mut rem = need;
+        let mut loss = 0.0;
+        for (m, _) in self.jobs.iter().zip(paused).filter(|(_, p)| **p) {
+            rem -= m.n * (m.hi - m.paused);
+            loss += m.w * m.n;
+        }
+        let cut = cutoff.unwrap_or(f64::INFINITY);
+        for s in &self.segs {
+            if rem <= TOL_W || loss > cut {
+                break;
+            }
+            if s.kind == PAUSE || paused[s.job as usize] {
+                continue;
+            }
+            let take = s.cap.min(rem);
+            rem -= take;
+            loss += take * s.cost;
+        }
+        if rem > TOL_W || loss > cut {
+            (f64::INFINITY, rem)
+        } else {
+            (loss, rem)
+        }
+    }
+
+    /// The levels of the continuous optimum with the given jobs paused.
+    fn levels(&self, paused: &[bool], need: f64) -> Vec<Level> {
+        let mut rem = need;
+        let mut cut = vec![0.0f64; self.jobs.len()];
+        for (m, _) in self.jobs.iter().zip(paused).filter(|(_, p)| **p) {
+            rem -= m.n * (m.hi - m.paused);
+        }
+        for s in &self.segs {
+            if rem <= TOL_W {
+                break;
+            }
+            if s.kind == PAUSE || paused[s.job as usize] {
+                continue;
+            }
+            let take = s.cap.min(rem);
+            rem -= take;
+            cut[s.job as usize] += take;
+        }
+        self.jobs
+            .iter()
+            .zip(paused)
+            .zip(cut)
+            .map(|((m, &p), c)| {
+                if p {
+                    Level::Paused
+                } else {
+                    Level::Run((m.hi - c / m.n).clamp(m.lo, m.hi))
+                }
+            })
+            .collect()
+    }
+}
+
+/// Throughput at power fraction `x` of a validated curve's points.
+fn throughput(curve: &[(f64, f64)], x: f64) -> f64 {
+    let Some(&(x0, y0)) = curve.first() else {
+        return 1.0;
+    };
+    if x <= x0 {
+        return y0;
+    }
+    for w in curve.windows(2) {
+        if x <= w[1].0 {
+            let (a, b) = (w[0], w[1]);
+            return a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0);
+        }
+    }
+    1.0
+}

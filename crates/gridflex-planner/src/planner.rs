@@ -1,0 +1,516 @@
+//! The planning entry point: fleet snapshot + request -> staged [`Plan`].
+
+use gridflex_core::Power;
+use gridflex_core::units::seconds_f64;
+
+use crate::allocate::{JobModel, Level, Method, Problem};
+use crate::units::{secs, watts};
+use crate::{
+    Action, AllocationMethod, CurtailmentRequest, Fleet, JobClass, JobOutcome, JobState, Objective,
+    Plan, PlannerError, PlannerOptions, Stage, Target,
+};
+
+/// Facility watts within which a prediction counts as meeting the target.
+const TOL_W: f64 = 1e-6;
+
+/// Plans a curtailment: who is capped or paused, when, and how power comes back.
+///
+/// Pure and deterministic: the same inputs give the same plan. The steps are
+/// (`docs/planner.md`): the optimal steady allocation within every service level; a
+/// fast stage of pauses when caps settle slower than the response time, with a
+/// staggered transition to the steady mix; a restore under the ramp limit.
+///
+/// ```
+/// use std::time::Duration;
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// use gridflex_core::{Interval, JobId, Power};
+/// use gridflex_planner::*;
+///
+/// let w = |v: f64| Power::watts(v);
+/// let job = |id: &str, class: JobClass| -> Result<Job, Box<dyn std::error::Error>> {
+///     Ok(Job::new(JobSpec {
+///         id: JobId::new(id)?,
+///         gpus: 8,
+///         draw_per_gpu: w(700.0)?,
+///         cap_range: CapRange { min: w(200.0)?, max: w(700.0)? },
+///         paused_draw_per_gpu: w(130.0)?,
+///         curve: ThroughputCurve::default(),
+///         weight: 1.0,
+///         class,
+///     })?)
+/// };
+/// let fleet = Fleet::new(
+///     vec![
+///         job("serve", JobClass::Critical { floor: 0.95 })?,
+///         job("train", JobClass::Flexible { floor: 0.5, max_pause: Duration::from_secs(60) })?,
+///     ],
+///     FacilityModel::new(w(1_000.0)?, 1.2)?,
+/// )?;
+/// let start = Utc.with_ymd_and_hms(2025, 8, 14, 18, 0, 0).unwrap();
+/// let request = CurtailmentRequest::new(
+///     Target::ReduceBy(Power::kilowatts(1.5)?),
+///     Interval::new(start, start + TimeDelta::hours(1))?,
+///     Duration::from_secs(1),
+///     RampRate::per_second(Power::kilowatts(5.0)?)?,
+/// )?;
+/// let plan = plan(&fleet, &request, &PlannerOptions::default())?;
+/// assert!(plan.shortfall.is_none());
+/// assert!(plan.predicted_power <= plan.target);
+/// assert_eq!(plan.jobs[1].state, JobState::Running); // a 1-hour pause exceeds its 60 s limit
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn plan(
+    fleet: &Fleet,
+    request: &CurtailmentRequest,
+    options: &PlannerOptions,
+) -> Result<Plan, PlannerError> {
+    options.validate().map_err(|e| e.within("options"))?;
+    Ok(Planner::new(fleet, request, options).run())
+}
+
+struct Planner<'a> {
+    fleet: &'a Fleet,
+    options: &'a PlannerOptions,
+    models: Vec<JobModel>,
+    /// Seconds from the window start by which each job must be running again.
+    pause_limit: Vec<f64>,
+    fixed: f64,
+    mult: f64,
+    baseline: f64,
+    target: f64,
+    /// Window length, seconds.
+    window: f64,
+    response: f64,
+    ramp: f64,
+}
+
+impl<'a> Planner<'a> {
+    fn new(fleet: &'a Fleet, request: &CurtailmentRequest, options: &'a PlannerOptions) -> Self {
+        let fac = fleet.facility();
+        let fixed = fac.fixed.as_watts();
+        let mult = fac.multiplier;
+        let window = seconds_f64(request.window().duration());
+        let start = request.window().start();
+        let o = options.levers.resume_overshoot;
+        let ramp = request.restore_ramp().watts_per_second();
+        let mut models = Vec::with_capacity(fleet.jobs().len());
+        let mut pause_limit = Vec::with_capacity(fleet.jobs().len());
+        let mut gpu = 0.0;
+        for job in fleet.jobs() {
+            let hi = job.draw_per_gpu().as_watts();
+            let n = f64::from(job.gpus());
+            gpu += n * hi;
+            let curve = job.curve();
+            let floor = job.class().floor();
+            let floor_p = if floor > 0.0 {
+                curve.fraction_for(floor) * hi
+            } else {
+                0.0
+            };
+            let lo = job
+                .cap_range()
+                .min
+                .as_watts()
+                .max(curve.min_fraction() * hi)
+                .max(floor_p)
+                .min(hi);
+            let limit = match job.class() {
+                JobClass::Critical { .. } => f64::NEG_INFINITY,
+                JobClass::Flexible { max_pause, .. } => max_pause.as_secs_f64(),
+                JobClass::Deferrable { deadline } => seconds_f64(*deadline - start),
+            };
+            pause_limit.push(limit);
+            models.push(JobModel {
+                n,
+                hi,
+                lo,
+                w: job.weight(),
+                paused: job.paused_draw_per_gpu().as_watts(),
+                steady_pause: false,
+            });
+        }
+        // A job may stay paused through the window only if the restore, resuming
+        // paused jobs earliest-limit first under the ramp, reaches it in time. The
+        // bound `window + o * M * sum(n * hi) / ramp` over the jobs resumed before it
+        // holds for any subset actually paused (docs/planner.md, "Restore").
+        let mut order: Vec<usize> = (0..models.len())
+            .filter(|&j| pause_limit[j] >= window)
+            .collect();
+        order.sort_by(|&a, &b| pause_limit[a].total_cmp(&pause_limit[b]).then(a.cmp(&b)));
+        let mut cum = 0.0;
+        for j in order {
+            let m = &mut models[j];
+            let step = o * mult * m.n * m.hi;
+            if pause_limit[j] >= window + (cum + step) / ramp {
+                m.steady_pause = true;
+                cum += step;
+            }
+        }
+        let baseline = fixed + mult * gpu;
+        let target = match request.target() {
+            Target::FacilityCap(p) => p.as_watts(),
+            Target::ReduceBy(p) => baseline - p.as_watts(),
+        };
+        Self {
+            fleet,
+            options,
+            models,
+            pause_limit,
+            fixed,
+            mult,
+            baseline,
+            target,
+            window,
+            response: request.response_time().as_secs_f64(),
+            ramp,
+        }
+    }
+
+    fn run(self) -> Plan {
+        let jobs = self.fleet.jobs();
+        let problem = Problem::new(&self.models, |j| jobs[j].curve().points());
+        let need = (self.baseline - self.target) / self.mult;
+        let alloc = problem.solve(need, self.options.exact_pause_limit);
+        let levels = &alloc.levels;
+
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut steady_gpu = 0.0;
+        let mut total = 0.0;
+        for (j, (job, m)) in jobs.iter().zip(&self.models).enumerate() {
+            total += m.w * m.n;
+            let (state, cap, p, f) = match levels[j] {
+                Level::Paused => (JobState::Paused, None, m.paused, 0.0),
+                Level::Run(p) => {
+                    let cap = (p < m.hi - 1e-9).then(|| watts(p));
+                    (JobState::Running, cap, p, problem.f(j, p))
+                }
+            };
+            steady_gpu += m.n * p;
+            outcomes.push(JobOutcome {
+                job: job.id().clone(),
+                state,
+                cap_per_gpu: cap,
+                power_per_gpu: watts(p),
+                throughput: f,
+                weighted_throughput_lost: m.w * m.n * (1.0 - f),
+            });
+        }
+        let steady = self.fixed + self.mult * steady_gpu;
+        let (stages, at_response) = self.stages(levels, steady, &outcomes, &problem);
+        let restore = self.restore(levels, steady);
+        let short = |p: f64| (p > self.target + TOL_W).then(|| watts(p - self.target));
+        Plan {
+            target: watts(self.target),
+            baseline: watts(self.baseline),
+            predicted_power: watts(steady),
+            power_at_response: watts(at_response),
+            shortfall: if alloc.shortfall > 0.0 {
+                short(steady)
+            } else {
+                None
+            },
+            response_shortfall: short(at_response),
+            objective: Objective {
+                weighted_throughput_lost: alloc.loss,
+                weighted_throughput_total: total,
+                lower_bound: alloc.lower_bound,
+                method: match alloc.method {
+                    Method::NoPauseChoice => AllocationMethod::Exact,
+                    Method::Exhaustive => AllocationMethod::Exhaustive,
+                    Method::Relaxation => AllocationMethod::Relaxation,
+                },
+            },
+            stages,
+            jobs: outcomes,
+            restore,
+        }
+    }
+
+    /// Stage 0 and, when caps settle slower than the response time, the fast stage and
+    /// the staggered transition. Returns the stages and the power at the response time.
+    fn stages(
+        &self,
+        levels: &[Level],
+        steady: f64,
+        outcomes: &[JobOutcome],
+        problem: &Problem<'_>,
+    ) -> (Vec<Stage>, f64) {
+        let lev = &self.options.levers;
+        let jobs = self.fleet.jobs();
+        let pause_fast = lev.pause_settle.as_secs_f64() <= self.response;
+        let cap_settle = lev.cap_settle.as_secs_f64();
+        let cap_fast = cap_settle <= self.response;
+        let mut actions = Vec::new();
+        let mut unsettled_gpu = 0.0; // pauses in effect, caps not yet
+        let mut any_cap = false;
+        for (j, (m, o)) in self.models.iter().zip(outcomes).enumerate() {
+            match levels[j] {
+                Level::Paused => {
+                    actions.push(Action::Pause {
+                        job: jobs[j].id().clone(),
+                    });
+                    unsettled_gpu += m.n * m.paused;
+                }
+                Level::Run(_) => {
+                    if let Some(cap) = o.cap_per_gpu {
+                        any_cap = true;
+                        actions.push(Action::SetCap {
+                            job: jobs[j].id().clone(),
+                            cap_per_gpu: cap,
+                        });
+                    }
+                    unsettled_gpu += m.n * m.hi;
+                }
+            }
+        }
+        let unsettled = self.fixed + self.mult * unsettled_gpu;
+        let transition = pause_fast && !cap_fast && any_cap && cap_settle < self.window;
+        if !transition || unsettled <= self.target + TOL_W {
+            let at_response = match (pause_fast, cap_fast) {
+                (_, true) => steady,
+                (true, false) => unsettled,
+                (false, _) => self.baseline,
+            };
+            let stage = Stage {
+                offset: std::time::Duration::ZERO,
+                actions,
+                predicted_power: watts(at_response.max(steady)),
+                peak_power: watts(at_response.max(steady)),
+            };
+            return (vec![stage], at_response);
+        }
+
+        // Fast stage: pause extra running jobs, cheapest throughput per watt first.
+        let need = (unsettled - self.target) / self.mult;
+        let mut cand: Vec<(f64, f64, usize)> = (0..self.models.len())
+            .filter(|&j| {
+                matches!(levels[j], Level::Run(_))
+                    && self.pause_limit[j] >= cap_settle
+                    && self.models[j].paused < self.models[j].hi
+            })
+            .map(|j| {
+                let m = &self.models[j];
+                let save = m.n * (m.hi - m.paused);
+                let p = match levels[j] {
+                    Level::Run(p) => p,
+                    Level::Paused => m.paused,
+                };
+                (m.w * m.n * problem.f(j, p) / save, save, j)
+            })
+            .collect();
+        cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+        let mut chosen = Vec::new();
+        let mut saved = 0.0;
+        for &(_, save, j) in &cand {
+            if saved >= need - 1e-9 {
+                break;
+            }
+            chosen.push((save, j));
+            saved += save;
+        }
+        // Drop the most expensive extras that turned out not to be needed.
+        for i in (0..chosen.len()).rev() {
+            if saved - chosen[i].0 >= need - 1e-9 {
+                saved -= chosen[i].0;
+                chosen.remove(i);
+            }
+        }
+        let extra: Vec<usize> = chosen.iter().map(|&(_, j)| j).collect();
+        for &j in &extra {
+            actions.push(Action::Pause {
+                job: jobs[j].id().clone(),
+            });
+        }
+        let fast = unsettled - self.mult * saved;
+        let mut stages = vec![Stage {
+            offset: std::time::Duration::ZERO,
+            actions,
+            predicted_power: watts(fast),
+            peak_power: watts(fast),
+        }];
+
+        // Transition: once caps have settled, resume the extras earliest limit first,
+        // grouped so each group's resume overshoot stays under the target, each 50 ms
+        // apart; a job whose pause limit would be passed goes in the current group.
+        let o = lev.resume_overshoot;
+        let gap = lev.resume_overshoot_duration.as_secs_f64();
+        let mut order = extra;
+        order.sort_by(|&a, &b| {
+            self.pause_limit[a]
+                .total_cmp(&self.pause_limit[b])
+                .then(a.cmp(&b))
+        });
+        let run_p = |j: usize| match levels[j] {
+            Level::Run(p) => p,
+            Level::Paused => self.models[j].paused,
+        };
+        let mut cur = steady
+            - self.mult
+                * order
+                    .iter()
+                    .map(|&j| self.models[j].n * (run_p(j) - self.models[j].paused))
+                    .sum::<f64>();
+        let mut t = cap_settle;
+        let mut group: Vec<usize> = Vec::new();
+        let mut group_peak_add = 0.0;
+        let mut group_rise = 0.0;
+        let flush = |group: &mut Vec<usize>,
+                     t: f64,
+                     cur: &mut f64,
+                     rise: &mut f64,
+                     peak_add: &mut f64,
+                     stages: &mut Vec<Stage>| {
+            if group.is_empty() {
+                return;
+            }
+            let peak = *cur + *peak_add;
+            *cur += *rise;
+            stages.push(Stage {
+                offset: secs(t),
+                actions: group
+                    .drain(..)
+                    .map(|j| Action::Resume {
+                        job: jobs[j].id().clone(),
+                    })
+                    .collect(),
+                predicted_power: watts(*cur),
+                peak_power: watts(peak.max(*cur)),
+            });
+            *rise = 0.0;
+            *peak_add = 0.0;
+        };
+        for j in order {
+            let m = &self.models[j];
+            let p = run_p(j);
+            let add = self.mult * m.n * (o * p - m.paused);
+            let rise = self.mult * m.n * (p - m.paused);
+            let fits = cur + group_peak_add + add <= self.target + TOL_W;
+            let next_t = t + gap;
+            let may_wait = next_t <= self.pause_limit[j] && next_t < self.window;
+            if !group.is_empty() && !fits && may_wait {
+                flush(
+                    &mut group,
+                    t,
+                    &mut cur,
+                    &mut group_rise,
+                    &mut group_peak_add,
+                    &mut stages,
+                );
+                t = next_t;
+            }
+            group.push(j);
+            group_peak_add += add;
+            group_rise += rise;
+        }
+        flush(
+            &mut group,
+            t,
+            &mut cur,
+            &mut group_rise,
+            &mut group_peak_add,
+            &mut stages,
+        );
+        (stages, fast)
+    }
+
+    /// The restore at the window's end: paused jobs resumed earliest limit first, then
+    /// caps lifted (critical jobs first), each step when the ramp line
+    /// `P_end + ramp * (t - end)` has reached its peak (overshoot included).
+    fn restore(&self, levels: &[Level], steady: f64) -> Vec<Stage> {
+        let lev = &self.options.levers;
+        let jobs = self.fleet.jobs();
+        let o = lev.resume_overshoot;
+        let d = lev.resume_overshoot_duration.as_secs_f64();
+        let end = self.window;
+        let mut resumes: Vec<usize> = (0..levels.len())
+            .filter(|&j| levels[j] == Level::Paused)
+            .collect();
+        resumes.sort_by(|&a, &b| {
+            self.pause_limit[a]
+                .total_cmp(&self.pause_limit[b])
+                .then(a.cmp(&b))
+        });
+        let class_rank = |j: usize| match jobs[j].class() {
+            JobClass::Critical { .. } => 0,
+            JobClass::Flexible { .. } => 1,
+            JobClass::Deferrable { .. } => 2,
+        };
+        let mut lifts: Vec<usize> = (0..levels.len())
+            .filter(|&j| matches!(levels[j], Level::Run(p) if p < self.models[j].hi - 1e-9))
+            .collect();
+        lifts.sort_by_key(|&j| (class_rank(j), j));
+
+        let mut stages: Vec<Stage> = Vec::new();
+        let mut cur = steady;
+        let mut t_prev = end;
+        // Overshoot still in force: (until, extra facility watts).
+        let mut active: Vec<(f64, f64)> = Vec::new();
+        let steps = resumes
+            .iter()
+            .map(|&j| (j, true))
+            .chain(lifts.iter().map(|&j| (j, false)));
+        for (j, resume) in steps {
+            let m = &self.models[j];
+            let (rise, extra, action) = if resume {
+                (
+                    self.mult * m.n * (m.hi - m.paused),
+                    self.mult * m.n * (o - 1.0) * m.hi,
+                    Action::Resume {
+                        job: jobs[j].id().clone(),
+                    },
+                )
+            } else {
+                let p = match levels[j] {
+                    Level::Run(p) => p,
+                    Level::Paused => m.paused,
+                };
+                (
+                    self.mult * m.n * (m.hi - p),
+                    0.0,
+                    Action::SetCap {
+                        job: jobs[j].id().clone(),
+                        cap_per_gpu: jobs[j].cap_range().max,
+                    },
+                )
+            };
+            active.retain(|&(until, _)| until > t_prev);
+            let live: f64 = active.iter().map(|a| a.1).sum();
+            let peak = cur + rise + extra + live;
+            let t = t_prev.max(end + (peak - steady) / self.ramp);
+            active.retain(|&(until, _)| until > t);
+            let live_at_t: f64 = active.iter().map(|a| a.1).sum();
+            cur += rise;
+            let peak_at_t = cur + extra + live_at_t;
+            if extra > 0.0 {
+                active.push((t + d, extra));
+            }
+            match stages.last_mut() {
+                Some(s) if secs(t) == s.offset => {
+                    s.actions.push(action);
+                    s.predicted_power = watts(cur);
+                    s.peak_power = s.peak_power.max(watts(peak_at_t));
+                }
+                _ => stages.push(Stage {
+                    offset: secs(t),
+                    actions: vec![action],
+                    predicted_power: watts(cur),
+                    peak_power: watts(peak_at_t),
+                }),
+            }
+            t_prev = t;
+        }
+        stages
+    }
+}
+
+/// The facility power a set of per-job per-GPU powers gives (used by tests and the
+/// example): `fixed + multiplier * sum(gpus * p)`.
+pub fn facility_power(fleet: &Fleet, per_gpu: impl IntoIterator<Item = Power>) -> Power {
+    let gpu: f64 = fleet
+        .jobs()
+        .iter()
+        .zip(per_gpu)
+        .map(|(j, p)| f64::from(j.gpus()) * p.as_watts())
+        .sum();
+    fleet.facility().facility_power(watts(gpu))
+}

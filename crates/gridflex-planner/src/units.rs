@@ -1,0 +1,98 @@
+//! Small unit helpers the planner needs and `gridflex-core` does not have: a ramp rate
+//! (power per second) and the millisecond encoding of durations in JSON.
+
+use std::time::Duration;
+
+use gridflex_core::Power;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::PlannerError;
+
+/// A rate of change of power: how fast facility power may rise, in watts per second.
+///
+/// Serde writes it as a bare number of watts per second.
+///
+/// ```
+/// use gridflex_core::Power;
+/// use gridflex_planner::RampRate;
+/// let r = RampRate::per_second(Power::kilowatts(50.0)?)?;
+/// assert_eq!(r.watts_per_second(), 50_000.0);
+/// assert!(RampRate::per_second(Power::ZERO).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct RampRate(Power);
+
+impl RampRate {
+    /// A ramp of `power` per second; it must be above zero.
+    pub fn per_second(power: Power) -> Result<Self, PlannerError> {
+        if power.as_watts() > 0.0 {
+            Ok(Self(power))
+        } else {
+            Err(PlannerError::invalid(
+                "",
+                format!("ramp rate must be above zero, got {power}/s"),
+            ))
+        }
+    }
+
+    /// The power gained per second.
+    pub fn per_second_power(self) -> Power {
+        self.0
+    }
+
+    /// Watts per second.
+    pub fn watts_per_second(self) -> f64 {
+        self.0.as_watts()
+    }
+}
+
+impl Serialize for RampRate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RampRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = Power::deserialize(d)?;
+        RampRate::per_second(p).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A finite wattage as a [`Power`]. Planner arithmetic works on finite inputs of
+/// bounded size (validated at construction), so the result is always finite; a
+/// non-finite value would mean a bug, and is mapped to zero rather than a panic.
+pub(crate) fn watts(v: f64) -> Power {
+    Power::watts(v).unwrap_or(Power::ZERO)
+}
+
+/// Seconds as a `Duration`, saturating at zero and at `Duration::MAX`.
+pub(crate) fn secs(v: f64) -> Duration {
+    if v.is_nan() || v <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX)
+    }
+}
+
+/// Serde for a `Duration` written as a number of milliseconds.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1e3)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(serde::de::Error::custom(format!(
+                "a duration in milliseconds must be a finite number >= 0, got {ms}"
+            )));
+        }
+        Duration::try_from_secs_f64(ms / 1e3).map_err(serde::de::Error::custom)
+    }
+}
