@@ -1,0 +1,293 @@
+//! Gathering CAISO's one-row-per-component prices into [`PricePoint`]s.
+//!
+//! OASIS publishes each LMP component on its own row (`LMP_TYPE` LMP, MCE, MCC, MCL,
+//! MGHG in CSV; `DATA_ITEM` LMP_PRC, LMP_ENE_PRC, ... in XML), and a zip may spread them
+//! over several files (reference `markets.md` §f). The [`Gatherer`] joins them by
+//! (interval start, node, market run), whatever order they come in.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use gridflex_core::{Interval, Price, PricingNodeId};
+
+use super::Skips;
+use super::scalar::shown;
+use crate::{Location, MarketRun, PricePoint, SignalError};
+
+/// One LMP component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Component {
+    Lmp = 0,
+    Energy = 1,
+    Congestion = 2,
+    Loss = 3,
+    Ghg = 4,
+}
+
+const COMPONENT_NAMES: [&str; 5] = ["LMP", "MCE", "MCC", "MCL", "MGHG"];
+
+impl Component {
+    /// From a CSV `LMP_TYPE` value.
+    pub(crate) fn from_lmp_type(t: &[u8]) -> Option<Self> {
+        match t.trim_ascii() {
+            b"LMP" => Some(Component::Lmp),
+            b"MCE" => Some(Component::Energy),
+            b"MCC" => Some(Component::Congestion),
+            b"MCL" => Some(Component::Loss),
+            b"MGHG" => Some(Component::Ghg),
+            _ => None,
+        }
+    }
+
+    /// From an `XML_DATA_ITEM` / `DATA_ITEM` value.
+    pub(crate) fn from_data_item(t: &[u8]) -> Option<Self> {
+        match t.trim_ascii() {
+            b"LMP_PRC" => Some(Component::Lmp),
+            b"LMP_ENE_PRC" => Some(Component::Energy),
+            b"LMP_CONG_PRC" => Some(Component::Congestion),
+            b"LMP_LOSS_PRC" => Some(Component::Loss),
+            b"LMP_GHG_PRC" => Some(Component::Ghg),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        COMPONENT_NAMES[self as usize]
+    }
+}
+
+type Key = (i64, u32, MarketRun);
+
+/// Where a pending point was first seen, compactly.
+#[derive(Clone, Copy)]
+struct Seen {
+    /// Line (CSV) or element ordinal (XML).
+    n: u64,
+    /// Index into `Gatherer::entries`, or `u32::MAX` outside a zip.
+    entry: u32,
+    element: bool,
+}
+
+struct Pending {
+    end: DateTime<Utc>,
+    values: [Option<Price>; 5],
+    seen: Seen,
+    poisoned: bool,
+}
+
+/// The node, interval and run a component row belongs to.
+pub(crate) struct RowKey {
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
+    pub(crate) node: u32,
+    pub(crate) run: MarketRun,
+}
+
+/// Joins component rows into price points.
+pub(crate) struct Gatherer {
+    node_index: HashMap<Box<[u8]>, u32>,
+    nodes: Vec<PricingNodeId>,
+    pending: HashMap<Key, Pending>,
+    entries: Vec<String>,
+    entry: u32,
+}
+
+impl Gatherer {
+    pub(crate) fn new() -> Self {
+        Self {
+            node_index: HashMap::new(),
+            nodes: Vec::new(),
+            pending: HashMap::new(),
+            entries: Vec::new(),
+            entry: u32::MAX,
+        }
+    }
+
+    /// Rows that follow come from the zip entry `name`.
+    pub(crate) fn set_entry(&mut self, name: &str) {
+        self.entries.push(name.to_owned());
+        self.entry = u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX);
+    }
+
+    /// The interned index of a node name, validating it on first sight.
+    pub(crate) fn node(&mut self, text: &[u8]) -> Result<u32, String> {
+        let text = text.trim_ascii();
+        if let Some(&i) = self.node_index.get(text) {
+            return Ok(i);
+        }
+        let s = std::str::from_utf8(text).map_err(|_| format!("{} is not UTF-8", shown(text)))?;
+        let id = PricingNodeId::new(s).map_err(|e| e.to_string())?;
+        let i = u32::try_from(self.nodes.len()).map_err(|_| "too many nodes".to_owned())?;
+        self.nodes.push(id);
+        self.node_index.insert(text.into(), i);
+        Ok(i)
+    }
+
+    fn location(&self, seen: Seen) -> Location {
+        let mut at = if seen.element {
+            Location::element("REPORT_DATA", seen.n)
+        } else {
+            Location::line(seen.n)
+        };
+        if let Some(e) = self.entries.get(seen.entry as usize) {
+            at.entry = Some(e.clone());
+        }
+        at
+    }
+
+    fn describe(&self, key: &RowKey) -> String {
+        let node = self
+            .nodes
+            .get(key.node as usize)
+            .map_or("?", |n| n.as_str());
+        format!(
+            "node {node}, {} interval starting {}",
+            key.run,
+            key.start.to_rfc3339()
+        )
+    }
+
+    /// Adds one component; fails on a duplicate component or an end time that
+    /// disagrees with an earlier row of the same point.
+    pub(crate) fn add(
+        &mut self,
+        key: &RowKey,
+        component: Component,
+        price: Price,
+        n: u64,
+        element: bool,
+        field: &'static str,
+    ) -> Result<(), SignalError> {
+        let seen = Seen {
+            n,
+            entry: self.entry,
+            element,
+        };
+        let k = (key.start.timestamp(), key.node, key.run);
+        let p = self.pending.entry(k).or_insert(Pending {
+            end: key.end,
+            values: [None; 5],
+            seen,
+            poisoned: false,
+        });
+        let (first, end) = (p.seen, p.end);
+        let slot = &mut p.values[component as usize];
+        if end != key.end {
+            p.poisoned = true;
+            let reason = format!(
+                "end {} disagrees with end {} given at {} for {}",
+                key.end.to_rfc3339(),
+                end.to_rfc3339(),
+                self.location(first),
+                self.describe(key)
+            );
+            return Err(SignalError::field(self.here(n, element), field, reason));
+        }
+        if slot.is_some() {
+            p.poisoned = true;
+            let reason = format!(
+                "second {} row for {} (first row at {})",
+                component.name(),
+                self.describe(key),
+                self.location(first)
+            );
+            return Err(SignalError::field(
+                self.here(n, element),
+                "LMP_TYPE",
+                reason,
+            ));
+        }
+        *slot = Some(price);
+        Ok(())
+    }
+
+    fn here(&self, n: u64, element: bool) -> Location {
+        self.location(Seen {
+            n,
+            entry: self.entry,
+            element,
+        })
+    }
+
+    /// Marks the point a bad row belonged to, so it is not emitted without that row.
+    pub(crate) fn poison(&mut self, key: &RowKey, n: u64, element: bool) {
+        let seen = Seen {
+            n,
+            entry: self.entry,
+            element,
+        };
+        self.pending
+            .entry((key.start.timestamp(), key.node, key.run))
+            .or_insert(Pending {
+                end: key.end,
+                values: [None; 5],
+                seen,
+                poisoned: false,
+            })
+            .poisoned = true;
+    }
+
+    /// The finished points, sorted by start, node, run. A point with no LMP row is a
+    /// bad row; a point one of whose rows was bad is dropped and reported.
+    pub(crate) fn finish(self, skips: &mut Skips) -> Result<Vec<PricePoint>, SignalError> {
+        let mut keys: Vec<(Key, Pending)> = self.pending.into_iter().collect();
+        let nodes = &self.nodes;
+        keys.sort_unstable_by(|(a, _), (b, _)| {
+            (a.0, nodes[a.1 as usize].as_str(), a.2).cmp(&(b.0, nodes[b.1 as usize].as_str(), b.2))
+        });
+        let this = Gatherer {
+            node_index: HashMap::new(),
+            nodes: Vec::new(),
+            pending: HashMap::new(),
+            entries: self.entries,
+            entry: u32::MAX,
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for ((start, node, run), p) in keys {
+            let node = nodes[node as usize].clone();
+            let at = this.location(p.seen);
+            let start = DateTime::from_timestamp(start, 0).unwrap_or_default();
+            if p.poisoned {
+                skips.bad_row(
+                    at,
+                    SignalError::invalid(
+                        "price point",
+                        format!(
+                            "node {node}, {run} interval starting {} dropped: one of its rows was bad",
+                            start.to_rfc3339()
+                        ),
+                    ),
+                )?;
+                continue;
+            }
+            let Some(lmp) = p.values[Component::Lmp as usize] else {
+                let have: Vec<&str> = (0..5)
+                    .filter(|&i| p.values[i].is_some())
+                    .map(|i| COMPONENT_NAMES[i])
+                    .collect();
+                skips.bad_row(
+                    at.clone(),
+                    SignalError::field(
+                        at,
+                        "LMP_TYPE",
+                        format!(
+                            "no LMP row for node {node}, {run} interval starting {} (only {})",
+                            start.to_rfc3339(),
+                            have.join(", ")
+                        ),
+                    ),
+                )?;
+                continue;
+            };
+            let interval = Interval::new(start, p.end)?;
+            out.push(
+                PricePoint::new(run, node, interval, lmp)
+                    .with_energy(p.values[Component::Energy as usize])
+                    .with_congestion(p.values[Component::Congestion as usize])
+                    .with_loss(p.values[Component::Loss as usize])
+                    .with_ghg(p.values[Component::Ghg as usize]),
+            );
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,275 @@
+//! CAISO OASIS CSV (`resultformat=6`) for the LMP reports.
+//!
+//! Layout (reference `markets.md` §f): a header row, then one row per node, interval
+//! and component. Columns are found by name, never by position:
+//!
+//! | meaning | column |
+//! | --- | --- |
+//! | interval (UTC) | `INTERVALSTARTTIME_GMT`, `INTERVALENDTIME_GMT` |
+//! | node | `NODE` (else `NODE_ID`) |
+//! | market run | `MARKET_RUN_ID` (optional when [`ParseOptions::run`] is set) |
+//! | component | `LMP_TYPE` (LMP/MCE/MCC/MCL/MGHG), else `XML_DATA_ITEM` |
+//! | price | `MW` (PRC_LMP), `PRC` (PRC_RTPD_LMP) or `VALUE` (PRC_INTVL_LMP) |
+//!
+//! The local `OPR_DT`/`OPR_HR`/`OPR_INTERVAL` columns are not used: the GMT columns
+//! are unambiguous on daylight-saving days.
+
+use std::io::Read;
+
+use super::caiso::{Component, Gatherer, RowKey};
+use super::scalar::{parse_price, parse_utc, shown};
+use super::{Format, ParseOptions, ParseOutput, Skips, csv_error, find_column};
+use crate::{Location, MarketRun, SignalError};
+
+const FORMAT: &str = "CAISO OASIS CSV";
+
+/// Parses a CAISO OASIS CSV price file.
+///
+/// ```
+/// use gridflex_signals::parse::{parse_caiso_csv, ParseOptions};
+/// use gridflex_signals::MarketRun;
+///
+/// // PRC_INTVL_LMP: the price column is VALUE and comes before OPR_INTERVAL.
+/// let csv = "\
+/// INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,OPR_DT,OPR_HR,NODE_ID_XML,NODE_ID,NODE,MARKET_RUN_ID,LMP_TYPE,XML_DATA_ITEM,PNODE_RESMRID,GRP_TYPE,POS,VALUE,OPR_INTERVAL,GROUP
+/// 2024-07-01T19:05:00-00:00,2024-07-01T19:10:00-00:00,2024-07-01,13,TH_NP15_GEN-APND,TH_NP15_GEN-APND,TH_NP15_GEN-APND,RTM,LMP,LMP_PRC,TH_NP15_GEN-APND,ALL,1,41.2,2,1
+/// ";
+/// let out = parse_caiso_csv(csv.as_bytes(), &ParseOptions::default())?;
+/// assert_eq!(out.points[0].run, MarketRun::CaisoRtm);
+/// assert_eq!(out.points[0].interval.duration().num_minutes(), 5);
+/// # Ok::<(), gridflex_signals::SignalError>(())
+/// ```
+pub fn parse_caiso_csv<R: Read>(
+    input: R,
+    options: &ParseOptions,
+) -> Result<ParseOutput, SignalError> {
+    let mut gatherer = Gatherer::new();
+    let mut skips = Skips::new(options.mode);
+    read_into(input, options, &mut gatherer, &mut skips)?;
+    let points = gatherer.finish(&mut skips)?;
+    Ok(ParseOutput {
+        format: Format::CaisoCsv,
+        points,
+        skipped: skips.rows,
+    })
+}
+
+struct Columns {
+    start: usize,
+    end: usize,
+    node: usize,
+    run: Option<usize>,
+    lmp_type: Option<usize>,
+    data_item: Option<usize>,
+    price: usize,
+    price_name: &'static str,
+}
+
+fn columns(headers: &csv::ByteRecord) -> Result<Columns, SignalError> {
+    let at = Location::line(1);
+    let need = |names: &[&str]| {
+        find_column(headers, names).ok_or_else(|| SignalError::MissingColumn {
+            at: Box::new(at.clone()),
+            format: FORMAT,
+            column: names.join("|"),
+        })
+    };
+    let start = need(&["INTERVALSTARTTIME_GMT"])?;
+    let end = need(&["INTERVALENDTIME_GMT"])?;
+    let node = need(&["NODE", "NODE_ID"])?;
+    let price_names = ["MW", "PRC", "VALUE"];
+    let price = need(&price_names)?;
+    let price_name = price_names
+        .into_iter()
+        .find(|n| find_column(headers, &[n]) == Some(price))
+        .unwrap_or("MW");
+    let lmp_type = find_column(headers, &["LMP_TYPE"]);
+    let data_item = find_column(headers, &["XML_DATA_ITEM"]);
+    if lmp_type.is_none() && data_item.is_none() {
+        need(&["LMP_TYPE", "XML_DATA_ITEM"])?;
+    }
+    Ok(Columns {
+        start,
+        end,
+        node,
+        run: find_column(headers, &["MARKET_RUN_ID"]),
+        lmp_type,
+        data_item,
+        price,
+        price_name,
+    })
+}
+
+/// Reads one CSV file's rows into `gatherer`.
+pub(crate) fn read_into<R: Read>(
+    input: R,
+    options: &ParseOptions,
+    gatherer: &mut Gatherer,
+    skips: &mut Skips,
+) -> Result<(), SignalError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(input);
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| csv_error(e, FORMAT))?
+        .clone();
+    if headers.is_empty() {
+        return Err(SignalError::Malformed {
+            at: Box::new(Location::line(1)),
+            format: FORMAT,
+            reason: "no header row".into(),
+        });
+    }
+    let cols = columns(&headers)?;
+    if cols.run.is_none() && options.run.is_none() {
+        return Err(SignalError::MissingColumn {
+            at: Box::new(Location::line(1)),
+            format: FORMAT,
+            column: "MARKET_RUN_ID (or set ParseOptions::run)".into(),
+        });
+    }
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(e, FORMAT)),
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
+            continue; // a blank line
+        }
+        if let Err(e) = row(&record, line, &cols, headers.len(), options, gatherer) {
+            skips.bad_row(Location::line(line), e)?;
+        }
+    }
+    Ok(())
+}
+
+fn row(
+    record: &csv::ByteRecord,
+    line: u64,
+    cols: &Columns,
+    width: usize,
+    options: &ParseOptions,
+    gatherer: &mut Gatherer,
+) -> Result<(), SignalError> {
+    let at = || Location::line(line);
+    let get = |i: usize, name: &'static str| {
+        record.get(i).ok_or_else(|| {
+            SignalError::field(
+                at(),
+                name,
+                format!("row has {} fields, the header has {width}", record.len()),
+            )
+        })
+    };
+    let time = |i: usize, name: &'static str| {
+        let text = get(i, name)?;
+        parse_utc(text).map_err(|e| SignalError::field(at(), name, format!("{}: {e}", shown(text))))
+    };
+    let start = time(cols.start, "INTERVALSTARTTIME_GMT")?;
+    let end = time(cols.end, "INTERVALENDTIME_GMT")?;
+    if end <= start {
+        return Err(SignalError::field(
+            at(),
+            "INTERVALENDTIME_GMT",
+            format!(
+                "end {} is not after start {}",
+                end.to_rfc3339(),
+                start.to_rfc3339()
+            ),
+        ));
+    }
+    let node_text = get(cols.node, "NODE")?;
+    let node = gatherer
+        .node(node_text)
+        .map_err(|e| SignalError::field(at(), "NODE", e))?;
+    let run = match cols.run {
+        Some(i) => {
+            let text = get(i, "MARKET_RUN_ID")?;
+            let run = std::str::from_utf8(text)
+                .ok()
+                .and_then(MarketRun::from_caiso_id)
+                .ok_or_else(|| {
+                    SignalError::field(
+                        at(),
+                        "MARKET_RUN_ID",
+                        format!("{} is not DAM, RTPD, RTM or HASP", shown(text)),
+                    )
+                })?;
+            if let Some(want) = options.run
+                && want != run
+            {
+                return Err(SignalError::field(
+                    at(),
+                    "MARKET_RUN_ID",
+                    format!("{run} differs from the requested run {want}"),
+                ));
+            }
+            run
+        }
+        None => options.run.ok_or_else(|| {
+            SignalError::field(at(), "MARKET_RUN_ID", "no column and no run in the options")
+        })?,
+    };
+    if run.market() != crate::Market::Caiso {
+        return Err(SignalError::field(
+            at(),
+            "MARKET_RUN_ID",
+            format!("{run} is not a CAISO market run"),
+        ));
+    }
+    let component = match (cols.lmp_type, cols.data_item) {
+        (Some(i), _) => {
+            let text = get(i, "LMP_TYPE")?;
+            Component::from_lmp_type(text).ok_or_else(|| {
+                SignalError::field(
+                    at(),
+                    "LMP_TYPE",
+                    format!("{} is not LMP, MCE, MCC, MCL or MGHG", shown(text)),
+                )
+            })?
+        }
+        (None, Some(i)) => {
+            let text = get(i, "XML_DATA_ITEM")?;
+            Component::from_data_item(text).ok_or_else(|| {
+                SignalError::field(
+                    at(),
+                    "XML_DATA_ITEM",
+                    format!("{} is not an LMP data item", shown(text)),
+                )
+            })?
+        }
+        (None, None) => unreachable_columns()?,
+    };
+    let key = RowKey {
+        start,
+        end,
+        node,
+        run,
+    };
+    let price = get(cols.price, cols.price_name).and_then(|text| {
+        parse_price(text).map_err(|e| SignalError::field(at(), cols.price_name, e))
+    });
+    match price {
+        Ok(price) => gatherer.add(&key, component, price, line, false, "INTERVALENDTIME_GMT"),
+        Err(e) => {
+            gatherer.poison(&key, line, false);
+            Err(e)
+        }
+    }
+}
+
+/// `columns` guarantees one of the component columns; this keeps the match total
+/// without a panic path.
+fn unreachable_columns() -> Result<Component, SignalError> {
+    Err(SignalError::MissingColumn {
+        at: Box::new(Location::line(1)),
+        format: FORMAT,
+        column: "LMP_TYPE|XML_DATA_ITEM".into(),
+    })
+}

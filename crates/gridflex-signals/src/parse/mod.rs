@@ -1,0 +1,324 @@
+//! Parsers for the operators' published price formats.
+//!
+//! | format | reports / feeds | entry point |
+//! | --- | --- | --- |
+//! | CAISO OASIS CSV | `PRC_LMP`, `PRC_RTPD_LMP`, `PRC_INTVL_LMP`, `PRC_HASP_LMP` | [`parse_caiso_csv`] |
+//! | CAISO OASIS XML (`OASISReport`) | same | [`parse_caiso_xml`] |
+//! | OASIS zip (wraps CSV or XML files) | same | [`parse_oasis_zip`] |
+//! | PJM Data Miner 2 JSON (`items` envelope or bare array) | `da_hrl_lmps`, `rt_hrl_lmps`, `rt_fivemin_hrl_lmps` | [`parse_pjm_json`] |
+//! | PJM Data Miner 2 CSV | same | [`parse_pjm_csv`] |
+//! | any of the above, detected from the content | | [`parse_prices`] |
+//!
+//! Every parser reads from any [`Read`] row by row (record by record for JSON and
+//! XML), so the input is never held in memory; what is held is one entry per price
+//! point being built (CAISO publishes each component on its own row, possibly in
+//! another file of the zip, so components are gathered by node and interval until the
+//! input ends). Output points are sorted by interval start, then node, then run.
+//!
+//! Errors name the position ([`crate::Location`]: zip entry, line, JSON item, XML
+//! element) and the field. [`Mode::Strict`] (the default) stops at the first bad row;
+//! [`Mode::Lenient`] skips bad rows and returns each with its reason in
+//! [`ParseOutput::skipped`]. Structural damage (broken CSV quoting, invalid JSON
+//! syntax, a missing header column, an OASIS error document) is fatal in both modes.
+
+use std::io::{BufRead, BufReader, Cursor, Read};
+
+use crate::{Location, MarketRun, PricePoint, SignalError};
+
+mod caiso;
+mod caiso_csv;
+mod caiso_xml;
+mod oasis_zip;
+mod pjm;
+mod pjm_csv;
+mod pjm_json;
+pub(crate) mod scalar;
+
+pub use caiso_csv::parse_caiso_csv;
+pub use caiso_xml::parse_caiso_xml;
+pub use oasis_zip::parse_oasis_zip;
+pub use pjm_csv::parse_pjm_csv;
+pub use pjm_json::parse_pjm_json;
+
+/// What to do with a bad row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Stop at the first bad row with its error (the default).
+    #[default]
+    Strict,
+    /// Skip bad rows, returning each with its reason in [`ParseOutput::skipped`].
+    Lenient,
+}
+
+/// Parser settings; `ParseOptions::default()` is strict with everything taken from the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// Strict (default) or lenient.
+    pub mode: Mode,
+    /// The market run, for inputs that do not say it (a PJM real-time file without a
+    /// feed link or ending times, a CAISO file without `MARKET_RUN_ID`). When the input
+    /// names its run, it must agree with this one.
+    pub run: Option<MarketRun>,
+}
+
+impl ParseOptions {
+    /// Strict options (the default).
+    pub fn strict() -> Self {
+        Self::default()
+    }
+
+    /// Lenient options: bad rows are skipped and reported.
+    pub fn lenient() -> Self {
+        Self {
+            mode: Mode::Lenient,
+            run: None,
+        }
+    }
+
+    /// The same options with a market run given.
+    pub fn with_run(mut self, run: MarketRun) -> Self {
+        self.run = Some(run);
+        self
+    }
+}
+
+/// A row (or record) that did not become a price point, and why.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SkippedRow {
+    /// Where it was.
+    pub at: Location,
+    /// Why it was skipped.
+    pub reason: SignalError,
+}
+
+/// The result of parsing a file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ParseOutput {
+    /// The format that was read.
+    pub format: Format,
+    /// The price points, sorted by interval start, node, run.
+    pub points: Vec<PricePoint>,
+    /// Rows not turned into points, each with its reason (always empty in strict mode
+    /// except for rows the format itself marks as superseded, such as PJM rows with
+    /// `row_is_current` false).
+    pub skipped: Vec<SkippedRow>,
+}
+
+/// The input formats this crate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// CAISO OASIS CSV (`resultformat=6`).
+    CaisoCsv,
+    /// CAISO OASIS XML (`OASISReport`).
+    CaisoXml,
+    /// An OASIS zip holding CSV or XML files.
+    OasisZip,
+    /// PJM Data Miner 2 JSON.
+    PjmJson,
+    /// PJM Data Miner 2 CSV.
+    PjmCsv,
+}
+
+impl Format {
+    /// A human name, as used in error messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Format::CaisoCsv => "CAISO OASIS CSV",
+            Format::CaisoXml => "CAISO OASIS XML",
+            Format::OasisZip => "OASIS zip",
+            Format::PjmJson => "PJM Data Miner JSON",
+            Format::PjmCsv => "PJM Data Miner CSV",
+        }
+    }
+}
+
+/// Tells the format from the first bytes of an input (a few hundred bytes suffice;
+/// the CSV header line must be complete).
+///
+/// Zip by its `PK\x03\x04` magic; XML by a leading `<`; JSON by a leading `{` or `[`;
+/// CSV by its header: `INTERVALSTARTTIME_GMT` or `LMP_TYPE` for CAISO,
+/// `datetime_beginning_utc` for PJM. A UTF-8 byte-order mark and leading whitespace
+/// are ignored.
+///
+/// ```
+/// use gridflex_signals::parse::{detect_format, Format};
+/// assert_eq!(detect_format(b"{\"items\":[]}")?, Format::PjmJson);
+/// assert_eq!(detect_format(b"INTERVALSTARTTIME_GMT,NODE,MW\n")?, Format::CaisoCsv);
+/// assert!(detect_format(b"hello").is_err());
+/// # Ok::<(), gridflex_signals::SignalError>(())
+/// ```
+pub fn detect_format(head: &[u8]) -> Result<Format, SignalError> {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Ok(Format::OasisZip);
+    }
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(text.len());
+    let text = &text[start..];
+    match text.first() {
+        None => {
+            return Err(SignalError::UnknownFormat {
+                reason: "the input is empty".into(),
+            });
+        }
+        Some(b'<') => return Ok(Format::CaisoXml),
+        Some(b'{' | b'[') => return Ok(Format::PjmJson),
+        _ => {}
+    }
+    let line_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+    let header = String::from_utf8_lossy(&text[..line_end]).to_ascii_lowercase();
+    let has = |name: &str| {
+        header
+            .split(',')
+            .any(|c| c.trim().trim_matches('"') == name)
+    };
+    if has("intervalstarttime_gmt") || has("lmp_type") {
+        Ok(Format::CaisoCsv)
+    } else if has("datetime_beginning_utc") {
+        Ok(Format::PjmCsv)
+    } else {
+        let shown: String = header.chars().take(80).collect();
+        Err(SignalError::UnknownFormat {
+            reason: format!("first line {shown:?} is not a known CSV header, XML, JSON or zip"),
+        })
+    }
+}
+
+/// Parses a price file of any supported format, detected from its content.
+///
+/// A zip input is read into memory first (the zip directory is at its end); use
+/// [`parse_oasis_zip`] with a seekable reader to avoid that.
+///
+/// ```
+/// use gridflex_signals::parse::{parse_prices, Format, ParseOptions};
+///
+/// let csv = "\
+/// INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,NODE,MARKET_RUN_ID,LMP_TYPE,MW
+/// 2022-02-01T15:00:00-00:00,2022-02-01T16:00:00-00:00,0096WD_7_N001,DAM,LMP,74.63
+/// 2022-02-01T15:00:00-00:00,2022-02-01T16:00:00-00:00,0096WD_7_N001,DAM,MCC,-1.2
+/// ";
+/// let out = parse_prices(csv.as_bytes(), &ParseOptions::default())?;
+/// assert_eq!(out.format, Format::CaisoCsv);
+/// assert_eq!(out.points.len(), 1);
+/// let p = &out.points[0];
+/// assert_eq!(p.lmp.as_per_megawatt_hour(), 74.63);
+/// assert_eq!(p.congestion.map(|c| c.as_per_megawatt_hour()), Some(-1.2));
+/// assert_eq!(p.energy, None); // not in the file: None, never 0
+/// # Ok::<(), gridflex_signals::SignalError>(())
+/// ```
+pub fn parse_prices<R: Read>(input: R, options: &ParseOptions) -> Result<ParseOutput, SignalError> {
+    let mut reader = BufReader::with_capacity(1 << 16, input);
+    let head = reader.fill_buf().map_err(|source| SignalError::Io {
+        at: Box::new(Location::default()),
+        source,
+    })?;
+    let mut format = detect_format(head);
+    if format.is_err() && !head.is_empty() && !head.contains(&b'\n') {
+        // The header line did not fit in the first read: look at more of it.
+        let mut first = Vec::new();
+        reader
+            .by_ref()
+            .take(1 << 20)
+            .read_until(b'\n', &mut first)
+            .map_err(|source| SignalError::Io {
+                at: Box::new(Location::default()),
+                source,
+            })?;
+        format = detect_format(&first);
+        let chained = Cursor::new(first).chain(reader);
+        return dispatch(format?, BufReader::new(chained), options);
+    }
+    dispatch(format?, reader, options)
+}
+
+fn dispatch<R: BufRead>(
+    format: Format,
+    mut reader: R,
+    options: &ParseOptions,
+) -> Result<ParseOutput, SignalError> {
+    match format {
+        Format::CaisoCsv => parse_caiso_csv(reader, options),
+        Format::CaisoXml => parse_caiso_xml(reader, options),
+        Format::PjmJson => parse_pjm_json(reader, options),
+        Format::PjmCsv => parse_pjm_csv(reader, options),
+        Format::OasisZip => {
+            let mut bytes = Vec::new();
+            reader
+                .read_to_end(&mut bytes)
+                .map_err(|source| SignalError::Io {
+                    at: Box::new(Location::default()),
+                    source,
+                })?;
+            parse_oasis_zip(Cursor::new(bytes), options)
+        }
+    }
+}
+
+/// Applies the mode to a bad row: strict returns the error, lenient records it.
+pub(crate) struct Skips {
+    mode: Mode,
+    pub(crate) rows: Vec<SkippedRow>,
+}
+
+impl Skips {
+    pub(crate) fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Strict: `Err(error)`. Lenient: records the row and returns `Ok`.
+    pub(crate) fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError> {
+        match self.mode {
+            Mode::Strict => Err(error),
+            Mode::Lenient => {
+                self.rows.push(SkippedRow { at, reason: error });
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a row the format marks as not applicable, in either mode.
+    pub(crate) fn superseded(&mut self, at: Location, reason: SignalError) {
+        self.rows.push(SkippedRow { at, reason });
+    }
+}
+
+/// Finds a header column by name (ASCII case-insensitive, surrounding spaces and a
+/// byte-order mark ignored); the first of `names` present wins.
+pub(crate) fn find_column(headers: &csv::ByteRecord, names: &[&str]) -> Option<usize> {
+    names.iter().find_map(|name| {
+        headers.iter().position(|h| {
+            let h = h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h);
+            h.trim_ascii().eq_ignore_ascii_case(name.as_bytes())
+        })
+    })
+}
+
+/// Maps a `csv` error to a located [`SignalError`].
+pub(crate) fn csv_error(e: csv::Error, format: &'static str) -> SignalError {
+    let line = e.position().map(|p| p.line());
+    let at = Location {
+        line,
+        ..Location::default()
+    };
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => SignalError::Io {
+            at: Box::new(at),
+            source,
+        },
+        other => SignalError::Malformed {
+            at: Box::new(at),
+            format,
+            reason: format!("{other:?}"),
+        },
+    }
+}

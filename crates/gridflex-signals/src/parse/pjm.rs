@@ -1,0 +1,336 @@
+//! PJM Data Miner 2 LMP rows, shared by the JSON and CSV readers.
+//!
+//! Fields used (reference `markets.md` §f): `datetime_beginning_utc` (start, naive UTC),
+//! optional `datetime_ending_utc`, `pnode_id` (the node), `total_lmp_{da|rt}`,
+//! `system_energy_price_{da|rt}`, `congestion_price_{da|rt}`,
+//! `marginal_loss_price_{da|rt}`, and `row_is_current` (rows marked false are
+//! superseded versions and are reported in `skipped`, never silently dropped).
+//!
+//! The suffix tells day-ahead from real-time. A real-time file's interval length
+//! comes, in order, from [`ParseOptions::run`], the feed named in the JSON `links`,
+//! the rows' ending times, or the spacing of the starting times (5 or 60 minutes).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gridflex_core::{Interval, Price, PricingNodeId};
+
+use super::Skips;
+use super::scalar::{parse_price, parse_utc, shown};
+use crate::{Location, Market, MarketRun, PricePoint, SignalError};
+
+/// Day-ahead or real-time columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    DayAhead,
+    RealTime,
+}
+
+/// One field value, as JSON or CSV gives it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Field<'a> {
+    Num(f64),
+    Text(&'a [u8]),
+    Bool(bool),
+    /// An object or array where a scalar was expected.
+    Other,
+}
+
+/// The fields of one LMP row.
+#[derive(Default)]
+pub(crate) struct Fields<'a> {
+    pub(crate) start: Option<Field<'a>>,
+    pub(crate) end: Option<Field<'a>>,
+    pub(crate) pnode_id: Option<Field<'a>>,
+    pub(crate) lmp: Option<Field<'a>>,
+    pub(crate) energy: Option<Field<'a>>,
+    pub(crate) congestion: Option<Field<'a>>,
+    pub(crate) loss: Option<Field<'a>>,
+    pub(crate) row_is_current: Option<Field<'a>>,
+}
+
+struct Raw {
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+    node: PricingNodeId,
+    lmp: Price,
+    energy: Option<Price>,
+    congestion: Option<Price>,
+    loss: Option<Price>,
+    at: u64,
+}
+
+/// Collects rows, then decides the run and builds the points.
+pub(crate) struct Collector {
+    rows: Vec<Raw>,
+    /// Whether positions are JSON items (else CSV lines).
+    items: bool,
+    /// The run named by the feed (JSON `links`), if any.
+    pub(crate) feed_run: Option<MarketRun>,
+}
+
+impl Collector {
+    pub(crate) fn new(items: bool) -> Self {
+        Self {
+            rows: Vec::new(),
+            items,
+            feed_run: None,
+        }
+    }
+
+    fn location(&self, n: u64) -> Location {
+        if self.items {
+            Location::item(n)
+        } else {
+            Location::line(n)
+        }
+    }
+
+    /// Adds one row; `side` says which suffix the price fields had.
+    pub(crate) fn add(
+        &mut self,
+        f: &Fields<'_>,
+        side: Side,
+        n: u64,
+        skips: &mut Skips,
+    ) -> Result<(), SignalError> {
+        let at = self.location(n);
+        let suffix = match side {
+            Side::DayAhead => "da",
+            Side::RealTime => "rt",
+        };
+        if let Some(current) = f.row_is_current {
+            let is_current = match current {
+                Field::Bool(b) => Some(b),
+                Field::Text(t) => match t.trim_ascii().to_ascii_lowercase().as_slice() {
+                    b"true" | b"1" => Some(true),
+                    b"false" | b"0" => Some(false),
+                    _ => None,
+                },
+                Field::Num(x) => Some(x != 0.0),
+                Field::Other => None,
+            };
+            match is_current {
+                Some(true) => {}
+                Some(false) => {
+                    skips.superseded(
+                        at.clone(),
+                        SignalError::field(
+                            at,
+                            "row_is_current",
+                            "row is superseded by a later version",
+                        ),
+                    );
+                    return Ok(());
+                }
+                None => {
+                    return Err(SignalError::field(
+                        at,
+                        "row_is_current",
+                        "expected true or false",
+                    ));
+                }
+            }
+        }
+        let time =
+            |v: Option<Field<'_>>, name: &str| -> Result<Option<DateTime<Utc>>, SignalError> {
+                match v {
+                    None => Ok(None),
+                    Some(Field::Text(t)) => parse_utc(t).map(Some).map_err(|e| {
+                        SignalError::field(at.clone(), name, format!("{}: {e}", shown(t)))
+                    }),
+                    Some(_) => Err(SignalError::field(
+                        at.clone(),
+                        name,
+                        "expected a timestamp string",
+                    )),
+                }
+            };
+        let start = time(f.start, "datetime_beginning_utc")?
+            .ok_or_else(|| SignalError::field(at.clone(), "datetime_beginning_utc", "missing"))?;
+        let end = time(f.end, "datetime_ending_utc")?;
+        if let Some(end) = end
+            && end <= start
+        {
+            return Err(SignalError::field(
+                at,
+                "datetime_ending_utc",
+                format!(
+                    "end {} is not after start {}",
+                    end.to_rfc3339(),
+                    start.to_rfc3339()
+                ),
+            ));
+        }
+        let node = match f.pnode_id {
+            Some(Field::Num(x)) if x.fract() == 0.0 && (0.0..1e18).contains(&x) => {
+                PricingNodeId::new(format!("{x:.0}"))
+            }
+            Some(Field::Text(t)) => {
+                PricingNodeId::new(String::from_utf8_lossy(t.trim_ascii()).into_owned())
+            }
+            None => return Err(SignalError::field(at, "pnode_id", "missing")),
+            Some(_) => {
+                return Err(SignalError::field(
+                    at,
+                    "pnode_id",
+                    "expected a whole number or text",
+                ));
+            }
+        }
+        .map_err(|e| SignalError::field(at.clone(), "pnode_id", e.to_string()))?;
+        let price = |v: Option<Field<'_>>, base: &str| -> Result<Option<Price>, SignalError> {
+            match v {
+                None => Ok(None),
+                Some(Field::Num(x)) => Price::per_megawatt_hour(x).map(Some).map_err(|e| {
+                    SignalError::field(at.clone(), format!("{base}_{suffix}"), e.to_string())
+                }),
+                Some(Field::Text(t)) => parse_price(t)
+                    .map(Some)
+                    .map_err(|e| SignalError::field(at.clone(), format!("{base}_{suffix}"), e)),
+                Some(_) => Err(SignalError::field(
+                    at.clone(),
+                    format!("{base}_{suffix}"),
+                    "expected a number",
+                )),
+            }
+        };
+        let lmp = price(f.lmp, "total_lmp")?.ok_or_else(|| {
+            SignalError::field(at.clone(), format!("total_lmp_{suffix}"), "missing")
+        })?;
+        let energy = price(f.energy, "system_energy_price")?;
+        let congestion = price(f.congestion, "congestion_price")?;
+        let loss = price(f.loss, "marginal_loss_price")?;
+        self.rows.push(Raw {
+            start,
+            end,
+            node,
+            lmp,
+            energy,
+            congestion,
+            loss,
+            at: n,
+        });
+        Ok(())
+    }
+
+    fn run(&self, side: Side, wanted: Option<MarketRun>) -> Result<MarketRun, SignalError> {
+        let check = |run: MarketRun, source: &str| -> Result<MarketRun, SignalError> {
+            let ok = match side {
+                Side::DayAhead => run == MarketRun::PjmDayAheadHourly,
+                Side::RealTime => matches!(
+                    run,
+                    MarketRun::PjmRealTimeHourly | MarketRun::PjmRealTimeFiveMinute
+                ),
+            };
+            if ok && run.market() == Market::Pjm {
+                Ok(run)
+            } else {
+                Err(SignalError::invalid(
+                    "PJM market run",
+                    format!("{source} names {run}, but the file has {side:?} price fields"),
+                ))
+            }
+        };
+        if side == Side::DayAhead {
+            return match wanted {
+                Some(w) => check(w, "the options"),
+                None => Ok(MarketRun::PjmDayAheadHourly),
+            };
+        }
+        if let Some(w) = wanted {
+            let w = check(w, "the options")?;
+            if let Some(f) = self.feed_run
+                && f != w
+            {
+                return Err(SignalError::invalid(
+                    "PJM market run",
+                    format!("the feed link names {f}, but the options ask for {w}"),
+                ));
+            }
+            return Ok(w);
+        }
+        if let Some(f) = self.feed_run {
+            return check(f, "the feed link");
+        }
+        let from_length = |len: TimeDelta| match len.num_minutes() {
+            5 => Some(MarketRun::PjmRealTimeFiveMinute),
+            60 => Some(MarketRun::PjmRealTimeHourly),
+            _ => None,
+        };
+        if let Some(r) = self.rows.iter().find_map(|r| r.end.map(|e| e - r.start)) {
+            return from_length(r).ok_or_else(|| {
+                SignalError::invalid(
+                    "PJM market run",
+                    format!(
+                        "interval length {} min is neither 5 nor 60",
+                        r.num_minutes()
+                    ),
+                )
+            });
+        }
+        let mut starts: Vec<i64> = self.rows.iter().map(|r| r.start.timestamp()).collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let gap = starts.windows(2).map(|w| w[1] - w[0]).min();
+        match gap {
+            Some(g) if g % 3600 == 0 && starts.iter().all(|s| s % 3600 == 0) => {
+                Ok(MarketRun::PjmRealTimeHourly)
+            }
+            Some(300) => Ok(MarketRun::PjmRealTimeFiveMinute),
+            Some(g) => Err(SignalError::invalid(
+                "PJM market run",
+                format!(
+                    "starting times are {g} s apart, neither 5-minute nor hourly; set ParseOptions::run"
+                ),
+            )),
+            None => Err(SignalError::invalid(
+                "PJM market run",
+                "a real-time file with one starting time does not tell 5-minute from hourly; set ParseOptions::run",
+            )),
+        }
+    }
+
+    /// Builds the sorted points; duplicate (start, node) rows are bad rows.
+    pub(crate) fn finish(
+        mut self,
+        side: Option<Side>,
+        wanted: Option<MarketRun>,
+        skips: &mut Skips,
+    ) -> Result<Vec<PricePoint>, SignalError> {
+        let Some(side) = side else {
+            return Ok(Vec::new());
+        };
+        if self.rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let run = self.run(side, wanted)?;
+        let length = run.nominal_length();
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.sort_by(|a, b| (a.start, &a.node, a.at).cmp(&(b.start, &b.node, b.at)));
+        let mut seen: HashSet<(i64, &PricingNodeId)> = HashSet::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let at = self.location(r.at);
+            if !seen.insert((r.start.timestamp(), &r.node)) {
+                skips.bad_row(
+                    at.clone(),
+                    SignalError::field(
+                        at,
+                        "pnode_id",
+                        format!("second row for node {} at {}", r.node, r.start.to_rfc3339()),
+                    ),
+                )?;
+                continue;
+            }
+            let interval = Interval::new(r.start, r.end.unwrap_or(r.start + length))?;
+            out.push(
+                PricePoint::new(run, r.node.clone(), interval, r.lmp)
+                    .with_energy(r.energy)
+                    .with_congestion(r.congestion)
+                    .with_loss(r.loss),
+            );
+        }
+        Ok(out)
+    }
+}
