@@ -1,0 +1,136 @@
+//! [`SimJob`]: a job running on simulated GPUs, controlled through [`WorkloadControl`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gridflex_core::JobId;
+
+use super::{SimActivity, SimGpu, WorkloadProfile};
+use crate::{HalError, WorkloadControl, WorkloadState};
+
+/// A job spread over simulated GPUs. Pausing it pauses the workload on every GPU
+/// (SIGSTOP semantics: power falls to the context-idle level after the calibrated response).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use gridflex_core::JobId;
+/// use gridflex_hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
+/// use gridflex_hal::{WorkloadControl, WorkloadState};
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let fleet = SimFleet::new(SimClock::default(), 8, &SimGpuSpec::h100_sxm())?;
+/// let job = SimJob::start(JobId::new("train-1")?, fleet.iter().cloned().collect(),
+///     WorkloadProfile::of(WorkloadKind::LlmTraining))?;
+/// fleet.advance(Duration::from_secs(2));
+/// job.pause().await?;
+/// fleet.advance(Duration::from_millis(100));
+/// assert_eq!(job.status().await?, WorkloadState::Paused);
+/// assert!(fleet.true_power_total().as_watts() < 8.0 * 126.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SimJob {
+    job: JobId,
+    gpus: Vec<Arc<SimGpu>>,
+}
+
+impl SimJob {
+    /// Starts `profile` on every GPU of `gpus` and returns the job handle. If a GPU
+    /// refuses, the workload is stopped on those already started and the error returned.
+    pub fn start(
+        job: JobId,
+        gpus: Vec<Arc<SimGpu>>,
+        profile: WorkloadProfile,
+    ) -> Result<Self, HalError> {
+        for (i, g) in gpus.iter().enumerate() {
+            if let Err(e) = g.start_workload(profile) {
+                for done in &gpus[..i] {
+                    // Best effort undo; the original error is what the caller needs.
+                    let _ = done.stop_workload();
+                }
+                return Err(e);
+            }
+        }
+        Ok(Self { job, gpus })
+    }
+
+    /// A handle for GPUs whose workloads the caller started.
+    pub fn attach(job: JobId, gpus: Vec<Arc<SimGpu>>) -> Self {
+        Self { job, gpus }
+    }
+
+    /// The GPUs of the job.
+    pub fn gpus(&self) -> &[Arc<SimGpu>] {
+        &self.gpus
+    }
+
+    /// Pauses every GPU's workload, all or nothing.
+    pub fn pause_now(&self) -> Result<(), HalError> {
+        self.all_or_nothing(SimGpu::pause_workload, SimGpu::resume_workload)
+    }
+
+    /// Resumes every GPU's workload, all or nothing.
+    pub fn resume_now(&self) -> Result<(), HalError> {
+        self.all_or_nothing(SimGpu::resume_workload, SimGpu::pause_workload)
+    }
+
+    fn all_or_nothing(
+        &self,
+        act: fn(&SimGpu) -> Result<(), HalError>,
+        undo: fn(&SimGpu) -> Result<(), HalError>,
+    ) -> Result<(), HalError> {
+        for (i, g) in self.gpus.iter().enumerate() {
+            if let Err(e) = act(g) {
+                for done in &self.gpus[..i] {
+                    let _ = undo(done);
+                }
+                return Err(HalError::Workload {
+                    job: self.job.clone(),
+                    operation: "pause or resume",
+                    detail: e.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The job's state from its GPUs' commanded activities.
+    pub fn status_now(&self) -> WorkloadState {
+        let (mut running, mut paused, mut gone) = (0usize, 0usize, 0usize);
+        for g in &self.gpus {
+            match g.activity() {
+                SimActivity::Running => running += 1,
+                SimActivity::Paused => paused += 1,
+                _ => gone += 1,
+            }
+        }
+        match (running, paused, gone) {
+            (_, 0, 0) if running > 0 => WorkloadState::Running,
+            (0, _, 0) if paused > 0 => WorkloadState::Paused,
+            (0, 0, _) => WorkloadState::Exited,
+            _ => WorkloadState::Mixed,
+        }
+    }
+}
+
+#[async_trait]
+impl WorkloadControl for SimJob {
+    fn job(&self) -> &JobId {
+        &self.job
+    }
+
+    async fn pause(&self) -> Result<(), HalError> {
+        self.pause_now()
+    }
+
+    async fn resume(&self) -> Result<(), HalError> {
+        self.resume_now()
+    }
+
+    async fn status(&self) -> Result<WorkloadState, HalError> {
+        Ok(self.status_now())
+    }
+}

@@ -1,0 +1,20 @@
+//! The simulated backend: [`SimGpu`], [`SimFleet`] and [`SimJob`] on a virtual
+//! [`SimClock`], calibrated to measurements on a real H100 (`calibration/README.md`).
+//!
+//! Deterministic, no sleeps, no threads: the owner advances the clock and the devices
+//! catch up when they are next read or commanded. This is the default backend for
+//! tests, examples and benches. See `docs/hal.md` for the model and its sources.
+
+mod clock;
+mod curve;
+mod fleet;
+mod gpu;
+mod job;
+mod spec;
+
+pub use clock::SimClock;
+pub use curve::{ThroughputCurve, WorkloadKind, WorkloadProfile};
+pub use fleet::SimFleet;
+pub use gpu::{SimActivity, SimGpu};
+pub use job::SimJob;
+pub use spec::{SimGpuSpec, SimNoise};
