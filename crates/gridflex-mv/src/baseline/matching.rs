@@ -1,0 +1,467 @@
+//! The day-matching engine and the Same Day rule.
+//!
+//! The event day's needed intervals (the adjustment window, then the event window) are
+//! turned once into wall-clock times; each candidate day maps those clock times to its
+//! own series indices with integer arithmetic ([`LocalDay::elapsed_of_clock`]), so the
+//! scan does no time-zone conversion and allocates nothing per interval.
+
+use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
+use gridflex_core::{Interval, Power};
+
+use super::{
+    AppliedAdjustment, Baseline, BaselineInterval, BaselineResult, DayDecision, DayMatching,
+    DayOutcome, DayRules, DropReason, Selection,
+};
+use crate::MvError;
+use crate::baseline::{Adjustment, AdjustmentKind};
+use crate::calendar::{Calendar, DayType};
+use crate::meter::{GapPolicy, LocalDay, Meter};
+
+/// Where the event and its adjustment window sit in the meter data.
+pub(super) struct Frame {
+    pub(super) date: NaiveDate,
+    pub(super) day_type: DayType,
+    pub(super) event_first: usize,
+    pub(super) n_event: usize,
+    adj_first: usize,
+    n_adj: usize,
+    adj_window: Option<Interval>,
+    /// Wall-clock seconds after local midnight of the adjustment-window intervals, then
+    /// of the event intervals.
+    clocks: Vec<i64>,
+}
+
+/// How many meter intervals `d` spans; it must be a whole number of them.
+pub(super) fn whole_steps(
+    meter: &Meter,
+    name: &'static str,
+    d: TimeDelta,
+) -> Result<usize, MvError> {
+    let s = d.num_seconds();
+    if d.subsec_nanos() != 0 || s < 0 || s % meter.step_s() != 0 {
+        return Err(MvError::InvalidParameter {
+            name,
+            value: d.to_string(),
+            reason: "must be a non-negative whole number of meter intervals",
+        });
+    }
+    usize::try_from(s / meter.step_s()).map_err(|_| MvError::InvalidParameter {
+        name,
+        value: d.to_string(),
+        reason: "too long",
+    })
+}
+
+fn shifted(t: DateTime<Utc>, d: TimeDelta, event: Interval) -> Result<DateTime<Utc>, MvError> {
+    t.checked_add_signed(d).ok_or(MvError::InvalidEvent {
+        event,
+        reason: "a window around the event runs past the representable time range",
+    })
+}
+
+/// Locates the event (and the adjustment window of `adj`) in the meter data.
+pub(super) fn frame(
+    meter: &Meter,
+    calendar: &Calendar,
+    event: Interval,
+    adj: &Adjustment,
+) -> Result<Frame, MvError> {
+    let step_s = meter.step_s();
+    let event_first = meter.index_at("event start", event.start())?;
+    let n_event = whole_steps(meter, "event length", event.duration())?;
+    if n_event == 0 {
+        return Err(MvError::InvalidEvent {
+            event,
+            reason: "shorter than one meter interval",
+        });
+    }
+    let last = shifted(event.end(), -meter.step(), event)?;
+    meter.index_at("event end", last)?;
+    let date = meter.zone().operating_date(event.start());
+    let day = *meter.day(date).ok_or(MvError::InvalidEvent {
+        event,
+        reason: "its local day is not in the meter data",
+    })?;
+    let elapsed0 = event_first as i64 * step_s - day.start_s;
+    if elapsed0 + n_event as i64 * step_s > day.len_s {
+        return Err(MvError::InvalidEvent {
+            event,
+            reason: "it crosses local midnight; split it into one event per local day",
+        });
+    }
+    let (adj_first, n_adj, adj_window) = if adj.kind == AdjustmentKind::None {
+        (0, 0, None)
+    } else {
+        let n_adj = whole_steps(meter, "adjustment window", adj.window)?;
+        let n_gap = whole_steps(meter, "adjustment gap", adj.gap)?;
+        let back = (n_adj + n_gap) as i64 * step_s;
+        if elapsed0 < back {
+            return Err(MvError::InvalidEvent {
+                event,
+                reason: "the adjustment window starts before the event's local day",
+            });
+        }
+        let start = shifted(event.start(), -(adj.window + adj.gap), event)?;
+        let first = meter.index_at("adjustment window start", start)?;
+        let window = Interval::starting_at(start, adj.window)?;
+        (first, n_adj, Some(window))
+    };
+    let mut clocks = Vec::with_capacity(n_adj + n_event);
+    let adj_elapsed0 = adj_first as i64 * step_s - day.start_s;
+    clocks.extend((0..n_adj as i64).map(|k| day.clock_of_elapsed(adj_elapsed0 + k * step_s)));
+    clocks.extend((0..n_event as i64).map(|k| day.clock_of_elapsed(elapsed0 + k * step_s)));
+    Ok(Frame {
+        date,
+        day_type: calendar.day_type(date),
+        event_first,
+        n_event,
+        adj_first,
+        n_adj,
+        adj_window,
+        clocks,
+    })
+}
+
+/// A candidate day in the window.
+#[derive(Clone, Copy)]
+struct Cand {
+    decision: usize,
+    day: LocalDay,
+    mean: f64,
+}
+
+/// Checks a candidate day's needed values; `Ok(Ok(mean event-window load))` when it
+/// qualifies, `Ok(Err(reason))` when it is dropped.
+fn evaluate(
+    meter: &Meter,
+    frame: &Frame,
+    day: &LocalDay,
+    gaps: GapPolicy,
+) -> Result<Result<f64, DropReason>, MvError> {
+    let mut sum = 0.0;
+    for (j, &clock) in frame.clocks.iter().enumerate() {
+        let Some(i) = day
+            .elapsed_of_clock(clock)
+            .and_then(|e| meter.index_in_day(day, e))
+        else {
+            return Ok(Err(DropReason::NoData));
+        };
+        match meter.get(i) {
+            Some(w) => {
+                if j >= frame.n_adj {
+                    sum += w;
+                }
+            }
+            None => {
+                let interval = meter.interval_of(i);
+                return match gaps {
+                    GapPolicy::SkipDay => Ok(Err(DropReason::MissingData { interval })),
+                    GapPolicy::Error => Err(MvError::MissingData {
+                        interval,
+                        what: "baseline day",
+                    }),
+                };
+            }
+        }
+    }
+    Ok(Ok(sum / frame.n_event as f64))
+}
+
+/// Walks back from the event day, recording each day examined.
+struct Scan<'a> {
+    meter: &'a Meter,
+    calendar: &'a Calendar,
+    frame: &'a Frame,
+    rule: &'a DayMatching,
+    gaps: GapPolicy,
+    back: u32,
+}
+
+impl Scan<'_> {
+    fn next(&mut self, decisions: &mut Vec<DayDecision>) -> Result<Option<Cand>, MvError> {
+        while self.back < self.rule.lookback_days {
+            self.back += 1;
+            let Some(date) = self
+                .frame
+                .date
+                .checked_sub_days(Days::new(u64::from(self.back)))
+            else {
+                return Ok(None);
+            };
+            let day_type = self.calendar.day_type(date);
+            let mut record = |outcome, load: Option<f64>| {
+                decisions.push(DayDecision {
+                    date,
+                    day_type,
+                    event_window_load: load.and_then(|w| Power::watts(w).ok()),
+                    outcome,
+                });
+                decisions.len() - 1
+            };
+            if !self.rule.pool.contains(day_type) {
+                record(DayOutcome::Dropped(DropReason::NotInPool), None);
+                continue;
+            }
+            if self.calendar.is_event_day(date) {
+                record(DayOutcome::Dropped(DropReason::EventDay), None);
+                continue;
+            }
+            let Some(day) = self.meter.day(date) else {
+                // Older days are before the data too: stop here.
+                record(DayOutcome::Dropped(DropReason::NoData), None);
+                self.back = self.rule.lookback_days;
+                return Ok(None);
+            };
+            match evaluate(self.meter, self.frame, day, self.gaps)? {
+                Ok(mean) => {
+                    let decision = record(DayOutcome::Selected, Some(mean));
+                    return Ok(Some(Cand {
+                        decision,
+                        day: *day,
+                        mean,
+                    }));
+                }
+                Err(reason) => {
+                    record(DayOutcome::Dropped(reason), None);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn fill(
+        &mut self,
+        window: &mut Vec<Cand>,
+        decisions: &mut Vec<DayDecision>,
+    ) -> Result<(), MvError> {
+        while window.len() < self.rule.count {
+            match self.next(decisions)? {
+                Some(c) => window.push(c),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a day-matching baseline.
+pub(super) fn compute(
+    baseline: &Baseline,
+    days: &DayRules,
+    adj: &Adjustment,
+    meter: &Meter,
+    calendar: &Calendar,
+    event: Interval,
+) -> Result<BaselineResult, MvError> {
+    adj.validate()?;
+    let frame = frame(meter, calendar, event, adj)?;
+    let rule = days.for_day(frame.day_type);
+    rule.validate()?;
+
+    let mut decisions = Vec::with_capacity(rule.lookback_days as usize);
+    let mut window: Vec<Cand> = Vec::with_capacity(rule.count);
+    let mut scan = Scan {
+        meter,
+        calendar,
+        frame: &frame,
+        rule,
+        gaps: baseline.gap_policy,
+        back: 0,
+    };
+    scan.fill(&mut window, &mut decisions)?;
+
+    // Low-usage exclusion with refill from older days (PJM M11 §10.3; NYISO): repeat
+    // until no window day is below the threshold or the lookback is exhausted.
+    if let Some(threshold) = rule.low_usage_threshold {
+        loop {
+            if window.is_empty() {
+                break;
+            }
+            let avg = window.iter().map(|c| c.mean).sum::<f64>() / window.len() as f64;
+            if avg <= 0.0 {
+                break;
+            }
+            let before = window.len();
+            window.retain(|c| {
+                let ratio = c.mean / avg;
+                if ratio < threshold {
+                    decisions[c.decision].outcome =
+                        DayOutcome::Dropped(DropReason::LowUsage { ratio });
+                    false
+                } else {
+                    true
+                }
+            });
+            if window.len() == before {
+                break;
+            }
+            scan.fill(&mut window, &mut decisions)?;
+        }
+    }
+
+    if window.len() < rule.min_days {
+        return Err(MvError::InsufficientDays {
+            event_day: frame.date,
+            pool: rule.pool.name(),
+            found: window.len(),
+            required: rule.min_days,
+            lookback_days: rule.lookback_days,
+        });
+    }
+
+    // Rank by event-window load, highest first; ties go to the more recent day.
+    let n = window.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| window[*b].mean.total_cmp(&window[*a].mean).then(a.cmp(b)));
+    let (keep_from, keep_to) = match rule.select {
+        Selection::All => (0, n),
+        Selection::Highest(k) => (0, k.min(n)),
+        Selection::Middle {
+            drop_highest,
+            drop_lowest,
+        } => {
+            if n > drop_highest + drop_lowest {
+                (drop_highest, n - drop_lowest)
+            } else {
+                (0, n)
+            }
+        }
+    };
+    let mut keep = vec![false; n];
+    for (rank, &k) in order.iter().enumerate() {
+        if (keep_from..keep_to).contains(&rank) {
+            keep[k] = true;
+        } else {
+            decisions[window[k].decision].outcome =
+                DayOutcome::Dropped(DropReason::NotSelected { rank: rank + 1 });
+        }
+    }
+
+    // Average the kept days interval by interval.
+    let mut profile = vec![0.0_f64; frame.clocks.len()];
+    let mut selected_days = Vec::with_capacity(n);
+    for (c, _) in window.iter().zip(&keep).filter(|(_, k)| **k) {
+        selected_days.push(c.day.date);
+        for (p, &clock) in profile.iter_mut().zip(&frame.clocks) {
+            // `evaluate` checked every one of these values exists.
+            *p += c
+                .day
+                .elapsed_of_clock(clock)
+                .and_then(|e| meter.index_in_day(&c.day, e))
+                .and_then(|i| meter.get(i))
+                .unwrap_or(0.0);
+        }
+    }
+    let used = selected_days.len() as f64;
+    for p in &mut profile {
+        *p /= used;
+    }
+
+    let applied = match frame.adj_window {
+        Some(w) if adj.kind != AdjustmentKind::None => {
+            let mut sum = 0.0;
+            for k in 0..frame.n_adj {
+                sum += meter.watts(frame.adj_first + k, "adjustment window")?;
+            }
+            let mean_actual = sum / frame.n_adj as f64;
+            let mean_base = profile[..frame.n_adj].iter().sum::<f64>() / frame.n_adj as f64;
+            adj.apply(w, mean_actual, mean_base)?
+        }
+        _ => AppliedAdjustment::NONE,
+    };
+
+    let intervals = event_intervals(meter, &frame, &profile[frame.n_adj..], applied)?;
+    Ok(BaselineResult {
+        method: baseline.method,
+        event,
+        event_day: frame.date,
+        day_type: frame.day_type,
+        selected_days,
+        days: decisions,
+        adjustment: applied,
+        intervals,
+        settlement: baseline.settlement,
+    })
+}
+
+/// The per-interval output for the event, given the raw baseline per event interval.
+pub(super) fn event_intervals(
+    meter: &Meter,
+    frame: &Frame,
+    baseline_w: &[f64],
+    applied: AppliedAdjustment,
+) -> Result<Vec<BaselineInterval>, MvError> {
+    let mut out = Vec::with_capacity(frame.n_event);
+    for (k, &b) in baseline_w.iter().enumerate().take(frame.n_event) {
+        let i = frame.event_first + k;
+        let actual = Power::watts(meter.watts(i, "event window")?)?;
+        let baseline = Power::watts(b)?;
+        out.push(BaselineInterval {
+            interval: meter.interval_of(i),
+            baseline,
+            adjusted_baseline: applied.value.apply(baseline),
+            actual,
+        });
+    }
+    Ok(out)
+}
+
+/// PJM Same Day (3+2): the mean of the event day's load in a window before the event
+/// (ending `before_gap` before it) and one after it (starting `after_gap` after it).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn same_day(
+    baseline: &Baseline,
+    meter: &Meter,
+    calendar: &Calendar,
+    event: Interval,
+    before: TimeDelta,
+    before_gap: TimeDelta,
+    after: TimeDelta,
+    after_gap: TimeDelta,
+) -> Result<BaselineResult, MvError> {
+    let frame = frame(meter, calendar, event, &Adjustment::none())?;
+    let n_before = whole_steps(meter, "same-day window before", before)?;
+    let n_after = whole_steps(meter, "same-day window after", after)?;
+    whole_steps(meter, "same-day gap before", before_gap)?;
+    whole_steps(meter, "same-day gap after", after_gap)?;
+    if n_before + n_after == 0 {
+        return Err(MvError::InvalidParameter {
+            name: "same-day windows",
+            value: format!("{before} + {after}"),
+            reason: "at least one window must be longer than zero",
+        });
+    }
+    let mut sum = 0.0;
+    if n_before > 0 {
+        let start = shifted(event.start(), -(before + before_gap), event)?;
+        let first = meter.index_at("same-day window before", start)?;
+        for k in 0..n_before {
+            sum += meter.watts(first + k, "same-day window before")?;
+        }
+    }
+    if n_after > 0 {
+        let start = shifted(event.end(), after_gap, event)?;
+        let first = meter.index_at("same-day window after", start)?;
+        meter.index_at(
+            "same-day window after end",
+            shifted(start, after - meter.step(), event)?,
+        )?;
+        for k in 0..n_after {
+            sum += meter.watts(first + k, "same-day window after")?;
+        }
+    }
+    let level = sum / (n_before + n_after) as f64;
+    let profile = vec![level; frame.n_event];
+    let intervals = event_intervals(meter, &frame, &profile, AppliedAdjustment::NONE)?;
+    Ok(BaselineResult {
+        method: baseline.method,
+        event,
+        event_day: frame.date,
+        day_type: frame.day_type,
+        selected_days: vec![frame.date],
+        days: Vec::new(),
+        adjustment: AppliedAdjustment::NONE,
+        intervals,
+        settlement: baseline.settlement,
+    })
+}

@@ -1,0 +1,69 @@
+//! Meter Before / Meter After (CAISO PDR providing spinning and non-spinning reserve,
+//! markets.md §a `[K]`): the load of the last full interval before the dispatch
+//! instruction is the baseline of every event interval.
+
+use chrono::{DateTime, Utc};
+use gridflex_core::Interval;
+
+use super::matching::{event_intervals, frame};
+use super::{Adjustment, AppliedAdjustment, Baseline, BaselineResult, BaselineRule, Method};
+use crate::MvError;
+use crate::calendar::Calendar;
+use crate::meter::{GapPolicy, Meter};
+use crate::reduction::SettlementRule;
+
+impl Baseline {
+    /// Meter Before / Meter After with the instruction at the event start. Needs
+    /// interval data of 5 minutes or finer in practice; negative reductions settle at zero
+    /// as for other CAISO PDR measurements.
+    pub fn meter_before_meter_after() -> Self {
+        Self {
+            method: Method::Mbma,
+            rule: BaselineRule::MeterBefore { instruction: None },
+            gap_policy: GapPolicy::Error,
+            settlement: SettlementRule::FloorAtZero,
+        }
+    }
+}
+
+pub(super) fn compute(
+    baseline: &Baseline,
+    meter: &Meter,
+    calendar: &Calendar,
+    event: Interval,
+    instruction: Option<DateTime<Utc>>,
+) -> Result<BaselineResult, MvError> {
+    let frame = frame(meter, calendar, event, &Adjustment::none())?;
+    let at = instruction.unwrap_or(event.start());
+    if at > event.start() {
+        return Err(MvError::InvalidEvent {
+            event,
+            reason: "the dispatch instruction is after the event start",
+        });
+    }
+    let step_ms = meter.step_s() * 1000;
+    let k = (at - meter.series().start())
+        .num_milliseconds()
+        .div_euclid(step_ms)
+        - 1;
+    let before = usize::try_from(k).map_err(|_| MvError::OutsideData {
+        what: "interval before the instruction",
+        interval: meter.interval_at(at.checked_sub_signed(meter.step()).unwrap_or(at)),
+        start: meter.series().start(),
+        end: meter.series().end(),
+    })?;
+    let level = meter.watts(before, "interval before the instruction")?;
+    let profile = vec![level; frame.n_event];
+    let intervals = event_intervals(meter, &frame, &profile, AppliedAdjustment::NONE)?;
+    Ok(BaselineResult {
+        method: baseline.method,
+        event,
+        event_day: frame.date,
+        day_type: frame.day_type,
+        selected_days: vec![frame.date],
+        days: Vec::new(),
+        adjustment: AppliedAdjustment::NONE,
+        intervals,
+        settlement: baseline.settlement,
+    })
+}

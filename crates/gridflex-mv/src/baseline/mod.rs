@@ -1,0 +1,478 @@
+//! Customer baselines: the day-matching engine, the day-of adjustments and the named
+//! market methods built on them.
+//!
+//! A [`Baseline`] is a [`Method`] name plus its [`BaselineRule`] (all parameters
+//! visible and editable), a [`GapPolicy`] and the program's [`SettlementRule`].
+//! The named constructors ([`Baseline::caiso_10in10`], [`Baseline::pjm_cbl`], ...) give
+//! each market's rule with the defaults of markets.md; [`Baseline::compute`] runs it for
+//! one event and returns a [`BaselineResult`] that says which days were used, why the
+//! others were dropped, the raw and adjusted baseline per interval, and the adjustment.
+//!
+//! ```
+//! use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
+//! use gridflex_core::{Interval, IntervalSeries, MarketZone, Power};
+//! use gridflex_mv::{Baseline, Calendar, Meter};
+//!
+//! // 20 days of hourly data at 400 kW, starting at local midnight (PDT = UTC-7).
+//! let start = Utc.with_ymd_and_hms(2025, 7, 1, 7, 0, 0).unwrap();
+//! let kw = Power::kilowatts(400.0)?;
+//! let series = IntervalSeries::from_values(start, TimeDelta::hours(1), vec![kw; 20 * 24])?;
+//! let meter = Meter::new(series, MarketZone::Caiso)?;
+//! let calendar = Calendar::new(MarketZone::Caiso);
+//! // Event 14:00-16:00 local on Monday 2025-07-14.
+//! let t0 = Utc.with_ymd_and_hms(2025, 7, 14, 21, 0, 0).unwrap();
+//! let event = Interval::new(t0, t0 + TimeDelta::hours(2))?;
+//! let result = Baseline::caiso_10in10().compute(&meter, &calendar, event)?;
+//! // The data holds only 8 non-holiday weekdays before the event (Tue 7/1 .. Fri 7/11
+//! // without Friday 7/4, a holiday); 10-in-10 accepts a reduced count down to 5.
+//! assert_eq!(result.selected_days.len(), 8);
+//! assert!(!result.selected_days.contains(&NaiveDate::from_ymd_opt(2025, 7, 4).unwrap()));
+//! assert_eq!(result.intervals[0].adjusted_baseline, kw);
+//! # Ok::<(), gridflex_mv::MvError>(())
+//! ```
+
+mod adjust;
+mod caiso;
+mod ercot;
+mod matching;
+mod mbma;
+mod nyiso;
+mod pjm;
+
+use chrono::{NaiveDate, TimeDelta};
+use gridflex_core::{Interval, Power};
+use serde::{Deserialize, Serialize};
+
+use crate::MvError;
+use crate::calendar::{Calendar, DayType, DayTypes};
+use crate::meter::{GapPolicy, Meter};
+use crate::reduction::SettlementRule;
+
+pub use adjust::{Adjustment, AdjustmentKind, AdjustmentValue, AppliedAdjustment};
+
+/// The named baseline methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Method {
+    /// CAISO day matching 10-in-10 (weekday) / 4-in-4 (weekend or holiday) with the
+    /// multiplicative load-point adjustment (markets.md §a).
+    #[serde(rename = "caiso-10in10")]
+    Caiso10in10,
+    /// CAISO residential 5-in-10: the highest 5 of the 10 most recent eligible days
+    /// (markets.md §a).
+    #[serde(rename = "caiso-5in10")]
+    Caiso5in10,
+    /// PJM Customer Baseline Load: High 4 of 5 weekdays, High 2 of 3 Saturdays or
+    /// Sundays/holidays, with the Symmetric Additive Adjustment (markets.md §b).
+    PjmCbl,
+    /// PJM Same Day (3+2): the event day's own load before and after the event
+    /// (markets.md §b).
+    PjmSameDay,
+    /// NYISO Average Day CBL: highest 5 of 10 weekdays, 2 of 3 like weekend days,
+    /// in-day multiplicative adjustment bounded 0.8-1.2 (markets.md §c).
+    NyisoCbl,
+    /// ERCOT middle 8 of 10 preceding like days (markets.md §c).
+    #[serde(rename = "ercot-m8of10")]
+    ErcotMiddle8of10,
+    /// Meter Before / Meter After: the interval before the instruction against each
+    /// event interval (markets.md §a, MBMA).
+    Mbma,
+    /// A rule assembled by the caller.
+    Custom,
+}
+
+impl Method {
+    /// The kebab-case name used by the `mv` tool and in JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Method::Caiso10in10 => "caiso-10in10",
+            Method::Caiso5in10 => "caiso-5in10",
+            Method::PjmCbl => "pjm-cbl",
+            Method::PjmSameDay => "pjm-same-day",
+            Method::NyisoCbl => "nyiso-cbl",
+            Method::ErcotMiddle8of10 => "ercot-m8of10",
+            Method::Mbma => "mbma",
+            Method::Custom => "custom",
+        }
+    }
+
+    /// Every named method with its default rule.
+    pub const ALL: [Method; 7] = [
+        Method::Caiso10in10,
+        Method::Caiso5in10,
+        Method::PjmCbl,
+        Method::PjmSameDay,
+        Method::NyisoCbl,
+        Method::ErcotMiddle8of10,
+        Method::Mbma,
+    ];
+
+    /// The method's default baseline ([`Method::Custom`] gives an unadjusted
+    /// 10-day average of like days, a starting point to edit).
+    pub fn baseline(self) -> Baseline {
+        match self {
+            Method::Caiso10in10 => Baseline::caiso_10in10(),
+            Method::Caiso5in10 => Baseline::caiso_5in10(),
+            Method::PjmCbl => Baseline::pjm_cbl(),
+            Method::PjmSameDay => Baseline::pjm_same_day(),
+            Method::NyisoCbl => Baseline::nyiso_cbl(),
+            Method::ErcotMiddle8of10 => Baseline::ercot_middle_8_of_10(),
+            Method::Mbma => Baseline::meter_before_meter_after(),
+            Method::Custom => {
+                let avg = DayMatching {
+                    pool: DayTypes::WEEKDAYS,
+                    count: 10,
+                    select: Selection::All,
+                    lookback_days: 45,
+                    min_days: 1,
+                    low_usage_threshold: None,
+                };
+                let weekend = DayMatching {
+                    pool: DayTypes::WEEKEND_AND_HOLIDAYS,
+                    ..avg
+                };
+                Baseline {
+                    method: Method::Custom,
+                    rule: BaselineRule::DayMatching {
+                        days: DayRules {
+                            weekday: avg,
+                            saturday: weekend,
+                            sunday_holiday: weekend,
+                        },
+                        adjustment: Adjustment::none(),
+                    },
+                    gap_policy: GapPolicy::Error,
+                    settlement: SettlementRule::Net,
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = MvError;
+    fn from_str(s: &str) -> Result<Self, MvError> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| MvError::InvalidParameter {
+                name: "method",
+                value: s.to_owned(),
+                reason: "expected caiso-10in10, caiso-5in10, pjm-cbl, pjm-same-day, nyiso-cbl, ercot-m8of10 or mbma",
+            })
+    }
+}
+
+/// Which of the candidate days a day-matching rule keeps, ranked by their average load
+/// over the event window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Selection {
+    /// Every candidate day (a plain average, as CAISO 10-in-10).
+    All,
+    /// The `k` days with the highest event-window load (PJM High 4 of 5).
+    Highest(usize),
+    /// Drops the highest and lowest days (ERCOT middle 8 of 10 drops one of each).
+    Middle {
+        /// Days dropped from the top.
+        drop_highest: usize,
+        /// Days dropped from the bottom.
+        drop_lowest: usize,
+    },
+}
+
+/// One day-matching rule: the pool of like days, how many, and which to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DayMatching {
+    /// The day types eligible as baseline days.
+    pub pool: DayTypes,
+    /// How many of the most recent eligible days form the window (N).
+    pub count: usize,
+    /// Which of the window days the baseline averages.
+    pub select: Selection,
+    /// How far back to search, in calendar days ending the day before the event.
+    pub lookback_days: u32,
+    /// The fewest window days accepted when the lookback holds fewer than `count`.
+    pub min_days: usize,
+    /// Low-usage exclusion: a window day whose event-window average is below this
+    /// fraction of the window days' average is dropped and replaced by the next older
+    /// eligible day (PJM and NYISO: 0.25).
+    pub low_usage_threshold: Option<f64>,
+}
+
+impl DayMatching {
+    fn validate(&self) -> Result<(), MvError> {
+        let bad = |name: &'static str, value: String, reason: &'static str| {
+            Err(MvError::InvalidParameter {
+                name,
+                value,
+                reason,
+            })
+        };
+        if self.count == 0 {
+            return bad("count", "0".into(), "must be at least 1");
+        }
+        if self.min_days == 0 || self.min_days > self.count {
+            return bad(
+                "min_days",
+                self.min_days.to_string(),
+                "must be between 1 and count",
+            );
+        }
+        if self.lookback_days == 0 {
+            return bad("lookback_days", "0".into(), "must be at least 1");
+        }
+        match self.select {
+            Selection::Highest(k) if k == 0 || k > self.count => {
+                return bad(
+                    "select.highest",
+                    k.to_string(),
+                    "must be between 1 and count",
+                );
+            }
+            Selection::Middle {
+                drop_highest,
+                drop_lowest,
+            } if drop_highest + drop_lowest >= self.count => {
+                return bad(
+                    "select.middle",
+                    format!("{drop_highest}+{drop_lowest}"),
+                    "must leave at least one day",
+                );
+            }
+            _ => {}
+        }
+        match self.low_usage_threshold {
+            Some(t) if !(0.0..1.0).contains(&t) => {
+                bad("low_usage_threshold", t.to_string(), "must be in [0, 1)")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The day-matching rule for each event day type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DayRules {
+    /// For events on a non-holiday weekday.
+    pub weekday: DayMatching,
+    /// For events on a Saturday.
+    pub saturday: DayMatching,
+    /// For events on a Sunday or holiday.
+    pub sunday_holiday: DayMatching,
+}
+
+impl DayRules {
+    /// The rule for an event on a day of type `t`.
+    pub const fn for_day(&self, t: DayType) -> &DayMatching {
+        match t {
+            DayType::Weekday => &self.weekday,
+            DayType::Saturday => &self.saturday,
+            DayType::Sunday | DayType::Holiday => &self.sunday_holiday,
+        }
+    }
+}
+
+/// How a baseline is formed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BaselineRule {
+    /// Average of matched prior days, then a day-of adjustment.
+    DayMatching {
+        /// The day rules by event day type.
+        days: DayRules,
+        /// The day-of adjustment.
+        adjustment: Adjustment,
+    },
+    /// The event day's own load around the event (PJM Same Day 3+2): the mean of the
+    /// `before` hours ending `before_gap` before the event and the `after` hours
+    /// starting `after_gap` after it, as one flat baseline.
+    SameDay {
+        /// Length of the pre-event window (default 3 h).
+        before: TimeDelta,
+        /// Gap between the pre-event window and the event (default 1 h).
+        before_gap: TimeDelta,
+        /// Length of the post-event window (default 2 h).
+        after: TimeDelta,
+        /// Gap between the event and the post-event window (default 1 h).
+        after_gap: TimeDelta,
+    },
+    /// Meter Before / Meter After: the load of the last full interval before the
+    /// instruction is the baseline of every event interval.
+    MeterBefore {
+        /// The dispatch instruction time; `None` means the event start.
+        instruction: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+/// A complete baseline method: rule, gap policy and settlement rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The method's name.
+    pub method: Method,
+    /// How the baseline is formed.
+    pub rule: BaselineRule,
+    /// What to do with missing values on candidate days.
+    pub gap_policy: GapPolicy,
+    /// How negative interval reductions settle.
+    pub settlement: SettlementRule,
+}
+
+impl Baseline {
+    /// Replaces the day-of adjustment (no effect on Same Day and MBMA, which have none).
+    pub fn with_adjustment(mut self, adjustment: Adjustment) -> Self {
+        if let BaselineRule::DayMatching { adjustment: a, .. } = &mut self.rule {
+            *a = adjustment;
+        }
+        self
+    }
+
+    /// Replaces the gap policy.
+    pub fn with_gap_policy(mut self, gap_policy: GapPolicy) -> Self {
+        self.gap_policy = gap_policy;
+        self
+    }
+
+    /// The day-of adjustment, if the rule has one.
+    pub fn adjustment(&self) -> Option<&Adjustment> {
+        match &self.rule {
+            BaselineRule::DayMatching { adjustment, .. } => Some(adjustment),
+            _ => None,
+        }
+    }
+
+    /// Computes the baseline of one event window for one meter.
+    ///
+    /// The event must lie on the meter's interval grid, inside one local day, and the
+    /// meter must hold the event day's load (and the adjustment window's). Baseline
+    /// days come from the data before the event; the calendar says which days are
+    /// holidays and which are excluded event days.
+    pub fn compute(
+        &self,
+        meter: &Meter,
+        calendar: &Calendar,
+        event: Interval,
+    ) -> Result<BaselineResult, MvError> {
+        match &self.rule {
+            BaselineRule::DayMatching { days, adjustment } => {
+                matching::compute(self, days, adjustment, meter, calendar, event)
+            }
+            BaselineRule::SameDay {
+                before,
+                before_gap,
+                after,
+                after_gap,
+            } => matching::same_day(
+                self,
+                meter,
+                calendar,
+                event,
+                *before,
+                *before_gap,
+                *after,
+                *after_gap,
+            ),
+            BaselineRule::MeterBefore { instruction } => {
+                mbma::compute(self, meter, calendar, event, *instruction)
+            }
+        }
+    }
+}
+
+/// Why a day examined in the lookback is not a baseline day.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Its day type is not in the rule's pool (for example a weekend day or holiday for
+    /// a weekday event).
+    NotInPool,
+    /// A prior event day (or other excluded day) of the calendar.
+    EventDay,
+    /// The meter data does not reach this day's needed intervals (or, on a
+    /// daylight-saving day, the needed clock times do not exist).
+    NoData,
+    /// A needed value is missing (gap policy [`GapPolicy::SkipDay`]).
+    MissingData {
+        /// The interval without a value.
+        interval: Interval,
+    },
+    /// Its event-window average was below the low-usage threshold.
+    LowUsage {
+        /// Its event-window average divided by the window days' average.
+        ratio: f64,
+    },
+    /// In the window but not among the days kept by the selection.
+    NotSelected {
+        /// Its rank by event-window load, 1 = highest.
+        rank: usize,
+    },
+}
+
+/// What happened to a day.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayOutcome {
+    /// Used in the baseline.
+    Selected,
+    /// Left out, and why.
+    Dropped(DropReason),
+}
+
+/// One day the method examined.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DayDecision {
+    /// The local date.
+    pub date: NaiveDate,
+    /// Its day type.
+    pub day_type: DayType,
+    /// Its average load over the event window's clock times, when it was measured.
+    pub event_window_load: Option<Power>,
+    /// Used or dropped.
+    pub outcome: DayOutcome,
+}
+
+/// The baseline of one event interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BaselineInterval {
+    /// The interval.
+    pub interval: Interval,
+    /// The baseline before the day-of adjustment.
+    pub baseline: Power,
+    /// The baseline after the adjustment.
+    pub adjusted_baseline: Power,
+    /// The metered load.
+    pub actual: Power,
+}
+
+/// The outcome of [`Baseline::compute`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineResult {
+    /// The method.
+    pub method: Method,
+    /// The event window.
+    pub event: Interval,
+    /// The event's local date.
+    pub event_day: NaiveDate,
+    /// The event day's type.
+    pub day_type: DayType,
+    /// The days averaged, most recent first.
+    pub selected_days: Vec<NaiveDate>,
+    /// Every day examined, most recent first, with what happened to it.
+    pub days: Vec<DayDecision>,
+    /// The day-of adjustment applied.
+    pub adjustment: AppliedAdjustment,
+    /// Baseline, adjusted baseline and load for each event interval.
+    pub intervals: Vec<BaselineInterval>,
+    /// How negative interval reductions settle under this method.
+    pub settlement: SettlementRule,
+}

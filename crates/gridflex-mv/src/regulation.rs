@@ -1,0 +1,400 @@
+//! PJM regulation performance score, mileage and credits (markets.md §d; PJM Manual 12
+//! §4.5 and Manual 28 §4, `[K]`).
+//!
+//! Signal and response are sampled every 10 s (the last sample at or before each
+//! instant is held). For each 5-minute window:
+//!
+//! - accuracy = the highest correlation between the signal and the response shifted by
+//!   a delay of 0, 10, ..., 300 s (negative correlations count as 0);
+//! - delay = `|(d* - 5 min) / 5 min|`, d* the delay giving that correlation;
+//! - precision = `1 - mean(|R - S|) / A`, A the hour's mean of `|S|` (floored at 0);
+//! - composite = the mean of the three.
+//!
+//! The hourly score is the mean of the hour's window scores. Mileage is the sum of the
+//! absolute moves of the (normalised) signal. Credits: capability = MW x RMCCP x
+//! score; performance = MW x mileage ratio x RMPCP x score, per hour.
+//!
+//! ```
+//! use chrono::{TimeDelta, TimeZone, Utc};
+//! use gridflex_core::Power;
+//! use gridflex_mv::regulation::{regulation_score, RegulationConfig};
+//! use gridflex_mv::response::Sample;
+//!
+//! let t0 = Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap();
+//! let signal: Vec<Sample<f64>> = (0..1800)
+//!     .map(|k| Sample { at: t0 + TimeDelta::seconds(2 * k), value: (k as f64 / 40.0).sin() })
+//!     .collect();
+//! // A resource assigned 2 MW that follows the signal exactly.
+//! let response: Vec<Sample<Power>> = signal
+//!     .iter()
+//!     .map(|s| Sample { at: s.at, value: Power::megawatts(2.0 * s.value).unwrap() })
+//!     .collect();
+//! let score = regulation_score(&signal, &response, &RegulationConfig::new(Power::megawatts(2.0)?))?;
+//! assert!((score.composite - 1.0).abs() < 1e-9);
+//! assert_eq!(score.hours.len(), 1);
+//! # Ok::<(), gridflex_mv::MvError>(())
+//! ```
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gridflex_core::{Money, Power, Price};
+use serde::{Deserialize, Serialize};
+
+use crate::MvError;
+use crate::response::{Sample, check_sorted};
+
+/// Settings of [`regulation_score`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegulationConfig {
+    /// The assigned regulation capability: the signal's +/-1 in power.
+    pub regulation: Power,
+    /// Scoring sample spacing (default 10 s).
+    pub sample_step: TimeDelta,
+    /// Scoring window (default 5 min).
+    pub window: TimeDelta,
+    /// Longest delay searched for the accuracy score, and the delay that scores 0
+    /// (default 5 min).
+    pub max_delay: TimeDelta,
+}
+
+impl RegulationConfig {
+    /// The PJM defaults for a resource assigned `regulation`.
+    pub fn new(regulation: Power) -> Self {
+        Self {
+            regulation,
+            sample_step: TimeDelta::seconds(10),
+            window: TimeDelta::minutes(5),
+            max_delay: TimeDelta::minutes(5),
+        }
+    }
+
+    fn validate(&self) -> Result<(i64, usize, usize), MvError> {
+        let bad = |name, value: String, reason| MvError::InvalidParameter {
+            name,
+            value,
+            reason,
+        };
+        if self.regulation <= Power::ZERO {
+            return Err(bad(
+                "regulation",
+                self.regulation.to_string(),
+                "must be positive",
+            ));
+        }
+        let step = self.sample_step.num_milliseconds();
+        if step <= 0 {
+            return Err(bad(
+                "sample_step",
+                self.sample_step.to_string(),
+                "must be at least 1 ms",
+            ));
+        }
+        let whole = |name, d: TimeDelta| {
+            let ms = d.num_milliseconds();
+            if ms <= 0 || ms % step != 0 {
+                Err(bad(
+                    name,
+                    d.to_string(),
+                    "must be a positive multiple of sample_step",
+                ))
+            } else {
+                Ok((ms / step) as usize)
+            }
+        };
+        let per_window = whole("window", self.window)?;
+        let max_shift = whole("max_delay", self.max_delay)?;
+        if per_window < 2 {
+            return Err(bad(
+                "window",
+                self.window.to_string(),
+                "must hold at least two samples",
+            ));
+        }
+        Ok((step, per_window, max_shift))
+    }
+}
+
+/// The score of one window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WindowScore {
+    /// Window start.
+    pub start: DateTime<Utc>,
+    /// Accuracy (best correlation, at least 0).
+    pub accuracy: f64,
+    /// Delay score.
+    pub delay: f64,
+    /// Precision score.
+    pub precision: f64,
+    /// Mean of the three.
+    pub composite: f64,
+    /// The delay that gave the best correlation.
+    pub best_delay: TimeDelta,
+}
+
+/// The scores of one hour: means of its windows, and its mileage.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HourScore {
+    /// Start of the hour (UTC).
+    pub start: DateTime<Utc>,
+    /// Windows scored in the hour.
+    pub windows: usize,
+    /// Mean accuracy.
+    pub accuracy: f64,
+    /// Mean delay score.
+    pub delay: f64,
+    /// Mean precision.
+    pub precision: f64,
+    /// Mean composite: the hourly performance score.
+    pub composite: f64,
+    /// Sum of absolute moves of the normalised signal within the hour.
+    pub mileage: f64,
+    /// Time covered by the scored windows.
+    pub scored: TimeDelta,
+}
+
+/// The outcome of [`regulation_score`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegulationScore {
+    /// Every scored window.
+    pub windows: Vec<WindowScore>,
+    /// Every hour with a scored window.
+    pub hours: Vec<HourScore>,
+    /// Mean accuracy over all windows.
+    pub accuracy: f64,
+    /// Mean delay score.
+    pub delay: f64,
+    /// Mean precision.
+    pub precision: f64,
+    /// Mean composite.
+    pub composite: f64,
+    /// Total mileage of the normalised signal over the scored hours.
+    pub mileage: f64,
+}
+
+/// Capability and performance credits of one hour.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegulationCredits {
+    /// MW x RMCCP x score x hours scored.
+    pub capability: Money,
+    /// MW x mileage ratio x RMPCP x score x hours scored.
+    pub performance: Money,
+}
+
+impl HourScore {
+    /// The hour's credits given the clearing prices (in $/MW per hour of service, which
+    /// is $/MWh) and the mileage ratio (RegD mileage / RegA mileage; 1 for RegA).
+    /// Credits scale with the part of the hour that was scored.
+    pub fn credits(
+        &self,
+        regulation: Power,
+        capability_price: Price,
+        performance_price: Price,
+        mileage_ratio: f64,
+    ) -> RegulationCredits {
+        let mwh = regulation * self.scored;
+        RegulationCredits {
+            capability: mwh * capability_price * self.composite,
+            performance: mwh * performance_price * (mileage_ratio * self.composite),
+        }
+    }
+}
+
+fn ms_to_time(ms: i64) -> Result<DateTime<Utc>, MvError> {
+    DateTime::<Utc>::from_timestamp_millis(ms).ok_or(MvError::InvalidParameter {
+        name: "sample time",
+        value: ms.to_string(),
+        reason: "out of range",
+    })
+}
+
+/// The last value at or before each grid instant.
+fn hold<T: Copy>(
+    samples: &[Sample<T>],
+    t0_ms: i64,
+    step_ms: i64,
+    n: usize,
+    f: impl Fn(T) -> f64,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    let mut j = 0;
+    for k in 0..n {
+        let t = t0_ms + k as i64 * step_ms;
+        while j + 1 < samples.len() && samples[j + 1].at.timestamp_millis() <= t {
+            j += 1;
+        }
+        out.push(f(samples[j].value));
+    }
+    out
+}
+
+fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (dx, dy) = (x - ma, y - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    // A flat signal followed by a flat response tracks perfectly; one flat series
+    // against a moving one does not correlate at all.
+    let tiny = 1e-18;
+    match (saa <= tiny, sbb <= tiny) {
+        (true, true) => 1.0,
+        (true, false) | (false, true) => 0.0,
+        _ => (sab / (saa * sbb).sqrt()).clamp(-1.0, 1.0),
+    }
+}
+
+/// Scores a regulation response against the signal.
+///
+/// `signal` is normalised to [-1, 1]; `response` is the resource's regulation output
+/// (deviation from its base point). Only whole windows covered by both are scored.
+pub fn regulation_score(
+    signal: &[Sample<f64>],
+    response: &[Sample<Power>],
+    config: &RegulationConfig,
+) -> Result<RegulationScore, MvError> {
+    let (step_ms, per_window, max_shift) = config.validate()?;
+    check_sorted("signal", signal)?;
+    check_sorted("response", response)?;
+    let (Some(s0), Some(s1), Some(r0), Some(r1)) = (
+        signal.first(),
+        signal.last(),
+        response.first(),
+        response.last(),
+    ) else {
+        return Err(MvError::NotEnoughSamples {
+            what: "signal and response",
+            found: signal.len().min(response.len()),
+            needed: 2,
+        });
+    };
+    let first_ms = s0.at.max(r0.at).timestamp_millis();
+    let last_ms = s1.at.min(r1.at).timestamp_millis();
+    // The first grid instant at or after both series start.
+    let t0 = (first_ms + step_ms - 1).div_euclid(step_ms) * step_ms;
+    if last_ms < t0 {
+        return Err(MvError::NotEnoughSamples {
+            what: "overlapping signal and response",
+            found: 0,
+            needed: per_window,
+        });
+    }
+    let n = ((last_ms - t0) / step_ms + 1) as usize;
+    let mw = config.regulation.as_megawatts();
+    let s = hold(signal, t0, step_ms, n, |v: f64| v * mw);
+    let r = hold(response, t0, step_ms, n, Power::as_megawatts);
+
+    let window_ms = step_ms * per_window as i64;
+    let hour_ms = 3_600_000;
+    let mut windows = Vec::new();
+    let mut hours: Vec<HourScore> = Vec::new();
+    // Mean |S| per hour over the grid points of the hour.
+    let mut hour_abs: (i64, f64) = (i64::MIN, 0.0);
+    let mut w_start = t0.div_euclid(window_ms) * window_ms;
+    if w_start < t0 {
+        w_start += window_ms;
+    }
+    while w_start + window_ms - step_ms <= last_ms {
+        let k0 = ((w_start - t0) / step_ms) as usize;
+        let hour = w_start.div_euclid(hour_ms) * hour_ms;
+        if hour_abs.0 != hour {
+            let ceil = |ms: i64| ((ms + step_ms - 1).div_euclid(step_ms)).max(0) as usize;
+            let a = ceil(hour.max(t0) - t0);
+            let b = ceil(hour + hour_ms - t0).min(n);
+            let sum: f64 = s[a..b].iter().map(|v| v.abs()).sum();
+            hour_abs = (hour, sum / (b - a).max(1) as f64);
+        }
+        let sw = &s[k0..k0 + per_window];
+        let mut best = (f64::NEG_INFINITY, 0usize);
+        for d in 0..=max_shift {
+            if k0 + d + per_window > n {
+                break;
+            }
+            let c = correlation(sw, &r[k0 + d..k0 + d + per_window]);
+            if c > best.0 {
+                best = (c, d);
+            }
+        }
+        let accuracy = best.0.max(0.0);
+        let delay = ((best.1 as f64 - max_shift as f64) / max_shift as f64).abs();
+        let mean_err = sw
+            .iter()
+            .zip(&r[k0..k0 + per_window])
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / per_window as f64;
+        let precision = if hour_abs.1 > 0.0 {
+            (1.0 - mean_err / hour_abs.1).clamp(0.0, 1.0)
+        } else if mean_err == 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        let score = WindowScore {
+            start: ms_to_time(w_start)?,
+            accuracy,
+            delay,
+            precision,
+            composite: (accuracy + delay + precision) / 3.0,
+            best_delay: TimeDelta::milliseconds(best.1 as i64 * step_ms),
+        };
+        windows.push(score);
+        let hour_start = ms_to_time(hour)?;
+        match hours.last_mut() {
+            Some(h) if h.start == hour_start => h.windows += 1,
+            _ => hours.push(HourScore {
+                start: hour_start,
+                windows: 1,
+                accuracy: 0.0,
+                delay: 0.0,
+                precision: 0.0,
+                composite: 0.0,
+                mileage: 0.0,
+                scored: TimeDelta::zero(),
+            }),
+        }
+        if let Some(h) = hours.last_mut() {
+            h.accuracy += accuracy;
+            h.delay += delay;
+            h.precision += precision;
+            h.composite += score.composite;
+            h.scored += TimeDelta::milliseconds(window_ms);
+        }
+        w_start += window_ms;
+    }
+    if windows.is_empty() {
+        return Err(MvError::NotEnoughSamples {
+            what: "10-s points in a whole scoring window",
+            found: n,
+            needed: per_window,
+        });
+    }
+    let mut mileage = 0.0;
+    for h in &mut hours {
+        let k = h.windows as f64;
+        h.accuracy /= k;
+        h.delay /= k;
+        h.precision /= k;
+        h.composite /= k;
+        let (a, b) = (h.start, h.start + TimeDelta::hours(1));
+        let from = signal.partition_point(|x| x.at < a).max(1);
+        let to = signal.partition_point(|x| x.at < b);
+        h.mileage = (from..to)
+            .map(|i| (signal[i].value - signal[i - 1].value).abs())
+            .sum();
+        mileage += h.mileage;
+    }
+    let k = windows.len() as f64;
+    let mean = |f: fn(&WindowScore) -> f64| windows.iter().map(f).sum::<f64>() / k;
+    Ok(RegulationScore {
+        accuracy: mean(|w| w.accuracy),
+        delay: mean(|w| w.delay),
+        precision: mean(|w| w.precision),
+        composite: mean(|w| w.composite),
+        mileage,
+        hours,
+        windows,
+    })
+}

@@ -1,0 +1,231 @@
+//! Response time from high-rate power samples around an instruction.
+//!
+//! The pre-instruction level is the median of the samples before the instruction, the
+//! post level the median of the samples at the end of the record (medians, so a spike
+//! or a dropped reading does not move them). The time to 50 % and to 90 % of the step
+//! is reported twice: interpolated linearly between the two samples around the mark,
+//! and as the time of the first sample past the mark. The median sample spacing is
+//! reported with them: no figure is finer than the spacing allows.
+//!
+//! ```
+//! use chrono::{TimeDelta, TimeZone, Utc};
+//! use gridflex_core::Power;
+//! use gridflex_mv::response::{response_time, ResponseConfig, Sample};
+//!
+//! let at = Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap();
+//! // 20 ms samples: 700 W before the instruction, 120 W from 40 ms after it.
+//! let samples: Vec<Sample<Power>> = (-10..40)
+//!     .map(|k| Sample {
+//!         at: at + TimeDelta::milliseconds(20 * k),
+//!         value: Power::watts(if k < 2 { 700.0 } else { 120.0 }).unwrap(),
+//!     })
+//!     .collect();
+//! let r = response_time(&samples, at, &ResponseConfig::default())?;
+//! assert_eq!(r.from.as_watts(), 700.0);
+//! assert_eq!(r.to.as_watts(), 120.0);
+//! // The 50 % mark (410 W) lies between the samples at 20 ms (700 W) and 40 ms (120 W).
+//! assert_eq!(r.t50.first_sample, TimeDelta::milliseconds(40));
+//! assert_eq!(r.t50.interpolated, TimeDelta::milliseconds(30));
+//! assert_eq!(r.sample_period, TimeDelta::milliseconds(20));
+//! # Ok::<(), gridflex_mv::MvError>(())
+//! ```
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gridflex_core::Power;
+use serde::{Deserialize, Serialize};
+
+use crate::MvError;
+
+/// One timed sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample<T> {
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// The value.
+    pub value: T,
+}
+
+/// Settings of [`response_time`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ResponseConfig {
+    /// The pre-instruction level uses the samples in this window before the
+    /// instruction; `None` (default) uses every sample before it.
+    pub pre_window: Option<TimeDelta>,
+    /// The post level uses the samples in this window at the end of the record;
+    /// `None` (default) uses the last quarter of the samples after the instruction.
+    pub post_window: Option<TimeDelta>,
+    /// The smallest step between the levels that counts as a response (default 0 W:
+    /// any change).
+    pub min_step: Power,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        Self {
+            pre_window: None,
+            post_window: None,
+            min_step: Power::ZERO,
+        }
+    }
+}
+
+/// When a fraction of the step was reached, measured from the instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crossing {
+    /// Linearly interpolated between the last sample short of the mark and the first
+    /// past it (never before the instruction).
+    pub interpolated: TimeDelta,
+    /// The time of the first sample at or past the mark.
+    pub first_sample: TimeDelta,
+}
+
+/// The outcome of [`response_time`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ResponseTime {
+    /// Level before the instruction.
+    pub from: Power,
+    /// Level after the response settled.
+    pub to: Power,
+    /// Time to 50 % of the step.
+    pub t50: Crossing,
+    /// Time to 90 % of the step.
+    pub t90: Crossing,
+    /// Median spacing of the samples: the resolution of the figures above.
+    pub sample_period: TimeDelta,
+    /// Largest spacing between two consecutive samples.
+    pub max_sample_gap: TimeDelta,
+    /// Samples behind the pre level.
+    pub pre_samples: usize,
+    /// Samples behind the post level.
+    pub post_samples: usize,
+}
+
+/// Checks that samples are in strictly increasing time order.
+pub(crate) fn check_sorted<T>(what: &'static str, samples: &[Sample<T>]) -> Result<(), MvError> {
+    for (index, pair) in samples.windows(2).enumerate() {
+        if pair[1].at <= pair[0].at {
+            return Err(MvError::UnsortedSamples {
+                what,
+                index: index + 1,
+                at: pair[1].at,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn earlier(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn delta_secs(s: f64) -> TimeDelta {
+    TimeDelta::nanoseconds((s * 1e9).round() as i64)
+}
+
+/// Measures the response to an instruction at `at` from samples sorted by time.
+pub fn response_time(
+    samples: &[Sample<Power>],
+    at: DateTime<Utc>,
+    config: &ResponseConfig,
+) -> Result<ResponseTime, MvError> {
+    check_sorted("power", samples)?;
+    let first_post = samples.partition_point(|s| s.at < at);
+    let pre: &[Sample<Power>] = match config.pre_window {
+        None => &samples[..first_post],
+        Some(w) => {
+            let from = samples[..first_post].partition_point(|s| s.at < earlier(at, w));
+            &samples[from..first_post]
+        }
+    };
+    if pre.is_empty() {
+        return Err(MvError::NotEnoughSamples {
+            what: "pre-instruction level",
+            found: 0,
+            needed: 1,
+        });
+    }
+    let after = &samples[first_post..];
+    let post: &[Sample<Power>] = match (config.post_window, after.last()) {
+        (_, None) => &[],
+        (None, Some(_)) => &after[after.len() - (after.len() / 4).max(1)..],
+        (Some(w), Some(last)) => {
+            let from = after.partition_point(|s| s.at < earlier(last.at, w));
+            &after[from..]
+        }
+    };
+    if post.is_empty() {
+        return Err(MvError::NotEnoughSamples {
+            what: "post-instruction level",
+            found: 0,
+            needed: 1,
+        });
+    }
+    let from = median(&mut pre.iter().map(|s| s.value.as_watts()).collect::<Vec<_>>());
+    let to = median(&mut post.iter().map(|s| s.value.as_watts()).collect::<Vec<_>>());
+    let min = config.min_step.as_watts().abs();
+    if (to - from).abs() <= min || to == from {
+        return Err(MvError::NoStep {
+            from_w: from,
+            to_w: to,
+            min_w: min,
+        });
+    }
+    let crossing = |fraction: f64| -> Result<Crossing, MvError> {
+        let dir = (to - from).signum();
+        let mark = from + fraction * (to - from);
+        let i = (first_post..samples.len())
+            .find(|&i| dir * (samples[i].value.as_watts() - mark) >= 0.0)
+            .ok_or(MvError::MarkNotReached {
+                percent: fraction * 100.0,
+                at,
+            })?;
+        let hit = samples[i];
+        let first_sample = hit.at - at;
+        let interpolated = match i.checked_sub(1).map(|j| samples[j]) {
+            Some(prev) if dir * (prev.value.as_watts() - mark) < 0.0 => {
+                let (p0, p1) = (prev.value.as_watts(), hit.value.as_watts());
+                let frac = (mark - p0) / (p1 - p0);
+                let span = gridflex_core::units::seconds_f64(hit.at - prev.at);
+                let t = prev.at + delta_secs(frac * span);
+                (t - at).max(TimeDelta::zero())
+            }
+            _ => first_sample,
+        };
+        Ok(Crossing {
+            interpolated,
+            first_sample,
+        })
+    };
+    let t50 = crossing(0.5)?;
+    let t90 = crossing(0.9)?;
+    let mut gaps: Vec<f64> = samples
+        .windows(2)
+        .map(|p| gridflex_core::units::seconds_f64(p[1].at - p[0].at))
+        .collect();
+    let (sample_period, max_sample_gap) = if gaps.is_empty() {
+        (TimeDelta::zero(), TimeDelta::zero())
+    } else {
+        let max = gaps.iter().copied().fold(0.0, f64::max);
+        (delta_secs(median(&mut gaps)), delta_secs(max))
+    };
+    Ok(ResponseTime {
+        from: Power::watts(from)?,
+        to: Power::watts(to)?,
+        t50,
+        t90,
+        sample_period,
+        max_sample_gap,
+        pre_samples: pre.len(),
+        post_samples: post.len(),
+    })
+}
