@@ -42,6 +42,8 @@ mod error;
 mod telemetry;
 mod workload;
 
+#[cfg(unix)]
+pub use backend::process;
 pub use backend::sim;
 pub use device::{PowerDevice, PowerSampleStream, SmClockLock};
 pub use error::{ErrorKind, HalError};
