@@ -334,16 +334,20 @@ impl<'a> Planner<'a> {
         // apart; a job whose pause limit would be passed goes in the current group.
         let o = lev.resume_overshoot;
         let gap = lev.resume_overshoot_duration.as_secs_f64();
-        let mut order = extra;
-        order.sort_by(|&a, &b| {
-            self.pause_limit[a]
-                .total_cmp(&self.pause_limit[b])
-                .then(a.cmp(&b))
-        });
         let run_p = |j: usize| match levels[j] {
             Level::Run(p) => p,
             Level::Paused => self.models[j].paused,
         };
+        // Resumes that lower power (capped below the paused draw) go first, so every
+        // settled prefix stays at or under the steady power.
+        let mut order = extra;
+        order.sort_by(|&a, &b| {
+            let raises = |j: usize| run_p(j) > self.models[j].paused;
+            raises(a)
+                .cmp(&raises(b))
+                .then(self.pause_limit[a].total_cmp(&self.pause_limit[b]))
+                .then(a.cmp(&b))
+        });
         let mut cur = steady
             - self.mult
                 * order
