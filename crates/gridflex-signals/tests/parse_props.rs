@@ -1,0 +1,360 @@
+//! Property tests: generated valid files parse back to what generated them, and
+//! random, truncated or mutated input never panics.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use gridflex_core::{Interval, Price, PricingNodeId};
+use gridflex_signals::parse::{
+    ParseOptions, parse_caiso_csv, parse_caiso_xml, parse_oasis_zip, parse_pjm_csv, parse_pjm_json,
+    parse_prices,
+};
+use gridflex_signals::{MarketRun, PricePoint};
+use proptest::prelude::*;
+
+const FIXTURES: [&str; 8] = [
+    "caiso_dam_prc_lmp.csv",
+    "caiso_rtpd_spring_forward.csv",
+    "caiso_rtm_fall_back.csv",
+    "caiso_prc_lmp_dam.xml",
+    "oasis_no_data.xml",
+    "pjm_da_hrl_lmps.json",
+    "pjm_rt_fivemin_spring_forward.json",
+    "pjm_rt_hrl_fall_back.csv",
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Runs every parser on the bytes; the property is that none panics.
+fn parse_all(bytes: &[u8]) {
+    for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
+        let _ = parse_prices(bytes, &opts);
+        let _ = parse_caiso_csv(bytes, &opts);
+        let _ = parse_caiso_xml(bytes, &opts);
+        let _ = parse_pjm_json(bytes, &opts);
+        let _ = parse_pjm_csv(bytes, &opts);
+        let _ = parse_oasis_zip(Cursor::new(bytes), &opts);
+    }
+}
+
+fn price() -> impl Strategy<Value = Price> {
+    (-2000.0f64..20000.0).prop_map(|v| Price::per_megawatt_hour(v).unwrap())
+}
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 11, 2, 20, 0, 0).unwrap()
+}
+
+/// Points for one run: distinct (interval, node) pairs, components present at random.
+fn points(
+    runs: Vec<MarketRun>,
+    node_text: BoxedStrategy<String>,
+) -> impl Strategy<Value = Vec<PricePoint>> {
+    (
+        prop::sample::select(runs),
+        prop::collection::btree_map(
+            (0u32..40, node_text),
+            (
+                price(),
+                prop::option::of(price()),
+                prop::option::of(price()),
+                prop::option::of(price()),
+            ),
+            0..30,
+        ),
+    )
+        .prop_map(|(run, map)| {
+            map.into_iter()
+                .map(|((k, node), (lmp, e, c, l))| {
+                    let start = base() + run.nominal_length() * k as i32;
+                    PricePoint::new(
+                        run,
+                        PricingNodeId::new(node).unwrap(),
+                        Interval::starting_at(start, run.nominal_length()).unwrap(),
+                        lmp,
+                    )
+                    .with_energy(e)
+                    .with_congestion(c)
+                    .with_loss(l)
+                })
+                .collect()
+        })
+}
+
+fn sorted(mut v: Vec<PricePoint>) -> Vec<PricePoint> {
+    v.sort_by(|a, b| (a.interval.start(), &a.node).cmp(&(b.interval.start(), &b.node)));
+    v
+}
+
+fn caiso_points() -> impl Strategy<Value = Vec<PricePoint>> {
+    points(
+        vec![
+            MarketRun::CaisoDam,
+            MarketRun::CaisoRtpd,
+            MarketRun::CaisoRtm,
+            MarketRun::CaisoHasp,
+        ],
+        "[A-Z0-9_]{1,10}(-APND)?".boxed(),
+    )
+}
+
+fn pjm_points() -> impl Strategy<Value = Vec<PricePoint>> {
+    points(
+        vec![
+            MarketRun::PjmDayAheadHourly,
+            MarketRun::PjmRealTimeHourly,
+            MarketRun::PjmRealTimeFiveMinute,
+        ],
+        (1u32..5_000_000).prop_map(|n| n.to_string()).boxed(),
+    )
+}
+
+fn gmt(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S-00:00").to_string()
+}
+
+/// One row per component, in a shuffled column order and shuffled row order.
+fn caiso_csv(points: &[PricePoint], column_order: &[usize], row_order: &[usize]) -> String {
+    let price_col = match points.first().map(|p| p.run) {
+        Some(MarketRun::CaisoRtpd) => "PRC",
+        Some(MarketRun::CaisoRtm) => "VALUE",
+        _ => "MW",
+    };
+    let names = [
+        "INTERVALSTARTTIME_GMT",
+        "INTERVALENDTIME_GMT",
+        "OPR_DT",
+        "NODE",
+        "MARKET_RUN_ID",
+        "LMP_TYPE",
+        price_col,
+        "GROUP",
+    ];
+    let mut rows: Vec<[String; 8]> = Vec::new();
+    for p in points {
+        for (ty, v) in [
+            ("LMP", Some(p.lmp)),
+            ("MCE", p.energy),
+            ("MCC", p.congestion),
+            ("MCL", p.loss),
+        ] {
+            if let Some(v) = v {
+                rows.push([
+                    gmt(p.interval.start()),
+                    gmt(p.interval.end()),
+                    p.interval.start().format("%Y-%m-%d").to_string(),
+                    p.node.to_string(),
+                    p.run.name().to_owned(),
+                    ty.to_owned(),
+                    v.as_per_megawatt_hour().to_string(),
+                    "1".to_owned(),
+                ]);
+            }
+        }
+    }
+    let mut out = column_order
+        .iter()
+        .map(|&c| names[c])
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    let n = rows.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    for (i, &r) in row_order.iter().enumerate().take(n) {
+        order.swap(i, r % n.max(1));
+    }
+    for i in order {
+        let line: Vec<&str> = column_order.iter().map(|&c| rows[i][c].as_str()).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn caiso_xml(points: &[PricePoint]) -> String {
+    let report = match points.first().map(|p| p.run) {
+        Some(MarketRun::CaisoRtpd) => "PRC_RTPD_LMP",
+        Some(MarketRun::CaisoRtm) => "PRC_INTVL_LMP",
+        Some(MarketRun::CaisoHasp) => "PRC_HASP_LMP",
+        _ => "PRC_LMP",
+    };
+    let mut by_item: BTreeMap<&str, String> = BTreeMap::new();
+    for p in points {
+        for (item, v) in [
+            ("LMP_PRC", Some(p.lmp)),
+            ("LMP_ENE_PRC", p.energy),
+            ("LMP_CONG_PRC", p.congestion),
+            ("LMP_LOSS_PRC", p.loss),
+        ] {
+            if let Some(v) = v {
+                by_item.entry(item).or_default().push_str(&format!(
+                    "<REPORT_DATA><DATA_ITEM>{item}</DATA_ITEM><RESOURCE_NAME>{}</RESOURCE_NAME>\
+                     <INTERVAL_START_GMT>{}</INTERVAL_START_GMT><INTERVAL_END_GMT>{}</INTERVAL_END_GMT>\
+                     <VALUE>{}</VALUE></REPORT_DATA>\n",
+                    p.node,
+                    gmt(p.interval.start()),
+                    gmt(p.interval.end()),
+                    v.as_per_megawatt_hour()
+                ));
+            }
+        }
+    }
+    let mut out = String::from(
+        "<?xml version=\"1.0\"?>\n<OASISReport xmlns=\"http://www.caiso.com/soa/OASISReport_v1.xsd\"><MessagePayload><RTO><name>CAISO</name>\n",
+    );
+    for body in by_item.values() {
+        out.push_str(&format!(
+            "<REPORT_ITEM><REPORT_HEADER><REPORT>{report}</REPORT></REPORT_HEADER>\n{body}</REPORT_ITEM>\n"
+        ));
+    }
+    out.push_str("</RTO></MessagePayload></OASISReport>\n");
+    out
+}
+
+fn suffix(p: &PricePoint) -> &'static str {
+    if p.run == MarketRun::PjmDayAheadHourly {
+        "da"
+    } else {
+        "rt"
+    }
+}
+
+fn pjm_json(points: &[PricePoint]) -> String {
+    let items: Vec<serde_json::Value> = points
+        .iter()
+        .map(|p| {
+            let s = suffix(p);
+            let num = |v: Option<Price>| v.map(|v| v.as_per_megawatt_hour());
+            serde_json::json!({
+                "datetime_beginning_utc": p.interval.start().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "pnode_id": p.node.as_str().parse::<u64>().unwrap(),
+                format!("total_lmp_{s}"): p.lmp.as_per_megawatt_hour(),
+                format!("system_energy_price_{s}"): num(p.energy),
+                format!("congestion_price_{s}"): num(p.congestion),
+                format!("marginal_loss_price_{s}"): num(p.loss),
+                "row_is_current": true,
+            })
+        })
+        .collect();
+    serde_json::json!({"items": items, "totalRows": points.len()}).to_string()
+}
+
+fn pjm_csv(points: &[PricePoint]) -> String {
+    let s = points.first().map_or("da", suffix);
+    let mut out = format!(
+        "datetime_beginning_utc,pnode_id,total_lmp_{s},system_energy_price_{s},congestion_price_{s},marginal_loss_price_{s}\n"
+    );
+    let txt = |v: Option<Price>| {
+        v.map(|v| v.as_per_megawatt_hour().to_string())
+            .unwrap_or_default()
+    };
+    for p in points {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            p.interval.start().format("%-m/%-d/%Y %-I:%M:%S %p"),
+            p.node,
+            p.lmp.as_per_megawatt_hour(),
+            txt(p.energy),
+            txt(p.congestion),
+            txt(p.loss)
+        ));
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn caiso_csv_round_trips(
+        points in caiso_points(),
+        columns in Just((0..8).collect::<Vec<usize>>()).prop_shuffle(),
+        shuffle in prop::collection::vec(0usize..1000, 0..200),
+    ) {
+        let text = caiso_csv(&points, &columns, &shuffle);
+        let out = parse_caiso_csv(text.as_bytes(), &ParseOptions::default()).unwrap();
+        prop_assert!(out.skipped.is_empty());
+        prop_assert_eq!(out.points, sorted(points));
+    }
+
+    #[test]
+    fn caiso_xml_round_trips(points in caiso_points()) {
+        let text = caiso_xml(&points);
+        let out = parse_caiso_xml(text.as_bytes(), &ParseOptions::default()).unwrap();
+        prop_assert_eq!(out.points, sorted(points));
+    }
+
+    #[test]
+    fn pjm_json_and_csv_round_trip(points in pjm_points()) {
+        let run = points.first().map_or(MarketRun::PjmDayAheadHourly, |p| p.run);
+        let opts = ParseOptions::default().with_run(run);
+        let out = parse_pjm_json(pjm_json(&points).as_bytes(), &opts).unwrap();
+        prop_assert_eq!(&out.points, &sorted(points.clone()));
+        let out = parse_pjm_csv(pjm_csv(&points).as_bytes(), &opts).unwrap();
+        prop_assert_eq!(&out.points, &sorted(points));
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        parse_all(&bytes);
+    }
+
+    #[test]
+    fn random_text_with_format_prefixes_never_panics(
+        prefix in prop::sample::select(vec!["{\"items\":[", "[{", "<OASISReport>", "INTERVALSTARTTIME_GMT,", "datetime_beginning_utc,pnode_id,total_lmp_rt\n", "PK\u{3}\u{4}"]),
+        rest in "[ -~\n]{0,300}",
+    ) {
+        parse_all(format!("{prefix}{rest}").as_bytes());
+    }
+
+    #[test]
+    fn truncated_and_mutated_fixtures_never_panic(
+        which in 0..FIXTURES.len(),
+        cut in 0.0f64..1.0,
+        edits in prop::collection::vec((0.0f64..1.0, any::<u8>()), 0..4),
+    ) {
+        let mut bytes = fixture(FIXTURES[which]);
+        let n = (bytes.len() as f64 * cut) as usize;
+        parse_all(&bytes[..n]);
+        for (at, b) in edits {
+            let i = ((bytes.len() as f64) * at) as usize;
+            if i < bytes.len() {
+                bytes[i] = b;
+            }
+        }
+        parse_all(&bytes);
+    }
+}
+
+#[test]
+fn generated_day_across_fall_back_parses() {
+    // 25 hours of DAM prices for one node on the CAISO fall-back day.
+    let day = gridflex_core::OperatingDay::new(
+        gridflex_core::MarketZone::Caiso,
+        chrono::NaiveDate::from_ymd_opt(2024, 11, 3).unwrap(),
+    )
+    .unwrap();
+    let points: Vec<PricePoint> = day
+        .intervals(TimeDelta::hours(1))
+        .unwrap()
+        .into_iter()
+        .enumerate()
+        .map(|(i, iv)| {
+            PricePoint::new(
+                MarketRun::CaisoDam,
+                PricingNodeId::new("N").unwrap(),
+                iv,
+                Price::per_megawatt_hour(i as f64).unwrap(),
+            )
+        })
+        .collect();
+    let text = caiso_csv(&points, &[0, 1, 2, 3, 4, 5, 6, 7], &[]);
+    let out = parse_caiso_csv(text.as_bytes(), &ParseOptions::default()).unwrap();
+    assert_eq!(out.points.len(), 25);
+    assert_eq!(out.points, points);
+}
