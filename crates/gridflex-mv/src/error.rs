@@ -140,4 +140,14 @@ pub enum MvError {
         /// The interval without a price.
         interval: Interval,
     },
+    /// A text input (CSV) that does not parse.
+    #[error("line {line}, field {field}: {reason}")]
+    Parse {
+        /// One-based line number in the input (the header is line 1).
+        line: usize,
+        /// The field (column name) at fault.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -19,6 +19,7 @@
 //! | [`regulation`] | PJM regulation performance score, mileage, credits |
 //! | [`accuracy`] | baseline accuracy on non-event days (rRMSE, CV(RMSE), NMBE) |
 //! | [`settlement`] | energy credits (settled reduction x LMP, Net Benefits Test) |
+//! | [`input`] | CSV parsers for meter data, prices and samples (text in, no I/O) |
 //!
 //! ```
 //! use chrono::{TimeDelta, TimeZone, Utc};
@@ -46,6 +47,7 @@ pub mod accuracy;
 pub mod baseline;
 pub mod calendar;
 mod error;
+pub mod input;
 pub mod meter;
 pub mod reduction;
 pub mod regulation;

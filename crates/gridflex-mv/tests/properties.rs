@@ -1,0 +1,212 @@
+//! Property tests: invariants every baseline and score must keep, and parsers that
+//! never panic on mangled input.
+
+mod common;
+
+use chrono::{Days, TimeDelta, Timelike};
+use common::{date, event, meter};
+use gridflex_core::{MarketZone, Power};
+use gridflex_mv::baseline::AdjustmentValue;
+use gridflex_mv::input::{parse_meter_csv, parse_price_csv, parse_samples_csv};
+use gridflex_mv::regulation::{RegulationConfig, regulation_score};
+use gridflex_mv::response::Sample;
+use gridflex_mv::{Adjustment, Baseline, Calendar, Method};
+use proptest::prelude::*;
+
+fn zone_of(k: u8) -> MarketZone {
+    MarketZone::ALL[k as usize % 4]
+}
+
+/// Event day offset (days 46..60 of the data), start hour 12..18, 1..4 hours long.
+fn event_params() -> impl Strategy<Value = (u8, u64, u32, u32)> {
+    (0u8..4, 46u64..60, 12u32..18, 1u32..4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn constant_load_baseline_is_the_constant(
+        (z, day, h0, len) in event_params(),
+        load in 1.0f64..5000.0,
+        m in 0usize..7,
+    ) {
+        let zone = zone_of(z);
+        let first = date(2025, 1, 20); // events 7-20 March: across the spring change
+        let meter = meter(zone, first, 62, 60, |_, _| Some(load));
+        let d = first + Days::new(day);
+        let result = Method::ALL[m]
+            .baseline()
+            .compute(&meter, &Calendar::new(zone), event(zone, d, h0, h0 + len))
+            .unwrap();
+        for i in &result.intervals {
+            prop_assert!((i.baseline.as_kilowatts() - load).abs() < 1e-9 * load);
+            prop_assert!((i.adjusted_baseline.as_kilowatts() - load).abs() < 1e-9 * load);
+        }
+        // ... and the event day equal to the baseline means zero reduction.
+        let red = result.reduction();
+        prop_assert!(red.raw_energy.as_kilowatt_hours().abs() < 1e-6 * load);
+    }
+
+    #[test]
+    fn scaling_the_load_scales_the_baseline(
+        (z, day, h0, len) in event_params(),
+        seed in proptest::collection::vec(50.0f64..500.0, 24 * 7),
+        scale in 0.1f64..10.0,
+        m in 0usize..7,
+    ) {
+        let zone = zone_of(z);
+        let first = date(2025, 5, 1);
+        // A weekly-repeating hourly shape with a day-of-month wobble.
+        let shape = move |d: chrono::NaiveDate, t: chrono::NaiveTime| {
+            use chrono::Datelike;
+            let k = d.weekday().num_days_from_monday() as usize * 24 + t.hour() as usize;
+            seed[k] * (1.0 + 0.01 * f64::from(d.day()))
+        };
+        let shape2 = shape.clone();
+        let a = meter(zone, first, 62, 60, move |d, t| Some(shape(d, t)));
+        let b = meter(zone, first, 62, 60, move |d, t| Some(scale * shape2(d, t)));
+        let cal = Calendar::new(zone);
+        let ev = event(zone, first + Days::new(day), h0, h0 + len);
+        let baseline = Method::ALL[m].baseline();
+        let ra = baseline.compute(&a, &cal, ev).unwrap();
+        let rb = baseline.compute(&b, &cal, ev).unwrap();
+        prop_assert_eq!(&ra.selected_days, &rb.selected_days);
+        for (x, y) in ra.intervals.iter().zip(&rb.intervals) {
+            let tol = 1e-9 * y.baseline.as_watts().abs().max(1.0);
+            prop_assert!((x.baseline.as_watts() * scale - y.baseline.as_watts()).abs() < tol);
+            prop_assert!(
+                (x.adjusted_baseline.as_watts() * scale - y.adjusted_baseline.as_watts()).abs()
+                    < 1e-9 * y.adjusted_baseline.as_watts().abs().max(1.0)
+            );
+        }
+    }
+
+    #[test]
+    fn adjustment_never_exceeds_its_cap(
+        (z, day, h0, len) in event_params(),
+        daily in proptest::collection::vec(1.0f64..1000.0, 62),
+        cap in 0.0f64..0.9,
+        additive in any::<bool>(),
+    ) {
+        let zone = zone_of(z);
+        let first = date(2025, 3, 20);
+        let m = meter(zone, first, 62, 15, move |d, _| {
+            Some(daily[(d - first).num_days() as usize % 62])
+        });
+        let adj = if additive {
+            Adjustment::additive(3.0, 1.0, Some(cap))
+        } else {
+            Adjustment::multiplicative(3.0, 1.0, Some(cap))
+        };
+        let r = Baseline::caiso_10in10()
+            .with_adjustment(adj)
+            .compute(&m, &Calendar::new(zone), event(zone, first + Days::new(day), h0, h0 + len))
+            .unwrap();
+        match r.adjustment.value {
+            AdjustmentValue::Factor(f) => {
+                prop_assert!(f >= 1.0 - cap - 1e-12 && f <= 1.0 + cap + 1e-12);
+            }
+            AdjustmentValue::Offset(a) => {
+                let b = r.intervals[0].baseline.as_watts();
+                prop_assert!(a.as_watts().abs() <= cap * b + 1e-9);
+            }
+            AdjustmentValue::None => prop_assert!(false, "an adjustment was asked for"),
+        }
+        let raw = match r.adjustment.uncapped {
+            AdjustmentValue::Factor(f) => f,
+            AdjustmentValue::Offset(a) => a.as_watts(),
+            AdjustmentValue::None => 0.0,
+        };
+        prop_assert_eq!(r.adjustment.capped, r.adjustment.value != r.adjustment.uncapped);
+        prop_assert!(raw.is_finite());
+    }
+
+    #[test]
+    fn perfect_tracking_scores_one(
+        amps in proptest::collection::vec(-1.0f64..1.0, 8),
+        mw in 0.5f64..50.0,
+        minutes in 10i64..90,
+    ) {
+        let t0 = chrono::DateTime::from_timestamp(1_750_000_000 - 1_750_000_000 % 3600, 0).unwrap();
+        let sig: Vec<Sample<f64>> = (0..minutes * 30)
+            .map(|k| {
+                let x = k as f64;
+                let v: f64 = amps
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| a * (x / (3.0 + 7.0 * j as f64)).sin())
+                    .sum::<f64>() / 8.0;
+                Sample { at: t0 + TimeDelta::seconds(2 * k), value: v.clamp(-1.0, 1.0) }
+            })
+            .collect();
+        let resp: Vec<Sample<Power>> = sig
+            .iter()
+            .map(|s| Sample { at: s.at, value: Power::megawatts(s.value * mw).unwrap() })
+            .collect();
+        let score = regulation_score(&sig, &resp, &RegulationConfig::new(Power::megawatts(mw).unwrap()))
+            .unwrap();
+        prop_assert!((score.composite - 1.0).abs() < 1e-9, "{}", score.composite);
+        for h in &score.hours {
+            prop_assert!((h.composite - 1.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn reduction_is_zero_when_event_day_equals_baseline(
+        (z, day, h0, len) in event_params(),
+        profile in proptest::collection::vec(10.0f64..900.0, 24),
+        m in 0usize..7,
+    ) {
+        // Every day has the same hourly profile (by local clock hour), so every
+        // day-matching baseline equals the event day's load. Same Day and MBMA use flat
+        // levels, so for them the profile is flattened around the event.
+        let zone = zone_of(z);
+        let method = Method::ALL[m];
+        let flat = matches!(method, Method::PjmSameDay | Method::Mbma);
+        let first = date(2025, 9, 20); // events 5-19 November: after the fall change
+        let mm = meter(zone, first, 62, 5, move |_, t| {
+            Some(if flat { profile[0] } else { profile[t.hour() as usize] })
+        });
+        let r = method
+            .baseline()
+            .compute(&mm, &Calendar::new(zone), event(zone, first + Days::new(day), h0, h0 + len))
+            .unwrap();
+        let red = r.reduction();
+        for i in &red.intervals {
+            prop_assert!(i.raw.as_watts().abs() < 1e-6, "{:?}", i);
+        }
+    }
+
+    #[test]
+    fn meter_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = parse_meter_csv(&text);
+        let _ = parse_price_csv(&text);
+        let _ = parse_samples_csv(&text, "value");
+    }
+
+    #[test]
+    fn mutated_meter_csv_never_panics(
+        pos in 0usize..200,
+        byte in any::<u8>(),
+        cut in 0usize..220,
+    ) {
+        let good = "interval_start,kw\n2025-07-01T00:00:00-07:00,10\n2025-07-01T00:05:00-07:00,11\n2025-07-01T00:10:00-07:00,\n2025-07-01T00:15:00-07:00,13.5\n";
+        let mut b = good.as_bytes().to_vec();
+        let p = pos % b.len();
+        b[p] = byte;
+        b.truncate(cut.max(1));
+        let text = String::from_utf8_lossy(&b);
+        if let Err(e) = parse_meter_csv(&text) {
+            // Errors name a line and a field.
+            let msg = e.to_string();
+            prop_assert!(msg.starts_with("line ") || msg.contains("finite") || msg.contains("step"), "{}", msg);
+        }
+        let samples = good.replace("interval_start,kw", "time,power_w");
+        let mut b = samples.into_bytes();
+        let p = pos % b.len();
+        b[p] = byte;
+        let _ = parse_samples_csv(&String::from_utf8_lossy(&b), "power_w");
+    }
+}
