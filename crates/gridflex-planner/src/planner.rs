@@ -10,6 +10,47 @@ use crate::{
     Plan, PlannerError, PlannerOptions, Stage, Target,
 };
 
+/// Actions issued together during the transition, with their predicted effect.
+#[derive(Default)]
+struct Group {
+    actions: Vec<Action>,
+    resumes: usize,
+    /// Transient facility watts above the current level right after the group.
+    peak_add: f64,
+    /// Settled facility watts the group adds.
+    rise: f64,
+}
+
+impl Group {
+    /// Emits the group as a stage at `t` (seconds) and starts an empty one.
+    fn flush(&mut self, t: f64, cur: &mut f64, stages: &mut Vec<Stage>) {
+        if self.actions.is_empty() {
+            return;
+        }
+        let peak = *cur + self.peak_add;
+        *cur += self.rise;
+        stages.push(Stage {
+            offset: secs(t),
+            actions: std::mem::take(&mut self.actions),
+            predicted_power: watts(*cur),
+            peak_power: watts(peak.max(*cur)),
+        });
+        *self = Self::default();
+    }
+
+    /// Adds the pending cap lifts of soft-started jobs to the group.
+    fn take_lifts(&mut self, lifts: &mut Vec<(usize, f64, f64)>, jobs: &[crate::Job]) {
+        for (j, p, rise) in lifts.drain(..) {
+            self.actions.push(Action::SetCap {
+                job: jobs[j].id().clone(),
+                cap_per_gpu: watts(p),
+            });
+            self.rise += rise;
+            self.peak_add += rise;
+        }
+    }
+}
+
 /// Facility watts within which a prediction counts as meeting the target.
 const TOL_W: f64 = 1e-6;
 
@@ -237,11 +278,13 @@ impl<'a> Planner<'a> {
     ) -> (Vec<Stage>, f64) {
         let lev = &self.options.levers;
         let jobs = self.fleet.jobs();
-        let pause_fast = lev.pause_settle.as_secs_f64() <= self.response;
+        // Share of a pause's step reached by the response time, and whether caps
+        // have settled by then (caps count only once settled: conservative).
+        let pf = lev.pause_fraction_at(self.response);
         let cap_settle = lev.cap_settle.as_secs_f64();
         let cap_fast = cap_settle <= self.response;
         let mut actions = Vec::new();
-        let mut unsettled_gpu = 0.0; // pauses in effect, caps not yet
+        let mut at_response_gpu = 0.0;
         let mut any_cap = false;
         for (j, (m, o)) in self.models.iter().zip(outcomes).enumerate() {
             match levels[j] {
@@ -249,9 +292,9 @@ impl<'a> Planner<'a> {
                     actions.push(Action::Pause {
                         job: jobs[j].id().clone(),
                     });
-                    unsettled_gpu += m.n * m.paused;
+                    at_response_gpu += m.n * (m.hi - pf * (m.hi - m.paused));
                 }
-                Level::Run(_) => {
+                Level::Run(p) => {
                     if let Some(cap) = o.cap_per_gpu {
                         any_cap = true;
                         actions.push(Action::SetCap {
@@ -259,18 +302,13 @@ impl<'a> Planner<'a> {
                             cap_per_gpu: cap,
                         });
                     }
-                    unsettled_gpu += m.n * m.hi;
+                    at_response_gpu += m.n * if cap_fast { p } else { m.hi };
                 }
             }
         }
-        let unsettled = self.fixed + self.mult * unsettled_gpu;
-        let transition = pause_fast && !cap_fast && any_cap && cap_settle < self.window;
-        if !transition || unsettled <= self.target + TOL_W {
-            let at_response = match (pause_fast, cap_fast) {
-                (_, true) => steady,
-                (true, false) => unsettled,
-                (false, _) => self.baseline,
-            };
+        let at_response = self.fixed + self.mult * at_response_gpu;
+        let transition = pf > 0.0 && !cap_fast && any_cap && cap_settle < self.window;
+        if !transition || at_response <= self.target + TOL_W {
             let stage = Stage {
                 offset: std::time::Duration::ZERO,
                 actions,
@@ -279,6 +317,7 @@ impl<'a> Planner<'a> {
             };
             return (vec![stage], at_response);
         }
+        let unsettled = at_response;
 
         // Fast stage: pause extra running jobs, cheapest throughput per watt first.
         let need = (unsettled - self.target) / self.mult;
@@ -290,7 +329,7 @@ impl<'a> Planner<'a> {
             })
             .map(|j| {
                 let m = &self.models[j];
-                let save = m.n * (m.hi - m.paused);
+                let save = pf * m.n * (m.hi - m.paused);
                 let p = match levels[j] {
                     Level::Run(p) => p,
                     Level::Paused => m.paused,
@@ -330,8 +369,10 @@ impl<'a> Planner<'a> {
         }];
 
         // Transition: once caps have settled, resume the extras earliest limit first,
-        // grouped so each group's resume overshoot stays under the target, each 50 ms
+        // grouped so each group's resume overshoot stays under the target, groups 50 ms
         // apart; a job whose pause limit would be passed goes in the current group.
+        // A job whose overshoot alone does not fit resumes under a lower cap that
+        // fits (a soft start) and has its cap lifted after the last resume.
         let o = lev.resume_overshoot;
         let gap = lev.resume_overshoot_duration.as_secs_f64();
         let run_p = |j: usize| match levels[j] {
@@ -355,65 +396,54 @@ impl<'a> Planner<'a> {
                     .map(|&j| self.models[j].n * (run_p(j) - self.models[j].paused))
                     .sum::<f64>();
         let mut t = cap_settle;
-        let mut group: Vec<usize> = Vec::new();
-        let mut group_peak_add = 0.0;
-        let mut group_rise = 0.0;
-        let flush = |group: &mut Vec<usize>,
-                     t: f64,
-                     cur: &mut f64,
-                     rise: &mut f64,
-                     peak_add: &mut f64,
-                     stages: &mut Vec<Stage>| {
-            if group.is_empty() {
-                return;
-            }
-            let peak = *cur + *peak_add;
-            *cur += *rise;
-            stages.push(Stage {
-                offset: secs(t),
-                actions: group
-                    .drain(..)
-                    .map(|j| Action::Resume {
-                        job: jobs[j].id().clone(),
-                    })
-                    .collect(),
-                predicted_power: watts(*cur),
-                peak_power: watts(peak.max(*cur)),
-            });
-            *rise = 0.0;
-            *peak_add = 0.0;
-        };
+        let mut group = Group::default();
+        // Soft-started jobs, whose caps are lifted to their steady values after the
+        // last resume (a lift has no overshoot, so it goes last).
+        let mut lifts: Vec<(usize, f64, f64)> = Vec::new();
         for j in order {
             let m = &self.models[j];
             let p = run_p(j);
             let add = self.mult * m.n * (o * p - m.paused);
-            let rise = self.mult * m.n * (p - m.paused);
-            let fits = cur + group_peak_add + add <= self.target + TOL_W;
             let next_t = t + gap;
             let may_wait = next_t <= self.pause_limit[j] && next_t < self.window;
-            if !group.is_empty() && !fits && may_wait {
-                flush(
-                    &mut group,
-                    t,
-                    &mut cur,
-                    &mut group_rise,
-                    &mut group_peak_add,
-                    &mut stages,
-                );
+            if cur + group.peak_add + add > self.target + TOL_W && group.resumes > 0 && may_wait {
+                group.flush(t, &mut cur, &mut stages);
                 t = next_t;
             }
-            group.push(j);
-            group_peak_add += add;
-            group_rise += rise;
+            let room = self.target - cur - group.peak_add;
+            let id = jobs[j].id().clone();
+            group.resumes += 1;
+            if add <= room + TOL_W {
+                group.actions.push(Action::Resume { job: id });
+                group.peak_add += add;
+                group.rise += self.mult * m.n * (p - m.paused);
+                continue;
+            }
+            // Soft start: resume under a lower cap whose overshoot fits, lift it later.
+            let soft = (room / (self.mult * m.n) + m.paused) / o;
+            let soft_min = m.lo.max(jobs[j].cap_range().min.as_watts());
+            if soft >= soft_min && soft < p {
+                group.actions.push(Action::SetCap {
+                    job: id.clone(),
+                    cap_per_gpu: watts(soft),
+                });
+                group.actions.push(Action::Resume { job: id });
+                group.peak_add += self.mult * m.n * (o * soft - m.paused);
+                group.rise += self.mult * m.n * (soft - m.paused);
+                lifts.push((j, p, self.mult * m.n * (p - soft)));
+            } else {
+                // Nothing fits: resume anyway (the pause limit or the window forces it);
+                // the stage's peak_power reports the transient.
+                group.actions.push(Action::Resume { job: id });
+                group.peak_add += add;
+                group.rise += self.mult * m.n * (p - m.paused);
+            }
         }
-        flush(
-            &mut group,
-            t,
-            &mut cur,
-            &mut group_rise,
-            &mut group_peak_add,
-            &mut stages,
-        );
+        group.flush(t, &mut cur, &mut stages);
+        if !lifts.is_empty() {
+            group.take_lifts(&mut lifts, jobs);
+            group.flush(t + gap, &mut cur, &mut stages);
+        }
         (stages, fast)
     }
 

@@ -113,6 +113,9 @@ impl<'de> Deserialize<'de> for CurtailmentRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LeverProfile {
+    /// Time for a pause to reach half of its step: about 17-20 ms measured on an H100.
+    #[serde(rename = "pause_half_ms", with = "crate::units::millis")]
+    pub pause_half: Duration,
     /// Time for a pause to reach 90 % of its step: 40 ms measured on an H100.
     #[serde(rename = "pause_settle_ms", with = "crate::units::millis")]
     pub pause_settle: Duration,
@@ -127,9 +130,43 @@ pub struct LeverProfile {
     pub resume_overshoot_duration: Duration,
 }
 
+impl LeverProfile {
+    /// Share of a pause's power step reached `t` seconds after it is issued: linear
+    /// through 0 at 0, 0.5 at `pause_half`, 0.9 at `pause_settle` and 1 at
+    /// `pause_settle + pause_half` (`calibration/README.md`, process-level curtailment).
+    ///
+    /// ```
+    /// use gridflex_planner::LeverProfile;
+    /// let l = LeverProfile::default();
+    /// assert_eq!(l.pause_fraction_at(0.020), 0.5);
+    /// assert!((l.pause_fraction_at(0.040) - 0.9).abs() < 1e-12);
+    /// assert_eq!(l.pause_fraction_at(1.0), 1.0);
+    /// ```
+    pub fn pause_fraction_at(&self, t: f64) -> f64 {
+        let h = self.pause_half.as_secs_f64();
+        let s = self.pause_settle.as_secs_f64().max(h);
+        let pts = [(0.0, 0.0), (h, 0.5), (s, 0.9), (s + h, 1.0)];
+        if t <= 0.0 {
+            return 0.0;
+        }
+        for w in pts.windows(2) {
+            let ((t0, f0), (t1, f1)) = (w[0], w[1]);
+            if t <= t1 {
+                return if t1 > t0 {
+                    f0 + (f1 - f0) * (t - t0) / (t1 - t0)
+                } else {
+                    f1
+                };
+            }
+        }
+        1.0
+    }
+}
+
 impl Default for LeverProfile {
     fn default() -> Self {
         Self {
+            pause_half: Duration::from_millis(20),
             pause_settle: Duration::from_millis(40),
             cap_settle: Duration::from_millis(300),
             resume_overshoot: 1.3,
