@@ -114,6 +114,18 @@ pub enum HalError {
         /// The backend's message.
         detail: String,
     },
+    /// A library-level call (no device involved yet, e.g. counting or opening devices) failed.
+    #[error("{library}: {operation} failed ({kind}): {detail}")]
+    Library {
+        /// The library, e.g. "NVML".
+        library: &'static str,
+        /// What was attempted.
+        operation: &'static str,
+        /// The portable kind.
+        kind: ErrorKind,
+        /// The library's message.
+        detail: String,
+    },
     /// After writing a limit the device reported something else in force.
     #[error("device {device}: requested power limit {requested} but the device reports {reported}")]
     LimitNotApplied {
@@ -185,7 +197,7 @@ impl HalError {
                 ErrorKind::DeviceLost
             }
             Self::NoPermission { .. } | Self::ProcessNoPermission { .. } => ErrorKind::NoPermission,
-            Self::Device { kind, .. } => *kind,
+            Self::Device { kind, .. } | Self::Library { kind, .. } => *kind,
             Self::Unsupported { .. }
             | Self::LimitNotApplied { .. }
             | Self::Workload { .. }

@@ -42,6 +42,8 @@ mod error;
 mod telemetry;
 mod workload;
 
+#[cfg(feature = "nvml")]
+pub use backend::nvml;
 #[cfg(unix)]
 pub use backend::process;
 pub use backend::sim;
