@@ -189,6 +189,9 @@ pub enum SignalError {
     /// The other end of a channel source is gone.
     #[error("signal channel closed")]
     ChannelClosed,
+    /// A channel source is full (from `try_send`).
+    #[error("signal channel full")]
+    ChannelFull,
     /// A core type refused a value.
     #[error(transparent)]
     Core(#[from] CoreError),

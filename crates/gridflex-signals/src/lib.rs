@@ -7,6 +7,8 @@
 //!   over them with a stable JSON-lines form.
 //! - [`parse`]: streaming parsers for CAISO OASIS CSV/XML/zip and PJM Data Miner 2
 //!   JSON/CSV, with format detection, located errors, strict and lenient modes.
+//! - [`source`]: the async [`source::SignalSource`] trait, a replay source on a
+//!   [`clock::Clock`] (virtual for tests, real with a speed factor), and a channel source.
 //!
 //! ```
 //! use gridflex_signals::parse::{parse_prices, ParseOptions};
@@ -22,9 +24,11 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![forbid(unsafe_code)]
 
+pub mod clock;
 mod error;
 pub mod model;
 pub mod parse;
+pub mod source;
 
 pub use error::{Location, SignalError};
 pub use model::{

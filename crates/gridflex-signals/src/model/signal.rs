@@ -96,26 +96,35 @@ pub fn write_json_lines<'a, W: Write>(
     Ok(())
 }
 
-/// Reads a JSON-lines file of signals; blank lines are skipped, any other bad line is
-/// an error naming its line number.
+/// Reads a JSON-lines file of signals, yielding each with its 1-based line number.
+/// Blank lines are skipped; a bad line is an error naming its line, after which the
+/// iterator ends.
 pub fn read_json_lines<R: BufRead>(
     input: R,
-) -> impl Iterator<Item = Result<GridSignal, SignalError>> {
-    input.lines().enumerate().filter_map(|(i, line)| {
-        let at = Location::line(i as u64 + 1);
-        match line {
-            Err(source) => Some(Err(SignalError::Io {
-                at: Box::new(at),
-                source,
-            })),
-            Ok(l) if l.trim().is_empty() => None,
-            Ok(l) => Some(
-                serde_json::from_str(&l).map_err(|e| SignalError::Malformed {
-                    at: Box::new(at),
-                    format: "grid-signal JSON",
-                    reason: e.to_string(),
-                }),
-            ),
-        }
-    })
+) -> impl Iterator<Item = (Result<GridSignal, SignalError>, u64)> {
+    let mut failed = false;
+    input
+        .lines()
+        .enumerate()
+        .map_while(move |(i, line)| {
+            if failed {
+                return None;
+            }
+            let n = i as u64 + 1;
+            let at = || Box::new(Location::line(n));
+            let item = match line {
+                Err(source) => Some(Err(SignalError::Io { at: at(), source })),
+                Ok(l) if l.trim().is_empty() => None,
+                Ok(l) => Some(
+                    serde_json::from_str(&l).map_err(|e| SignalError::Malformed {
+                        at: at(),
+                        format: "grid-signal JSON",
+                        reason: e.to_string(),
+                    }),
+                ),
+            };
+            failed = matches!(item, Some(Err(_)));
+            Some(item.map(|r| (r, n)))
+        })
+        .flatten()
 }
