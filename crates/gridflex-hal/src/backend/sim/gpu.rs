@@ -33,12 +33,14 @@ use crate::{
     PowerDevice, PowerSample, PowerSampleStream, SmClockLock, Telemetry,
 };
 
-/// Largest integration step while something is settling.
+/// Integration step after a workload change (dead time 7 ms, time constant 14 ms).
 const STEP_NS: u64 = 1_000_000;
+/// Integration step while only the cap settles (time constant 100 ms).
+const COARSE_STEP_NS: u64 = 10_000_000;
 /// Power and cap differences below this (watts) count as settled.
-const SETTLED_W: f64 = 1e-3;
-/// Pending workload changes kept; a further change applies the oldest at once.
-const MAX_PENDING: usize = 4;
+const SETTLED_W: f64 = 1e-2;
+/// Pending changes kept; a further change first catches up with the clock.
+const MAX_PENDING: usize = 8;
 /// Exponent of dynamic power in the clock ratio under a clock lock (*assumption*: P ~ f V^2 with V ~ f).
 const CLOCK_POWER_EXPONENT: i32 = 3;
 
@@ -56,11 +58,22 @@ pub enum SimActivity {
     Paused,
 }
 
+/// A change that takes effect at a later instant than the integration has reached.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// The power starts following a new activity (after the dead time).
+    Activity {
+        activity: SimActivity,
+        overshoot: bool,
+    },
+    /// A new power-limit request (recorded lazily, so commanding costs no integration).
+    Limit(f64),
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     at: u64,
-    activity: SimActivity,
-    overshoot: bool,
+    change: Change,
 }
 
 /// Precomputed parameters in the integration's units (seconds, watts, nanoseconds).
@@ -71,6 +84,8 @@ struct Params {
     max_limit: f64,
     dead_ns: u64,
     tau_p: f64,
+    /// Ten power time constants: how long fine steps last after a workload change.
+    fine_ns: u64,
     overshoot: f64,
     overshoot_ns: u64,
     tau_cap: f64,
@@ -98,6 +113,8 @@ struct State {
     demand: f64,
     pending: [Option<Pending>; MAX_PENDING],
     overshoot_until: u64,
+    /// Fine integration steps until this instant (after a workload change).
+    fine_until: u64,
     lock: Option<(f64, f64)>,
     energy: f64,
     work: f64,
@@ -204,6 +221,8 @@ impl SimGpu {
             max_limit: spec.limits.max().as_watts(),
             dead_ns: u64::try_from(spec.response_dead_time.as_nanos()).unwrap_or(u64::MAX),
             tau_p: spec.response_time_constant.as_secs_f64(),
+            fine_ns: u64::try_from(spec.response_time_constant.as_nanos().saturating_mul(10))
+                .unwrap_or(u64::MAX),
             overshoot: spec.resume_overshoot,
             overshoot_ns: u64::try_from(spec.resume_overshoot_window.as_nanos())
                 .unwrap_or(u64::MAX),
@@ -231,6 +250,7 @@ impl SimGpu {
             demand: 0.0,
             pending: [None; MAX_PENDING],
             overshoot_until: 0,
+            fine_until: 0,
             lock: None,
             energy: 0.0,
             work: 0.0,
@@ -315,13 +335,16 @@ impl SimGpu {
         })
     }
 
-    fn lock_state(&self) -> MutexGuard<'_, State> {
+    fn lock_raw(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than stopping would, so a poisoned lock is used as is.
-        let mut s = self
-            .state
+        self.state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        let mut s = self.lock_raw();
         let now = self.clock.nanos();
         self.advance(&mut s, now);
         s
@@ -339,8 +362,23 @@ impl SimGpu {
                 max: self.info.limits.max(),
             });
         }
-        let mut s = self.lock_state();
-        s.requested = limit.as_watts();
+        let now = self.clock.nanos();
+        let mut s = self.lock_raw();
+        let w = limit.as_watts();
+        if s.t >= now || s.pending[MAX_PENDING - 1].is_some() {
+            self.advance(&mut s, now);
+            s.requested = w;
+        } else {
+            // Record the request at its instant; the integration catches up on the next read.
+            self.insert_pending(
+                &mut s,
+                Pending {
+                    at: now,
+                    change: Change::Limit(w),
+                },
+            );
+        }
+        drop(s);
         Ok(LimitChange {
             requested: limit,
             enforced: limit,
@@ -537,30 +575,55 @@ impl SimGpu {
 
     fn command(&self, s: &mut State, activity: SimActivity, overshoot: bool) {
         s.commanded = activity;
-        if s.pending.iter().all(Option::is_some) {
-            // Full: apply the oldest now so the newest is never lost.
-            if let Some(p) = s.pending[0].take() {
-                Self::apply(s, p, self.p.overshoot_ns);
+        let at = s.t.saturating_add(self.p.dead_ns);
+        self.insert_pending(
+            s,
+            Pending {
+                at,
+                change: Change::Activity {
+                    activity,
+                    overshoot,
+                },
+            },
+        );
+    }
+
+    /// Inserts in time order (after equal times). When full, the oldest change is applied
+    /// at once so the newest is never lost.
+    fn insert_pending(&self, s: &mut State, p: Pending) {
+        if s.pending[MAX_PENDING - 1].is_some() {
+            if let Some(oldest) = s.pending[0].take() {
+                self.apply(s, oldest.change);
             }
             s.pending.rotate_left(1);
         }
-        let at = s.t.saturating_add(self.p.dead_ns);
-        if let Some(slot) = s.pending.iter_mut().find(|p| p.is_none()) {
-            *slot = Some(Pending {
-                at,
-                activity,
-                overshoot,
-            });
-        }
+        let pos = s
+            .pending
+            .iter()
+            .position(|q| q.is_none_or(|q| q.at > p.at))
+            .unwrap_or(MAX_PENDING - 1);
+        s.pending[pos..].rotate_right(1);
+        s.pending[pos] = Some(p);
     }
 
-    fn apply(s: &mut State, p: Pending, overshoot_ns: u64) {
-        s.physical = p.activity;
-        s.overshoot_until = if p.overshoot && p.activity == SimActivity::Running {
-            s.t.saturating_add(overshoot_ns)
-        } else {
-            0
-        };
+    fn apply(&self, s: &mut State, change: Change) {
+        match change {
+            Change::Limit(w) => s.requested = w,
+            Change::Activity {
+                activity,
+                overshoot,
+            } => {
+                s.physical = activity;
+                s.overshoot_until = if overshoot && activity == SimActivity::Running {
+                    s.t.saturating_add(self.p.overshoot_ns)
+                } else {
+                    0
+                };
+                s.fine_until =
+                    s.t.saturating_add(self.p.overshoot_ns)
+                        .saturating_add(self.p.fine_ns);
+            }
+        }
     }
 
     /// The natural SM clock of a running workload under `cap` (an approximation: the
@@ -678,7 +741,12 @@ impl SimGpu {
                 self.jump(s, now);
                 return;
             }
-            let grid = (s.t / STEP_NS + 1).saturating_mul(STEP_NS);
+            let step = if s.t < s.fine_until {
+                STEP_NS
+            } else {
+                COARSE_STEP_NS
+            };
+            let grid = (s.t / step + 1).saturating_mul(step);
             let mut next = now.min(s.next_tick).min(s.next_sample).min(grid);
             if let Some(p) = s.pending[0] {
                 next = next.min(p.at.max(s.t));
@@ -719,7 +787,7 @@ impl SimGpu {
             }
             s.pending[0] = None;
             s.pending.rotate_left(1);
-            Self::apply(s, p, self.p.overshoot_ns);
+            self.apply(s, p.change);
         }
         if s.t == s.next_sample {
             let (t, w) = (s.t, s.power);
