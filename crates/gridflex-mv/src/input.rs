@@ -90,7 +90,12 @@ fn rfc3339(line: usize, field: &str, s: &str) -> Result<DateTime<Utc>, MvError> 
         })
 }
 
-/// RFC 3339, or Unix seconds with an optional fraction (`1719792000.125`).
+/// Parses an instant: RFC 3339 with offset, or Unix seconds with an optional fraction
+/// (`1719792000.125`). `line` and `field` go into the error.
+pub fn parse_instant(line: usize, field: &str, s: &str) -> Result<DateTime<Utc>, MvError> {
+    time(line, field, s.trim())
+}
+
 fn time(line: usize, field: &str, s: &str) -> Result<DateTime<Utc>, MvError> {
     let bad = || {
         err(

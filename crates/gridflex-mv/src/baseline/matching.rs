@@ -29,6 +29,9 @@ pub(super) struct Frame {
     /// Wall-clock seconds after local midnight of the adjustment-window intervals, then
     /// of the event intervals.
     clocks: Vec<i64>,
+    /// When the clocks of each part run without a jump (no DST change on the event day
+    /// inside them): the first clock of the adjustment window and of the event.
+    linear: Option<(i64, i64)>,
 }
 
 /// How many meter intervals `d` spans; it must be a whole number of them.
@@ -110,6 +113,13 @@ pub(super) fn frame(
     let adj_elapsed0 = adj_first as i64 * step_s - day.start_s;
     clocks.extend((0..n_adj as i64).map(|k| day.clock_of_elapsed(adj_elapsed0 + k * step_s)));
     clocks.extend((0..n_event as i64).map(|k| day.clock_of_elapsed(elapsed0 + k * step_s)));
+    let steady = |part: &[i64]| part.windows(2).all(|p| p[1] - p[0] == step_s);
+    let linear = (steady(&clocks[..n_adj]) && steady(&clocks[n_adj..])).then(|| {
+        (
+            clocks.first().copied().unwrap_or(0),
+            clocks.get(n_adj).copied().unwrap_or(0),
+        )
+    });
     Ok(Frame {
         date,
         day_type: calendar.day_type(date),
@@ -119,6 +129,7 @@ pub(super) fn frame(
         n_adj,
         adj_window,
         clocks,
+        linear,
     })
 }
 
@@ -130,6 +141,27 @@ struct Cand {
     mean: f64,
 }
 
+/// The series index ranges of a candidate day's adjustment-window and event values,
+/// when both are contiguous (no DST change on either day inside them): the fast path.
+fn day_ranges(meter: &Meter, frame: &Frame, day: &LocalDay) -> Option<[std::ops::Range<usize>; 2]> {
+    let (adj0, ev0) = frame.linear?;
+    if day.transition.is_some() {
+        return None;
+    }
+    let range = |clock: i64, n: usize| {
+        if n == 0 {
+            return Some(0..0);
+        }
+        let end_clock = clock + n as i64 * meter.step_s();
+        if clock < 0 || end_clock > day.len_s {
+            return None;
+        }
+        let first = meter.index_in_day(day, clock)?;
+        (first + n <= meter.series().len()).then_some(first..first + n)
+    };
+    Some([range(adj0, frame.n_adj)?, range(ev0, frame.n_event)?])
+}
+
 /// Checks a candidate day's needed values; `Ok(Ok(mean event-window load))` when it
 /// qualifies, `Ok(Err(reason))` when it is dropped.
 fn evaluate(
@@ -138,6 +170,22 @@ fn evaluate(
     day: &LocalDay,
     gaps: GapPolicy,
 ) -> Result<Result<f64, DropReason>, MvError> {
+    if let Some([adj, ev]) = day_ranges(meter, frame, day) {
+        let values = meter.series().values();
+        let gap = adj.clone().chain(ev.clone()).find(|&i| values[i].is_none());
+        if let Some(i) = gap {
+            let interval = meter.interval_of(i);
+            return match gaps {
+                GapPolicy::SkipDay => Ok(Err(DropReason::MissingData { interval })),
+                GapPolicy::Error => Err(MvError::MissingData {
+                    interval,
+                    what: "baseline day",
+                }),
+            };
+        }
+        let sum: f64 = values[ev].iter().flatten().map(|p| p.as_watts()).sum();
+        return Ok(Ok(sum / frame.n_event as f64));
+    }
     let mut sum = 0.0;
     for (j, &clock) in frame.clocks.iter().enumerate() {
         let Some(i) = day
@@ -340,8 +388,18 @@ pub(super) fn compute(
     // Average the kept days interval by interval.
     let mut profile = vec![0.0_f64; frame.clocks.len()];
     let mut selected_days = Vec::with_capacity(n);
+    let values = meter.series().values();
     for (c, _) in window.iter().zip(&keep).filter(|(_, k)| **k) {
         selected_days.push(c.day.date);
+        if let Some([adj, ev]) = day_ranges(meter, &frame, &c.day) {
+            for (p, v) in profile.iter_mut().zip(&values[adj]) {
+                *p += v.map_or(0.0, Power::as_watts);
+            }
+            for (p, v) in profile[frame.n_adj..].iter_mut().zip(&values[ev]) {
+                *p += v.map_or(0.0, Power::as_watts);
+            }
+            continue;
+        }
         for (p, &clock) in profile.iter_mut().zip(&frame.clocks) {
             // `evaluate` checked every one of these values exists.
             *p += c

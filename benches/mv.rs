@@ -1,0 +1,140 @@
+//! gridflex-mv benches: one event on 45 days of 5-minute data, and every method on a
+//! year of 5-minute data for a fleet of meters.
+use std::hint::black_box;
+
+use chrono::{Datelike, NaiveDate, TimeDelta, Weekday};
+use criterion::{Criterion, criterion_group, criterion_main};
+use gridflex_core::{Interval, IntervalSeries, MarketZone, OperatingDay, Power};
+use gridflex_mv::{Calendar, Meter, Method};
+
+/// `days` local days of 5-minute data from local midnight of `first`: a daily shape
+/// plus a deterministic wobble per meter.
+fn series(zone: MarketZone, first: NaiveDate, days: u64, seed: u64) -> IntervalSeries<Power> {
+    let start = OperatingDay::new(zone, first)
+        .map(|d| d.interval().start())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let end = OperatingDay::new(zone, first + chrono::Days::new(days))
+        .map(|d| d.interval().start())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let n = ((end - start).num_minutes() / 5) as usize;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let values = (0..n).map(|i| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let noise = (x >> 33) as f64 / (1u64 << 31) as f64;
+        let hour = (i % 288) as f64 / 12.0;
+        let shape = 600.0 + 300.0 * ((hour - 6.0) / 24.0 * std::f64::consts::TAU).sin().max(0.0);
+        Power::kilowatts(shape * (0.9 + 0.2 * noise)).ok()
+    });
+    IntervalSeries::new(start, TimeDelta::minutes(5), values.collect())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn event(zone: MarketZone, d: NaiveDate) -> Interval {
+    let at = |h| {
+        zone.to_utc(d.and_hms_opt(h, 0, 0).unwrap_or_default())
+            .map(|m| m.earlier())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    Interval::new(at(14), at(18)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn one_event(c: &mut Criterion) {
+    let zone = MarketZone::Caiso;
+    let first = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
+    // 45 days of history plus the event day (46 local days, 13,248 intervals).
+    let s = series(zone, first, 46, 1);
+    let meter = Meter::new(s.clone(), zone).unwrap_or_else(|e| panic!("{e}"));
+    let cal = Calendar::new(zone);
+    let ev = event(
+        zone,
+        NaiveDate::from_ymd_opt(2025, 7, 16).unwrap_or_default(),
+    );
+    for method in [
+        Method::Caiso10in10,
+        Method::PjmCbl,
+        Method::ErcotMiddle8of10,
+    ] {
+        let b = method.baseline();
+        c.bench_function(
+            &format!("one event 45 days 5-min: {method} + reduction"),
+            |bch| {
+                bch.iter(|| {
+                    let r = b.compute(black_box(&meter), &cal, black_box(ev));
+                    r.map(|r| r.reduction().settled_energy)
+                })
+            },
+        );
+    }
+    let b = Method::Caiso10in10.baseline();
+    c.bench_function(
+        "one event 45 days 5-min: index meter + caiso-10in10 + reduction",
+        |bch| {
+            bch.iter_batched(
+                || s.clone(),
+                |s| {
+                    let meter = Meter::new(s, zone)?;
+                    b.compute(&meter, &cal, ev)
+                        .map(|r| r.reduction().settled_energy)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        },
+    );
+}
+
+fn fleet_year(c: &mut Criterion) {
+    let zone = MarketZone::Pjm;
+    let first = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default();
+    const METERS: u64 = 100;
+    let meters: Vec<Meter> = (0..METERS)
+        .map(|k| Meter::new(series(zone, first, 365, k), zone).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let cal = Calendar::new(zone);
+    // One weekday event a month, from February (so every lookback is inside the year).
+    let events: Vec<Interval> = (2..=12)
+        .map(|m| {
+            let mut d = NaiveDate::from_ymd_opt(2025, m, 15).unwrap_or_default();
+            while matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+                d = d.succ_opt().unwrap_or(d);
+            }
+            event(zone, d)
+        })
+        .collect();
+    let methods: Vec<_> = Method::ALL.iter().map(|m| m.baseline()).collect();
+    let mut group = c.benchmark_group("fleet year");
+    group.sample_size(10);
+    group.bench_function(
+        format!("{METERS} meters x 1 year 5-min x 7 methods x 11 events"),
+        |bch| {
+            bch.iter(|| {
+                let mut total = 0.0;
+                for m in &meters {
+                    for ev in &events {
+                        for b in &methods {
+                            if let Ok(r) = b.compute(m, &cal, *ev) {
+                                total += r.reduction().settled_energy.as_kilowatt_hours();
+                            }
+                        }
+                    }
+                }
+                total
+            })
+        },
+    );
+    let s = series(zone, first, 365, 7);
+    group.bench_function("index one meter-year of 5-min data", |bch| {
+        bch.iter_batched(
+            || s.clone(),
+            |s| Meter::new(s, zone),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, one_event, fleet_year);
+criterion_main!(benches);
