@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gridflex_core::{JobId, Power};
 use gridflex_hal::PowerDevice;
 use gridflex_hal::sim::{
@@ -101,6 +101,30 @@ fn fleet_sweep(c: &mut Criterion) {
             }
         })
     });
+    // The facade's pattern: the fleet was read (telemetry sweep), time has moved on by
+    // 100 us, every GPU is still settling from the last command, and a new limit goes to
+    // all of them. Only the commands are timed; the request is recorded lazily.
+    c.bench_function(
+        "sim/fleet set_power_limit 1000 after 100 us, settling",
+        |b| {
+            b.iter_batched(
+                || {
+                    fleet
+                        .telemetry_into(&mut out)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    fleet.advance(Duration::from_micros(100));
+                    w = if w > 600.0 { 300.0 } else { w + 7.0 };
+                    watts(w)
+                },
+                |limit| {
+                    for d in &devices {
+                        black_box(ready(d.set_power_limit(limit)).is_ok());
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
     // Settling work: each iteration advances the clock 10 ms with every GPU in a cap transient.
     c.bench_function("sim/fleet 10 ms of cap transient, 1000 GPUs", |b| {
         b.iter(|| {

@@ -16,9 +16,10 @@
 //! - **Throughput.** `curve(cap / max limit)` while running (times the clock ratio under a
 //!   binding clock lock), zero otherwise; integrated into [`SimGpu::work_done`].
 //!
-//! The state advances lazily to the clock's time whenever the GPU is read or commanded:
-//! in 1 ms steps (exact exponential updates) while something is settling, in one jump
-//! when everything has settled, so an hour of idle virtual time costs one step.
+//! The state advances lazily to the clock's time whenever the GPU is read or commanded
+//! (a limit request is only recorded with its instant): in 1 ms steps (exact
+//! exponential updates) after a workload change, 10 ms steps while only the cap
+//! settles, and one jump once everything has settled, so an idle hour costs one step.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
