@@ -33,6 +33,7 @@ pub struct ProcessGroup {
 
 /// Per-process state read from the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // `Stopped` needs /proc
 enum ProcState {
     Running,
     Stopped,

@@ -108,6 +108,12 @@ impl SimClock {
         })
     }
 
+    /// True when `other` is a clone of this clock (they share time), not merely a clock
+    /// that happens to read the same.
+    pub fn shares_time_with(&self, other: &SimClock) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Nanoseconds since the epoch.
     pub(crate) fn nanos(&self) -> u64 {
         self.inner.nanos.load(Ordering::Acquire)
@@ -143,6 +149,8 @@ mod tests {
         assert!(c.advance_to(t).is_ok()); // same instant is fine
         assert!(c.advance_to(t - TimeDelta::milliseconds(1)).is_err());
         assert!(c.advance_to(c.epoch() - TimeDelta::seconds(1)).is_err());
+        assert!(c.shares_time_with(&c.clone()));
+        assert!(!c.shares_time_with(&SimClock::default()));
         c.advance(Duration::MAX);
         assert_eq!(c.nanos(), u64::MAX);
     }

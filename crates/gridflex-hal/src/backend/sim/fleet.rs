@@ -51,7 +51,7 @@ impl SimFleet {
     pub fn from_gpus(clock: SimClock, gpus: Vec<SimGpu>) -> Result<Self, HalError> {
         let mut index = HashMap::with_capacity(gpus.len());
         for (i, g) in gpus.iter().enumerate() {
-            if g.clock().epoch() != clock.epoch() || g.clock().nanos() != clock.nanos() {
+            if !g.clock().shares_time_with(&clock) {
                 return Err(HalError::InvalidConfig {
                     field: "fleet clock",
                     reason: format!("GPU {} does not read the fleet's clock", g.info().id),
@@ -126,6 +126,17 @@ impl SimFleet {
     }
 
     /// Sum of the GPUs' physical power now.
+    ///
+    /// ```
+    /// use gridflex_hal::sim::{SimClock, SimFleet, SimGpu, SimGpuSpec};
+    /// let clock = SimClock::default();
+    /// let a = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?;
+    /// let b = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?;
+    /// assert!(SimFleet::from_gpus(clock.clone(), vec![a, b]).is_err()); // same id twice
+    /// let c = SimGpu::new(1, SimClock::default(), SimGpuSpec::h100_sxm())?;
+    /// assert!(SimFleet::from_gpus(clock, vec![c]).is_err()); // another clock
+    /// # Ok::<(), gridflex_hal::HalError>(())
+    /// ```
     pub fn true_power_total(&self) -> Power {
         self.gpus.iter().map(|g| g.true_power()).sum()
     }
