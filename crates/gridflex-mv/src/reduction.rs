@@ -22,6 +22,7 @@
 //! # Ok::<(), gridflex_mv::MvError>(())
 //! ```
 
+use chrono::TimeDelta;
 use gridflex_core::{Energy, Interval, Power};
 use serde::{Deserialize, Serialize};
 
@@ -128,17 +129,21 @@ impl BaselineResult {
 
     /// The delivered reduction under a chosen settlement rule.
     pub fn reduction_with(&self, rule: SettlementRule) -> ReductionReport {
-        let mut raw_energy = Energy::ZERO;
-        let mut settled_energy = Energy::ZERO;
+        // Every interval of a result has the meter's length: sum powers, scale once.
+        let step = self
+            .intervals
+            .first()
+            .map_or(TimeDelta::zero(), |b| b.interval.duration());
+        let mut raw_sum = Power::ZERO;
+        let mut settled_sum = Power::ZERO;
         let intervals: Vec<IntervalReduction> = self
             .intervals
             .iter()
             .map(|b| {
                 let raw = b.adjusted_baseline - b.actual;
                 let settled = rule.settle(raw);
-                let d = b.interval.duration();
-                raw_energy += raw * d;
-                settled_energy += settled * d;
+                raw_sum += raw;
+                settled_sum += settled;
                 IntervalReduction {
                     interval: b.interval,
                     raw,
@@ -146,6 +151,8 @@ impl BaselineResult {
                 }
             })
             .collect();
+        let raw_energy = raw_sum * step;
+        let settled_energy = settled_sum * step;
         ReductionReport {
             rule,
             intervals,

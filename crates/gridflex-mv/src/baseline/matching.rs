@@ -450,12 +450,17 @@ pub(super) fn event_intervals(
     applied: AppliedAdjustment,
 ) -> Result<Vec<BaselineInterval>, MvError> {
     let mut out = Vec::with_capacity(frame.n_event);
+    // Consecutive intervals: each starts where the previous ended.
+    let mut interval = meter.interval_of(frame.event_first);
     for (k, &b) in baseline_w.iter().enumerate().take(frame.n_event) {
         let i = frame.event_first + k;
+        if k > 0 {
+            interval = Interval::starting_at(interval.end(), meter.step())?;
+        }
         let actual = Power::watts(meter.watts(i, "event window")?)?;
         let baseline = Power::watts(b)?;
         out.push(BaselineInterval {
-            interval: meter.interval_of(i),
+            interval,
             baseline,
             adjusted_baseline: applied.value.apply(baseline),
             actual,
