@@ -151,7 +151,9 @@ impl Meter {
         loop {
             // The next midnight is 24 hours on, except across a DST change; check with
             // one UTC -> local conversion and fall back to the exact rule if needed.
-            let guess = day_start + TimeDelta::days(1);
+            let guess = day_start
+                .checked_add_signed(TimeDelta::days(1))
+                .ok_or(gridflex_core::CoreError::DateOutOfRange { date })?;
             let next_date = date
                 .succ_opt()
                 .ok_or(gridflex_core::CoreError::DateOutOfRange { date })?;
@@ -257,7 +259,9 @@ impl Meter {
 
     /// The interval of series index `i`.
     pub(crate) fn interval_of(&self, i: usize) -> Interval {
-        self.interval_at(self.series.start() + TimeDelta::seconds(self.step_s * i as i64))
+        self.series
+            .interval(i)
+            .unwrap_or_else(|| grid_interval(self.series.end(), self.step()))
     }
 
     /// The value at index `i` in watts, or the missing-data error.

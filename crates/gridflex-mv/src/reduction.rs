@@ -23,7 +23,7 @@
 //! ```
 
 use chrono::TimeDelta;
-use gridflex_core::{Energy, Interval, Power};
+use gridflex_core::{Energy, Interval, IntervalSeries, Power};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::BaselineResult;
@@ -122,6 +122,31 @@ pub struct Performance {
 }
 
 impl BaselineResult {
+    /// The adjusted baseline over the event as a series (for reports and plots).
+    pub fn adjusted_baseline_series(&self) -> Result<IntervalSeries<Power>, crate::MvError> {
+        self.series_of(|b| b.adjusted_baseline)
+    }
+
+    /// The metered load over the event as a series.
+    pub fn actual_series(&self) -> Result<IntervalSeries<Power>, crate::MvError> {
+        self.series_of(|b| b.actual)
+    }
+
+    fn series_of(
+        &self,
+        f: impl Fn(&crate::baseline::BaselineInterval) -> Power,
+    ) -> Result<IntervalSeries<Power>, crate::MvError> {
+        let step = self
+            .intervals
+            .first()
+            .map_or(self.event.duration(), |b| b.interval.duration());
+        Ok(IntervalSeries::from_values(
+            self.event.start(),
+            step,
+            self.intervals.iter().map(f),
+        )?)
+    }
+
     /// The delivered reduction under the method's settlement rule.
     pub fn reduction(&self) -> ReductionReport {
         self.reduction_with(self.settlement)

@@ -378,7 +378,10 @@ pub fn regulation_score(
         h.delay /= k;
         h.precision /= k;
         h.composite /= k;
-        let (a, b) = (h.start, h.start + TimeDelta::hours(1));
+        let a = h.start;
+        let b = a
+            .checked_add_signed(TimeDelta::hours(1))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let from = signal.partition_point(|x| x.at < a).max(1);
         let to = signal.partition_point(|x| x.at < b);
         h.mileage = (from..to)

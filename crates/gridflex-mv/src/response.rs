@@ -196,7 +196,10 @@ pub fn response_time(
                 let (p0, p1) = (prev.value.as_watts(), hit.value.as_watts());
                 let frac = (mark - p0) / (p1 - p0);
                 let span = gridflex_core::units::seconds_f64(hit.at - prev.at);
-                let t = prev.at + delta_secs(frac * span);
+                let t = prev
+                    .at
+                    .checked_add_signed(delta_secs(frac * span))
+                    .unwrap_or(hit.at);
                 (t - at).max(TimeDelta::zero())
             }
             _ => first_sample,

@@ -577,3 +577,69 @@ fn adjustment_kind_switch_keeps_days() {
     assert_eq!(kw(r.intervals[0].adjusted_baseline), 100.0);
     assert_eq!(r.adjustment.window, None);
 }
+
+#[test]
+fn baseline_accuracy_on_non_event_days() {
+    use gridflex_mv::accuracy::baseline_accuracy;
+    // Weekday loads alternate 90 (even date) / 110 (odd date) kW, flat all day; no
+    // adjustment. For a test day, 10-in-10 averages 5 even and 5 odd days whenever the
+    // ten prior weekdays split 5/5, giving 100 kW against 90 or 110 kW actual: error
+    // +10 or -10 kW on every interval. Test days Tue 7/15 (odd, e = -10) and Wed 7/16
+    // (even, e = +10): weekdays before 7/15 are 7/14 .. 6/30 (5 even, 5 odd); before
+    // 7/16 they are 7/15 .. 7/1 (7/15, 11, 9, 7, 3, 1 odd = 6; 14, 10, 8, 2 even = 4):
+    // B = (6 x 110 + 4 x 90) / 10 = 102 kW, e = 102 - 90 = +12 kW.
+    // Over 2 x 4 hourly intervals: e = -10 (x4), +12 (x4); mean A = 100.
+    // RMSE = sqrt((4 x 100 + 4 x 144) / 8) = sqrt(122); rRMSE = sqrt(122)/100;
+    // CV(RMSE) = sqrt(976 / 7) / 100; NMBE = (-40 + 48) / (8 x 100) = 0.01.
+    let cal = Calendar::new(CAISO);
+    let m = meter(CAISO, date(2025, 6, 1), 47, 60, |d, _| {
+        Some(if d.day() % 2 == 0 { 90.0 } else { 110.0 })
+    });
+    let b = Baseline::caiso_10in10().with_adjustment(Adjustment::none());
+    let h = |x| NaiveTime::from_hms_opt(x, 0, 0).unwrap();
+    let report = baseline_accuracy(
+        &b,
+        &m,
+        &cal,
+        &[date(2025, 7, 15), date(2025, 7, 16)],
+        h(14),
+        h(18),
+    )
+    .unwrap();
+    assert_eq!(report.days.len(), 2);
+    assert!(report.skipped.is_empty());
+    let a = report.metrics;
+    assert_eq!(a.n, 8);
+    assert!((a.relative_rmse - 122f64.sqrt() / 100.0).abs() < 1e-12);
+    assert!((a.cv_rmse - (976.0f64 / 7.0).sqrt() / 100.0).abs() < 1e-12);
+    assert!((a.nmbe - 0.01).abs() < 1e-12);
+    // An event day in the calendar is skipped, not scored.
+    let mut cal2 = cal.clone();
+    cal2.add_event_day(date(2025, 7, 16));
+    let report = baseline_accuracy(
+        &b,
+        &m,
+        &cal2,
+        &[date(2025, 7, 15), date(2025, 7, 16)],
+        h(14),
+        h(18),
+    )
+    .unwrap();
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.metrics.n, 4);
+}
+
+#[test]
+fn result_series_line_up_with_the_event() {
+    let m = caiso_meter(150.0, 80.0);
+    let ev = event(CAISO, date(2025, 7, 15), 14, 16);
+    let r = Baseline::caiso_10in10()
+        .compute(&m, &Calendar::new(CAISO), ev)
+        .unwrap();
+    let b = r.adjusted_baseline_series().unwrap();
+    assert_eq!(b.start(), ev.start());
+    assert_eq!(b.len(), 2);
+    assert_eq!(b.values()[0], Some(Power::kilowatts(120.0).unwrap()));
+    let a = r.actual_series().unwrap();
+    assert_eq!(a.energy().unwrap().as_kilowatt_hours(), 160.0);
+}
