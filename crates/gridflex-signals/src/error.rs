@@ -192,6 +192,17 @@ pub enum SignalError {
     /// A channel source is full (from `try_send`).
     #[error("signal channel full")]
     ChannelFull,
+    /// An HTTP poll failed: transport error, unexpected status, or rate limiting that
+    /// outlasted the back-off (used by the `http` feature's pollers).
+    #[error("HTTP GET {url}: {reason}")]
+    Http {
+        /// The request URL (never holds the API key, which travels in a header).
+        url: String,
+        /// The HTTP status, when a response came back.
+        status: Option<u16>,
+        /// What happened.
+        reason: String,
+    },
     /// A core type refused a value.
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -9,6 +9,8 @@
 //!   JSON/CSV, with format detection, located errors, strict and lenient modes.
 //! - [`source`]: the async [`source::SignalSource`] trait, a replay source on a
 //!   [`clock::Clock`] (virtual for tests, real with a speed factor), and a channel source.
+//! - `http` (feature `http`): pollers for CAISO OASIS and PJM Data Miner 2 with
+//!   rate-limit back-off and paging, and a polling signal source.
 //!
 //! ```
 //! use gridflex_signals::parse::{parse_prices, ParseOptions};
@@ -26,6 +28,8 @@
 
 pub mod clock;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod model;
 pub mod parse;
 pub mod source;

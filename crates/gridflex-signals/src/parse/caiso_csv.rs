@@ -51,6 +51,7 @@ pub fn parse_caiso_csv<R: Read>(
         format: Format::CaisoCsv,
         points,
         skipped: skips.rows,
+        next_page: None,
     })
 }
 

@@ -56,6 +56,7 @@ pub fn parse_caiso_xml<R: BufRead>(
         format: Format::CaisoXml,
         points,
         skipped: skips.rows,
+        next_page: None,
     })
 }
 

@@ -106,6 +106,21 @@ pub struct ParseOutput {
     /// except for rows the format itself marks as superseded, such as PJM rows with
     /// `row_is_current` false).
     pub skipped: Vec<SkippedRow>,
+    /// The next page's URL, for paged responses (the PJM Data Miner `links` entry
+    /// with `rel` `next`); `None` on the last page and for other formats.
+    pub next_page: Option<String>,
+}
+
+impl ParseOutput {
+    /// An output with no points.
+    pub fn empty(format: Format) -> Self {
+        Self {
+            format,
+            points: Vec::new(),
+            skipped: Vec::new(),
+            next_page: None,
+        }
+    }
 }
 
 /// The input formats this crate reads.

@@ -70,6 +70,7 @@ pub fn parse_oasis_zip<R: Read + Seek>(
         format: Format::OasisZip,
         points,
         skipped: skips.rows,
+        next_page: None,
     })
 }
 

@@ -126,5 +126,6 @@ pub fn parse_pjm_csv<R: Read>(
         format: Format::PjmCsv,
         points,
         skipped: skips.rows,
+        next_page: None,
     })
 }

@@ -47,6 +47,7 @@ pub fn parse_pjm_json<R: Read>(
         index: 0,
         saw_items: false,
         keys: Vec::new(),
+        next_page: None,
     };
     let mut de =
         serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, input));
@@ -89,6 +90,7 @@ pub fn parse_pjm_json<R: Read>(
         format: Format::PjmJson,
         points,
         skipped: skips.rows,
+        next_page: state.next_page,
     })
 }
 
@@ -100,6 +102,7 @@ struct State {
     index: u64,
     saw_items: bool,
     keys: Vec<String>,
+    next_page: Option<String>,
 }
 
 impl State {
@@ -286,6 +289,9 @@ impl<'de> Visitor<'de> for Root<'_> {
                 "links" => {
                     let links: Option<Vec<Link>> = map.next_value()?;
                     for l in links.unwrap_or_default() {
+                        if l.rel.as_deref() == Some("next") {
+                            self.0.next_page.clone_from(&l.href);
+                        }
                         if matches!(l.rel.as_deref(), Some("self" | "next"))
                             && let Some(run) = l.href.as_deref().and_then(feed_of)
                         {

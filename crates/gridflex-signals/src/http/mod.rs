@@ -1,0 +1,45 @@
+//! HTTP pollers for CAISO OASIS and PJM Data Miner 2 (feature `http`).
+//!
+//! - [`HttpGet`]: the one-method seam to an HTTP client; [`UreqClient`] implements it
+//!   with a blocking `ureq` agent (rustls) run on tokio's blocking pool.
+//! - [`OasisPoller`] and [`DataMinerPoller`] build the operators' query URLs
+//!   (reference `markets.md` §f), back off on rate limiting (HTTP 429/503, honouring
+//!   `Retry-After`) by waiting on a [`Clock`](crate::clock::Clock), follow Data
+//!   Miner's `next` links, and parse the answers with [`crate::parse`].
+//! - [`PollingSource`]: a [`SignalSource`](crate::source::SignalSource) that polls a
+//!   [`FetchPrices`] every period and yields each new price once.
+
+mod client;
+mod dataminer;
+mod oasis;
+mod polling;
+
+pub use client::{Backoff, HttpGet, HttpResponse, UreqClient};
+pub use dataminer::DataMinerPoller;
+pub use oasis::OasisPoller;
+pub use polling::{FetchPrices, PollingSource};
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
+pub(crate) fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encodes_reserved_characters() {
+        assert_eq!(
+            super::encode("7/1/2024 00:00to7/1/2024 01:00"),
+            "7%2F1%2F2024%2000%3A00to7%2F1%2F2024%2001%3A00"
+        );
+        assert_eq!(super::encode("TH_NP15_GEN-APND"), "TH_NP15_GEN-APND");
+    }
+}
