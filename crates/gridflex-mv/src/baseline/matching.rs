@@ -172,7 +172,23 @@ fn evaluate(
 ) -> Result<Result<f64, DropReason>, MvError> {
     if let Some([adj, ev]) = day_ranges(meter, frame, day) {
         let values = meter.series().values();
-        let gap = adj.clone().chain(ev.clone()).find(|&i| values[i].is_none());
+        let mut sum = 0.0;
+        let mut gap = None;
+        for (k, v) in values[ev.clone()].iter().enumerate() {
+            match v {
+                Some(p) => sum += p.as_watts(),
+                None => {
+                    gap = Some(ev.start + k);
+                    break;
+                }
+            }
+        }
+        if gap.is_none() {
+            gap = values[adj.clone()]
+                .iter()
+                .position(Option::is_none)
+                .map(|k| adj.start + k);
+        }
         if let Some(i) = gap {
             let interval = meter.interval_of(i);
             return match gaps {
@@ -183,7 +199,6 @@ fn evaluate(
                 }),
             };
         }
-        let sum: f64 = values[ev].iter().flatten().map(|p| p.as_watts()).sum();
         return Ok(Ok(sum / frame.n_event as f64));
     }
     let mut sum = 0.0;
