@@ -210,3 +210,112 @@ proptest! {
         let _ = parse_samples_csv(&String::from_utf8_lossy(&b), "power_w");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_gaps_and_events_give_results_or_typed_errors(
+        z in 0u8..4,
+        holes in proptest::collection::vec(0usize..3000, 0..40),
+        day in 0u64..60,
+        h0 in 0u32..24,
+        len in 1u32..6,
+        m in 0usize..7,
+        skip in any::<bool>(),
+    ) {
+        let zone = zone_of(z);
+        let first = date(2024, 10, 1); // spans the November fall-back change
+        let mut k = 0usize;
+        let holes2 = holes.clone();
+        let mtr = meter(zone, first, 62, 30, move |_, t| {
+            k += 1;
+            (!holes2.contains(&k)).then_some(100.0 + f64::from(t.hour()))
+        });
+        let h1 = (h0 + len).min(23);
+        prop_assume!(h1 > h0);
+        let ev = event(zone, first + Days::new(day), h0, h1);
+        let mut b = Method::ALL[m].baseline();
+        if skip {
+            b = b.with_gap_policy(gridflex_mv::GapPolicy::SkipDay);
+        }
+        match b.compute(&mtr, &Calendar::new(zone), ev) {
+            Ok(r) => {
+                prop_assert_eq!(r.intervals.len() as i64, ev.duration().num_minutes() / 30);
+                for i in &r.intervals {
+                    prop_assert!(i.adjusted_baseline.as_watts().is_finite());
+                }
+                if let Some(&newest) = r.selected_days.first() {
+                    prop_assert!(newest <= r.event_day);
+                }
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn regulation_components_stay_in_unit_range(
+        sig in proptest::collection::vec(-1.0f64..1.0, 200..600),
+        resp in proptest::collection::vec(-3.0f64..3.0, 200..600),
+        lag in 0i64..20,
+    ) {
+        let t0 = chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+        let s: Vec<Sample<f64>> = sig
+            .iter()
+            .enumerate()
+            .map(|(k, v)| Sample { at: t0 + TimeDelta::seconds(2 * k as i64), value: *v })
+            .collect();
+        let r: Vec<Sample<Power>> = resp
+            .iter()
+            .enumerate()
+            .map(|(k, v)| Sample {
+                at: t0 + TimeDelta::seconds(2 * k as i64 + lag),
+                value: Power::megawatts(*v).unwrap(),
+            })
+            .collect();
+        if let Ok(score) = regulation_score(&s, &r, &RegulationConfig::new(Power::megawatts(2.0).unwrap())) {
+            for w in &score.windows {
+                for x in [w.accuracy, w.delay, w.precision, w.composite] {
+                    prop_assert!((0.0..=1.0).contains(&x), "{:?}", w);
+                }
+            }
+            prop_assert!(score.mileage >= 0.0);
+        }
+    }
+
+    #[test]
+    fn t50_never_after_t90_for_monotone_steps(
+        from in 100.0f64..1000.0,
+        drop in 0.05f64..0.95,
+        ramp in proptest::collection::vec(0.0f64..1.0, 1..20),
+        down in any::<bool>(),
+    ) {
+        use gridflex_mv::response::{ResponseConfig, response_time};
+        let t0 = chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+        let to = if down { from * (1.0 - drop) } else { from * (1.0 + drop) };
+        // A monotone ramp: cumulative fractions of the step, normalised to reach 1.
+        let total: f64 = ramp.iter().sum::<f64>().max(1e-9);
+        let mut acc = 0.0;
+        let mut samples: Vec<Sample<Power>> = (0..10)
+            .map(|k| Sample { at: t0 - TimeDelta::milliseconds(20 * (10 - k)), value: Power::watts(from).unwrap() })
+            .collect();
+        for (k, r) in ramp.iter().enumerate() {
+            acc += r / total;
+            samples.push(Sample {
+                at: t0 + TimeDelta::milliseconds(20 * k as i64),
+                value: Power::watts(from + (to - from) * acc.min(1.0)).unwrap(),
+            });
+        }
+        for k in 0..20 {
+            samples.push(Sample {
+                at: t0 + TimeDelta::milliseconds(20 * (ramp.len() + k) as i64),
+                value: Power::watts(to).unwrap(),
+            });
+        }
+        let r = response_time(&samples, t0, &ResponseConfig::default()).unwrap();
+        prop_assert!(r.t50.interpolated <= r.t90.interpolated);
+        prop_assert!(r.t50.first_sample <= r.t90.first_sample);
+        prop_assert!(r.t50.interpolated <= r.t50.first_sample);
+        prop_assert_eq!(r.sample_period, TimeDelta::milliseconds(20));
+    }
+}

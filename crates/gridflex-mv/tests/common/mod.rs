@@ -16,7 +16,7 @@ pub fn meter(
     first: NaiveDate,
     days: u64,
     step_min: i64,
-    load: impl Fn(NaiveDate, NaiveTime) -> Option<f64>,
+    mut load: impl FnMut(NaiveDate, NaiveTime) -> Option<f64>,
 ) -> Meter {
     let start = OperatingDay::new(zone, first).unwrap().interval().start();
     let end = OperatingDay::new(zone, first + chrono::Days::new(days))
