@@ -643,3 +643,22 @@ fn result_series_line_up_with_the_event() {
     let a = r.actual_series().unwrap();
     assert_eq!(a.energy().unwrap().as_kilowatt_hours(), 160.0);
 }
+
+#[test]
+fn calendar_must_match_the_meter_zone() {
+    let m = caiso_meter(100.0, 100.0);
+    let err = Baseline::caiso_10in10()
+        .compute(
+            &m,
+            &Calendar::new(PJM),
+            event(CAISO, date(2025, 7, 15), 14, 16),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        MvError::InvalidParameter {
+            name: "calendar zone",
+            ..
+        }
+    ));
+}

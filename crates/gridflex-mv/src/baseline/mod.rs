@@ -353,7 +353,8 @@ impl Baseline {
     /// Computes the baseline of one event window for one meter.
     ///
     /// The event must lie on the meter's interval grid, inside one local day, and the
-    /// meter must hold the event day's load (and the adjustment window's). Baseline
+    /// meter must hold the event day's load (and the adjustment window's). The calendar
+    /// must be for the meter's market zone. Baseline
     /// days come from the data before the event; the calendar says which days are
     /// holidays and which are excluded event days.
     pub fn compute(
@@ -362,6 +363,13 @@ impl Baseline {
         calendar: &Calendar,
         event: Interval,
     ) -> Result<BaselineResult, MvError> {
+        if calendar.zone() != meter.zone() {
+            return Err(MvError::InvalidParameter {
+                name: "calendar zone",
+                value: calendar.zone().to_string(),
+                reason: "must be the meter's market zone",
+            });
+        }
         match &self.rule {
             BaselineRule::DayMatching { days, adjustment } => {
                 matching::compute(self, days, adjustment, meter, calendar, event)
