@@ -210,7 +210,9 @@ impl Clock for RealClock {
         }
         let ahead_s = ahead.num_milliseconds() as f64 / 1e3;
         // Round up to a whole millisecond so the deadline has passed on waking.
-        let real = std::time::Duration::from_secs_f64(((ahead_s / self.speed) * 1e3).ceil() / 1e3);
+        let real =
+            std::time::Duration::try_from_secs_f64(((ahead_s / self.speed) * 1e3).ceil() / 1e3)
+                .unwrap_or(std::time::Duration::MAX);
         tokio::time::sleep(real).await;
     }
 }

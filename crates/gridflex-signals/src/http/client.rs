@@ -183,7 +183,11 @@ pub(crate) async fn get_ok<H: HttpGet + ?Sized, C: Clock + ?Sized>(
             429 | 503 if attempt < backoff.retries => {
                 let wait = backoff.wait(attempt, response.retry_after);
                 let wait = TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
-                clock.sleep_until(clock.now() + wait).await;
+                let until = clock
+                    .now()
+                    .checked_add_signed(wait)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                clock.sleep_until(until).await;
                 attempt += 1;
             }
             status => {

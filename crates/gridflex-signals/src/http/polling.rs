@@ -94,8 +94,14 @@ impl<F: FetchPrices, C: Clock> PollingSource<F, C> {
     async fn poll(&mut self) -> Result<(), SignalError> {
         self.clock.sleep_until(self.next_poll).await;
         let now = self.clock.now();
-        self.next_poll = now + self.every;
-        let window = Interval::new(now - self.lookback, now + self.lookahead)?;
+        let overflow =
+            || SignalError::invalid("polling window", "runs past the representable time range");
+        self.next_poll = now.checked_add_signed(self.every).ok_or_else(overflow)?;
+        let window = Interval::new(
+            now.checked_sub_signed(self.lookback).ok_or_else(overflow)?,
+            now.checked_add_signed(self.lookahead)
+                .ok_or_else(overflow)?,
+        )?;
         let out = self.fetcher.fetch_prices(window).await?;
         // Forget what can no longer come back, so memory stays bounded.
         self.seen.retain(|(_, _, start)| *start >= window.start());

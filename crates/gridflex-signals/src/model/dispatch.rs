@@ -299,9 +299,12 @@ impl DispatchEvent {
         })
     }
 
-    /// The instant the full response is due.
+    /// The instant the full response is due (the latest representable instant if the
+    /// response time runs past it).
     pub fn respond_by(&self) -> DateTime<Utc> {
-        self.issued_at + self.response_time
+        self.issued_at
+            .checked_add_signed(self.response_time)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
 

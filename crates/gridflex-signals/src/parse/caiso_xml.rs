@@ -286,7 +286,13 @@ fn row(
             Ok(s) if s > 0 => TimeDelta::try_seconds(s).unwrap_or_else(|| run.nominal_length()),
             _ => run.nominal_length(),
         };
-        start + length
+        start.checked_add_signed(length).ok_or_else(|| {
+            SignalError::field(
+                at.clone(),
+                "INTERVAL_START_GMT",
+                "too late to add the interval length",
+            )
+        })?
     } else {
         time(&data.end, "INTERVAL_END_GMT")?
     };

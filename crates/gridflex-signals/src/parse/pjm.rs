@@ -323,7 +323,18 @@ impl Collector {
                 )?;
                 continue;
             }
-            let interval = Interval::new(r.start, r.end.unwrap_or(r.start + length))?;
+            let Some(end) = r.end.or_else(|| r.start.checked_add_signed(length)) else {
+                skips.bad_row(
+                    at.clone(),
+                    SignalError::field(
+                        at,
+                        "datetime_beginning_utc",
+                        "too late to add the interval length",
+                    ),
+                )?;
+                continue;
+            };
+            let interval = Interval::new(r.start, end)?;
             out.push(
                 PricePoint::new(run, r.node.clone(), interval, r.lmp)
                     .with_energy(r.energy)
