@@ -10,7 +10,8 @@
 //! - precision = `1 - mean(|R - S|) / A`, A the hour's mean of `|S|` (floored at 0);
 //! - composite = the mean of the three.
 //!
-//! The hourly score is the mean of the hour's window scores. Mileage is the sum of the
+//! The hourly score is the mean of the hour's window scores; [`Qualification`] holds
+//! the rolling 100-hour historic score and the 0.75 / 0.40 thresholds. Mileage is the sum of the
 //! absolute moves of the (normalised) signal. Credits: capability = MW x RMCCP x
 //! score; performance = MW x mileage ratio x RMPCP x score, per hour.
 //!
@@ -195,6 +196,49 @@ impl HourScore {
             capability: mwh * capability_price * self.composite,
             performance: mwh * performance_price * (mileage_ratio * self.composite),
         }
+    }
+}
+
+/// PJM qualification thresholds (M12 §4.5, `[K]`: "verify counts/thresholds in current
+/// M12"), as settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Qualification {
+    /// Score a qualification test must reach (default 0.75).
+    pub test_pass: f64,
+    /// Rolling historic score below which qualification is lost (default 0.40).
+    pub historic_min: f64,
+    /// Hours in the rolling historic score (default 100).
+    pub history_hours: usize,
+}
+
+impl Default for Qualification {
+    fn default() -> Self {
+        Self {
+            test_pass: 0.75,
+            historic_min: 0.40,
+            history_hours: 100,
+        }
+    }
+}
+
+impl Qualification {
+    /// Whether a qualification test's score passes.
+    pub fn passes_test(&self, test: &RegulationScore) -> bool {
+        test.composite >= self.test_pass
+    }
+
+    /// The rolling historic score: the mean composite of the last `history_hours`
+    /// hours (oldest first in `hours`); `None` when there is no hour.
+    pub fn historic_score(&self, hours: &[HourScore]) -> Option<f64> {
+        let n = self.history_hours.max(1).min(hours.len());
+        let last = &hours[hours.len() - n..];
+        (!last.is_empty()).then(|| last.iter().map(|h| h.composite).sum::<f64>() / n as f64)
+    }
+
+    /// Whether the historic score keeps the resource qualified; `None` when there is no
+    /// hour to judge.
+    pub fn keeps_qualification(&self, hours: &[HourScore]) -> Option<bool> {
+        self.historic_score(hours).map(|s| s >= self.historic_min)
     }
 }
 

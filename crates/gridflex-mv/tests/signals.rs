@@ -184,3 +184,32 @@ fn mileage_is_sum_of_absolute_moves() {
     // = 1 + 2 + 1.5 = 4.5: 2249.5.
     assert!((score.mileage - 2249.5).abs() < 1e-9);
 }
+
+#[test]
+fn qualification_thresholds_and_historic_score() {
+    use gridflex_mv::regulation::{HourScore, Qualification};
+    // 150 hours: the first 50 score 0.9, the last 100 score 0.3 then 0.5 alternately.
+    // Historic (last 100) = (50 x 0.3 + 50 x 0.5) / 100 = 0.4. One more hour at 0.1
+    // pushes out hour 50 (0.3): (50 x 0.5 + 49 x 0.3 + 0.1) / 100 = 0.398 < 0.40.
+    let hour = |k: i64, c: f64| HourScore {
+        start: t0() + TimeDelta::hours(k),
+        windows: 12,
+        accuracy: c,
+        delay: c,
+        precision: c,
+        composite: c,
+        mileage: 0.0,
+        scored: TimeDelta::hours(1),
+    };
+    let mut hours: Vec<HourScore> = (0..50).map(|k| hour(k, 0.9)).collect();
+    hours.extend((50..150).map(|k| hour(k, if k % 2 == 0 { 0.3 } else { 0.5 })));
+    let q = Qualification::default();
+    let h = q.historic_score(&hours).unwrap();
+    assert!((h - 0.4).abs() < 1e-12);
+    // The first 50 hours alone (all 0.9) keep it.
+    assert!(q.keeps_qualification(&hours[..50]).unwrap());
+    hours.push(hour(150, 0.1));
+    assert!((q.historic_score(&hours).unwrap() - 0.398).abs() < 1e-12);
+    assert!(!q.keeps_qualification(&hours).unwrap());
+    assert_eq!(q.historic_score(&[]), None);
+}
