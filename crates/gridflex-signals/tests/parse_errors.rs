@@ -317,3 +317,35 @@ fn times_at_the_end_of_the_range_are_errors_not_panics() {
     let out = parse_pjm_csv(csv.as_bytes(), &ParseOptions::lenient()).unwrap();
     assert_eq!(out.skipped.len(), 1);
 }
+
+#[test]
+fn self_closing_xml_elements_are_read_as_empty() {
+    // An empty VALUE is a bad value, not a missing row.
+    let xml = format!(
+        "{XML_HEAD}<REPORT_DATA><DATA_ITEM>LMP_PRC</DATA_ITEM><RESOURCE_NAME>N1</RESOURCE_NAME>\
+         <INTERVAL_START_GMT>2024-07-01T19:00:00-00:00</INTERVAL_START_GMT><VALUE/></REPORT_DATA>{XML_TAIL}"
+    );
+    let err = parse_caiso_xml(xml.as_bytes(), &ParseOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("field VALUE: empty value"),
+        "{err}"
+    );
+    // A self-closing REPORT_DATA is a row with nothing in it.
+    let xml = format!(
+        "{XML_HEAD}<REPORT_DATA/>{}{XML_TAIL}",
+        xml_data("LMP_PRC", "3")
+    );
+    let out = parse_caiso_xml(xml.as_bytes(), &ParseOptions::lenient()).unwrap();
+    assert_eq!(out.points.len(), 1);
+    assert_eq!(out.skipped.len(), 1);
+    assert!(
+        out.skipped[0]
+            .reason
+            .to_string()
+            .contains("element REPORT_DATA #1")
+    );
+    // A self-closing ERROR is still an error document, with an unreadable code.
+    let xml = "<OASISReport><MessagePayload><RTO><ERROR/></RTO></MessagePayload></OASISReport>";
+    let err = parse_caiso_xml(xml.as_bytes(), &ParseOptions::lenient()).unwrap_err();
+    assert!(err.to_string().contains("ERR_CODE"), "{err}");
+}

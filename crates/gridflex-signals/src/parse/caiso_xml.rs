@@ -117,35 +117,11 @@ pub(crate) fn read_into<R: BufRead>(
                 format: FORMAT,
                 reason: e.to_string(),
             })?;
-        match event {
-            Event::Start(e) | Event::Empty(e) => {
-                let name = e.local_name().as_ref().to_vec();
-                if !root_seen {
-                    root_seen = true;
-                    if name != b"OASISReport" {
-                        return Err(SignalError::Malformed {
-                            at: Box::new(
-                                Location::element(String::from_utf8_lossy(&name), 1).at_byte(pos),
-                            ),
-                            format: FORMAT,
-                            reason: "the root element is not OASISReport".into(),
-                        });
-                    }
-                }
-                match name.as_slice() {
-                    b"REPORT_ITEM" => header = Header::default(),
-                    b"REPORT_HEADER" => section = Section::Header,
-                    b"REPORT_DATA" => {
-                        section = Section::Data;
-                        data = Data::default();
-                        data_count += 1;
-                        data_byte = pos;
-                    }
-                    b"ERROR" => section = Section::Error,
-                    _ if section != Section::None => field = Some(name),
-                    _ => {}
-                }
-            }
+        let (name, opens, closes) = match event {
+            Event::Start(e) => (e.local_name().as_ref().to_vec(), true, false),
+            // A self-closing element opens and closes at once.
+            Event::Empty(e) => (e.local_name().as_ref().to_vec(), true, true),
+            Event::End(e) => (e.local_name().as_ref().to_vec(), false, true),
             Event::Text(t) => {
                 if let Some(name) = &field {
                     let text = t.unescape().map_err(|e| SignalError::Malformed {
@@ -155,14 +131,53 @@ pub(crate) fn read_into<R: BufRead>(
                     })?;
                     store(section, name, &text, &mut header, &mut data, &mut error);
                 }
+                buf.clear();
+                continue;
             }
             Event::CData(t) => {
                 if let Some(name) = &field {
                     let text = String::from_utf8_lossy(&t);
                     store(section, name, &text, &mut header, &mut data, &mut error);
                 }
+                buf.clear();
+                continue;
             }
-            Event::End(e) => match e.local_name().as_ref() {
+            Event::Eof => break,
+            _ => {
+                buf.clear();
+                continue;
+            }
+        };
+        buf.clear();
+        if opens {
+            if !root_seen {
+                root_seen = true;
+                if name != b"OASISReport" {
+                    return Err(SignalError::Malformed {
+                        at: Box::new(
+                            Location::element(String::from_utf8_lossy(&name), 1).at_byte(pos),
+                        ),
+                        format: FORMAT,
+                        reason: "the root element is not OASISReport".into(),
+                    });
+                }
+            }
+            match name.as_slice() {
+                b"REPORT_ITEM" => header = Header::default(),
+                b"REPORT_HEADER" => section = Section::Header,
+                b"REPORT_DATA" => {
+                    section = Section::Data;
+                    data = Data::default();
+                    data_count += 1;
+                    data_byte = pos;
+                }
+                b"ERROR" => section = Section::Error,
+                _ if section != Section::None && !closes => field = Some(name.clone()),
+                _ => {}
+            }
+        }
+        if closes {
+            match name.as_slice() {
                 b"REPORT_HEADER" => section = Section::None,
                 b"REPORT_DATA" => {
                     section = Section::None;
@@ -196,11 +211,8 @@ pub(crate) fn read_into<R: BufRead>(
                     });
                 }
                 _ => field = None,
-            },
-            Event::Eof => break,
-            _ => {}
+            }
         }
-        buf.clear();
     }
     if !root_seen {
         return Err(SignalError::Malformed {
