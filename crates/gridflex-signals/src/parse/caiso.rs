@@ -75,6 +75,19 @@ struct Pending {
     poisoned: bool,
 }
 
+/// The location of a row: element ordinal (XML) or line (CSV), in its zip entry if any.
+fn location(entries: &[String], seen: Seen) -> Location {
+    let mut at = if seen.element {
+        Location::element("REPORT_DATA", seen.n)
+    } else {
+        Location::line(seen.n)
+    };
+    if let Some(e) = entries.get(seen.entry as usize) {
+        at.entry = Some(e.clone());
+    }
+    at
+}
+
 /// The node, interval and run a component row belongs to.
 pub(crate) struct RowKey {
     pub(crate) start: DateTime<Utc>,
@@ -124,15 +137,7 @@ impl Gatherer {
     }
 
     fn location(&self, seen: Seen) -> Location {
-        let mut at = if seen.element {
-            Location::element("REPORT_DATA", seen.n)
-        } else {
-            Location::line(seen.n)
-        };
-        if let Some(e) = self.entries.get(seen.entry as usize) {
-            at.entry = Some(e.clone());
-        }
-        at
+        location(&self.entries, seen)
     }
 
     fn describe(&self, key: &RowKey) -> String {
@@ -235,17 +240,11 @@ impl Gatherer {
         keys.sort_unstable_by(|(a, _), (b, _)| {
             (a.0, nodes[a.1 as usize].as_str(), a.2).cmp(&(b.0, nodes[b.1 as usize].as_str(), b.2))
         });
-        let this = Gatherer {
-            node_index: HashMap::new(),
-            nodes: Vec::new(),
-            pending: HashMap::new(),
-            entries: self.entries,
-            entry: u32::MAX,
-        };
+        let entries = self.entries;
         let mut out = Vec::with_capacity(keys.len());
         for ((start, node, run), p) in keys {
             let node = nodes[node as usize].clone();
-            let at = this.location(p.seen);
+            let at = location(&entries, p.seen);
             let start = DateTime::from_timestamp(start, 0).unwrap_or_default();
             if p.poisoned {
                 skips.bad_row(
