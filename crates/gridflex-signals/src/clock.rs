@@ -32,6 +32,16 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 }
 
+#[async_trait]
+impl<C: Clock + ?Sized> Clock for Box<C> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+    async fn sleep_until(&self, deadline: DateTime<Utc>) {
+        (**self).sleep_until(deadline).await;
+    }
+}
+
 /// A clock that moves only when told: deterministic tests of long processes in
 /// microseconds, with no sleeps.
 ///

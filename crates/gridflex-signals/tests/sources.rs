@@ -84,7 +84,9 @@ async fn replay_releases_each_signal_at_its_time_on_a_manual_clock() {
 #[tokio::test]
 async fn auto_clock_replays_a_file_instantly_in_signal_time() {
     let clock = VirtualClock::auto_advancing(t(0, 0, 0) - TimeDelta::days(1));
-    let mut replay = ReplaySource::from_json_lines(fixture().as_slice(), clock.clone()).unwrap();
+    // A boxed trait object is a clock too, so integrators can pick one at run time.
+    let boxed: Box<dyn Clock> = Box::new(clock.clone());
+    let mut replay = ReplaySource::from_json_lines(fixture().as_slice(), boxed).unwrap();
     let mut times = Vec::new();
     while let Some(s) = replay.next_signal().await.unwrap() {
         assert_eq!(clock.now(), s.time());
