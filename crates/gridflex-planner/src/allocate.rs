@@ -24,6 +24,8 @@ const CURVE_BELOW: u8 = 1;
 /// The hull segment from the tangent point down to the paused draw.
 const PAUSE: u8 = 2;
 
+use crate::order::radix_order;
+
 /// Watts of GPU power within which a saving counts as met.
 const TOL_W: f64 = 1e-6;
 /// How many pause candidates on each side of the LP threshold are flipped.
@@ -54,7 +56,6 @@ struct Seg {
     /// GPU watts the segment can save (`n * width`).
     cap: f64,
     job: u32,
-    ord: u32,
     kind: u8,
 }
 
@@ -110,6 +111,7 @@ impl<'a> Problem<'a> {
         let mut pts = Vec::with_capacity(jobs.len() * 7);
         let mut pts_range = Vec::with_capacity(jobs.len());
         let mut pause_costs = vec![f64::INFINITY; jobs.len()];
+        let mut below: Vec<Seg> = Vec::new();
         for (j, m) in jobs.iter().enumerate() {
             let start = pts.len();
             let curve = breaks(j);
@@ -142,8 +144,9 @@ impl<'a> Problem<'a> {
             } else {
                 None
             };
-            let mut ord = (start as u32) * 2;
-            let mut below = Vec::new();
+            // Pushed in tie-break order: hull segments top-down, the pause segment,
+            // then the segments below the tangent point.
+            below.clear();
             for i in (1..jp.len()).rev() {
                 let (p0, f0) = jp[i - 1];
                 let (p1, f1) = jp[i];
@@ -157,36 +160,32 @@ impl<'a> Problem<'a> {
                     _ => CURVE_HULL,
                 };
                 let seg = Seg {
-                    cost: m.w * slope,
+                    // `+ 0.0` turns a -0.0 into +0.0, so cost bits order like costs.
+                    cost: m.w * slope + 0.0,
                     cap: m.n * width,
                     job: j as u32,
-                    ord: 0,
                     kind,
                 };
                 if kind == CURVE_BELOW {
                     below.push(seg);
                 } else {
-                    segs.push(Seg { ord, ..seg });
-                    ord += 1;
+                    segs.push(seg);
                 }
             }
             if let Some((qi, slope)) = q {
-                pause_costs[j] = m.w * slope.max(0.0);
+                pause_costs[j] = m.w * slope.max(0.0) + 0.0;
                 segs.push(Seg {
-                    cost: m.w * slope.max(0.0),
+                    cost: m.w * slope.max(0.0) + 0.0,
                     cap: m.n * (jp[qi].0 - m.paused),
                     job: j as u32,
-                    ord,
                     kind: PAUSE,
                 });
-                ord += 1;
             }
-            for s in below {
-                segs.push(Seg { ord, ..s });
-                ord += 1;
+            for &s in &below {
+                segs.push(s);
             }
         }
-        segs.sort_unstable_by(|a, b| a.cost.total_cmp(&b.cost).then(a.ord.cmp(&b.ord)));
+        let segs = sort_by_cost(segs);
         Self {
             jobs,
             segs,
@@ -232,8 +231,7 @@ impl<'a> Problem<'a> {
             .collect();
         let mut paused = vec![false; nj];
         if candidates.is_empty() {
-            let (loss, _) = self.evaluate(&paused, need, None);
-            let levels = self.levels(&paused, need);
+            let (levels, loss, _) = self.levels(&paused, need);
             return Allocation {
                 levels,
                 loss,
@@ -301,12 +299,11 @@ impl<'a> Problem<'a> {
                 }
             }
         }
-        let (loss, _) = self.evaluate(&paused, need, None);
-        if !loss.is_finite() {
+        let (levels, loss, rem) = self.levels(&paused, need);
+        if rem > TOL_W {
             // Cannot happen when the relaxation is feasible; keep the SLA-safe deepest cut.
             return self.deepest(0.0);
         }
-        let levels = self.levels(&paused, need);
         Allocation {
             levels,
             loss,
@@ -429,12 +426,15 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// The levels of the continuous optimum with the given jobs paused.
-    fn levels(&self, paused: &[bool], need: f64) -> Vec<Level> {
+    /// The levels of the continuous optimum with the given jobs paused, its loss, and
+    /// the GPU watts still missing (zero when the need is met).
+    fn levels(&self, paused: &[bool], need: f64) -> (Vec<Level>, f64, f64) {
         let mut rem = need;
+        let mut loss = 0.0;
         let mut cut = vec![0.0f64; self.jobs.len()];
         for (m, _) in self.jobs.iter().zip(paused).filter(|(_, p)| **p) {
             rem -= m.n * (m.hi - m.paused);
+            loss += m.w * m.n;
         }
         for s in &self.segs {
             if rem <= TOL_W {
@@ -445,9 +445,11 @@ impl<'a> Problem<'a> {
             }
             let take = s.cap.min(rem);
             rem -= take;
+            loss += take * s.cost;
             cut[s.job as usize] += take;
         }
-        self.jobs
+        let levels = self
+            .jobs
             .iter()
             .zip(paused)
             .zip(cut)
@@ -458,7 +460,8 @@ impl<'a> Problem<'a> {
                     Level::Run((m.hi - c / m.n).clamp(m.lo, m.hi))
                 }
             })
-            .collect()
+            .collect();
+        (levels, loss, rem.max(0.0))
     }
 }
 
@@ -477,4 +480,13 @@ fn throughput(curve: &[(f64, f64)], x: f64) -> f64 {
         }
     }
     1.0
+}
+
+/// Segments in cost order, ties in their input order ([`radix_order`]).
+fn sort_by_cost(segs: Vec<Seg>) -> Vec<Seg> {
+    let costs: Vec<f64> = segs.iter().map(|s| s.cost).collect();
+    radix_order(&costs)
+        .into_iter()
+        .map(|i| segs[i as usize])
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! The fleet snapshot: jobs with their service classes, power ranges and throughput
 //! curves, and the facility model that turns GPU power into metered power.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -120,9 +121,18 @@ fn one() -> f64 {
 /// assert_eq!(job.gpus(), 64);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(transparent)]
-pub struct Job(JobSpec);
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    spec: JobSpec,
+    /// The id, shared with every plan action that names this job (cheap to clone).
+    shared_id: Arc<JobId>,
+}
+
+impl Serialize for Job {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.spec.serialize(s)
+    }
+}
 
 fn check_watts(field: &str, p: Power, allow_zero: bool) -> Result<(), PlannerError> {
     let w = p.as_watts();
@@ -176,44 +186,49 @@ impl Job {
             ));
         }
         spec.class.validate().map_err(|e| e.within("class"))?;
-        Ok(Self(spec))
+        let shared_id = Arc::new(spec.id.clone());
+        Ok(Self { spec, shared_id })
     }
 
     /// The description it was built from.
     pub fn spec(&self) -> &JobSpec {
-        &self.0
+        &self.spec
+    }
+    /// The id as shared by the plan's actions and outcomes.
+    pub fn shared_id(&self) -> &Arc<JobId> {
+        &self.shared_id
     }
     /// The job's id.
     pub fn id(&self) -> &JobId {
-        &self.0.id
+        &self.spec.id
     }
     /// Number of GPUs.
     pub fn gpus(&self) -> u32 {
-        self.0.gpus
+        self.spec.gpus
     }
     /// Per-GPU draw at full throughput.
     pub fn draw_per_gpu(&self) -> Power {
-        self.0.draw_per_gpu
+        self.spec.draw_per_gpu
     }
     /// The devices' cap range.
     pub fn cap_range(&self) -> CapRange {
-        self.0.cap_range
+        self.spec.cap_range
     }
     /// Per-GPU draw while paused.
     pub fn paused_draw_per_gpu(&self) -> Power {
-        self.0.paused_draw_per_gpu
+        self.spec.paused_draw_per_gpu
     }
     /// Throughput curve.
     pub fn curve(&self) -> &ThroughputCurve {
-        &self.0.curve
+        &self.spec.curve
     }
     /// Weight.
     pub fn weight(&self) -> f64 {
-        self.0.weight
+        self.spec.weight
     }
     /// Service class.
     pub fn class(&self) -> &JobClass {
-        &self.0.class
+        &self.spec.class
     }
 }
 

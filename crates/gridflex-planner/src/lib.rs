@@ -23,6 +23,7 @@ mod allocate;
 mod curve;
 mod error;
 mod fleet;
+mod order;
 mod plan;
 mod planner;
 mod request;

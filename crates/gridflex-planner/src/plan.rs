@@ -1,5 +1,6 @@
 //! The planner's output: staged actions, predictions, objective, shortfall and restore.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gridflex_core::{JobId, Power};
@@ -15,25 +16,25 @@ pub enum Action {
     /// Set the power cap of each of the job's GPUs.
     SetCap {
         /// The job.
-        job: JobId,
+        job: Arc<JobId>,
         /// Cap per GPU; always inside the job's cap range.
         cap_per_gpu: Power,
     },
     /// Pause the job (for example SIGSTOP; its state stays in GPU memory).
     Pause {
         /// The job.
-        job: JobId,
+        job: Arc<JobId>,
     },
     /// Resume a paused job.
     Resume {
         /// The job.
-        job: JobId,
+        job: Arc<JobId>,
     },
 }
 
 impl Action {
     /// The job the action applies to.
-    pub fn job(&self) -> &JobId {
+    pub fn job(&self) -> &Arc<JobId> {
         match self {
             Self::SetCap { job, .. } | Self::Pause { job } | Self::Resume { job } => job,
         }
@@ -73,7 +74,7 @@ pub enum JobState {
 #[serde(deny_unknown_fields)]
 pub struct JobOutcome {
     /// The job.
-    pub job: JobId,
+    pub job: Arc<JobId>,
     /// Running or paused.
     pub state: JobState,
     /// The cap set per GPU, when the plan caps it.

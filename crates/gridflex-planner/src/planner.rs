@@ -4,6 +4,7 @@ use gridflex_core::Power;
 use gridflex_core::units::seconds_f64;
 
 use crate::allocate::{JobModel, Level, Method, Problem};
+use crate::order::radix_order;
 use crate::units::{secs, watts};
 use crate::{
     Action, AllocationMethod, CurtailmentRequest, Fleet, JobClass, JobOutcome, JobState, Objective,
@@ -42,13 +43,23 @@ impl Group {
     fn take_lifts(&mut self, lifts: &mut Vec<(usize, f64, f64)>, jobs: &[crate::Job]) {
         for (j, p, rise) in lifts.drain(..) {
             self.actions.push(Action::SetCap {
-                job: jobs[j].id().clone(),
+                job: jobs[j].shared_id().clone(),
                 cap_per_gpu: watts(p),
             });
             self.rise += rise;
             self.peak_add += rise;
         }
     }
+}
+
+/// The indices sorted by `key`, ties by index ([`radix_order`]).
+fn by_key(indices: impl Iterator<Item = usize>, key: impl Fn(usize) -> f64) -> Vec<usize> {
+    let idx: Vec<usize> = indices.collect();
+    let keys: Vec<f64> = idx.iter().map(|&j| key(j) + 0.0).collect();
+    radix_order(&keys)
+        .into_iter()
+        .map(|i| idx[i as usize])
+        .collect()
 }
 
 /// Facility watts within which a prediction counts as meeting the target.
@@ -174,17 +185,29 @@ impl<'a> Planner<'a> {
         // paused jobs earliest-limit first under the ramp, reaches it in time. The
         // bound `window + o * M * sum(n * hi) / ramp` over the jobs resumed before it
         // holds for any subset actually paused (docs/planner.md, "Restore").
-        let mut order: Vec<usize> = (0..models.len())
+        let cands: Vec<usize> = (0..models.len())
             .filter(|&j| pause_limit[j] >= window)
             .collect();
-        order.sort_by(|&a, &b| pause_limit[a].total_cmp(&pause_limit[b]).then(a.cmp(&b)));
-        let mut cum = 0.0;
-        for j in order {
-            let m = &mut models[j];
-            let step = o * mult * m.n * m.hi;
-            if pause_limit[j] >= window + (cum + step) / ramp {
-                m.steady_pause = true;
-                cum += step;
+        let step = |m: &JobModel| o * mult * m.n * m.hi;
+        let total: f64 = cands.iter().map(|&j| step(&models[j])).sum();
+        let earliest = cands
+            .iter()
+            .map(|&j| pause_limit[j])
+            .fold(f64::INFINITY, f64::min);
+        if earliest >= window + total / ramp {
+            // Even resuming every candidate ahead of each one meets every limit.
+            for &j in &cands {
+                models[j].steady_pause = true;
+            }
+        } else {
+            let mut cum = 0.0;
+            for j in by_key(cands.into_iter(), |j| pause_limit[j]) {
+                let m = &mut models[j];
+                let s = step(m);
+                if pause_limit[j] >= window + (cum + s) / ramp {
+                    m.steady_pause = true;
+                    cum += s;
+                }
             }
         }
         let baseline = fixed + mult * gpu;
@@ -209,8 +232,8 @@ impl<'a> Planner<'a> {
 
     fn run(self) -> Plan {
         let jobs = self.fleet.jobs();
-        let problem = Problem::new(&self.models, |j| jobs[j].curve().points());
         let need = (self.baseline - self.target) / self.mult;
+        let problem = Problem::new(&self.models, |j| jobs[j].curve().points());
         let alloc = problem.solve(need, self.options.exact_pause_limit);
         let levels = &alloc.levels;
 
@@ -228,7 +251,7 @@ impl<'a> Planner<'a> {
             };
             steady_gpu += m.n * p;
             outcomes.push(JobOutcome {
-                job: job.id().clone(),
+                job: job.shared_id().clone(),
                 state,
                 cap_per_gpu: cap,
                 power_per_gpu: watts(p),
@@ -283,14 +306,14 @@ impl<'a> Planner<'a> {
         let pf = lev.pause_fraction_at(self.response);
         let cap_settle = lev.cap_settle.as_secs_f64();
         let cap_fast = cap_settle <= self.response;
-        let mut actions = Vec::new();
+        let mut actions = Vec::with_capacity(self.models.len());
         let mut at_response_gpu = 0.0;
         let mut any_cap = false;
         for (j, (m, o)) in self.models.iter().zip(outcomes).enumerate() {
             match levels[j] {
                 Level::Paused => {
                     actions.push(Action::Pause {
-                        job: jobs[j].id().clone(),
+                        job: jobs[j].shared_id().clone(),
                     });
                     at_response_gpu += m.n * (m.hi - pf * (m.hi - m.paused));
                 }
@@ -298,7 +321,7 @@ impl<'a> Planner<'a> {
                     if let Some(cap) = o.cap_per_gpu {
                         any_cap = true;
                         actions.push(Action::SetCap {
-                            job: jobs[j].id().clone(),
+                            job: jobs[j].shared_id().clone(),
                             cap_per_gpu: cap,
                         });
                     }
@@ -321,7 +344,7 @@ impl<'a> Planner<'a> {
 
         // Fast stage: pause extra running jobs, cheapest throughput per watt first.
         let need = (unsettled - self.target) / self.mult;
-        let mut cand: Vec<(f64, f64, usize)> = (0..self.models.len())
+        let cand: Vec<(f64, f64, usize)> = (0..self.models.len())
             .filter(|&j| {
                 matches!(levels[j], Level::Run(_))
                     && self.pause_limit[j] >= cap_settle
@@ -337,7 +360,8 @@ impl<'a> Planner<'a> {
                 (m.w * m.n * problem.f(j, p) / save, save, j)
             })
             .collect();
-        cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+        let ranked = radix_order(&cand.iter().map(|c| c.0 + 0.0).collect::<Vec<_>>());
+        let cand: Vec<(f64, f64, usize)> = ranked.into_iter().map(|i| cand[i as usize]).collect();
         let mut chosen = Vec::new();
         let mut saved = 0.0;
         for &(_, save, j) in &cand {
@@ -348,16 +372,21 @@ impl<'a> Planner<'a> {
             saved += save;
         }
         // Drop the most expensive extras that turned out not to be needed.
+        let mut keep = vec![true; chosen.len()];
         for i in (0..chosen.len()).rev() {
             if saved - chosen[i].0 >= need - 1e-9 {
                 saved -= chosen[i].0;
-                chosen.remove(i);
+                keep[i] = false;
             }
         }
-        let extra: Vec<usize> = chosen.iter().map(|&(_, j)| j).collect();
+        let extra: Vec<usize> = chosen
+            .iter()
+            .zip(keep)
+            .filter_map(|(&(_, j), k)| k.then_some(j))
+            .collect();
         for &j in &extra {
             actions.push(Action::Pause {
-                job: jobs[j].id().clone(),
+                job: jobs[j].shared_id().clone(),
             });
         }
         let fast = unsettled - self.mult * saved;
@@ -381,14 +410,10 @@ impl<'a> Planner<'a> {
         };
         // Resumes that lower power (capped below the paused draw) go first, so every
         // settled prefix stays at or under the steady power.
-        let mut order = extra;
-        order.sort_by(|&a, &b| {
-            let raises = |j: usize| run_p(j) > self.models[j].paused;
-            raises(a)
-                .cmp(&raises(b))
-                .then(self.pause_limit[a].total_cmp(&self.pause_limit[b]))
-                .then(a.cmp(&b))
-        });
+        let (mut order, raising): (Vec<usize>, Vec<usize>) = extra
+            .into_iter()
+            .partition(|&j| run_p(j) <= self.models[j].paused);
+        order.extend(by_key(raising.into_iter(), |j| self.pause_limit[j]));
         let mut cur = steady
             - self.mult
                 * order
@@ -411,7 +436,7 @@ impl<'a> Planner<'a> {
                 t = next_t;
             }
             let room = self.target - cur - group.peak_add;
-            let id = jobs[j].id().clone();
+            let id = jobs[j].shared_id().clone();
             group.resumes += 1;
             if add <= room + TOL_W {
                 group.actions.push(Action::Resume { job: id });
@@ -456,23 +481,29 @@ impl<'a> Planner<'a> {
         let o = lev.resume_overshoot;
         let d = lev.resume_overshoot_duration.as_secs_f64();
         let end = self.window;
-        let mut resumes: Vec<usize> = (0..levels.len())
-            .filter(|&j| levels[j] == Level::Paused)
-            .collect();
-        resumes.sort_by(|&a, &b| {
-            self.pause_limit[a]
-                .total_cmp(&self.pause_limit[b])
-                .then(a.cmp(&b))
-        });
-        let class_rank = |j: usize| match jobs[j].class() {
-            JobClass::Critical { .. } => 0,
-            JobClass::Flexible { .. } => 1,
-            JobClass::Deferrable { .. } => 2,
+        let resumes = by_key(
+            (0..levels.len()).filter(|&j| levels[j] == Level::Paused),
+            |j| self.pause_limit[j],
+        );
+        let class_rank = |j: usize| -> usize {
+            match jobs[j].class() {
+                JobClass::Critical { .. } => 0,
+                JobClass::Flexible { .. } => 1,
+                JobClass::Deferrable { .. } => 2,
+            }
         };
-        let mut lifts: Vec<usize> = (0..levels.len())
-            .filter(|&j| matches!(levels[j], Level::Run(p) if p < self.models[j].hi - 1e-9))
-            .collect();
-        lifts.sort_by_key(|&j| (class_rank(j), j));
+        // Already in index order: a stable partition by class keeps it within a class.
+        let lifted = (0..levels.len())
+            .filter(|&j| matches!(levels[j], Level::Run(p) if p < self.models[j].hi - 1e-9));
+        let mut lifts: Vec<usize> = Vec::new();
+        let mut later: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        for j in lifted {
+            match class_rank(j) {
+                0 => lifts.push(j),
+                r => later[r - 1].push(j),
+            }
+        }
+        lifts.extend(later.into_iter().flatten());
 
         let mut stages: Vec<Stage> = Vec::new();
         let mut cur = steady;
@@ -490,7 +521,7 @@ impl<'a> Planner<'a> {
                     self.mult * m.n * (m.hi - m.paused),
                     self.mult * m.n * (o - 1.0) * m.hi,
                     Action::Resume {
-                        job: jobs[j].id().clone(),
+                        job: jobs[j].shared_id().clone(),
                     },
                 )
             } else {
@@ -502,7 +533,7 @@ impl<'a> Planner<'a> {
                     self.mult * m.n * (m.hi - p),
                     0.0,
                     Action::SetCap {
-                        job: jobs[j].id().clone(),
+                        job: jobs[j].shared_id().clone(),
                         cap_per_gpu: jobs[j].cap_range().max,
                     },
                 )

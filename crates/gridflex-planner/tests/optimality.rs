@@ -164,7 +164,7 @@ fn milp(fleet: &Fleet, ms: &[Model], budget: f64, integer: bool) -> f64 {
         }
     }
     for (x, z, width) in links {
-        p.add_constraint(&[(x, 1.0), (z, width)], ComparisonOp::Le, width);
+        p.add_constraint([(x, 1.0), (z, width)], ComparisonOp::Le, width);
     }
     let need: f64 = ms.iter().map(|m| m.n * m.hi).sum::<f64>() - budget;
     p.add_constraint(&saving, ComparisonOp::Ge, need);

@@ -224,7 +224,7 @@ pub fn check_invariants(fleet: &Fleet, req: &CurtailmentRequest, plan: &Plan) {
     // Caps inside each device's range; critical jobs never paused, floors kept.
     for stage in plan.all_stages() {
         for a in &stage.actions {
-            let job = jobs[a.job()];
+            let job = jobs[&**a.job()];
             match a {
                 Action::SetCap { cap_per_gpu, .. } => {
                     let r = job.cap_range();
@@ -244,7 +244,7 @@ pub fn check_invariants(fleet: &Fleet, req: &CurtailmentRequest, plan: &Plan) {
     }
     let mut steady_gpu = 0.0;
     for (o, job) in plan.jobs.iter().zip(fleet.jobs()) {
-        assert_eq!(&o.job, job.id());
+        assert_eq!(&*o.job, job.id());
         let hi = job.draw_per_gpu().as_watts();
         match o.state {
             JobState::Paused => {
@@ -316,9 +316,9 @@ pub fn check_invariants(fleet: &Fleet, req: &CurtailmentRequest, plan: &Plan) {
                     );
                 }
                 Action::Resume { job } => {
-                    let since = paused_at.remove(job).expect("resume without pause");
+                    let since = paused_at.remove(&**job).expect("resume without pause");
                     let held = stage.offset - since;
-                    match jobs[job].class() {
+                    match jobs[&**job].class() {
                         JobClass::Flexible { max_pause, .. } => {
                             assert!(held <= *max_pause, "{job} paused {held:?} > {max_pause:?}")
                         }

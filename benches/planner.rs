@@ -1,0 +1,138 @@
+//! gridflex-planner benches: plans for 1,000 / 10,000 / 100,000 GPUs in jobs of 8 to 512
+//! GPUs, and the design's 10,000 GPUs in 2,000 jobs. Each bench prints the plan's
+//! certified optimality gap bound (loss minus LP lower bound, relative to kept
+//! throughput) once before timing.
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use gridflex_core::{Interval, JobId, Power};
+use gridflex_planner::{
+    CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, PlannerOptions,
+    RampRate, Target, ThroughputCurve, WorkloadKind, plan,
+};
+
+/// A small deterministic generator (64-bit LCG), so every run plans the same fleet.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn unit(&mut self) -> f64 {
+        self.next() as f64 / f64::from(1u32 << 31)
+    }
+}
+
+fn w(v: f64) -> Power {
+    Power::watts(v).unwrap_or(Power::ZERO)
+}
+
+/// `gpus` GPUs in jobs whose sizes are drawn from `sizes`.
+fn fleet(gpus: u32, sizes: &[u32], seed: u64) -> Fleet {
+    let mut rng = Lcg(seed);
+    let start = Utc
+        .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let kinds = [
+        WorkloadKind::Generic,
+        WorkloadKind::Pretraining,
+        WorkloadKind::FineTuning,
+        WorkloadKind::Inference,
+    ];
+    let mut specs = Vec::new();
+    let mut left = gpus;
+    while left > 0 {
+        let size = sizes[(rng.next() % sizes.len() as u64) as usize].min(left);
+        left -= size;
+        let i = specs.len();
+        let class = match rng.next() % 3 {
+            0 => JobClass::Critical {
+                floor: 0.8 + 0.15 * rng.unit(),
+            },
+            1 => JobClass::Flexible {
+                floor: 0.4 + 0.3 * rng.unit(),
+                max_pause: Duration::from_secs(if rng.next() % 2 == 0 { 600 } else { 4 * 3600 }),
+            },
+            _ => JobClass::Deferrable {
+                deadline: start + TimeDelta::hours(1 + (rng.next() % 8) as i64),
+            },
+        };
+        specs.push(JobSpec {
+            id: JobId::new(format!("job-{i}")).unwrap_or_else(|e| panic!("{e}")),
+            gpus: size,
+            draw_per_gpu: w(400.0 + 300.0 * rng.unit()),
+            cap_range: CapRange {
+                min: w(200.0),
+                max: w(700.0),
+            },
+            paused_draw_per_gpu: w(120.0 + 25.0 * rng.unit()),
+            curve: ThroughputCurve::default_for(kinds[(rng.next() % 4) as usize]),
+            weight: 0.5 + 2.5 * rng.unit(),
+            class,
+        });
+    }
+    let facility = FacilityModel::new(w(50_000.0 + 20.0 * f64::from(gpus)), 1.3)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Fleet::from_specs(specs, facility).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn request(fleet: &Fleet) -> CurtailmentRequest {
+    let start = Utc
+        .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
+        .single()
+        .unwrap_or_default();
+    CurtailmentRequest::new(
+        Target::ReduceBy(fleet.current_facility_power() * 0.25),
+        Interval::new(start, start + TimeDelta::hours(2)).unwrap_or_else(|e| panic!("{e}")),
+        Duration::from_millis(50),
+        RampRate::per_second(fleet.current_facility_power() * 0.05)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn plans(c: &mut Criterion) {
+    let sizes = [8, 16, 32, 64, 128, 256, 512];
+    let mut group = c.benchmark_group("plan");
+    let cases: [(&str, u32, &[u32]); 4] = [
+        ("1k GPUs, jobs of 8-512", 1_000, &sizes),
+        ("10k GPUs, jobs of 8-512", 10_000, &sizes),
+        ("100k GPUs, jobs of 8-512", 100_000, &sizes),
+        (
+            "10k GPUs, 2,000 jobs of 1-9",
+            10_000,
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9],
+        ),
+    ];
+    let options = PlannerOptions::default();
+    for (name, gpus, sizes) in cases {
+        let fleet = fleet(gpus, sizes, 42);
+        let req = request(&fleet);
+        let p = plan(&fleet, &req, &options).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "{name}: {} jobs, {} stages + {} restore stages, method {:?}, shortfall {:?}, \
+             gap bound {:.5} %",
+            fleet.jobs().len(),
+            p.stages.len(),
+            p.restore.len(),
+            p.objective.method,
+            p.shortfall,
+            100.0 * p.objective.gap_bound()
+        );
+        group.bench_with_input(
+            BenchmarkId::from_parameter(name),
+            &(fleet, req),
+            |b, (f, r)| b.iter(|| plan(black_box(f), black_box(r), &options)),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, plans);
+criterion_main!(benches);
