@@ -233,7 +233,9 @@ impl<'de> Deserialize<'de> for ThroughputCurve {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match RawCurve::deserialize(d)? {
             RawCurve::Kind(k) => Ok(Self::default_for(k)),
-            RawCurve::Points(p) => ThroughputCurve::new(p).map_err(serde::de::Error::custom),
+            RawCurve::Points(p) => {
+                ThroughputCurve::new(p).map_err(|e| serde::de::Error::custom(e.within("curve")))
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use gridflex_core::{Interval, Power};
 use serde::{Deserialize, Serialize};
 
@@ -92,18 +93,33 @@ impl CurtailmentRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawWindow {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRequest {
     target: Target,
-    window: Interval,
+    window: RawWindow,
     #[serde(rename = "response_time_ms", with = "crate::units::millis")]
     response_time: Duration,
-    restore_ramp: RampRate,
+    restore_ramp: Power,
 }
 
 impl<'de> Deserialize<'de> for CurtailmentRequest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = RawRequest::deserialize(d)?;
-        CurtailmentRequest::new(r.target, r.window, r.response_time, r.restore_ramp)
+        let window =
+            Interval::new(r.window.start, r.window.end).map_err(|source| PlannerError::Core {
+                field: "window".into(),
+                source,
+            });
+        let ramp = RampRate::per_second(r.restore_ramp).map_err(|e| e.within("restore_ramp"));
+        window
+            .and_then(|w| Ok((w, ramp?)))
+            .and_then(|(w, ramp)| CurtailmentRequest::new(r.target, w, r.response_time, ramp))
             .map_err(serde::de::Error::custom)
     }
 }
