@@ -15,6 +15,9 @@
 //! - a restore at the window's end, staggered under the ramp limit with the 1.3x
 //!   resume overshoot (`calibration/README.md`) accounted for.
 //!
+//! [`shift`] places deferrable work in the cheapest price intervals before each
+//! job's deadline (price-responsive time shifting).
+//!
 //! The crate does no I/O and reads no clock; see `docs/planner.md` for the method,
 //! the JSON schema and the defaults. The main entry point is [`plan`].
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -27,6 +30,7 @@ mod order;
 mod plan;
 mod planner;
 mod request;
+mod shift;
 mod units;
 
 pub use curve::{ThroughputCurve, WorkloadKind};
@@ -35,4 +39,5 @@ pub use fleet::{CapRange, FacilityModel, Fleet, Job, JobClass, JobSpec};
 pub use plan::{Action, AllocationMethod, JobOutcome, JobState, Objective, Plan, Stage};
 pub use planner::{facility_power, plan};
 pub use request::{CurtailmentRequest, LeverProfile, PlannerOptions, Target};
+pub use shift::{DeferrableWork, JobSchedule, Run, ShiftPlan, shift};
 pub use units::RampRate;

@@ -41,10 +41,13 @@ fn example_input_plans_and_round_trips() {
     assert_eq!(r2, req);
 }
 
+/// An edit of the sample input.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn errors_name_the_field() {
     let base: Value = serde_json::from_str(EXAMPLE).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         (
             "gpus",
             Box::new(|v| v["fleet"]["jobs"][1]["gpus"] = json!(0)),
