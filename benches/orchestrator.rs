@@ -1,0 +1,150 @@
+//! Signal arrival -> every actuation command issued, on 1,000 simulated GPUs.
+//!
+//! Time is paused (tokio virtual time), so the simulator's physics never advances
+//! during a measurement: what is timed is the rules, the planner, the fan-out of
+//! commands through the `PowerDevice`/`WorkloadControl` traits and the audit
+//! encoding. Between iterations (untimed) the fleet is restored. Besides criterion's
+//! estimate, each bench prints the p50 and p99 of its individual iterations.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use gridflex::prelude::*;
+use gridflex::simulated::{JobPlan, SimulatedFacility};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 8, 14, 16, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn kw(v: f64) -> Power {
+    Power::kilowatts(v).unwrap_or(Power::ZERO)
+}
+
+/// 1,000 GPUs: 25 critical inference jobs of 8, 50 flexible training jobs of 12, 25
+/// deferrable batch jobs of 8.
+fn jobs() -> Vec<JobPlan> {
+    let mut plans = Vec::new();
+    for i in 0..25 {
+        plans.push(JobPlan::new(
+            format!("infer-{i}"),
+            8,
+            JobClass::Critical { floor: 0.85 },
+            WorkloadKind::Inference,
+        ));
+    }
+    for i in 0..50 {
+        let class = JobClass::Flexible {
+            floor: 0.5,
+            max_pause: Duration::from_secs(600),
+        };
+        plans.push(JobPlan::new(
+            format!("train-{i}"),
+            12,
+            class,
+            WorkloadKind::Pretraining,
+        ));
+    }
+    for i in 0..25 {
+        let class = JobClass::Deferrable {
+            deadline: t0() + TimeDelta::hours(8),
+        };
+        plans.push(JobPlan::new(
+            format!("batch-{i}"),
+            8,
+            class,
+            WorkloadKind::FineTuning,
+        ));
+    }
+    plans
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let facility = SimulatedFacility::build(t0(), &jobs()).unwrap_or_else(|e| panic!("{e}"));
+    let node = PricingNodeId::new("TH_SP15_GEN-APND").unwrap_or_else(|e| panic!("{e}"));
+    let mut rules = ProgramRules::new(Market::Caiso, kw(500.0));
+    let mut price = PriceRule::new(
+        node.clone(),
+        MarketRun::CaisoRtm,
+        Price::per_megawatt_hour(300.0).unwrap_or_default(),
+        kw(500.0),
+    );
+    price.response_time = response;
+    rules.price = Some(price);
+    let mut orchestrator = runtime.block_on(async {
+        let clock = facility.clock();
+        let mut o = facility
+            .orchestrator(clock)
+            .facility(FacilityModel::new(kw(20.0), 1.1).unwrap_or_else(|e| panic!("{e}")))
+            .rules(rules)
+            .audit(AuditLog::discard())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        o.sweep().await;
+        o
+    });
+    let interval =
+        Interval::new(t0(), t0() + TimeDelta::minutes(5)).unwrap_or_else(|e| panic!("{e}"));
+    let signal = GridSignal::Price(PricePoint::new(
+        MarketRun::CaisoRtm,
+        node,
+        interval,
+        Price::per_megawatt_hour(900.0).unwrap_or_default(),
+    ));
+    let mut samples: Vec<Duration> = Vec::new();
+    let mut commands = 0;
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let s = signal.clone();
+                let start = Instant::now();
+                let handled = runtime.block_on(orchestrator.handle_signal(s));
+                let took = start.elapsed();
+                total += took;
+                samples.push(took);
+                if let gridflex::Handled::Actuated { commands: n, .. } = black_box(handled) {
+                    commands = n;
+                }
+                runtime.block_on(orchestrator.shutdown("bench reset"));
+            }
+            total
+        })
+    });
+    samples.sort();
+    println!(
+        "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.len()
+    );
+}
+
+fn orchestrator(c: &mut Criterion) {
+    bench_case(
+        c,
+        "signal -> commands, 1,000 GPUs, caps (5 s response)",
+        TimeDelta::seconds(5),
+    );
+    bench_case(
+        c,
+        "signal -> commands, 1,000 GPUs, fast stage (20 ms response)",
+        TimeDelta::milliseconds(20),
+    );
+}
+
+criterion_group!(benches, orchestrator);
+criterion_main!(benches);

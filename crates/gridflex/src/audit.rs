@@ -1,0 +1,342 @@
+//! The append-only audit log: one JSON object per line, for every signal, decision,
+//! plan, action, outcome and error, each with its time and a sequence number.
+//!
+//! The log is written so that a settlement dispute can be answered from it alone: what
+//! arrived, what the rules decided and why, what was planned, what each device and job
+//! was told and what it answered, and the M&V report of each event.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use gridflex::audit::{AuditEvent, AuditLog};
+//!
+//! let (mut log, memory) = AuditLog::memory();
+//! let t = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
+//! log.append(t, AuditEvent::Note { message: "started".into() })?;
+//! log.flush()?;
+//! let records = memory.records()?;
+//! assert_eq!(records[0].seq, 0);
+//! assert!(matches!(&records[0].event, AuditEvent::Note { message } if message == "started"));
+//! # Ok::<(), gridflex::GridflexError>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use gridflex_core::{DeviceId, JobId, Power};
+use gridflex_planner::{Action, Plan};
+use gridflex_signals::GridSignal;
+use serde::{Deserialize, Serialize};
+
+use crate::GridflexError;
+use crate::program::{Decision, Refusal};
+use crate::report::EventReport;
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the log, from 0, without gaps.
+    pub seq: u64,
+    /// When it happened (the orchestrator's clock).
+    pub at: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// How an actuation ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActionOutcome {
+    /// Every device (or the job's workload control) accepted the command.
+    Done {
+        /// For a cap: the limit each device reported as enforced, when they agree.
+        enforced_per_gpu: Option<Power>,
+    },
+    /// Some or all targets failed; the rest was still carried out.
+    Failed {
+        /// Each failure: the device (or `None` for the job's workload control), the
+        /// portable error kind and the message.
+        failures: Vec<Failure>,
+    },
+}
+
+/// One failed command within an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The device, or `None` when the job's workload control failed.
+    pub device: Option<DeviceId>,
+    /// The portable error kind (`no_permission`, `out_of_range`, `device_lost`,
+    /// `transient`, `other`).
+    pub kind: String,
+    /// The backend's message.
+    pub message: String,
+}
+
+/// What an audit record says happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// A signal arrived.
+    Signal {
+        /// The signal as received.
+        signal: GridSignal,
+    },
+    /// The program rules decided on the last signal.
+    Decision {
+        /// The event it belongs to, when it started or changed one.
+        event_id: Option<u64>,
+        /// The decision, with its reason.
+        decision: Decision,
+    },
+    /// A signal was refused; nothing was executed for it.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+    },
+    /// A plan was made for an event.
+    Plan {
+        /// The event.
+        event_id: u64,
+        /// The plan in full.
+        plan: Box<Plan>,
+    },
+    /// An event's plan was re-solved for a newer signal of the same kind (a
+    /// regulation set-point, a price extension). The commands that followed are the
+    /// `action` records after it; the full plan is logged when an event starts.
+    PlanUpdate {
+        /// The event.
+        event_id: u64,
+        /// The new facility target.
+        target: Power,
+        /// Predicted facility power once settled.
+        predicted_power: Power,
+        /// Shortfall, if the target is out of reach within service levels.
+        shortfall: Option<Power>,
+        /// The event's (possibly extended) end.
+        window_end: DateTime<Utc>,
+    },
+    /// A planned action was carried out (or tried).
+    Action {
+        /// The event.
+        event_id: u64,
+        /// Which job.
+        job: JobId,
+        /// The action.
+        action: Action,
+        /// How many devices it went to.
+        devices: usize,
+        /// The result.
+        outcome: ActionOutcome,
+    },
+    /// The event's curtailment ended and restoration began.
+    Restore {
+        /// The event.
+        event_id: u64,
+        /// Why (window end, shutdown, replaced by a newer event).
+        reason: String,
+    },
+    /// The M&V report of an event.
+    Report {
+        /// The event.
+        event_id: u64,
+        /// The report.
+        report: Box<EventReport>,
+    },
+    /// An error that did not stop the orchestrator.
+    Error {
+        /// What failed.
+        message: String,
+    },
+    /// A free-form note (start-up, shutdown, source closed).
+    Note {
+        /// The text.
+        message: String,
+    },
+}
+
+/// Appends records to a writer, numbering them.
+pub struct AuditLog {
+    out: Box<dyn Write + Send>,
+    next_seq: u64,
+    line: Vec<u8>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// A log written to any writer (buffered here).
+    pub fn new(out: impl Write + Send + 'static) -> Self {
+        Self {
+            out: Box::new(BufWriter::new(out)),
+            next_seq: 0,
+            line: Vec::with_capacity(512),
+        }
+    }
+
+    /// A log that discards everything (for benchmarks).
+    pub fn discard() -> Self {
+        Self::new(std::io::sink())
+    }
+
+    /// A log appended to a file (created if absent; never truncated).
+    pub fn append_to_file(path: impl AsRef<Path>) -> Result<Self, GridflexError> {
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| GridflexError::Audit(format!("cannot open {}: {e}", path.display())))?;
+        Ok(Self::new(file))
+    }
+
+    /// A log kept in memory, with a handle to read it back.
+    pub fn memory() -> (Self, MemoryLog) {
+        let buffer = MemoryLog(Arc::new(Mutex::new(Vec::new())));
+        (Self::new(buffer.clone()), buffer)
+    }
+
+    /// Appends one record.
+    pub fn append(&mut self, at: DateTime<Utc>, event: AuditEvent) -> Result<(), GridflexError> {
+        let record = AuditRecord {
+            seq: self.next_seq,
+            at,
+            event,
+        };
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &record).map_err(|e| {
+            GridflexError::Audit(format!("cannot encode record {}: {e}", record.seq))
+        })?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).map_err(|e| {
+            GridflexError::Audit(format!("cannot write record {}: {e}", record.seq))
+        })?;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Pushes buffered records to the writer.
+    pub fn flush(&mut self) -> Result<(), GridflexError> {
+        self.out
+            .flush()
+            .map_err(|e| GridflexError::Audit(format!("cannot flush: {e}")))
+    }
+
+    /// Records written so far.
+    pub fn len(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// True when nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.next_seq == 0
+    }
+}
+
+/// An in-memory audit log, readable while the orchestrator writes it.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLog(Arc<Mutex<Vec<u8>>>);
+
+impl MemoryLog {
+    /// Parses what was written (and flushed) so far.
+    pub fn records(&self) -> Result<Vec<AuditRecord>, GridflexError> {
+        let bytes = self
+            .0
+            .lock()
+            .map_err(|_| GridflexError::Audit("memory log poisoned".into()))?
+            .clone();
+        read_audit_log(bytes.as_slice())
+    }
+}
+
+impl Write for MemoryLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut v = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("memory log poisoned"))?;
+        v.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads an audit log back; an error names the line that does not parse, and a gap or
+/// repeat in the sequence numbers is an error too (a log must be complete).
+pub fn read_audit_log(input: impl BufRead) -> Result<Vec<AuditRecord>, GridflexError> {
+    let mut out: Vec<AuditRecord> = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| GridflexError::Audit(format!("line {}: {e}", i + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: AuditRecord = serde_json::from_str(&line)
+            .map_err(|e| GridflexError::Audit(format!("line {}: {e}", i + 1)))?;
+        let expected = out.last().map_or(record.seq, |r| r.seq + 1);
+        if record.seq != expected {
+            return Err(GridflexError::Audit(format!(
+                "line {}: sequence number {} where {expected} was expected",
+                i + 1,
+                record.seq
+            )));
+        }
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Reads an audit log file.
+pub fn read_audit_file(path: impl AsRef<Path>) -> Result<Vec<AuditRecord>, GridflexError> {
+    let path = path.as_ref();
+    let file = File::open(path)
+        .map_err(|e| GridflexError::Audit(format!("cannot open {}: {e}", path.display())))?;
+    read_audit_log(BufReader::new(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn gaps_in_sequence_are_errors() {
+        let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let a = serde_json::to_string(&AuditRecord {
+            seq: 0,
+            at: t,
+            event: AuditEvent::Note {
+                message: "a".into(),
+            },
+        })
+        .unwrap();
+        let c = serde_json::to_string(&AuditRecord {
+            seq: 2,
+            at: t,
+            event: AuditEvent::Note {
+                message: "c".into(),
+            },
+        })
+        .unwrap();
+        let err = read_audit_log(format!("{a}\n{c}\n").as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line 2: sequence number 2 where 1 was expected"),
+            "{err}"
+        );
+        let err = read_audit_log("{not json\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

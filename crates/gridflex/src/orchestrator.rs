@@ -1,0 +1,1401 @@
+//! The [`Orchestrator`]: signal -> program rules -> plan -> actuation -> verification.
+//!
+//! It owns the clock, the backends, the job inventory, the schedule of plan stages and
+//! restores, telemetry recording and the audit log. Everything else it delegates to the
+//! pure crates: the rules to [`ProgramEngine`], planning to `gridflex-planner`, and
+//! measurement to `gridflex-mv`.
+//!
+//! Safety rules it keeps:
+//! - every curtailment has an end ([`ProgramRules::max_event`] closes open windows), and
+//!   its restore is scheduled when it starts, so a silent or failed signal source can
+//!   never leave a GPU capped or a job paused;
+//! - an actuation error on one device is reported with its kind, the rest of the stage
+//!   still runs, and the plan is re-solved without the failed job;
+//! - shutdown (any future, for example [`ctrl_c`]) restores everything before `run`
+//!   returns, and a final pass re-tries anything a restore left behind.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::future::join_all;
+use gridflex_core::{Interval, JobId, MarketZone, Power, Price};
+use gridflex_hal::{HalError, LimitChange, WorkloadControl};
+use gridflex_mv::response::Sample;
+use gridflex_planner::{
+    Action, CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, Plan,
+    PlannerOptions, RampRate, Stage,
+};
+use gridflex_signals::source::SignalSource;
+use gridflex_signals::{GridSignal, Market};
+use serde::{Deserialize, Serialize};
+
+use crate::GridflexError;
+use crate::audit::{ActionOutcome, AuditEvent, AuditLog, Failure};
+use crate::clock::Clock;
+use crate::inventory::{BoundJob, DeviceHandle, JobEntry, bind};
+use crate::program::{Cause, Curtailment, Decision, ProgramEngine, ProgramRules};
+use crate::report::{self, EventReport, MeterRecorder, RegulationInput, ReportInput};
+
+/// Settings of the orchestrator, apart from the rules and the inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OrchestratorOptions {
+    /// The planner's settings (lever response profiles).
+    pub planner: PlannerOptions,
+    /// How often all devices' telemetry is swept and the facility meter sampled
+    /// (default 10 s). Plans are made from the latest sweep, so a signal costs no
+    /// telemetry round-trip.
+    #[serde(rename = "telemetry_step_s", with = "crate::program::seconds")]
+    pub telemetry_step: TimeDelta,
+    /// Interval length of the recorded facility meter used for M&V (default 5 min).
+    #[serde(rename = "meter_step_s", with = "crate::program::seconds")]
+    pub meter_step: TimeDelta,
+    /// How long after an event's first actuation power is captured at high rate for the
+    /// response time (default 2 s).
+    #[serde(rename = "capture_s", with = "crate::program::seconds")]
+    pub capture: TimeDelta,
+    /// Polling step of that capture for devices without a sample stream (default 20 ms).
+    #[serde(rename = "capture_step_s", with = "crate::program::seconds")]
+    pub capture_step: TimeDelta,
+    /// Regulation clearing prices for credit estimates: capability and performance
+    /// price ($/MW per hour) and the mileage ratio. `None`: no credit is estimated.
+    pub regulation_prices: Option<(Price, Price, f64)>,
+}
+
+impl Default for OrchestratorOptions {
+    fn default() -> Self {
+        Self {
+            planner: PlannerOptions::default(),
+            telemetry_step: TimeDelta::seconds(10),
+            meter_step: TimeDelta::minutes(5),
+            capture: TimeDelta::seconds(2),
+            capture_step: TimeDelta::milliseconds(20),
+            regulation_prices: None,
+        }
+    }
+}
+
+/// Builds an [`Orchestrator`]; see the crate docs for a complete example.
+pub struct OrchestratorBuilder<C> {
+    clock: C,
+    devices: Vec<DeviceHandle>,
+    jobs: Vec<(JobEntry, Option<Arc<dyn WorkloadControl>>)>,
+    facility: Option<FacilityModel>,
+    rules: Option<ProgramRules>,
+    audit: Option<AuditLog>,
+    options: OrchestratorOptions,
+}
+
+impl<C: Clock> OrchestratorBuilder<C> {
+    /// Registers a device.
+    pub fn device(mut self, device: DeviceHandle) -> Self {
+        self.devices.push(device);
+        self
+    }
+
+    /// Registers devices.
+    pub fn devices(mut self, devices: impl IntoIterator<Item = DeviceHandle>) -> Self {
+        self.devices.extend(devices);
+        self
+    }
+
+    /// Adds a job; `control` pauses and resumes it (a job without one is never paused).
+    pub fn job(mut self, entry: JobEntry, control: Option<Arc<dyn WorkloadControl>>) -> Self {
+        self.jobs.push((entry, control));
+        self
+    }
+
+    /// The facility power model (fixed part plus a multiplier on IT power).
+    pub fn facility(mut self, facility: FacilityModel) -> Self {
+        self.facility = Some(facility);
+        self
+    }
+
+    /// The program rules.
+    pub fn rules(mut self, rules: ProgramRules) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// Where the audit log goes (default: discarded).
+    pub fn audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Other settings.
+    pub fn options(mut self, options: OrchestratorOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks everything and builds the orchestrator.
+    pub fn build(self) -> Result<Orchestrator<C>, GridflexError> {
+        let rules = self
+            .rules
+            .ok_or_else(|| GridflexError::invalid("rules", "program rules are required"))?;
+        let facility = self
+            .facility
+            .ok_or_else(|| GridflexError::invalid("facility", "a facility model is required"))?;
+        let mut seen = HashSet::new();
+        for d in &self.devices {
+            if !seen.insert(d.id().clone()) {
+                return Err(GridflexError::invalid(
+                    "devices",
+                    format!("device {} is registered twice", d.id()),
+                ));
+            }
+        }
+        if self.jobs.is_empty() {
+            return Err(GridflexError::invalid(
+                "jobs",
+                "at least one job is required",
+            ));
+        }
+        self.options.planner.validate()?;
+        for (field, step) in [
+            ("options.telemetry_step_s", self.options.telemetry_step),
+            ("options.meter_step_s", self.options.meter_step),
+            ("options.capture_step_s", self.options.capture_step),
+        ] {
+            if step <= TimeDelta::zero() {
+                return Err(GridflexError::invalid(field, "must be positive"));
+            }
+        }
+        let jobs = bind(self.jobs, &self.devices)?;
+        let claimed: HashSet<_> = jobs
+            .iter()
+            .flat_map(|j| j.devices.iter().map(|d| d.id().clone()))
+            .collect();
+        let unassigned = self
+            .devices
+            .iter()
+            .filter(|d| !claimed.contains(d.id()))
+            .cloned()
+            .collect();
+        let n = jobs.len();
+        let ramp = RampRate::per_second(rules.restore_ramp_per_s)?;
+        let meter_step = self.options.meter_step;
+        Ok(Orchestrator {
+            clock: self.clock,
+            engine: ProgramEngine::new(rules)?,
+            ramp,
+            jobs,
+            unassigned,
+            all_devices: self.devices,
+            facility,
+            options: self.options,
+            audit: self.audit.unwrap_or_else(AuditLog::discard),
+            applied: vec![Level::CLEAN; n],
+            unknown: vec![false; n],
+            demand: vec![None; n],
+            measured: vec![None; n],
+            other_power: Power::ZERO,
+            facility_power: None,
+            active: None,
+            schedule: BTreeMap::new(),
+            task_seq: 0,
+            meter: MeterRecorder::new(meter_step),
+            next_sweep: None,
+            capture: None,
+            reports: Vec::new(),
+            ended: Vec::new(),
+            deferred_plans: Vec::new(),
+            deferred: Vec::new(),
+            next_event: 0,
+            counts: RunSummary::default(),
+        })
+    }
+}
+
+/// What one job is set to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Level {
+    /// `None`: the limit found at discovery.
+    cap: Option<Power>,
+    paused: bool,
+}
+
+impl Level {
+    const CLEAN: Level = Level {
+        cap: None,
+        paused: false,
+    };
+}
+
+#[derive(Debug, Clone)]
+enum Task {
+    Start(Curtailment, Market),
+    Stage {
+        event_id: u64,
+        stage: Stage,
+        restore: bool,
+    },
+    RestoreDone {
+        event_id: u64,
+    },
+    Report {
+        event_id: u64,
+    },
+    CaptureEnd {
+        event_id: u64,
+    },
+    CapturePoll {
+        event_id: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Active {
+    id: u64,
+    curtailment: Curtailment,
+    started: DateTime<Utc>,
+    zone: MarketZone,
+    plan: Plan,
+    excluded: HashSet<usize>,
+    /// Prices seen at the followed node during a price event, for settlement.
+    prices: Vec<(Interval, Price)>,
+    reg_signal: Vec<Sample<f64>>,
+    reg_response: Vec<Sample<Power>>,
+    restoring: bool,
+}
+
+/// Data of an ended event, kept until its report is made.
+#[derive(Debug)]
+struct Ended {
+    active: Active,
+    capture: Vec<Sample<Power>>,
+}
+
+#[derive(Debug)]
+struct Capture {
+    event_id: u64,
+    from: DateTime<Utc>,
+    samples: Vec<Sample<Power>>,
+}
+
+/// What [`Orchestrator::handle_signal`] did with a signal.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Handled {
+    /// Acted on at once: the event id and the number of device or job commands issued.
+    Actuated {
+        /// The event.
+        event_id: u64,
+        /// Commands issued (device cap writes plus job pauses/resumes).
+        commands: usize,
+    },
+    /// Accepted for a window that starts later.
+    Scheduled {
+        /// When it will start.
+        at: DateTime<Utc>,
+    },
+    /// Nothing to do.
+    Ignored,
+    /// Refused (logged, never executed).
+    Refused,
+}
+
+/// Runs signal -> plan -> actuation -> verification for one facility.
+pub struct Orchestrator<C> {
+    clock: C,
+    engine: ProgramEngine,
+    ramp: RampRate,
+    jobs: Vec<BoundJob>,
+    unassigned: Vec<DeviceHandle>,
+    all_devices: Vec<DeviceHandle>,
+    facility: FacilityModel,
+    options: OrchestratorOptions,
+    audit: AuditLog,
+    applied: Vec<Level>,
+    unknown: Vec<bool>,
+    /// Uncurtailed draw per GPU, per job: refreshed only while the job runs free.
+    demand: Vec<Option<Power>>,
+    /// Latest measured draw per GPU, per job.
+    measured: Vec<Option<Power>>,
+    other_power: Power,
+    facility_power: Option<Power>,
+    active: Option<Active>,
+    schedule: BTreeMap<(DateTime<Utc>, u64), Task>,
+    task_seq: u64,
+    meter: MeterRecorder,
+    next_sweep: Option<DateTime<Utc>>,
+    capture: Option<Capture>,
+    reports: Vec<EventReport>,
+    ended: Vec<Ended>,
+    deferred_plans: Vec<(DateTime<Utc>, AuditEvent)>,
+    deferred: Vec<(DateTime<Utc>, AuditEvent)>,
+    next_event: u64,
+    counts: RunSummary,
+}
+
+impl<C> std::fmt::Debug for Orchestrator<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("jobs", &self.jobs.len())
+            .field("devices", &self.all_devices.len())
+            .field("active_event", &self.active.as_ref().map(|a| a.id))
+            .field("scheduled", &self.schedule.len())
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxFut = Pin<Box<dyn Future<Output = Result<Option<LimitChange>, HalError>> + Send>>;
+
+/// Resolves when the process receives ctrl-c (or when installing the handler fails,
+/// so that a broken handler errs on the side of restoring). Pass it to
+/// [`Orchestrator::run`].
+pub async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+impl<C: Clock> Orchestrator<C> {
+    /// Starts a builder on a clock.
+    pub fn builder(clock: C) -> OrchestratorBuilder<C> {
+        OrchestratorBuilder {
+            clock,
+            devices: Vec::new(),
+            jobs: Vec::new(),
+            facility: None,
+            rules: None,
+            audit: None,
+            options: OrchestratorOptions::default(),
+        }
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Reports of the events that have ended so far.
+    pub fn reports(&self) -> &[EventReport] {
+        &self.reports
+    }
+
+    /// The recorded facility meter (interval means), if anything was recorded.
+    pub fn meter(&self) -> Result<Option<gridflex_core::IntervalSeries<Power>>, GridflexError> {
+        self.meter.series()
+    }
+
+    /// Facility power at the latest telemetry sweep.
+    pub fn facility_power(&self) -> Option<Power> {
+        self.facility_power
+    }
+
+    /// Jobs that are capped or paused right now, or whose state is unknown after an
+    /// error. Empty when the fleet is fully restored.
+    pub fn curtailed_jobs(&self) -> Vec<JobId> {
+        self.jobs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| self.applied[*j] != Level::CLEAN || self.unknown[*j])
+            .map(|(_, b)| b.entry.id.clone())
+            .collect()
+    }
+
+    /// Flushes the audit log.
+    pub fn flush_audit(&mut self) -> Result<(), GridflexError> {
+        self.audit.flush()
+    }
+
+    /// Queues a record to be written once the current signal or task is handled, so
+    /// the audit never delays actuation and reads plan-then-actions.
+    fn defer(&mut self, event: AuditEvent) {
+        let at = self.clock.now();
+        match event {
+            AuditEvent::Plan { .. } | AuditEvent::PlanUpdate { .. } => {
+                self.deferred_plans.push((at, event))
+            }
+            other => self.deferred.push((at, other)),
+        }
+    }
+
+    fn emit_deferred(&mut self) {
+        let plans = std::mem::take(&mut self.deferred_plans);
+        let rest = std::mem::take(&mut self.deferred);
+        for (at, event) in plans.into_iter().chain(rest) {
+            let _ = self.audit.append(at, event);
+        }
+    }
+
+    fn log(&mut self, event: AuditEvent) {
+        let now = self.clock.now();
+        // The audit log must not stop curtailment or restoration: an audit failure is
+        // reported once on stderr-free paths by returning it from `run`'s final flush.
+        let _ = self.audit.append(now, event);
+    }
+
+    /// Sweeps every device's telemetry: updates measured draw, demand of free-running
+    /// jobs, facility power, and the meter.
+    pub async fn sweep(&mut self) {
+        let now = self.clock.now();
+        let reads = join_all(self.all_devices.iter().map(|d| {
+            let dev = d.device.clone();
+            async move { dev.telemetry().await }
+        }))
+        .await;
+        let mut power_of = std::collections::HashMap::with_capacity(reads.len());
+        let mut errors = Vec::new();
+        for (d, r) in self.all_devices.iter().zip(reads) {
+            match r {
+                Ok(t) => {
+                    if let Some(p) = t.power_average.or(t.power_instant) {
+                        power_of.insert(d.id().clone(), p);
+                    }
+                }
+                Err(e) => errors.push(format!("telemetry of {}: {e} ({:?})", d.id(), e.kind())),
+            }
+        }
+        let mut it_power = Power::ZERO;
+        let mut complete = true;
+        for (j, job) in self.jobs.iter().enumerate() {
+            let mut sum = Power::ZERO;
+            let mut n = 0u32;
+            for d in &job.devices {
+                if let Some(p) = power_of.get(d.id()) {
+                    sum += *p;
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                complete = false;
+                continue;
+            }
+            let per_gpu = sum / f64::from(n);
+            self.measured[j] = Some(per_gpu);
+            let free = self.applied[j] == Level::CLEAN && !self.unknown[j] && self.active.is_none();
+            if free || self.demand[j].is_none() {
+                self.demand[j] = Some(per_gpu);
+            }
+            it_power += per_gpu * job.devices.len() as f64;
+            complete &= n as usize == job.devices.len();
+        }
+        self.other_power = self
+            .unassigned
+            .iter()
+            .filter_map(|d| power_of.get(d.id()).copied())
+            .sum();
+        it_power += self.other_power;
+        let facility = self.facility.facility_power(it_power);
+        self.facility_power = Some(facility);
+        if complete {
+            self.meter.record(now, facility);
+        }
+        for e in errors {
+            self.log(AuditEvent::Error { message: e });
+        }
+    }
+
+    /// The planner's view of the fleet from the latest sweep.
+    fn fleet(&self, excluded: &HashSet<usize>) -> Result<Fleet, GridflexError> {
+        let mut specs = Vec::with_capacity(self.jobs.len());
+        for (j, job) in self.jobs.iter().enumerate() {
+            let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
+                GridflexError::invalid(
+                    format!("jobs[{}]", job.entry.id),
+                    "no telemetry yet (sweep first)",
+                )
+            })?;
+            let infos = job.devices.iter().map(|d| d.device.info());
+            let (mut min, mut max) = (Power::ZERO, Power::watts(f64::MAX / 4.0)?);
+            for info in infos {
+                min = min.max(info.limits.min());
+                max = max.min(info.limit_at_discovery);
+            }
+            let class = if excluded.contains(&j) {
+                JobClass::Critical { floor: 1.0 }
+            } else {
+                job.planner_class()
+            };
+            specs.push(JobSpec {
+                id: job.entry.id.clone(),
+                gpus: u32::try_from(job.devices.len()).unwrap_or(u32::MAX),
+                draw_per_gpu: draw.min(max),
+                cap_range: CapRange {
+                    min: min.min(max),
+                    max,
+                },
+                paused_draw_per_gpu: job.entry.paused_draw_per_gpu,
+                curve: job.entry.throughput_curve(),
+                weight: job.entry.weight,
+                class,
+            });
+        }
+        let facility = FacilityModel::new(
+            self.facility.fixed + self.other_power * self.facility.multiplier,
+            self.facility.multiplier,
+        )?;
+        Ok(Fleet::from_specs(specs, facility)?)
+    }
+
+    fn plan(
+        &self,
+        c: &Curtailment,
+        from: DateTime<Utc>,
+        excluded: &HashSet<usize>,
+    ) -> Result<Plan, GridflexError> {
+        let window = Interval::new(from, c.window.end())?;
+        let request = CurtailmentRequest::new(c.target, window, c.response_duration(), self.ramp)?;
+        Ok(gridflex_planner::plan(
+            &self.fleet(excluded)?,
+            &request,
+            &self.options.planner,
+        )?)
+    }
+
+    fn schedule(&mut self, at: DateTime<Utc>, task: Task) {
+        self.task_seq += 1;
+        self.schedule.insert((at, self.task_seq), task);
+    }
+
+    fn unschedule_event(&mut self, event_id: u64) {
+        self.schedule.retain(|_, t| match t {
+            Task::Stage { event_id: e, .. } | Task::RestoreDone { event_id: e } => *e != event_id,
+            _ => true,
+        });
+    }
+
+    /// Handles one signal now: evaluates the rules, plans, and issues the first stage.
+    pub async fn handle_signal(&mut self, signal: GridSignal) -> Handled {
+        let now = self.clock.now();
+        let facility = self.facility_power.unwrap_or(Power::ZERO);
+        let decision = self.engine.evaluate(&signal, now, facility);
+        if let (GridSignal::Regulation(r), Some(a)) = (&signal, self.active.as_mut()) {
+            if matches!(a.curtailment.cause, Cause::Regulation) {
+                a.reg_signal.push(Sample {
+                    at: r.at,
+                    value: r.signal.value(),
+                });
+                if let (Some(rule), Some(p)) = (self.engine.rules().regulation, self.facility_power)
+                {
+                    a.reg_response.push(Sample {
+                        at: now,
+                        value: rule.base_point - p,
+                    });
+                }
+            }
+        }
+        let lmp = match &signal {
+            GridSignal::Price(p) => Some((p.interval, p.lmp)),
+            _ => None,
+        };
+        // Every price of the followed node during a price event counts for settlement,
+        // whether it extended the event or not.
+        if let (GridSignal::Price(p), Some(a), Some(rule)) = (
+            &signal,
+            self.active.as_mut(),
+            self.engine.rules().price.as_ref(),
+        ) {
+            if matches!(a.curtailment.cause, Cause::Price { .. })
+                && p.node == rule.node
+                && p.run == rule.run
+            {
+                a.prices.push((p.interval, p.lmp));
+            }
+        }
+        let outcome = match &decision {
+            Decision::Curtail(c) if c.window.start() > now => {
+                self.schedule(c.window.start(), Task::Start(c.clone(), signal.market()));
+                Handled::Scheduled {
+                    at: c.window.start(),
+                }
+            }
+            Decision::Curtail(c) => {
+                let reg = match &signal {
+                    GridSignal::Regulation(r) => Some(Sample {
+                        at: r.at,
+                        value: r.signal.value(),
+                    }),
+                    _ => None,
+                };
+                self.start_or_update(c.clone(), signal.market(), lmp, reg)
+                    .await
+            }
+            Decision::Ignore { .. } => Handled::Ignored,
+            Decision::Refuse(_) => Handled::Refused,
+        };
+        // Logged after the commands went out: the audit never delays actuation.
+        self.log(AuditEvent::Signal { signal });
+        let event_id = match outcome {
+            Handled::Actuated { event_id, .. } => Some(event_id),
+            _ => None,
+        };
+        if let Decision::Refuse(r) = &decision {
+            self.log(AuditEvent::Refused { refusal: r.clone() });
+        }
+        self.log(AuditEvent::Decision { event_id, decision });
+        self.emit_deferred();
+        self.flush_pending_audit();
+        outcome
+    }
+
+    fn flush_pending_audit(&mut self) {
+        let _ = self.audit.flush();
+    }
+
+    async fn start_or_update(
+        &mut self,
+        c: Curtailment,
+        market: Market,
+        price: Option<(Interval, Price)>,
+        first_regulation: Option<Sample<f64>>,
+    ) -> Handled {
+        let now = self.clock.now();
+        let same_kind = self.active.as_ref().is_some_and(|a| {
+            !a.restoring
+                && std::mem::discriminant(&a.curtailment.cause) == std::mem::discriminant(&c.cause)
+        });
+        let (id, fresh_start) = if same_kind {
+            let a = self.active.as_ref().map(|a| a.id).unwrap_or_default();
+            self.unschedule_event(a);
+            (a, false)
+        } else {
+            if let Some(prev) = self.active.as_ref().map(|a| a.id) {
+                self.end_event(prev, "replaced by a newer event").await;
+            }
+            self.next_event += 1;
+            (self.next_event, true)
+        };
+        let excluded = self
+            .active
+            .as_ref()
+            .filter(|_| !fresh_start)
+            .map(|a| a.excluded.clone())
+            .unwrap_or_default();
+        let plan = match self.plan(&c, now, &excluded) {
+            Ok(p) => p,
+            Err(e) => {
+                self.log(AuditEvent::Error {
+                    message: format!("planning event {id}: {e}"),
+                });
+                return Handled::Refused;
+            }
+        };
+        if fresh_start {
+            let mut active = Active {
+                id,
+                curtailment: c.clone(),
+                started: now,
+                zone: market.zone(),
+                plan: plan.clone(),
+                excluded,
+                prices: price.into_iter().collect(),
+                reg_signal: Vec::new(),
+                reg_response: Vec::new(),
+                restoring: false,
+            };
+            if let (Some(first), Some(rule)) = (first_regulation, self.engine.rules().regulation) {
+                active.reg_signal.push(first);
+                if let Some(p) = self.facility_power {
+                    active.reg_response.push(Sample {
+                        at: now,
+                        value: rule.base_point - p,
+                    });
+                }
+            }
+            self.active = Some(active);
+            if !matches!(c.cause, Cause::Regulation) {
+                self.begin_capture(id, now).await;
+            }
+        } else if let Some(a) = self.active.as_mut() {
+            a.curtailment.window = Interval::new(a.curtailment.window.start(), c.window.end())
+                .unwrap_or(a.curtailment.window);
+            a.curtailment.target = c.target;
+            a.plan = plan.clone();
+        }
+        // A plan's first stage describes the whole fleet from a clean state, so it is
+        // applied as a diff against a clean fleet, for a new event and an update alike.
+        let commands = self.execute_plan(id, &plan, now, true).await;
+        if fresh_start {
+            self.defer(AuditEvent::Plan {
+                event_id: id,
+                plan: Box::new(plan),
+            });
+        } else {
+            self.defer(AuditEvent::PlanUpdate {
+                event_id: id,
+                target: plan.target,
+                predicted_power: plan.predicted_power,
+                shortfall: plan.shortfall,
+                window_end: c.window.end(),
+            });
+        }
+        Handled::Actuated {
+            event_id: id,
+            commands,
+        }
+    }
+
+    /// Issues stage 0 now and schedules the later stages and the restore.
+    async fn execute_plan(
+        &mut self,
+        id: u64,
+        plan: &Plan,
+        start: DateTime<Utc>,
+        from_clean: bool,
+    ) -> usize {
+        let mut commands = 0;
+        let mut stages = plan.stages.iter();
+        if let Some(first) = stages.next() {
+            commands = self.execute_stage(id, &first.actions, from_clean).await;
+        }
+        for s in stages {
+            self.schedule(
+                start + delta(s.offset),
+                Task::Stage {
+                    event_id: id,
+                    stage: s.clone(),
+                    restore: false,
+                },
+            );
+        }
+        let mut last = start + delta(plan.restore.first().map_or(Duration::ZERO, |s| s.offset));
+        for s in &plan.restore {
+            last = start + delta(s.offset);
+            self.schedule(
+                last,
+                Task::Stage {
+                    event_id: id,
+                    stage: s.clone(),
+                    restore: true,
+                },
+            );
+        }
+        let end = plan
+            .restore
+            .first()
+            .map_or(last, |s| start + delta(s.offset));
+        if plan.restore.is_empty() {
+            self.schedule(
+                end,
+                Task::Stage {
+                    event_id: id,
+                    stage: empty_stage(),
+                    restore: true,
+                },
+            );
+        }
+        self.schedule(last, Task::RestoreDone { event_id: id });
+        commands
+    }
+
+    /// Applies actions as changes from the present state (or from a clean fleet when
+    /// `from_clean`: a new plan's first stage describes the whole fleet), issuing only
+    /// the commands that change something, all at once. Returns the commands issued.
+    async fn execute_stage(&mut self, id: u64, actions: &[Action], from_clean: bool) -> usize {
+        let excluded = self
+            .active
+            .as_ref()
+            .map(|a| a.excluded.clone())
+            .unwrap_or_default();
+        let mut desired: Vec<Level> = if from_clean {
+            self.applied
+                .iter()
+                .enumerate()
+                .map(|(j, l)| {
+                    if excluded.contains(&j) {
+                        *l
+                    } else {
+                        Level::CLEAN
+                    }
+                })
+                .collect()
+        } else {
+            self.applied.clone()
+        };
+        for a in actions {
+            let Some(j) = self
+                .jobs
+                .iter()
+                .position(|b| b.entry.id.as_str() == a.job().as_str())
+            else {
+                continue;
+            };
+            if excluded.contains(&j) {
+                continue;
+            }
+            match a {
+                Action::SetCap { cap_per_gpu, .. } => {
+                    // A cap at the job's top is a restore to the limit found at discovery.
+                    desired[j].cap = if *cap_per_gpu >= self.job_max(j) {
+                        None
+                    } else {
+                        Some(*cap_per_gpu)
+                    };
+                }
+                Action::Pause { .. } => desired[j].paused = true,
+                Action::Resume { .. } => desired[j].paused = false,
+                _ => {}
+            }
+        }
+        // Build every command; remember which job and action each belongs to.
+        let mut futs: Vec<BoxFut> = Vec::new();
+        let mut owners: Vec<(usize, Option<usize>)> = Vec::new(); // (change index, device index)
+        let mut changes: Vec<(usize, Action)> = Vec::new();
+        for (j, (want, have)) in desired.iter().zip(&self.applied).enumerate() {
+            let dirty = self.unknown[j] && !excluded.contains(&j);
+            let job = &self.jobs[j];
+            if want.cap != have.cap || dirty {
+                let k = changes.len();
+                let cap = want.cap;
+                changes.push((
+                    j,
+                    Action::SetCap {
+                        job: job.entry.id.clone().into(),
+                        cap_per_gpu: cap.unwrap_or_else(|| self.job_max(j)),
+                    },
+                ));
+                for (di, d) in job.devices.iter().enumerate() {
+                    let dev = d.device.clone();
+                    futs.push(Box::pin(async move {
+                        match cap {
+                            Some(c) => dev.set_power_limit(c).await.map(Some),
+                            None => dev.restore_power_limit().await.map(Some),
+                        }
+                    }));
+                    owners.push((k, Some(di)));
+                }
+            }
+            if want.paused != have.paused || (dirty && job.control.is_some()) {
+                let Some(control) = job.control.clone() else {
+                    continue;
+                };
+                let k = changes.len();
+                let pause = want.paused;
+                changes.push((
+                    j,
+                    if pause {
+                        Action::Pause {
+                            job: job.entry.id.clone().into(),
+                        }
+                    } else {
+                        Action::Resume {
+                            job: job.entry.id.clone().into(),
+                        }
+                    },
+                ));
+                futs.push(Box::pin(async move {
+                    if pause {
+                        control.pause().await
+                    } else {
+                        control.resume().await
+                    }
+                    .map(|()| None)
+                }));
+                owners.push((k, None));
+            }
+        }
+        let commands = futs.len();
+        if commands == 0 {
+            return 0;
+        }
+        let results = join_all(futs).await;
+        // Gather per change.
+        let mut failures: Vec<Vec<Failure>> = vec![Vec::new(); changes.len()];
+        let mut enforced: Vec<Option<Power>> = vec![None; changes.len()];
+        for ((k, dev), r) in owners.into_iter().zip(results) {
+            let j = changes[k].0;
+            match r {
+                Ok(Some(change)) => enforced[k] = Some(change.enforced),
+                Ok(None) => {}
+                Err(e) => failures[k].push(Failure {
+                    device: dev.map(|di| self.jobs[j].devices[di].id().clone()),
+                    kind: format!("{:?}", e.kind()),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let mut new_failures = Vec::new();
+        for (k, (j, action)) in changes.into_iter().enumerate() {
+            let failed = std::mem::take(&mut failures[k]);
+            let devices = match &action {
+                Action::SetCap { .. } => self.jobs[j].devices.len(),
+                _ => 1,
+            };
+            let outcome = if failed.is_empty() {
+                match &action {
+                    Action::SetCap { .. } => self.applied[j].cap = desired[j].cap,
+                    _ => self.applied[j].paused = desired[j].paused,
+                }
+                self.unknown[j] = false;
+                ActionOutcome::Done {
+                    enforced_per_gpu: enforced[k],
+                }
+            } else {
+                self.unknown[j] = true;
+                new_failures.push(j);
+                ActionOutcome::Failed { failures: failed }
+            };
+            self.defer(AuditEvent::Action {
+                event_id: id,
+                job: self.jobs[j].entry.id.clone(),
+                action,
+                devices,
+                outcome,
+            });
+        }
+        if !new_failures.is_empty() {
+            self.replan_without(id, &new_failures).await;
+        }
+        commands
+    }
+
+    fn job_max(&self, j: usize) -> Power {
+        self.jobs[j]
+            .devices
+            .iter()
+            .map(|d| d.device.info().limit_at_discovery)
+            .reduce(Power::min)
+            .unwrap_or(Power::ZERO)
+    }
+
+    /// After a failure: exclude the failed jobs and re-solve the rest of the event.
+    async fn replan_without(&mut self, id: u64, failed: &[usize]) {
+        let Some(a) = self.active.as_mut().filter(|a| a.id == id && !a.restoring) else {
+            return;
+        };
+        let before = a.excluded.len();
+        a.excluded.extend(failed.iter().copied());
+        if a.excluded.len() == before {
+            return;
+        }
+        let (c, excluded) = (a.curtailment.clone(), a.excluded.clone());
+        let now = self.clock.now();
+        match self.plan(&c, now, &excluded) {
+            Ok(plan) => {
+                self.log(AuditEvent::Note {
+                    message: format!(
+                        "event {id}: re-planned without {} failed job(s)",
+                        excluded.len()
+                    ),
+                });
+                self.unschedule_event(id);
+                if let Some(a) = self.active.as_mut() {
+                    a.plan = plan.clone();
+                }
+                Box::pin(self.execute_plan(id, &plan, now, true)).await;
+                self.defer(AuditEvent::Plan {
+                    event_id: id,
+                    plan: Box::new(plan),
+                });
+            }
+            Err(e) => self.log(AuditEvent::Error {
+                message: format!("re-planning event {id}: {e}"),
+            }),
+        }
+    }
+
+    async fn begin_capture(&mut self, event_id: u64, at: DateTime<Utc>) {
+        let streams = self.all_devices.iter().all(|d| d.samples.is_some());
+        let mut capture = Capture {
+            event_id,
+            from: at,
+            samples: Vec::new(),
+        };
+        if !streams {
+            // Polling: one sample just before the instruction, then every capture step.
+            if let Some(p) = self.instant_facility_power().await {
+                capture.samples.push(Sample {
+                    at: at - TimeDelta::milliseconds(1),
+                    value: p,
+                });
+            }
+            self.schedule(
+                at + self.options.capture_step,
+                Task::CapturePoll { event_id },
+            );
+        }
+        self.capture = Some(capture);
+        self.schedule(at + self.options.capture, Task::CaptureEnd { event_id });
+    }
+
+    async fn instant_facility_power(&self) -> Option<Power> {
+        let reads = join_all(self.all_devices.iter().map(|d| {
+            let dev = d.device.clone();
+            async move { dev.telemetry().await }
+        }))
+        .await;
+        let mut it = Power::ZERO;
+        for r in reads {
+            it += r.ok()?.power_instant?;
+        }
+        Some(self.facility.facility_power(it))
+    }
+
+    async fn finish_capture(&mut self, event_id: u64) {
+        let Some(mut capture) = self.capture.take().filter(|c| c.event_id == event_id) else {
+            return;
+        };
+        if self.all_devices.iter().all(|d| d.samples.is_some()) {
+            let since = capture.from - TimeDelta::milliseconds(500);
+            let reads = join_all(
+                self.all_devices
+                    .iter()
+                    .filter_map(|d| d.samples.clone())
+                    .map(|s| async move { s.power_samples_since(Some(since)).await }),
+            )
+            .await;
+            // Bin every device's samples on a common grid and add them up; only bins
+            // that every device reported count.
+            let bin_ns = self
+                .options
+                .capture_step
+                .num_nanoseconds()
+                .unwrap_or(20_000_000)
+                .max(1);
+            let mut bins: BTreeMap<i64, (Power, usize)> = BTreeMap::new();
+            let n = reads.len();
+            for r in reads.into_iter().flatten() {
+                let mut seen = HashSet::new();
+                for s in r {
+                    let k = s.at.timestamp_nanos_opt().unwrap_or(0).div_euclid(bin_ns);
+                    if seen.insert(k) {
+                        let e = bins.entry(k).or_insert((Power::ZERO, 0));
+                        e.0 += s.power;
+                        e.1 += 1;
+                    }
+                }
+            }
+            capture.samples = bins
+                .into_iter()
+                .filter(|(_, (_, c))| *c == n)
+                .map(|(k, (p, _))| Sample {
+                    at: DateTime::from_timestamp_nanos(k * bin_ns),
+                    value: self.facility.facility_power(p),
+                })
+                .collect();
+        }
+        capture.samples.sort_by_key(|s| s.at);
+        capture.samples.dedup_by_key(|s| s.at);
+        self.capture = Some(capture);
+    }
+
+    /// Ends an event now: cancels its remaining stages and restores everything at once.
+    async fn end_event(&mut self, id: u64, reason: &str) {
+        self.unschedule_event(id);
+        self.log(AuditEvent::Restore {
+            event_id: id,
+            reason: reason.to_owned(),
+        });
+        self.execute_stage(id, &[], true).await;
+        self.finish_event(id).await;
+    }
+
+    async fn finish_event(&mut self, id: u64) {
+        self.ensure_restored(id).await;
+        let Some(active) = self.active.take().filter(|a| a.id == id) else {
+            return;
+        };
+        let capture = match self.capture.take() {
+            Some(c) if c.event_id == id => c.samples,
+            other => {
+                self.capture = other;
+                Vec::new()
+            }
+        };
+        // Report once the meter interval holding the window end is complete.
+        let step = self.options.meter_step;
+        let end = active.curtailment.window.end().min(
+            self.clock
+                .now()
+                .max(active.started + TimeDelta::nanoseconds(1)),
+        );
+        let at = ceil_to(end, step) + self.options.telemetry_step;
+        self.schedule(at, Task::Report { event_id: id });
+        self.ended.push(Ended { active, capture });
+    }
+
+    /// Retries anything still capped, paused or unknown.
+    async fn ensure_restored(&mut self, id: u64) {
+        if self.applied.iter().all(|l| *l == Level::CLEAN) && !self.unknown.contains(&true) {
+            return;
+        }
+        if let Some(a) = self.active.as_mut() {
+            a.excluded.clear();
+        }
+        self.execute_stage(id, &[], true).await;
+    }
+
+    /// Runs until `shutdown` resolves, or until the source has ended and every event
+    /// has been restored and reported. Everything is restored before it returns.
+    ///
+    /// Each wake-up handles one thing: a signal (evaluated, planned and actuated at
+    /// once), a due stage or restore, a telemetry sweep, or the shutdown.
+    pub async fn run<S, F>(
+        &mut self,
+        mut source: S,
+        shutdown: F,
+    ) -> Result<RunSummary, GridflexError>
+    where
+        S: SignalSource,
+        F: Future<Output = ()>,
+    {
+        enum Wake {
+            Shutdown,
+            Due,
+            Signal(Result<Option<GridSignal>, gridflex_signals::SignalError>),
+        }
+        self.log(AuditEvent::Note {
+            message: format!(
+                "orchestrator started: {} jobs on {} devices",
+                self.jobs.len(),
+                self.all_devices.len()
+            ),
+        });
+        self.sweep().await;
+        self.next_sweep = Some(self.clock.now() + self.options.telemetry_step);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut open = true;
+        loop {
+            let next = self.next_deadline();
+            let wake = {
+                let sleep = self.clock.sleep_until(next);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => Wake::Shutdown,
+                    () = sleep => Wake::Due,
+                    s = source.next_signal(), if open => Wake::Signal(s),
+                }
+            };
+            match wake {
+                Wake::Shutdown => {
+                    self.shutdown("shutdown requested").await;
+                    break;
+                }
+                Wake::Due => self.run_due().await,
+                Wake::Signal(Ok(Some(signal))) => {
+                    self.counts.signals += 1;
+                    match self.handle_signal(signal).await {
+                        Handled::Actuated { commands, .. } => self.counts.commands += commands,
+                        Handled::Refused => self.counts.refused += 1,
+                        _ => {}
+                    }
+                }
+                Wake::Signal(Ok(None)) => {
+                    open = false;
+                    self.log(AuditEvent::Note {
+                        message: "signal source ended; active events run to their end".into(),
+                    });
+                }
+                Wake::Signal(Err(e)) => {
+                    open = false;
+                    self.log(AuditEvent::Error {
+                        message: format!(
+                            "signal source failed: {e}; active events run to their end"
+                        ),
+                    });
+                }
+            }
+            if !open && self.active.is_none() && self.schedule.is_empty() && self.ended.is_empty() {
+                break;
+            }
+        }
+        self.counts.events = self.reports.len();
+        self.audit.flush()?;
+        Ok(self.counts.clone())
+    }
+
+    fn next_deadline(&self) -> DateTime<Utc> {
+        let task = self.schedule.keys().next().map(|(t, _)| *t);
+        match (task, self.next_sweep) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => DateTime::<Utc>::MAX_UTC,
+        }
+    }
+
+    /// Runs every task that is due, and the telemetry sweep when due.
+    pub async fn run_due(&mut self) {
+        let now = self.clock.now();
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.sweep().await;
+            let step = self.options.telemetry_step;
+            self.next_sweep = self.next_sweep.map(|t| (t + step).max(now));
+        }
+        while let Some(entry) = self.schedule.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let task = entry.remove();
+            self.run_task(task).await;
+            self.emit_deferred();
+        }
+        self.flush_pending_audit();
+    }
+
+    async fn run_task(&mut self, task: Task) {
+        match task {
+            Task::Start(c, market) => {
+                let now = self.clock.now();
+                if c.window.end() <= now {
+                    return;
+                }
+                let c = Curtailment {
+                    window: Interval::new(now.max(c.window.start()), c.window.end())
+                        .unwrap_or(c.window),
+                    ..c
+                };
+                if let Handled::Actuated { commands, .. } =
+                    self.start_or_update(c, market, None, None).await
+                {
+                    self.counts.commands += commands;
+                }
+            }
+            Task::Stage {
+                event_id,
+                stage,
+                restore,
+            } => {
+                if restore {
+                    if let Some(a) = self
+                        .active
+                        .as_mut()
+                        .filter(|a| a.id == event_id && !a.restoring)
+                    {
+                        a.restoring = true;
+                        self.log(AuditEvent::Restore {
+                            event_id,
+                            reason: "window end".into(),
+                        });
+                    }
+                }
+                self.execute_stage(event_id, &stage.actions, false).await;
+            }
+            Task::RestoreDone { event_id } => self.finish_event(event_id).await,
+            Task::Report { event_id } => self.make_report(event_id),
+            Task::CaptureEnd { event_id } => self.finish_capture(event_id).await,
+            Task::CapturePoll { event_id } => {
+                let now = self.clock.now();
+                let p = self.instant_facility_power().await;
+                if let (Some(c), Some(p)) =
+                    (self.capture.as_mut().filter(|c| c.event_id == event_id), p)
+                {
+                    c.samples.push(Sample { at: now, value: p });
+                    if now + self.options.capture_step < c.from + self.options.capture {
+                        let at = now + self.options.capture_step;
+                        self.schedule(at, Task::CapturePoll { event_id });
+                    }
+                }
+            }
+        }
+    }
+
+    fn make_report(&mut self, event_id: u64) {
+        let Some(i) = self.ended.iter().position(|e| e.active.id == event_id) else {
+            return;
+        };
+        let ended = self.ended.swap_remove(i);
+        let a = ended.active;
+        let meter = match self.meter.series() {
+            Ok(m) => m,
+            Err(e) => {
+                self.log(AuditEvent::Error {
+                    message: format!("meter of event {event_id}: {e}"),
+                });
+                None
+            }
+        };
+        let regulation = match (&a.curtailment.cause, self.engine.rules().regulation) {
+            (Cause::Regulation, Some(rule)) => Some(RegulationInput {
+                signal: &a.reg_signal,
+                response: &a.reg_response,
+                capability: rule.capability,
+                prices: self.options.regulation_prices,
+            }),
+            _ => None,
+        };
+        let report = report::build(ReportInput {
+            event_id,
+            cause: a.curtailment.cause.clone(),
+            window: Interval::new(
+                a.started.min(a.curtailment.window.start()),
+                a.curtailment.window.end(),
+            )
+            .unwrap_or(a.curtailment.window),
+            target: a.plan.target,
+            predicted: a.plan.predicted_power,
+            shortfall: a.plan.shortfall,
+            zone: a.zone,
+            meter,
+            capture: &ended.capture,
+            prices: &a.prices,
+            regulation,
+        });
+        self.log(AuditEvent::Report {
+            event_id,
+            report: Box::new(report.clone()),
+        });
+        self.reports.push(report);
+    }
+
+    /// Restores everything now (staggering is skipped: shutdown must finish), reports
+    /// every ended event, and drops anything scheduled.
+    pub async fn shutdown(&mut self, reason: &str) {
+        if let Some(id) = self.active.as_ref().map(|a| a.id) {
+            self.end_event(id, reason).await;
+        }
+        let dropped = self
+            .schedule
+            .values()
+            .filter(|t| matches!(t, Task::Start(..)))
+            .count();
+        if dropped > 0 {
+            self.log(AuditEvent::Note {
+                message: format!("{dropped} scheduled event(s) not started: {reason}"),
+            });
+        }
+        self.schedule.clear();
+        self.ensure_restored(0).await;
+        let ids: Vec<u64> = self.ended.iter().map(|e| e.active.id).collect();
+        for id in ids {
+            self.make_report(id);
+        }
+        self.emit_deferred();
+        self.log(AuditEvent::Note {
+            message: format!(
+                "stopped: {reason}; curtailed jobs left: {}",
+                self.curtailed_jobs().len()
+            ),
+        });
+        self.flush_pending_audit();
+    }
+}
+
+/// Counts from one [`Orchestrator::run`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// Signals received.
+    pub signals: usize,
+    /// Signals refused.
+    pub refused: usize,
+    /// Events reported.
+    pub events: usize,
+    /// Device and job commands issued.
+    pub commands: usize,
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+fn ceil_to(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
+    let step_ns = step.num_nanoseconds().unwrap_or(1).max(1);
+    let ns = t.timestamp_nanos_opt().unwrap_or(0);
+    let r = ns.rem_euclid(step_ns);
+    DateTime::from_timestamp_nanos(if r == 0 { ns } else { ns - r + step_ns })
+}
+
+fn empty_stage() -> Stage {
+    Stage {
+        offset: Duration::ZERO,
+        actions: Vec::new(),
+        predicted_power: Power::ZERO,
+        peak_power: Power::ZERO,
+    }
+}

@@ -1,0 +1,702 @@
+//! Program rules: what the site has committed to, and how each grid signal turns into a
+//! curtailment request, a regulation set-point, nothing, or a refusal.
+//!
+//! [`ProgramRules`] is plain configuration (serde, validated). [`ProgramEngine`] applies
+//! it to signals one at a time; it keeps only the state the rules need (an active
+//! price curtailment, for hysteresis and minimum hold) and takes the time and the
+//! facility's present power as arguments, so it is pure and testable without a clock.
+//!
+//! ```
+//! use chrono::{TimeDelta, TimeZone, Utc};
+//! use gridflex::core::{Interval, Power, Price, PricingNodeId};
+//! use gridflex::program::{Decision, PriceRule, ProgramEngine, ProgramRules};
+//! use gridflex::signals::{GridSignal, Market, MarketRun, PricePoint};
+//!
+//! let node = PricingNodeId::new("TH_NP15_GEN-APND")?;
+//! let mut rules = ProgramRules::new(Market::Caiso, Power::kilowatts(400.0)?);
+//! rules.price = Some(PriceRule::new(node.clone(), MarketRun::CaisoRtm,
+//!     Price::per_megawatt_hour(200.0)?, Power::kilowatts(700.0)?));
+//! let mut engine = ProgramEngine::new(rules)?;
+//!
+//! let t0 = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
+//! let spike = PricePoint::new(MarketRun::CaisoRtm, node,
+//!     Interval::new(t0, t0 + TimeDelta::minutes(5))?, Price::per_megawatt_hour(950.0)?);
+//! let decision = engine.evaluate(&GridSignal::Price(spike), t0, Power::kilowatts(1000.0)?);
+//! let Decision::Curtail(c) = decision else { panic!("{decision:?}") };
+//! assert_eq!(c.window.duration(), TimeDelta::minutes(15)); // the minimum hold
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gridflex_core::{Interval, Power, Price, PricingNodeId};
+use gridflex_planner::Target;
+use gridflex_signals::{
+    AlertKind, AlertLevel, DispatchEvent, DispatchTarget, GridAlert, GridSignal, Market, MarketRun,
+    PricePoint, Program, RegulationKind, RegulationSample,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::GridflexError;
+
+/// Serde for `TimeDelta` as (fractional) seconds.
+pub(crate) mod seconds {
+    use chrono::TimeDelta;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(gridflex_core::units::seconds_f64(*d))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TimeDelta, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(v.is_finite() && (0.0..1e10).contains(&v)) {
+            return Err(serde::de::Error::custom(format!(
+                "expected a non-negative number of seconds, got {v}"
+            )));
+        }
+        Ok(TimeDelta::nanoseconds((v * 1e9).round() as i64))
+    }
+}
+
+/// Curtail to a facility cap while the LMP at one node and market run is high.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PriceRule {
+    /// The pricing node whose LMP the site settles at.
+    pub node: PricingNodeId,
+    /// The market run to follow (for example CAISO `RTM`).
+    pub run: MarketRun,
+    /// Curtail while the LMP is at or above this price.
+    pub strike: Price,
+    /// Hysteresis: an active curtailment is extended through intervals priced at or
+    /// above this (default: the strike, meaning no band).
+    pub release_below: Price,
+    /// A curtailment lasts at least this long once started (default 15 minutes).
+    #[serde(rename = "min_hold_s", with = "seconds")]
+    pub min_hold: TimeDelta,
+    /// The facility power to stay under while curtailed.
+    pub facility_cap: Power,
+    /// How fast the cap must be reached (default 5 seconds).
+    #[serde(rename = "response_time_s", with = "seconds")]
+    pub response_time: TimeDelta,
+}
+
+impl PriceRule {
+    /// A rule with the defaults: no hysteresis band, 15-minute hold, 5-second response.
+    pub fn new(node: PricingNodeId, run: MarketRun, strike: Price, facility_cap: Power) -> Self {
+        Self {
+            node,
+            run,
+            strike,
+            release_below: strike,
+            min_hold: TimeDelta::minutes(15),
+            facility_cap,
+            response_time: TimeDelta::seconds(5),
+        }
+    }
+}
+
+/// Comply with demand-response dispatches of the enrolled programs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DispatchRule {
+    /// The programs the site is enrolled in. A PJM load-management program matches
+    /// whatever its lead time; a custom program matches by name and market.
+    pub programs: Vec<Program>,
+}
+
+impl DispatchRule {
+    /// Enrols the site in these programs.
+    pub fn new(programs: Vec<Program>) -> Self {
+        Self { programs }
+    }
+}
+
+/// Pre-agreed facility caps for emergency alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EmergencyRule {
+    /// Caps by alert level; an alert takes the entry of the highest level at or below
+    /// its own. Levels below every entry are logged and ignored.
+    pub caps: Vec<LevelCap>,
+    /// How fast the cap must be reached (default 60 seconds).
+    #[serde(rename = "response_time_s", with = "seconds")]
+    pub response_time: TimeDelta,
+}
+
+impl EmergencyRule {
+    /// Caps by level, with the default 60-second response time.
+    pub fn new(caps: Vec<LevelCap>) -> Self {
+        Self {
+            caps,
+            response_time: TimeDelta::seconds(60),
+        }
+    }
+}
+
+/// One entry of an [`EmergencyRule`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LevelCap {
+    /// The alert level from which this cap applies.
+    pub level: AlertLevel,
+    /// The facility power to stay under.
+    pub facility_cap: Power,
+}
+
+impl LevelCap {
+    /// The cap from `level` up.
+    pub fn new(level: AlertLevel, facility_cap: Power) -> Self {
+        Self {
+            level,
+            facility_cap,
+        }
+    }
+}
+
+/// Follow a regulation signal around a base point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RegulationRule {
+    /// Which signal the site is qualified for.
+    pub kind: RegulationKind,
+    /// Facility power at signal 0.
+    pub base_point: Power,
+    /// Regulation capability: the swing at signal +/-1.
+    pub capability: Power,
+    /// Each set-point holds for this long unless a newer one arrives (default 4 s, two
+    /// PJM 2-second signal periods), so a silent signal source ends regulation by itself.
+    #[serde(rename = "hold_s", with = "seconds")]
+    pub hold: TimeDelta,
+}
+
+impl RegulationRule {
+    /// A rule with the default 4-second hold.
+    pub fn new(kind: RegulationKind, base_point: Power, capability: Power) -> Self {
+        Self {
+            kind,
+            base_point,
+            capability,
+            hold: TimeDelta::seconds(4),
+        }
+    }
+
+    /// The facility set-point for a signal value. A load provides regulation up by
+    /// consuming less, so `+1` is `base - capability` and `-1` is `base + capability`.
+    pub fn setpoint(&self, signal: f64) -> Power {
+        self.base_point - self.capability * signal
+    }
+}
+
+/// Everything the site has committed to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProgramRules {
+    /// The markets the site takes part in; signals from any other market are refused.
+    pub markets: Vec<Market>,
+    /// The largest reduction the site has enrolled; a target asking for more is refused.
+    pub enrolled_reduction: Power,
+    /// The end given to a curtailment whose window has none (default 4 hours): every
+    /// curtailment ends, even if the signal source goes silent.
+    #[serde(rename = "max_event_s", with = "seconds")]
+    pub max_event: TimeDelta,
+    /// How fast facility power may rise when restoring, per second (default 50 kW/s).
+    pub restore_ramp_per_s: Power,
+    /// Price-responsive curtailment.
+    pub price: Option<PriceRule>,
+    /// Dispatch compliance.
+    pub dispatch: Option<DispatchRule>,
+    /// Emergency alerts.
+    pub emergency: Option<EmergencyRule>,
+    /// Regulation.
+    pub regulation: Option<RegulationRule>,
+}
+
+impl ProgramRules {
+    /// Rules for one market with no program enabled yet and the defaults above.
+    pub fn new(market: Market, enrolled_reduction: Power) -> Self {
+        Self {
+            markets: vec![market],
+            enrolled_reduction,
+            max_event: TimeDelta::hours(4),
+            // 50 kW/s: a literal, always finite.
+            restore_ramp_per_s: Power::kilowatts(50.0).unwrap_or(Power::ZERO),
+            price: None,
+            dispatch: None,
+            emergency: None,
+            regulation: None,
+        }
+    }
+
+    /// Checks every setting, naming the first bad one.
+    pub fn validate(&self) -> Result<(), GridflexError> {
+        let positive = |field: &str, p: Power| {
+            if p.as_watts() > 0.0 {
+                Ok(())
+            } else {
+                Err(GridflexError::invalid(
+                    field,
+                    format!("must be positive, got {p}"),
+                ))
+            }
+        };
+        if self.markets.is_empty() {
+            return Err(GridflexError::invalid(
+                "program.markets",
+                "must name at least one market",
+            ));
+        }
+        positive("program.enrolled_reduction", self.enrolled_reduction)?;
+        positive("program.restore_ramp_per_s", self.restore_ramp_per_s)?;
+        if self.max_event <= TimeDelta::zero() {
+            return Err(GridflexError::invalid(
+                "program.max_event_s",
+                "must be positive",
+            ));
+        }
+        if let Some(p) = &self.price {
+            positive("program.price.facility_cap", p.facility_cap)?;
+            if p.release_below > p.strike {
+                return Err(GridflexError::invalid(
+                    "program.price.release_below",
+                    format!("{} is above the strike {}", p.release_below, p.strike),
+                ));
+            }
+            if !self.markets.contains(&p.run.market()) {
+                return Err(GridflexError::invalid(
+                    "program.price.run",
+                    format!(
+                        "{:?} is a {} market run, not one of the site's markets",
+                        p.run,
+                        p.run.market()
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = &self.dispatch {
+            if let Some(p) = d
+                .programs
+                .iter()
+                .find(|p| !self.markets.contains(&p.market()))
+            {
+                return Err(GridflexError::invalid(
+                    "program.dispatch.programs",
+                    format!(
+                        "{p:?} is a {} program, not one of the site's markets",
+                        p.market()
+                    ),
+                ));
+            }
+        }
+        if let Some(e) = &self.emergency {
+            if e.caps.is_empty() {
+                return Err(GridflexError::invalid(
+                    "program.emergency.caps",
+                    "must not be empty",
+                ));
+            }
+            for c in &e.caps {
+                positive("program.emergency.caps.facility_cap", c.facility_cap)?;
+            }
+        }
+        if let Some(r) = &self.regulation {
+            positive("program.regulation.capability", r.capability)?;
+            if r.capability > r.base_point {
+                return Err(GridflexError::invalid(
+                    "program.regulation.capability",
+                    format!("{} exceeds the base point {}", r.capability, r.base_point),
+                ));
+            }
+            if r.hold <= TimeDelta::zero() {
+                return Err(GridflexError::invalid(
+                    "program.regulation.hold_s",
+                    "must be positive",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a curtailment was decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Cause {
+    /// A price at or above the strike (or inside the hysteresis band while active).
+    Price {
+        /// The node.
+        node: PricingNodeId,
+        /// The market run.
+        run: MarketRun,
+        /// The LMP that triggered it.
+        lmp: Price,
+    },
+    /// A dispatch instruction.
+    Dispatch {
+        /// The event id.
+        id: String,
+        /// The program.
+        program: Program,
+    },
+    /// An emergency alert.
+    Alert {
+        /// The alert.
+        kind: AlertKind,
+        /// Its level.
+        level: AlertLevel,
+    },
+    /// A regulation set-point.
+    Regulation,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Price { node, run, lmp } => write!(f, "price {lmp} at {node} ({run:?})"),
+            Cause::Dispatch { id, program } => write!(f, "dispatch {id} ({program:?})"),
+            Cause::Alert { kind, level } => write!(f, "alert {kind:?} ({level:?})"),
+            Cause::Regulation => f.write_str("regulation"),
+        }
+    }
+}
+
+/// A curtailment the rules call for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curtailment {
+    /// Why.
+    pub cause: Cause,
+    /// The target, as the planner takes it.
+    pub target: Target,
+    /// When: from the start of the obligation to its (always finite) end.
+    pub window: Interval,
+    /// How fast the target must be reached after the window starts.
+    #[serde(rename = "response_time_s", with = "seconds")]
+    pub response_time: TimeDelta,
+}
+
+impl Curtailment {
+    /// The response time as a std duration (the planner's unit).
+    pub fn response_duration(&self) -> Duration {
+        self.response_time.to_std().unwrap_or_default()
+    }
+}
+
+/// Why a signal was refused. Refused signals are logged, never executed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The signal is for another market.
+    #[error("signal is for {got}, the site is in {expected}")]
+    WrongMarket {
+        /// The site's market.
+        expected: String,
+        /// The signal's.
+        got: String,
+    },
+    /// No rule covers this kind of signal.
+    #[error("no {signal} rule is configured")]
+    NoRule {
+        /// The kind of signal.
+        signal: String,
+    },
+    /// A dispatch under a program the site is not enrolled in.
+    #[error("not enrolled in program {program}")]
+    NotEnrolled {
+        /// The program, as text.
+        program: String,
+    },
+    /// The target asks for more than the enrolled capacity.
+    #[error("target reduction {requested} exceeds the enrolled {enrolled}")]
+    BeyondEnrolled {
+        /// The reduction asked for.
+        requested: Power,
+        /// The enrolled capacity.
+        enrolled: Power,
+    },
+    /// The window ended before the signal could be acted on.
+    #[error("window ended at {end}, now is {now}")]
+    WindowInPast {
+        /// Window end.
+        end: DateTime<Utc>,
+        /// Time of evaluation.
+        now: DateTime<Utc>,
+    },
+    /// A target form the rules cannot carry out.
+    #[error("unsupported target: {what}")]
+    UnsupportedTarget {
+        /// What was asked.
+        what: String,
+    },
+}
+
+/// The outcome of evaluating one signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Decision {
+    /// Curtail as described.
+    Curtail(Curtailment),
+    /// Nothing to do (for example a price below the strike); the reason is logged.
+    Ignore {
+        /// Why.
+        reason: String,
+    },
+    /// The signal is refused.
+    Refuse(Refusal),
+}
+
+/// Applies [`ProgramRules`] to signals.
+#[derive(Debug, Clone)]
+pub struct ProgramEngine {
+    rules: ProgramRules,
+    /// End of the active price curtailment, if any.
+    price_until: Option<DateTime<Utc>>,
+}
+
+impl ProgramEngine {
+    /// Validates the rules and starts with no active curtailment.
+    pub fn new(rules: ProgramRules) -> Result<Self, GridflexError> {
+        rules.validate()?;
+        Ok(Self {
+            rules,
+            price_until: None,
+        })
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &ProgramRules {
+        &self.rules
+    }
+
+    /// Evaluates one signal at `now`, with the facility drawing `facility_power`.
+    pub fn evaluate(
+        &mut self,
+        signal: &GridSignal,
+        now: DateTime<Utc>,
+        facility_power: Power,
+    ) -> Decision {
+        if !self.rules.markets.contains(&signal.market()) {
+            let expected: Vec<&str> = self.rules.markets.iter().map(|m| m.name()).collect();
+            return Decision::Refuse(Refusal::WrongMarket {
+                expected: expected.join(", "),
+                got: signal.market().name().to_owned(),
+            });
+        }
+        match signal {
+            GridSignal::Price(p) => self.price(p, now, facility_power),
+            GridSignal::Dispatch(d) => self.dispatch(d, now, facility_power),
+            GridSignal::Alert(a) => self.alert(a, now, facility_power),
+            GridSignal::Regulation(r) => self.regulation(r, now),
+            _ => Decision::Refuse(Refusal::NoRule {
+                signal: "unknown".into(),
+            }),
+        }
+    }
+
+    fn check_reduction(&self, target: Target, facility_power: Power) -> Result<(), Refusal> {
+        let requested = match target {
+            Target::ReduceBy(p) => p,
+            Target::FacilityCap(cap) => (facility_power - cap).max(Power::ZERO),
+            _ => {
+                return Err(Refusal::UnsupportedTarget {
+                    what: format!("{target:?}"),
+                });
+            }
+        };
+        if requested > self.rules.enrolled_reduction {
+            return Err(Refusal::BeyondEnrolled {
+                requested,
+                enrolled: self.rules.enrolled_reduction,
+            });
+        }
+        Ok(())
+    }
+
+    fn window(
+        &self,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Interval, Refusal> {
+        let end = end.unwrap_or(start + self.rules.max_event);
+        if end <= now {
+            return Err(Refusal::WindowInPast { end, now });
+        }
+        let start = start.max(now);
+        Interval::new(start, end).map_err(|_| Refusal::WindowInPast { end, now })
+    }
+
+    fn decide(
+        &self,
+        cause: Cause,
+        target: Target,
+        window: Interval,
+        response_time: TimeDelta,
+        facility_power: Power,
+    ) -> Decision {
+        match self.check_reduction(target, facility_power) {
+            Ok(()) => Decision::Curtail(Curtailment {
+                cause,
+                target,
+                window,
+                response_time,
+            }),
+            Err(r) => Decision::Refuse(r),
+        }
+    }
+
+    fn price(&mut self, p: &PricePoint, now: DateTime<Utc>, facility_power: Power) -> Decision {
+        let Some(rule) = &self.rules.price else {
+            return Decision::Refuse(Refusal::NoRule {
+                signal: "price".into(),
+            });
+        };
+        if p.node != rule.node || p.run != rule.run {
+            return Decision::Ignore {
+                reason: format!(
+                    "price for {} {:?} is not the followed node and run",
+                    p.node, p.run
+                ),
+            };
+        }
+        // A price for the interval that starts as the curtailment ends still continues it.
+        let active = self.price_until.is_some_and(|until| until >= now);
+        let triggers = p.lmp >= rule.strike || (active && p.lmp >= rule.release_below);
+        if !triggers {
+            return Decision::Ignore {
+                reason: format!("LMP {} is below the strike {}", p.lmp, rule.strike),
+            };
+        }
+        let start = p.interval.start().max(now);
+        // The minimum hold counts from the start of a curtailment; while one is active a
+        // qualifying interval only extends it to that interval's end.
+        let end = match self.price_until.filter(|_| active) {
+            Some(until) => p.interval.end().max(until),
+            None => p.interval.end().max(start + rule.min_hold),
+        };
+        let window = match self.window(start, Some(end), now) {
+            Ok(w) => w,
+            Err(r) => return Decision::Refuse(r),
+        };
+        let cause = Cause::Price {
+            node: p.node.clone(),
+            run: p.run,
+            lmp: p.lmp,
+        };
+        let decision = self.decide(
+            cause,
+            Target::FacilityCap(rule.facility_cap),
+            window,
+            rule.response_time,
+            facility_power,
+        );
+        if matches!(decision, Decision::Curtail(_)) {
+            self.price_until = Some(window.end());
+        }
+        decision
+    }
+
+    fn dispatch(&self, d: &DispatchEvent, now: DateTime<Utc>, facility_power: Power) -> Decision {
+        let Some(rule) = &self.rules.dispatch else {
+            return Decision::Refuse(Refusal::NoRule {
+                signal: "dispatch".into(),
+            });
+        };
+        if !rule.programs.iter().any(|p| same_program(p, &d.program)) {
+            return Decision::Refuse(Refusal::NotEnrolled {
+                program: format!("{:?}", d.program),
+            });
+        }
+        let target = match d.target {
+            DispatchTarget::ReduceBy { power } => Target::ReduceBy(power),
+            DispatchTarget::CapAt { power } => Target::FacilityCap(power),
+            other => {
+                return Decision::Refuse(Refusal::UnsupportedTarget {
+                    what: format!("{other:?}"),
+                });
+            }
+        };
+        let window = match self.window(d.window.start(), d.window.end(), now) {
+            Ok(w) => w,
+            Err(r) => return Decision::Refuse(r),
+        };
+        let cause = Cause::Dispatch {
+            id: d.id.clone(),
+            program: d.program.clone(),
+        };
+        self.decide(cause, target, window, d.response_time, facility_power)
+    }
+
+    fn alert(&self, a: &GridAlert, now: DateTime<Utc>, facility_power: Power) -> Decision {
+        let Some(rule) = &self.rules.emergency else {
+            return Decision::Refuse(Refusal::NoRule {
+                signal: "alert".into(),
+            });
+        };
+        let level = a.level();
+        let Some(entry) = rule
+            .caps
+            .iter()
+            .filter(|c| c.level <= level)
+            .max_by_key(|c| c.level)
+        else {
+            return Decision::Ignore {
+                reason: format!("no cap is agreed for {level:?}"),
+            };
+        };
+        let window = match self.window(a.window.start(), a.window.end(), now) {
+            Ok(w) => w,
+            Err(r) => return Decision::Refuse(r),
+        };
+        let cause = Cause::Alert {
+            kind: a.kind,
+            level,
+        };
+        self.decide(
+            cause,
+            Target::FacilityCap(entry.facility_cap),
+            window,
+            rule.response_time,
+            facility_power,
+        )
+    }
+
+    fn regulation(&self, r: &RegulationSample, now: DateTime<Utc>) -> Decision {
+        let Some(rule) = &self.rules.regulation else {
+            return Decision::Refuse(Refusal::NoRule {
+                signal: "regulation".into(),
+            });
+        };
+        if r.kind != rule.kind {
+            return Decision::Refuse(Refusal::NotEnrolled {
+                program: format!("{:?} regulation", r.kind),
+            });
+        }
+        let window = match self.window(r.at, Some(r.at + rule.hold), now) {
+            Ok(w) => w,
+            Err(refusal) => return Decision::Refuse(refusal),
+        };
+        // The regulation swing is enrolled as capability, not as curtailment, so the
+        // enrolled-reduction check does not apply; validate() bounds the set-point.
+        let setpoint = rule.setpoint(r.signal.value()).max(Power::ZERO);
+        Decision::Curtail(Curtailment {
+            cause: Cause::Regulation,
+            target: Target::FacilityCap(setpoint),
+            window,
+            response_time: TimeDelta::seconds(2),
+        })
+    }
+}
+
+/// Enrolment matches by program kind; load-management programs match whatever their
+/// lead time (the event carries the lead time it was called with).
+fn same_program(enrolled: &Program, called: &Program) -> bool {
+    match (enrolled, called) {
+        (Program::Custom { .. }, Program::Custom { .. }) => enrolled == called,
+        _ => std::mem::discriminant(enrolled) == std::mem::discriminant(called),
+    }
+}

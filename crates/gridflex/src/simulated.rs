@@ -1,0 +1,127 @@
+//! A simulated facility: simulated H100s running jobs, with the matching inventory,
+//! ready to hand to an [`Orchestrator`]. Used by the quickstart, the tests and the
+//! benches, and by integrators trying rules before touching hardware.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use gridflex::simulated::{JobPlan, SimulatedFacility};
+//! use gridflex::planner::{JobClass, WorkloadKind};
+//!
+//! let t0 = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
+//! let facility = SimulatedFacility::build(t0, &[
+//!     JobPlan::new("chat", 8, JobClass::Critical { floor: 0.9 }, WorkloadKind::Inference),
+//!     JobPlan::new("train", 16, JobClass::Critical { floor: 0.5 }, WorkloadKind::Pretraining),
+//! ])?;
+//! assert_eq!(facility.fleet().len(), 24);
+//! # Ok::<(), gridflex::GridflexError>(())
+//! ```
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use gridflex_core::JobId;
+use gridflex_hal::sim::{
+    SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadKind as SimKind, WorkloadProfile,
+};
+use gridflex_hal::{PowerDevice, WorkloadControl};
+use gridflex_planner::{JobClass, WorkloadKind};
+
+use crate::GridflexError;
+use crate::clock::{Clock, TokioClock};
+use crate::inventory::{DeviceHandle, JobEntry};
+use crate::orchestrator::{Orchestrator, OrchestratorBuilder};
+
+/// One job to start on the simulated fleet.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    /// Job id.
+    pub id: String,
+    /// GPUs it runs on.
+    pub gpus: usize,
+    /// Its service class.
+    pub class: JobClass,
+    /// Its workload kind (picks the simulator's profile and the planner's curve).
+    pub kind: WorkloadKind,
+}
+
+impl JobPlan {
+    /// A job of `gpus` GPUs.
+    pub fn new(id: impl Into<String>, gpus: usize, class: JobClass, kind: WorkloadKind) -> Self {
+        Self {
+            id: id.into(),
+            gpus,
+            class,
+            kind,
+        }
+    }
+}
+
+/// Simulated GPUs with jobs running on them.
+#[derive(Debug, Clone)]
+pub struct SimulatedFacility {
+    fleet: SimFleet,
+    jobs: Vec<(JobEntry, Arc<SimJob>)>,
+}
+
+impl SimulatedFacility {
+    /// Builds H100-class GPUs for the jobs (in order) and starts each job's workload.
+    pub fn build(start: DateTime<Utc>, jobs: &[JobPlan]) -> Result<Self, GridflexError> {
+        let total: usize = jobs.iter().map(|j| j.gpus).sum();
+        let fleet = SimFleet::new(SimClock::new(start), total, &SimGpuSpec::h100_sxm())
+            .map_err(|e| GridflexError::invalid("simulated fleet", e.to_string()))?;
+        let mut next = 0;
+        let mut bound = Vec::with_capacity(jobs.len());
+        for plan in jobs {
+            let id = JobId::new(plan.id.clone())?;
+            let gpus: Vec<_> = fleet.iter().skip(next).take(plan.gpus).cloned().collect();
+            next += plan.gpus;
+            let devices = gpus.iter().map(|g| g.info().id.clone()).collect();
+            let job = SimJob::start(id.clone(), gpus, WorkloadProfile::of(sim_kind(plan.kind)))
+                .map_err(|e| GridflexError::Workload {
+                    job: id.clone(),
+                    source: e,
+                })?;
+            bound.push((
+                JobEntry::new(id, devices, plan.class.clone(), plan.kind),
+                Arc::new(job),
+            ));
+        }
+        Ok(Self { fleet, jobs: bound })
+    }
+
+    /// The simulated GPUs.
+    pub fn fleet(&self) -> &SimFleet {
+        &self.fleet
+    }
+
+    /// The jobs with their inventory entries.
+    pub fn jobs(&self) -> &[(JobEntry, Arc<SimJob>)] {
+        &self.jobs
+    }
+
+    /// A clock that drives the simulator (virtual when tokio's time is paused).
+    pub fn clock(&self) -> TokioClock {
+        TokioClock::driving(self.fleet.clock().clone())
+    }
+
+    /// An orchestrator builder with every GPU and job registered.
+    pub fn orchestrator<C: Clock>(&self, clock: C) -> OrchestratorBuilder<C> {
+        let mut builder = Orchestrator::builder(clock)
+            .devices(self.fleet.iter().cloned().map(DeviceHandle::with_samples));
+        for (entry, job) in &self.jobs {
+            let control: Arc<dyn WorkloadControl> = job.clone();
+            builder = builder.job(entry.clone(), Some(control));
+        }
+        builder
+    }
+}
+
+/// The simulator's profile for a planner workload kind.
+fn sim_kind(kind: WorkloadKind) -> SimKind {
+    match kind {
+        WorkloadKind::Pretraining => SimKind::LlmPretraining,
+        WorkloadKind::FineTuning => SimKind::LlmFineTuning,
+        WorkloadKind::Inference => SimKind::LlmInference,
+        _ => SimKind::LlmTraining,
+    }
+}

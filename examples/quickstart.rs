@@ -1,0 +1,452 @@
+//! gridflex quickstart: a simulated 1,024-GPU facility lives through one day of grid
+//! signals in virtual time, then prints what it did and what the market would credit.
+//!
+//! ```sh
+//! cargo run --release --example quickstart            # writes to out/quickstart/
+//! cargo run --release --example quickstart -- --out DIR
+//! ```
+//!
+//! The day (UTC): an hour of PJM RegD regulation, a PJM emergency load-management
+//! dispatch with its 30-minute lead time, a CAISO real-time price spike answered within
+//! 20 ms, and a CAISO EEA 2 alert. The facility is 128 nodes of 8 simulated H100s
+//! (calibrated on a real H100): critical inference, flexible training and deferrable
+//! batch jobs. Outputs: a timeline and per-event M&V on stdout, the signals as JSON
+//! lines, the audit log, and an SVG chart of facility power against baseline and target.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use gridflex::audit::{AuditEvent, AuditRecord, read_audit_file};
+use gridflex::orchestrator::ctrl_c;
+use gridflex::prelude::*;
+use gridflex::program::{Cause, Decision};
+use gridflex::report::EventReport;
+use gridflex::signals::{
+    AlertKind, AlertLevel, DispatchEvent, DispatchTarget, EventWindow, GridAlert, LeadTime,
+    Program, RegulationKind, RegulationSample, RegulationSignal, write_json_lines,
+};
+use gridflex::simulated::{JobPlan, SimulatedFacility};
+
+type Error = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quickstart: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn day() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn kw(v: f64) -> Result<Power, Error> {
+    Ok(Power::kilowatts(v)?)
+}
+
+fn out_dir() -> Result<PathBuf, Error> {
+    let mut args = std::env::args().skip(1);
+    let mut out = PathBuf::from("out/quickstart");
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--out" => out = PathBuf::from(args.next().ok_or("--out needs a directory")?),
+            "-h" | "--help" => {
+                println!("usage: quickstart [--out DIR]   (default out/quickstart)");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
+        }
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// 128 nodes of 8 GPUs: 32 inference services of one node each (critical), 4 training
+/// runs of 16 nodes (flexible), 16 batch jobs of 2 nodes (deferrable).
+fn jobs() -> Vec<JobPlan> {
+    let mut plans = Vec::new();
+    for i in 0..32 {
+        plans.push(JobPlan::new(
+            format!("infer-{i:02}"),
+            8,
+            JobClass::Critical { floor: 0.85 },
+            WorkloadKind::Inference,
+        ));
+    }
+    for i in 0..4 {
+        let class = JobClass::Flexible {
+            floor: 0.6,
+            max_pause: Duration::from_secs(15 * 60),
+        };
+        plans.push(JobPlan::new(
+            format!("train-{i}"),
+            128,
+            class,
+            WorkloadKind::Pretraining,
+        ));
+    }
+    for i in 0..16 {
+        let class = JobClass::Deferrable {
+            deadline: day() + TimeDelta::hours(30),
+        };
+        plans.push(JobPlan::new(
+            format!("batch-{i:02}"),
+            16,
+            class,
+            WorkloadKind::FineTuning,
+        ));
+    }
+    plans
+}
+
+fn rules(node: &PricingNodeId) -> Result<ProgramRules, Error> {
+    let mut rules = ProgramRules::new(Market::Caiso, kw(450.0)?);
+    rules.markets.push(Market::Pjm);
+    let mut price = PriceRule::new(
+        node.clone(),
+        MarketRun::CaisoRtm,
+        Price::per_megawatt_hour(300.0)?,
+        kw(560.0)?,
+    );
+    price.release_below = Price::per_megawatt_hour(200.0)?;
+    price.response_time = TimeDelta::milliseconds(20);
+    rules.price = Some(price);
+    rules.dispatch = Some(DispatchRule::new(vec![
+        Program::PjmEmergencyLoadManagement {
+            lead_time: LeadTime::Minutes30,
+        },
+    ]));
+    rules.emergency = Some(EmergencyRule::new(vec![LevelCap::new(
+        AlertLevel::Eea2,
+        kw(500.0)?,
+    )]));
+    rules.regulation = Some(RegulationRule::new(
+        RegulationKind::RegD,
+        kw(720.0)?,
+        kw(120.0)?,
+    ));
+    Ok(rules)
+}
+
+/// The day's signals, in time order.
+fn signals(node: &PricingNodeId) -> Result<Vec<GridSignal>, Error> {
+    let mut out = Vec::new();
+    // 01:00-02:00 PJM RegD: a fast, energy-neutral signal every 2 s.
+    let reg_start = day() + TimeDelta::hours(1);
+    for k in 0..1800 {
+        let t = f64::from(k) * 2.0;
+        let v = 0.7 * (t / 97.0).sin() + 0.25 * (t / 23.0).sin();
+        let s = RegulationSignal::new(v.clamp(-1.0, 1.0))?;
+        out.push(GridSignal::Regulation(RegulationSample::new(
+            reg_start + TimeDelta::seconds(2 * i64::from(k)),
+            RegulationKind::RegD,
+            s,
+        )));
+    }
+    // 14:00 PJM emergency load management, 30-minute lead time: reduce by 200 kW, 14:30-15:30.
+    let issued = day() + TimeDelta::hours(14);
+    let window = EventWindow::new(
+        issued + TimeDelta::minutes(30),
+        Some(issued + TimeDelta::minutes(90)),
+    )?;
+    out.push(GridSignal::Dispatch(DispatchEvent::new(
+        "PJM-ELM-20250814-1",
+        Program::PjmEmergencyLoadManagement {
+            lead_time: LeadTime::Minutes30,
+        },
+        issued,
+        window,
+        DispatchTarget::ReduceBy { power: kw(200.0)? },
+        None,
+    )?));
+    // 19:00-21:00 CAISO RTM five-minute prices with a spike at 20:00 (13:00 PDT).
+    for k in 0..24 {
+        let start = day() + TimeDelta::hours(19) + TimeDelta::minutes(5 * k);
+        let lmp = match k {
+            12 => 950.0,
+            13 => 1210.0,
+            14 => 640.0,
+            15 => 260.0, // inside the hysteresis band: the curtailment holds
+            _ => 45.0 + 3.0 * k as f64,
+        };
+        let i = Interval::new(start, start + TimeDelta::minutes(5))?;
+        out.push(GridSignal::Price(PricePoint::new(
+            MarketRun::CaisoRtm,
+            node.clone(),
+            i,
+            Price::per_megawatt_hour(lmp)?,
+        )));
+    }
+    // 23:00 CAISO EEA 2 until 23:45.
+    let at = day() + TimeDelta::hours(23);
+    out.push(GridSignal::Alert(GridAlert::new(
+        Market::Caiso,
+        AlertKind::Eea2,
+        at,
+        EventWindow::new(at, Some(at + TimeDelta::minutes(45)))?,
+    )?));
+    out.sort_by_key(GridSignal::time);
+    Ok(out)
+}
+
+fn run() -> Result<(), Error> {
+    let out = out_dir()?;
+    let node = PricingNodeId::new("TH_SP15_GEN-APND")?;
+    let signals = signals(&node)?;
+    let mut f = std::fs::File::create(out.join("signals.jsonl"))?;
+    write_json_lines(&mut f, &signals)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()?;
+    let wall = Instant::now();
+    let audit_path = out.join("audit.jsonl");
+    let _ = std::fs::remove_file(&audit_path);
+    let (reports, meter) = runtime.block_on(async {
+        let facility = SimulatedFacility::build(day(), &jobs())?;
+        let clock = facility.clock();
+        let mut options = OrchestratorOptions::default();
+        options.telemetry_step = TimeDelta::seconds(30);
+        options.meter_step = TimeDelta::minutes(1);
+        options.regulation_prices = Some((
+            Price::per_megawatt_hour(25.0)?,
+            Price::per_megawatt_hour(4.0)?,
+            2.9,
+        ));
+        let mut orchestrator = facility
+            .orchestrator(clock.clone())
+            .facility(FacilityModel::new(kw(60.0)?, 1.25)?)
+            .rules(rules(&node)?)
+            .options(options)
+            .audit(AuditLog::append_to_file(&audit_path)?)
+            .build()?;
+        let source = ReplaySource::from_signals(signals.clone(), clock.clone())?;
+        let end_of_day = {
+            let clock = clock.clone();
+            async move { clock.sleep_until(day() + TimeDelta::days(1)).await }
+        };
+        let stop = async {
+            tokio::select! {
+                () = end_of_day => {}
+                () = ctrl_c() => {}
+            }
+        };
+        orchestrator.run(source, stop).await?;
+        if !orchestrator.curtailed_jobs().is_empty() {
+            return Err(format!("jobs left curtailed: {:?}", orchestrator.curtailed_jobs()).into());
+        }
+        Ok::<_, Error>((orchestrator.reports().to_vec(), orchestrator.meter()?))
+    })?;
+    let elapsed = wall.elapsed();
+
+    let records = read_audit_file(&audit_path)?;
+    println!(
+        "gridflex quickstart: 1,024 simulated H100s (128 nodes) through 2025-08-14 in {:.1} s of wall time\n",
+        elapsed.as_secs_f64()
+    );
+    print_timeline(&records);
+    println!();
+    for r in &reports {
+        print_report(r);
+    }
+    let svg = out.join("facility.svg");
+    if let Some(meter) = meter {
+        chart(&svg, &meter, &reports)?;
+    }
+    println!(
+        "\nwrote {} ({} records), {}, {}",
+        audit_path.display(),
+        records.len(),
+        svg.display(),
+        out.join("signals.jsonl").display()
+    );
+    Ok(())
+}
+
+fn hhmm(t: DateTime<Utc>) -> String {
+    t.format("%H:%M:%S%.3f").to_string()
+}
+
+/// A readable timeline from the audit log: regulation set-points and ignored prices
+/// are summarised rather than listed one by one.
+fn print_timeline(records: &[AuditRecord]) {
+    let mut set_points = 0usize;
+    let mut ignored = 0usize;
+    for r in records {
+        match &r.event {
+            AuditEvent::Decision {
+                decision: Decision::Curtail(c),
+                event_id,
+            } => {
+                if matches!(c.cause, Cause::Regulation) {
+                    set_points += 1;
+                    if set_points > 1 {
+                        continue;
+                    }
+                }
+                println!(
+                    "{}  event {}: {} -> {:?} over {} (response within {} ms)",
+                    hhmm(r.at),
+                    event_id.map_or("-".into(), |e| e.to_string()),
+                    c.cause,
+                    c.target,
+                    c.window,
+                    c.response_time.num_milliseconds()
+                );
+            }
+            AuditEvent::Decision {
+                decision: Decision::Ignore { .. },
+                ..
+            } => ignored += 1,
+            AuditEvent::Refused { refusal } => println!("{}  refused: {refusal}", hhmm(r.at)),
+            AuditEvent::Plan { event_id, plan } if set_points <= 1 => println!(
+                "{}  event {event_id}: plan to {:.0} from {:.0}, {} stage(s), {} restore step(s){}",
+                hhmm(r.at),
+                plan.predicted_power,
+                plan.baseline,
+                plan.stages.len(),
+                plan.restore.len(),
+                plan.shortfall
+                    .map_or(String::new(), |s| format!(", SHORT by {s:.0}"))
+            ),
+            AuditEvent::Restore { event_id, reason } => {
+                if set_points > 1 {
+                    println!(
+                        "          ... {} more regulation set-points",
+                        set_points - 1
+                    );
+                    set_points = 0;
+                }
+                println!("{}  event {event_id}: restore ({reason})", hhmm(r.at));
+            }
+            AuditEvent::Error { message } => println!("{}  error: {message}", hhmm(r.at)),
+            _ => {}
+        }
+    }
+    println!("({ignored} signals needed no action: prices below the strike)");
+}
+
+fn print_report(r: &EventReport) {
+    println!("event {} | {} | {}", r.event_id, r.cause, r.window);
+    println!(
+        "  target {:.0}, planned {:.0}{}",
+        r.target,
+        r.predicted,
+        r.shortfall
+            .map_or(String::new(), |s| format!(", shortfall {s:.0}"))
+    );
+    if let Some(d) = &r.delivery {
+        println!(
+            "  baseline ({}) {:.0}, metered {:.0}: delivered {:.0}, {:.1}{}",
+            d.method,
+            d.baseline,
+            d.actual,
+            d.delivered,
+            d.energy,
+            d.credit
+                .map_or(String::new(), |c| format!(", energy credit {c}"))
+        );
+    }
+    if let Some(x) = &r.response {
+        println!(
+            "  response {:.0} -> {:.0}: t50 {:.1} ms, t90 {:.1} ms (samples every {:.0} ms)",
+            x.from, x.to, x.t50_ms, x.t90_ms, x.sample_period_ms
+        );
+    }
+    if let Some(g) = &r.regulation {
+        println!(
+            "  regulation score {:.3} (accuracy {:.3}, delay {:.3}, precision {:.3}), mileage {:.1}{}",
+            g.composite,
+            g.accuracy,
+            g.delay,
+            g.precision,
+            g.mileage,
+            g.credit
+                .map_or(String::new(), |c| format!(", estimated credit {c}"))
+        );
+    }
+    for n in &r.not_computed {
+        println!("  not computed: {n}");
+    }
+}
+
+/// Facility power (1-minute means) with each event's target and baseline.
+fn chart(
+    path: &std::path::Path,
+    meter: &IntervalSeries<Power>,
+    reports: &[EventReport],
+) -> Result<(), Error> {
+    use plotters::prelude::*;
+    let hours = |t: DateTime<Utc>| gridflex::core::units::seconds_f64(t - day()) / 3600.0;
+    let points: Vec<(f64, f64)> = meter
+        .iter()
+        .filter_map(|(i, v)| Some((hours(i.start()), v?.as_kilowatts())))
+        .collect();
+    let top = points.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (1400, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "gridflex quickstart: facility power, 2025-08-14 (UTC)",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..24f64, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("hour (UTC)")
+        .y_desc("kW")
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(points, &BLUE))?
+        .label("facility power")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    let (mut target_labelled, mut baseline_labelled) = (false, false);
+    for r in reports {
+        let (a, b) = (hours(r.window.start()), hours(r.window.end()));
+        // A regulation target moves every 2 s; the power trace shows it followed.
+        if matches!(r.cause, Cause::Regulation) {
+            continue;
+        }
+        let target = r.target.as_kilowatts();
+        let s = chart.draw_series(LineSeries::new(
+            vec![(a, target), (b, target)],
+            RED.stroke_width(2),
+        ))?;
+        if !target_labelled {
+            s.label("target")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            target_labelled = true;
+        }
+        if let Some(d) = &r.delivery {
+            let base = d.baseline.as_kilowatts();
+            let s = chart.draw_series(LineSeries::new(
+                vec![(a, base), (b, base)],
+                GREEN.stroke_width(2),
+            ))?;
+            if !baseline_labelled {
+                s.label("baseline (MBMA)")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
+                baseline_labelled = true;
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
