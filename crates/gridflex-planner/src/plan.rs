@@ -160,7 +160,11 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Steady-state prediction per job, in fleet order.
     pub jobs: Vec<JobOutcome>,
-    /// Staggered restore at the window end, under the ramp limit.
+    /// When the restore begins: the window's end, as an offset from its start (JSON
+    /// `restore_start_ms`). Its first step may come later, once the ramp allows it.
+    #[serde(rename = "restore_start_ms", with = "crate::units::millis")]
+    pub restore_start: Duration,
+    /// Staggered restore from `restore_start`, under the ramp limit.
     pub restore: Vec<Stage>,
 }
 
@@ -169,10 +173,7 @@ impl Plan {
     /// (a restore on request). Only an earlier start is allowed: the plan's pause
     /// limits were checked against the planned one.
     pub fn restore_starting_at(&self, offset: Duration) -> Result<Vec<Stage>, PlannerError> {
-        let Some(first) = self.restore.first() else {
-            return Ok(Vec::new());
-        };
-        let planned = first.offset;
+        let planned = self.restore_start;
         if offset > planned {
             return Err(PlannerError::RestoreTooLate {
                 requested_ms: offset.as_secs_f64() * 1e3,

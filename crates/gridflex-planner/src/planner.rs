@@ -286,6 +286,7 @@ impl<'a> Planner<'a> {
             },
             stages,
             jobs: outcomes,
+            restore_start: secs(self.window),
             restore,
         }
     }
@@ -332,6 +333,10 @@ impl<'a> Planner<'a> {
         let at_response = self.fixed + self.mult * at_response_gpu;
         let transition = pf > 0.0 && !cap_fast && any_cap && cap_settle < self.window;
         if !transition || at_response <= self.target + TOL_W {
+            if actions.is_empty() {
+                // Nothing to do: the target is met without any action.
+                return (Vec::new(), at_response);
+            }
             let stage = Stage {
                 offset: std::time::Duration::ZERO,
                 actions,
@@ -538,10 +543,24 @@ impl<'a> Planner<'a> {
                     },
                 )
             };
+            // The earliest t >= t_prev whose peak (settled rise, this step's overshoot
+            // and the earlier overshoots still running at t) is under the ramp line.
+            // `active` is in expiry order, so the live overshoot only falls with t.
             active.retain(|&(until, _)| until > t_prev);
-            let live: f64 = active.iter().map(|a| a.1).sum();
-            let peak = cur + rise + extra + live;
-            let t = t_prev.max(end + (peak - steady) / self.ramp);
+            let base = cur + rise + extra;
+            let mut from = t_prev;
+            let mut k = 0;
+            let t = loop {
+                let live: f64 = active[k..].iter().map(|a| a.1).sum();
+                let t = from.max(end + (base + live - steady) / self.ramp);
+                match active.get(k) {
+                    Some(&(until, _)) if t >= until => {
+                        from = until;
+                        k += 1;
+                    }
+                    _ => break t,
+                }
+            };
             active.retain(|&(until, _)| until > t);
             let live_at_t: f64 = active.iter().map(|a| a.1).sum();
             cur += rise;
@@ -549,14 +568,15 @@ impl<'a> Planner<'a> {
             if extra > 0.0 {
                 active.push((t + d, extra));
             }
+            let offset = secs(t);
             match stages.last_mut() {
-                Some(s) if secs(t) == s.offset => {
+                Some(s) if offset == s.offset => {
                     s.actions.push(action);
                     s.predicted_power = watts(cur);
                     s.peak_power = s.peak_power.max(watts(peak_at_t));
                 }
                 _ => stages.push(Stage {
-                    offset: secs(t),
+                    offset,
                     actions: vec![action],
                     predicted_power: watts(cur),
                     peak_power: watts(peak_at_t),

@@ -342,6 +342,10 @@ pub fn check_invariants(fleet: &Fleet, req: &CurtailmentRequest, plan: &Plan) {
 
     // Restore: every step under the ramp line from the curtailed level.
     let ramp = req.restore_ramp().watts_per_second();
+    assert_eq!(
+        plan.restore_start,
+        req.window().duration().to_std().unwrap()
+    );
     if let Some(first) = plan.restore.first() {
         let end = req.window().duration().to_std().unwrap();
         assert!(first.offset >= end);
