@@ -37,7 +37,7 @@ pub use curve::{ThroughputCurve, WorkloadKind};
 pub use error::PlannerError;
 pub use fleet::{CapRange, FacilityModel, Fleet, Job, JobClass, JobSpec};
 pub use plan::{Action, AllocationMethod, JobOutcome, JobState, Objective, Plan, Stage};
-pub use planner::{facility_power, plan};
+pub use planner::plan;
 pub use request::{CurtailmentRequest, LeverProfile, PlannerOptions, Target};
 pub use shift::{DeferrableWork, JobSchedule, Run, ShiftPlan, shift};
 pub use units::RampRate;

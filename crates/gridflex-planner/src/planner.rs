@@ -1,6 +1,5 @@
 //! The planning entry point: fleet snapshot + request -> staged [`Plan`].
 
-use gridflex_core::Power;
 use gridflex_core::units::seconds_f64;
 
 use crate::allocate::{JobModel, Level, Method, Problem};
@@ -469,6 +468,10 @@ impl<'a> Planner<'a> {
                 group.rise += self.mult * m.n * (p - m.paused);
             }
         }
+        if t + gap >= self.window {
+            // No room for a later step before the restore: lift with the last group.
+            group.take_lifts(&mut lifts, jobs);
+        }
         group.flush(t, &mut cur, &mut stages);
         if !lifts.is_empty() {
             group.take_lifts(&mut lifts, jobs);
@@ -586,16 +589,4 @@ impl<'a> Planner<'a> {
         }
         stages
     }
-}
-
-/// The facility power a set of per-job per-GPU powers gives (used by tests and the
-/// example): `fixed + multiplier * sum(gpus * p)`.
-pub fn facility_power(fleet: &Fleet, per_gpu: impl IntoIterator<Item = Power>) -> Power {
-    let gpu: f64 = fleet
-        .jobs()
-        .iter()
-        .zip(per_gpu)
-        .map(|(j, p)| f64::from(j.gpus()) * p.as_watts())
-        .sum();
-    fleet.facility().facility_power(watts(gpu))
 }

@@ -30,6 +30,19 @@ proptest! {
         check_invariants(&fleet, &req, &plan);
     }
 
+    /// Windows from 0.2 s to 20 s: transitions and restores close to the window's end.
+    #[test]
+    fn short_windows_keep_every_invariant(
+        (gens, fixed, mult, frac, resp, ramp) in scenario(),
+        window_ms in 200i64..20_000,
+    ) {
+        let fleet = build_fleet(&gens, fixed, mult);
+        let baseline = fleet.current_facility_power().as_watts();
+        let req = request_with_window(baseline * frac, resp, ramp, window_ms);
+        let plan = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
+        check_invariants(&fleet, &req, &plan);
+    }
+
     #[test]
     fn shortfall_is_the_true_gap((gens, fixed, mult, frac) in
         (prop::collection::vec(job_strategy(64), 1..30), 0.0..50_000.0f64, 1.0..1.6f64, 0.0..1.0f64))

@@ -134,9 +134,18 @@ pub fn build_fleet(gens: &[JobGen], fixed: f64, mult: f64) -> Fleet {
 }
 
 pub fn request(target: f64, response_ms: u64, ramp_w_per_s: f64) -> CurtailmentRequest {
+    request_with_window(target, response_ms, ramp_w_per_s, WINDOW_S * 1000)
+}
+
+pub fn request_with_window(
+    target: f64,
+    response_ms: u64,
+    ramp_w_per_s: f64,
+    window_ms: i64,
+) -> CurtailmentRequest {
     CurtailmentRequest::new(
         Target::FacilityCap(w(target)),
-        Interval::new(start(), start() + TimeDelta::seconds(WINDOW_S)).unwrap(),
+        Interval::new(start(), start() + TimeDelta::milliseconds(window_ms)).unwrap(),
         Duration::from_millis(response_ms),
         RampRate::per_second(w(ramp_w_per_s)).unwrap(),
     )
