@@ -9,8 +9,8 @@
 //!   curve segments in order of least weighted throughput lost per watt saved is exact
 //!   (a fractional knapsack over segments; concavity keeps each job's segments in
 //!   top-down order).
-//! * The pause set is discrete. Up to `exact_pause_limit` candidates every subset is
-//!   tried (exact). Above it the LP relaxation over each job's concave hull of
+//! * The pause set is discrete. Up to `exact_pause_limit` candidates (and at most
+//!   2^18 segment visits in all) every subset is tried (exact). Above it the LP relaxation over each job's concave hull of
 //!   {running curve, pause point} is solved by the same greedy walk (a lower bound on
 //!   the loss), its paused jobs are kept, the one job paused fractionally is rounded
 //!   both ways, and single flips of the pause candidates nearest the LP threshold are
@@ -28,6 +28,10 @@ use crate::order::radix_order;
 
 /// Watts of GPU power within which a saving counts as met.
 const TOL_W: f64 = 1e-6;
+/// Most segment visits the exhaustive pause search may cost (subsets x segments);
+/// above it the relaxation is used, so a few candidates in a large fleet cannot make
+/// a plan slow.
+const EXACT_WORK: usize = 1 << 18;
 /// How many pause candidates on each side of the LP threshold are flipped.
 const FLIP_NEIGHBOURS: usize = 4;
 
@@ -242,7 +246,9 @@ impl<'a> Problem<'a> {
         }
         let (lb, lp_full, lp_frac, lambda) = self.relaxation(need);
         let method;
-        if candidates.len() <= exact_limit {
+        let exhaustive = candidates.len() <= exact_limit
+            && (self.segs.len().max(1) << candidates.len()) <= EXACT_WORK;
+        if exhaustive {
             method = Method::Exhaustive;
             let mut best = (f64::INFINITY, 0u32);
             for mask in 0u32..(1u32 << candidates.len()) {

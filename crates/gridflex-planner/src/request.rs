@@ -197,8 +197,9 @@ impl Default for LeverProfile {
 pub struct PlannerOptions {
     /// Lever response profiles.
     pub levers: LeverProfile,
-    /// Up to this many pause candidates, every subset of pauses is tried (exact);
-    /// above it, the relaxation-and-rounding method is used. Default 10.
+    /// Up to this many pause candidates, every subset of pauses is tried (exact),
+    /// provided subsets x curve segments stays within 2^18; otherwise the
+    /// relaxation-and-rounding method is used. Default 10.
     pub exact_pause_limit: usize,
 }
 
