@@ -75,6 +75,7 @@ pub(crate) enum Level {
 /// How the pause set was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Method {
+    /// No pause choice was needed, or the LP relaxation's pause choice met its bound.
     NoPauseChoice,
     Exhaustive,
     Relaxation,
@@ -246,9 +247,17 @@ impl<'a> Problem<'a> {
         }
         let (lb, lp_full, lp_frac, lambda) = self.relaxation(need);
         let method;
+        // The LP's own pause choice, evaluated exactly: when it meets the LP bound it
+        // is optimal (certified), and no search is needed.
+        for &j in &lp_full {
+            paused[j] = true;
+        }
+        let (p0, _) = self.evaluate(&paused, need, None);
         let exhaustive = candidates.len() <= exact_limit
             && (self.segs.len().max(1) << candidates.len()) <= EXACT_WORK;
-        if exhaustive {
+        if p0 <= lb + 1e-9 * (1.0 + lb) {
+            method = Method::NoPauseChoice;
+        } else if exhaustive {
             method = Method::Exhaustive;
             let mut best = (f64::INFINITY, 0u32);
             for mask in 0u32..(1u32 << candidates.len()) {
@@ -273,10 +282,7 @@ impl<'a> Problem<'a> {
             }
         } else {
             method = Method::Relaxation;
-            for &j in &lp_full {
-                paused[j] = true;
-            }
-            let (mut best, _) = self.evaluate(&paused, need, None);
+            let mut best = p0;
             if let Some(m) = lp_frac {
                 paused[m] = true;
                 let (l, _) = self.evaluate(&paused, need, Some(best));
@@ -313,10 +319,9 @@ impl<'a> Problem<'a> {
         Allocation {
             levels,
             loss,
-            lower_bound: if method == Method::Exhaustive {
-                loss
-            } else {
-                lb.min(loss)
+            lower_bound: match method {
+                Method::Relaxation => lb.min(loss),
+                Method::Exhaustive | Method::NoPauseChoice => loss,
             },
             shortfall: 0.0,
             method,

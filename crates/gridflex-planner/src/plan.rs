@@ -92,8 +92,9 @@ pub struct JobOutcome {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AllocationMethod {
-    /// No pause choice was involved (no candidates, no reduction needed, or infeasible):
-    /// the greedy continuous allocation is exact.
+    /// Exact without a search: no pause choice was involved (no candidates, no
+    /// reduction needed, or infeasible), or the LP relaxation's own pause choice met
+    /// the LP bound, which certifies it optimal.
     Exact,
     /// Every subset of pause candidates was tried: exact.
     Exhaustive,
