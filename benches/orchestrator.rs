@@ -93,6 +93,9 @@ fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
             .audit(AuditLog::discard())
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
+        // Let the workloads ramp up (virtual time), then take the telemetry sweep the
+        // hot path plans from.
+        tokio::time::sleep(Duration::from_secs(5)).await;
         o.sweep().await;
         o
     });

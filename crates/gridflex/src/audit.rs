@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use gridflex_core::{DeviceId, JobId, Power};
+use gridflex_core::{DeviceId, Power};
 use gridflex_planner::{Action, Plan};
 use gridflex_signals::GridSignal;
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,7 @@ pub enum AuditEvent {
         /// The event.
         event_id: u64,
         /// The plan in full.
-        plan: Box<Plan>,
+        plan: Arc<Plan>,
     },
     /// An event's plan was re-solved for a newer signal of the same kind (a
     /// regulation set-point, a price extension). The commands that followed are the
@@ -124,9 +124,7 @@ pub enum AuditEvent {
     Action {
         /// The event.
         event_id: u64,
-        /// Which job.
-        job: JobId,
-        /// The action.
+        /// The action (it names the job).
         action: Action,
         /// How many devices it went to.
         devices: usize,
@@ -160,10 +158,21 @@ pub enum AuditEvent {
 }
 
 /// Appends records to a writer, numbering them.
+///
+/// Encoding and writing happen on a background thread, so appending a record costs the
+/// caller a channel send: the audit never delays actuation. [`AuditLog::flush`] waits
+/// until everything appended so far is written and flushed, and reports any write error
+/// (an error is also reported by the next `append` after it happened).
 pub struct AuditLog {
-    out: Box<dyn Write + Send>,
+    tx: Option<std::sync::mpsc::Sender<Msg>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    failure: Arc<Mutex<Option<String>>>,
     next_seq: u64,
-    line: Vec<u8>,
+}
+
+enum Msg {
+    Records(Vec<AuditRecord>),
+    Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -175,12 +184,33 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// A log written to any writer (buffered here).
+    /// A log written to any writer (buffered, on a background thread).
     pub fn new(out: impl Write + Send + 'static) -> Self {
-        Self {
-            out: Box::new(BufWriter::new(out)),
-            next_seq: 0,
-            line: Vec::with_capacity(512),
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+        let failure = Arc::new(Mutex::new(None));
+        let fail = failure.clone();
+        let worker = std::thread::Builder::new()
+            .name("gridflex-audit".into())
+            .spawn(move || write_loop(BufWriter::new(out), &rx, &fail));
+        match worker {
+            Ok(worker) => Self {
+                tx: Some(tx),
+                worker: Some(worker),
+                failure,
+                next_seq: 0,
+            },
+            Err(e) => {
+                // No thread: every append reports the failure instead of losing records.
+                let failure = Arc::new(Mutex::new(Some(format!(
+                    "cannot start the writer thread: {e}"
+                ))));
+                Self {
+                    tx: None,
+                    worker: None,
+                    failure,
+                    next_seq: 0,
+                }
+            }
         }
     }
 
@@ -206,40 +236,127 @@ impl AuditLog {
         (Self::new(buffer.clone()), buffer)
     }
 
+    fn failed(&self) -> Result<(), GridflexError> {
+        match self.failure.lock() {
+            Ok(f) => f
+                .as_ref()
+                .map_or(Ok(()), |e| Err(GridflexError::Audit(e.clone()))),
+            Err(_) => Err(GridflexError::Audit("writer state poisoned".into())),
+        }
+    }
+
     /// Appends one record.
     pub fn append(&mut self, at: DateTime<Utc>, event: AuditEvent) -> Result<(), GridflexError> {
-        let record = AuditRecord {
-            seq: self.next_seq,
-            at,
-            event,
-        };
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, &record).map_err(|e| {
-            GridflexError::Audit(format!("cannot encode record {}: {e}", record.seq))
+        self.append_all(vec![(at, event)])
+    }
+
+    /// Appends several records in one hand-off to the writer.
+    pub fn append_all(
+        &mut self,
+        events: Vec<(DateTime<Utc>, AuditEvent)>,
+    ) -> Result<(), GridflexError> {
+        self.failed()?;
+        let first = self.next_seq;
+        let records: Vec<AuditRecord> = events
+            .into_iter()
+            .zip(first..)
+            .map(|((at, event), seq)| AuditRecord { seq, at, event })
+            .collect();
+        let n = records.len() as u64;
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| GridflexError::Audit("the log is closed".into()))?;
+        tx.send(Msg::Records(records)).map_err(|_| {
+            GridflexError::Audit(format!("the writer stopped before record {first}"))
         })?;
-        self.line.push(b'\n');
-        self.out.write_all(&self.line).map_err(|e| {
-            GridflexError::Audit(format!("cannot write record {}: {e}", record.seq))
-        })?;
-        self.next_seq += 1;
+        self.next_seq += n;
         Ok(())
     }
 
-    /// Pushes buffered records to the writer.
+    /// Waits until every record appended so far is written and flushed.
     pub fn flush(&mut self) -> Result<(), GridflexError> {
-        self.out
-            .flush()
-            .map_err(|e| GridflexError::Audit(format!("cannot flush: {e}")))
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| GridflexError::Audit("the log is closed".into()))?;
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        tx.send(Msg::Flush(done_tx))
+            .map_err(|_| GridflexError::Audit("the writer stopped".into()))?;
+        done_rx
+            .recv()
+            .map_err(|_| GridflexError::Audit("the writer stopped".into()))?;
+        self.failed()
     }
 
-    /// Records written so far.
+    /// Records appended so far.
     pub fn len(&self) -> u64 {
         self.next_seq
     }
 
-    /// True when nothing was written yet.
+    /// True when nothing was appended yet.
     pub fn is_empty(&self) -> bool {
         self.next_seq == 0
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it has written everything queued.
+        self.tx.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn write_loop(
+    mut out: BufWriter<impl Write>,
+    rx: &std::sync::mpsc::Receiver<Msg>,
+    failure: &Mutex<Option<String>>,
+) {
+    let mut line = Vec::with_capacity(1024);
+    let fail = |message: String| {
+        if let Ok(mut f) = failure.lock() {
+            f.get_or_insert(message);
+        }
+    };
+    while let Ok(mut msg) = rx.recv() {
+        loop {
+            match msg {
+                Msg::Records(records) => {
+                    for record in records {
+                        line.clear();
+                        if let Err(e) = serde_json::to_writer(&mut line, &record) {
+                            fail(format!("cannot encode record {}: {e}", record.seq));
+                            continue;
+                        }
+                        line.push(b'\n');
+                        if let Err(e) = out.write_all(&line) {
+                            fail(format!("cannot write record {}: {e}", record.seq));
+                        }
+                    }
+                }
+                Msg::Flush(done) => {
+                    if let Err(e) = out.flush() {
+                        fail(format!("cannot flush: {e}"));
+                    }
+                    let _ = done.send(());
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(_) => break,
+            }
+        }
+        // Nothing more queued: push what was written to the writer, so a crash loses
+        // at most the batch in flight.
+        if let Err(e) = out.flush() {
+            fail(format!("cannot flush: {e}"));
+        }
+    }
+    if let Err(e) = out.flush() {
+        fail(format!("cannot flush: {e}"));
     }
 }
 

@@ -124,6 +124,8 @@ impl JobEntry {
 #[derive(Clone)]
 pub(crate) struct BoundJob {
     pub(crate) entry: JobEntry,
+    /// The id, shared with every planner action and audit record about this job.
+    pub(crate) id: Arc<JobId>,
     pub(crate) devices: Vec<DeviceHandle>,
     pub(crate) control: Option<Arc<dyn WorkloadControl>>,
 }
@@ -187,6 +189,7 @@ pub(crate) fn bind(
             handles.push(handle.clone());
         }
         out.push(BoundJob {
+            id: Arc::new(entry.id.clone()),
             entry: entry.clone(),
             devices: handles,
             control: control.clone(),

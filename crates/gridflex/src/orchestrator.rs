@@ -14,7 +14,7 @@
 //! - shutdown (any future, for example [`ctrl_c`]) restores everything before `run`
 //!   returns, and a final pass re-tries anything a restore left behind.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,11 +23,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 use gridflex_core::{Interval, JobId, MarketZone, Power, Price};
-use gridflex_hal::{HalError, LimitChange, WorkloadControl};
+use gridflex_hal::WorkloadControl;
 use gridflex_mv::response::Sample;
 use gridflex_planner::{
     Action, CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, Plan,
-    PlannerOptions, RampRate, Stage,
+    PlannerOptions, RampRate,
 };
 use gridflex_signals::source::SignalSource;
 use gridflex_signals::{GridSignal, Market};
@@ -178,6 +178,21 @@ impl<C: Clock> OrchestratorBuilder<C> {
             .cloned()
             .collect();
         let n = jobs.len();
+        let job_index = jobs
+            .iter()
+            .enumerate()
+            .map(|(j, b)| (b.entry.id.as_str().to_owned(), j))
+            .collect();
+        let job_max = jobs
+            .iter()
+            .map(|b| {
+                b.devices
+                    .iter()
+                    .map(|d| d.device.info().limit_at_discovery)
+                    .reduce(Power::min)
+                    .unwrap_or(Power::ZERO)
+            })
+            .collect();
         let ramp = RampRate::per_second(rules.restore_ramp_per_s)?;
         let meter_step = self.options.meter_step;
         Ok(Orchestrator {
@@ -206,6 +221,9 @@ impl<C: Clock> OrchestratorBuilder<C> {
             ended: Vec::new(),
             deferred_plans: Vec::new(),
             deferred: Vec::new(),
+            fleet_cache: None,
+            job_index,
+            job_max,
             next_event: 0,
             counts: RunSummary::default(),
         })
@@ -230,10 +248,13 @@ impl Level {
 #[derive(Debug, Clone)]
 enum Task {
     Start(Curtailment, Market),
-    Stage {
+    /// One step of a plan whose offsets count from `start`; each step schedules the
+    /// next when it has run, so a plan costs one schedule entry at a time.
+    Step {
         event_id: u64,
-        stage: Stage,
-        restore: bool,
+        plan: Arc<Plan>,
+        start: DateTime<Utc>,
+        step: Step,
     },
     RestoreDone {
         event_id: u64,
@@ -249,13 +270,45 @@ enum Task {
     },
 }
 
+/// Where a plan is: its stages, the restore's start (window end), the restore steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Stage(usize),
+    RestoreBegin,
+    Restore(usize),
+    Done,
+}
+
+impl Step {
+    fn next(self, plan: &Plan) -> Step {
+        match self {
+            Step::Stage(i) if i + 1 < plan.stages.len() => Step::Stage(i + 1),
+            Step::Stage(_) => Step::RestoreBegin,
+            Step::RestoreBegin if !plan.restore.is_empty() => Step::Restore(0),
+            Step::Restore(i) if i + 1 < plan.restore.len() => Step::Restore(i + 1),
+            _ => Step::Done,
+        }
+    }
+
+    /// Offset from the plan's start; `Done` follows the last restore step at once.
+    fn offset(self, plan: &Plan) -> Duration {
+        let last_restore = plan.restore.last().map_or(plan.restore_start, |s| s.offset);
+        match self {
+            Step::Stage(i) => plan.stages.get(i).map_or(Duration::ZERO, |s| s.offset),
+            Step::RestoreBegin => plan.restore_start,
+            Step::Restore(i) => plan.restore.get(i).map_or(last_restore, |s| s.offset),
+            Step::Done => last_restore.max(plan.restore_start),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Active {
     id: u64,
     curtailment: Curtailment,
     started: DateTime<Utc>,
     zone: MarketZone,
-    plan: Plan,
+    plan: Arc<Plan>,
     excluded: HashSet<usize>,
     /// Prices seen at the followed node during a price event, for settlement.
     prices: Vec<(Interval, Price)>,
@@ -329,6 +382,13 @@ pub struct Orchestrator<C> {
     ended: Vec<Ended>,
     deferred_plans: Vec<(DateTime<Utc>, AuditEvent)>,
     deferred: Vec<(DateTime<Utc>, AuditEvent)>,
+    /// The planner's fleet view as of the last sweep (no exclusions).
+    fleet_cache: Option<Fleet>,
+    /// Job position by id.
+    job_index: HashMap<String, usize>,
+    /// Per job: the lowest limit found at discovery among its devices (a cap at or above
+    /// it is a restore).
+    job_max: Vec<Power>,
     next_event: u64,
     counts: RunSummary,
 }
@@ -343,8 +403,6 @@ impl<C> std::fmt::Debug for Orchestrator<C> {
             .finish_non_exhaustive()
     }
 }
-
-type BoxFut = Pin<Box<dyn Future<Output = Result<Option<LimitChange>, HalError>> + Send>>;
 
 /// Resolves when the process receives ctrl-c (or when installing the handler fails,
 /// so that a broken handler errs on the side of restoring). Pass it to
@@ -415,19 +473,26 @@ impl<C: Clock> Orchestrator<C> {
         }
     }
 
+    /// Writes every queued record in one batch (one hand-off to the writer thread).
     fn emit_deferred(&mut self) {
-        let plans = std::mem::take(&mut self.deferred_plans);
-        let rest = std::mem::take(&mut self.deferred);
-        for (at, event) in plans.into_iter().chain(rest) {
-            let _ = self.audit.append(at, event);
+        self.emit_with(Vec::new());
+    }
+
+    /// Writes `first`, then the queued plans, then the other queued records.
+    fn emit_with(&mut self, mut first: Vec<(DateTime<Utc>, AuditEvent)>) {
+        first.append(&mut self.deferred_plans);
+        first.append(&mut self.deferred);
+        if !first.is_empty() {
+            // The audit log must not stop curtailment or restoration: a failure is kept
+            // by the log and returned by the next flush (at the latest when `run` ends).
+            let _ = self.audit.append_all(first);
         }
     }
 
+    /// Queues a record; it is written after the commands of the current signal or task.
     fn log(&mut self, event: AuditEvent) {
         let now = self.clock.now();
-        // The audit log must not stop curtailment or restoration: an audit failure is
-        // reported once on stderr-free paths by returning it from `run`'s final flush.
-        let _ = self.audit.append(now, event);
+        self.deferred.push((now, event));
     }
 
     /// Sweeps every device's telemetry: updates measured draw, demand of free-running
@@ -483,12 +548,14 @@ impl<C: Clock> Orchestrator<C> {
         it_power += self.other_power;
         let facility = self.facility.facility_power(it_power);
         self.facility_power = Some(facility);
+        self.fleet_cache = None;
         if complete {
             self.meter.record(now, facility);
         }
         for e in errors {
             self.log(AuditEvent::Error { message: e });
         }
+        self.emit_deferred();
     }
 
     /// The planner's view of the fleet from the latest sweep.
@@ -533,19 +600,35 @@ impl<C: Clock> Orchestrator<C> {
         Ok(Fleet::from_specs(specs, facility)?)
     }
 
+    /// Plans a curtailment from `from` to its end. The fleet view is rebuilt only after
+    /// a telemetry sweep (or when jobs are excluded), so a signal costs one planner run.
     fn plan(
-        &self,
+        &mut self,
         c: &Curtailment,
         from: DateTime<Utc>,
         excluded: &HashSet<usize>,
     ) -> Result<Plan, GridflexError> {
         let window = Interval::new(from, c.window.end())?;
         let request = CurtailmentRequest::new(c.target, window, c.response_duration(), self.ramp)?;
-        Ok(gridflex_planner::plan(
-            &self.fleet(excluded)?,
-            &request,
-            &self.options.planner,
-        )?)
+        let options = &self.options.planner;
+        if !excluded.is_empty() {
+            return Ok(gridflex_planner::plan(
+                &self.fleet(excluded)?,
+                &request,
+                options,
+            )?);
+        }
+        if self.fleet_cache.is_none() {
+            self.fleet_cache = Some(self.fleet(excluded)?);
+        }
+        match &self.fleet_cache {
+            Some(fleet) => Ok(gridflex_planner::plan(
+                fleet,
+                &request,
+                &self.options.planner,
+            )?),
+            None => Err(GridflexError::invalid("fleet", "no fleet view")),
+        }
     }
 
     fn schedule(&mut self, at: DateTime<Utc>, task: Task) {
@@ -555,7 +638,7 @@ impl<C: Clock> Orchestrator<C> {
 
     fn unschedule_event(&mut self, event_id: u64) {
         self.schedule.retain(|_, t| match t {
-            Task::Stage { event_id: e, .. } | Task::RestoreDone { event_id: e } => *e != event_id,
+            Task::Step { event_id: e, .. } | Task::RestoreDone { event_id: e } => *e != event_id,
             _ => true,
         });
     }
@@ -620,22 +703,17 @@ impl<C: Clock> Orchestrator<C> {
             Decision::Refuse(_) => Handled::Refused,
         };
         // Logged after the commands went out: the audit never delays actuation.
-        self.log(AuditEvent::Signal { signal });
+        let mut first = vec![(now, AuditEvent::Signal { signal })];
         let event_id = match outcome {
             Handled::Actuated { event_id, .. } => Some(event_id),
             _ => None,
         };
         if let Decision::Refuse(r) = &decision {
-            self.log(AuditEvent::Refused { refusal: r.clone() });
+            first.push((now, AuditEvent::Refused { refusal: r.clone() }));
         }
-        self.log(AuditEvent::Decision { event_id, decision });
-        self.emit_deferred();
-        self.flush_pending_audit();
+        first.push((now, AuditEvent::Decision { event_id, decision }));
+        self.emit_with(first);
         outcome
-    }
-
-    fn flush_pending_audit(&mut self) {
-        let _ = self.audit.flush();
     }
 
     async fn start_or_update(
@@ -668,7 +746,7 @@ impl<C: Clock> Orchestrator<C> {
             .map(|a| a.excluded.clone())
             .unwrap_or_default();
         let plan = match self.plan(&c, now, &excluded) {
-            Ok(p) => p,
+            Ok(p) => Arc::new(p),
             Err(e) => {
                 self.log(AuditEvent::Error {
                     message: format!("planning event {id}: {e}"),
@@ -712,10 +790,7 @@ impl<C: Clock> Orchestrator<C> {
         // applied as a diff against a clean fleet, for a new event and an update alike.
         let commands = self.execute_plan(id, &plan, now, true).await;
         if fresh_start {
-            self.defer(AuditEvent::Plan {
-                event_id: id,
-                plan: Box::new(plan),
-            });
+            self.defer(AuditEvent::Plan { event_id: id, plan });
         } else {
             self.defer(AuditEvent::PlanUpdate {
                 event_id: id,
@@ -735,53 +810,34 @@ impl<C: Clock> Orchestrator<C> {
     async fn execute_plan(
         &mut self,
         id: u64,
-        plan: &Plan,
+        plan: &Arc<Plan>,
         start: DateTime<Utc>,
         from_clean: bool,
     ) -> usize {
         let mut commands = 0;
-        let mut stages = plan.stages.iter();
-        if let Some(first) = stages.next() {
-            commands = self.execute_stage(id, &first.actions, from_clean).await;
-        }
-        for s in stages {
-            self.schedule(
-                start + delta(s.offset),
-                Task::Stage {
-                    event_id: id,
-                    stage: s.clone(),
-                    restore: false,
-                },
-            );
-        }
-        let mut last = start + delta(plan.restore.first().map_or(Duration::ZERO, |s| s.offset));
-        for s in &plan.restore {
-            last = start + delta(s.offset);
-            self.schedule(
-                last,
-                Task::Stage {
-                    event_id: id,
-                    stage: s.clone(),
-                    restore: true,
-                },
-            );
-        }
-        let end = plan
-            .restore
-            .first()
-            .map_or(last, |s| start + delta(s.offset));
-        if plan.restore.is_empty() {
-            self.schedule(
-                end,
-                Task::Stage {
-                    event_id: id,
-                    stage: empty_stage(),
-                    restore: true,
-                },
-            );
-        }
-        self.schedule(last, Task::RestoreDone { event_id: id });
+        let next = match plan.stages.first() {
+            Some(first) => {
+                commands = self.execute_stage(id, &first.actions, from_clean).await;
+                Step::Stage(0).next(plan)
+            }
+            None => Step::RestoreBegin,
+        };
+        self.schedule_step(id, plan, start, next);
         commands
+    }
+
+    fn schedule_step(&mut self, id: u64, plan: &Arc<Plan>, start: DateTime<Utc>, step: Step) {
+        let at = start + delta(step.offset(plan));
+        let task = match step {
+            Step::Done => Task::RestoreDone { event_id: id },
+            step => Task::Step {
+                event_id: id,
+                plan: plan.clone(),
+                start,
+                step,
+            },
+        };
+        self.schedule(at, task);
     }
 
     /// Applies actions as changes from the present state (or from a clean fleet when
@@ -794,26 +850,19 @@ impl<C: Clock> Orchestrator<C> {
             .map(|a| a.excluded.clone())
             .unwrap_or_default();
         let mut desired: Vec<Level> = if from_clean {
-            self.applied
-                .iter()
-                .enumerate()
-                .map(|(j, l)| {
-                    if excluded.contains(&j) {
-                        *l
-                    } else {
-                        Level::CLEAN
-                    }
-                })
-                .collect()
+            let keep = |(j, l): (usize, &Level)| {
+                if excluded.contains(&j) {
+                    *l
+                } else {
+                    Level::CLEAN
+                }
+            };
+            self.applied.iter().enumerate().map(keep).collect()
         } else {
             self.applied.clone()
         };
         for a in actions {
-            let Some(j) = self
-                .jobs
-                .iter()
-                .position(|b| b.entry.id.as_str() == a.job().as_str())
-            else {
+            let Some(&j) = self.job_index.get(a.job().as_str()) else {
                 continue;
             };
             if excluded.contains(&j) {
@@ -822,7 +871,7 @@ impl<C: Clock> Orchestrator<C> {
             match a {
                 Action::SetCap { cap_per_gpu, .. } => {
                     // A cap at the job's top is a restore to the limit found at discovery.
-                    desired[j].cap = if *cap_per_gpu >= self.job_max(j) {
+                    desired[j].cap = if *cap_per_gpu >= self.job_max[j] {
                         None
                     } else {
                         Some(*cap_per_gpu)
@@ -833,125 +882,134 @@ impl<C: Clock> Orchestrator<C> {
                 _ => {}
             }
         }
-        // Build every command; remember which job and action each belongs to.
-        let mut futs: Vec<BoxFut> = Vec::new();
-        let mut owners: Vec<(usize, Option<usize>)> = Vec::new(); // (change index, device index)
-        let mut changes: Vec<(usize, Action)> = Vec::new();
+        // What changes: (job, pause?) for workload controls, (job, cap) for devices.
+        let mut controls: Vec<(usize, bool)> = Vec::new();
+        let mut caps: Vec<(usize, Option<Power>)> = Vec::new();
         for (j, (want, have)) in desired.iter().zip(&self.applied).enumerate() {
             let dirty = self.unknown[j] && !excluded.contains(&j);
-            let job = &self.jobs[j];
             if want.cap != have.cap || dirty {
-                let k = changes.len();
-                let cap = want.cap;
-                changes.push((
-                    j,
-                    Action::SetCap {
-                        job: job.entry.id.clone().into(),
-                        cap_per_gpu: cap.unwrap_or_else(|| self.job_max(j)),
-                    },
-                ));
-                for (di, d) in job.devices.iter().enumerate() {
-                    let dev = d.device.clone();
-                    futs.push(Box::pin(async move {
-                        match cap {
-                            Some(c) => dev.set_power_limit(c).await.map(Some),
-                            None => dev.restore_power_limit().await.map(Some),
-                        }
-                    }));
-                    owners.push((k, Some(di)));
-                }
+                caps.push((j, want.cap));
             }
-            if want.paused != have.paused || (dirty && job.control.is_some()) {
-                let Some(control) = job.control.clone() else {
-                    continue;
-                };
-                let k = changes.len();
-                let pause = want.paused;
-                changes.push((
-                    j,
-                    if pause {
-                        Action::Pause {
-                            job: job.entry.id.clone().into(),
-                        }
-                    } else {
-                        Action::Resume {
-                            job: job.entry.id.clone().into(),
-                        }
-                    },
-                ));
-                futs.push(Box::pin(async move {
-                    if pause {
-                        control.pause().await
-                    } else {
-                        control.resume().await
-                    }
-                    .map(|()| None)
-                }));
-                owners.push((k, None));
+            if (want.paused != have.paused || dirty) && self.jobs[j].control.is_some() {
+                controls.push((j, want.paused));
             }
         }
-        let commands = futs.len();
+        let commands = controls.len()
+            + caps
+                .iter()
+                .map(|(j, _)| self.jobs[*j].devices.len())
+                .sum::<usize>();
         if commands == 0 {
             return 0;
         }
-        let results = join_all(futs).await;
-        // Gather per change.
-        let mut failures: Vec<Vec<Failure>> = vec![Vec::new(); changes.len()];
-        let mut enforced: Vec<Option<Power>> = vec![None; changes.len()];
-        for ((k, dev), r) in owners.into_iter().zip(results) {
-            let j = changes[k].0;
-            match r {
-                Ok(Some(change)) => enforced[k] = Some(change.enforced),
-                Ok(None) => {}
-                Err(e) => failures[k].push(Failure {
-                    device: dev.map(|di| self.jobs[j].devices[di].id().clone()),
-                    kind: format!("{:?}", e.kind()),
-                    message: e.to_string(),
-                }),
-            }
-        }
+        // Issue everything before waiting for anything: pauses (the fast lever) first,
+        // then every device's cap.
+        let (control_results, cap_results) = {
+            let jobs = &self.jobs;
+            let control_futs: Vec<_> = controls
+                .iter()
+                .filter_map(|&(j, pause)| {
+                    let c = jobs[j].control.as_ref()?;
+                    Some(if pause { c.pause() } else { c.resume() })
+                })
+                .collect();
+            let cap_futs: Vec<_> = caps
+                .iter()
+                .flat_map(|&(j, cap)| {
+                    jobs[j].devices.iter().map(move |d| match cap {
+                        Some(c) => d.device.set_power_limit(c),
+                        None => d.device.restore_power_limit(),
+                    })
+                })
+                .collect();
+            futures_util::future::join(fan_out(control_futs), fan_out(cap_futs)).await
+        };
         let mut new_failures = Vec::new();
-        for (k, (j, action)) in changes.into_iter().enumerate() {
-            let failed = std::mem::take(&mut failures[k]);
-            let devices = match &action {
-                Action::SetCap { .. } => self.jobs[j].devices.len(),
-                _ => 1,
-            };
-            let outcome = if failed.is_empty() {
-                match &action {
-                    Action::SetCap { .. } => self.applied[j].cap = desired[j].cap,
-                    _ => self.applied[j].paused = desired[j].paused,
-                }
-                self.unknown[j] = false;
-                ActionOutcome::Done {
-                    enforced_per_gpu: enforced[k],
-                }
+        for (&(j, pause), result) in controls.iter().zip(control_results) {
+            let job = self.jobs[j].id.clone();
+            let action = if pause {
+                Action::Pause { job }
             } else {
-                self.unknown[j] = true;
-                new_failures.push(j);
-                ActionOutcome::Failed { failures: failed }
+                Action::Resume { job }
+            };
+            let outcome = match result {
+                Ok(()) => {
+                    self.applied[j].paused = pause;
+                    ActionOutcome::Done {
+                        enforced_per_gpu: None,
+                    }
+                }
+                Err(e) => {
+                    new_failures.push(j);
+                    ActionOutcome::Failed {
+                        failures: vec![Failure {
+                            device: None,
+                            kind: format!("{:?}", e.kind()),
+                            message: e.to_string(),
+                        }],
+                    }
+                }
             };
             self.defer(AuditEvent::Action {
                 event_id: id,
-                job: self.jobs[j].entry.id.clone(),
                 action,
-                devices,
+                devices: 1,
                 outcome,
             });
         }
+        let mut results = cap_results.into_iter();
+        for &(j, cap) in &caps {
+            let n = self.jobs[j].devices.len();
+            let mut failures = Vec::new();
+            let mut enforced: Option<Option<Power>> = None; // None: no answer yet
+            for (d, r) in self.jobs[j].devices.iter().zip(results.by_ref().take(n)) {
+                match r {
+                    Ok(change) => {
+                        enforced = Some(match enforced {
+                            None => Some(change.enforced),
+                            Some(e) => e.filter(|e| *e == change.enforced),
+                        })
+                    }
+                    Err(e) => failures.push(Failure {
+                        device: Some(d.id().clone()),
+                        kind: format!("{:?}", e.kind()),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            let action = Action::SetCap {
+                job: self.jobs[j].id.clone(),
+                cap_per_gpu: cap.unwrap_or(self.job_max[j]),
+            };
+            let outcome = if failures.is_empty() {
+                self.applied[j].cap = cap;
+                ActionOutcome::Done {
+                    enforced_per_gpu: enforced.flatten(),
+                }
+            } else {
+                new_failures.push(j);
+                ActionOutcome::Failed { failures }
+            };
+            self.defer(AuditEvent::Action {
+                event_id: id,
+                action,
+                devices: n,
+                outcome,
+            });
+        }
+        // A job whose command failed is in an unknown state until a later one succeeds.
+        for j in controls
+            .iter()
+            .map(|(j, _)| *j)
+            .chain(caps.iter().map(|(j, _)| *j))
+        {
+            self.unknown[j] = new_failures.contains(&j);
+        }
+        new_failures.dedup();
         if !new_failures.is_empty() {
             self.replan_without(id, &new_failures).await;
         }
         commands
-    }
-
-    fn job_max(&self, j: usize) -> Power {
-        self.jobs[j]
-            .devices
-            .iter()
-            .map(|d| d.device.info().limit_at_discovery)
-            .reduce(Power::min)
-            .unwrap_or(Power::ZERO)
     }
 
     /// After a failure: exclude the failed jobs and re-solve the rest of the event.
@@ -968,6 +1026,7 @@ impl<C: Clock> Orchestrator<C> {
         let now = self.clock.now();
         match self.plan(&c, now, &excluded) {
             Ok(plan) => {
+                let plan = Arc::new(plan);
                 self.log(AuditEvent::Note {
                     message: format!(
                         "event {id}: re-planned without {} failed job(s)",
@@ -979,10 +1038,7 @@ impl<C: Clock> Orchestrator<C> {
                     a.plan = plan.clone();
                 }
                 Box::pin(self.execute_plan(id, &plan, now, true)).await;
-                self.defer(AuditEvent::Plan {
-                    event_id: id,
-                    plan: Box::new(plan),
-                });
+                self.defer(AuditEvent::Plan { event_id: id, plan });
             }
             Err(e) => self.log(AuditEvent::Error {
                 message: format!("re-planning event {id}: {e}"),
@@ -1191,10 +1247,13 @@ impl<C: Clock> Orchestrator<C> {
                     });
                 }
             }
+
+            self.emit_deferred();
             if !open && self.active.is_none() && self.schedule.is_empty() && self.ended.is_empty() {
                 break;
             }
         }
+        self.emit_deferred();
         self.counts.events = self.reports.len();
         self.audit.flush()?;
         Ok(self.counts.clone())
@@ -1225,7 +1284,7 @@ impl<C: Clock> Orchestrator<C> {
             self.run_task(task).await;
             self.emit_deferred();
         }
-        self.flush_pending_audit();
+        self.emit_deferred();
     }
 
     async fn run_task(&mut self, task: Task) {
@@ -1246,25 +1305,35 @@ impl<C: Clock> Orchestrator<C> {
                     self.counts.commands += commands;
                 }
             }
-            Task::Stage {
+            Task::Step {
                 event_id,
-                stage,
-                restore,
+                plan,
+                start,
+                step,
             } => {
-                if restore {
-                    if let Some(a) = self
-                        .active
-                        .as_mut()
-                        .filter(|a| a.id == event_id && !a.restoring)
-                    {
-                        a.restoring = true;
-                        self.log(AuditEvent::Restore {
-                            event_id,
-                            reason: "window end".into(),
-                        });
+                match step {
+                    Step::RestoreBegin => {
+                        if let Some(a) = self.active.as_mut().filter(|a| a.id == event_id) {
+                            a.restoring = true;
+                            self.log(AuditEvent::Restore {
+                                event_id,
+                                reason: "window end".into(),
+                            });
+                        }
                     }
+                    Step::Stage(i) | Step::Restore(i) => {
+                        let stages = if matches!(step, Step::Restore(_)) {
+                            &plan.restore
+                        } else {
+                            &plan.stages
+                        };
+                        if let Some(stage) = stages.get(i) {
+                            self.execute_stage(event_id, &stage.actions, false).await;
+                        }
+                    }
+                    Step::Done => {}
                 }
-                self.execute_stage(event_id, &stage.actions, false).await;
+                self.schedule_step(event_id, &plan, start, step.next(&plan));
             }
             Task::RestoreDone { event_id } => self.finish_event(event_id).await,
             Task::Report { event_id } => self.make_report(event_id),
@@ -1355,14 +1424,13 @@ impl<C: Clock> Orchestrator<C> {
         for id in ids {
             self.make_report(id);
         }
-        self.emit_deferred();
         self.log(AuditEvent::Note {
             message: format!(
                 "stopped: {reason}; curtailed jobs left: {}",
                 self.curtailed_jobs().len()
             ),
         });
-        self.flush_pending_audit();
+        self.emit_deferred();
     }
 }
 
@@ -1380,6 +1448,42 @@ pub struct RunSummary {
     pub commands: usize,
 }
 
+/// Drives every command concurrently: each is polled once as it is issued, so a backend
+/// that answers at once costs no scheduling, and only the commands still pending are
+/// then awaited together. Results come back in command order.
+async fn fan_out<T>(futs: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+    use std::task::Poll;
+
+    let mut slots: Vec<Option<Pin<Box<dyn Future<Output = T> + Send + '_>>>> =
+        futs.into_iter().map(Some).collect();
+    let mut results: Vec<Option<T>> = Vec::new();
+    results.resize_with(slots.len(), || None);
+    std::future::poll_fn(|cx| {
+        for (slot, out) in slots.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                    *out = Some(r);
+                    *slot = None;
+                }
+            }
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let mut pending: FuturesUnordered<_> = slots
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.map(|f| async move { (i, f.await) }))
+        .collect();
+    while let Some((i, r)) = pending.next().await {
+        results[i] = Some(r);
+    }
+    // Every slot is filled: inline above, or by the loop, which runs until all finish.
+    results.into_iter().flatten().collect()
+}
+
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
@@ -1389,13 +1493,4 @@ fn ceil_to(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
     let ns = t.timestamp_nanos_opt().unwrap_or(0);
     let r = ns.rem_euclid(step_ns);
     DateTime::from_timestamp_nanos(if r == 0 { ns } else { ns - r + step_ns })
-}
-
-fn empty_stage() -> Stage {
-    Stage {
-        offset: Duration::ZERO,
-        actions: Vec::new(),
-        predicted_power: Power::ZERO,
-        peak_power: Power::ZERO,
-    }
 }

@@ -186,7 +186,7 @@ pub(crate) fn build(input: ReportInput<'_>) -> EventReport {
             Err(e) => not_computed.push(format!("regulation score: {e}")),
         }
     } else {
-        match delivery(&input) {
+        match delivery(&input, &mut not_computed) {
             Ok(d) => report.delivery = Some(d),
             Err(e) => not_computed.push(format!("delivered reduction: {e}")),
         }
@@ -220,7 +220,10 @@ fn ms(d: TimeDelta) -> f64 {
 }
 
 /// MBMA on the recorded meter, over the event window rounded out to the meter grid.
-fn delivery(input: &ReportInput<'_>) -> Result<Delivery, GridflexError> {
+fn delivery(
+    input: &ReportInput<'_>,
+    not_computed: &mut Vec<String>,
+) -> Result<Delivery, GridflexError> {
     let meter = input
         .meter
         .clone()
@@ -244,9 +247,21 @@ fn delivery(input: &ReportInput<'_>) -> Result<Delivery, GridflexError> {
     let n = result.intervals.len().max(1) as f64;
     let baseline = result.intervals.iter().map(|i| i.baseline).sum::<Power>() / n;
     let actual = baseline - reduction.intervals.iter().map(|i| i.raw).sum::<Power>() / n;
-    let credit = match price_series(input.prices)? {
-        Some(prices) => Some(energy_credits(&reduction, &prices, PaymentRule::AllIntervals)?.total),
-        None => None,
+    // A credit needs a price for every interval; without one, say so rather than
+    // settle part of the event.
+    let credit = match price_series(input.prices) {
+        Ok(Some(prices)) => match energy_credits(&reduction, &prices, PaymentRule::AllIntervals) {
+            Ok(c) => Some(c.total),
+            Err(e) => {
+                not_computed.push(format!("energy credit: {e}"));
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            not_computed.push(format!("energy credit: {e}"));
+            None
+        }
     };
     Ok(Delivery {
         method: "mbma".into(),
