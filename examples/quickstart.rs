@@ -258,15 +258,22 @@ fn run() -> Result<(), Error> {
         print_report(r);
     }
     let svg = out.join("facility.svg");
+    let meter_csv = out.join("meter.csv");
     if let Some(meter) = meter {
         chart(&svg, &meter, &reports)?;
+        write_meter_csv(&meter_csv, &meter)?;
     }
     println!(
-        "\nwrote {} ({} records), {}, {}",
+        "\nwrote {} ({} records), {}, {} and {}",
         audit_path.display(),
         records.len(),
         svg.display(),
+        meter_csv.display(),
         out.join("signals.jsonl").display()
+    );
+    println!(
+        "try: cargo run --example mv -- baseline --method mbma --meter {} --event-start 2025-08-14T20:00:00Z --event-end 2025-08-14T20:20:00Z",
+        meter_csv.display()
     );
     Ok(())
 }
@@ -376,6 +383,19 @@ fn print_report(r: &EventReport) {
     for n in &r.not_computed {
         println!("  not computed: {n}");
     }
+}
+
+/// The recorded facility meter as `interval_start,kw` (the `mv` example's input).
+fn write_meter_csv(path: &std::path::Path, meter: &IntervalSeries<Power>) -> Result<(), Error> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "interval_start,kw")?;
+    for (interval, value) in meter.iter() {
+        let kw = value.map_or(String::new(), |p| format!("{:.3}", p.as_kilowatts()));
+        writeln!(f, "{},{kw}", interval.start().to_rfc3339())?;
+    }
+    f.flush()?;
+    Ok(())
 }
 
 /// Facility power (1-minute means) with each event's target and baseline.

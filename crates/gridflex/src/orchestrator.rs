@@ -654,13 +654,6 @@ impl<C: Clock> Orchestrator<C> {
                     at: r.at,
                     value: r.signal.value(),
                 });
-                if let (Some(rule), Some(p)) = (self.engine.rules().regulation, self.facility_power)
-                {
-                    a.reg_response.push(Sample {
-                        at: now,
-                        value: rule.base_point - p,
-                    });
-                }
             }
         }
         let lmp = match &signal {
@@ -702,6 +695,25 @@ impl<C: Clock> Orchestrator<C> {
             Decision::Ignore { .. } => Handled::Ignored,
             Decision::Refuse(_) => Handled::Refused,
         };
+        // Regulation performance is scored on metered response: read the facility power
+        // once the new set-point's commands are out (what it shows is still the response
+        // to the previous set-point, which is what the score pairs with each signal).
+        if let (GridSignal::Regulation(_), Some(rule)) = (&signal, self.engine.rules().regulation) {
+            let regulating = self
+                .active
+                .as_ref()
+                .is_some_and(|a| matches!(a.curtailment.cause, Cause::Regulation));
+            if regulating {
+                if let Some(p) = self.instant_facility_power().await {
+                    if let Some(a) = self.active.as_mut() {
+                        a.reg_response.push(Sample {
+                            at: now,
+                            value: rule.base_point - p,
+                        });
+                    }
+                }
+            }
+        }
         // Logged after the commands went out: the audit never delays actuation.
         let mut first = vec![(now, AuditEvent::Signal { signal })];
         let event_id = match outcome {
@@ -767,14 +779,8 @@ impl<C: Clock> Orchestrator<C> {
                 reg_response: Vec::new(),
                 restoring: false,
             };
-            if let (Some(first), Some(rule)) = (first_regulation, self.engine.rules().regulation) {
+            if let Some(first) = first_regulation {
                 active.reg_signal.push(first);
-                if let Some(p) = self.facility_power {
-                    active.reg_response.push(Sample {
-                        at: now,
-                        value: rule.base_point - p,
-                    });
-                }
             }
             self.active = Some(active);
             if !matches!(c.cause, Cause::Regulation) {
@@ -1023,6 +1029,8 @@ impl<C: Clock> Orchestrator<C> {
             return;
         }
         let (c, excluded) = (a.curtailment.clone(), a.excluded.clone());
+        // Re-solve from fresh telemetry: what the failed devices and the rest draw now.
+        Box::pin(self.sweep()).await;
         let now = self.clock.now();
         match self.plan(&c, now, &excluded) {
             Ok(plan) => {
@@ -1212,10 +1220,12 @@ impl<C: Clock> Orchestrator<C> {
             let wake = {
                 let sleep = self.clock.sleep_until(next);
                 tokio::select! {
+                    // A signal due at the same instant as a scheduled step goes first:
+                    // a price that extends an event must arrive before its restore.
                     biased;
                     () = &mut shutdown => Wake::Shutdown,
-                    () = sleep => Wake::Due,
                     s = source.next_signal(), if open => Wake::Signal(s),
+                    () = sleep => Wake::Due,
                 }
             };
             match wake {

@@ -302,6 +302,13 @@ impl ProgramRules {
             }
         }
         if let Some(r) = &self.regulation {
+            // RegA and RegD are PJM's regulation signals.
+            if !self.markets.contains(&Market::Pjm) {
+                return Err(GridflexError::invalid(
+                    "program.regulation",
+                    "RegA/RegD regulation needs PJM among the site's markets",
+                ));
+            }
             positive("program.regulation.capability", r.capability)?;
             if r.capability > r.base_point {
                 return Err(GridflexError::invalid(
@@ -698,5 +705,204 @@ fn same_program(enrolled: &Program, called: &Program) -> bool {
     match (enrolled, called) {
         (Program::Custom { .. }, Program::Custom { .. }) => enrolled == called,
         _ => std::mem::discriminant(enrolled) == std::mem::discriminant(called),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use gridflex_signals::{EventWindow, RegulationSignal};
+
+    use super::*;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 8, 14, 20, 0, 0).unwrap() + TimeDelta::minutes(min)
+    }
+
+    fn kw(v: f64) -> Power {
+        Power::kilowatts(v).unwrap()
+    }
+
+    fn node() -> PricingNodeId {
+        PricingNodeId::new("N1").unwrap()
+    }
+
+    fn engine() -> ProgramEngine {
+        let mut rules = ProgramRules::new(Market::Caiso, kw(300.0));
+        rules.markets.push(Market::Pjm);
+        let mut price = PriceRule::new(
+            node(),
+            MarketRun::CaisoRtm,
+            Price::per_megawatt_hour(300.0).unwrap(),
+            kw(500.0),
+        );
+        price.release_below = Price::per_megawatt_hour(200.0).unwrap();
+        rules.price = Some(price);
+        rules.dispatch = Some(DispatchRule::new(vec![Program::CaisoPdr]));
+        rules.regulation = Some(RegulationRule::new(
+            RegulationKind::RegD,
+            kw(600.0),
+            kw(100.0),
+        ));
+        ProgramEngine::new(rules).unwrap()
+    }
+
+    fn price(min: i64, lmp: f64) -> GridSignal {
+        let i = Interval::new(t(min), t(min + 5)).unwrap();
+        GridSignal::Price(PricePoint::new(
+            MarketRun::CaisoRtm,
+            node(),
+            i,
+            Price::per_megawatt_hour(lmp).unwrap(),
+        ))
+    }
+
+    fn end(d: &Decision) -> DateTime<Utc> {
+        match d {
+            Decision::Curtail(c) => c.window.end(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn price_hold_counts_from_the_start_and_the_band_extends() {
+        let mut e = engine();
+        let p = kw(700.0);
+        // Start: the 15-minute minimum hold.
+        assert_eq!(end(&e.evaluate(&price(0, 950.0), t(0), p)), t(15));
+        // A later high price inside the hold does not restart the hold.
+        assert_eq!(end(&e.evaluate(&price(5, 400.0), t(5), p)), t(15));
+        // A price in the band (200..300) at the end extends by its interval.
+        assert_eq!(end(&e.evaluate(&price(15, 250.0), t(15), p)), t(20));
+        // Below the release: nothing more.
+        assert!(matches!(
+            e.evaluate(&price(20, 150.0), t(20), p),
+            Decision::Ignore { .. }
+        ));
+        // A band price with no active curtailment does not start one.
+        assert!(matches!(
+            e.evaluate(&price(60, 250.0), t(60), p),
+            Decision::Ignore { .. }
+        ));
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let mut e = engine();
+        let pjm = GridSignal::Dispatch(
+            DispatchEvent::new(
+                "x",
+                Program::PjmEconomic,
+                t(0),
+                EventWindow::new(t(0), Some(t(60))).unwrap(),
+                DispatchTarget::ReduceBy { power: kw(10.0) },
+                None,
+            )
+            .unwrap(),
+        );
+        assert!(matches!(
+            e.evaluate(&pjm, t(0), kw(700.0)),
+            Decision::Refuse(Refusal::NotEnrolled { .. })
+        ));
+        let mut caiso_only =
+            ProgramEngine::new(ProgramRules::new(Market::Caiso, kw(300.0))).unwrap();
+        assert!(matches!(
+            caiso_only.evaluate(&pjm, t(0), kw(700.0)),
+            Decision::Refuse(Refusal::WrongMarket { .. })
+        ));
+        let past = GridSignal::Dispatch(
+            DispatchEvent::new(
+                "y",
+                Program::CaisoPdr,
+                t(0),
+                EventWindow::new(t(0), Some(t(30))).unwrap(),
+                DispatchTarget::ReduceBy { power: kw(10.0) },
+                None,
+            )
+            .unwrap(),
+        );
+        assert!(matches!(
+            e.evaluate(&past, t(45), kw(700.0)),
+            Decision::Refuse(Refusal::WindowInPast { .. })
+        ));
+        // A cap 400 kW under the present 700 kW asks for more than the 300 kW enrolled.
+        let deep = GridSignal::Dispatch(
+            DispatchEvent::new(
+                "z",
+                Program::CaisoPdr,
+                t(0),
+                EventWindow::new(t(0), Some(t(30))).unwrap(),
+                DispatchTarget::CapAt { power: kw(300.0) },
+                None,
+            )
+            .unwrap(),
+        );
+        let d = e.evaluate(&deep, t(0), kw(700.0));
+        assert_eq!(
+            d,
+            Decision::Refuse(Refusal::BeyondEnrolled {
+                requested: kw(400.0),
+                enrolled: kw(300.0)
+            })
+        );
+        assert_eq!(
+            Refusal::BeyondEnrolled {
+                requested: kw(400.0),
+                enrolled: kw(300.0)
+            }
+            .to_string(),
+            "target reduction 400 kW exceeds the enrolled 300 kW"
+        );
+    }
+
+    #[test]
+    fn regulation_set_point_and_hold() {
+        let mut e = engine();
+        let s = GridSignal::Regulation(RegulationSample::new(
+            t(0),
+            RegulationKind::RegD,
+            RegulationSignal::new(0.5).unwrap(),
+        ));
+        let Decision::Curtail(c) = e.evaluate(&s, t(0), kw(600.0)) else {
+            panic!()
+        };
+        assert_eq!(c.target, Target::FacilityCap(kw(550.0)));
+        assert_eq!(c.window.duration(), TimeDelta::seconds(4));
+        let rega = GridSignal::Regulation(RegulationSample::new(
+            t(0),
+            RegulationKind::RegA,
+            RegulationSignal::new(0.5).unwrap(),
+        ));
+        assert!(matches!(
+            e.evaluate(&rega, t(0), kw(600.0)),
+            Decision::Refuse(Refusal::NotEnrolled { .. })
+        ));
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let mut rules = ProgramRules::new(Market::Pjm, kw(300.0));
+        rules.regulation = Some(RegulationRule::new(
+            RegulationKind::RegD,
+            kw(50.0),
+            kw(100.0),
+        ));
+        let err = ProgramEngine::new(rules).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid program.regulation.capability"),
+            "{err}"
+        );
+        let mut rules = ProgramRules::new(Market::Caiso, kw(300.0));
+        rules.dispatch = Some(DispatchRule::new(vec![Program::PjmEconomic]));
+        assert!(
+            ProgramEngine::new(rules)
+                .unwrap_err()
+                .to_string()
+                .contains("program.dispatch.programs")
+        );
+        let json = serde_json::to_string(&ProgramRules::new(Market::Pjm, kw(1.0))).unwrap();
+        let back: ProgramRules = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.max_event, TimeDelta::hours(4));
     }
 }
