@@ -228,7 +228,9 @@ fn run() -> Result<(), Error> {
             .options(options)
             .audit(AuditLog::append_to_file(&audit_path)?)
             .build()?;
-        let source = ReplaySource::from_signals(signals.clone(), clock.clone())?;
+        // The replay ends after the last signal; the day (and its metering) goes on
+        // until midnight, when `stop` ends the run.
+        let source = OpenUntilStopped(ReplaySource::from_signals(signals.clone(), clock.clone())?);
         let end_of_day = {
             let clock = clock.clone();
             async move { clock.sleep_until(day() + TimeDelta::days(1)).await }
@@ -276,6 +278,20 @@ fn run() -> Result<(), Error> {
         meter_csv.display()
     );
     Ok(())
+}
+
+/// A source that stays open (silent) after its inner source has ended, so the run lasts
+/// until its shutdown future.
+struct OpenUntilStopped<S>(S);
+
+#[async_trait::async_trait]
+impl<S: SignalSource> SignalSource for OpenUntilStopped<S> {
+    async fn next_signal(&mut self) -> Result<Option<GridSignal>, gridflex::signals::SignalError> {
+        match self.0.next_signal().await? {
+            Some(signal) => Ok(Some(signal)),
+            None => std::future::pending().await,
+        }
+    }
 }
 
 fn hhmm(t: DateTime<Utc>) -> String {

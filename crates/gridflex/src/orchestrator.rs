@@ -23,7 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 use gridflex_core::{Interval, JobId, MarketZone, Power, Price};
-use gridflex_hal::WorkloadControl;
+use gridflex_hal::{HalError, LimitChange, WorkloadControl};
 use gridflex_mv::response::Sample;
 use gridflex_planner::{
     Action, CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, Plan,
@@ -465,6 +465,10 @@ impl<C: Clock> Orchestrator<C> {
     /// the audit never delays actuation and reads plan-then-actions.
     fn defer(&mut self, event: AuditEvent) {
         let at = self.clock.now();
+        self.defer_at(at, event);
+    }
+
+    fn defer_at(&mut self, at: DateTime<Utc>, event: AuditEvent) {
         match event {
             AuditEvent::Plan { .. } | AuditEvent::PlanUpdate { .. } => {
                 self.deferred_plans.push((at, event))
@@ -928,8 +932,16 @@ impl<C: Clock> Orchestrator<C> {
                     })
                 })
                 .collect();
-            futures_util::future::join(fan_out(control_futs), fan_out(cap_futs)).await
+            // Results are boxed down to a few bytes as they arrive: a thousand of them
+            // are kept until the stage is accounted for.
+            let compact = |r: Result<_, HalError>| r.map_err(Box::new);
+            let enforced =
+                |r: Result<LimitChange, HalError>| r.map(|c| c.enforced).map_err(Box::new);
+            futures_util::future::join(fan_out(control_futs, compact), fan_out(cap_futs, enforced))
+                .await
         };
+        // One reading of the clock for every record of this stage.
+        let now = self.clock.now();
         let mut new_failures = Vec::new();
         for (&(j, pause), result) in controls.iter().zip(control_results) {
             let job = self.jobs[j].id.clone();
@@ -956,12 +968,15 @@ impl<C: Clock> Orchestrator<C> {
                     }
                 }
             };
-            self.defer(AuditEvent::Action {
-                event_id: id,
-                action,
-                devices: 1,
-                outcome,
-            });
+            self.defer_at(
+                now,
+                AuditEvent::Action {
+                    event_id: id,
+                    action,
+                    devices: 1,
+                    outcome,
+                },
+            );
         }
         let mut results = cap_results.into_iter();
         for &(j, cap) in &caps {
@@ -970,10 +985,10 @@ impl<C: Clock> Orchestrator<C> {
             let mut enforced: Option<Option<Power>> = None; // None: no answer yet
             for (d, r) in self.jobs[j].devices.iter().zip(results.by_ref().take(n)) {
                 match r {
-                    Ok(change) => {
+                    Ok(limit) => {
                         enforced = Some(match enforced {
-                            None => Some(change.enforced),
-                            Some(e) => e.filter(|e| *e == change.enforced),
+                            None => Some(limit),
+                            Some(e) => e.filter(|e| *e == limit),
                         })
                     }
                     Err(e) => failures.push(Failure {
@@ -996,12 +1011,15 @@ impl<C: Clock> Orchestrator<C> {
                 new_failures.push(j);
                 ActionOutcome::Failed { failures }
             };
-            self.defer(AuditEvent::Action {
-                event_id: id,
-                action,
-                devices: n,
-                outcome,
-            });
+            self.defer_at(
+                now,
+                AuditEvent::Action {
+                    event_id: id,
+                    action,
+                    devices: n,
+                    outcome,
+                },
+            );
         }
         // A job whose command failed is in an unknown state until a later one succeeds.
         for j in controls
@@ -1460,35 +1478,47 @@ pub struct RunSummary {
 
 /// Drives every command concurrently: each is polled once as it is issued, so a backend
 /// that answers at once costs no scheduling, and only the commands still pending are
-/// then awaited together. Results come back in command order.
-async fn fan_out<T>(futs: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+/// then awaited together. `map` turns each result into what is kept; results come back
+/// in command order.
+async fn fan_out<'a, T, U>(
+    mut futs: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a>>>,
+    map: impl Fn(T) -> U,
+) -> Vec<U>
+where
+    T: Send + 'a,
+{
     use futures_util::StreamExt;
     use futures_util::stream::FuturesUnordered;
     use std::task::Poll;
 
-    let mut slots: Vec<Option<Pin<Box<dyn Future<Output = T> + Send + '_>>>> =
-        futs.into_iter().map(Some).collect();
-    let mut results: Vec<Option<T>> = Vec::new();
-    results.resize_with(slots.len(), || None);
+    let mut results: Vec<Option<U>> = Vec::with_capacity(futs.len());
+    let mut pending = Vec::new();
     std::future::poll_fn(|cx| {
-        for (slot, out) in slots.iter_mut().zip(results.iter_mut()) {
-            if let Some(f) = slot {
-                if let Poll::Ready(r) = f.as_mut().poll(cx) {
-                    *out = Some(r);
-                    *slot = None;
+        for (i, f) in futs.iter_mut().enumerate() {
+            match f.as_mut().poll(cx) {
+                Poll::Ready(r) => results.push(Some(map(r))),
+                Poll::Pending => {
+                    results.push(None);
+                    pending.push(i);
                 }
             }
         }
         Poll::Ready(())
     })
     .await;
-    let mut pending: FuturesUnordered<_> = slots
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, f)| f.map(|f| async move { (i, f.await) }))
-        .collect();
-    while let Some((i, r)) = pending.next().await {
-        results[i] = Some(r);
+    if !pending.is_empty() {
+        let mut waiting: FuturesUnordered<_> = pending
+            .into_iter()
+            .map(|i| {
+                // The finished slot is never polled again; a pending placeholder keeps
+                // the vector's shape.
+                let f = std::mem::replace(&mut futs[i], Box::pin(std::future::pending()));
+                async move { (i, f.await) }
+            })
+            .collect();
+        while let Some((i, r)) = waiting.next().await {
+            results[i] = Some(map(r));
+        }
     }
     // Every slot is filled: inline above, or by the loop, which runs until all finish.
     results.into_iter().flatten().collect()
