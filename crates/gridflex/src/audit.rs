@@ -171,7 +171,11 @@ pub struct AuditLog {
 }
 
 enum Msg {
-    Records(Vec<AuditRecord>),
+    /// Events numbered from `first`.
+    Records {
+        first: u64,
+        events: Vec<(DateTime<Utc>, AuditEvent)>,
+    },
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
@@ -257,17 +261,12 @@ impl AuditLog {
     ) -> Result<(), GridflexError> {
         self.failed()?;
         let first = self.next_seq;
-        let records: Vec<AuditRecord> = events
-            .into_iter()
-            .zip(first..)
-            .map(|((at, event), seq)| AuditRecord { seq, at, event })
-            .collect();
-        let n = records.len() as u64;
+        let n = events.len() as u64;
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| GridflexError::Audit("the log is closed".into()))?;
-        tx.send(Msg::Records(records)).map_err(|_| {
+        tx.send(Msg::Records { first, events }).map_err(|_| {
             GridflexError::Audit(format!("the writer stopped before record {first}"))
         })?;
         self.next_seq += n;
@@ -310,6 +309,15 @@ impl Drop for AuditLog {
     }
 }
 
+/// An [`AuditRecord`] written from borrowed parts (same JSON).
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    seq: u64,
+    at: &'a DateTime<Utc>,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
 fn write_loop(
     mut out: BufWriter<impl Write>,
     rx: &std::sync::mpsc::Receiver<Msg>,
@@ -324,16 +332,17 @@ fn write_loop(
     while let Ok(mut msg) = rx.recv() {
         loop {
             match msg {
-                Msg::Records(records) => {
-                    for record in records {
+                Msg::Records { first, events } => {
+                    for (seq, (at, event)) in (first..).zip(&events) {
                         line.clear();
+                        let record = RecordRef { seq, at, event };
                         if let Err(e) = serde_json::to_writer(&mut line, &record) {
-                            fail(format!("cannot encode record {}: {e}", record.seq));
+                            fail(format!("cannot encode record {seq}: {e}"));
                             continue;
                         }
                         line.push(b'\n');
                         if let Err(e) = out.write_all(&line) {
-                            fail(format!("cannot write record {}: {e}", record.seq));
+                            fail(format!("cannot write record {seq}: {e}"));
                         }
                     }
                 }

@@ -916,29 +916,33 @@ impl<C: Clock> Orchestrator<C> {
         // then every device's cap.
         let (control_results, cap_results) = {
             let jobs = &self.jobs;
-            let control_futs: Vec<_> = controls
-                .iter()
-                .filter_map(|&(j, pause)| {
-                    let c = jobs[j].control.as_ref()?;
-                    Some(if pause { c.pause() } else { c.resume() })
-                })
-                .collect();
-            let cap_futs: Vec<_> = caps
-                .iter()
-                .flat_map(|&(j, cap)| {
-                    jobs[j].devices.iter().map(move |d| match cap {
-                        Some(c) => d.device.set_power_limit(c),
-                        None => d.device.restore_power_limit(),
-                    })
-                })
-                .collect();
             // Results are boxed down to a few bytes as they arrive: a thousand of them
             // are kept until the stage is accounted for.
-            let compact = |r: Result<_, HalError>| r.map_err(Box::new);
+            let compact = |r: Result<(), HalError>| r.map_err(Box::new);
             let enforced =
                 |r: Result<LimitChange, HalError>| r.map(|c| c.enforced).map_err(Box::new);
-            futures_util::future::join(fan_out(control_futs, compact), fan_out(cap_futs, enforced))
-                .await
+            let mut control_out = FanOut::new(compact);
+            let mut cap_out = FanOut::new(enforced);
+            // Plain loops (no iterator closures) keep the run future `Send`.
+            std::future::poll_fn(|cx| {
+                for &(j, pause) in &controls {
+                    if let Some(c) = jobs[j].control.as_ref() {
+                        control_out.issue(cx, if pause { c.pause() } else { c.resume() });
+                    }
+                }
+                for &(j, cap) in &caps {
+                    for d in &jobs[j].devices {
+                        let command = match cap {
+                            Some(c) => d.device.set_power_limit(c),
+                            None => d.device.restore_power_limit(),
+                        };
+                        cap_out.issue(cx, command);
+                    }
+                }
+                std::task::Poll::Ready(())
+            })
+            .await;
+            futures_util::future::join(control_out.finish(), cap_out.finish()).await
         };
         // One reading of the clock for every record of this stage.
         let now = self.clock.now();
@@ -1476,52 +1480,57 @@ pub struct RunSummary {
     pub commands: usize,
 }
 
-/// Drives every command concurrently: each is polled once as it is issued, so a backend
-/// that answers at once costs no scheduling, and only the commands still pending are
-/// then awaited together. `map` turns each result into what is kept; results come back
-/// in command order.
-async fn fan_out<'a, T, U>(
-    mut futs: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a>>>,
-    map: impl Fn(T) -> U,
-) -> Vec<U>
-where
-    T: Send + 'a,
-{
-    use futures_util::StreamExt;
-    use futures_util::stream::FuturesUnordered;
-    use std::task::Poll;
+type Command<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-    let mut results: Vec<Option<U>> = Vec::with_capacity(futs.len());
-    let mut pending = Vec::new();
-    std::future::poll_fn(|cx| {
-        for (i, f) in futs.iter_mut().enumerate() {
-            match f.as_mut().poll(cx) {
-                Poll::Ready(r) => results.push(Some(map(r))),
-                Poll::Pending => {
-                    results.push(None);
-                    pending.push(i);
-                }
-            }
-        }
-        Poll::Ready(())
-    })
-    .await;
-    if !pending.is_empty() {
-        let mut waiting: FuturesUnordered<_> = pending
-            .into_iter()
-            .map(|i| {
-                // The finished slot is never polled again; a pending placeholder keeps
-                // the vector's shape.
-                let f = std::mem::replace(&mut futs[i], Box::pin(std::future::pending()));
-                async move { (i, f.await) }
-            })
-            .collect();
-        while let Some((i, r)) = waiting.next().await {
-            results[i] = Some(map(r));
+/// Issues commands concurrently: each is polled once as soon as it is made, so a
+/// backend that answers at once costs no scheduling (and its future is freed before the
+/// next is made); only the commands still pending are awaited together, in `finish`.
+/// `map` turns each result into what is kept; results come back in command order.
+struct FanOut<'a, T, U, M> {
+    results: Vec<Option<U>>,
+    pending: Vec<(usize, Command<'a, T>)>,
+    map: M,
+}
+
+impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
+    fn new(map: M) -> Self {
+        Self {
+            results: Vec::new(),
+            pending: Vec::new(),
+            map,
         }
     }
-    // Every slot is filled: inline above, or by the loop, which runs until all finish.
-    results.into_iter().flatten().collect()
+
+    fn issue(&mut self, cx: &mut std::task::Context<'_>, mut command: Command<'a, T>) {
+        match command.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => self.results.push(Some((self.map)(r))),
+            std::task::Poll::Pending => {
+                self.pending.push((self.results.len(), command));
+                self.results.push(None);
+            }
+        }
+    }
+
+    async fn finish(self) -> Vec<U> {
+        use futures_util::StreamExt;
+        use futures_util::stream::FuturesUnordered;
+        let Self {
+            mut results,
+            pending,
+            map,
+        } = self;
+        if !pending.is_empty() {
+            let mut waiting: FuturesUnordered<_> = pending
+                .into_iter()
+                .map(|(i, f)| async move { (i, f.await) })
+                .collect();
+            while let Some((i, r)) = waiting.next().await {
+                results[i] = Some(map(r));
+            }
+        }
+        // Every slot is filled: at issue, or by the loop, which runs until all finish.
+        results.into_iter().flatten().collect()
+    }
 }
 
 fn delta(d: Duration) -> TimeDelta {
