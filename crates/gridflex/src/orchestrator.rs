@@ -678,6 +678,21 @@ impl<C: Clock> Orchestrator<C> {
                 a.prices.push((p.interval, p.lmp));
             }
         }
+        // Regulation yields to a curtailment event: a set-point every 2 s must not keep
+        // replacing a price, dispatch or emergency obligation (nor be replaced by it and
+        // come back 2 s later). The set-point is logged as ignored, with the reason.
+        let curtailing = self
+            .active
+            .as_ref()
+            .is_some_and(|a| !a.restoring && !matches!(a.curtailment.cause, Cause::Regulation));
+        let decision = match decision {
+            Decision::Curtail(c) if curtailing && matches!(c.cause, Cause::Regulation) => {
+                Decision::Ignore {
+                    reason: "regulation is suspended while a curtailment event is active".into(),
+                }
+            }
+            other => other,
+        };
         let outcome = match &decision {
             Decision::Curtail(c) if c.window.start() > now => {
                 self.schedule(c.window.start(), Task::Start(c.clone(), signal.market()));

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gridflex::audit::{ActionOutcome, AuditEvent, AuditLog, AuditRecord, MemoryLog};
 use gridflex::hal::ErrorKind;
 use gridflex::prelude::*;
-use gridflex::program::Refusal;
+use gridflex::program::{Decision, Refusal};
 use gridflex::signals::source::channel;
 use gridflex::signals::{
     AlertKind, DispatchEvent, DispatchTarget, EventWindow, GridAlert, LeadTime, Program,
@@ -490,4 +490,36 @@ async fn the_run_future_can_be_spawned_on_a_multi_threaded_runtime() {
     let source = ReplaySource::from_signals(Vec::new(), clock).unwrap();
     let run = o.run(source, std::future::pending::<()>());
     assert_send(&run);
+}
+
+#[tokio::test(start_paused = true)]
+async fn regulation_yields_to_a_curtailment_event() {
+    let f = facility();
+    let clock = f.clock();
+    let (mut o, memory) = build(&f, clock.clone());
+    let start = t0() + TimeDelta::minutes(10);
+    let mut signals: Vec<GridSignal> = (0..150)
+        .map(|k| {
+            let at = start + TimeDelta::seconds(2 * k);
+            let v = RegulationSignal::new(0.3).unwrap();
+            GridSignal::Regulation(RegulationSample::new(at, RegulationKind::RegD, v))
+        })
+        .collect();
+    // A price spike one minute in: it replaces regulation; later set-points are ignored.
+    signals.push(price(start + TimeDelta::minutes(1), 900.0));
+    signals.sort_by_key(GridSignal::time);
+    let source = ReplaySource::from_signals(signals, clock.clone()).unwrap();
+    o.run(source, std::future::pending()).await.unwrap();
+    assert!(o.curtailed_jobs().is_empty());
+    let causes: Vec<String> = o.reports().iter().map(|r| r.cause.to_string()).collect();
+    assert_eq!(causes.len(), 2, "{causes:?}");
+    assert_eq!(causes[0], "regulation");
+    assert!(causes[1].starts_with("price"), "{causes:?}");
+    let ignored = memory
+        .records()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(&r.event, AuditEvent::Decision { decision: Decision::Ignore { reason }, .. } if reason.contains("regulation is suspended")))
+        .count();
+    assert!(ignored > 100, "{ignored}");
 }
