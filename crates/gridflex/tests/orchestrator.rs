@@ -523,3 +523,41 @@ async fn regulation_yields_to_a_curtailment_event() {
         .count();
     assert!(ignored > 100, "{ignored}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_before_a_scheduled_dispatch_starts_actuates_nothing() {
+    let f = facility();
+    let clock = f.clock();
+    let (mut o, memory) = build(&f, clock.clone());
+    let issued = t0() + TimeDelta::minutes(1);
+    let window = EventWindow::new(
+        issued + TimeDelta::minutes(30),
+        Some(issued + TimeDelta::minutes(60)),
+    )
+    .unwrap();
+    let event = DispatchEvent::new(
+        "PJM-LM-2",
+        Program::PjmEmergencyLoadManagement {
+            lead_time: LeadTime::Minutes30,
+        },
+        issued,
+        window,
+        DispatchTarget::ReduceBy { power: kw(10.0) },
+        None,
+    )
+    .unwrap();
+    let source =
+        ReplaySource::from_signals(vec![GridSignal::Dispatch(event)], clock.clone()).unwrap();
+    let stop = {
+        let clock = clock.clone();
+        async move { clock.sleep_until(issued + TimeDelta::minutes(10)).await }
+    };
+    let summary = o.run(source, stop).await.unwrap();
+    assert_eq!(summary.commands, 0);
+    assert!(o.reports().is_empty());
+    let records = memory.records().unwrap();
+    assert!(!events(&records).contains(&"action"));
+    assert!(records.iter().any(
+        |r| matches!(&r.event, AuditEvent::Note { message } if message.contains("1 scheduled event(s) not started"))
+    ));
+}
