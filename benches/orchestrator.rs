@@ -2,9 +2,11 @@
 //!
 //! Time is paused (tokio virtual time), so the simulator's physics never advances
 //! during a measurement: what is timed is the rules, the planner, the fan-out of
-//! commands through the `PowerDevice`/`WorkloadControl` traits and the audit
-//! encoding. Between iterations (untimed) the fleet is restored. Besides criterion's
-//! estimate, each bench prints the p50 and p99 of its individual iterations.
+//! commands through the `PowerDevice`/`WorkloadControl` traits and the bookkeeping.
+//! The audit log is `AuditLog::discard()`: records are still built and numbered, but
+//! their encoding (which a real log does on its writer thread, after the commands are
+//! out) is not measured. Between iterations (untimed) the fleet is restored. Besides
+//! criterion's estimate, each bench prints the p50 and p99 of its individual iterations.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
