@@ -27,7 +27,7 @@ use gridflex_hal::{HalError, LimitChange, WorkloadControl};
 use gridflex_mv::response::Sample;
 use gridflex_planner::{
     Action, CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, Plan,
-    PlannerOptions, RampRate,
+    PlannerOptions, RampRate, Target,
 };
 use gridflex_signals::source::SignalSource;
 use gridflex_signals::{GridSignal, Market};
@@ -222,6 +222,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             deferred_plans: Vec::new(),
             deferred: Vec::new(),
             fleet_cache: None,
+            waiting: Vec::new(),
             job_index,
             job_max,
             next_event: 0,
@@ -307,6 +308,7 @@ struct Active {
     id: u64,
     curtailment: Curtailment,
     started: DateTime<Utc>,
+    market: Market,
     zone: MarketZone,
     plan: Arc<Plan>,
     excluded: HashSet<usize>,
@@ -384,6 +386,8 @@ pub struct Orchestrator<C> {
     deferred: Vec<(DateTime<Utc>, AuditEvent)>,
     /// The planner's fleet view as of the last sweep (no exclusions).
     fleet_cache: Option<Fleet>,
+    /// Obligations interrupted by, or looser than, the active event, in arrival order.
+    waiting: Vec<(Curtailment, Market)>,
     /// Job position by id.
     job_index: HashMap<String, usize>,
     /// Per job: the lowest limit found at discovery among its devices (a cap at or above
@@ -708,8 +712,7 @@ impl<C: Clock> Orchestrator<C> {
                     }),
                     _ => None,
                 };
-                self.start_or_update(c.clone(), signal.market(), lmp, reg)
-                    .await
+                self.admit(c.clone(), signal.market(), lmp, reg).await
             }
             Decision::Ignore { .. } => Handled::Ignored,
             Decision::Refuse(_) => Handled::Refused,
@@ -745,6 +748,81 @@ impl<C: Clock> Orchestrator<C> {
         first.push((now, AuditEvent::Decision { event_id, decision }));
         self.emit_with(first);
         outcome
+    }
+
+    /// Admits a curtailment while another may be running. Concurrent obligations are
+    /// served strictest first: a new one with a lower (or equal) facility cap takes
+    /// over and the one it interrupts waits for the rest of its window; a looser one
+    /// waits for the active one to end. Caps compare on the active plan's uncurtailed
+    /// baseline, so a reduce-by target counts as `baseline - reduction`.
+    async fn admit(
+        &mut self,
+        c: Curtailment,
+        market: Market,
+        price: Option<(Interval, Price)>,
+        first_regulation: Option<Sample<f64>>,
+    ) -> Handled {
+        let now = self.clock.now();
+        let competing = self.active.as_ref().filter(|a| {
+            !a.restoring
+                && std::mem::discriminant(&a.curtailment.cause) != std::mem::discriminant(&c.cause)
+        });
+        if let Some(a) = competing {
+            let baseline = a.plan.baseline;
+            let (new_cap, active_cap) = (
+                cap_of(c.target, baseline),
+                cap_of(a.curtailment.target, baseline),
+            );
+            if new_cap > active_cap {
+                let at = a.curtailment.window.end();
+                let note = format!(
+                    "{} waits: event {} ({}) holds a stricter cap ({active_cap:.0} against {new_cap:.0})",
+                    c.cause, a.id, a.curtailment.cause
+                );
+                self.waiting.push((c, market));
+                self.log(AuditEvent::Note { message: note });
+                return Handled::Scheduled { at };
+            }
+            if let Ok(rest) = Interval::new(now, a.curtailment.window.end()) {
+                let interrupted = Curtailment {
+                    window: rest,
+                    ..a.curtailment.clone()
+                };
+                let note = format!(
+                    "event {} ({}) waits behind a stricter {}",
+                    a.id, a.curtailment.cause, c.cause
+                );
+                self.waiting.push((interrupted, a.market));
+                self.log(AuditEvent::Note { message: note });
+            }
+        }
+        self.start_or_update(c, market, price, first_regulation)
+            .await
+    }
+
+    /// The strictest waiting obligation whose window is still open, dropping those
+    /// that have ended.
+    fn take_waiting(
+        &mut self,
+        now: DateTime<Utc>,
+        baseline: Power,
+    ) -> Option<(Curtailment, Market)> {
+        let before = self.waiting.len();
+        self.waiting.retain(|(c, _)| c.window.end() > now);
+        if self.waiting.len() < before {
+            let message = format!(
+                "{} waiting obligation(s) ended before they could run",
+                before - self.waiting.len()
+            );
+            self.log(AuditEvent::Note { message });
+        }
+        let best = (0..self.waiting.len()).min_by(|&i, &j| {
+            cap_of(self.waiting[i].0.target, baseline)
+                .total_cmp(&cap_of(self.waiting[j].0.target, baseline))
+        })?;
+        let (c, market) = self.waiting.swap_remove(best);
+        let window = Interval::new(now.max(c.window.start()), c.window.end()).unwrap_or(c.window);
+        Some((Curtailment { window, ..c }, market))
     }
 
     async fn start_or_update(
@@ -790,6 +868,7 @@ impl<C: Clock> Orchestrator<C> {
                 id,
                 curtailment: c.clone(),
                 started: now,
+                market,
                 zone: market.zone(),
                 plan: plan.clone(),
                 excluded,
@@ -1179,6 +1258,14 @@ impl<C: Clock> Orchestrator<C> {
     /// Ends an event now: cancels its remaining stages and restores everything at once.
     async fn end_event(&mut self, id: u64, reason: &str) {
         self.unschedule_event(id);
+        // An event ended early is reported over the part that ran.
+        let now = self.clock.now();
+        if let Some(a) = self.active.as_mut().filter(|a| a.id == id) {
+            let w = a.curtailment.window;
+            if now < w.end() {
+                a.curtailment.window = Interval::new(w.start(), now).unwrap_or(w);
+            }
+        }
         self.log(AuditEvent::Restore {
             event_id: id,
             reason: reason.to_owned(),
@@ -1346,8 +1433,7 @@ impl<C: Clock> Orchestrator<C> {
                         .unwrap_or(c.window),
                     ..c
                 };
-                if let Handled::Actuated { commands, .. } =
-                    self.start_or_update(c, market, None, None).await
+                if let Handled::Actuated { commands, .. } = self.admit(c, market, None, None).await
                 {
                     self.counts.commands += commands;
                 }
@@ -1360,6 +1446,26 @@ impl<C: Clock> Orchestrator<C> {
             } => {
                 match step {
                     Step::RestoreBegin => {
+                        // A waiting obligation takes over from the ending event instead
+                        // of letting the fleet restore first.
+                        let now = self.clock.now();
+                        let baseline = plan.baseline;
+                        let ending = self.active.as_ref().is_some_and(|a| a.id == event_id);
+                        if ending {
+                            if let Some((next, market)) = self.take_waiting(now, baseline) {
+                                self.end_event(
+                                    event_id,
+                                    "window end; a waiting obligation takes over",
+                                )
+                                .await;
+                                if let Handled::Actuated { commands, .. } =
+                                    self.start_or_update(next, market, None, None).await
+                                {
+                                    self.counts.commands += commands;
+                                }
+                                return;
+                            }
+                        }
                         if let Some(a) = self.active.as_mut().filter(|a| a.id == event_id) {
                             a.restoring = true;
                             self.log(AuditEvent::Restore {
@@ -1455,6 +1561,14 @@ impl<C: Clock> Orchestrator<C> {
         if let Some(id) = self.active.as_ref().map(|a| a.id) {
             self.end_event(id, reason).await;
         }
+        if !self.waiting.is_empty() {
+            let message = format!(
+                "{} waiting obligation(s) dropped: {reason}",
+                self.waiting.len()
+            );
+            self.waiting.clear();
+            self.log(AuditEvent::Note { message });
+        }
         let dropped = self
             .schedule
             .values()
@@ -1545,6 +1659,16 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
         }
         // Every slot is filled: at issue, or by the loop, which runs until all finish.
         results.into_iter().flatten().collect()
+    }
+}
+
+/// A target as a facility cap, given the uncurtailed facility power.
+fn cap_of(target: Target, baseline: Power) -> Power {
+    match target {
+        Target::FacilityCap(cap) => cap,
+        Target::ReduceBy(r) => baseline - r,
+        // Targets the planner adds later compare as the loosest.
+        _ => baseline,
     }
 }
 

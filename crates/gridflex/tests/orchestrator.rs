@@ -561,3 +561,86 @@ async fn shutdown_before_a_scheduled_dispatch_starts_actuates_nothing() {
         |r| matches!(&r.event, AuditEvent::Note { message } if message.contains("1 scheduled event(s) not started"))
     ));
 }
+
+fn dispatch(id: &str, issued: DateTime<Utc>, minutes: i64, reduce_kw: f64) -> GridSignal {
+    let window = EventWindow::new(issued, Some(issued + TimeDelta::minutes(minutes))).unwrap();
+    GridSignal::Dispatch(
+        DispatchEvent::new(
+            id,
+            Program::PjmEmergencyLoadManagement {
+                lead_time: LeadTime::Minutes30,
+            },
+            issued,
+            window,
+            DispatchTarget::ReduceBy {
+                power: kw(reduce_kw),
+            },
+            None,
+        )
+        .unwrap(),
+    )
+}
+
+/// A dispatch (reduce by 5 kW: a cap near 38 kW) is running when a price spike asks for
+/// 30 kW: the stricter price event takes over, and the dispatch resumes when it ends.
+#[tokio::test(start_paused = true)]
+async fn a_stricter_event_takes_over_and_the_interrupted_one_resumes() {
+    let f = facility();
+    let clock = f.clock();
+    let (mut o, memory) = build(&f, clock.clone());
+    let start = t0() + TimeDelta::minutes(5);
+    let signals = vec![
+        dispatch("LM-A", start, 60, 5.0),
+        price(start + TimeDelta::minutes(10), 950.0),
+    ];
+    let source = ReplaySource::from_signals(signals, clock.clone()).unwrap();
+    o.run(source, std::future::pending()).await.unwrap();
+    assert!(o.curtailed_jobs().is_empty());
+    let windows: Vec<(String, Interval)> = o
+        .reports()
+        .iter()
+        .map(|r| (r.cause.to_string(), r.window))
+        .collect();
+    assert_eq!(windows.len(), 3, "{windows:?}");
+    assert!(windows[0].0.starts_with("dispatch LM-A"));
+    assert_eq!(windows[0].1.end(), start + TimeDelta::minutes(10));
+    assert!(windows[1].0.starts_with("price"));
+    assert!(windows[2].0.starts_with("dispatch LM-A"), "{windows:?}");
+    assert_eq!(windows[2].1.start(), start + TimeDelta::minutes(25));
+    assert_eq!(windows[2].1.end(), start + TimeDelta::minutes(60));
+    // The fleet never went back up between the price event and the resumed dispatch.
+    let records = memory.records().unwrap();
+    assert!(records.iter().any(|r| matches!(&r.event, AuditEvent::Restore { reason, .. } if reason.contains("waiting obligation takes over"))));
+}
+
+/// A looser signal during a stricter event waits, then runs for what is left of its window.
+#[tokio::test(start_paused = true)]
+async fn a_looser_event_waits_for_the_stricter_one() {
+    let f = facility();
+    let clock = f.clock();
+    let (mut o, memory) = build(&f, clock.clone());
+    let start = t0() + TimeDelta::minutes(5);
+    // The price event caps at 30 kW for 15 minutes; the dispatch (about 38 kW) arrives
+    // 5 minutes in and lasts 40 minutes.
+    let signals = vec![
+        price(start, 950.0),
+        dispatch("LM-B", start + TimeDelta::minutes(5), 40, 5.0),
+    ];
+    let source = ReplaySource::from_signals(signals, clock.clone()).unwrap();
+    o.run(source, std::future::pending()).await.unwrap();
+    assert!(o.curtailed_jobs().is_empty());
+    let causes: Vec<String> = o.reports().iter().map(|r| r.cause.to_string()).collect();
+    assert_eq!(causes.len(), 2, "{causes:?}");
+    assert!(causes[0].starts_with("price"));
+    assert!(causes[1].starts_with("dispatch LM-B"));
+    assert_eq!(o.reports()[0].window.end(), start + TimeDelta::minutes(15));
+    assert_eq!(
+        o.reports()[1].window.start(),
+        start + TimeDelta::minutes(15)
+    );
+    assert_eq!(o.reports()[1].window.end(), start + TimeDelta::minutes(45));
+    let records = memory.records().unwrap();
+    assert!(records.iter().any(
+        |r| matches!(&r.event, AuditEvent::Note { message } if message.contains("waits: event 1"))
+    ));
+}
