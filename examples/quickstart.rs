@@ -294,6 +294,14 @@ impl<S: SignalSource> SignalSource for OpenUntilStopped<S> {
     }
 }
 
+fn duration(d: TimeDelta) -> String {
+    match d.num_milliseconds() {
+        ms if ms < 1_000 => format!("{ms} ms"),
+        ms if ms < 120_000 => format!("{} s", ms / 1_000),
+        ms => format!("{} min", ms / 60_000),
+    }
+}
+
 fn hhmm(t: DateTime<Utc>) -> String {
     t.format("%H:%M:%S%.3f").to_string()
 }
@@ -315,14 +323,15 @@ fn print_timeline(records: &[AuditRecord]) {
                         continue;
                     }
                 }
+                let event = event_id.map_or("(scheduled)".into(), |e| format!("event {e}"));
                 println!(
-                    "{}  event {}: {} -> {:?} over {} (response within {} ms)",
+                    "{}  {event}: {} -> {}, {} to {} (respond within {})",
                     hhmm(r.at),
-                    event_id.map_or("-".into(), |e| e.to_string()),
                     c.cause,
                     c.target,
-                    c.window,
-                    c.response_time.num_milliseconds()
+                    hhmm(c.window.start()),
+                    hhmm(c.window.end()),
+                    duration(c.response_time)
                 );
             }
             AuditEvent::Decision {
@@ -359,13 +368,15 @@ fn print_timeline(records: &[AuditRecord]) {
 
 fn print_report(r: &EventReport) {
     println!("event {} | {} | {}", r.event_id, r.cause, r.window);
-    println!(
-        "  target {:.0}, planned {:.0}{}",
-        r.target,
-        r.predicted,
-        r.shortfall
-            .map_or(String::new(), |s| format!(", shortfall {s:.0}"))
-    );
+    if !matches!(r.cause, Cause::Regulation) {
+        println!(
+            "  target {:.0}, planned {:.0}{}",
+            r.target,
+            r.predicted,
+            r.shortfall
+                .map_or(String::new(), |s| format!(", shortfall {s:.0}"))
+        );
+    }
     if let Some(d) = &r.delivery {
         println!(
             "  baseline ({}) {:.0}, metered {:.0}: delivered {:.0}, {:.1}{}",

@@ -232,3 +232,13 @@ impl PlannerOptions {
         Ok(())
     }
 }
+
+impl std::fmt::Display for Target {
+    /// `facility cap 560 kW` or `reduce by 200 kW`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::FacilityCap(p) => write!(f, "facility cap {p}"),
+            Target::ReduceBy(p) => write!(f, "reduce by {p}"),
+        }
+    }
+}

@@ -362,9 +362,9 @@ pub enum Cause {
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Cause::Price { node, run, lmp } => write!(f, "price {lmp} at {node} ({run:?})"),
-            Cause::Dispatch { id, program } => write!(f, "dispatch {id} ({program:?})"),
-            Cause::Alert { kind, level } => write!(f, "alert {kind:?} ({level:?})"),
+            Cause::Price { node, run, lmp } => write!(f, "price {lmp} at {node} ({run})"),
+            Cause::Dispatch { id, program } => write!(f, "dispatch {id} ({program})"),
+            Cause::Alert { kind, .. } => write!(f, "alert {kind}"),
             Cause::Regulation => f.write_str("regulation"),
         }
     }

@@ -148,6 +148,26 @@ impl GridAlert {
     }
 }
 
+impl std::fmt::Display for AlertKind {
+    /// The alert's name as the operator announces it, for example `EEA 2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AlertKind::FlexAlert => "Flex Alert",
+            AlertKind::EeaWatch => "EEA Watch",
+            AlertKind::Eea1 => "EEA 1",
+            AlertKind::Eea2 => "EEA 2",
+            AlertKind::Eea3 => "EEA 3",
+            AlertKind::PjmMaxGenEmergencyAlert => "PJM Maximum Generation Emergency Alert",
+            AlertKind::PjmEmergencyLoadManagementReduction => {
+                "PJM Emergency Load Management Reduction Action"
+            }
+            AlertKind::PjmVoltageReduction => "PJM Voltage Reduction",
+            AlertKind::PjmDeployAllResources => "PJM Deploy All Resources Action",
+            AlertKind::PjmManualLoadDump => "PJM Manual Load Dump",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

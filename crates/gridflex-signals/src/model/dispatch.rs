@@ -308,6 +308,31 @@ impl DispatchEvent {
     }
 }
 
+impl std::fmt::Display for Program {
+    /// The program as operators write it, for example `PJM emergency load management
+    /// (30-minute lead time)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lead = |l: &LeadTime| l.duration().num_minutes();
+        match self {
+            Program::CaisoPdr => f.write_str("CAISO PDR"),
+            Program::CaisoRdrr => f.write_str("CAISO RDRR"),
+            Program::PjmPreEmergencyLoadManagement { lead_time } => write!(
+                f,
+                "PJM pre-emergency load management ({}-minute lead time)",
+                lead(lead_time)
+            ),
+            Program::PjmEmergencyLoadManagement { lead_time } => write!(
+                f,
+                "PJM emergency load management ({}-minute lead time)",
+                lead(lead_time)
+            ),
+            Program::PjmSynchronizedReserve => f.write_str("PJM synchronized reserve"),
+            Program::PjmEconomic => f.write_str("PJM economic load response"),
+            Program::Custom { name, market } => write!(f, "{market} {name}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
