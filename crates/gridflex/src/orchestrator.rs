@@ -763,10 +763,10 @@ impl<C: Clock> Orchestrator<C> {
         first_regulation: Option<Sample<f64>>,
     ) -> Handled {
         let now = self.clock.now();
-        let competing = self.active.as_ref().filter(|a| {
-            !a.restoring
-                && std::mem::discriminant(&a.curtailment.cause) != std::mem::discriminant(&c.cause)
-        });
+        let competing = self
+            .active
+            .as_ref()
+            .filter(|a| !a.restoring && !same_kind(&a.curtailment.cause, &c.cause));
         if let Some(a) = competing {
             let baseline = a.plan.baseline;
             let (new_cap, active_cap) = (
@@ -833,11 +833,11 @@ impl<C: Clock> Orchestrator<C> {
         first_regulation: Option<Sample<f64>>,
     ) -> Handled {
         let now = self.clock.now();
-        let same_kind = self.active.as_ref().is_some_and(|a| {
-            !a.restoring
-                && std::mem::discriminant(&a.curtailment.cause) == std::mem::discriminant(&c.cause)
-        });
-        let (id, fresh_start) = if same_kind {
+        let update = self
+            .active
+            .as_ref()
+            .is_some_and(|a| !a.restoring && same_kind(&a.curtailment.cause, &c.cause));
+        let (id, fresh_start) = if update {
             let a = self.active.as_ref().map(|a| a.id).unwrap_or_default();
             self.unschedule_event(a);
             (a, false)
@@ -1660,6 +1660,11 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
         // Every slot is filled: at issue, or by the loop, which runs until all finish.
         results.into_iter().flatten().collect()
     }
+}
+
+/// Whether two causes are of one kind (a newer one updates the event of the older).
+fn same_kind(a: &Cause, b: &Cause) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
 }
 
 /// A target as a facility cap, given the uncurtailed facility power.

@@ -529,8 +529,20 @@ pub(super) fn same_day(
         }
     }
     let level = sum / (n_before + n_after) as f64;
-    let profile = vec![level; frame.n_event];
-    let intervals = event_intervals(meter, &frame, &profile, AppliedAdjustment::NONE)?;
+    flat_result(baseline, meter, &frame, event, level)
+}
+
+/// A baseline at one level for every event interval, taken from the event day itself
+/// (Same Day, Meter Before / Meter After): no other day is selected, no adjustment.
+pub(super) fn flat_result(
+    baseline: &Baseline,
+    meter: &Meter,
+    frame: &Frame,
+    event: Interval,
+    level_w: f64,
+) -> Result<BaselineResult, MvError> {
+    let profile = vec![level_w; frame.n_event];
+    let intervals = event_intervals(meter, frame, &profile, AppliedAdjustment::NONE)?;
     Ok(BaselineResult {
         method: baseline.method,
         event,

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use gridflex_core::Interval;
 
-use super::matching::{event_intervals, frame};
-use super::{Adjustment, AppliedAdjustment, Baseline, BaselineResult, BaselineRule, Method};
+use super::matching::{flat_result, frame};
+use super::{Adjustment, Baseline, BaselineResult, BaselineRule, Method};
 use crate::MvError;
 use crate::calendar::Calendar;
 use crate::meter::{GapPolicy, Meter};
@@ -53,17 +53,5 @@ pub(super) fn compute(
         end: meter.series().end(),
     })?;
     let level = meter.watts(before, "interval before the instruction")?;
-    let profile = vec![level; frame.n_event];
-    let intervals = event_intervals(meter, &frame, &profile, AppliedAdjustment::NONE)?;
-    Ok(BaselineResult {
-        method: baseline.method,
-        event,
-        event_day: frame.date,
-        day_type: frame.day_type,
-        selected_days: vec![frame.date],
-        days: Vec::new(),
-        adjustment: AppliedAdjustment::NONE,
-        intervals,
-        settlement: baseline.settlement,
-    })
+    flat_result(baseline, meter, &frame, event, level)
 }
