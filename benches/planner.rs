@@ -58,7 +58,11 @@ fn fleet(gpus: u32, sizes: &[u32], seed: u64) -> Fleet {
             },
             1 => JobClass::Flexible {
                 floor: 0.4 + 0.3 * rng.unit(),
-                max_pause: Duration::from_secs(if rng.next() % 2 == 0 { 600 } else { 4 * 3600 }),
+                max_pause: Duration::from_secs(if rng.next().is_multiple_of(2) {
+                    600
+                } else {
+                    4 * 3600
+                }),
             },
             _ => JobClass::Deferrable {
                 deadline: start + TimeDelta::hours(1 + (rng.next() % 8) as i64),

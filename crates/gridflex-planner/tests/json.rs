@@ -146,11 +146,10 @@ proptest! {
             }
         }
         let text = String::from_utf8_lossy(&bytes);
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            if let (Ok(fleet), Ok(req)) = parts(&v) {
+        if let Ok(v) = serde_json::from_str::<Value>(&text)
+            && let (Ok(fleet), Ok(req)) = parts(&v) {
                 let plan = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
                 check_invariants(&fleet, &req, &plan);
             }
-        }
     }
 }

@@ -158,13 +158,13 @@ pub(crate) fn bind(
                 "must not be empty",
             ));
         }
-        if let Some(c) = control {
-            if c.job() != &entry.id {
-                return Err(GridflexError::invalid(
-                    format!("jobs[{}].control", entry.id),
-                    format!("the workload control is for job {}", c.job()),
-                ));
-            }
+        if let Some(c) = control
+            && c.job() != &entry.id
+        {
+            return Err(GridflexError::invalid(
+                format!("jobs[{}].control", entry.id),
+                format!("the workload control is for job {}", c.job()),
+            ));
         }
         if !(entry.weight.is_finite() && entry.weight >= 0.0) {
             return Err(GridflexError::invalid(

@@ -656,13 +656,13 @@ impl<C: Clock> Orchestrator<C> {
         let now = self.clock.now();
         let facility = self.facility_power.unwrap_or(Power::ZERO);
         let decision = self.engine.evaluate(&signal, now, facility);
-        if let (GridSignal::Regulation(r), Some(a)) = (&signal, self.active.as_mut()) {
-            if matches!(a.curtailment.cause, Cause::Regulation) {
-                a.reg_signal.push(Sample {
-                    at: r.at,
-                    value: r.signal.value(),
-                });
-            }
+        if let (GridSignal::Regulation(r), Some(a)) = (&signal, self.active.as_mut())
+            && matches!(a.curtailment.cause, Cause::Regulation)
+        {
+            a.reg_signal.push(Sample {
+                at: r.at,
+                value: r.signal.value(),
+            });
         }
         let lmp = match &signal {
             GridSignal::Price(p) => Some((p.interval, p.lmp)),
@@ -674,13 +674,11 @@ impl<C: Clock> Orchestrator<C> {
             &signal,
             self.active.as_mut(),
             self.engine.rules().price.as_ref(),
-        ) {
-            if matches!(a.curtailment.cause, Cause::Price { .. })
-                && p.node == rule.node
-                && p.run == rule.run
-            {
-                a.prices.push((p.interval, p.lmp));
-            }
+        ) && matches!(a.curtailment.cause, Cause::Price { .. })
+            && p.node == rule.node
+            && p.run == rule.run
+        {
+            a.prices.push((p.interval, p.lmp));
         }
         // Regulation yields to a curtailment event: a set-point every 2 s must not keep
         // replacing a price, dispatch or emergency obligation (nor be replaced by it and
@@ -725,15 +723,14 @@ impl<C: Clock> Orchestrator<C> {
                 .active
                 .as_ref()
                 .is_some_and(|a| matches!(a.curtailment.cause, Cause::Regulation));
-            if regulating {
-                if let Some(p) = self.instant_facility_power().await {
-                    if let Some(a) = self.active.as_mut() {
-                        a.reg_response.push(Sample {
-                            at: now,
-                            value: rule.base_point - p,
-                        });
-                    }
-                }
+            if regulating
+                && let Some(p) = self.instant_facility_power().await
+                && let Some(a) = self.active.as_mut()
+            {
+                a.reg_response.push(Sample {
+                    at: now,
+                    value: rule.base_point - p,
+                });
             }
         }
         // Logged after the commands went out: the audit never delays actuation.
@@ -1451,20 +1448,15 @@ impl<C: Clock> Orchestrator<C> {
                         let now = self.clock.now();
                         let baseline = plan.baseline;
                         let ending = self.active.as_ref().is_some_and(|a| a.id == event_id);
-                        if ending {
-                            if let Some((next, market)) = self.take_waiting(now, baseline) {
-                                self.end_event(
-                                    event_id,
-                                    "window end; a waiting obligation takes over",
-                                )
+                        if ending && let Some((next, market)) = self.take_waiting(now, baseline) {
+                            self.end_event(event_id, "window end; a waiting obligation takes over")
                                 .await;
-                                if let Handled::Actuated { commands, .. } =
-                                    self.start_or_update(next, market, None, None).await
-                                {
-                                    self.counts.commands += commands;
-                                }
-                                return;
+                            if let Handled::Actuated { commands, .. } =
+                                self.start_or_update(next, market, None, None).await
+                            {
+                                self.counts.commands += commands;
                             }
+                            return;
                         }
                         if let Some(a) = self.active.as_mut().filter(|a| a.id == event_id) {
                             a.restoring = true;

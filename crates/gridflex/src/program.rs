@@ -275,20 +275,19 @@ impl ProgramRules {
                 ));
             }
         }
-        if let Some(d) = &self.dispatch {
-            if let Some(p) = d
+        if let Some(d) = &self.dispatch
+            && let Some(p) = d
                 .programs
                 .iter()
                 .find(|p| !self.markets.contains(&p.market()))
-            {
-                return Err(GridflexError::invalid(
-                    "program.dispatch.programs",
-                    format!(
-                        "{p:?} is a {} program, not one of the site's markets",
-                        p.market()
-                    ),
-                ));
-            }
+        {
+            return Err(GridflexError::invalid(
+                "program.dispatch.programs",
+                format!(
+                    "{p:?} is a {} program, not one of the site's markets",
+                    p.market()
+                ),
+            ));
         }
         if let Some(e) = &self.emergency {
             if e.caps.is_empty() {

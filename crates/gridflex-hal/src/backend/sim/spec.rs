@@ -150,7 +150,7 @@ impl SimGpuSpec {
         }
         let period = self.telemetry_period.as_nanos();
         let window = self.average_window.as_nanos();
-        if window == 0 || window % period != 0 || window / period > 64 {
+        if window == 0 || !window.is_multiple_of(period) || window / period > 64 {
             return bad(
                 "average_window",
                 "must be 1 to 64 whole telemetry periods".into(),
@@ -162,10 +162,10 @@ impl SimGpuSpec {
                 format!("must be 1 ..= 65536, got {}", self.sample_ring_len),
             );
         }
-        if let Some(n) = self.noise {
-            if n.sigma.is_negative() {
-                return bad("noise", "sigma must not be negative".into());
-            }
+        if let Some(n) = self.noise
+            && n.sigma.is_negative()
+        {
+            return bad("noise", "sigma must not be negative".into());
         }
         Ok(())
     }
