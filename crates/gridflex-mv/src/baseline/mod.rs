@@ -271,6 +271,28 @@ pub struct DayRules {
 }
 
 impl DayRules {
+    /// `weekday` for weekday events, and for weekend and holiday events the High 2 of 3
+    /// most recent like days (Saturdays; Sundays and holidays) with the weekday rule's
+    /// other settings, as both PJM's CBL and NYISO's CBL define them.
+    pub fn with_high_2_of_3_weekends(weekday: DayMatching) -> Self {
+        let saturday = DayMatching {
+            pool: DayTypes::SATURDAYS,
+            count: 3,
+            select: Selection::Highest(2),
+            min_days: 3,
+            ..weekday
+        };
+        let sunday_holiday = DayMatching {
+            pool: DayTypes::SUNDAYS_AND_HOLIDAYS,
+            ..saturday
+        };
+        Self {
+            weekday,
+            saturday,
+            sunday_holiday,
+        }
+    }
+
     /// The rule for an event on a day of type `t`.
     pub const fn for_day(&self, t: DayType) -> &DayMatching {
         match t {

@@ -28,25 +28,10 @@ impl Baseline {
             min_days: 10,
             low_usage_threshold: Some(0.25),
         };
-        let saturday = DayMatching {
-            pool: DayTypes::SATURDAYS,
-            count: 3,
-            select: Selection::Highest(2),
-            min_days: 3,
-            ..weekday
-        };
-        let sunday_holiday = DayMatching {
-            pool: DayTypes::SUNDAYS_AND_HOLIDAYS,
-            ..saturday
-        };
         Self {
             method: Method::NyisoCbl,
             rule: BaselineRule::DayMatching {
-                days: DayRules {
-                    weekday,
-                    saturday,
-                    sunday_holiday,
-                },
+                days: DayRules::with_high_2_of_3_weekends(weekday),
                 adjustment: Adjustment::nyiso_in_day(),
             },
             gap_policy: GapPolicy::Error,

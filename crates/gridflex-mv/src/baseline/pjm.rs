@@ -33,25 +33,10 @@ impl Baseline {
             min_days: 5,
             low_usage_threshold: Some(0.25),
         };
-        let saturday = DayMatching {
-            pool: DayTypes::SATURDAYS,
-            count: 3,
-            select: Selection::Highest(2),
-            min_days: 3,
-            ..weekday
-        };
-        let sunday_holiday = DayMatching {
-            pool: DayTypes::SUNDAYS_AND_HOLIDAYS,
-            ..saturday
-        };
         Self {
             method: Method::PjmCbl,
             rule: BaselineRule::DayMatching {
-                days: DayRules {
-                    weekday,
-                    saturday,
-                    sunday_holiday,
-                },
+                days: DayRules::with_high_2_of_3_weekends(weekday),
                 adjustment: Adjustment::pjm_saa(),
             },
             gap_policy: GapPolicy::Error,

@@ -45,15 +45,7 @@ impl<H: HttpGet, C: Clock> DataMinerPoller<H, C> {
         nodes: Vec<PricingNodeId>,
         api_key: impl Into<String>,
     ) -> Result<Self, SignalError> {
-        if run.market() != Market::Pjm {
-            return Err(SignalError::invalid(
-                "Data Miner poller",
-                format!("{run} is not a PJM run"),
-            ));
-        }
-        if nodes.is_empty() {
-            return Err(SignalError::invalid("Data Miner poller", "no nodes"));
-        }
+        super::check_target("Data Miner poller", Market::Pjm, run, &nodes)?;
         Ok(Self {
             client,
             clock,

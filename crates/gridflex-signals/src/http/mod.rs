@@ -19,6 +19,26 @@ pub use dataminer::DataMinerPoller;
 pub use oasis::OasisPoller;
 pub use polling::{FetchPrices, PollingSource};
 
+/// Checks a poller's target: a run of `market` and at least one node. `poller` names
+/// the poller in the error.
+pub(crate) fn check_target(
+    poller: &'static str,
+    market: crate::Market,
+    run: crate::MarketRun,
+    nodes: &[gridflex_core::PricingNodeId],
+) -> Result<(), crate::SignalError> {
+    if run.market() != market {
+        return Err(crate::SignalError::invalid(
+            poller,
+            format!("{run} is not a {market} run"),
+        ));
+    }
+    if nodes.is_empty() {
+        return Err(crate::SignalError::invalid(poller, "no nodes"));
+    }
+    Ok(())
+}
+
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
 pub(crate) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());

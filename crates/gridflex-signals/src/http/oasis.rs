@@ -44,15 +44,7 @@ impl<H: HttpGet, C: Clock> OasisPoller<H, C> {
         run: MarketRun,
         nodes: Vec<PricingNodeId>,
     ) -> Result<Self, SignalError> {
-        if run.market() != Market::Caiso {
-            return Err(SignalError::invalid(
-                "OASIS poller",
-                format!("{run} is not a CAISO run"),
-            ));
-        }
-        if nodes.is_empty() {
-            return Err(SignalError::invalid("OASIS poller", "no nodes"));
-        }
+        super::check_target("OASIS poller", Market::Caiso, run, &nodes)?;
         Ok(Self {
             client,
             clock,
