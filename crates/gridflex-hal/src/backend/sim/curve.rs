@@ -3,7 +3,8 @@
 //!
 //! Defaults come from `reference/gpu-power.md` section 4.A (Emerald AI `dvfs_sweep.csv`,
 //! A100-SXM 400 W, five LLM workloads): the cap is expressed as a fraction of the
-//! device's maximum limit, the throughput as a fraction of uncapped throughput.
+//! workload's uncapped draw (at most the device's maximum limit), the throughput as a
+//! fraction of uncapped throughput.
 
 use gridflex_core::Power;
 
@@ -11,7 +12,7 @@ use crate::HalError;
 
 const MAX_POINTS: usize = 8;
 
-/// A monotone piecewise-linear map from cap fraction (cap / max limit) to throughput
+/// A monotone piecewise-linear map from cap fraction (cap / uncapped draw) to throughput
 /// fraction. Below the first point and above the last the end values hold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThroughputCurve {

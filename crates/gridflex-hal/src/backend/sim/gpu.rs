@@ -13,7 +13,8 @@
 //! - **Telemetry.** Every `telemetry_period` the instant power, the average over
 //!   `average_window` and the energy counter are latched; reads between updates return
 //!   the latched values. Every `sample_period` a sample enters a ring of `sample_ring_len`.
-//! - **Throughput.** `curve(cap / max limit)` while running (times the clock ratio under a
+//! - **Throughput.** `curve(cap / uncapped draw)` while running (the uncapped draw is the
+//!   workload's demand, at most the maximum limit) (times the clock ratio under a
 //!   binding clock lock), zero otherwise; integrated into [`SimGpu::work_done`].
 //!
 //! The state advances lazily to the clock's time whenever the GPU is read or commanded
@@ -134,6 +135,25 @@ struct State {
     ring: Box<[(u64, f64)]>,
     ring_head: usize,
     ring_len: usize,
+    /// Commands recorded for tests and audits, when enabled (bounded by its capacity).
+    history: Option<History>,
+}
+
+/// A bounded record of commands, oldest dropped first.
+#[derive(Debug)]
+struct History {
+    capacity: usize,
+    entries: std::collections::VecDeque<(u64, SimCommand)>,
+}
+
+/// A command a simulated GPU received, as its command history records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum SimCommand {
+    /// A new power-limit request.
+    Limit(Power),
+    /// A new commanded activity (start, pause, resume, stop).
+    Activity(SimActivity),
 }
 
 /// One simulated GPU. Cheap to command (no allocation, one uncontended lock), safe to
@@ -163,6 +183,15 @@ pub struct SimGpu {
     clock_range: ClockRange,
     state: Mutex<State>,
     fault: AtomicU8,
+}
+
+fn record(s: &mut State, at: u64, command: SimCommand) {
+    if let Some(h) = s.history.as_mut() {
+        if h.entries.len() == h.capacity {
+            h.entries.pop_front();
+        }
+        h.entries.push_back((at, command));
+    }
 }
 
 fn secs(ns: u64) -> f64 {
@@ -269,6 +298,7 @@ impl SimGpu {
             ring: vec![(0, 0.0); spec.sample_ring_len].into_boxed_slice(),
             ring_head: 0,
             ring_len: 0,
+            history: None,
         };
         let info = DeviceInfo {
             id,
@@ -366,6 +396,7 @@ impl SimGpu {
         let now = self.clock.nanos();
         let mut s = self.lock_raw();
         let w = limit.as_watts();
+        record(&mut s, now, SimCommand::Limit(limit));
         if s.t >= now || s.pending[MAX_PENDING - 1].is_some() {
             self.advance(&mut s, now);
             s.requested = w;
@@ -429,6 +460,30 @@ impl SimGpu {
     /// Work done since creation, in seconds of uncapped throughput.
     pub fn work_done(&self) -> f64 {
         self.lock_state().work
+    }
+
+    /// Starts recording every command this GPU receives (power-limit requests and
+    /// workload activity changes), keeping the newest `capacity` (oldest dropped first).
+    /// Off by default, so commanding costs nothing extra; tests turn it on to check what
+    /// the hardware was told, and when, from the device's own side.
+    pub fn record_history(&self, capacity: usize) {
+        let mut s = self.lock_raw();
+        s.history = Some(History {
+            capacity: capacity.max(1),
+            entries: std::collections::VecDeque::with_capacity(capacity.clamp(1, 4096)),
+        });
+    }
+
+    /// The recorded commands with their instants, oldest first (empty unless
+    /// [`SimGpu::record_history`] was called).
+    pub fn history(&self) -> Vec<(DateTime<Utc>, SimCommand)> {
+        let s = self.lock_raw();
+        s.history.as_ref().map_or_else(Vec::new, |h| {
+            h.entries
+                .iter()
+                .map(|&(at, c)| (self.clock.at_nanos(at), c))
+                .collect()
+        })
     }
 
     /// The activity last commanded (a pause shows at once; power follows after the dead time).
@@ -576,6 +631,7 @@ impl SimGpu {
 
     fn command(&self, s: &mut State, activity: SimActivity, overshoot: bool) {
         s.commanded = activity;
+        record(s, s.t, SimCommand::Activity(activity));
         let at = s.t.saturating_add(self.p.dead_ns);
         self.insert_pending(
             s,
@@ -633,10 +689,19 @@ impl SimGpu {
     fn natural_clock(&self, s: &State, cap: f64) -> f64 {
         let thr = s
             .workload
-            .map_or(1.0, |w| w.curve.at(cap / self.p.max_limit));
+            .map_or(1.0, |w| w.curve.at(self.cap_fraction(s, cap)));
         let busy = s.demand.min(cap).max(1e-9);
         let headroom = (cap / busy).max(1.0).cbrt();
         (self.p.clk_loaded * thr * headroom).clamp(self.p.clk_min, self.p.clk_max)
+    }
+
+    /// The cap as a fraction of what the workload draws at the GPU's maximum limit: the
+    /// x-axis of its throughput curve. A cap at or above that draw binds nothing, so it
+    /// keeps full throughput (the planner reads its curves on the same axis: cap over
+    /// uncapped per-GPU draw).
+    fn cap_fraction(&self, s: &State, cap: f64) -> f64 {
+        let uncapped = s.demand.min(self.p.max_limit);
+        if uncapped <= 0.0 { 1.0 } else { cap / uncapped }
     }
 
     fn lock_ratio(&self, s: &State, cap: f64) -> f64 {
@@ -683,7 +748,7 @@ impl SimGpu {
     fn throughput_of(&self, s: &State, cap: f64) -> f64 {
         match (s.commanded, s.workload) {
             (SimActivity::Running, Some(w)) => {
-                w.curve.at(cap / self.p.max_limit) * self.lock_ratio(s, cap)
+                w.curve.at(self.cap_fraction(s, cap)) * self.lock_ratio(s, cap)
             }
             _ => 0.0,
         }

@@ -69,29 +69,43 @@ impl SimJob {
 
     /// Pauses every GPU's workload, all or nothing.
     pub fn pause_now(&self) -> Result<(), HalError> {
-        self.all_or_nothing(SimGpu::pause_workload, SimGpu::resume_workload)
+        self.all_or_nothing(SimActivity::Paused, SimGpu::pause_workload, SimGpu::resume_workload)
     }
 
     /// Resumes every GPU's workload, all or nothing.
     pub fn resume_now(&self) -> Result<(), HalError> {
-        self.all_or_nothing(SimGpu::resume_workload, SimGpu::pause_workload)
+        self.all_or_nothing(SimActivity::Running, SimGpu::resume_workload, SimGpu::pause_workload)
     }
 
+    /// Applies `act` to every GPU; when one refuses, undoes it on the GPUs it changed
+    /// (only those: a GPU that was already in the `goal` activity is left as it was, so a
+    /// failed resume of a running job pauses nothing).
     fn all_or_nothing(
         &self,
+        goal: SimActivity,
         act: fn(&SimGpu) -> Result<(), HalError>,
         undo: fn(&SimGpu) -> Result<(), HalError>,
     ) -> Result<(), HalError> {
+        let mut changed = Vec::new();
         for (i, g) in self.gpus.iter().enumerate() {
+            let before = g.activity();
             if let Err(e) = act(g) {
-                for done in &self.gpus[..i] {
-                    let _ = undo(done);
+                for &done in &changed {
+                    let gpu: &Arc<SimGpu> = &self.gpus[done];
+                    let _ = undo(gpu);
                 }
                 return Err(HalError::Workload {
                     job: self.job.clone(),
-                    operation: "pause or resume",
+                    operation: if goal == SimActivity::Paused {
+                        "pause"
+                    } else {
+                        "resume"
+                    },
                     detail: e.to_string(),
                 });
+            }
+            if before != goal {
+                changed.push(i);
             }
         }
         Ok(())
@@ -132,5 +146,56 @@ impl WorkloadControl for SimJob {
 
     async fn status(&self) -> Result<WorkloadState, HalError> {
         Ok(self.status_now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ErrorKind;
+    use crate::backend::sim::{SimClock, SimFleet, SimGpuSpec, WorkloadKind};
+
+    fn job() -> (SimFleet, SimJob) {
+        let fleet = SimFleet::new(SimClock::default(), 4, &SimGpuSpec::h100_sxm()).unwrap();
+        let job = SimJob::start(
+            JobId::new("j").unwrap(),
+            fleet.iter().cloned().collect(),
+            WorkloadProfile::of(WorkloadKind::LlmTraining),
+        )
+        .unwrap();
+        (fleet, job)
+    }
+
+    #[test]
+    fn a_failed_resume_of_a_running_job_pauses_nothing() {
+        let (fleet, job) = job();
+        fleet.advance(Duration::from_secs(1));
+        fleet.iter().nth(3).unwrap().inject_fault(Some(ErrorKind::Transient));
+        assert!(job.resume_now().is_err());
+        for g in fleet.iter().take(3) {
+            assert_eq!(g.activity(), SimActivity::Running);
+        }
+        assert_eq!(job.status_now(), WorkloadState::Running);
+    }
+
+    #[test]
+    fn a_failed_pause_undoes_only_what_it_paused() {
+        let (fleet, job) = job();
+        fleet.iter().next().unwrap().pause_workload().unwrap();
+        fleet.iter().nth(2).unwrap().inject_fault(Some(ErrorKind::Transient));
+        assert!(job.pause_now().is_err());
+        // GPU 0 was paused before the call and stays so; GPU 1 was paused by it and undone.
+        let acts: Vec<_> = fleet.iter().map(|g| g.activity()).collect();
+        assert_eq!(
+            acts,
+            [
+                SimActivity::Paused,
+                SimActivity::Running,
+                SimActivity::Running,
+                SimActivity::Running
+            ]
+        );
     }
 }

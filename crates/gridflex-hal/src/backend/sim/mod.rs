@@ -15,6 +15,6 @@ mod spec;
 pub use clock::SimClock;
 pub use curve::{ThroughputCurve, WorkloadKind, WorkloadProfile};
 pub use fleet::SimFleet;
-pub use gpu::{SimActivity, SimGpu};
+pub use gpu::{SimActivity, SimCommand, SimGpu};
 pub use job::SimJob;
 pub use spec::{SimGpuSpec, SimNoise};
