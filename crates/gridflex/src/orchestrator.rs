@@ -64,6 +64,41 @@ pub struct OrchestratorOptions {
     /// Regulation clearing prices for credit estimates: capability and performance
     /// price ($/MW per hour) and the mileage ratio. `None`: no credit is estimated.
     pub regulation_prices: Option<(Price, Price, f64)>,
+    /// First wait before a failed command's job is driven back to its pre-event level
+    /// again (default 0.5 s); each further failure doubles it, up to `retry_max`.
+    #[serde(
+        rename = "retry_initial_s",
+        with = "crate::program::seconds",
+        default = "default_retry_initial"
+    )]
+    pub retry_initial: TimeDelta,
+    /// Longest wait between two restore attempts (default 30 s).
+    #[serde(
+        rename = "retry_max_s",
+        with = "crate::program::seconds",
+        default = "default_retry_max"
+    )]
+    pub retry_max: TimeDelta,
+    /// How long a shutdown (or the end of a run) keeps retrying restores that have not
+    /// been confirmed before it returns and reports what is left (default 60 s).
+    #[serde(
+        rename = "restore_grace_s",
+        with = "crate::program::seconds",
+        default = "default_restore_grace"
+    )]
+    pub restore_grace: TimeDelta,
+}
+
+fn default_retry_initial() -> TimeDelta {
+    TimeDelta::milliseconds(500)
+}
+
+fn default_retry_max() -> TimeDelta {
+    TimeDelta::seconds(30)
+}
+
+fn default_restore_grace() -> TimeDelta {
+    TimeDelta::seconds(60)
 }
 
 impl Default for OrchestratorOptions {
@@ -75,6 +110,9 @@ impl Default for OrchestratorOptions {
             capture: TimeDelta::seconds(2),
             capture_step: TimeDelta::milliseconds(20),
             regulation_prices: None,
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+            restore_grace: default_restore_grace(),
         }
     }
 }
@@ -161,6 +199,8 @@ impl<C: Clock> OrchestratorBuilder<C> {
             ("options.telemetry_step_s", self.options.telemetry_step),
             ("options.meter_step_s", self.options.meter_step),
             ("options.capture_step_s", self.options.capture_step),
+            ("options.retry_initial_s", self.options.retry_initial),
+            ("options.retry_max_s", self.options.retry_max),
         ] {
             if step <= TimeDelta::zero() {
                 return Err(GridflexError::invalid(field, "must be positive"));
@@ -205,8 +245,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             facility,
             options: self.options,
             audit: self.audit.unwrap_or_else(AuditLog::discard),
-            applied: vec![Level::CLEAN; n],
-            unknown: vec![false; n],
+            state: vec![JobState::default(); n],
             demand: vec![None; n],
             measured: vec![None; n],
             other_power: Power::ZERO,
@@ -227,6 +266,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             job_max,
             next_event: 0,
             counts: RunSummary::default(),
+            intake_after: None,
         })
     }
 }
@@ -244,6 +284,71 @@ impl Level {
         cap: None,
         paused: false,
     };
+}
+
+/// What the orchestrator knows of one job and owns of it: the level the hardware
+/// confirmed, whether a failed command left its state unknown, and how much of its
+/// pause budget the present curtailment episode has used. Every plan starts from it,
+/// so a plan made mid-event starts from the fleet as it is, with the budget left.
+///
+/// An episode runs from the first curtailment after a fully restored fleet to the next
+/// moment the whole fleet is restored with no event active: re-plans, updates and
+/// take-overs all spend one budget.
+#[derive(Debug, Clone, Default)]
+struct JobState {
+    /// The level last confirmed by the hardware.
+    applied: Level,
+    /// A command failed, so what the hardware holds is uncertain. The job is left out
+    /// of every plan (its draw counts as fixed load) and the retry loop drives it back
+    /// to its pre-event level until that is confirmed; nothing else commands it.
+    unknown: bool,
+    /// When the present pause began (also set when a failed command may have paused it).
+    paused_since: Option<DateTime<Utc>>,
+    /// Pause time of this episode's pauses that have ended.
+    pause_used: Duration,
+    /// Failed restore attempts in a row (the retry back-off).
+    retries: u32,
+    /// When the job was last commanded: its demand is learnt again only once it settled.
+    last_command: Option<DateTime<Utc>>,
+}
+
+impl Default for Level {
+    fn default() -> Self {
+        Level::CLEAN
+    }
+}
+
+impl JobState {
+    /// Pause time spent in this episode, the running pause included.
+    fn pause_spent(&self, now: DateTime<Utc>) -> Duration {
+        let running = self
+            .paused_since
+            .map_or(Duration::ZERO, |since| (now - since).to_std().unwrap_or_default());
+        self.pause_used.saturating_add(running)
+    }
+
+    /// A pause (or a command that may have paused) took effect at `now`.
+    fn paused(&mut self, now: DateTime<Utc>) {
+        self.paused_since.get_or_insert(now);
+    }
+
+    /// The job is confirmed running at `now`: its pause, if any, is counted.
+    fn running(&mut self, now: DateTime<Utc>) {
+        if self.paused_since.is_some() {
+            self.pause_used = self.pause_spent(now);
+            self.paused_since = None;
+        }
+    }
+
+    fn is_clean(&self) -> bool {
+        self.applied == Level::CLEAN && !self.unknown && self.paused_since.is_none()
+    }
+
+    /// Nothing that would change the planner's view of the job: known, not paused, no
+    /// budget spent.
+    fn is_clean_budget(&self) -> bool {
+        !self.unknown && self.paused_since.is_none() && self.pause_used.is_zero()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +373,16 @@ enum Task {
     },
     CapturePoll {
         event_id: u64,
+    },
+    /// Drive a job whose command failed back to its pre-event level.
+    Retry {
+        job: usize,
+    },
+    /// A paused job reaches the end of its pause budget (or its deadline) at this
+    /// instant if the pause that began at `since` is still on.
+    PauseLimit {
+        job: usize,
+        since: DateTime<Utc>,
     },
 }
 
@@ -311,7 +426,6 @@ struct Active {
     market: Market,
     zone: MarketZone,
     plan: Arc<Plan>,
-    excluded: HashSet<usize>,
     /// Prices seen at the followed node during a price event, for settlement.
     prices: Vec<(Interval, Price)>,
     reg_signal: Vec<Sample<f64>>,
@@ -366,8 +480,8 @@ pub struct Orchestrator<C> {
     facility: FacilityModel,
     options: OrchestratorOptions,
     audit: AuditLog,
-    applied: Vec<Level>,
-    unknown: Vec<bool>,
+    /// Per job: confirmed level, unknown state, pause budget used (see [`JobState`]).
+    state: Vec<JobState>,
     /// Uncurtailed draw per GPU, per job: refreshed only while the job runs free.
     demand: Vec<Option<Power>>,
     /// Latest measured draw per GPU, per job.
@@ -395,6 +509,8 @@ pub struct Orchestrator<C> {
     job_max: Vec<Power>,
     next_event: u64,
     counts: RunSummary,
+    /// After a source error: when reading signals resumes.
+    intake_after: Option<DateTime<Utc>>,
 }
 
 impl<C> std::fmt::Debug for Orchestrator<C> {
@@ -455,7 +571,7 @@ impl<C: Clock> Orchestrator<C> {
         self.jobs
             .iter()
             .enumerate()
-            .filter(|(j, _)| self.applied[*j] != Level::CLEAN || self.unknown[*j])
+            .filter(|(j, _)| !self.state[*j].is_clean())
             .map(|(_, b)| b.entry.id.clone())
             .collect()
     }
@@ -541,7 +657,13 @@ impl<C: Clock> Orchestrator<C> {
             }
             let per_gpu = sum / f64::from(n);
             self.measured[j] = Some(per_gpu);
-            let free = self.applied[j] == Level::CLEAN && !self.unknown[j] && self.active.is_none();
+            // Demand is learnt only from a job running free and settled: the averaged
+            // reading must not hold a pause or a restore ramp.
+            let st = &self.state[j];
+            let settled = st
+                .last_command
+                .is_none_or(|at| now - at >= TimeDelta::seconds(2));
+            let free = st.is_clean() && settled && self.active.is_none();
             if free || self.demand[j].is_none() {
                 self.demand[j] = Some(per_gpu);
             }
@@ -566,10 +688,20 @@ impl<C: Clock> Orchestrator<C> {
         self.emit_deferred();
     }
 
-    /// The planner's view of the fleet from the latest sweep.
-    fn fleet(&self, excluded: &HashSet<usize>) -> Result<Fleet, GridflexError> {
+    /// The planner's view of the fleet from the latest sweep, at `now`: each job with
+    /// the pause budget it has left in this episode. A job whose state is unknown (a
+    /// command failed; the retry loop owns it) is pinned: left out of the plan, its
+    /// measured draw counted as fixed load.
+    fn fleet(&self, now: DateTime<Utc>) -> Result<Fleet, GridflexError> {
         let mut specs = Vec::with_capacity(self.jobs.len());
+        let mut pinned = Power::ZERO;
         for (j, job) in self.jobs.iter().enumerate() {
+            let st = &self.state[j];
+            if st.unknown {
+                let draw = self.measured[j].or(self.demand[j]).unwrap_or(Power::ZERO);
+                pinned += draw * job.devices.len() as f64;
+                continue;
+            }
             let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
                 GridflexError::invalid(
                     format!("jobs[{}]", job.entry.id),
@@ -582,10 +714,12 @@ impl<C: Clock> Orchestrator<C> {
                 min = min.max(info.limits.min());
                 max = max.min(info.limit_at_discovery);
             }
-            let class = if excluded.contains(&j) {
-                JobClass::Critical { floor: 1.0 }
-            } else {
-                job.planner_class()
+            let class = match job.planner_class() {
+                JobClass::Flexible { floor, max_pause } => JobClass::Flexible {
+                    floor,
+                    max_pause: max_pause.saturating_sub(st.pause_spent(now)),
+                },
+                other => other,
             };
             specs.push(JobSpec {
                 id: job.entry.id.clone(),
@@ -602,32 +736,24 @@ impl<C: Clock> Orchestrator<C> {
             });
         }
         let facility = FacilityModel::new(
-            self.facility.fixed + self.other_power * self.facility.multiplier,
+            self.facility.fixed + (self.other_power + pinned) * self.facility.multiplier,
             self.facility.multiplier,
         )?;
         Ok(Fleet::from_specs(specs, facility)?)
     }
 
-    /// Plans a curtailment from `from` to its end. The fleet view is rebuilt only after
-    /// a telemetry sweep (or when jobs are excluded), so a signal costs one planner run.
-    fn plan(
-        &mut self,
-        c: &Curtailment,
-        from: DateTime<Utc>,
-        excluded: &HashSet<usize>,
-    ) -> Result<Plan, GridflexError> {
+    /// Plans a curtailment from `from` to its end. While every job is clean (no budget
+    /// spent, nothing pinned) the fleet view is cached until the next telemetry sweep,
+    /// so a signal costs one planner run.
+    fn plan(&mut self, c: &Curtailment, from: DateTime<Utc>) -> Result<Plan, GridflexError> {
         let window = Interval::new(from, c.window.end())?;
         let request = CurtailmentRequest::new(c.target, window, c.response_duration(), self.ramp)?;
-        let options = &self.options.planner;
-        if !excluded.is_empty() {
-            return Ok(gridflex_planner::plan(
-                &self.fleet(excluded)?,
-                &request,
-                options,
-            )?);
+        if !self.state.iter().all(JobState::is_clean_budget) {
+            let fleet = self.fleet(from)?;
+            return Ok(gridflex_planner::plan(&fleet, &request, &self.options.planner)?);
         }
         if self.fleet_cache.is_none() {
-            self.fleet_cache = Some(self.fleet(excluded)?);
+            self.fleet_cache = Some(self.fleet(from)?);
         }
         match &self.fleet_cache {
             Some(fleet) => Ok(gridflex_planner::plan(
@@ -644,6 +770,8 @@ impl<C: Clock> Orchestrator<C> {
         self.schedule.insert((at, self.task_seq), task);
     }
 
+    /// Drops an event's pending plan steps and restore (not retries or pause limits:
+    /// those belong to jobs and outlive events).
     fn unschedule_event(&mut self, event_id: u64) {
         self.schedule.retain(|_, t| match t {
             Task::Step { event_id: e, .. } | Task::RestoreDone { event_id: e } => *e != event_id,
@@ -763,7 +891,7 @@ impl<C: Clock> Orchestrator<C> {
         let competing = self
             .active
             .as_ref()
-            .filter(|a| !a.restoring && !same_kind(&a.curtailment.cause, &c.cause));
+            .filter(|a| !a.restoring && !same_obligation(&a.curtailment.cause, &c.cause));
         if let Some(a) = competing {
             let baseline = a.plan.baseline;
             let (new_cap, active_cap) = (
@@ -822,6 +950,11 @@ impl<C: Clock> Orchestrator<C> {
         Some((Curtailment { window, ..c }, market))
     }
 
+    /// Starts a new event, or updates the active one when `c` is the same obligation
+    /// (a newer price, the same dispatch re-sent). A new event takes over from the
+    /// active one directly: its plan is applied as a change from the fleet as it is, so
+    /// a job paused under both is never resumed and paused again, and the pause budget
+    /// of the episode carries on.
     async fn start_or_update(
         &mut self,
         c: Curtailment,
@@ -833,34 +966,31 @@ impl<C: Clock> Orchestrator<C> {
         let update = self
             .active
             .as_ref()
-            .is_some_and(|a| !a.restoring && same_kind(&a.curtailment.cause, &c.cause));
-        let (id, fresh_start) = if update {
-            let a = self.active.as_ref().map(|a| a.id).unwrap_or_default();
-            self.unschedule_event(a);
-            (a, false)
-        } else {
-            if let Some(prev) = self.active.as_ref().map(|a| a.id) {
-                self.end_event(prev, "replaced by a newer event").await;
-            }
-            self.next_event += 1;
-            (self.next_event, true)
-        };
-        let excluded = self
-            .active
-            .as_ref()
-            .filter(|_| !fresh_start)
-            .map(|a| a.excluded.clone())
-            .unwrap_or_default();
-        let plan = match self.plan(&c, now, &excluded) {
+            .is_some_and(|a| !a.restoring && same_obligation(&a.curtailment.cause, &c.cause));
+        // Plan before anything changes: a plan that cannot be made leaves the active
+        // event (if any) as it is.
+        let plan = match self.plan(&c, now) {
             Ok(p) => Arc::new(p),
             Err(e) => {
+                let id = self.active.as_ref().map_or(self.next_event + 1, |a| a.id);
                 self.log(AuditEvent::Error {
                     message: format!("planning event {id}: {e}"),
                 });
                 return Handled::Refused;
             }
         };
-        if fresh_start {
+        let id = if update {
+            let a = self.active.as_ref().map(|a| a.id).unwrap_or_default();
+            self.unschedule_event(a);
+            a
+        } else {
+            if let Some(prev) = self.active.as_ref().map(|a| a.id) {
+                self.retire(prev, "a newer event takes over");
+            }
+            self.next_event += 1;
+            self.next_event
+        };
+        if !update {
             let mut active = Active {
                 id,
                 curtailment: c.clone(),
@@ -868,7 +998,6 @@ impl<C: Clock> Orchestrator<C> {
                 market,
                 zone: market.zone(),
                 plan: plan.clone(),
-                excluded,
                 prices: price.into_iter().collect(),
                 reg_signal: Vec::new(),
                 reg_response: Vec::new(),
@@ -889,8 +1018,8 @@ impl<C: Clock> Orchestrator<C> {
         }
         // A plan's first stage describes the whole fleet from a clean state, so it is
         // applied as a diff against a clean fleet, for a new event and an update alike.
-        let commands = self.execute_plan(id, &plan, now, true).await;
-        if fresh_start {
+        let commands = self.execute_plan(id, &plan, now).await;
+        if !update {
             self.defer(AuditEvent::Plan { event_id: id, plan });
         } else {
             self.defer(AuditEvent::PlanUpdate {
@@ -907,18 +1036,13 @@ impl<C: Clock> Orchestrator<C> {
         }
     }
 
-    /// Issues stage 0 now and schedules the later stages and the restore.
-    async fn execute_plan(
-        &mut self,
-        id: u64,
-        plan: &Arc<Plan>,
-        start: DateTime<Utc>,
-        from_clean: bool,
-    ) -> usize {
+    /// Issues stage 0 now (as a change from the fleet as it is) and schedules the later
+    /// stages and the restore.
+    async fn execute_plan(&mut self, id: u64, plan: &Arc<Plan>, start: DateTime<Utc>) -> usize {
         let mut commands = 0;
         let next = match plan.stages.first() {
             Some(first) => {
-                commands = self.execute_stage(id, &first.actions, from_clean).await;
+                commands = self.execute_stage(id, &first.actions, true).await;
                 Step::Stage(0).next(plan)
             }
             None => Step::RestoreBegin,
@@ -943,32 +1067,20 @@ impl<C: Clock> Orchestrator<C> {
 
     /// Applies actions as changes from the present state (or from a clean fleet when
     /// `from_clean`: a new plan's first stage describes the whole fleet), issuing only
-    /// the commands that change something, all at once. Returns the commands issued.
+    /// the commands that change something, all at once. Jobs whose state is unknown are
+    /// left to the retry loop. During a restore (`restoring`) no job is ever sent a
+    /// level more curtailed than the one it holds. Returns the commands issued.
     async fn execute_stage(&mut self, id: u64, actions: &[Action], from_clean: bool) -> usize {
-        let excluded = self
-            .active
-            .as_ref()
-            .map(|a| a.excluded.clone())
-            .unwrap_or_default();
+        let restoring = self.active.as_ref().is_none_or(|a| a.restoring);
         let mut desired: Vec<Level> = if from_clean {
-            let keep = |(j, l): (usize, &Level)| {
-                if excluded.contains(&j) {
-                    *l
-                } else {
-                    Level::CLEAN
-                }
-            };
-            self.applied.iter().enumerate().map(keep).collect()
+            vec![Level::CLEAN; self.state.len()]
         } else {
-            self.applied.clone()
+            self.state.iter().map(|s| s.applied).collect()
         };
         for a in actions {
             let Some(&j) = self.job_index.get(a.job().as_str()) else {
                 continue;
             };
-            if excluded.contains(&j) {
-                continue;
-            }
             match a {
                 Action::SetCap { cap_per_gpu, .. } => {
                     // A cap at the job's top is a restore to the limit found at discovery.
@@ -986,12 +1098,23 @@ impl<C: Clock> Orchestrator<C> {
         // What changes: (job, pause?) for workload controls, (job, cap) for devices.
         let mut controls: Vec<(usize, bool)> = Vec::new();
         let mut caps: Vec<(usize, Option<Power>)> = Vec::new();
-        for (j, (want, have)) in desired.iter().zip(&self.applied).enumerate() {
-            let dirty = self.unknown[j] && !excluded.contains(&j);
-            if want.cap != have.cap || dirty {
+        for (j, (want, st)) in desired.iter_mut().zip(&self.state).enumerate() {
+            if st.unknown {
+                continue;
+            }
+            let have = st.applied;
+            if restoring {
+                // A restore only ever lifts: never a pause, never a lower cap.
+                want.paused &= have.paused;
+                want.cap = match (want.cap, have.cap) {
+                    (Some(w), Some(h)) => Some(w.max(h)),
+                    _ => None,
+                };
+            }
+            if want.cap != have.cap {
                 caps.push((j, want.cap));
             }
-            if (want.paused != have.paused || dirty) && self.jobs[j].control.is_some() {
+            if want.paused != have.paused && self.jobs[j].control.is_some() {
                 controls.push((j, want.paused));
             }
         }
@@ -1047,12 +1170,21 @@ impl<C: Clock> Orchestrator<C> {
             };
             let outcome = match result {
                 Ok(()) => {
-                    self.applied[j].paused = pause;
+                    self.state[j].applied.paused = pause;
+                    if pause {
+                        self.paused(j, now);
+                    } else {
+                        self.state[j].running(now);
+                    }
                     ActionOutcome::Done {
                         enforced_per_gpu: None,
                     }
                 }
                 Err(e) => {
+                    if pause {
+                        // Some of its GPUs may have stopped: count it as paused.
+                        self.paused(j, now);
+                    }
                     new_failures.push(j);
                     ActionOutcome::Failed {
                         failures: vec![Failure {
@@ -1098,7 +1230,7 @@ impl<C: Clock> Orchestrator<C> {
                 cap_per_gpu: cap.unwrap_or(self.job_max[j]),
             };
             let outcome = if failures.is_empty() {
-                self.applied[j].cap = cap;
+                self.state[j].applied.cap = cap;
                 ActionOutcome::Done {
                     enforced_per_gpu: enforced.flatten(),
                 }
@@ -1116,54 +1248,236 @@ impl<C: Clock> Orchestrator<C> {
                 },
             );
         }
-        // A job whose command failed is in an unknown state until a later one succeeds.
-        for j in controls
-            .iter()
-            .map(|(j, _)| *j)
-            .chain(caps.iter().map(|(j, _)| *j))
-        {
-            self.unknown[j] = new_failures.contains(&j);
+        for &j in controls.iter().map(|(j, _)| j).chain(caps.iter().map(|(j, _)| j)) {
+            self.state[j].last_command = Some(now);
         }
+        new_failures.sort_unstable();
         new_failures.dedup();
         if !new_failures.is_empty() {
-            self.replan_without(id, &new_failures).await;
+            // A job whose command failed is in an unknown state: it leaves the plan and
+            // the retry loop gives it back; the rest of the event is re-solved without it.
+            for &j in &new_failures {
+                self.fail(j, now);
+            }
+            let reason = format!("{} job(s) failed and are being restored", new_failures.len());
+            self.replan(id, &reason).await;
         }
         commands
     }
 
-    /// After a failure: exclude the failed jobs and re-solve the rest of the event.
-    async fn replan_without(&mut self, id: u64, failed: &[usize]) {
-        let Some(a) = self.active.as_mut().filter(|a| a.id == id && !a.restoring) else {
-            return;
-        };
-        let before = a.excluded.len();
-        a.excluded.extend(failed.iter().copied());
-        if a.excluded.len() == before {
+    /// A confirmed pause of job `j` (or a command that may have paused it) at `now`:
+    /// starts its pause clock and schedules the moment its budget (or deadline) ends.
+    fn paused(&mut self, j: usize, now: DateTime<Utc>) {
+        let st = &mut self.state[j];
+        if st.paused_since.is_some() {
             return;
         }
-        let (c, excluded) = (a.curtailment.clone(), a.excluded.clone());
+        st.paused(now);
+        let limit = match self.jobs[j].planner_class() {
+            JobClass::Flexible { max_pause, .. } => {
+                let left = max_pause.saturating_sub(st.pause_used);
+                now.checked_add_signed(delta(left)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+            }
+            JobClass::Deferrable { deadline } => deadline.max(now),
+            // Never to be paused: give it back at once.
+            _ => now,
+        };
+        self.schedule(limit, Task::PauseLimit { job: j, since: now });
+    }
+
+    /// Marks job `j` unknown after a failed command and schedules its restore.
+    fn fail(&mut self, j: usize, now: DateTime<Utc>) {
+        let st = &mut self.state[j];
+        if !st.unknown {
+            st.unknown = true;
+            st.retries = 0;
+            self.fleet_cache = None;
+            self.schedule(now + self.options.retry_initial, Task::Retry { job: j });
+        }
+    }
+
+    /// Re-solves the active event from fresh telemetry and the fleet as it is (jobs in
+    /// an unknown state pinned, budgets as left), replacing its remaining steps.
+    async fn replan(&mut self, id: u64, reason: &str) {
+        let Some(c) = self
+            .active
+            .as_ref()
+            .filter(|a| a.id == id && !a.restoring)
+            .map(|a| a.curtailment.clone())
+        else {
+            return;
+        };
         // Re-solve from fresh telemetry: what the failed devices and the rest draw now.
         Box::pin(self.sweep()).await;
         let now = self.clock.now();
-        match self.plan(&c, now, &excluded) {
+        if c.window.end() <= now {
+            return;
+        }
+        match self.plan(&c, now) {
             Ok(plan) => {
                 let plan = Arc::new(plan);
                 self.log(AuditEvent::Note {
-                    message: format!(
-                        "event {id}: re-planned without {} failed job(s)",
-                        excluded.len()
-                    ),
+                    message: format!("event {id}: re-planned: {reason}"),
                 });
                 self.unschedule_event(id);
                 if let Some(a) = self.active.as_mut() {
                     a.plan = plan.clone();
                 }
-                Box::pin(self.execute_plan(id, &plan, now, true)).await;
+                Box::pin(self.execute_plan(id, &plan, now)).await;
                 self.defer(AuditEvent::Plan { event_id: id, plan });
             }
             Err(e) => self.log(AuditEvent::Error {
                 message: format!("re-planning event {id}: {e}"),
             }),
+        }
+    }
+
+    /// Drives a job whose state is unknown back to its pre-event level (uncapped and
+    /// running), the only level a retry ever sends; on failure tries again later, each
+    /// wait twice the last up to `retry_max`.
+    async fn retry(&mut self, j: usize) -> bool {
+        if !self.state[j].unknown {
+            return true;
+        }
+        let job = &self.jobs[j];
+        let control = job.control.clone();
+        let devices: Vec<_> = job.devices.iter().map(|d| d.device.clone()).collect();
+        let resumed = match &control {
+            Some(c) => c.resume().await.map_err(|e| {
+                vec![Failure {
+                    device: None,
+                    kind: format!("{:?}", e.kind()),
+                    message: e.to_string(),
+                }]
+            }),
+            None => Ok(()),
+        };
+        let reads = join_all(devices.iter().map(|d| d.restore_power_limit())).await;
+        let mut failures: Vec<Failure> = resumed.err().unwrap_or_default();
+        for (d, r) in devices.iter().zip(reads) {
+            if let Err(e) = r {
+                failures.push(Failure {
+                    device: Some(d.id().clone()),
+                    kind: format!("{:?}", e.kind()),
+                    message: e.to_string(),
+                });
+            }
+        }
+        let now = self.clock.now();
+        let event_id = self.active.as_ref().map_or(0, |a| a.id);
+        let st = &mut self.state[j];
+        st.last_command = Some(now);
+        let ok = failures.is_empty();
+        let outcome = if ok {
+            st.unknown = false;
+            st.applied = Level::CLEAN;
+            st.running(now);
+            st.retries = 0;
+            ActionOutcome::Done {
+                enforced_per_gpu: None,
+            }
+        } else {
+            st.retries = st.retries.saturating_add(1);
+            let wait = self
+                .options
+                .retry_initial
+                .checked_mul(1 << st.retries.min(20))
+                .unwrap_or(self.options.retry_max)
+                .min(self.options.retry_max);
+            self.schedule(now + wait, Task::Retry { job: j });
+            ActionOutcome::Failed { failures }
+        };
+        self.defer_at(
+            now,
+            AuditEvent::Action {
+                event_id,
+                action: Action::Resume {
+                    job: self.jobs[j].id.clone(),
+                },
+                devices: self.jobs[j].devices.len(),
+                outcome,
+            },
+        );
+        if ok {
+            self.fleet_cache = None;
+            self.log(AuditEvent::Note {
+                message: format!("job {} restored after a failed command", self.jobs[j].id),
+            });
+            self.end_episode_if_restored();
+            // Back in a known state: the active event may use it again.
+            if let Some(id) = self.active.as_ref().filter(|a| !a.restoring).map(|a| a.id) {
+                let reason = format!("job {} is back", self.jobs[j].id);
+                self.replan(id, &reason).await;
+            }
+        }
+        ok
+    }
+
+    /// A paused job's budget (or deadline) ends now: it is resumed, and the active
+    /// event re-planned with the budget it has left (none), or its shortfall reported.
+    async fn pause_limit(&mut self, j: usize, since: DateTime<Utc>) {
+        let st = &self.state[j];
+        if st.paused_since != Some(since) || st.unknown {
+            return;
+        }
+        let Some(control) = self.jobs[j].control.clone() else {
+            return;
+        };
+        let result = control.resume().await;
+        let now = self.clock.now();
+        let event_id = self.active.as_ref().map_or(0, |a| a.id);
+        let outcome = match result {
+            Ok(()) => {
+                self.state[j].applied.paused = false;
+                self.state[j].running(now);
+                ActionOutcome::Done {
+                    enforced_per_gpu: None,
+                }
+            }
+            Err(e) => {
+                self.fail(j, now);
+                ActionOutcome::Failed {
+                    failures: vec![Failure {
+                        device: None,
+                        kind: format!("{:?}", e.kind()),
+                        message: e.to_string(),
+                    }],
+                }
+            }
+        };
+        self.state[j].last_command = Some(now);
+        self.log(AuditEvent::Note {
+            message: format!(
+                "job {} reached its pause limit and is resumed",
+                self.jobs[j].id
+            ),
+        });
+        self.defer_at(
+            now,
+            AuditEvent::Action {
+                event_id,
+                action: Action::Resume {
+                    job: self.jobs[j].id.clone(),
+                },
+                devices: 1,
+                outcome,
+            },
+        );
+        self.fleet_cache = None;
+        if let Some(id) = self.active.as_ref().filter(|a| !a.restoring).map(|a| a.id) {
+            let reason = format!("job {} reached its pause limit", self.jobs[j].id);
+            self.replan(id, &reason).await;
+        }
+    }
+
+    /// When no event is active and the whole fleet is confirmed back at its pre-event
+    /// level, the episode is over: every pause budget is whole again.
+    fn end_episode_if_restored(&mut self) {
+        if self.active.is_none() && self.state.iter().all(JobState::is_clean) {
+            for st in &mut self.state {
+                st.pause_used = Duration::ZERO;
+            }
+            self.fleet_cache = None;
         }
     }
 
@@ -1254,15 +1568,7 @@ impl<C: Clock> Orchestrator<C> {
 
     /// Ends an event now: cancels its remaining stages and restores everything at once.
     async fn end_event(&mut self, id: u64, reason: &str) {
-        self.unschedule_event(id);
-        // An event ended early is reported over the part that ran.
-        let now = self.clock.now();
-        if let Some(a) = self.active.as_mut().filter(|a| a.id == id) {
-            let w = a.curtailment.window;
-            if now < w.end() {
-                a.curtailment.window = Interval::new(w.start(), now).unwrap_or(w);
-            }
-        }
+        self.cut_window(id);
         self.log(AuditEvent::Restore {
             event_id: id,
             reason: reason.to_owned(),
@@ -1271,9 +1577,38 @@ impl<C: Clock> Orchestrator<C> {
         self.finish_event(id).await;
     }
 
+    /// Cancels an event's remaining steps and, if it ends before its window does,
+    /// shortens the window to the part that ran (what it is reported over).
+    fn cut_window(&mut self, id: u64) {
+        self.unschedule_event(id);
+        let now = self.clock.now();
+        if let Some(a) = self.active.as_mut().filter(|a| a.id == id) {
+            let w = a.curtailment.window;
+            if now < w.end() {
+                a.curtailment.window = Interval::new(w.start(), now).unwrap_or(w);
+            }
+        }
+    }
+
+    /// Ends an event without restoring: the next event's plan takes over from the fleet
+    /// as it is. The ended event is reported over the part that ran.
+    fn retire(&mut self, id: u64, reason: &str) {
+        self.cut_window(id);
+        self.log(AuditEvent::Note {
+            message: format!("event {id} ends: {reason}"),
+        });
+        self.close(id);
+    }
+
     async fn finish_event(&mut self, id: u64) {
         self.ensure_restored(id).await;
-        let Some(active) = self.active.take().filter(|a| a.id == id) else {
+        self.close(id);
+        self.end_episode_if_restored();
+    }
+
+    /// Takes the active event `id` out and schedules its report.
+    fn close(&mut self, id: u64) {
+        let Some(active) = self.active.take_if(|a| a.id == id) else {
             return;
         };
         let capture = match self.capture.take() {
@@ -1295,35 +1630,72 @@ impl<C: Clock> Orchestrator<C> {
         self.ended.push(Ended { active, capture });
     }
 
-    /// Retries anything still capped, paused or unknown.
+    /// Lifts anything still capped or paused (jobs in an unknown state are the retry
+    /// loop's).
     async fn ensure_restored(&mut self, id: u64) {
-        if self.applied.iter().all(|l| *l == Level::CLEAN) && !self.unknown.contains(&true) {
+        if self.state.iter().all(|s| s.applied == Level::CLEAN || s.unknown) {
             return;
-        }
-        if let Some(a) = self.active.as_mut() {
-            a.excluded.clear();
         }
         self.execute_stage(id, &[], true).await;
     }
 
+    /// Retries every job not yet confirmed at its pre-event level until all are, or
+    /// until `restore_grace` has passed; what is left is logged as an error (and stays
+    /// in [`Orchestrator::curtailed_jobs`]).
+    async fn converge(&mut self, reason: &str) {
+        let give_up = self.clock.now() + self.options.restore_grace;
+        let mut wait = self.options.retry_initial;
+        loop {
+            self.ensure_restored(0).await;
+            let left: Vec<usize> = (0..self.state.len())
+                .filter(|&j| self.state[j].unknown)
+                .collect();
+            for j in left {
+                self.retry(j).await;
+            }
+            self.emit_deferred();
+            if self.state.iter().all(JobState::is_clean) {
+                self.end_episode_if_restored();
+                return;
+            }
+            let now = self.clock.now();
+            if now >= give_up {
+                let left = self.curtailed_jobs();
+                self.log(AuditEvent::Error {
+                    message: format!(
+                        "{reason}: {} job(s) not confirmed restored after {}s of retries: {}",
+                        left.len(),
+                        self.options.restore_grace.num_seconds(),
+                        left.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+                return;
+            }
+            self.clock.sleep_until((now + wait).min(give_up)).await;
+            wait = (wait * 2).min(self.options.retry_max);
+        }
+    }
+
     /// Runs until `shutdown` resolves, or until the source has ended and every event
-    /// has been restored and reported. Everything is restored before it returns.
+    /// has been restored and reported. Everything is restored before it returns:
+    /// restores that fail are retried (with back-off) until confirmed, for at most
+    /// [`OrchestratorOptions::restore_grace`] once the run is ending.
     ///
     /// Each wake-up handles one thing: a signal (evaluated, planned and actuated at
-    /// once), a due stage or restore, a telemetry sweep, or the shutdown.
-    pub async fn run<S, F>(
-        &mut self,
-        mut source: S,
-        shutdown: F,
-    ) -> Result<RunSummary, GridflexError>
+    /// once), a due stage, restore, retry or pause limit, a telemetry sweep, or the
+    /// shutdown. The source is read without ever dropping a read in flight (a timer
+    /// firing never cancels a poll), and an error from it is logged and reading goes on
+    /// after a back-off (1 s, doubling to 60 s): only `Ok(None)` ends intake.
+    pub async fn run<S, F>(&mut self, source: S, shutdown: F) -> Result<RunSummary, GridflexError>
     where
         S: SignalSource,
         F: Future<Output = ()>,
     {
+        use futures_util::StreamExt;
         enum Wake {
             Shutdown,
             Due,
-            Signal(Result<Option<GridSignal>, gridflex_signals::SignalError>),
+            Signal(Option<Result<Option<GridSignal>, gridflex_signals::SignalError>>),
         }
         self.log(AuditEvent::Note {
             message: format!(
@@ -1335,9 +1707,17 @@ impl<C: Clock> Orchestrator<C> {
         self.sweep().await;
         self.next_sweep = Some(self.clock.now() + self.options.telemetry_step);
         let mut shutdown = std::pin::pin!(shutdown);
+        // The stream owns the source and its read in flight, so a read survives every
+        // wake-up that is not its own (cancel safety).
+        let mut signals = std::pin::pin!(futures_util::stream::unfold(source, |mut s| async move {
+            let next = s.next_signal().await;
+            Some((next, s))
+        }));
         let mut open = true;
+        let mut source_errors = 0u32;
         loop {
             let next = self.next_deadline();
+            let reading = open && self.intake_after.is_none_or(|t| t <= self.clock.now());
             let wake = {
                 let sleep = self.clock.sleep_until(next);
                 tokio::select! {
@@ -1345,7 +1725,7 @@ impl<C: Clock> Orchestrator<C> {
                     // a price that extends an event must arrive before its restore.
                     biased;
                     () = &mut shutdown => Wake::Shutdown,
-                    s = source.next_signal(), if open => Wake::Signal(s),
+                    s = signals.next(), if reading => Wake::Signal(s),
                     () = sleep => Wake::Due,
                 }
             };
@@ -1355,7 +1735,8 @@ impl<C: Clock> Orchestrator<C> {
                     break;
                 }
                 Wake::Due => self.run_due().await,
-                Wake::Signal(Ok(Some(signal))) => {
+                Wake::Signal(Some(Ok(Some(signal)))) => {
+                    source_errors = 0;
                     self.counts.signals += 1;
                     match self.handle_signal(signal).await {
                         Handled::Actuated { commands, .. } => self.counts.commands += commands,
@@ -1363,24 +1744,36 @@ impl<C: Clock> Orchestrator<C> {
                         _ => {}
                     }
                 }
-                Wake::Signal(Ok(None)) => {
+                Wake::Signal(None | Some(Ok(None))) => {
                     open = false;
                     self.log(AuditEvent::Note {
                         message: "signal source ended; active events run to their end".into(),
                     });
                 }
-                Wake::Signal(Err(e)) => {
-                    open = false;
+                Wake::Signal(Some(Err(e))) => {
+                    source_errors = source_errors.saturating_add(1);
+                    let wait = TimeDelta::seconds(1 << source_errors.clamp(1, 7).saturating_sub(1))
+                        .min(TimeDelta::seconds(60));
+                    self.counts.source_errors += 1;
+                    self.intake_after = Some(self.clock.now() + wait);
                     self.log(AuditEvent::Error {
                         message: format!(
-                            "signal source failed: {e}; active events run to their end"
+                            "signal source failed ({source_errors} in a row): {e}; reading again in {}s",
+                            wait.num_seconds()
                         ),
                     });
                 }
             }
 
             self.emit_deferred();
-            if !open && self.active.is_none() && self.schedule.is_empty() && self.ended.is_empty() {
+            let only_retries = self
+                .schedule
+                .values()
+                .all(|t| matches!(t, Task::Retry { .. }));
+            if !open && self.active.is_none() && only_retries && self.ended.is_empty() {
+                if !self.state.iter().all(JobState::is_clean) {
+                    self.converge("signal source ended").await;
+                }
                 break;
             }
         }
@@ -1392,11 +1785,11 @@ impl<C: Clock> Orchestrator<C> {
 
     fn next_deadline(&self) -> DateTime<Utc> {
         let task = self.schedule.keys().next().map(|(t, _)| *t);
-        match (task, self.next_sweep) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => DateTime::<Utc>::MAX_UTC,
-        }
+        [task, self.next_sweep, self.intake_after]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// Runs every task that is due, and the telemetry sweep when due.
@@ -1443,20 +1836,23 @@ impl<C: Clock> Orchestrator<C> {
             } => {
                 match step {
                     Step::RestoreBegin => {
-                        // A waiting obligation takes over from the ending event instead
-                        // of letting the fleet restore first.
+                        // A waiting obligation takes over from the ending event directly
+                        // (no restore in between) instead of letting the fleet restore.
                         let now = self.clock.now();
                         let baseline = plan.baseline;
                         let ending = self.active.as_ref().is_some_and(|a| a.id == event_id);
                         if ending && let Some((next, market)) = self.take_waiting(now, baseline) {
-                            self.end_event(event_id, "window end; a waiting obligation takes over")
-                                .await;
-                            if let Handled::Actuated { commands, .. } =
-                                self.start_or_update(next, market, None, None).await
-                            {
-                                self.counts.commands += commands;
+                            match self.start_or_update(next, market, None, None).await {
+                                Handled::Actuated { commands, .. } => {
+                                    self.counts.commands += commands;
+                                    return;
+                                }
+                                _ => self.log(AuditEvent::Note {
+                                    message: format!(
+                                        "event {event_id}: the waiting obligation could not be planned; restoring"
+                                    ),
+                                }),
                             }
-                            return;
                         }
                         if let Some(a) = self.active.as_mut().filter(|a| a.id == event_id) {
                             a.restoring = true;
@@ -1481,6 +1877,10 @@ impl<C: Clock> Orchestrator<C> {
                 self.schedule_step(event_id, &plan, start, step.next(&plan));
             }
             Task::RestoreDone { event_id } => self.finish_event(event_id).await,
+            Task::Retry { job } => {
+                self.retry(job).await;
+            }
+            Task::PauseLimit { job, since } => self.pause_limit(job, since).await,
             Task::Report { event_id } => self.make_report(event_id),
             Task::CaptureEnd { event_id } => self.finish_capture(event_id).await,
             Task::CapturePoll { event_id } => {
@@ -1572,7 +1972,7 @@ impl<C: Clock> Orchestrator<C> {
             });
         }
         self.schedule.clear();
-        self.ensure_restored(0).await;
+        self.converge(reason).await;
         let ids: Vec<u64> = self.ended.iter().map(|e| e.active.id).collect();
         for id in ids {
             self.make_report(id);
@@ -1599,6 +1999,9 @@ pub struct RunSummary {
     pub events: usize,
     /// Device and job commands issued.
     pub commands: usize,
+    /// Errors the signal source returned (each logged; reading went on after a back-off).
+    #[serde(default)]
+    pub source_errors: usize,
 }
 
 type Command<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -1654,9 +2057,15 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
     }
 }
 
-/// Whether two causes are of one kind (a newer one updates the event of the older).
-fn same_kind(a: &Cause, b: &Cause) -> bool {
-    std::mem::discriminant(a) == std::mem::discriminant(b)
+/// Whether two causes are one obligation, so that the newer updates the event of the
+/// older: prices of the followed node, the emergency alerts, and the regulation
+/// set-points are each one obligation; dispatches are one only under the same event id
+/// (an unrelated dispatch is an obligation of its own, served strictest first).
+fn same_obligation(a: &Cause, b: &Cause) -> bool {
+    match (a, b) {
+        (Cause::Dispatch { id: x, .. }, Cause::Dispatch { id: y, .. }) => x == y,
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b),
+    }
 }
 
 /// A target as a facility cap, given the uncurtailed facility power.

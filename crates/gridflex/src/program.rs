@@ -431,6 +431,13 @@ pub enum Refusal {
         /// Time of evaluation.
         now: DateTime<Utc>,
     },
+    /// The window starts too close to the end of representable time for its end (the
+    /// start plus `max_event`) to exist.
+    #[error("window starting at {start} cannot end within representable time")]
+    WindowOutOfRange {
+        /// Window start.
+        start: DateTime<Utc>,
+    },
     /// A target form the rules cannot carry out.
     #[error("unsupported target: {what}")]
     UnsupportedTarget {
@@ -522,17 +529,25 @@ impl ProgramEngine {
         Ok(())
     }
 
+    /// The window a curtailment may hold: from `start` (not before `now`) to `end`, and
+    /// never longer than `max_event`, whether the signal gave an end or not (an
+    /// explicit end far ahead is cut to `max_event`, so nothing runs on stale input).
     fn window(
         &self,
         start: DateTime<Utc>,
         end: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Interval, Refusal> {
-        let end = end.unwrap_or(start + self.rules.max_event);
-        if end <= now {
+        if let Some(end) = end
+            && end <= now
+        {
             return Err(Refusal::WindowInPast { end, now });
         }
         let start = start.max(now);
+        let latest = start
+            .checked_add_signed(self.rules.max_event)
+            .ok_or(Refusal::WindowOutOfRange { start })?;
+        let end = end.map_or(latest, |e| e.min(latest));
         Interval::new(start, end).map_err(|_| Refusal::WindowInPast { end, now })
     }
 
@@ -582,7 +597,10 @@ impl ProgramEngine {
         // qualifying interval only extends it to that interval's end.
         let end = match self.price_until.filter(|_| active) {
             Some(until) => p.interval.end().max(until),
-            None => p.interval.end().max(start + rule.min_hold),
+            None => match start.checked_add_signed(rule.min_hold) {
+                Some(hold_end) => p.interval.end().max(hold_end),
+                None => return Decision::Refuse(Refusal::WindowOutOfRange { start }),
+            },
         };
         let window = match self.window(start, Some(end), now) {
             Ok(w) => w,
@@ -682,7 +700,10 @@ impl ProgramEngine {
                 program: format!("{:?} regulation", r.kind),
             });
         }
-        let window = match self.window(r.at, Some(r.at + rule.hold), now) {
+        let Some(end) = r.at.checked_add_signed(rule.hold) else {
+            return Decision::Refuse(Refusal::WindowOutOfRange { start: r.at });
+        };
+        let window = match self.window(r.at, Some(end), now) {
             Ok(w) => w,
             Err(refusal) => return Decision::Refuse(refusal),
         };
@@ -852,6 +873,52 @@ mod tests {
             .to_string(),
             "target reduction 400 kW exceeds the enrolled 300 kW"
         );
+    }
+
+    #[test]
+    fn windows_near_the_end_of_time_are_refused_and_far_ends_are_cut_to_max_event() {
+        let mut e = engine();
+        let max_event = e.rules().max_event;
+        let end_of_time = DateTime::<Utc>::MAX_UTC;
+        let near_end = end_of_time - TimeDelta::seconds(1);
+        let dispatch = |start, end| {
+            GridSignal::Dispatch(
+                DispatchEvent::new(
+                    "far",
+                    Program::CaisoPdr,
+                    start,
+                    EventWindow::new(start, end).unwrap(),
+                    DispatchTarget::ReduceBy { power: kw(10.0) },
+                    None,
+                )
+                .unwrap(),
+            )
+        };
+        // Open window at the end of time: start + max_event does not exist.
+        assert_eq!(
+            e.evaluate(&dispatch(near_end, None), t(0), kw(700.0)),
+            Decision::Refuse(Refusal::WindowOutOfRange { start: near_end })
+        );
+        // An explicit end there (the sum must not be computed when an end is given).
+        assert!(matches!(
+            e.evaluate(&dispatch(near_end, Some(end_of_time)), t(0), kw(700.0)),
+            Decision::Refuse(Refusal::WindowOutOfRange { .. })
+        ));
+        let reg = GridSignal::Regulation(RegulationSample::new(
+            near_end,
+            RegulationKind::RegD,
+            RegulationSignal::new(0.5).unwrap(),
+        ));
+        assert!(matches!(
+            e.evaluate(&reg, t(0), kw(700.0)),
+            Decision::Refuse(Refusal::WindowOutOfRange { .. })
+        ));
+        // A dispatch from now to the year 2200 holds for max_event, not 175 years.
+        let far = Utc.with_ymd_and_hms(2200, 1, 1, 0, 0, 0).unwrap();
+        let Decision::Curtail(c) = e.evaluate(&dispatch(t(0), Some(far)), t(0), kw(700.0)) else {
+            panic!("not curtailed");
+        };
+        assert_eq!(c.window.duration(), max_event);
     }
 
     #[test]

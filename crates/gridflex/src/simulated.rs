@@ -21,10 +21,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use gridflex_core::JobId;
 use gridflex_hal::sim::{
-    SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadKind as SimKind, WorkloadProfile,
+    SimClock, SimFleet, SimGpuSpec, SimJob, ThroughputCurve as SimCurve, WorkloadKind as SimKind,
+    WorkloadProfile,
 };
 use gridflex_hal::{PowerDevice, WorkloadControl};
-use gridflex_planner::{JobClass, WorkloadKind};
+use gridflex_planner::{JobClass, ThroughputCurve, WorkloadKind};
 
 use crate::GridflexError;
 use crate::clock::{Clock, TokioClock};
@@ -76,7 +77,13 @@ impl SimulatedFacility {
             let gpus: Vec<_> = fleet.iter().skip(next).take(plan.gpus).cloned().collect();
             next += plan.gpus;
             let devices = gpus.iter().map(|g| g.info().id.clone()).collect();
-            let job = SimJob::start(id.clone(), gpus, WorkloadProfile::of(sim_kind(plan.kind)))
+            // The simulated work follows the planner's own curve for the kind, so what the
+            // planner predicts for a cap is what the simulated GPUs deliver.
+            let curve = ThroughputCurve::default_for(plan.kind);
+            let sim_curve = SimCurve::new(curve.points())
+                .map_err(|e| GridflexError::invalid("simulated workload curve", e.to_string()))?;
+            let profile = WorkloadProfile::of(sim_kind(plan.kind)).with_curve(sim_curve);
+            let job = SimJob::start(id.clone(), gpus, profile)
                 .map_err(|e| GridflexError::Workload {
                     job: id.clone(),
                     source: e,

@@ -608,9 +608,12 @@ async fn a_stricter_event_takes_over_and_the_interrupted_one_resumes() {
     assert!(windows[2].0.starts_with("dispatch LM-A"), "{windows:?}");
     assert_eq!(windows[2].1.start(), start + TimeDelta::minutes(25));
     assert_eq!(windows[2].1.end(), start + TimeDelta::minutes(60));
-    // The fleet never went back up between the price event and the resumed dispatch.
+    // The fleet never went back up between the price event and the resumed dispatch:
+    // the price event hands over without a restore.
     let records = memory.records().unwrap();
-    assert!(records.iter().any(|r| matches!(&r.event, AuditEvent::Restore { reason, .. } if reason.contains("waiting obligation takes over"))));
+    assert!(records.iter().any(|r| matches!(&r.event, AuditEvent::Note { message } if message.contains("ends: a newer event takes over"))));
+    let handover = start + TimeDelta::minutes(25);
+    assert!(!records.iter().any(|r| r.at == handover && matches!(r.event, AuditEvent::Restore { .. })));
 }
 
 /// A looser signal during a stricter event waits, then runs for what is left of its window.
