@@ -321,9 +321,9 @@ impl Default for Level {
 impl JobState {
     /// Pause time spent in this episode, the running pause included.
     fn pause_spent(&self, now: DateTime<Utc>) -> Duration {
-        let running = self
-            .paused_since
-            .map_or(Duration::ZERO, |since| (now - since).to_std().unwrap_or_default());
+        let running = self.paused_since.map_or(Duration::ZERO, |since| {
+            (now - since).to_std().unwrap_or_default()
+        });
         self.pause_used.saturating_add(running)
     }
 
@@ -750,7 +750,11 @@ impl<C: Clock> Orchestrator<C> {
         let request = CurtailmentRequest::new(c.target, window, c.response_duration(), self.ramp)?;
         if !self.state.iter().all(JobState::is_clean_budget) {
             let fleet = self.fleet(from)?;
-            return Ok(gridflex_planner::plan(&fleet, &request, &self.options.planner)?);
+            return Ok(gridflex_planner::plan(
+                &fleet,
+                &request,
+                &self.options.planner,
+            )?);
         }
         if self.fleet_cache.is_none() {
             self.fleet_cache = Some(self.fleet(from)?);
@@ -1248,7 +1252,11 @@ impl<C: Clock> Orchestrator<C> {
                 },
             );
         }
-        for &j in controls.iter().map(|(j, _)| j).chain(caps.iter().map(|(j, _)| j)) {
+        for &j in controls
+            .iter()
+            .map(|(j, _)| j)
+            .chain(caps.iter().map(|(j, _)| j))
+        {
             self.state[j].last_command = Some(now);
         }
         new_failures.sort_unstable();
@@ -1259,7 +1267,10 @@ impl<C: Clock> Orchestrator<C> {
             for &j in &new_failures {
                 self.fail(j, now);
             }
-            let reason = format!("{} job(s) failed and are being restored", new_failures.len());
+            let reason = format!(
+                "{} job(s) failed and are being restored",
+                new_failures.len()
+            );
             self.replan(id, &reason).await;
         }
         commands
@@ -1276,7 +1287,8 @@ impl<C: Clock> Orchestrator<C> {
         let limit = match self.jobs[j].planner_class() {
             JobClass::Flexible { max_pause, .. } => {
                 let left = max_pause.saturating_sub(st.pause_used);
-                now.checked_add_signed(delta(left)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+                now.checked_add_signed(delta(left))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
             }
             JobClass::Deferrable { deadline } => deadline.max(now),
             // Never to be paused: give it back at once.
@@ -1633,7 +1645,11 @@ impl<C: Clock> Orchestrator<C> {
     /// Lifts anything still capped or paused (jobs in an unknown state are the retry
     /// loop's).
     async fn ensure_restored(&mut self, id: u64) {
-        if self.state.iter().all(|s| s.applied == Level::CLEAN || s.unknown) {
+        if self
+            .state
+            .iter()
+            .all(|s| s.applied == Level::CLEAN || s.unknown)
+        {
             return;
         }
         self.execute_stage(id, &[], true).await;
@@ -1666,7 +1682,10 @@ impl<C: Clock> Orchestrator<C> {
                         "{reason}: {} job(s) not confirmed restored after {}s of retries: {}",
                         left.len(),
                         self.options.restore_grace.num_seconds(),
-                        left.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(", ")
+                        left.iter()
+                            .map(|j| j.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
                 return;
@@ -1709,15 +1728,19 @@ impl<C: Clock> Orchestrator<C> {
         let mut shutdown = std::pin::pin!(shutdown);
         // The stream owns the source and its read in flight, so a read survives every
         // wake-up that is not its own (cancel safety).
-        let mut signals = std::pin::pin!(futures_util::stream::unfold(source, |mut s| async move {
-            let next = s.next_signal().await;
-            Some((next, s))
-        }));
+        let mut signals =
+            std::pin::pin!(futures_util::stream::unfold(source, |mut s| async move {
+                let next = s.next_signal().await;
+                Some((next, s))
+            }));
         let mut open = true;
         let mut source_errors = 0u32;
         loop {
+            if self.intake_after.is_some_and(|t| t <= self.clock.now()) {
+                self.intake_after = None;
+            }
+            let reading = open && self.intake_after.is_none();
             let next = self.next_deadline();
-            let reading = open && self.intake_after.is_none_or(|t| t <= self.clock.now());
             let wake = {
                 let sleep = self.clock.sleep_until(next);
                 tokio::select! {

@@ -83,8 +83,8 @@ impl SimulatedFacility {
             let sim_curve = SimCurve::new(curve.points())
                 .map_err(|e| GridflexError::invalid("simulated workload curve", e.to_string()))?;
             let profile = WorkloadProfile::of(sim_kind(plan.kind)).with_curve(sim_curve);
-            let job = SimJob::start(id.clone(), gpus, profile)
-                .map_err(|e| GridflexError::Workload {
+            let job =
+                SimJob::start(id.clone(), gpus, profile).map_err(|e| GridflexError::Workload {
                     job: id.clone(),
                     source: e,
                 })?;

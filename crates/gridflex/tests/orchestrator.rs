@@ -613,7 +613,11 @@ async fn a_stricter_event_takes_over_and_the_interrupted_one_resumes() {
     let records = memory.records().unwrap();
     assert!(records.iter().any(|r| matches!(&r.event, AuditEvent::Note { message } if message.contains("ends: a newer event takes over"))));
     let handover = start + TimeDelta::minutes(25);
-    assert!(!records.iter().any(|r| r.at == handover && matches!(r.event, AuditEvent::Restore { .. })));
+    assert!(
+        !records
+            .iter()
+            .any(|r| r.at == handover && matches!(r.event, AuditEvent::Restore { .. }))
+    );
 }
 
 /// A looser signal during a stricter event waits, then runs for what is left of its window.

@@ -69,12 +69,20 @@ impl SimJob {
 
     /// Pauses every GPU's workload, all or nothing.
     pub fn pause_now(&self) -> Result<(), HalError> {
-        self.all_or_nothing(SimActivity::Paused, SimGpu::pause_workload, SimGpu::resume_workload)
+        self.all_or_nothing(
+            SimActivity::Paused,
+            SimGpu::pause_workload,
+            SimGpu::resume_workload,
+        )
     }
 
     /// Resumes every GPU's workload, all or nothing.
     pub fn resume_now(&self) -> Result<(), HalError> {
-        self.all_or_nothing(SimActivity::Running, SimGpu::resume_workload, SimGpu::pause_workload)
+        self.all_or_nothing(
+            SimActivity::Running,
+            SimGpu::resume_workload,
+            SimGpu::pause_workload,
+        )
     }
 
     /// Applies `act` to every GPU; when one refuses, undoes it on the GPUs it changed
@@ -172,7 +180,11 @@ mod tests {
     fn a_failed_resume_of_a_running_job_pauses_nothing() {
         let (fleet, job) = job();
         fleet.advance(Duration::from_secs(1));
-        fleet.iter().nth(3).unwrap().inject_fault(Some(ErrorKind::Transient));
+        fleet
+            .iter()
+            .nth(3)
+            .unwrap()
+            .inject_fault(Some(ErrorKind::Transient));
         assert!(job.resume_now().is_err());
         for g in fleet.iter().take(3) {
             assert_eq!(g.activity(), SimActivity::Running);
@@ -184,7 +196,11 @@ mod tests {
     fn a_failed_pause_undoes_only_what_it_paused() {
         let (fleet, job) = job();
         fleet.iter().next().unwrap().pause_workload().unwrap();
-        fleet.iter().nth(2).unwrap().inject_fault(Some(ErrorKind::Transient));
+        fleet
+            .iter()
+            .nth(2)
+            .unwrap()
+            .inject_fault(Some(ErrorKind::Transient));
         assert!(job.pause_now().is_err());
         // GPU 0 was paused before the call and stays so; GPU 1 was paused by it and undone.
         let acts: Vec<_> = fleet.iter().map(|g| g.activity()).collect();

@@ -1,0 +1,225 @@
+//! Checks of the safety promise from the simulated hardware's own state: the command
+//! history each simulated GPU records, and the throughput it reports while running.
+//! Nothing here reads what the orchestrator believes it did.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gridflex::hal::sim::{SimActivity, SimCommand, SimGpu};
+use gridflex::prelude::*;
+use gridflex::simulated::SimulatedFacility;
+
+/// Commands kept per GPU: plenty for hours of regulation set-points.
+const HISTORY: usize = 1 << 16;
+
+/// Turns on every GPU's command history (call before the run).
+pub fn record(f: &SimulatedFacility) {
+    for g in f.fleet().iter() {
+        g.record_history(HISTORY);
+    }
+}
+
+/// The intervals `[start, end)` during which `predicate` held for a GPU, replaying its
+/// history from `from` (running and uncapped then) to `until`.
+fn intervals(
+    gpu: &SimGpu,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    predicate: impl Fn(SimActivity, Power) -> bool,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let top = gpu.info().limit_at_discovery;
+    let (mut activity, mut limit) = (SimActivity::Running, top);
+    let mut out = Vec::new();
+    let mut open: Option<DateTime<Utc>> = None;
+    let history = gpu.history();
+    let mut i = 0;
+    while i < history.len() {
+        // Every command of one instant first, then the state at that instant.
+        let at = history[i].0;
+        while i < history.len() && history[i].0 == at {
+            match history[i].1 {
+                SimCommand::Activity(a) => activity = a,
+                SimCommand::Limit(l) => limit = l,
+                _ => {}
+            }
+            i += 1;
+        }
+        let holds = predicate(activity, limit);
+        match (holds, open) {
+            (true, None) => open = Some(at.max(from)),
+            (false, Some(s)) => {
+                if at > s {
+                    out.push((s, at));
+                }
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = open
+        && until > s
+    {
+        out.push((s, until));
+    }
+    out
+}
+
+/// Union of sorted-or-not intervals.
+fn union(mut v: Vec<(DateTime<Utc>, DateTime<Utc>)>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    v.sort();
+    let mut out: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+fn overlap(a: (DateTime<Utc>, DateTime<Utc>), b: (DateTime<Utc>, DateTime<Utc>)) -> TimeDelta {
+    (a.1.min(b.1) - a.0.max(b.0)).max(TimeDelta::zero())
+}
+
+/// What the hardware shows of one job.
+pub struct JobTrace {
+    /// Intervals during which any of its GPUs was paused.
+    pub paused: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Instants at which a pause ended and another began (a resume and re-pause at once).
+    pub flickers: usize,
+}
+
+/// The hardware's record of job `index` of the facility, from `from` to `until`.
+pub fn job_trace(
+    f: &SimulatedFacility,
+    index: usize,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> JobTrace {
+    let (_, job) = &f.jobs()[index];
+    let mut all = Vec::new();
+    let mut flickers = 0;
+    for g in job.gpus() {
+        let mine = intervals(g, from, until, |a, _| a == SimActivity::Paused);
+        // A GPU resumed and paused again at the same instant shows as one interval with
+        // both commands in its history at one time.
+        let h = g.history();
+        flickers += h
+            .windows(2)
+            .filter(|w| {
+                w[0].0 == w[1].0
+                    && w[0].1 == SimCommand::Activity(SimActivity::Running)
+                    && w[1].1 == SimCommand::Activity(SimActivity::Paused)
+            })
+            .count();
+        all.extend(mine);
+    }
+    JobTrace {
+        paused: union(all),
+        flickers,
+    }
+}
+
+/// Curtailment episodes as the hardware shows them: the union of every interval during
+/// which any GPU of the facility was paused or capped below its limit at discovery.
+pub fn episodes(
+    f: &SimulatedFacility,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut all = Vec::new();
+    for g in f.fleet().iter() {
+        let top = g.info().limit_at_discovery;
+        all.extend(intervals(g, from, until, |a, l| {
+            a == SimActivity::Paused || l < top
+        }));
+    }
+    union(all)
+}
+
+/// The longest total pause of job `index` within one hardware episode.
+pub fn worst_pause_per_episode(
+    f: &SimulatedFacility,
+    index: usize,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Duration {
+    let trace = job_trace(f, index, from, until);
+    episodes(f, from, until)
+        .into_iter()
+        .map(|e| {
+            trace
+                .paused
+                .iter()
+                .map(|&p| overlap(p, e))
+                .fold(TimeDelta::zero(), |a, b| a + b)
+        })
+        .max()
+        .unwrap_or_default()
+        .to_std()
+        .unwrap_or_default()
+}
+
+/// Samples every running GPU's reported throughput every `step` of virtual time and
+/// keeps the lowest seen per job (paused counts as 0), until dropped.
+#[derive(Clone, Default)]
+pub struct FloorMonitor {
+    lowest: Rc<RefCell<BTreeMap<usize, f64>>>,
+}
+
+impl FloorMonitor {
+    /// Runs forever; select it against the orchestrator's run.
+    pub async fn watch(
+        &self,
+        f: &SimulatedFacility,
+        jobs: &[usize],
+        clock: TokioClock,
+        step: Duration,
+    ) {
+        loop {
+            tokio::time::sleep(step).await;
+            let _ = clock.now(); // drives the simulator to this instant
+            for &j in jobs {
+                let (_, job) = &f.jobs()[j];
+                for g in job.gpus() {
+                    let thr = match g.activity() {
+                        SimActivity::Running => g.throughput(),
+                        SimActivity::Paused => 0.0,
+                        _ => continue,
+                    };
+                    let mut lowest = self.lowest.borrow_mut();
+                    let e = lowest.entry(j).or_insert(1.0);
+                    *e = e.min(thr);
+                }
+            }
+        }
+    }
+
+    /// The lowest throughput the hardware reported for job `j` (1 when never sampled).
+    pub fn lowest(&self, j: usize) -> f64 {
+        self.lowest.borrow().get(&j).copied().unwrap_or(1.0)
+    }
+}
+
+/// Every GPU at its limit at discovery and every job running, from the hardware.
+pub fn fully_restored(f: &SimulatedFacility) -> Result<(), String> {
+    for g in f.fleet().iter() {
+        if g.requested_limit() != g.info().limit_at_discovery {
+            return Err(format!(
+                "{} left at {} (limit {})",
+                g.info().id,
+                g.requested_limit(),
+                g.info().limit_at_discovery
+            ));
+        }
+        if g.activity() != SimActivity::Running {
+            return Err(format!("{} left {:?}", g.info().id, g.activity()));
+        }
+    }
+    Ok(())
+}
