@@ -249,7 +249,7 @@ fn run() -> Result<(), Error> {
     })?;
     let elapsed = wall.elapsed();
 
-    let records = read_audit_file(&audit_path)?;
+    let records = read_audit_file(&audit_path)?.into_complete()?;
     println!(
         "gridflex quickstart: 1,024 simulated H100s (128 nodes) through 2025-08-14 in {:.1} s of wall time\n",
         elapsed.as_secs_f64()

@@ -235,15 +235,28 @@ impl AuditLog {
         }
     }
 
-    /// A log appended to a file (created if absent; never truncated).
+    /// A log appended to a file (created if absent; never truncated). A log that
+    /// already holds records is continued: numbering goes on from its last whole record,
+    /// and a torn last line (a crash mid-write) is closed with a line break first, so it
+    /// stays one unreadable line and the new records read back whole.
     pub fn append_to_file(path: impl AsRef<Path>) -> Result<Self, GridflexError> {
         let path = path.as_ref();
-        let file = OpenOptions::new()
+        let err = |e: std::io::Error| {
+            GridflexError::Audit(format!("cannot open {}: {e}", path.display()))
+        };
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
-            .map_err(|e| GridflexError::Audit(format!("cannot open {}: {e}", path.display())))?;
-        Ok(Self::new(file))
+            .map_err(err)?;
+        let (last, ends_with_newline) = last_record(&mut file).map_err(err)?;
+        if !ends_with_newline {
+            file.write_all(b"\n").map_err(err)?;
+        }
+        let mut log = Self::new(file);
+        log.next_seq = last.map_or(0, |s| s.saturating_add(1));
+        Ok(log)
     }
 
     /// A log kept in memory, with a handle to read it back.
@@ -400,7 +413,7 @@ impl MemoryLog {
             .lock()
             .map_err(|_| GridflexError::Audit("memory log poisoned".into()))?
             .clone();
-        read_audit_log(bytes.as_slice())
+        read_audit_log(bytes.as_slice())?.into_complete()
     }
 }
 
@@ -418,36 +431,148 @@ impl Write for MemoryLog {
     }
 }
 
-/// Reads an audit log back; an error names the line that does not parse, and a gap or
-/// repeat in the sequence numbers is an error too (a log must be complete).
-pub fn read_audit_log(input: impl BufRead) -> Result<Vec<AuditRecord>, GridflexError> {
-    let mut out: Vec<AuditRecord> = Vec::new();
-    for (i, line) in input.lines().enumerate() {
+/// What reading an audit log back found: every whole record, in order, and whatever
+/// else the file holds, reported rather than failing the whole read (a crash can tear
+/// the last line; a lost write leaves a gap in the sequence).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct AuditReadback {
+    /// The records that parse, in file order.
+    pub records: Vec<AuditRecord>,
+    /// Everything else, in file order.
+    pub problems: Vec<AuditProblem>,
+}
+
+/// Something in an audit log that is not the next whole record.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditProblem {
+    /// A line that is not a record (for example the torn last line of a crash).
+    #[error("line {line}: not a whole record: {reason}")]
+    Unreadable {
+        /// Line number, from 1.
+        line: usize,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A record whose sequence number is not the one after the previous record's.
+    #[error("line {line}: sequence number {found} where {expected} was expected")]
+    Gap {
+        /// Line number, from 1.
+        line: usize,
+        /// The number that should have come.
+        expected: u64,
+        /// The number found.
+        found: u64,
+    },
+}
+
+impl AuditReadback {
+    /// Whether the log is complete: whole records, numbered without gap or repeat.
+    pub fn is_complete(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The records of a complete log, or an error naming the first problem.
+    pub fn into_complete(self) -> Result<Vec<AuditRecord>, GridflexError> {
+        match self.problems.first() {
+            None => Ok(self.records),
+            Some(p) => Err(GridflexError::Audit(p.to_string())),
+        }
+    }
+}
+
+/// Reads an audit log back, keeping every whole record and reporting every line that
+/// is not one and every gap or repeat in the sequence numbers. Only an I/O error fails
+/// the read.
+///
+/// ```
+/// use gridflex::audit::{read_audit_log, AuditProblem};
+///
+/// let log = concat!(
+///     r#"{"seq":0,"at":"2025-08-14T16:00:00Z","event":"note","message":"started"}"#, "\n",
+///     r#"{"seq":1,"at":"2025-08-14T16:00:01Z","event":"no"#, // torn by a crash
+/// );
+/// let back = read_audit_log(log.as_bytes())?;
+/// assert_eq!(back.records.len(), 1);
+/// assert!(matches!(back.problems[..], [AuditProblem::Unreadable { line: 2, .. }]));
+/// # Ok::<(), gridflex::GridflexError>(())
+/// ```
+pub fn read_audit_log(input: impl BufRead) -> Result<AuditReadback, GridflexError> {
+    let mut out = AuditReadback::default();
+    for (i, line) in input.split(b'\n').enumerate() {
         let line = line.map_err(|e| GridflexError::Audit(format!("line {}: {e}", i + 1)))?;
-        if line.trim().is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record: AuditRecord = serde_json::from_str(&line)
-            .map_err(|e| GridflexError::Audit(format!("line {}: {e}", i + 1)))?;
-        let expected = out.last().map_or(record.seq, |r| r.seq + 1);
+        let record: AuditRecord = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                out.problems.push(AuditProblem::Unreadable {
+                    line: i + 1,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let expected = out.records.last().map_or(record.seq, |r| r.seq + 1);
         if record.seq != expected {
-            return Err(GridflexError::Audit(format!(
-                "line {}: sequence number {} where {expected} was expected",
-                i + 1,
-                record.seq
-            )));
+            out.problems.push(AuditProblem::Gap {
+                line: i + 1,
+                expected,
+                found: record.seq,
+            });
         }
-        out.push(record);
+        out.records.push(record);
     }
     Ok(out)
 }
 
-/// Reads an audit log file.
-pub fn read_audit_file(path: impl AsRef<Path>) -> Result<Vec<AuditRecord>, GridflexError> {
+/// Reads an audit log file (see [`read_audit_log`]).
+pub fn read_audit_file(path: impl AsRef<Path>) -> Result<AuditReadback, GridflexError> {
     let path = path.as_ref();
     let file = File::open(path)
         .map_err(|e| GridflexError::Audit(format!("cannot open {}: {e}", path.display())))?;
     read_audit_log(BufReader::new(file))
+}
+
+/// The sequence number of the last whole record of a log file, read from its end (the
+/// window grows until a whole record is found, so a file of any size costs about one
+/// record's read), and whether the file ends with a line break.
+fn last_record(file: &mut File) -> std::io::Result<(Option<u64>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok((None, true));
+    }
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut buf = Vec::new();
+        Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
+        let ends_with_newline = buf.last() == Some(&b'\n');
+        let mut lines: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
+        if start > 0 {
+            // The first piece may be the tail of a longer line.
+            lines.remove(0);
+        }
+        if let Some(seq) = lines
+            .iter()
+            .rev()
+            .find_map(|l| serde_json::from_slice::<Seq>(l).ok())
+        {
+            return Ok((Some(seq.seq), ends_with_newline));
+        }
+        if start == 0 {
+            return Ok((None, ends_with_newline));
+        }
+        window = window.saturating_mul(2);
+    }
 }
 
 #[cfg(test)]
@@ -475,13 +600,97 @@ mod tests {
             },
         })
         .unwrap();
-        let err = read_audit_log(format!("{a}\n{c}\n").as_bytes()).unwrap_err();
+        let back = read_audit_log(format!("{a}\n{c}\n").as_bytes()).unwrap();
+        assert_eq!(back.records.len(), 2);
+        let err = back.into_complete().unwrap_err();
         assert!(
             err.to_string()
                 .contains("line 2: sequence number 2 where 1 was expected"),
             "{err}"
         );
-        let err = read_audit_log("{not json\n".as_bytes()).unwrap_err();
+        let back = read_audit_log("{not json\n".as_bytes()).unwrap();
+        assert!(back.records.is_empty());
+        let err = back.into_complete().unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    fn note(message: &str) -> AuditEvent {
+        AuditEvent::Note {
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_keeps_the_whole_records_and_a_restart_continues_the_sequence() {
+        let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let dir = std::env::temp_dir().join(format!("gridflex-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("torn.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let mut log = AuditLog::append_to_file(&path).unwrap();
+        log.append_all(vec![(t, note("a")), (t, note("b")), (t, note("c"))])
+            .unwrap();
+        log.flush().unwrap();
+        drop(log);
+        // A crash mid-write: half a record, no line break.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":3,"at":"2025-01-01T00:00:00Z","event":"no"#)
+            .unwrap();
+        drop(f);
+        let back = read_audit_file(&path).unwrap();
+        assert_eq!(back.records.len(), 3);
+        assert!(matches!(
+            back.problems[..],
+            [AuditProblem::Unreadable { line: 4, .. }]
+        ));
+        // A restarted writer continues after the last whole record.
+        let mut log = AuditLog::append_to_file(&path).unwrap();
+        log.append(t, note("d")).unwrap();
+        log.flush().unwrap();
+        drop(log);
+        let back = read_audit_file(&path).unwrap();
+        let seqs: Vec<u64> = back.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3]);
+        assert_eq!(
+            back.problems.len(),
+            1,
+            "only the torn line: {:?}",
+            back.problems
+        );
+        // And a clean restart continues too, with no problem at all.
+        let clean = dir.join("clean.jsonl");
+        let _ = std::fs::remove_file(&clean);
+        for message in ["first run", "second run"] {
+            let mut log = AuditLog::append_to_file(&clean).unwrap();
+            log.append_all(vec![(t, note(message)), (t, note(message))])
+                .unwrap();
+            log.flush().unwrap();
+        }
+        let back = read_audit_file(&clean).unwrap();
+        assert!(back.is_complete(), "{:?}", back.problems);
+        assert_eq!(back.records.len(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_last_record_is_found_behind_long_lines() {
+        let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let dir = std::env::temp_dir().join(format!("gridflex-audit-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("long.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let mut log = AuditLog::append_to_file(&path).unwrap();
+        // Records longer than the first 64 KiB read window.
+        log.append_all(vec![(t, note(&"x".repeat(200_000))); 3])
+            .unwrap();
+        log.flush().unwrap();
+        drop(log);
+        let mut log = AuditLog::append_to_file(&path).unwrap();
+        assert_eq!(log.len(), 3);
+        log.append(t, note("after")).unwrap();
+        log.flush().unwrap();
+        drop(log);
+        assert!(read_audit_file(&path).unwrap().is_complete());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

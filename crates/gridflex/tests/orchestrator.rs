@@ -470,7 +470,10 @@ async fn audit_log_round_trips_through_a_file() {
     )
     .unwrap();
     o.run(source, std::future::pending()).await.unwrap();
-    let records = gridflex::audit::read_audit_file(&path).unwrap();
+    let records = gridflex::audit::read_audit_file(&path)
+        .unwrap()
+        .into_complete()
+        .unwrap();
     assert!(records.len() > 5);
     assert!(matches!(&records[0].event, AuditEvent::Note { .. }));
     let report = records.iter().find_map(|r| match &r.event {
