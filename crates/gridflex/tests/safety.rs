@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use common::FloorMonitor;
+use common::*;
 use gridflex::RunSummary;
 use gridflex::audit::{ActionOutcome, AuditEvent, AuditLog, MemoryLog};
 use gridflex::hal::ErrorKind;
@@ -23,88 +22,10 @@ use gridflex::prelude::*;
 use gridflex::program::Refusal;
 use gridflex::signals::source::channel;
 use gridflex::signals::{
-    AlertKind, AlertLevel, DispatchEvent, DispatchTarget, EventWindow, GridAlert, Program,
-    RegulationKind, RegulationSample, RegulationSignal, SignalError,
+    DispatchEvent, DispatchTarget, EventWindow, Program, RegulationKind, RegulationSample,
+    RegulationSignal, SignalError,
 };
-use gridflex::simulated::{JobPlan, SimulatedFacility};
-
-const SERVE: usize = 0;
-const TRAIN: usize = 1;
-const BATCH: usize = 2;
-const FLOOR: f64 = 0.85;
-const MAX_PAUSE: Duration = Duration::from_secs(600);
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 8, 14, 16, 0, 0).unwrap()
-}
-
-fn at(min: i64) -> DateTime<Utc> {
-    t0() + TimeDelta::minutes(min)
-}
-
-fn kw(v: f64) -> Power {
-    Power::kilowatts(v).unwrap()
-}
-
-fn node() -> PricingNodeId {
-    PricingNodeId::new("TH_SP15_GEN-APND").unwrap()
-}
-
-/// 40 GPUs, about 27 kW: critical inference (floor 0.85), flexible training (floor 0.9,
-/// so that deep cuts need its pause), deferrable batch.
-fn facility() -> SimulatedFacility {
-    let f = SimulatedFacility::build(
-        t0(),
-        &[
-            JobPlan::new(
-                "serve",
-                8,
-                JobClass::Critical { floor: FLOOR },
-                WorkloadKind::Inference,
-            ),
-            JobPlan::new(
-                "train",
-                24,
-                JobClass::Flexible {
-                    floor: 0.9,
-                    max_pause: MAX_PAUSE,
-                },
-                WorkloadKind::Pretraining,
-            ),
-            JobPlan::new(
-                "batch",
-                8,
-                JobClass::Deferrable {
-                    deadline: at(12 * 60),
-                },
-                WorkloadKind::FineTuning,
-            ),
-        ],
-    )
-    .unwrap();
-    common::record(&f);
-    f
-}
-
-fn rules() -> ProgramRules {
-    let mut rules = ProgramRules::new(Market::Caiso, kw(30.0));
-    rules.markets.push(Market::Pjm);
-    let mut price = PriceRule::new(
-        node(),
-        MarketRun::CaisoRtm,
-        Price::per_megawatt_hour(300.0).unwrap(),
-        kw(12.0),
-    );
-    price.min_hold = TimeDelta::minutes(5);
-    rules.price = Some(price);
-    rules.dispatch = Some(DispatchRule::new(vec![Program::CaisoPdr]));
-    rules.emergency = Some(EmergencyRule::new(vec![LevelCap::new(
-        AlertLevel::Eea2,
-        kw(11.0),
-    )]));
-    rules.regulation = Some(RegulationRule::new(RegulationKind::RegD, kw(20.0), kw(4.0)));
-    rules
-}
+use gridflex::simulated::SimulatedFacility;
 
 fn build(f: &SimulatedFacility, rules: ProgramRules) -> (Orchestrator<TokioClock>, MemoryLog) {
     let (audit, memory) = AuditLog::memory();
@@ -116,42 +37,6 @@ fn build(f: &SimulatedFacility, rules: ProgramRules) -> (Orchestrator<TokioClock
         .build()
         .unwrap();
     (o, memory)
-}
-
-fn price(start: DateTime<Utc>, lmp: f64) -> GridSignal {
-    let i = Interval::new(start, start + TimeDelta::minutes(5)).unwrap();
-    GridSignal::Price(PricePoint::new(
-        MarketRun::CaisoRtm,
-        node(),
-        i,
-        Price::per_megawatt_hour(lmp).unwrap(),
-    ))
-}
-
-fn dispatch(id: &str, start: DateTime<Utc>, end: DateTime<Utc>, cap_kw: f64) -> GridSignal {
-    GridSignal::Dispatch(
-        DispatchEvent::new(
-            id,
-            Program::CaisoPdr,
-            start,
-            EventWindow::new(start, Some(end)).unwrap(),
-            DispatchTarget::CapAt { power: kw(cap_kw) },
-            None,
-        )
-        .unwrap(),
-    )
-}
-
-fn alert(start: DateTime<Utc>, end: DateTime<Utc>) -> GridSignal {
-    GridSignal::Alert(
-        GridAlert::new(
-            Market::Caiso,
-            AlertKind::Eea2,
-            start,
-            EventWindow::new(start, Some(end)).unwrap(),
-        )
-        .unwrap(),
-    )
 }
 
 /// Runs the orchestrator on `source` with a throughput monitor beside it, then checks
@@ -445,27 +330,6 @@ async fn windows_at_the_edges_of_time_are_bounded() {
 
 fn o_max_event() -> TimeDelta {
     rules().max_event
-}
-
-/// A scripted source: each item is released at its instant; counts reads started.
-struct Scripted {
-    items: VecDeque<(DateTime<Utc>, Result<GridSignal, SignalError>)>,
-    clock: TokioClock,
-    started: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl SignalSource for Scripted {
-    async fn next_signal(&mut self) -> Result<Option<GridSignal>, SignalError> {
-        self.started.fetch_add(1, Ordering::SeqCst);
-        match self.items.pop_front() {
-            Some((when, item)) => {
-                self.clock.sleep_until(when).await;
-                item.map(Some)
-            }
-            None => Ok(None),
-        }
-    }
 }
 
 /// An error from the source (a poller's HTTP 500) is logged and reading goes on: the

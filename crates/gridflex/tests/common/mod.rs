@@ -5,14 +5,21 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gridflex::hal::sim::{SimActivity, SimCommand, SimGpu};
 use gridflex::prelude::*;
-use gridflex::simulated::SimulatedFacility;
+use gridflex::signals::{
+    AlertKind, AlertLevel, DispatchEvent, DispatchTarget, EventWindow, GridAlert, Program,
+    RegulationKind, SignalError,
+};
+use gridflex::simulated::{JobPlan, SimulatedFacility};
 
 /// Commands kept per GPU: plenty for hours of regulation set-points.
 const HISTORY: usize = 1 << 16;
@@ -222,4 +229,146 @@ pub fn fully_restored(f: &SimulatedFacility) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The facility and rules of the safety tests.
+pub const SERVE: usize = 0;
+pub const TRAIN: usize = 1;
+pub const BATCH: usize = 2;
+pub const FLOOR: f64 = 0.85;
+pub const MAX_PAUSE: Duration = Duration::from_secs(600);
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 8, 14, 16, 0, 0).unwrap()
+}
+
+pub fn at(min: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::minutes(min)
+}
+
+pub fn kw(v: f64) -> Power {
+    Power::kilowatts(v).unwrap()
+}
+
+pub fn node() -> PricingNodeId {
+    PricingNodeId::new("TH_SP15_GEN-APND").unwrap()
+}
+
+/// 40 GPUs, about 27 kW: critical inference (floor 0.85), flexible training (floor 0.9,
+/// so that deep cuts need its pause), deferrable batch.
+pub fn facility() -> SimulatedFacility {
+    facility_until(at(12 * 60))
+}
+
+/// The same facility with the batch job due at `deadline`.
+pub fn facility_until(deadline: DateTime<Utc>) -> SimulatedFacility {
+    let f = SimulatedFacility::build(
+        t0(),
+        &[
+            JobPlan::new(
+                "serve",
+                8,
+                JobClass::Critical { floor: FLOOR },
+                WorkloadKind::Inference,
+            ),
+            JobPlan::new(
+                "train",
+                24,
+                JobClass::Flexible {
+                    floor: 0.9,
+                    max_pause: MAX_PAUSE,
+                },
+                WorkloadKind::Pretraining,
+            ),
+            JobPlan::new(
+                "batch",
+                8,
+                JobClass::Deferrable { deadline },
+                WorkloadKind::FineTuning,
+            ),
+        ],
+    )
+    .unwrap();
+    record(&f);
+    f
+}
+
+pub fn rules() -> ProgramRules {
+    let mut rules = ProgramRules::new(Market::Caiso, kw(30.0));
+    rules.markets.push(Market::Pjm);
+    let mut price = PriceRule::new(
+        node(),
+        MarketRun::CaisoRtm,
+        Price::per_megawatt_hour(300.0).unwrap(),
+        kw(12.0),
+    );
+    price.min_hold = TimeDelta::minutes(5);
+    rules.price = Some(price);
+    rules.dispatch = Some(DispatchRule::new(vec![Program::CaisoPdr]));
+    rules.emergency = Some(EmergencyRule::new(vec![LevelCap::new(
+        AlertLevel::Eea2,
+        kw(11.0),
+    )]));
+    rules.regulation = Some(RegulationRule::new(RegulationKind::RegD, kw(20.0), kw(4.0)));
+    rules
+}
+
+pub fn price(start: DateTime<Utc>, lmp: f64) -> GridSignal {
+    let i = Interval::new(start, start + TimeDelta::minutes(5)).unwrap();
+    GridSignal::Price(PricePoint::new(
+        MarketRun::CaisoRtm,
+        node(),
+        i,
+        Price::per_megawatt_hour(lmp).unwrap(),
+    ))
+}
+
+pub fn dispatch(id: &str, start: DateTime<Utc>, end: DateTime<Utc>, cap_kw: f64) -> GridSignal {
+    GridSignal::Dispatch(
+        DispatchEvent::new(
+            id,
+            Program::CaisoPdr,
+            start,
+            EventWindow::new(start, Some(end)).unwrap(),
+            DispatchTarget::CapAt { power: kw(cap_kw) },
+            None,
+        )
+        .unwrap(),
+    )
+}
+
+pub fn alert(start: DateTime<Utc>, end: DateTime<Utc>) -> GridSignal {
+    GridSignal::Alert(
+        GridAlert::new(
+            Market::Caiso,
+            AlertKind::Eea2,
+            start,
+            EventWindow::new(start, Some(end)).unwrap(),
+        )
+        .unwrap(),
+    )
+}
+
+/// A scripted source: each item is released at its instant; counts reads started.
+pub struct Scripted {
+    /// Items with the instant each is released.
+    pub items: VecDeque<(DateTime<Utc>, Result<GridSignal, SignalError>)>,
+    /// The clock the items wait on.
+    pub clock: TokioClock,
+    /// Reads started.
+    pub started: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl SignalSource for Scripted {
+    async fn next_signal(&mut self) -> Result<Option<GridSignal>, SignalError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        match self.items.pop_front() {
+            Some((when, item)) => {
+                self.clock.sleep_until(when).await;
+                item.map(Some)
+            }
+            None => Ok(None),
+        }
+    }
 }
