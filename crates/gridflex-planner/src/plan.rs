@@ -98,8 +98,15 @@ pub enum AllocationMethod {
     Exact,
     /// Every subset of pause candidates was tried: exact.
     Exhaustive,
-    /// LP relaxation over concave hulls, rounded; `lower_bound` bounds the gap.
+    /// LP relaxation over concave hulls, rounded; `lower_bound` bounds the gap. No
+    /// longer produced (replaced by [`AllocationMethod::BranchAndBound`]); kept so that
+    /// plans recorded by earlier versions, in audit logs for example, still parse.
     Relaxation,
+    /// Best-first branch and bound over pause decisions with the LP relaxation as the
+    /// bound. Exact when it finished (`lower_bound` equals the loss); when its work
+    /// limit stopped it, `lower_bound` is the least bound left open, so
+    /// [`Objective::gap_bound`] is a certified gap.
+    BranchAndBound,
 }
 
 /// The objective and its certified bound.

@@ -281,7 +281,7 @@ impl<'a> Planner<'a> {
                 method: match alloc.method {
                     Method::NoPauseChoice => AllocationMethod::Exact,
                     Method::Exhaustive => AllocationMethod::Exhaustive,
-                    Method::Relaxation => AllocationMethod::Relaxation,
+                    Method::BranchAndBound => AllocationMethod::BranchAndBound,
                 },
             },
             stages,

@@ -1,0 +1,312 @@
+//! Branch and bound over pause decisions (`docs/planner.md`, "Discrete part: pauses").
+//!
+//! The LP relaxation over each job's concave hull is integral except for at most one
+//! job: the one whose pause segment the greedy walk stops in. Branching on that job
+//! (paused, or running on its whole curve) gives two subproblems whose relaxations are
+//! again greedy walks over the same sorted segments with a few jobs fixed. Each is
+//! solved without a walk: prefix sums of the root walk's watts and losses, corrected
+//! by the few segments the fixed jobs add or remove, and a binary search for where the
+//! walk stops, so a node costs `O(d log d + log S)` for `d` fixed jobs and `S`
+//! segments. Nodes are expanded best bound first; a node whose relaxation is integral
+//! is a feasible plan (its loss is exact: the segments it leaves out cost more than
+//! where the walk stops). The search ends when no open node's bound is below the
+//! incumbent (optimal), or after a work limit, with the least open bound as the
+//! certified lower bound.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::{CURVE_BELOW, PAUSE, Problem, TOL_W};
+
+/// Work units (segment corrections and search steps) after which the search stops
+/// and returns its incumbent with the least open bound.
+pub(super) const WORK_LIMIT: usize = 1 << 21;
+/// Relative loss within which a bound counts as meeting the incumbent.
+const REL_TOL: f64 = 1e-9;
+
+/// The search's answer.
+pub(super) struct Outcome {
+    /// Jobs paused in the best plan found.
+    pub(super) paused: Vec<bool>,
+    /// Certified lower bound on the least loss (the best plan's loss when the search
+    /// finished).
+    pub(super) lower_bound: f64,
+    /// Whether the search finished (the plan is optimal) rather than hit its limit.
+    pub(super) finished: bool,
+}
+
+/// The parent of the root.
+const ROOT: u32 = u32::MAX;
+
+/// Loss within which a bound counts as meeting the incumbent `v`.
+fn tol(v: f64) -> f64 {
+    REL_TOL * (1.0 + v.abs())
+}
+
+/// The search's moving parts.
+struct State {
+    /// Loss of the incumbent.
+    best: f64,
+    /// The incumbent when a node found it: (node, where its walk stops).
+    leaf: Option<(u32, Option<usize>)>,
+    /// Open slots by bound (non-negative, so its bits order like it), then age.
+    open: BinaryHeap<Reverse<(u64, u32)>>,
+}
+
+/// One search node: a decision on one job, under its parent's decisions.
+#[derive(Clone, Copy)]
+struct Node {
+    parent: u32,
+    job: u32,
+    pause: bool,
+}
+
+/// Where a node's relaxation stops.
+#[derive(Clone, Copy)]
+struct Relaxed {
+    bound: f64,
+    /// Index (in cost order) of the segment the walk stops in; `None` when the fixed
+    /// pauses alone meet the need.
+    stop: Option<usize>,
+    /// The job paused fractionally, if any.
+    frac: Option<u32>,
+}
+
+/// Prepared search over one problem and need.
+pub(super) struct Search<'p, 'a> {
+    problem: &'p Problem<'a>,
+    need: f64,
+    /// Watts and losses of the root walk (pause candidates on their hulls) before each
+    /// segment: `pcap[i]`, `pcost[i]` sum segments `0..i`.
+    pcap: Vec<f64>,
+    pcost: Vec<f64>,
+    /// Segment indices of each job, in cost order: `pos[start[j]..start[j + 1]]`.
+    pos: Vec<u32>,
+    start: Vec<u32>,
+    nodes: Vec<Node>,
+    /// Scratch: the current node's decisions and segment corrections.
+    fixed: Vec<(u32, bool)>,
+    events: Vec<(u32, f64, f64)>,
+    work: usize,
+}
+
+impl<'p, 'a> Search<'p, 'a> {
+    pub(super) fn new(problem: &'p Problem<'a>, need: f64) -> Self {
+        let segs = &problem.segs;
+        let mut pcap = Vec::with_capacity(segs.len() + 1);
+        let mut pcost = Vec::with_capacity(segs.len() + 1);
+        let (mut c, mut l) = (0.0, 0.0);
+        pcap.push(c);
+        pcost.push(l);
+        let mut start = vec![0u32; problem.jobs.len() + 1];
+        for s in segs {
+            if s.kind != CURVE_BELOW {
+                c += s.cap;
+                l += s.cap * s.cost;
+            }
+            pcap.push(c);
+            pcost.push(l);
+            start[s.job as usize + 1] += 1;
+        }
+        for j in 0..problem.jobs.len() {
+            start[j + 1] += start[j];
+        }
+        let mut fill = start.clone();
+        let mut pos = vec![0u32; segs.len()];
+        for (i, s) in segs.iter().enumerate() {
+            let f = &mut fill[s.job as usize];
+            pos[*f as usize] = i as u32;
+            *f += 1;
+        }
+        Self {
+            problem,
+            need,
+            pcap,
+            pcost,
+            pos,
+            start,
+            nodes: Vec::new(),
+            fixed: Vec::new(),
+            events: Vec::new(),
+            work: 0,
+        }
+    }
+
+    /// Best-first branch and bound from the root relaxation, starting from a feasible
+    /// pause set `incumbent` of loss `best`.
+    pub(super) fn run(mut self, incumbent: Vec<bool>, best: f64) -> Outcome {
+        let mut state = State {
+            best,
+            leaf: None,
+            open: BinaryHeap::new(),
+        };
+        let root = self.relax(ROOT);
+        self.offer(&mut state, ROOT, root);
+        let mut finished = true;
+        let mut lower = state.best;
+        while let Some(&Reverse((key, slot))) = state.open.peek() {
+            let bound = f64::from_bits(key);
+            if bound >= state.best - tol(state.best) {
+                break;
+            }
+            if self.work > WORK_LIMIT {
+                finished = false;
+                lower = bound;
+                break;
+            }
+            state.open.pop();
+            // An open slot holds (its node, the job it is fractional in): branch.
+            let Node { parent, job, .. } = self.nodes[slot as usize];
+            for pause in [true, false] {
+                self.nodes.push(Node { parent, job, pause });
+                let id = (self.nodes.len() - 1) as u32;
+                let r = self.relax(id);
+                self.offer(&mut state, id, r);
+            }
+        }
+        let paused = match state.leaf {
+            Some((id, stop)) => self.pause_set(id, stop),
+            None => incumbent,
+        };
+        Outcome {
+            paused,
+            lower_bound: lower.min(state.best),
+            finished,
+        }
+    }
+
+    /// Takes node `id` with relaxation `r` into the search: pruned when its bound
+    /// cannot beat the incumbent, the new incumbent when integral, else opened.
+    fn offer(&mut self, state: &mut State, id: u32, r: Relaxed) {
+        if r.bound >= state.best - tol(state.best) {
+            return;
+        }
+        match r.frac {
+            None => {
+                state.best = r.bound;
+                state.leaf = Some((id, r.stop));
+            }
+            Some(job) => {
+                // The open slot records the node and the job to branch on; it is
+                // never on a path of decisions.
+                self.nodes.push(Node {
+                    parent: id,
+                    job,
+                    pause: false,
+                });
+                let slot = (self.nodes.len() - 1) as u32;
+                state.open.push(Reverse((r.bound.max(0.0).to_bits(), slot)));
+            }
+        }
+    }
+
+    /// The decisions on the path from the root to `id` (the `fixed` scratch list).
+    fn collect(&mut self, mut id: u32) {
+        self.fixed.clear();
+        while let Some(n) = self.nodes.get(id as usize) {
+            self.fixed.push((n.job, n.pause));
+            id = n.parent;
+        }
+    }
+
+    /// The relaxation of node `id`: the root walk with its fixed jobs corrected.
+    fn relax(&mut self, id: u32) -> Relaxed {
+        self.collect(id);
+        let p = self.problem;
+        let mut rem = self.need;
+        let mut loss = 0.0;
+        self.events.clear();
+        for &(j, pause) in &self.fixed {
+            let m = &p.jobs[j as usize];
+            if pause {
+                rem -= m.n * (m.hi - m.paused);
+                loss += m.w * m.n;
+            }
+            let range = self.start[j as usize] as usize..self.start[j as usize + 1] as usize;
+            for &i in &self.pos[range] {
+                let s = &p.segs[i as usize];
+                // Paused: none of its segments; running: its whole curve, no pause.
+                let sign = match (pause, s.kind) {
+                    (true, CURVE_BELOW) | (false, super::CURVE_HULL) => 0.0,
+                    (true, _) | (false, PAUSE) => -1.0,
+                    (false, _) => 1.0,
+                };
+                if sign != 0.0 {
+                    self.events.push((i, sign * s.cap, sign * s.cap * s.cost));
+                }
+            }
+        }
+        self.work += 8 + self.fixed.len() + self.events.len();
+        if rem <= TOL_W {
+            return Relaxed {
+                bound: loss,
+                stop: None,
+                frac: None,
+            };
+        }
+        self.events.sort_unstable_by_key(|e| e.0);
+        // The walk stops at the least i with N(i) = pcap[i] + (corrections before i)
+        // >= rem - TOL_W; between corrections N follows pcap, so search those runs.
+        let goal = rem - TOL_W;
+        let n_segs = self.pcap.len() - 1;
+        let (mut acap, mut acost) = (0.0, 0.0);
+        let mut lo = 0usize;
+        let mut found = None;
+        for k in 0..=self.events.len() {
+            let hi = self.events.get(k).map_or(n_segs, |e| e.0 as usize);
+            if hi >= lo && self.pcap[hi] + acap >= goal {
+                let run = &self.pcap[lo..=hi];
+                let i = lo + run.partition_point(|&c| c + acap < goal);
+                self.work += 2 + (usize::BITS - run.len().leading_zeros()) as usize;
+                found = Some((i, acap, acost));
+                break;
+            }
+            if let Some(e) = self.events.get(k) {
+                acap += e.1;
+                acost += e.2;
+                lo = e.0 as usize + 1;
+            }
+        }
+        let Some((i, acap, acost)) = found else {
+            // The need cannot be met under these decisions.
+            return Relaxed {
+                bound: f64::INFINITY,
+                stop: None,
+                frac: None,
+            };
+        };
+        // N(i) >= goal > N(i - 1), so segment i - 1 is in this node's walk.
+        let stop = i.saturating_sub(1);
+        let s = &p.segs[stop];
+        let before = self.pcap[i] + acap - s.cap;
+        let taken = (rem - before).min(s.cap);
+        let bound = loss + self.pcost[i] + acost - (s.cap - taken) * s.cost;
+        let frac = (s.kind == PAUSE && taken < s.cap - TOL_W).then_some(s.job);
+        Relaxed {
+            bound,
+            stop: Some(stop),
+            frac,
+        }
+    }
+
+    /// The pause set of an integral node: its fixed pauses and every free candidate
+    /// whose pause segment its walk took (up to and including `stop`).
+    fn pause_set(&mut self, id: u32, stop: Option<usize>) -> Vec<bool> {
+        self.collect(id);
+        let p = self.problem;
+        let mut paused = vec![false; p.jobs.len()];
+        let mut decided = vec![false; p.jobs.len()];
+        for &(j, pause) in &self.fixed {
+            paused[j as usize] = pause;
+            decided[j as usize] = true;
+        }
+        if let Some(stop) = stop {
+            for s in &p.segs[..=stop] {
+                if s.kind == PAUSE && !decided[s.job as usize] {
+                    paused[s.job as usize] = true;
+                }
+            }
+        }
+        paused
+    }
+}
