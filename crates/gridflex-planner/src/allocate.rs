@@ -243,7 +243,8 @@ impl<'a> Problem<'a> {
                 method: Method::NoPauseChoice,
             };
         }
-        let (lb, lp_full) = self.relaxation(need);
+        let (lb, lp_full, lp_frac) = self.relaxation(need);
+        let lp_frac = lp_frac.map(|(k, _)| k);
         let method;
         // The certified lower bound: the LP bound, raised by a finished search.
         let mut bound = lb;
@@ -282,7 +283,11 @@ impl<'a> Problem<'a> {
             }
         } else {
             method = Method::BranchAndBound;
-            let search = search::Search::new(self, need).run(paused, p0);
+            let start = match lp_frac {
+                Some(k) => self.start(need, &paused, k, (p0, paused.clone())),
+                None => (p0, paused.clone()),
+            };
+            let search = search::Search::new(self, need).run(start.1, start.0);
             paused = search.paused;
             // A finished search proves its plan optimal: the bound is its loss.
             bound = if search.finished {
@@ -354,11 +359,72 @@ impl<'a> Problem<'a> {
         1.0
     }
 
-    /// The LP relaxation over hulls: (lower bound, the jobs it pauses fully).
-    fn relaxation(&self, need: f64) -> (f64, Vec<usize>) {
+    /// A feasible pause set near the LP's choice `lp` (its full pauses) to start the
+    /// search from, and its loss; `k` is the job the LP pauses fractionally and `best`
+    /// the LP's choice with `k` running. Also tried: `k` paused, which over-saves, and
+    /// the excess given back by running again the largest fully paused jobs that fit in
+    /// it (a greedy subset sum, which matters when many jobs lose the same per watt);
+    /// and `k` running with the cheapest other candidate large enough to cover its
+    /// part paused instead. Each is evaluated exactly; the least loss wins.
+    fn start(&self, need: f64, lp: &[bool], k: usize, best: (f64, Vec<bool>)) -> (f64, Vec<bool>) {
+        let mut best = best;
+        // Each candidate's pause segment: (watts, loss per watt).
+        let mut seg = vec![(0.0, f64::INFINITY); self.jobs.len()];
+        let mut taken = 0.0;
+        let mut rem = need;
+        for s in &self.segs {
+            if s.kind == PAUSE {
+                seg[s.job as usize] = (s.cap, s.cost);
+            }
+            if s.kind != CURVE_BELOW && rem > TOL_W {
+                let take = s.cap.min(rem);
+                rem -= take;
+                if s.job as usize == k && s.kind == PAUSE {
+                    taken = take;
+                }
+            }
+        }
+        let mut try_set = |set: Vec<bool>| {
+            let (loss, _) = self.evaluate(&set, need, Some(best.0));
+            if loss < best.0 {
+                best = (loss, set);
+            }
+        };
+        let mut up = lp.to_vec();
+        up[k] = true;
+        try_set(up.clone());
+        let mut full: Vec<usize> = (0..lp.len()).filter(|&j| lp[j]).collect();
+        full.sort_unstable_by(|&a, &b| seg[b].0.total_cmp(&seg[a].0).then(a.cmp(&b)));
+        let mut excess = seg[k].0 - taken;
+        for &j in &full {
+            if seg[j].0 <= excess {
+                up[j] = false;
+                excess -= seg[j].0;
+            }
+        }
+        try_set(up);
+        let other = (0..lp.len())
+            .filter(|&j| j != k && !lp[j] && seg[j].0 >= taken && seg[j].1.is_finite())
+            .min_by(|&a, &b| {
+                (seg[a].0 * seg[a].1)
+                    .total_cmp(&(seg[b].0 * seg[b].1))
+                    .then(a.cmp(&b))
+            });
+        if let Some(j) = other {
+            let mut set = lp.to_vec();
+            set[j] = true;
+            try_set(set);
+        }
+        best
+    }
+
+    /// The LP relaxation over hulls: (lower bound, the jobs it pauses fully, the job it
+    /// pauses fractionally and the watts of its pause segment taken).
+    fn relaxation(&self, need: f64) -> (f64, Vec<usize>, Option<(usize, f64)>) {
         let mut rem = need;
         let mut lb = 0.0;
         let mut full = Vec::new();
+        let mut frac = None;
         for s in &self.segs {
             if rem <= TOL_W {
                 break;
@@ -369,11 +435,15 @@ impl<'a> Problem<'a> {
             let take = s.cap.min(rem);
             rem -= take;
             lb += take * s.cost;
-            if s.kind == PAUSE && take >= s.cap - TOL_W {
-                full.push(s.job as usize);
+            if s.kind == PAUSE {
+                if take >= s.cap - TOL_W {
+                    full.push(s.job as usize);
+                } else {
+                    frac = Some((s.job as usize, take));
+                }
             }
         }
-        (lb, full)
+        (lb, full, frac)
     }
 
     /// Loss of the best continuous allocation with the given jobs paused; infinite when

@@ -20,7 +20,7 @@ use super::{CURVE_BELOW, PAUSE, Problem, TOL_W};
 
 /// Work units (segment corrections and search steps) after which the search stops
 /// and returns its incumbent with the least open bound.
-pub(super) const WORK_LIMIT: usize = 1 << 21;
+pub(super) const WORK_LIMIT: usize = 1 << 20;
 /// Relative loss within which a bound counts as meeting the incumbent.
 const REL_TOL: f64 = 1e-9;
 
@@ -37,10 +37,19 @@ pub(super) struct Outcome {
 
 /// The parent of the root.
 const ROOT: u32 = u32::MAX;
+/// `class_of` for a job that cannot pause.
+const NO_CLASS: u32 = u32::MAX;
+/// The relaxation of a node that holds no plan.
+const INFEASIBLE: Relaxed = Relaxed {
+    bound: f64::INFINITY,
+    stop: None,
+    frac: None,
+};
 
-/// Loss within which a bound counts as meeting the incumbent `v`.
-fn tol(v: f64) -> f64 {
-    REL_TOL * (1.0 + v.abs())
+/// Whether a node of relaxation `bound` cannot beat an incumbent of loss `best`: it
+/// holds no plan, or its bound is within a relative [`REL_TOL`] of `best` or above.
+fn pruned(bound: f64, best: f64) -> bool {
+    !bound.is_finite() || (best.is_finite() && bound >= best - REL_TOL * (1.0 + best))
 }
 
 /// The search's moving parts.
@@ -84,6 +93,19 @@ pub(super) struct Search<'p, 'a> {
     pos: Vec<u32>,
     start: Vec<u32>,
     nodes: Vec<Node>,
+    /// Identical pause candidates (same model and curve), each class's members in
+    /// index order: `members[class_start[c]..class_start[c + 1]]`; `class_of[j]` and
+    /// `rank_of[j]` place job `j` (`NO_CLASS` for jobs that cannot pause).
+    members: Vec<u32>,
+    class_start: Vec<u32>,
+    class_of: Vec<u32>,
+    rank_of: Vec<u32>,
+    /// Scratch stamps, per job and per class, valid when equal to `epoch`.
+    epoch: u32,
+    job_stamp: Vec<u32>,
+    job_paused: Vec<bool>,
+    class_stamp: Vec<u32>,
+    class_first_run: Vec<u32>,
     /// Scratch: the current node's decisions and segment corrections.
     fixed: Vec<(u32, bool)>,
     events: Vec<(u32, f64, f64)>,
@@ -118,6 +140,8 @@ impl<'p, 'a> Search<'p, 'a> {
             pos[*f as usize] = i as u32;
             *f += 1;
         }
+        let (members, class_start, class_of, rank_of) = classes(problem);
+        let n_classes = class_start.len().saturating_sub(1);
         Self {
             problem,
             need,
@@ -126,6 +150,15 @@ impl<'p, 'a> Search<'p, 'a> {
             pos,
             start,
             nodes: Vec::new(),
+            members,
+            class_start,
+            class_of,
+            rank_of,
+            epoch: 0,
+            job_stamp: vec![0; problem.jobs.len()],
+            job_paused: vec![false; problem.jobs.len()],
+            class_stamp: vec![0; n_classes],
+            class_first_run: vec![0; n_classes],
             fixed: Vec::new(),
             events: Vec::new(),
             work: 0,
@@ -133,7 +166,7 @@ impl<'p, 'a> Search<'p, 'a> {
     }
 
     /// Best-first branch and bound from the root relaxation, starting from a feasible
-    /// pause set `incumbent` of loss `best`.
+    /// pause set `incumbent` of loss `best` (infinite when none is known).
     pub(super) fn run(mut self, incumbent: Vec<bool>, best: f64) -> Outcome {
         let mut state = State {
             best,
@@ -146,7 +179,7 @@ impl<'p, 'a> Search<'p, 'a> {
         let mut lower = state.best;
         while let Some(&Reverse((key, slot))) = state.open.peek() {
             let bound = f64::from_bits(key);
-            if bound >= state.best - tol(state.best) {
+            if pruned(bound, state.best) {
                 break;
             }
             if self.work > WORK_LIMIT {
@@ -178,7 +211,7 @@ impl<'p, 'a> Search<'p, 'a> {
     /// Takes node `id` with relaxation `r` into the search: pruned when its bound
     /// cannot beat the incumbent, the new incumbent when integral, else opened.
     fn offer(&mut self, state: &mut State, id: u32, r: Relaxed) {
-        if r.bound >= state.best - tol(state.best) {
+        if pruned(r.bound, state.best) {
             return;
         }
         match r.frac {
@@ -200,18 +233,69 @@ impl<'p, 'a> Search<'p, 'a> {
         }
     }
 
-    /// The decisions on the path from the root to `id` (the `fixed` scratch list).
-    fn collect(&mut self, mut id: u32) {
+    /// The decisions of node `id` in the `fixed` scratch list: those on its path from
+    /// the root, and the runs they imply. Identical jobs are interchangeable, so some
+    /// optimum pauses a prefix (in index order) of each class: a member that runs
+    /// makes every later member run. Returns false when that contradicts a pause on
+    /// the path (the node holds no plan that breaks the symmetry this way).
+    fn decisions(&mut self, mut id: u32) -> bool {
         self.fixed.clear();
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.job_stamp.fill(0);
+            self.class_stamp.fill(0);
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
         while let Some(n) = self.nodes.get(id as usize) {
             self.fixed.push((n.job, n.pause));
+            let j = n.job as usize;
+            self.job_stamp[j] = epoch;
+            self.job_paused[j] = n.pause;
+            let c = self.class_of[j];
+            if !n.pause && c != NO_CLASS {
+                let c = c as usize;
+                let r = self.rank_of[j];
+                if self.class_stamp[c] != epoch || r < self.class_first_run[c] {
+                    self.class_stamp[c] = epoch;
+                    self.class_first_run[c] = r;
+                }
+            }
             id = n.parent;
         }
+        for k in 0..self.fixed.len() {
+            let (j, pause) = self.fixed[k];
+            let c = self.class_of[j as usize];
+            if pause
+                || c == NO_CLASS
+                || self.class_first_run[c as usize] != self.rank_of[j as usize]
+            {
+                continue;
+            }
+            let c = c as usize;
+            let from = self.class_start[c] as usize + self.rank_of[j as usize] as usize + 1;
+            let to = self.class_start[c + 1] as usize;
+            for i in from..to {
+                let m = self.members[i] as usize;
+                if self.job_stamp[m] == epoch {
+                    if self.job_paused[m] {
+                        return false;
+                    }
+                    continue;
+                }
+                self.job_stamp[m] = epoch;
+                self.job_paused[m] = false;
+                self.fixed.push((m as u32, false));
+            }
+        }
+        true
     }
 
     /// The relaxation of node `id`: the root walk with its fixed jobs corrected.
     fn relax(&mut self, id: u32) -> Relaxed {
-        self.collect(id);
+        if !self.decisions(id) {
+            return INFEASIBLE;
+        }
         let p = self.problem;
         let mut rem = self.need;
         let mut loss = 0.0;
@@ -236,7 +320,9 @@ impl<'p, 'a> Search<'p, 'a> {
                 }
             }
         }
-        self.work += 8 + self.fixed.len() + self.events.len();
+        // Collecting the decisions, then sorting the corrections: E log E.
+        let e = self.events.len();
+        self.work += 8 + self.fixed.len() + e * (1 + (usize::BITS - e.leading_zeros()) as usize);
         if rem <= TOL_W {
             return Relaxed {
                 bound: loss,
@@ -269,11 +355,7 @@ impl<'p, 'a> Search<'p, 'a> {
         }
         let Some((i, acap, acost)) = found else {
             // The need cannot be met under these decisions.
-            return Relaxed {
-                bound: f64::INFINITY,
-                stop: None,
-                frac: None,
-            };
+            return INFEASIBLE;
         };
         // N(i) >= goal > N(i - 1), so segment i - 1 is in this node's walk.
         let stop = i.saturating_sub(1);
@@ -292,7 +374,8 @@ impl<'p, 'a> Search<'p, 'a> {
     /// The pause set of an integral node: its fixed pauses and every free candidate
     /// whose pause segment its walk took (up to and including `stop`).
     fn pause_set(&mut self, id: u32, stop: Option<usize>) -> Vec<bool> {
-        self.collect(id);
+        // A leaf's decisions were consistent when it was relaxed.
+        self.decisions(id);
         let p = self.problem;
         let mut paused = vec![false; p.jobs.len()];
         let mut decided = vec![false; p.jobs.len()];
@@ -309,4 +392,41 @@ impl<'p, 'a> Search<'p, 'a> {
         }
         paused
     }
+}
+
+/// Classes of identical pause candidates: (members by class then index, class starts,
+/// class of each job, rank of each job in its class). Identical means bit-equal
+/// models and throughput points, so members are interchangeable in every plan.
+fn classes(problem: &Problem<'_>) -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) {
+    let jobs = problem.jobs;
+    let key = |j: usize| {
+        let m = &jobs[j];
+        let (a, b) = problem.pts_range[j];
+        let pts = problem.pts[a as usize..b as usize]
+            .iter()
+            .flat_map(|&(p, f)| [p.to_bits(), f.to_bits()]);
+        [m.n, m.hi, m.lo, m.w, m.paused]
+            .map(f64::to_bits)
+            .into_iter()
+            .chain(pts)
+    };
+    let mut members: Vec<u32> = (0..jobs.len())
+        .filter(|&j| jobs[j].pause_candidate())
+        .map(|j| j as u32)
+        .collect();
+    members.sort_by(|&a, &b| key(a as usize).cmp(key(b as usize)).then(a.cmp(&b)));
+    let mut class_of = vec![NO_CLASS; jobs.len()];
+    let mut rank_of = vec![0; jobs.len()];
+    let mut class_start = Vec::new();
+    for (i, &j) in members.iter().enumerate() {
+        let same = i > 0 && key(members[i - 1] as usize).eq(key(j as usize));
+        if !same {
+            class_start.push(i as u32);
+        }
+        let c = class_start.len() - 1;
+        class_of[j as usize] = c as u32;
+        rank_of[j as usize] = (i - class_start[c] as usize) as u32;
+    }
+    class_start.push(members.len() as u32);
+    (members, class_start, class_of, rank_of)
 }
