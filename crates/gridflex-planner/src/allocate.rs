@@ -287,7 +287,7 @@ impl<'a> Problem<'a> {
                 Some(k) => self.start(need, &paused, k, (p0, paused.clone())),
                 None => (p0, paused.clone()),
             };
-            let search = search::Search::new(self, need).run(start.1, start.0);
+            let search = search::Search::new(self, need).run(start.1, start.0, search::WORK_LIMIT);
             paused = search.paused;
             // A finished search proves its plan optimal: the bound is its loss.
             bound = if search.finished {

@@ -167,7 +167,8 @@ impl<'p, 'a> Search<'p, 'a> {
 
     /// Best-first branch and bound from the root relaxation, starting from a feasible
     /// pause set `incumbent` of loss `best` (infinite when none is known).
-    pub(super) fn run(mut self, incumbent: Vec<bool>, best: f64) -> Outcome {
+    /// Stops after `work_limit` work units ([`WORK_LIMIT`] in plans).
+    pub(super) fn run(mut self, incumbent: Vec<bool>, best: f64, work_limit: usize) -> Outcome {
         let mut state = State {
             best,
             leaf: None,
@@ -182,7 +183,7 @@ impl<'p, 'a> Search<'p, 'a> {
             if pruned(bound, state.best) {
                 break;
             }
-            if self.work > WORK_LIMIT {
+            if self.work > work_limit {
                 finished = false;
                 lower = bound;
                 break;
@@ -429,4 +430,70 @@ fn classes(problem: &Problem<'_>) -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) {
     }
     class_start.push(members.len() as u32);
     (members, class_start, class_of, rank_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocate::JobModel;
+    use crate::{ThroughputCurve, WorkloadKind};
+
+    /// `count` jobs alike but their sizes (every pause loses the same per watt: the
+    /// search's hard case), floor 0.8 on the generic curve, all pausable.
+    fn uniform(count: usize, seed: u64) -> Vec<JobModel> {
+        let curve = ThroughputCurve::default_for(WorkloadKind::Generic);
+        let lo = curve.fraction_for(0.8) * 700.0;
+        let mut x = seed;
+        (0..count)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                JobModel {
+                    n: (1 + (x >> 33) % 200) as f64,
+                    hi: 700.0,
+                    lo,
+                    w: 1.0,
+                    paused: 130.0,
+                    steady_pause: true,
+                }
+            })
+            .collect()
+    }
+
+    /// Stopped by its work limit, the search still returns a feasible pause set, and
+    /// its lower bound is at most the optimum the unlimited search proves.
+    #[test]
+    fn work_limit_keeps_a_feasible_plan_and_a_valid_bound() {
+        let curve = ThroughputCurve::default_for(WorkloadKind::Generic);
+        let mut stopped = 0;
+        for seed in 1..=12 {
+            let jobs = uniform(24, seed);
+            let problem = Problem::new(&jobs, |_| curve.points());
+            let total: f64 = jobs.iter().map(|m| m.n * (m.hi - m.paused)).sum();
+            let need = total * 0.55;
+            let start = vec![true; jobs.len()];
+            let (start_loss, _) = problem.evaluate(&start, need, None);
+            assert!(start_loss.is_finite());
+            let full = Search::new(&problem, need).run(start.clone(), start_loss, usize::MAX);
+            assert!(full.finished, "seed {seed}");
+            let (opt, _) = problem.evaluate(&full.paused, need, None);
+            let cut = Search::new(&problem, need).run(start, start_loss, 200);
+            let (loss, _) = problem.evaluate(&cut.paused, need, None);
+            assert!(loss.is_finite(), "seed {seed}: infeasible incumbent");
+            let tol = 1e-9 * (1.0 + opt);
+            assert!(
+                loss >= opt - tol,
+                "seed {seed}: {loss} beats the optimum {opt}"
+            );
+            assert!(
+                cut.lower_bound <= opt + tol,
+                "seed {seed}: bound {} > {opt}",
+                cut.lower_bound
+            );
+            assert!(cut.lower_bound <= loss + tol);
+            stopped += usize::from(!cut.finished);
+        }
+        assert!(stopped > 0, "the limit stops some searches");
+    }
 }
