@@ -361,7 +361,7 @@ impl<'a> Problem<'a> {
 
     /// A feasible pause set near the LP's choice `lp` (its full pauses) to start the
     /// search from, and its loss; `k` is the job the LP pauses fractionally and `best`
-    /// the LP's choice with `k` running. Also tried: `k` paused, which over-saves, and
+    /// the LP's choice with `k` running. Also tried: `k` paused, which over-saves, with
     /// the excess given back by running again the largest fully paused jobs that fit in
     /// it (a greedy subset sum, which matters when many jobs lose the same per watt);
     /// and `k` running with the cheapest other candidate large enough to cover its
@@ -392,7 +392,6 @@ impl<'a> Problem<'a> {
         };
         let mut up = lp.to_vec();
         up[k] = true;
-        try_set(up.clone());
         let mut full: Vec<usize> = (0..lp.len()).filter(|&j| lp[j]).collect();
         full.sort_unstable_by(|&a, &b| seg[b].0.total_cmp(&seg[a].0).then(a.cmp(&b)));
         let mut excess = seg[k].0 - taken;

@@ -398,9 +398,12 @@ impl<'p, 'a> Search<'p, 'a> {
 /// Classes of identical pause candidates: (members by class then index, class starts,
 /// class of each job, rank of each job in its class). Identical means bit-equal
 /// models and throughput points, so members are interchangeable in every plan.
+/// Candidates are sorted by a hash of those bits, then by index; a class is a run of
+/// equal hashes whose members also equal their predecessor bit for bit (a collision
+/// at worst splits a class, which keeps the symmetry rule valid).
 fn classes(problem: &Problem<'_>) -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) {
     let jobs = problem.jobs;
-    let key = |j: usize| {
+    let bits = |j: usize| {
         let m = &jobs[j];
         let (a, b) = problem.pts_range[j];
         let pts = problem.pts[a as usize..b as usize]
@@ -411,16 +414,25 @@ fn classes(problem: &Problem<'_>) -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) {
             .into_iter()
             .chain(pts)
     };
-    let mut members: Vec<u32> = (0..jobs.len())
+    // FNV-1a over the 64-bit words: deterministic, no allocation.
+    let hash = |j: usize| {
+        bits(j).fold(0xcbf2_9ce4_8422_2325u64, |h, w| {
+            (h ^ w).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let mut keyed: Vec<(u64, u32)> = (0..jobs.len())
         .filter(|&j| jobs[j].pause_candidate())
-        .map(|j| j as u32)
+        .map(|j| (hash(j), j as u32))
         .collect();
-    members.sort_by(|&a, &b| key(a as usize).cmp(key(b as usize)).then(a.cmp(&b)));
+    keyed.sort_unstable();
     let mut class_of = vec![NO_CLASS; jobs.len()];
     let mut rank_of = vec![0; jobs.len()];
     let mut class_start = Vec::new();
-    for (i, &j) in members.iter().enumerate() {
-        let same = i > 0 && key(members[i - 1] as usize).eq(key(j as usize));
+    for (i, &(h, j)) in keyed.iter().enumerate() {
+        let same = i > 0 && {
+            let (ph, pj) = keyed[i - 1];
+            ph == h && bits(pj as usize).eq(bits(j as usize))
+        };
         if !same {
             class_start.push(i as u32);
         }
@@ -428,7 +440,8 @@ fn classes(problem: &Problem<'_>) -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) {
         class_of[j as usize] = c as u32;
         rank_of[j as usize] = (i - class_start[c] as usize) as u32;
     }
-    class_start.push(members.len() as u32);
+    class_start.push(keyed.len() as u32);
+    let members = keyed.into_iter().map(|(_, j)| j).collect();
     (members, class_start, class_of, rank_of)
 }
 
