@@ -23,7 +23,7 @@ fn resumed_at(plan: &Plan, job: &str) -> Option<f64> {
         s.actions
             .iter()
             .any(|a| matches!(a, Action::Resume { job: j } if j.as_str() == job))
-            .then(|| s.offset.as_secs_f64() * 1e3)
+            .then_some(s.offset.as_secs_f64() * 1e3)
     })
 }
 
