@@ -33,8 +33,8 @@ mod search;
 /// Watts of GPU power within which a saving counts as met.
 const TOL_W: f64 = 1e-6;
 /// Most segment visits the exhaustive pause search may cost (subsets x segments);
-/// above it the relaxation is used, so a few candidates in a large fleet cannot make
-/// a plan slow.
+/// above it the branch and bound is used, so a few candidates in a large fleet cannot
+/// make a plan slow.
 const EXACT_WORK: usize = 1 << 18;
 
 /// One job as the allocator sees it (all powers per GPU, in watts).
@@ -244,7 +244,6 @@ impl<'a> Problem<'a> {
             };
         }
         let (lb, lp_full, lp_frac) = self.relaxation(need);
-        let lp_frac = lp_frac.map(|(k, _)| k);
         let method;
         // The certified lower bound: the LP bound, raised by a finished search.
         let mut bound = lb;
@@ -284,7 +283,7 @@ impl<'a> Problem<'a> {
         } else {
             method = Method::BranchAndBound;
             let start = match lp_frac {
-                Some(k) => self.start(need, &paused, k, (p0, paused.clone())),
+                Some(frac) => self.start(need, &paused, frac, (p0, paused.clone())),
                 None => (p0, paused.clone()),
             };
             let search = search::Search::new(self, need).run(start.1, start.0, search::WORK_LIMIT);
@@ -360,29 +359,25 @@ impl<'a> Problem<'a> {
     }
 
     /// A feasible pause set near the LP's choice `lp` (its full pauses) to start the
-    /// search from, and its loss; `k` is the job the LP pauses fractionally and `best`
-    /// the LP's choice with `k` running. Also tried: `k` paused, which over-saves, with
+    /// search from, and its loss; `(k, taken)` is the job the LP pauses fractionally
+    /// and the watts of its pause segment it takes, `best` the LP's choice with `k`
+    /// running. Also tried: `k` paused, which over-saves, with
     /// the excess given back by running again the largest fully paused jobs that fit in
     /// it (a greedy subset sum, which matters when many jobs lose the same per watt);
     /// and `k` running with the cheapest other candidate large enough to cover its
     /// part paused instead. Each is evaluated exactly; the least loss wins.
-    fn start(&self, need: f64, lp: &[bool], k: usize, best: (f64, Vec<bool>)) -> (f64, Vec<bool>) {
+    fn start(
+        &self,
+        need: f64,
+        lp: &[bool],
+        (k, taken): (usize, f64),
+        best: (f64, Vec<bool>),
+    ) -> (f64, Vec<bool>) {
         let mut best = best;
         // Each candidate's pause segment: (watts, loss per watt).
         let mut seg = vec![(0.0, f64::INFINITY); self.jobs.len()];
-        let mut taken = 0.0;
-        let mut rem = need;
-        for s in &self.segs {
-            if s.kind == PAUSE {
-                seg[s.job as usize] = (s.cap, s.cost);
-            }
-            if s.kind != CURVE_BELOW && rem > TOL_W {
-                let take = s.cap.min(rem);
-                rem -= take;
-                if s.job as usize == k && s.kind == PAUSE {
-                    taken = take;
-                }
-            }
+        for s in self.segs.iter().filter(|s| s.kind == PAUSE) {
+            seg[s.job as usize] = (s.cap, s.cost);
         }
         let mut try_set = |set: Vec<bool>| {
             let (loss, _) = self.evaluate(&set, need, Some(best.0));
