@@ -1,8 +1,9 @@
 //! gridflex-planner benches: plans for 1,000 / 10,000 / 100,000 GPUs in jobs of 8 to 512
 //! GPUs, and the design's 10,000 GPUs in 2,000 jobs; a 25 % cut (caps mostly) and a
-//! 45 % cut (pauses needed). Each bench prints the plan's
-//! certified optimality gap bound (loss minus LP lower bound, relative to kept
-//! throughput) once before timing.
+//! 45 % cut (pauses needed). Pause-heavy fleets (every job pausable, high floors, so
+//! the pause choice is the whole problem): 100 jobs, and 1,000 jobs on 100,000 GPUs.
+//! Each bench prints the plan's certified optimality gap bound (loss minus lower
+//! bound, relative to kept throughput) once before timing.
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -87,6 +88,64 @@ fn fleet(gpus: u32, sizes: &[u32], seed: u64) -> Fleet {
     Fleet::from_specs(specs, facility).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `jobs` jobs of 1 to `2 * gpus / jobs` GPUs, every one pausable for the window (a
+/// long pause limit or a late deadline) with a throughput floor of 0.6-0.9 (so a cap
+/// saves little and pausing is the main lever). `uniform`: every job alike but its
+/// size (700 W, 130 W paused, generic curve, weight 1, floor 0.8), so every pause
+/// loses the same per watt and the pause choice is a subset sum: the hard case.
+fn pause_heavy_fleet(jobs: u32, gpus: u32, seed: u64, uniform: bool) -> Fleet {
+    let mut rng = Lcg(seed);
+    let start = Utc
+        .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let kinds = [
+        WorkloadKind::Generic,
+        WorkloadKind::Pretraining,
+        WorkloadKind::FineTuning,
+        WorkloadKind::Inference,
+    ];
+    let mean = f64::from(gpus) / f64::from(jobs);
+    let specs = (0..jobs)
+        .map(|i| {
+            let floor = if uniform { 0.8 } else { 0.6 + 0.3 * rng.unit() };
+            let class = if uniform || rng.next().is_multiple_of(2) {
+                JobClass::Flexible {
+                    floor,
+                    max_pause: Duration::from_secs(4 * 3600),
+                }
+            } else {
+                JobClass::Deferrable {
+                    deadline: start + TimeDelta::hours(3 + (rng.next() % 6) as i64),
+                }
+            };
+            let mut spec = JobSpec {
+                id: JobId::new(format!("job-{i}")).unwrap_or_else(|e| panic!("{e}")),
+                gpus: 1 + (2.0 * mean * rng.unit()) as u32,
+                draw_per_gpu: w(400.0 + 300.0 * rng.unit()),
+                cap_range: CapRange {
+                    min: w(200.0),
+                    max: w(700.0),
+                },
+                paused_draw_per_gpu: w(120.0 + 25.0 * rng.unit()),
+                curve: ThroughputCurve::default_for(kinds[(rng.next() % 4) as usize]),
+                weight: 0.5 + 2.5 * rng.unit(),
+                class,
+            };
+            if uniform {
+                spec.draw_per_gpu = w(700.0);
+                spec.paused_draw_per_gpu = w(130.0);
+                spec.curve = ThroughputCurve::default_for(WorkloadKind::Generic);
+                spec.weight = 1.0;
+            }
+            spec
+        })
+        .collect();
+    let facility = FacilityModel::new(w(50_000.0 + 20.0 * f64::from(gpus)), 1.3)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Fleet::from_specs(specs, facility).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn request(fleet: &Fleet, cut: f64) -> CurtailmentRequest {
     let start = Utc
         .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
@@ -114,9 +173,53 @@ fn plans(c: &mut Criterion) {
         ("100k GPUs, jobs of 8-512, 45 % cut", 100_000, &sizes, 0.45),
         ("10k GPUs, 2,000 jobs of 1-9, 45 % cut", 10_000, small, 0.45),
     ];
+    // Cuts chosen where the LP's own pause choice is not optimal, so the search runs.
+    let heavy: [(&str, u32, u32, u64, bool, f64); 4] = [
+        (
+            "pause-heavy: 100 jobs, 55 % cut",
+            100,
+            10_000,
+            42,
+            false,
+            0.55,
+        ),
+        (
+            "pause-heavy: 1,000 jobs, 100k GPUs, 64 % cut",
+            1_000,
+            100_000,
+            42,
+            false,
+            0.64,
+        ),
+        (
+            "pause-heavy, uniform: 100 jobs, 55 % cut",
+            100,
+            10_000,
+            2,
+            true,
+            0.55,
+        ),
+        (
+            "pause-heavy, uniform: 1,000 jobs, 100k GPUs, 60 % cut",
+            1_000,
+            100_000,
+            2,
+            true,
+            0.6,
+        ),
+    ];
+    let fleets = cases
+        .into_iter()
+        .map(|(name, gpus, sizes, cut)| (name, fleet(gpus, sizes, 42), cut))
+        .chain(
+            heavy
+                .into_iter()
+                .map(|(name, jobs, gpus, seed, uniform, cut)| {
+                    (name, pause_heavy_fleet(jobs, gpus, seed, uniform), cut)
+                }),
+        );
     let options = PlannerOptions::default();
-    for (name, gpus, sizes, cut) in cases {
-        let fleet = fleet(gpus, sizes, 42);
+    for (name, fleet, cut) in fleets {
         let req = request(&fleet, cut);
         let p = plan(&fleet, &req, &options).unwrap_or_else(|e| panic!("{e}"));
         eprintln!(

@@ -9,12 +9,14 @@
 //!   curve segments in order of least weighted throughput lost per watt saved is exact
 //!   (a fractional knapsack over segments; concavity keeps each job's segments in
 //!   top-down order).
-//! * The pause set is discrete. Up to `exact_pause_limit` candidates (and at most
-//!   2^18 segment visits in all) every subset is tried (exact). Above it the LP relaxation over each job's concave hull of
+//! * The pause set is discrete. The LP relaxation over each job's concave hull of
 //!   {running curve, pause point} is solved by the same greedy walk (a lower bound on
-//!   the loss), its paused jobs are kept, the one job paused fractionally is rounded
-//!   both ways, and single flips of the pause candidates nearest the LP threshold are
-//!   tried. The plan reports the LP lower bound, so the gap is measured on every call.
+//!   the loss); when its own pause choice meets the bound it is optimal. Otherwise, up
+//!   to `exact_pause_limit` candidates (and at most 2^18 segment visits in all) every
+//!   subset is tried (exact); above it a best-first branch and bound over pause
+//!   decisions ([`search`]) with the LP bound finds the optimum, or, past its work
+//!   limit, returns its incumbent with the least open bound, so the gap is certified
+//!   on every call.
 
 /// Segment kinds in the sorted list.
 const CURVE_HULL: u8 = 0;
@@ -26,14 +28,14 @@ const PAUSE: u8 = 2;
 
 use crate::order::radix_order;
 
+mod search;
+
 /// Watts of GPU power within which a saving counts as met.
 const TOL_W: f64 = 1e-6;
 /// Most segment visits the exhaustive pause search may cost (subsets x segments);
-/// above it the relaxation is used, so a few candidates in a large fleet cannot make
-/// a plan slow.
+/// above it the branch and bound is used, so a few candidates in a large fleet cannot
+/// make a plan slow.
 const EXACT_WORK: usize = 1 << 18;
-/// How many pause candidates on each side of the LP threshold are flipped.
-const FLIP_NEIGHBOURS: usize = 4;
 
 /// One job as the allocator sees it (all powers per GPU, in watts).
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +80,8 @@ pub(crate) enum Method {
     /// No pause choice was needed, or the LP relaxation's pause choice met its bound.
     NoPauseChoice,
     Exhaustive,
-    Relaxation,
+    /// Branch and bound ([`search`]); exact unless its work limit stopped it.
+    BranchAndBound,
 }
 
 /// The allocator's answer.
@@ -101,8 +104,6 @@ pub(crate) struct Problem<'a> {
     /// Per-job throughput curve in watts: `(p, f)` points from `lo` to `hi`.
     pts: Vec<(f64, f64)>,
     pts_range: Vec<(u32, u32)>,
-    /// Cost per watt of each job's pause hull segment (infinite when not a candidate).
-    pause_costs: Vec<f64>,
 }
 
 impl<'a> Problem<'a> {
@@ -115,7 +116,6 @@ impl<'a> Problem<'a> {
         let mut segs = Vec::with_capacity(jobs.len() * 7);
         let mut pts = Vec::with_capacity(jobs.len() * 7);
         let mut pts_range = Vec::with_capacity(jobs.len());
-        let mut pause_costs = vec![f64::INFINITY; jobs.len()];
         let mut below: Vec<Seg> = Vec::new();
         for (j, m) in jobs.iter().enumerate() {
             let start = pts.len();
@@ -178,7 +178,6 @@ impl<'a> Problem<'a> {
                 }
             }
             if let Some((qi, slope)) = q {
-                pause_costs[j] = m.w * slope.max(0.0) + 0.0;
                 segs.push(Seg {
                     cost: m.w * slope.max(0.0) + 0.0,
                     cap: m.n * (jp[qi].0 - m.paused),
@@ -196,7 +195,6 @@ impl<'a> Problem<'a> {
             segs,
             pts,
             pts_range,
-            pause_costs,
         }
     }
 
@@ -245,8 +243,10 @@ impl<'a> Problem<'a> {
                 method: Method::NoPauseChoice,
             };
         }
-        let (lb, lp_full, lp_frac, lambda) = self.relaxation(need);
+        let (lb, lp_full, lp_frac) = self.relaxation(need);
         let method;
+        // The certified lower bound: the LP bound, raised by a finished search.
+        let mut bound = lb;
         // The LP's own pause choice, evaluated exactly: when it meets the LP bound it
         // is optimal (certified), and no search is needed.
         for &j in &lp_full {
@@ -281,35 +281,19 @@ impl<'a> Problem<'a> {
                 paused[j] = best.1 & (1 << b) != 0;
             }
         } else {
-            method = Method::Relaxation;
-            let mut best = p0;
-            if let Some(m) = lp_frac {
-                paused[m] = true;
-                let (l, _) = self.evaluate(&paused, need, Some(best));
-                if l < best {
-                    best = l;
-                } else {
-                    paused[m] = false;
-                }
-            }
-            // Single flips of the candidates whose pause cost is nearest the threshold.
-            let mut near: Vec<(f64, usize)> = candidates
-                .iter()
-                .map(|&j| (self.pause_cost(j), j))
-                .collect();
-            near.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            let split = near.partition_point(|&(c, _)| c < lambda);
-            let lo = split.saturating_sub(FLIP_NEIGHBOURS);
-            let hi = (split + FLIP_NEIGHBOURS).min(near.len());
-            for &(_, j) in &near[lo..hi] {
-                paused[j] = !paused[j];
-                let (l, _) = self.evaluate(&paused, need, Some(best));
-                if l < best * (1.0 - 1e-12) - 1e-12 {
-                    best = l;
-                } else {
-                    paused[j] = !paused[j];
-                }
-            }
+            method = Method::BranchAndBound;
+            let start = match lp_frac {
+                Some(frac) => self.start(need, &paused, frac, (p0, paused.clone())),
+                None => (p0, paused.clone()),
+            };
+            let search = search::Search::new(self, need).run(start.1, start.0, search::WORK_LIMIT);
+            paused = search.paused;
+            // A finished search proves its plan optimal: the bound is its loss.
+            bound = if search.finished {
+                f64::INFINITY
+            } else {
+                search.lower_bound
+            };
         }
         let (levels, loss, rem) = self.levels(&paused, need);
         if rem > TOL_W {
@@ -320,16 +304,12 @@ impl<'a> Problem<'a> {
             levels,
             loss,
             lower_bound: match method {
-                Method::Relaxation => lb.min(loss),
+                Method::BranchAndBound => bound.min(loss),
                 Method::Exhaustive | Method::NoPauseChoice => loss,
             },
             shortfall: 0.0,
             method,
         }
-    }
-
-    fn pause_cost(&self, j: usize) -> f64 {
-        self.pause_costs[j]
     }
 
     /// Every job at its lowest-power level within its class; `short` GPU watts missing.
@@ -378,14 +358,67 @@ impl<'a> Problem<'a> {
         1.0
     }
 
-    /// The LP relaxation over hulls: (lower bound, fully paused jobs, the fractionally
-    /// paused job, cost at which the walk stopped).
-    fn relaxation(&self, need: f64) -> (f64, Vec<usize>, Option<usize>, f64) {
+    /// A feasible pause set near the LP's choice `lp` (its full pauses) to start the
+    /// search from, and its loss; `(k, taken)` is the job the LP pauses fractionally
+    /// and the watts of its pause segment it takes, `best` the LP's choice with `k`
+    /// running. Also tried: `k` paused, which over-saves, with
+    /// the excess given back by running again the largest fully paused jobs that fit in
+    /// it (a greedy subset sum, which matters when many jobs lose the same per watt);
+    /// and `k` running with the cheapest other candidate large enough to cover its
+    /// part paused instead. Each is evaluated exactly; the least loss wins.
+    fn start(
+        &self,
+        need: f64,
+        lp: &[bool],
+        (k, taken): (usize, f64),
+        best: (f64, Vec<bool>),
+    ) -> (f64, Vec<bool>) {
+        let mut best = best;
+        // Each candidate's pause segment: (watts, loss per watt).
+        let mut seg = vec![(0.0, f64::INFINITY); self.jobs.len()];
+        for s in self.segs.iter().filter(|s| s.kind == PAUSE) {
+            seg[s.job as usize] = (s.cap, s.cost);
+        }
+        let mut try_set = |set: Vec<bool>| {
+            let (loss, _) = self.evaluate(&set, need, Some(best.0));
+            if loss < best.0 {
+                best = (loss, set);
+            }
+        };
+        let mut up = lp.to_vec();
+        up[k] = true;
+        let mut full: Vec<usize> = (0..lp.len()).filter(|&j| lp[j]).collect();
+        full.sort_unstable_by(|&a, &b| seg[b].0.total_cmp(&seg[a].0).then(a.cmp(&b)));
+        let mut excess = seg[k].0 - taken;
+        for &j in &full {
+            if seg[j].0 <= excess {
+                up[j] = false;
+                excess -= seg[j].0;
+            }
+        }
+        try_set(up);
+        let other = (0..lp.len())
+            .filter(|&j| j != k && !lp[j] && seg[j].0 >= taken && seg[j].1.is_finite())
+            .min_by(|&a, &b| {
+                (seg[a].0 * seg[a].1)
+                    .total_cmp(&(seg[b].0 * seg[b].1))
+                    .then(a.cmp(&b))
+            });
+        if let Some(j) = other {
+            let mut set = lp.to_vec();
+            set[j] = true;
+            try_set(set);
+        }
+        best
+    }
+
+    /// The LP relaxation over hulls: (lower bound, the jobs it pauses fully, the job it
+    /// pauses fractionally and the watts of its pause segment taken).
+    fn relaxation(&self, need: f64) -> (f64, Vec<usize>, Option<(usize, f64)>) {
         let mut rem = need;
         let mut lb = 0.0;
         let mut full = Vec::new();
         let mut frac = None;
-        let mut lambda = 0.0;
         for s in &self.segs {
             if rem <= TOL_W {
                 break;
@@ -396,17 +429,15 @@ impl<'a> Problem<'a> {
             let take = s.cap.min(rem);
             rem -= take;
             lb += take * s.cost;
-            lambda = s.cost;
             if s.kind == PAUSE {
                 if take >= s.cap - TOL_W {
                     full.push(s.job as usize);
                 } else {
-                    frac = Some(s.job as usize);
+                    frac = Some((s.job as usize, take));
                 }
             }
         }
-        full.sort_unstable();
-        (lb, full, frac, lambda)
+        (lb, full, frac)
     }
 
     /// Loss of the best continuous allocation with the given jobs paused; infinite when

@@ -10,7 +10,8 @@
 //!   allowed; deferrable jobs running again by their deadline);
 //! - stages from the window start: when caps settle slower than the response time,
 //!   a fast stage of pauses meets the target first, then paused jobs are resumed in
-//!   groups once caps have settled, never letting settled power pass the target;
+//!   groups once caps have settled, each before its pause limit, never letting
+//!   settled power pass the target;
 //! - the exact shortfall when the target cannot be met within the service levels;
 //! - a restore at the window's end, staggered under the ramp limit with the 1.3x
 //!   resume overshoot (`calibration/README.md`) accounted for.

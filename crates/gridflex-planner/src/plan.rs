@@ -50,9 +50,10 @@ pub struct Stage {
     pub offset: Duration,
     /// The actions, in the order to issue them.
     pub actions: Vec<Action>,
-    /// The highest settled facility power predicted while this stage is in force
-    /// (before later stages act). For a stage issuing caps that settle slower than
-    /// the response time, this is the power with the caps not yet settled.
+    /// Stage 0 (offset 0): the facility power at the response time, with each pause
+    /// part-way through its step and caps counted only once settled (the highest power
+    /// from the response time on while the stage is in force). Every later stage: the
+    /// settled facility power once its actions have taken effect.
     pub predicted_power: Power,
     /// The transient peak right after the stage (resume overshoot included).
     pub peak_power: Power,
@@ -77,7 +78,8 @@ pub struct JobOutcome {
     pub job: Arc<JobId>,
     /// Running or paused.
     pub state: JobState,
-    /// The cap set per GPU, when the plan caps it.
+    /// The cap the stages leave per GPU, when the plan caps the job; `None` when they
+    /// set none or leave it at `cap_range.max` (no cap binding).
     pub cap_per_gpu: Option<Power>,
     /// Predicted draw per GPU.
     pub power_per_gpu: Power,
@@ -98,8 +100,15 @@ pub enum AllocationMethod {
     Exact,
     /// Every subset of pause candidates was tried: exact.
     Exhaustive,
-    /// LP relaxation over concave hulls, rounded; `lower_bound` bounds the gap.
+    /// LP relaxation over concave hulls, rounded; `lower_bound` bounds the gap. No
+    /// longer produced (replaced by [`AllocationMethod::BranchAndBound`]); kept so that
+    /// plans recorded by earlier versions, in audit logs for example, still parse.
     Relaxation,
+    /// Best-first branch and bound over pause decisions with the LP relaxation as the
+    /// bound. Exact when it finished (`lower_bound` equals the loss); when its work
+    /// limit stopped it, `lower_bound` is the least bound left open, so
+    /// [`Objective::gap_bound`] is a certified gap.
+    BranchAndBound,
 }
 
 /// The objective and its certified bound.

@@ -1,5 +1,6 @@
 //! The planning entry point: fleet snapshot + request -> staged [`Plan`].
 
+use gridflex_core::Power;
 use gridflex_core::units::seconds_f64;
 
 use crate::allocate::{JobModel, Level, Method, Problem};
@@ -15,35 +16,35 @@ use crate::{
 struct Group {
     actions: Vec<Action>,
     resumes: usize,
-    /// Transient facility watts above the current level right after the group.
+    /// Transient facility watts above the level in force right after the group.
     peak_add: f64,
     /// Settled facility watts the group adds.
     rise: f64,
 }
 
+/// A soft-started job's cap lift: the job, the cap to set, the settled facility watts
+/// it adds.
+type Lift = (usize, Power, f64);
+
 impl Group {
-    /// Emits the group as a stage at `t` (seconds) and starts an empty one.
-    fn flush(&mut self, t: f64, cur: &mut f64, stages: &mut Vec<Stage>) {
-        if self.actions.is_empty() {
-            return;
-        }
+    /// The group as a stage at `t` (seconds); `cur` moves to the settled power after it.
+    fn into_stage(self, t: f64, cur: &mut f64) -> Stage {
         let peak = *cur + self.peak_add;
         *cur += self.rise;
-        stages.push(Stage {
+        Stage {
             offset: secs(t),
-            actions: std::mem::take(&mut self.actions),
+            actions: self.actions,
             predicted_power: watts(*cur),
             peak_power: watts(peak.max(*cur)),
-        });
-        *self = Self::default();
+        }
     }
 
     /// Adds the pending cap lifts of soft-started jobs to the group.
-    fn take_lifts(&mut self, lifts: &mut Vec<(usize, f64, f64)>, jobs: &[crate::Job]) {
-        for (j, p, rise) in lifts.drain(..) {
+    fn take_lifts(&mut self, lifts: &mut Vec<Lift>, jobs: &[crate::Job]) {
+        for (j, cap, rise) in lifts.drain(..) {
             self.actions.push(Action::SetCap {
                 job: jobs[j].shared_id().clone(),
-                cap_per_gpu: watts(p),
+                cap_per_gpu: cap,
             });
             self.rise += rise;
             self.peak_add += rise;
@@ -280,7 +281,7 @@ impl<'a> Planner<'a> {
                 method: match alloc.method {
                     Method::NoPauseChoice => AllocationMethod::Exact,
                     Method::Exhaustive => AllocationMethod::Exhaustive,
-                    Method::Relaxation => AllocationMethod::Relaxation,
+                    Method::BranchAndBound => AllocationMethod::BranchAndBound,
                 },
             },
             stages,
@@ -401,83 +402,158 @@ impl<'a> Planner<'a> {
             peak_power: watts(fast),
         }];
 
-        // Transition: once caps have settled, resume the extras earliest limit first,
-        // grouped so each group's resume overshoot stays under the target, groups 50 ms
-        // apart; a job whose pause limit would be passed goes in the current group.
-        // A job whose overshoot alone does not fit resumes under a lower cap that
-        // fits (a soft start) and has its cap lifted after the last resume.
-        let o = lev.resume_overshoot;
+        self.transition(&extra, levels, steady, &mut stages);
+        (stages, fast)
+    }
+
+    /// The transition from the fast stage to the steady mix (`docs/planner.md`,
+    /// "Stages"): from `cap_settle` on, the `extra` jobs paused in stage 0 are resumed
+    /// in groups `resume_overshoot_duration` apart (one overshoot ends as the next
+    /// group starts).
+    ///
+    /// * Pause limits are hard constraints. Each group first takes every job whose
+    ///   limit would pass before the next group (all that are left when no later group
+    ///   fits before the window's end), earliest limit first, with room reserved for
+    ///   them before any other job joins.
+    /// * Then the other jobs join in order while the group's peak (settled power plus
+    ///   each resume's overshoot) stays within the bound: resumes that lower settled
+    ///   power first, then earliest limit first. The bound is the target, or the
+    ///   settled power already in force when that is higher (a response shortfall),
+    ///   so resumes that lower both settled and peak power are never spread out.
+    /// * The first job of a group always goes; a job whose overshoot does not fit is
+    ///   soft-started under a lower cap (never below its floor or its device range)
+    ///   and has its cap lifted after the last resume, to its steady cap or, when it
+    ///   runs uncapped, to `cap_range.max` (a cap change has no overshoot).
+    fn transition(&self, extra: &[usize], levels: &[Level], steady: f64, stages: &mut Vec<Stage>) {
+        let lev = &self.options.levers;
+        let jobs = self.fleet.jobs();
         let gap = lev.resume_overshoot_duration.as_secs_f64();
+        let t0 = lev.cap_settle.as_secs_f64();
         let run_p = |j: usize| match levels[j] {
             Level::Run(p) => p,
             Level::Paused => self.models[j].paused,
         };
-        // Resumes that lower power (capped below the paused draw) go first, so every
-        // settled prefix stays at or under the steady power.
-        let (mut order, raising): (Vec<usize>, Vec<usize>) = extra
-            .into_iter()
-            .partition(|&j| run_p(j) <= self.models[j].paused);
-        order.extend(by_key(raising.into_iter(), |j| self.pause_limit[j]));
-        let mut cur = steady
-            - self.mult
-                * order
-                    .iter()
-                    .map(|&j| self.models[j].n * (run_p(j) - self.models[j].paused))
-                    .sum::<f64>();
-        let mut t = cap_settle;
-        let mut group = Group::default();
-        // Soft-started jobs, whose caps are lifted to their steady values after the
-        // last resume (a lift has no overshoot, so it goes last).
-        let mut lifts: Vec<(usize, f64, f64)> = Vec::new();
-        for j in order {
+        let settled_rise = |j: usize| {
             let m = &self.models[j];
-            let p = run_p(j);
-            let add = self.mult * m.n * (o * p - m.paused);
-            let next_t = t + gap;
-            let may_wait = next_t <= self.pause_limit[j] && next_t < self.window;
-            if cur + group.peak_add + add > self.target + TOL_W && group.resumes > 0 && may_wait {
-                group.flush(t, &mut cur, &mut stages);
-                t = next_t;
+            self.mult * m.n * (run_p(j) - m.paused)
+        };
+        // Least peak a job can add: soft-started at its lowest level when that is lower.
+        let least_add = |j: usize| self.resume_step(j, self.soft_min(j).min(run_p(j))).0;
+        let (lowering, raising): (Vec<usize>, Vec<usize>) = extra
+            .iter()
+            .partition(|&&j| run_p(j) <= self.models[j].paused);
+        let mut voluntary = by_key(lowering.into_iter(), |j| self.pause_limit[j]);
+        voluntary.extend(by_key(raising.into_iter(), |j| self.pause_limit[j]));
+        let by_limit = by_key(extra.iter().copied(), |j| self.pause_limit[j]);
+        let mut placed = vec![false; jobs.len()];
+        let mut cur = steady - extra.iter().map(|&j| settled_rise(j)).sum::<f64>();
+        let mut left = extra.len();
+        let (mut vi, mut fi) = (0, 0);
+        let mut lifts: Vec<Lift> = Vec::new();
+        let mut k = 0u32;
+        while left > 0 {
+            let t = t0 + f64::from(k) * gap;
+            k += 1;
+            let last = t + gap >= self.window;
+            let bound = self.target.max(cur);
+            let mut forced = Vec::new();
+            while let Some(&j) = by_limit.get(fi) {
+                if !placed[j] {
+                    if !last && self.pause_limit[j] >= t + gap {
+                        break;
+                    }
+                    placed[j] = true;
+                    forced.push(j);
+                }
+                fi += 1;
             }
-            let room = self.target - cur - group.peak_add;
-            let id = jobs[j].shared_id().clone();
-            group.resumes += 1;
-            if add <= room + TOL_W {
-                group.actions.push(Action::Resume { job: id });
-                group.peak_add += add;
-                group.rise += self.mult * m.n * (p - m.paused);
+            let mut reserve: f64 = forced.iter().map(|&j| least_add(j)).sum();
+            let mut group = Group::default();
+            while let Some(&j) = voluntary.get(vi) {
+                if !placed[j] {
+                    let add = self.resume_step(j, run_p(j)).0;
+                    let fits = cur + group.peak_add + add + reserve <= bound + TOL_W;
+                    if !fits && (group.resumes > 0 || !forced.is_empty()) {
+                        break;
+                    }
+                    placed[j] = true;
+                    self.resume_into(&mut group, j, run_p(j), bound - cur, &mut lifts);
+                }
+                vi += 1;
+            }
+            for j in forced {
+                reserve -= least_add(j);
+                self.resume_into(&mut group, j, run_p(j), bound - cur - reserve, &mut lifts);
+            }
+            left -= group.resumes;
+            if left > 0 {
+                stages.push(group.into_stage(t, &mut cur));
                 continue;
             }
-            // Soft start: resume under a lower cap whose overshoot fits, lift it later.
-            let soft = (room / (self.mult * m.n) + m.paused) / o;
-            let soft_min = m.lo.max(jobs[j].cap_range().min.as_watts());
-            if soft >= soft_min && soft < p {
-                group.actions.push(Action::SetCap {
-                    job: id.clone(),
-                    cap_per_gpu: watts(soft),
-                });
-                group.actions.push(Action::Resume { job: id });
-                group.peak_add += self.mult * m.n * (o * soft - m.paused);
-                group.rise += self.mult * m.n * (soft - m.paused);
-                lifts.push((j, p, self.mult * m.n * (p - soft)));
-            } else {
-                // Nothing fits: resume anyway (the pause limit or the window forces it);
-                // the stage's peak_power reports the transient.
-                group.actions.push(Action::Resume { job: id });
-                group.peak_add += add;
-                group.rise += self.mult * m.n * (p - m.paused);
+            if last {
+                // No room for a later step before the restore: lift with the last group.
+                group.take_lifts(&mut lifts, jobs);
+            }
+            stages.push(group.into_stage(t, &mut cur));
+            if !lifts.is_empty() {
+                let mut lift = Group::default();
+                lift.take_lifts(&mut lifts, jobs);
+                stages.push(lift.into_stage(t + gap, &mut cur));
             }
         }
-        if t + gap >= self.window {
-            // No room for a later step before the restore: lift with the last group.
-            group.take_lifts(&mut lifts, jobs);
+    }
+
+    /// Facility watts a resume of job `j` under per-GPU cap `p` adds: (the overshoot
+    /// peak, the settled rise).
+    fn resume_step(&self, j: usize, p: f64) -> (f64, f64) {
+        let m = &self.models[j];
+        let o = self.options.levers.resume_overshoot;
+        (
+            self.mult * m.n * (o * p - m.paused),
+            self.mult * m.n * (p - m.paused),
+        )
+    }
+
+    /// Lowest cap a soft start of job `j` may set: its floor and its device range.
+    fn soft_min(&self, j: usize) -> f64 {
+        let min = self.fleet.jobs()[j].cap_range().min.as_watts();
+        self.models[j].lo.max(min)
+    }
+
+    /// Resumes job `j` (steady per-GPU level `p`) in `group`, whose peak may rise by
+    /// `avail` facility watts in all: a plain resume when its overshoot fits, else a
+    /// soft start under the highest cap that fits (at least [`Self::soft_min`]), with
+    /// the lift recorded in `lifts`.
+    fn resume_into(&self, group: &mut Group, j: usize, p: f64, avail: f64, lifts: &mut Vec<Lift>) {
+        let m = &self.models[j];
+        let job = &self.fleet.jobs()[j];
+        let id = job.shared_id().clone();
+        let o = self.options.levers.resume_overshoot;
+        let room = avail - group.peak_add;
+        group.resumes += 1;
+        let (add, rise) = self.resume_step(j, p);
+        let soft = ((room / (self.mult * m.n) + m.paused) / o).max(self.soft_min(j));
+        if add <= room + TOL_W || soft >= p {
+            group.actions.push(Action::Resume { job: id });
+            group.peak_add += add;
+            group.rise += rise;
+            return;
         }
-        group.flush(t, &mut cur, &mut stages);
-        if !lifts.is_empty() {
-            group.take_lifts(&mut lifts, jobs);
-            group.flush(t + gap, &mut cur, &mut stages);
-        }
-        (stages, fast)
+        let (soft_add, soft_rise) = self.resume_step(j, soft);
+        group.actions.push(Action::SetCap {
+            job: id.clone(),
+            cap_per_gpu: watts(soft),
+        });
+        group.actions.push(Action::Resume { job: id });
+        group.peak_add += soft_add;
+        group.rise += soft_rise;
+        // An uncapped job gets its device maximum back, so no cap is left behind.
+        let cap = if p >= m.hi - 1e-9 {
+            job.cap_range().max
+        } else {
+            watts(p)
+        };
+        lifts.push((j, cap, rise - soft_rise));
     }
 
     /// The restore at the window's end: paused jobs resumed earliest limit first, then

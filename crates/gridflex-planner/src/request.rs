@@ -198,8 +198,9 @@ pub struct PlannerOptions {
     /// Lever response profiles.
     pub levers: LeverProfile,
     /// Up to this many pause candidates, every subset of pauses is tried (exact),
-    /// provided subsets x curve segments stays within 2^18; otherwise the
-    /// relaxation-and-rounding method is used. Default 10.
+    /// provided subsets x curve segments stays within 2^18; otherwise a branch and
+    /// bound over pause decisions is used (exact unless its work limit stops it, and
+    /// then with a certified gap). Default 10.
     pub exact_pause_limit: usize,
 }
 

@@ -25,6 +25,9 @@ pub const WINDOW_S: i64 = 3600;
 pub enum ClassGen {
     Critical(f64),
     Flexible(f64, bool),
+    /// A flexible job with a short pause limit in milliseconds (0 included): the
+    /// remaining budget of a job already paused earlier in an event.
+    FlexibleMs(f64, u64),
     Deferrable(bool),
 }
 
@@ -60,6 +63,8 @@ fn class_strategy() -> impl Strategy<Value = ClassGen> {
     prop_oneof![
         (0.0..0.97f64).prop_map(ClassGen::Critical),
         (0.0..0.9f64, any::<bool>()).prop_map(|(f, l)| ClassGen::Flexible(f, l)),
+        (0.0..0.9f64, prop_oneof![Just(0u64), 0u64..1500])
+            .prop_map(|(f, ms)| ClassGen::FlexibleMs(f, ms)),
         any::<bool>().prop_map(ClassGen::Deferrable),
     ]
 }
@@ -109,6 +114,10 @@ pub fn build_fleet(gens: &[JobGen], fixed: f64, mult: f64) -> Fleet {
                 ClassGen::Flexible(f, long) => JobClass::Flexible {
                     floor: f,
                     max_pause: Duration::from_secs(if long { 3 * 3600 } else { 60 }),
+                },
+                ClassGen::FlexibleMs(f, ms) => JobClass::Flexible {
+                    floor: f,
+                    max_pause: Duration::from_millis(ms),
                 },
                 ClassGen::Deferrable(late) => JobClass::Deferrable {
                     deadline: start() + TimeDelta::seconds(if late { 4 * 3600 } else { 600 }),
@@ -368,5 +377,131 @@ pub fn check_invariants(fleet: &Fleet, req: &CurtailmentRequest, plan: &Plan) {
         }
         let last = plan.restore.last().unwrap();
         assert!((last.predicted_power.as_watts() - plan.baseline.as_watts()).abs() < tol);
+    }
+    check_timeline(fleet, req, plan);
+}
+
+/// What the plan's actions leave a job at, as an executor would track it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Replayed {
+    /// The last cap set, if any.
+    cap: Option<f64>,
+    /// When the job was paused, if it is paused now.
+    paused_since: Option<Duration>,
+}
+
+/// Replays every action in time order, stages then restore, as an executor would, and
+/// checks at every instant: each cap keeps the job's floor and device range, no pause
+/// outlasts its limit (flexible `max_pause`, deferrable deadline), critical jobs are
+/// never paused; at the end of the stages `jobs[]` describes exactly the state the
+/// actions leave (paused or running, and the cap: `cap_per_gpu`, or none or
+/// `cap_range.max` when it is null); after the restore every job the plan touched runs
+/// at `cap_range.max`.
+pub fn check_timeline(fleet: &Fleet, req: &CurtailmentRequest, plan: &Plan) {
+    let index: HashMap<&JobId, usize> = fleet
+        .jobs()
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.id(), i))
+        .collect();
+    let fresh = Replayed {
+        cap: None,
+        paused_since: None,
+    };
+    let mut state = vec![fresh; fleet.jobs().len()];
+    let mut touched = vec![false; fleet.jobs().len()];
+    let limit_ok = |job: &Job, since: Duration, now: Duration| match job.class() {
+        JobClass::Flexible { max_pause, .. } => now - since <= *max_pause,
+        JobClass::Deferrable { deadline } => {
+            req.window().start() + TimeDelta::from_std(now).unwrap() <= *deadline
+        }
+        _ => false,
+    };
+    let replay = |stages: &[Stage], state: &mut [Replayed], touched: &mut [bool]| {
+        for stage in stages {
+            // Every job still paused must be within its limit at this instant too.
+            for (i, s) in state.iter().enumerate() {
+                if let Some(since) = s.paused_since {
+                    let job = &fleet.jobs()[i];
+                    assert!(
+                        limit_ok(job, since, stage.offset),
+                        "{} still paused at {:?} past its limit ({:?})",
+                        job.id(),
+                        stage.offset,
+                        job.class()
+                    );
+                }
+            }
+            for a in &stage.actions {
+                let i = index[&**a.job()];
+                let job = &fleet.jobs()[i];
+                touched[i] = true;
+                let s = &mut state[i];
+                match a {
+                    Action::SetCap { cap_per_gpu, .. } => {
+                        let cap = cap_per_gpu.as_watts();
+                        let hi = job.draw_per_gpu().as_watts();
+                        let f = job.curve().throughput_at(cap.min(hi) / hi);
+                        assert!(
+                            f >= job.class().floor() - 1e-9,
+                            "{} capped at {cap} W keeps {f}, floor {}",
+                            job.id(),
+                            job.class().floor()
+                        );
+                        s.cap = Some(cap);
+                    }
+                    Action::Pause { .. } => {
+                        assert!(s.paused_since.is_none(), "{} paused twice", job.id());
+                        s.paused_since = Some(stage.offset);
+                    }
+                    Action::Resume { .. } => {
+                        let since = s
+                            .paused_since
+                            .take()
+                            .unwrap_or_else(|| panic!("{} resumed while running", job.id()));
+                        assert!(
+                            limit_ok(job, since, stage.offset),
+                            "{} paused from {since:?} to {:?} ({:?})",
+                            job.id(),
+                            stage.offset,
+                            job.class()
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    replay(&plan.stages, &mut state, &mut touched);
+    let at_max = |job: &Job, cap: Option<f64>| {
+        cap.is_none_or(|c| (c - job.cap_range().max.as_watts()).abs() < 1e-9)
+    };
+    for ((o, job), s) in plan.jobs.iter().zip(fleet.jobs()).zip(&state) {
+        assert_eq!(
+            s.paused_since.is_some(),
+            o.state == JobState::Paused,
+            "{}: jobs[] says {:?}, the actions leave {s:?}",
+            job.id(),
+            o.state
+        );
+        match o.cap_per_gpu {
+            Some(c) => assert_eq!(s.cap, Some(c.as_watts()), "{}: {o:?} vs {s:?}", job.id()),
+            None => assert!(at_max(job, s.cap), "{}: a cap is left: {s:?}", job.id()),
+        }
+    }
+    replay(&plan.restore, &mut state, &mut touched);
+    for ((job, s), t) in fleet.jobs().iter().zip(&state).zip(&touched) {
+        if *t {
+            assert!(
+                s.paused_since.is_none(),
+                "{} still paused after the restore",
+                job.id()
+            );
+            assert!(
+                at_max(job, s.cap),
+                "{} left capped after the restore: {s:?}",
+                job.id()
+            );
+        }
     }
 }
