@@ -131,7 +131,7 @@ impl<H: HttpGet, C: Clock> DataMinerPoller<H, C> {
                     .into_iter()
                     .filter(|p| window.contains(p.interval.start())),
             );
-            all.skipped.extend(page.skipped);
+            all.add_skipped(page.skipped, page.skipped_count);
             match page.next_page {
                 Some(next) if next != url => url = next,
                 _ => {

@@ -335,6 +335,13 @@ impl Collector {
                 continue;
             };
             let interval = Interval::new(r.start, end)?;
+            if let Err(e) = crate::model::check_length(run, &interval) {
+                skips.bad_row(
+                    at.clone(),
+                    SignalError::field(at, "datetime_ending_utc", e.to_string()),
+                )?;
+                continue;
+            }
             out.push(
                 PricePoint::new(run, r.node.clone(), interval, r.lmp)
                     .with_energy(r.energy)

@@ -125,6 +125,7 @@ pub fn parse_pjm_csv<R: Read>(
     Ok(ParseOutput {
         format: Format::PjmCsv,
         points,
+        skipped_count: skips.count,
         skipped: skips.rows,
         next_page: None,
     })

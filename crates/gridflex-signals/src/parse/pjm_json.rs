@@ -89,6 +89,7 @@ pub fn parse_pjm_json<R: Read>(
     Ok(ParseOutput {
         format: Format::PjmJson,
         points,
+        skipped_count: skips.count,
         skipped: skips.rows,
         next_page: state.next_page,
     })
