@@ -146,13 +146,13 @@ mod cli {
             list.split(',')
                 .filter(|d| !d.trim().is_empty())
                 .map(|d| {
-                    NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
-                        .map_err(|_| bad(format!("argument --{name}: not a YYYY-MM-DD date: {d:?}")))
+                    NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                        bad(format!("argument --{name}: not a YYYY-MM-DD date: {d:?}"))
+                    })
                 })
                 .collect()
         }
     }
-
 
     #[cfg(test)]
     mod tests {
@@ -185,7 +185,10 @@ mod cli {
             let f = Flags::parse(&args(&["--adjust-window-hours", "0"]), KNOWN, &[])
                 .ok()
                 .unwrap();
-            assert!(f.duration("adjust-window-hours", 3600.0, 3600.0, true).is_ok());
+            assert!(
+                f.duration("adjust-window-hours", 3600.0, 3600.0, true)
+                    .is_ok()
+            );
         }
 
         #[test]
@@ -564,8 +567,8 @@ fn regulation(f: &Flags) -> Result<Value, Failure> {
     }
     let mw = f.number("regulation-mw")?.unwrap_or(1.0);
     let reg = Power::megawatts(mw).map_err(|e| bad(format!("argument --regulation-mw: {e}")))?;
-    let score = regulation_score(&signal, &response, &RegulationConfig::new(reg))
-        .map_err(|e| match e {
+    let score =
+        regulation_score(&signal, &response, &RegulationConfig::new(reg)).map_err(|e| match e {
             gridflex_mv::MvError::SampleOutOfRange { what: "signal", .. } => {
                 bad(format!("{sp}: {e}"))
             }

@@ -82,7 +82,10 @@ fn pjm_two_digit_years_are_refused() {
     let csv = "datetime_beginning_utc,pnode_id,total_lmp_da\n9/3/24 3:00:00 AM,1,5\n";
     let err = parse_pjm_csv(csv.as_bytes(), &ParseOptions::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.starts_with("line 2: field datetime_beginning_utc"), "{msg}");
+    assert!(
+        msg.starts_with("line 2: field datetime_beginning_utc"),
+        "{msg}"
+    );
     assert!(msg.contains("four digits"), "{msg}");
 }
 
@@ -93,19 +96,25 @@ fn point_lengths_must_fit_their_run() {
         let csv = format!("{header}2022-02-01T15:00:00-00:00,{end},A,DAM,LMP,10\n");
         let err = parse_caiso_csv(csv.as_bytes(), &ParseOptions::default()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("line 2: field INTERVALENDTIME_GMT"), "{msg}");
+        assert!(
+            msg.starts_with("line 2: field INTERVALENDTIME_GMT"),
+            "{msg}"
+        );
         assert!(msg.contains("DAM interval lasts 60 min"), "{msg}");
     }
     let json = r#"{"items":[{"datetime_beginning_utc":"2024-07-01T16:00:00","datetime_ending_utc":"2024-07-04T16:00:00","pnode_id":1,"total_lmp_da":42.0}]}"#;
     let err = parse_pjm_json(json.as_bytes(), &ParseOptions::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.starts_with("item 0: field datetime_ending_utc"), "{msg}");
+    assert!(
+        msg.starts_with("item 0: field datetime_ending_utc"),
+        "{msg}"
+    );
 }
 
 fn zip_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let stored = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, body) in entries {
         match body {
             Some(b) => {
