@@ -7,14 +7,18 @@
 //!    [--adjust multiplicative|additive|none] [--adjust-window-hours H] [--adjust-gap-hours G]
 //!    [--cap C|none] [--gap-policy error|skip-day] [--instruction T]
 //!    [--lmp PRICES.csv] [--nbt PRICE]
-//! mv response-time --samples POWER.csv --at T [--pre-window-s S] [--post-window-s S]
+//! mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
 //! mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
 //! ```
 //!
 //! METER.csv: `interval_start,kw` (RFC 3339 with offset, regular spacing; an empty kw is
 //! a missing value). PRICES.csv: `interval_start,lmp` ($/MWh). POWER.csv: `time,power_w`;
 //! SIGNAL.csv / RESPONSE.csv: `time,value` (signal in [-1, 1], response in MW); times
-//! RFC 3339 or Unix seconds with a fraction. Bad input prints a message naming the line
+//! RFC 3339 or Unix seconds with a fraction. `response-time` takes one `--at` per
+//! instruction in the record (in time order): each is measured between its neighbours
+//! (pre level from the steady period just before it, post level from the end of its
+//! segment, never past the next instruction); with several, the output is
+//! `{"instructions": [...]}`, one object each, with its `at`. Bad input prints a message naming the line
 //! and field (or the argument) and exits with code 2.
 //!
 //! Run: `cargo run -p gridflex-mv --example mv -- baseline --method pjm-cbl --meter m.csv ...`
@@ -28,14 +32,14 @@ use gridflex_core::{Interval, MarketZone, Power, Price};
 use gridflex_mv::baseline::{AdjustmentValue, DayOutcome};
 use gridflex_mv::input::{parse_instant, parse_meter_csv, parse_price_csv, parse_samples_csv};
 use gridflex_mv::regulation::{RegulationConfig, regulation_score};
-use gridflex_mv::response::{ResponseConfig, Sample, response_time};
+use gridflex_mv::response::{ResponseConfig, Sample, response_times};
 use gridflex_mv::settlement::{PaymentRule, energy_credits};
 use gridflex_mv::{Adjustment, AdjustmentKind, Calendar, GapPolicy, Meter, Method};
 use serde_json::{Value, json};
 
 const USAGE: &str =
     "usage: mv baseline --method M --meter METER.csv --event-start T --event-end T [options]
-       mv response-time --samples POWER.csv --at T [--pre-window-s S] [--post-window-s S]
+       mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
        mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
 (see the header of examples/mv.rs for every option)";
 
@@ -526,12 +530,20 @@ fn ms(d: TimeDelta) -> f64 {
 
 fn response(f: &Flags) -> Result<Value, Failure> {
     let path = f.required("samples")?;
-    let at = parse_instant(0, "at", f.required("at")?).map_err(arg_err("at"))?;
+    f.required("at")?;
+    let mut instructions = Vec::new();
+    for t in f.all("at") {
+        instructions.push(parse_instant(0, "at", t).map_err(arg_err("at"))?);
+    }
     let raw = parse_samples_csv(&read(path, "samples file")?, "power_w").map_err(in_file(path))?;
     let mut samples = Vec::with_capacity(raw.len());
     for (k, s) in raw.iter().enumerate() {
-        let value = Power::watts(s.value)
-            .map_err(|e| bad(format!("{path}: line {}, field power_w: {e}", k + 2)))?;
+        let value = Power::watts(s.value).map_err(|e| {
+            bad(format!(
+                "{path}: sample {k} at {}, field power_w: {e}",
+                s.at
+            ))
+        })?;
         samples.push(Sample { at: s.at, value });
     }
     let config = ResponseConfig {
@@ -539,19 +551,30 @@ fn response(f: &Flags) -> Result<Value, Failure> {
         post_window: f.duration("post-window-s", 1.0, 86_400.0, false)?,
         ..ResponseConfig::default()
     };
-    let r = response_time(&samples, at, &config).map_err(in_file(path))?;
-    Ok(json!({
-        "from_w": r.from.as_watts(),
-        "to_w": r.to.as_watts(),
-        "t50_ms": ms(r.t50.interpolated),
-        "t90_ms": ms(r.t90.interpolated),
-        "t50_first_sample_ms": ms(r.t50.first_sample),
-        "t90_first_sample_ms": ms(r.t90.first_sample),
-        "sample_period_ms": ms(r.sample_period),
-        "max_sample_gap_ms": ms(r.max_sample_gap),
-        "pre_samples": r.pre_samples,
-        "post_samples": r.post_samples,
-    }))
+    let results = response_times(&samples, &instructions, &config).map_err(in_file(path))?;
+    let each: Vec<Value> = instructions
+        .iter()
+        .zip(&results)
+        .map(|(at, r)| {
+            json!({
+                "at": at.to_rfc3339(),
+                "from_w": r.from.as_watts(),
+                "to_w": r.to.as_watts(),
+                "t50_ms": ms(r.t50.interpolated),
+                "t90_ms": ms(r.t90.interpolated),
+                "t50_first_sample_ms": ms(r.t50.first_sample),
+                "t90_first_sample_ms": ms(r.t90.first_sample),
+                "sample_period_ms": ms(r.sample_period),
+                "max_sample_gap_ms": ms(r.max_sample_gap),
+                "pre_samples": r.pre_samples,
+                "post_samples": r.post_samples,
+            })
+        })
+        .collect();
+    Ok(match <[Value; 1]>::try_from(each) {
+        Ok([one]) => one,
+        Err(many) => json!({ "instructions": many }),
+    })
 }
 
 fn regulation(f: &Flags) -> Result<Value, Failure> {

@@ -80,8 +80,12 @@ fn regulation_over_decades_is_refused_fast() {
     for years in [30, 95] {
         let (s, r) = three_samples(years);
         let started = std::time::Instant::now();
-        let err = regulation_score(&s, &r, &RegulationConfig::new(Power::megawatts(1.0).unwrap()))
-            .unwrap_err();
+        let err = regulation_score(
+            &s,
+            &r,
+            &RegulationConfig::new(Power::megawatts(1.0).unwrap()),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, MvError::TooLarge { limit, .. } if limit == MAX_SCORING_POINTS),
             "{err}"
@@ -113,7 +117,14 @@ fn regulation_signal_outside_unit_range_is_refused() {
         )
         .unwrap_err();
         assert!(
-            matches!(err, MvError::SampleOutOfRange { what: "signal", index: 7, .. }),
+            matches!(
+                err,
+                MvError::SampleOutOfRange {
+                    what: "signal",
+                    index: 7,
+                    ..
+                }
+            ),
             "{bad}: {err}"
         );
     }
