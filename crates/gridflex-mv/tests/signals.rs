@@ -45,7 +45,9 @@ fn response_time_interpolated_and_first_sample() {
     assert_eq!(r.t90.interpolated, TimeDelta::milliseconds(74));
     assert_eq!(r.t90.first_sample, TimeDelta::milliseconds(80));
     assert_eq!(r.sample_period, TimeDelta::milliseconds(20));
-    assert_eq!(r.pre_samples, 20);
+    // The pre level is the steady period just before: the last quarter of the 20
+    // samples before the instruction (-100 .. -20 ms, the 900 W spike among them).
+    assert_eq!(r.pre_samples, 5);
     // A rising step works the same way (restore after curtailment).
     let up: Vec<Sample<Power>> = samples
         .iter()
