@@ -18,7 +18,10 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-fn trace() -> (Vec<Sample<Power>>, Vec<(String, DateTime<Utc>)>) {
+/// The power samples and the named instructions.
+type Trace = (Vec<Sample<Power>>, Vec<(String, DateTime<Utc>)>);
+
+fn trace() -> Trace {
     let samples = parse_samples_csv(&fixture("h100_power.csv"), "power_w")
         .unwrap()
         .into_iter()
