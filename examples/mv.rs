@@ -6,7 +6,7 @@
 //!    [--exclude-days D,D,...] [--holidays D,D,...]
 //!    [--adjust multiplicative|additive|none] [--adjust-window-hours H] [--adjust-gap-hours G]
 //!    [--cap C|none] [--gap-policy error|skip-day] [--instruction T]
-//!    [--lmp PRICES.csv] [--nbt PRICE]
+//!    [--lmp PRICES.csv] [--nbt PRICE] [--notified T] [--low-usage-reference first-window|refreshed]
 //! mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
 //! mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
 //! ```
@@ -34,7 +34,9 @@ use gridflex_mv::input::{parse_instant, parse_meter_csv, parse_price_csv, parse_
 use gridflex_mv::regulation::{RegulationConfig, regulation_score};
 use gridflex_mv::response::{ResponseConfig, Sample, response_times};
 use gridflex_mv::settlement::{PaymentRule, energy_credits};
-use gridflex_mv::{Adjustment, AdjustmentKind, Calendar, GapPolicy, Meter, Method};
+use gridflex_mv::{
+    Adjustment, AdjustmentKind, Calendar, GapPolicy, LowUsageReference, Meter, Method,
+};
 use serde_json::{Value, json};
 
 const USAGE: &str =
@@ -299,6 +301,8 @@ fn run(args: &[String]) -> Result<Value, Failure> {
                 "instruction",
                 "lmp",
                 "nbt",
+                "notified",
+                "low-usage-reference",
             ],
             &[],
         )?),
@@ -378,6 +382,35 @@ fn baseline(f: &Flags) -> Result<Value, Failure> {
             }
         }
     }
+    if let Some(r) = f.get("low-usage-reference") {
+        let reference = match r {
+            "first-window" => LowUsageReference::InitialWindow,
+            "refreshed" => LowUsageReference::Refreshed,
+            _ => {
+                return Err(bad(format!(
+                    "argument --low-usage-reference: expected first-window or refreshed, got {r:?}"
+                )));
+            }
+        };
+        match &mut b.rule {
+            gridflex_mv::BaselineRule::DayMatching { days, .. }
+                if days.weekday.low_usage_threshold.is_some() =>
+            {
+                days.weekday.low_usage_reference = reference;
+                days.saturday.low_usage_reference = reference;
+                days.sunday_holiday.low_usage_reference = reference;
+            }
+            _ => {
+                return Err(bad(format!(
+                    "argument --low-usage-reference: the {method} method has no low-usage test"
+                )));
+            }
+        }
+    }
+    let notified = match f.get("notified") {
+        Some(t) => Some(parse_instant(0, "notified", t).map_err(arg_err("notified"))?),
+        None => None,
+    };
     let adjust_flags = ["adjust", "adjust-window-hours", "adjust-gap-hours", "cap"];
     if adjust_flags.iter().any(|n| f.get(n).is_some()) {
         let Some(current) = b.adjustment().copied() else {
@@ -430,7 +463,7 @@ fn baseline(f: &Flags) -> Result<Value, Failure> {
     let series = parse_meter_csv(&read(meter_path, "meter file")?).map_err(in_file(meter_path))?;
     let meter = Meter::new(series, zone).map_err(in_file(meter_path))?;
     let result = b
-        .compute(&meter, &calendar, event)
+        .compute_notified(&meter, &calendar, event, notified)
         .map_err(|e| bad(format!("baseline: {e}")))?;
     let reduction = result.reduction();
 
