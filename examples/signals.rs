@@ -8,7 +8,8 @@
 //!
 //! The format (CAISO OASIS CSV/XML/zip, PJM Data Miner JSON/CSV) is detected from the
 //! content. `parse` prints one JSON object per price point with the keys `market`,
-//! `run`, `node`, `interval_start`, `interval_end` (RFC 3339, UTC), `lmp`, `energy`,
+//! `run`, `node`, `pnode_name` (PJM's node name; null when the file has none),
+//! `interval_start`, `interval_end` (RFC 3339, UTC), `lmp`, `energy`,
 //! `congestion`, `loss` (null when the file lacks them). `--summary` prints one object
 //! with `count`, `nodes`, `first_start`, `last_end`, `min_lmp`, `mean_lmp`, `max_lmp`.
 //! `--lenient` skips bad rows and lists the first 100 of them, and their count, on
@@ -196,6 +197,7 @@ struct Row<'a> {
     market: &'static str,
     run: &'static str,
     node: &'a str,
+    pnode_name: Option<&'a str>,
     interval_start: String,
     interval_end: String,
     lmp: f64,
@@ -210,6 +212,7 @@ fn point_json(p: &PricePoint) -> String {
         market: p.market.name(),
         run: p.run.name(),
         node: p.node.as_str(),
+        pnode_name: p.pnode_name.as_deref(),
         interval_start: rfc3339(p.interval.start()),
         interval_end: rfc3339(p.interval.end()),
         lmp: p.lmp.as_per_megawatt_hour(),

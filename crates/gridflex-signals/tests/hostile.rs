@@ -159,3 +159,36 @@ fn lenient_skips_are_counted_with_a_few_examples_kept() {
     );
     assert_eq!(out.skipped[0].at.line, Some(3));
 }
+
+#[test]
+fn pjm_node_names_are_kept_beside_the_id_which_stays_the_key() {
+    let json = r#"{"items":[
+      {"datetime_beginning_utc":"2024-07-01T16:00:00","pnode_id":51291,"pnode_name":"AECO","total_lmp_da":42.0},
+      {"datetime_beginning_utc":"2024-07-01T16:00:00","pnode_id":1,"total_lmp_da":40.0},
+      {"datetime_beginning_utc":"2024-07-01T16:00:00","pnode_id":51291,"pnode_name":"AECO-RENAMED","total_lmp_da":43.0}]}"#;
+    // The same id under another name is the same node: a second row for it.
+    let err = parse_pjm_json(json.as_bytes(), &ParseOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("second row for node 51291"),
+        "{err}"
+    );
+    let out = parse_pjm_json(json.as_bytes(), &ParseOptions::lenient()).unwrap();
+    let got: Vec<(&str, Option<&str>)> = out
+        .points
+        .iter()
+        .map(|p| (p.node.as_str(), p.pnode_name.as_deref()))
+        .collect();
+    assert_eq!(got, [("1", None), ("51291", Some("AECO"))]);
+    let csv = "datetime_beginning_utc,pnode_id,pnode_name,total_lmp_da\n\
+               2024-07-01T16:00:00,51291,AECO,42\n2024-07-01T17:00:00,51291,,41\n";
+    let out = parse_pjm_csv(csv.as_bytes(), &ParseOptions::default()).unwrap();
+    assert_eq!(out.points[0].pnode_name.as_deref(), Some("AECO"));
+    assert_eq!(out.points[1].pnode_name, None);
+    let bad = "datetime_beginning_utc,pnode_id,pnode_name,total_lmp_da\n\
+               2024-07-01T16:00:00,51291,\"A\u{7}B\",42\n";
+    let err = parse_pjm_csv(bad.as_bytes(), &ParseOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().starts_with("line 2: field pnode_name"),
+        "{err}"
+    );
+}

@@ -39,8 +39,12 @@ pub struct PricePoint {
     pub market: Market,
     /// The market run that produced the price.
     pub run: MarketRun,
-    /// The pricing node.
+    /// The pricing node: the key (CAISO node name, PJM `pnode_id`).
     pub node: PricingNodeId,
+    /// The node's name where the source gives one beside its id (PJM `pnode_name`, for
+    /// example `"AECO"` for id 51291); `None` otherwise. Not part of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pnode_name: Option<String>,
     /// The interval the price applies to (UTC).
     pub interval: Interval,
     /// Total LMP.
@@ -64,6 +68,8 @@ struct PricePointWire {
     market: Market,
     run: MarketRun,
     node: PricingNodeId,
+    #[serde(default)]
+    pnode_name: Option<String>,
     interval: Interval,
     lmp: Price,
     #[serde(default)]
@@ -93,6 +99,7 @@ impl TryFrom<PricePointWire> for PricePoint {
             market: w.market,
             run: w.run,
             node: w.node,
+            pnode_name: w.pnode_name,
             interval: w.interval,
             lmp: w.lmp,
             energy: w.energy,
@@ -135,6 +142,7 @@ impl PricePoint {
             market: run.market(),
             run,
             node,
+            pnode_name: None,
             interval,
             lmp,
             energy: None,
@@ -154,6 +162,12 @@ impl PricePoint {
     ) -> Result<Self, SignalError> {
         check_length(run, &interval)?;
         Ok(Self::new(run, node, interval, lmp))
+    }
+
+    /// Sets the node's name (PJM `pnode_name`).
+    pub fn with_pnode_name(mut self, name: Option<String>) -> Self {
+        self.pnode_name = name;
+        self
     }
 
     /// Sets the energy component.
