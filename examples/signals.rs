@@ -234,12 +234,21 @@ struct Summary {
     max_lmp: Option<f64>,
 }
 
-/// The mean as the sum of `x / n`: each term is at most `f64::MAX / n`, so the sum
-/// stays finite (a plain sum of two prices of 1.7e308 overflows to infinity, which
-/// JSON writes as `null`).
-fn mean(values: impl ExactSizeIterator<Item = f64>) -> Option<f64> {
+/// The mean: the plain sum over `n` when that sum is finite, else the sum of `x / n`,
+/// each term at most `f64::MAX / n`, so the mean of finite prices is always finite (a
+/// plain sum of two prices of 1.7e308 overflows to infinity, which JSON writes as
+/// `null`).
+fn mean(values: impl ExactSizeIterator<Item = f64> + Clone) -> Option<f64> {
     let n = values.len() as f64;
-    (n > 0.0).then(|| values.map(|x| x / n).sum())
+    if n == 0.0 {
+        return None;
+    }
+    let sum: f64 = values.clone().sum();
+    Some(if sum.is_finite() {
+        sum / n
+    } else {
+        values.map(|x| x / n).sum()
+    })
 }
 
 fn summarise(points: &[PricePoint]) -> String {
