@@ -330,6 +330,9 @@ impl DayRules {
 }
 
 /// How a baseline is formed.
+// The day-matching variant holds three day rules inline (a few hundred bytes); boxing
+// them would cost `Baseline` its `Copy`, which callers use to share a method cheaply.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
