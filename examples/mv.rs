@@ -6,56 +6,273 @@
 //!    [--exclude-days D,D,...] [--holidays D,D,...]
 //!    [--adjust multiplicative|additive|none] [--adjust-window-hours H] [--adjust-gap-hours G]
 //!    [--cap C|none] [--gap-policy error|skip-day] [--instruction T]
-//!    [--lmp PRICES.csv] [--nbt PRICE]
-//! mv response-time --samples POWER.csv --at T [--pre-window-s S] [--post-window-s S]
+//!    [--lmp PRICES.csv] [--nbt PRICE] [--notified T] [--low-usage-reference first-window|refreshed]
+//! mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
 //! mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
 //! ```
 //!
 //! METER.csv: `interval_start,kw` (RFC 3339 with offset, regular spacing; an empty kw is
 //! a missing value). PRICES.csv: `interval_start,lmp` ($/MWh). POWER.csv: `time,power_w`;
 //! SIGNAL.csv / RESPONSE.csv: `time,value` (signal in [-1, 1], response in MW); times
-//! RFC 3339 or Unix seconds with a fraction. Bad input prints a message naming the line
+//! RFC 3339 or Unix seconds with a fraction. `response-time` takes one `--at` per
+//! instruction in the record (in time order): each is measured between its neighbours
+//! (pre level from the steady period just before it, post level from the end of its
+//! segment, never past the next instruction); with several, the output is
+//! `{"instructions": [...]}`, one object each, with its `at`. Bad input prints a message naming the line
 //! and field (or the argument) and exits with code 2.
 //!
 //! Run: `cargo run -p gridflex-mv --example mv -- baseline --method pjm-cbl --meter m.csv ...`
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::TimeDelta;
+use cli::{Failure, Flags, bad};
 use gridflex_core::{Interval, MarketZone, Power, Price};
 use gridflex_mv::baseline::{AdjustmentValue, DayOutcome};
 use gridflex_mv::input::{parse_instant, parse_meter_csv, parse_price_csv, parse_samples_csv};
 use gridflex_mv::regulation::{RegulationConfig, regulation_score};
-use gridflex_mv::response::{ResponseConfig, Sample, response_time};
+use gridflex_mv::response::{ResponseConfig, Sample, response_times};
 use gridflex_mv::settlement::{PaymentRule, energy_credits};
-use gridflex_mv::{Adjustment, AdjustmentKind, Calendar, GapPolicy, Meter, Method};
+use gridflex_mv::{
+    Adjustment, AdjustmentKind, Calendar, GapPolicy, LowUsageReference, Meter, Method,
+};
 use serde_json::{Value, json};
 
 const USAGE: &str =
     "usage: mv baseline --method M --meter METER.csv --event-start T --event-end T [options]
-       mv response-time --samples POWER.csv --at T [--pre-window-s S] [--post-window-s S]
+       mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
        mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
 (see the header of examples/mv.rs for every option)";
 
-/// A failure to report: the message, and the exit code.
-struct Failure(String, u8);
+/// The argument parser, kept apart so that its property tests run with `cargo test`.
+mod cli {
+    use std::collections::HashMap;
 
-fn bad(msg: impl Into<String>) -> Failure {
-    Failure(msg.into(), 2)
+    use chrono::{NaiveDate, TimeDelta};
+
+    /// A failure to report: the message, and the exit code.
+    pub(crate) struct Failure(pub(crate) String, pub(crate) u8);
+
+    pub(crate) fn bad(msg: impl Into<String>) -> Failure {
+        Failure(msg.into(), 2)
+    }
+
+    /// `--name value` pairs; a name in `repeatable` may be given more than once.
+    pub(crate) struct Flags(HashMap<String, Vec<String>>);
+
+    impl Flags {
+        pub(crate) fn parse(
+            args: &[String],
+            known: &[&str],
+            repeatable: &[&str],
+        ) -> Result<Self, Failure> {
+            let mut map: HashMap<String, Vec<String>> = HashMap::new();
+            let mut it = args.iter();
+            while let Some(a) = it.next() {
+                let Some(name) = a.strip_prefix("--") else {
+                    return Err(bad(format!("unexpected argument {a:?}\n{}", super::USAGE)));
+                };
+                let (name, value) = match name.split_once('=') {
+                    Some((n, v)) => (n.to_owned(), v.to_owned()),
+                    None => {
+                        let v = it
+                            .next()
+                            .ok_or_else(|| bad(format!("argument --{name}: missing value")))?;
+                        (name.to_owned(), v.clone())
+                    }
+                };
+                if !known.contains(&name.as_str()) {
+                    return Err(bad(format!("unknown argument --{name}\n{}", super::USAGE)));
+                }
+                let values = map.entry(name.clone()).or_default();
+                if !values.is_empty() && !repeatable.contains(&name.as_str()) {
+                    return Err(bad(format!("argument --{name} given twice")));
+                }
+                values.push(value);
+            }
+            Ok(Self(map))
+        }
+
+        pub(crate) fn get(&self, name: &str) -> Option<&str> {
+            self.0.get(name).and_then(|v| v.first()).map(String::as_str)
+        }
+
+        /// Every value of a repeatable argument, in the order given.
+        pub(crate) fn all(&self, name: &str) -> Vec<&str> {
+            self.0
+                .get(name)
+                .map(|v| v.iter().map(String::as_str).collect())
+                .unwrap_or_default()
+        }
+
+        pub(crate) fn required(&self, name: &str) -> Result<&str, Failure> {
+            self.get(name)
+                .ok_or_else(|| bad(format!("argument --{name} is required\n{}", super::USAGE)))
+        }
+
+        pub(crate) fn number(&self, name: &str) -> Result<Option<f64>, Failure> {
+            self.get(name)
+                .map(|v| match v.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() => Ok(x),
+                    _ => Err(bad(format!("argument --{name}: not a number: {v:?}"))),
+                })
+                .transpose()
+        }
+
+        /// A duration argument in units of `unit_s` seconds, checked to lie in
+        /// `(0, max_s]` seconds (`[0, max_s]` when `zero_ok`), so that no argument can
+        /// overflow a time type.
+        pub(crate) fn duration(
+            &self,
+            name: &str,
+            unit_s: f64,
+            max_s: f64,
+            zero_ok: bool,
+        ) -> Result<Option<TimeDelta>, Failure> {
+            let Some(x) = self.number(name)? else {
+                return Ok(None);
+            };
+            let s = x * unit_s;
+            let low_ok = if zero_ok { s >= 0.0 } else { s > 0.0 };
+            if !(low_ok && s <= max_s) {
+                let low = if zero_ok { "[0" } else { "(0" };
+                return Err(bad(format!(
+                    "argument --{name}: {x} is outside {low}, {}]",
+                    max_s / unit_s
+                )));
+            }
+            Ok(Some(TimeDelta::microseconds((s * 1e6).round() as i64)))
+        }
+
+        pub(crate) fn dates(&self, name: &str) -> Result<Vec<NaiveDate>, Failure> {
+            let Some(list) = self.get(name) else {
+                return Ok(Vec::new());
+            };
+            list.split(',')
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| {
+                    NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                        bad(format!("argument --{name}: not a YYYY-MM-DD date: {d:?}"))
+                    })
+                })
+                .collect()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        const KNOWN: &[&str] = &["meter", "at", "adjust-window-hours", "pre-window-s"];
+
+        fn args(v: &[&str]) -> Vec<String> {
+            v.iter().map(|s| (*s).to_owned()).collect()
+        }
+
+        #[test]
+        fn durations_are_range_checked_never_overflow() {
+            for bad_value in ["-1e300", "1e300", "-1", "0", "169", "NaN", "inf", "x"] {
+                let f = Flags::parse(&args(&["--adjust-window-hours", bad_value]), KNOWN, &[])
+                    .ok()
+                    .unwrap();
+                let r = f.duration("adjust-window-hours", 3600.0, 168.0 * 3600.0, false);
+                assert!(r.is_err(), "{bad_value} accepted");
+            }
+            let f = Flags::parse(&args(&["--adjust-window-hours=2.5"]), KNOWN, &[])
+                .ok()
+                .unwrap();
+            let d = f
+                .duration("adjust-window-hours", 3600.0, 168.0 * 3600.0, false)
+                .ok()
+                .unwrap();
+            assert_eq!(d, Some(TimeDelta::minutes(150)));
+            let f = Flags::parse(&args(&["--adjust-window-hours", "0"]), KNOWN, &[])
+                .ok()
+                .unwrap();
+            assert!(
+                f.duration("adjust-window-hours", 3600.0, 3600.0, true)
+                    .is_ok()
+            );
+        }
+
+        #[test]
+        fn repeats_only_where_allowed() {
+            assert!(Flags::parse(&args(&["--at", "1", "--at", "2"]), KNOWN, &[]).is_err());
+            let f = Flags::parse(&args(&["--at", "1", "--at=2"]), KNOWN, &["at"])
+                .ok()
+                .unwrap();
+            assert_eq!(f.all("at"), vec!["1", "2"]);
+            assert!(Flags::parse(&args(&["--nope", "1"]), KNOWN, &[]).is_err());
+            assert!(Flags::parse(&args(&["--meter"]), KNOWN, &[]).is_err());
+            assert!(Flags::parse(&args(&["stray"]), KNOWN, &[]).is_err());
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// Any argument list parses or fails with a message; no accessor panics.
+            #[test]
+            fn any_arguments_never_panic(
+                raw in proptest::collection::vec(
+                    prop_oneof![
+                        Just("--meter".to_owned()),
+                        Just("--at".to_owned()),
+                        Just("--adjust-window-hours".to_owned()),
+                        Just("--pre-window-s=".to_owned()),
+                        "--[a-z-]{0,12}(=.{0,8})?",
+                        "-?[0-9]{0,5}(\\.[0-9]{0,3})?(e[+-]?[0-9]{1,3})?",
+                        ".{0,12}",
+                    ],
+                    0..8,
+                )
+            ) {
+                if let Ok(f) = Flags::parse(&raw, KNOWN, &["at"]) {
+                    for name in KNOWN {
+                        let _ = f.number(name);
+                        let _ = f.dates(name);
+                        let _ = f.duration(name, 3600.0, 168.0 * 3600.0, false);
+                        let _ = f.duration(name, 1.0, 86_400.0, true);
+                        let _ = f.required(name);
+                        let _ = f.all(name);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Nothing here panics on a closed or full stdout/stderr: a write error is an error
+    // (exit 2), reported on stderr when stderr still works.
+    let complain = |msg: &str| {
+        let _ = writeln!(std::io::stderr().lock(), "mv: {msg}");
+    };
     match run(&args) {
         Ok(out) => {
-            // A closed pipe (`mv ... | head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout().lock(), "{out:#}");
-            ExitCode::SUCCESS
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{out:#}").and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    complain(&format!("writing output: {e}"));
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Err(Failure(msg, 0)) => {
+            // `--help`: the usage on stdout, exit 0.
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{msg}").and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    complain(&format!("writing output: {e}"));
+                    ExitCode::from(2)
+                }
+            }
         }
         Err(Failure(msg, code)) => {
-            eprintln!("mv: {msg}");
+            complain(&msg);
             ExitCode::from(code)
         }
     }
@@ -84,80 +301,23 @@ fn run(args: &[String]) -> Result<Value, Failure> {
                 "instruction",
                 "lmp",
                 "nbt",
+                "notified",
+                "low-usage-reference",
             ],
+            &[],
         )?),
         "response-time" => response(&Flags::parse(
             rest,
             &["samples", "at", "pre-window-s", "post-window-s"],
+            &["at"],
         )?),
         "regulation-score" => regulation(&Flags::parse(
             rest,
             &["signal", "response", "regulation-mw"],
+            &[],
         )?),
         "-h" | "--help" | "help" => Err(Failure(USAGE.into(), 0)),
         other => Err(bad(format!("unknown command {other:?}\n{USAGE}"))),
-    }
-}
-
-/// `--name value` pairs.
-struct Flags(HashMap<String, String>);
-
-impl Flags {
-    fn parse(args: &[String], known: &[&str]) -> Result<Self, Failure> {
-        let mut map = HashMap::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let Some(name) = a.strip_prefix("--") else {
-                return Err(bad(format!("unexpected argument {a:?}\n{USAGE}")));
-            };
-            let (name, value) = match name.split_once('=') {
-                Some((n, v)) => (n.to_owned(), v.to_owned()),
-                None => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| bad(format!("argument --{name}: missing value")))?;
-                    (name.to_owned(), v.clone())
-                }
-            };
-            if !known.contains(&name.as_str()) {
-                return Err(bad(format!("unknown argument --{name}\n{USAGE}")));
-            }
-            if map.insert(name.clone(), value).is_some() {
-                return Err(bad(format!("argument --{name} given twice")));
-            }
-        }
-        Ok(Self(map))
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    fn required(&self, name: &str) -> Result<&str, Failure> {
-        self.get(name)
-            .ok_or_else(|| bad(format!("argument --{name} is required\n{USAGE}")))
-    }
-
-    fn number(&self, name: &str) -> Result<Option<f64>, Failure> {
-        self.get(name)
-            .map(|v| match v.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() => Ok(x),
-                _ => Err(bad(format!("argument --{name}: not a number: {v:?}"))),
-            })
-            .transpose()
-    }
-
-    fn dates(&self, name: &str) -> Result<Vec<NaiveDate>, Failure> {
-        let Some(list) = self.get(name) else {
-            return Ok(Vec::new());
-        };
-        list.split(',')
-            .filter(|d| !d.trim().is_empty())
-            .map(|d| {
-                NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
-                    .map_err(|_| bad(format!("argument --{name}: not a YYYY-MM-DD date: {d:?}")))
-            })
-            .collect()
     }
 }
 
@@ -173,9 +333,8 @@ fn arg_err(name: &'static str) -> impl Fn(gridflex_mv::MvError) -> Failure {
     move |e| bad(format!("argument --{name}: {e}"))
 }
 
-fn hours(h: f64) -> TimeDelta {
-    TimeDelta::milliseconds((h * 3.6e6).round() as i64)
-}
+/// The longest adjustment window or gap accepted, in hours (a week).
+const MAX_ADJUST_HOURS: f64 = 168.0;
 
 fn baseline(f: &Flags) -> Result<Value, Failure> {
     let method: Method = f.required("method")?.parse().map_err(arg_err("method"))?;
@@ -223,6 +382,35 @@ fn baseline(f: &Flags) -> Result<Value, Failure> {
             }
         }
     }
+    if let Some(r) = f.get("low-usage-reference") {
+        let reference = match r {
+            "first-window" => LowUsageReference::InitialWindow,
+            "refreshed" => LowUsageReference::Refreshed,
+            _ => {
+                return Err(bad(format!(
+                    "argument --low-usage-reference: expected first-window or refreshed, got {r:?}"
+                )));
+            }
+        };
+        match &mut b.rule {
+            gridflex_mv::BaselineRule::DayMatching { days, .. }
+                if days.weekday.low_usage_threshold.is_some() =>
+            {
+                days.weekday.low_usage_reference = reference;
+                days.saturday.low_usage_reference = reference;
+                days.sunday_holiday.low_usage_reference = reference;
+            }
+            _ => {
+                return Err(bad(format!(
+                    "argument --low-usage-reference: the {method} method has no low-usage test"
+                )));
+            }
+        }
+    }
+    let notified = match f.get("notified") {
+        Some(t) => Some(parse_instant(0, "notified", t).map_err(arg_err("notified"))?),
+        None => None,
+    };
     let adjust_flags = ["adjust", "adjust-window-hours", "adjust-gap-hours", "cap"];
     if adjust_flags.iter().any(|n| f.get(n).is_some()) {
         let Some(current) = b.adjustment().copied() else {
@@ -257,10 +445,16 @@ fn baseline(f: &Flags) -> Result<Value, Failure> {
             Some("none") => None,
             Some(_) => f.number("cap")?,
         };
+        let hours = |h: f64| TimeDelta::seconds((h * 3600.0).round() as i64);
+        let max = MAX_ADJUST_HOURS * 3600.0;
         let adj = Adjustment {
             kind,
-            window: hours(f.number("adjust-window-hours")?.unwrap_or(default_window)),
-            gap: hours(f.number("adjust-gap-hours")?.unwrap_or(default_gap)),
+            window: f
+                .duration("adjust-window-hours", 3600.0, max, false)?
+                .unwrap_or(hours(default_window)),
+            gap: f
+                .duration("adjust-gap-hours", 3600.0, max, true)?
+                .unwrap_or(hours(default_gap)),
             cap,
         };
         b = b.with_adjustment(adj);
@@ -269,7 +463,7 @@ fn baseline(f: &Flags) -> Result<Value, Failure> {
     let series = parse_meter_csv(&read(meter_path, "meter file")?).map_err(in_file(meter_path))?;
     let meter = Meter::new(series, zone).map_err(in_file(meter_path))?;
     let result = b
-        .compute(&meter, &calendar, event)
+        .compute_notified(&meter, &calendar, event, notified)
         .map_err(|e| bad(format!("baseline: {e}")))?;
     let reduction = result.reduction();
 
@@ -369,36 +563,51 @@ fn ms(d: TimeDelta) -> f64 {
 
 fn response(f: &Flags) -> Result<Value, Failure> {
     let path = f.required("samples")?;
-    let at = parse_instant(0, "at", f.required("at")?).map_err(arg_err("at"))?;
+    f.required("at")?;
+    let mut instructions = Vec::new();
+    for t in f.all("at") {
+        instructions.push(parse_instant(0, "at", t).map_err(arg_err("at"))?);
+    }
     let raw = parse_samples_csv(&read(path, "samples file")?, "power_w").map_err(in_file(path))?;
     let mut samples = Vec::with_capacity(raw.len());
     for (k, s) in raw.iter().enumerate() {
-        let value = Power::watts(s.value)
-            .map_err(|e| bad(format!("{path}: line {}, field power_w: {e}", k + 2)))?;
+        let value = Power::watts(s.value).map_err(|e| {
+            bad(format!(
+                "{path}: sample {k} at {}, field power_w: {e}",
+                s.at
+            ))
+        })?;
         samples.push(Sample { at: s.at, value });
     }
-    let window = |name: &str| -> Result<Option<TimeDelta>, Failure> {
-        Ok(f.number(name)?
-            .map(|s| TimeDelta::microseconds((s * 1e6).round() as i64)))
-    };
     let config = ResponseConfig {
-        pre_window: window("pre-window-s")?,
-        post_window: window("post-window-s")?,
+        pre_window: f.duration("pre-window-s", 1.0, 86_400.0, false)?,
+        post_window: f.duration("post-window-s", 1.0, 86_400.0, false)?,
         ..ResponseConfig::default()
     };
-    let r = response_time(&samples, at, &config).map_err(in_file(path))?;
-    Ok(json!({
-        "from_w": r.from.as_watts(),
-        "to_w": r.to.as_watts(),
-        "t50_ms": ms(r.t50.interpolated),
-        "t90_ms": ms(r.t90.interpolated),
-        "t50_first_sample_ms": ms(r.t50.first_sample),
-        "t90_first_sample_ms": ms(r.t90.first_sample),
-        "sample_period_ms": ms(r.sample_period),
-        "max_sample_gap_ms": ms(r.max_sample_gap),
-        "pre_samples": r.pre_samples,
-        "post_samples": r.post_samples,
-    }))
+    let results = response_times(&samples, &instructions, &config).map_err(in_file(path))?;
+    let each: Vec<Value> = instructions
+        .iter()
+        .zip(&results)
+        .map(|(at, r)| {
+            json!({
+                "at": at.to_rfc3339(),
+                "from_w": r.from.as_watts(),
+                "to_w": r.to.as_watts(),
+                "t50_ms": ms(r.t50.interpolated),
+                "t90_ms": ms(r.t90.interpolated),
+                "t50_first_sample_ms": ms(r.t50.first_sample),
+                "t90_first_sample_ms": ms(r.t90.first_sample),
+                "sample_period_ms": ms(r.sample_period),
+                "max_sample_gap_ms": ms(r.max_sample_gap),
+                "pre_samples": r.pre_samples,
+                "post_samples": r.post_samples,
+            })
+        })
+        .collect();
+    Ok(match <[Value; 1]>::try_from(each) {
+        Ok([one]) => one,
+        Err(many) => json!({ "instructions": many }),
+    })
 }
 
 fn regulation(f: &Flags) -> Result<Value, Failure> {
@@ -414,8 +623,13 @@ fn regulation(f: &Flags) -> Result<Value, Failure> {
     }
     let mw = f.number("regulation-mw")?.unwrap_or(1.0);
     let reg = Power::megawatts(mw).map_err(|e| bad(format!("argument --regulation-mw: {e}")))?;
-    let score = regulation_score(&signal, &response, &RegulationConfig::new(reg))
-        .map_err(|e| bad(format!("regulation score: {e}")))?;
+    let score =
+        regulation_score(&signal, &response, &RegulationConfig::new(reg)).map_err(|e| match e {
+            gridflex_mv::MvError::SampleOutOfRange { what: "signal", .. } => {
+                bad(format!("{sp}: {e}"))
+            }
+            e => bad(format!("regulation score: {e}")),
+        })?;
     Ok(json!({
         "regulation_mw": mw,
         "accuracy": score.accuracy,

@@ -8,7 +8,9 @@
 //!
 //! `plan` prints the plan as JSON. `--example-input` prints a sample
 //! `{"fleet": ..., "request": ...}` to start from (usable with `plan --input`).
-//! Bad input prints a message naming the field and exits with code 2.
+//! Bad input, or output that cannot be written (a closed pipe, a full disk), prints a
+//! one-line message on stderr and exits with code 2. `--help` prints the usage on
+//! stdout and exits 0.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use gridflex_planner::{
 use serde::{Deserialize, Serialize};
 
 const USAGE: &str = "usage:
+  planner --help
   planner plan --fleet FLEET.json --request REQUEST.json [--options OPTIONS.json]
   planner plan --input INPUT.json [--options OPTIONS.json]   (INPUT = {\"fleet\":..., \"request\":...})
   planner --example-input";
@@ -32,59 +35,178 @@ struct Input {
     request: CurtailmentRequest,
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
+/// The argument parser, kept apart so that its tests run with
+/// `cargo test --example planner` (as `.ci/examples` does).
+mod cli {
+    /// What the command line asks for.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) enum Command {
+        /// Print the usage and exit 0.
+        Help,
+        /// Print the example input.
+        ExampleInput,
+        /// Plan from `--input`, or from `--fleet` and `--request`.
+        Plan {
+            input: Option<String>,
+            fleet_request: Option<(String, String)>,
+            options: Option<String>,
+        },
+    }
+
+    /// Reads the arguments (without the program name); the error is the message.
+    pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
+        let usage = super::USAGE;
+        match args.first().map(String::as_str) {
+            Some("-h" | "--help" | "help") => Ok(Command::Help),
+            Some("--example-input") if args.len() == 1 => Ok(Command::ExampleInput),
+            Some("plan") => {
+                let mut fleet = None;
+                let mut request = None;
+                let mut input = None;
+                let mut options = None;
+                let mut it = args[1..].iter();
+                while let Some(flag) = it.next() {
+                    let slot = match flag.as_str() {
+                        "-h" | "--help" => return Ok(Command::Help),
+                        "--fleet" => &mut fleet,
+                        "--request" => &mut request,
+                        "--input" => &mut input,
+                        "--options" => &mut options,
+                        other => return Err(format!("unknown argument {other:?}\n{usage}")),
+                    };
+                    if slot.is_some() {
+                        return Err(format!("{flag} given twice\n{usage}"));
+                    }
+                    *slot = Some(
+                        it.next()
+                            .ok_or_else(|| format!("{flag} needs a file\n{usage}"))?
+                            .clone(),
+                    );
+                }
+                match (input, fleet, request) {
+                    (Some(i), None, None) => Ok(Command::Plan {
+                        input: Some(i),
+                        fleet_request: None,
+                        options,
+                    }),
+                    (None, Some(f), Some(r)) => Ok(Command::Plan {
+                        input: None,
+                        fleet_request: Some((f, r)),
+                        options,
+                    }),
+                    _ => Err(format!("give --fleet and --request, or --input\n{usage}")),
+                }
+            }
+            _ => Err(usage.to_owned()),
         }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn args(v: &[&str]) -> Vec<String> {
+            v.iter().map(|s| (*s).to_owned()).collect()
+        }
+
+        #[test]
+        fn commands() {
+            assert_eq!(parse(&args(&["--help"])), Ok(Command::Help));
+            assert_eq!(parse(&args(&["plan", "--help"])), Ok(Command::Help));
+            assert_eq!(
+                parse(&args(&["--example-input"])),
+                Ok(Command::ExampleInput)
+            );
+            assert_eq!(
+                parse(&args(&["plan", "--input", "i.json"])),
+                Ok(Command::Plan {
+                    input: Some("i.json".into()),
+                    fleet_request: None,
+                    options: None
+                })
+            );
+            assert!(parse(&args(&[])).is_err());
+            assert!(parse(&args(&["plan", "--input"])).is_err());
+            assert!(parse(&args(&["plan", "--input", "a", "--input", "b"])).is_err());
+            assert!(parse(&args(&["plan", "--fleet", "f"])).is_err());
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// Any argument list gives a command or a message, never a panic.
+            #[test]
+            fn any_arguments_never_panic(
+                raw in proptest::collection::vec(
+                    prop_oneof![
+                        Just("plan".to_owned()),
+                        Just("--fleet".to_owned()),
+                        Just("--request".to_owned()),
+                        Just("--input".to_owned()),
+                        Just("--options".to_owned()),
+                        Just("--example-input".to_owned()),
+                        ".{0,10}",
+                    ],
+                    0..7,
+                )
+            ) {
+                match parse(&raw) {
+                    Ok(_) => {}
+                    Err(msg) => prop_assert!(!msg.is_empty()),
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // Nothing here panics on a closed or full stdout/stderr: a write error is an error
+    // (exit 2), reported on stderr when stderr still works.
+    use std::io::Write;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = run(&args).and_then(|out| {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{out}")
+            .and_then(|()| stdout.flush())
+            .map_err(|e| format!("writing output: {e}"))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            let _ = writeln!(std::io::stderr().lock(), "error: {msg}");
             ExitCode::from(2)
         }
     }
 }
 
 fn run(args: &[String]) -> Result<String, String> {
-    match args.first().map(String::as_str) {
-        Some("--example-input") => {
+    match cli::parse(args)? {
+        cli::Command::Help => Ok(USAGE.to_owned()),
+        cli::Command::ExampleInput => {
             let input = example().map_err(|e| e.to_string())?;
             serde_json::to_string_pretty(&input).map_err(|e| e.to_string())
         }
-        Some("plan") => {
-            let mut fleet_path = None;
-            let mut request_path = None;
-            let mut input_path = None;
-            let mut options_path = None;
-            let mut it = args[1..].iter();
-            while let Some(flag) = it.next() {
-                let slot = match flag.as_str() {
-                    "--fleet" => &mut fleet_path,
-                    "--request" => &mut request_path,
-                    "--input" => &mut input_path,
-                    "--options" => &mut options_path,
-                    other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-                };
-                *slot = Some(it.next().ok_or(format!("{flag} needs a file\n{USAGE}"))?);
-            }
-            let (fleet, request) = match (input_path, fleet_path, request_path) {
-                (Some(i), None, None) => {
-                    let input: Input = read(i)?;
+        cli::Command::Plan {
+            input,
+            fleet_request,
+            options,
+        } => {
+            let (fleet, request) = match (input, fleet_request) {
+                (Some(i), _) => {
+                    let input: Input = read(&i)?;
                     (input.fleet, input.request)
                 }
-                (None, Some(f), Some(r)) => (read(f)?, read(r)?),
-                _ => return Err(format!("give --fleet and --request, or --input\n{USAGE}")),
+                (None, Some((f, r))) => (read(&f)?, read(&r)?),
+                (None, None) => return Err(USAGE.to_owned()),
             };
-            let options: PlannerOptions = match options_path {
-                Some(o) => read(o)?,
+            let options: PlannerOptions = match options {
+                Some(o) => read(&o)?,
                 None => PlannerOptions::default(),
             };
             let plan =
                 gridflex_planner::plan(&fleet, &request, &options).map_err(|e| e.to_string())?;
             serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())
         }
-        _ => Err(USAGE.to_owned()),
     }
 }
 

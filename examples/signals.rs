@@ -8,11 +8,13 @@
 //!
 //! The format (CAISO OASIS CSV/XML/zip, PJM Data Miner JSON/CSV) is detected from the
 //! content. `parse` prints one JSON object per price point with the keys `market`,
-//! `run`, `node`, `interval_start`, `interval_end` (RFC 3339, UTC), `lmp`, `energy`,
+//! `run`, `node`, `pnode_name` (PJM's node name; null when the file has none),
+//! `interval_start`, `interval_end` (RFC 3339, UTC), `lmp`, `energy`,
 //! `congestion`, `loss` (null when the file lacks them). `--summary` prints one object
 //! with `count`, `nodes`, `first_start`, `last_end`, `min_lmp`, `mean_lmp`, `max_lmp`.
-//! `--lenient` skips bad rows and lists them on stderr. Bad input: a message naming the
-//! position on stderr and exit code 2.
+//! `--lenient` skips bad rows and lists the first 100 of them, and their count, on
+//! stderr. Bad input, or output that cannot be written (a closed pipe, a full disk): a
+//! one-line message on stderr and exit code 2. `--help`: the usage on stdout, exit 0.
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
@@ -25,40 +27,153 @@ use serde::Serialize;
 
 const USAGE: &str = "usage: signals parse [--summary] [--lenient] FILE";
 
+/// The argument parser, kept apart so that its tests run with `cargo test`.
+mod cli {
+    /// What the command line asks for.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) enum Command {
+        /// Print the usage and exit 0.
+        Help,
+        /// Parse `file`.
+        Parse {
+            summary: bool,
+            lenient: bool,
+            file: String,
+        },
+    }
+
+    /// Reads the arguments (without the program name); the error is the message.
+    pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
+        let usage = super::USAGE;
+        let Some((command, rest)) = args.split_first() else {
+            return Err(usage.into());
+        };
+        match command.as_str() {
+            "-h" | "--help" | "help" => return Ok(Command::Help),
+            "parse" => {}
+            _ => return Err(format!("unknown command {command:?}; {usage}")),
+        }
+        let mut summary = false;
+        let mut lenient = false;
+        let mut file = None;
+        for a in rest {
+            match a.as_str() {
+                "-h" | "--help" => return Ok(Command::Help),
+                "--summary" => summary = true,
+                "--lenient" => lenient = true,
+                f if !f.starts_with('-') && file.is_none() => file = Some(f.to_owned()),
+                other => return Err(format!("unexpected argument {other:?}; {usage}")),
+            }
+        }
+        let file = file.ok_or_else(|| format!("no FILE given; {usage}"))?;
+        Ok(Command::Parse {
+            summary,
+            lenient,
+            file,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn args(v: &[&str]) -> Vec<String> {
+            v.iter().map(|s| (*s).to_owned()).collect()
+        }
+
+        #[test]
+        fn commands() {
+            assert_eq!(parse(&args(&["--help"])), Ok(Command::Help));
+            assert_eq!(parse(&args(&["parse", "-h"])), Ok(Command::Help));
+            assert_eq!(
+                parse(&args(&["parse", "--lenient", "f.csv"])),
+                Ok(Command::Parse {
+                    summary: false,
+                    lenient: true,
+                    file: "f.csv".into()
+                })
+            );
+            assert!(parse(&args(&[])).is_err());
+            assert!(parse(&args(&["parse"])).is_err());
+            assert!(parse(&args(&["parse", "a", "b"])).is_err());
+            assert!(parse(&args(&["parse", "--bogus", "a"])).is_err());
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// Any argument list gives a command or a message, never a panic.
+            #[test]
+            fn any_arguments_never_panic(
+                raw in proptest::collection::vec(
+                    prop_oneof![
+                        Just("parse".to_owned()),
+                        Just("--summary".to_owned()),
+                        Just("--lenient".to_owned()),
+                        Just("--help".to_owned()),
+                        ".{0,12}",
+                    ],
+                    0..6,
+                )
+            ) {
+                match parse(&raw) {
+                    Ok(Command::Parse { file, .. }) => prop_assert!(raw.contains(&file)),
+                    Ok(Command::Help) => {}
+                    Err(msg) => prop_assert!(!msg.is_empty()),
+                }
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    match run() {
+    // Nothing here panics on a closed or full stdout/stderr: a write error is an error
+    // (exit 2), reported on stderr when stderr still works.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("signals: {msg}");
+            let _ = writeln!(std::io::stderr().lock(), "signals: {msg}");
             ExitCode::from(2)
         }
     }
 }
 
-fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((command, rest)) = args.split_first() else {
-        return Err(USAGE.into());
-    };
-    if command != "parse" {
-        return Err(format!("unknown command {command:?}; {USAGE}"));
-    }
-    let mut summary = false;
-    let mut options = ParseOptions::strict();
-    let mut file = None;
-    for a in rest {
-        match a.as_str() {
-            "--summary" => summary = true,
-            "--lenient" => options = ParseOptions::lenient(),
-            f if !f.starts_with("--") && file.is_none() => file = Some(f.to_owned()),
-            other => return Err(format!("unexpected argument {other:?}; {USAGE}")),
+fn run(args: &[String]) -> Result<(), String> {
+    let write_err = |e: std::io::Error| format!("writing output: {e}");
+    let (summary, lenient, path) = match cli::parse(args)? {
+        cli::Command::Help => {
+            let mut out = std::io::stdout().lock();
+            return writeln!(out, "{USAGE}")
+                .and_then(|()| out.flush())
+                .map_err(write_err);
         }
-    }
-    let path = file.ok_or(USAGE)?;
+        cli::Command::Parse {
+            summary,
+            lenient,
+            file,
+        } => (summary, lenient, file),
+    };
+    let options = if lenient {
+        ParseOptions::lenient()
+    } else {
+        ParseOptions::strict()
+    };
     let input = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
     let out = parse_prices(input, &options).map_err(|e| format!("{path}: {e}"))?;
-    for s in &out.skipped {
-        eprintln!("{path}: skipped: {}", s.reason);
+    if out.skipped_count > 0 {
+        let mut err = std::io::stderr().lock();
+        for s in &out.skipped {
+            writeln!(err, "{path}: skipped: {}", s.reason)
+                .map_err(|e| format!("writing to stderr: {e}"))?;
+        }
+        writeln!(
+            err,
+            "{path}: {} rows skipped in all ({} shown)",
+            out.skipped_count,
+            out.skipped.len()
+        )
+        .map_err(|e| format!("writing to stderr: {e}"))?;
     }
     let stdout = std::io::stdout();
     let mut w = BufWriter::new(stdout.lock());
@@ -69,10 +184,7 @@ fn run() -> Result<(), String> {
             .iter()
             .try_for_each(|p| writeln!(w, "{}", point_json(p)))
     };
-    match result.and_then(|()| w.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing output: {e}")),
-        _ => Ok(()),
-    }
+    result.and_then(|()| w.flush()).map_err(write_err)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -85,6 +197,7 @@ struct Row<'a> {
     market: &'static str,
     run: &'static str,
     node: &'a str,
+    pnode_name: Option<&'a str>,
     interval_start: String,
     interval_end: String,
     lmp: f64,
@@ -99,6 +212,7 @@ fn point_json(p: &PricePoint) -> String {
         market: p.market.name(),
         run: p.run.name(),
         node: p.node.as_str(),
+        pnode_name: p.pnode_name.as_deref(),
         interval_start: rfc3339(p.interval.start()),
         interval_end: rfc3339(p.interval.end()),
         lmp: p.lmp.as_per_megawatt_hour(),
@@ -120,6 +234,23 @@ struct Summary {
     max_lmp: Option<f64>,
 }
 
+/// The mean: the plain sum over `n` when that sum is finite, else the sum of `x / n`,
+/// each term at most `f64::MAX / n`, so the mean of finite prices is always finite (a
+/// plain sum of two prices of 1.7e308 overflows to infinity, which JSON writes as
+/// `null`).
+fn mean(values: impl ExactSizeIterator<Item = f64> + Clone) -> Option<f64> {
+    let n = values.len() as f64;
+    if n == 0.0 {
+        return None;
+    }
+    let sum: f64 = values.clone().sum();
+    Some(if sum.is_finite() {
+        sum / n
+    } else {
+        values.map(|x| x / n).sum()
+    })
+}
+
 fn summarise(points: &[PricePoint]) -> String {
     let nodes: HashSet<&str> = points.iter().map(|p| p.node.as_str()).collect();
     let lmps = points.iter().map(|p| p.lmp.as_per_megawatt_hour());
@@ -129,8 +260,36 @@ fn summarise(points: &[PricePoint]) -> String {
         first_start: points.iter().map(|p| p.interval.start()).min().map(rfc3339),
         last_end: points.iter().map(|p| p.interval.end()).max().map(rfc3339),
         min_lmp: lmps.clone().reduce(f64::min),
-        mean_lmp: (!points.is_empty()).then(|| lmps.clone().sum::<f64>() / points.len() as f64),
+        mean_lmp: mean(lmps.clone()),
         max_lmp: lmps.reduce(f64::max),
     };
     serde_json::to_string(&summary).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone};
+    use gridflex_core::{Interval, Price, PricingNodeId};
+    use gridflex_signals::MarketRun;
+
+    #[test]
+    fn summary_mean_of_huge_prices_is_finite() {
+        let t = Utc.with_ymd_and_hms(2024, 7, 1, 0, 0, 0).unwrap();
+        let points: Vec<PricePoint> = (0..2)
+            .map(|k| {
+                PricePoint::new(
+                    MarketRun::PjmDayAheadHourly,
+                    PricingNodeId::new("1").unwrap(),
+                    Interval::starting_at(t + TimeDelta::hours(k), TimeDelta::hours(1)).unwrap(),
+                    Price::per_megawatt_hour(1.7e308).unwrap(),
+                )
+            })
+            .collect();
+        let v: serde_json::Value = serde_json::from_str(&summarise(&points)).unwrap();
+        assert_eq!(v["mean_lmp"].as_f64(), Some(1.7e308));
+        assert_eq!(v["count"].as_u64(), Some(2));
+        let v: serde_json::Value = serde_json::from_str(&summarise(&[])).unwrap();
+        assert!(v["mean_lmp"].is_null());
+    }
 }

@@ -150,4 +150,29 @@ pub enum MvError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An input that would need more memory or time than the limit allows (a file whose
+    /// times imply millions of intervals, a record spanning decades).
+    #[error("{what}: {found} is more than the limit of {limit}")]
+    TooLarge {
+        /// What was counted (for example `"meter intervals implied by the file"`).
+        what: &'static str,
+        /// How many the input implies.
+        found: u64,
+        /// The most accepted.
+        limit: u64,
+    },
+    /// A sample value outside the range its kind allows.
+    #[error("{what} sample {index} at {at}: {value} is outside {range}")]
+    SampleOutOfRange {
+        /// Which sample set (for example `"signal"`).
+        what: &'static str,
+        /// Zero-based index of the offending sample.
+        index: usize,
+        /// Its time.
+        at: DateTime<Utc>,
+        /// The value.
+        value: f64,
+        /// The allowed range, as text (for example `"[-1, 1]"`).
+        range: &'static str,
+    },
 }

@@ -26,6 +26,12 @@ use gridflex_core::{IntervalSeries, Power, Price, Quantity};
 use crate::MvError;
 use crate::response::Sample;
 
+/// The most intervals a meter or price file may imply (rows plus the missing intervals
+/// between them): 4 million, 38 years of 5-minute data or 46 days of 1-second data.
+/// A file beyond it is refused with [`MvError::TooLarge`] before anything is allocated
+/// for the gap.
+pub const MAX_SERIES_INTERVALS: usize = 4_000_000;
+
 fn err(line: usize, field: &str, reason: impl Into<String>) -> MvError {
     MvError::Parse {
         line,
@@ -182,8 +188,17 @@ fn regular<Q: Quantity>(
                 format!("{t} repeats or goes back in time"),
             ));
         }
-        if k - values.len() > 10_000_000 {
-            return Err(err(line, time_field, "gap too long"));
+        if k >= MAX_SERIES_INTERVALS {
+            return Err(err(
+                line,
+                time_field,
+                MvError::TooLarge {
+                    what: "intervals implied by the file up to this row",
+                    found: k as u64 + 1,
+                    limit: MAX_SERIES_INTERVALS as u64,
+                }
+                .to_string(),
+            ));
         }
         values.resize(k, None);
         values.push(v);
@@ -222,6 +237,10 @@ pub fn parse_price_csv(text: &str) -> Result<IntervalSeries<Price>, MvError> {
 }
 
 /// Parses timed samples with header `time,<value_field>`, strictly increasing in time.
+///
+/// Each sample is one row, so the memory used is bounded by the input's size; what the
+/// samples' time span implies is bounded by the consumer (for example
+/// [`crate::regulation::regulation_score`]).
 pub fn parse_samples_csv(text: &str, value_field: &str) -> Result<Vec<Sample<f64>>, MvError> {
     let mut out: Vec<Sample<f64>> = Vec::new();
     for (line, t, v) in rows(text, ("time", value_field))? {

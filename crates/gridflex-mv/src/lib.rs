@@ -56,7 +56,7 @@ pub mod settlement;
 
 pub use baseline::{
     Adjustment, AdjustmentKind, Baseline, BaselineResult, BaselineRule, DayMatching, DayRules,
-    Method, Selection,
+    LowUsageReference, Method, Selection,
 };
 pub use calendar::{Calendar, DayType, DayTypes};
 pub use error::MvError;

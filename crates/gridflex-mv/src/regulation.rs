@@ -10,6 +10,13 @@
 //! - precision = `1 - mean(|R - S|) / A`, A the hour's mean of `|S|` (floored at 0);
 //! - composite = the mean of the three.
 //!
+//! A window is scored only when the data after it is long enough for the whole delay
+//! search (the window plus `max_delay`): a window near the end of the data, whose
+//! search would be cut short and could miss the true delay, is left out and counted in
+//! [`RegulationScore::truncated_windows`]. The signal must lie in [-1, 1] (PJM sends it
+//! normalised, `markets.md` §d); a value outside is refused, never scored. A record
+//! whose 10-s grid would exceed [`MAX_SCORING_POINTS`] is refused.
+//!
 //! The hourly score is the mean of the hour's window scores; [`Qualification`] holds
 //! the rolling 100-hour historic score and the 0.75 / 0.40 thresholds. Mileage is the sum of the
 //! absolute moves of the (normalised) signal. Credits: capability = MW x RMCCP x
@@ -42,6 +49,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::MvError;
 use crate::response::{Sample, check_sorted};
+
+/// The most 10-s scoring points a call may imply (signal and response overlap divided
+/// by the sample step): 1 million, about 115 days at the default step.
+pub const MAX_SCORING_POINTS: u64 = 1_000_000;
 
 /// Settings of [`regulation_score`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -169,6 +180,9 @@ pub struct RegulationScore {
     pub composite: f64,
     /// Total mileage of the normalised signal over the scored hours.
     pub mileage: f64,
+    /// Whole windows at the end of the data that were left out because the data after
+    /// them is shorter than `max_delay`, so their delay search could not run in full.
+    pub truncated_windows: usize,
 }
 
 /// Capability and performance credits of one hour.
@@ -292,8 +306,10 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
 
 /// Scores a regulation response against the signal.
 ///
-/// `signal` is normalised to [-1, 1]; `response` is the resource's regulation output
-/// (deviation from its base point). Only whole windows covered by both are scored.
+/// `signal` is normalised to [-1, 1] (a value outside is
+/// [`MvError::SampleOutOfRange`]); `response` is the resource's regulation output
+/// (deviation from its base point). Only whole windows covered by both, with the full
+/// delay search after them, are scored; see [`RegulationScore::truncated_windows`].
 pub fn regulation_score(
     signal: &[Sample<f64>],
     response: &[Sample<Power>],
@@ -302,6 +318,19 @@ pub fn regulation_score(
     let (step_ms, per_window, max_shift) = config.validate()?;
     check_sorted("signal", signal)?;
     check_sorted("response", response)?;
+    if let Some((index, s)) = signal
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !(-1.0..=1.0).contains(&s.value))
+    {
+        return Err(MvError::SampleOutOfRange {
+            what: "signal",
+            index,
+            at: s.at,
+            value: s.value,
+            range: "[-1, 1]",
+        });
+    }
     let (Some(s0), Some(s1), Some(r0), Some(r1)) = (
         signal.first(),
         signal.last(),
@@ -325,7 +354,15 @@ pub fn regulation_score(
             needed: per_window,
         });
     }
-    let n = ((last_ms - t0) / step_ms + 1) as usize;
+    let points = ((last_ms - t0) / step_ms) as u64 + 1;
+    if points > MAX_SCORING_POINTS {
+        return Err(MvError::TooLarge {
+            what: "scoring points implied by the overlap of signal and response",
+            found: points,
+            limit: MAX_SCORING_POINTS,
+        });
+    }
+    let n = points as usize;
     let mw = config.regulation.as_megawatts();
     let s = hold(signal, t0, step_ms, n, |v: f64| v * mw);
     let r = hold(response, t0, step_ms, n, Power::as_megawatts);
@@ -336,12 +373,19 @@ pub fn regulation_score(
     let mut hours: Vec<HourScore> = Vec::new();
     // Mean |S| per hour over the grid points of the hour.
     let mut hour_abs: (i64, f64) = (i64::MIN, 0.0);
+    let mut truncated_windows = 0;
     let mut w_start = t0.div_euclid(window_ms) * window_ms;
     if w_start < t0 {
         w_start += window_ms;
     }
     while w_start + window_ms - step_ms <= last_ms {
         let k0 = ((w_start - t0) / step_ms) as usize;
+        if k0 + max_shift + per_window > n {
+            // The delay search would be cut short: leave the window out.
+            truncated_windows += 1;
+            w_start += window_ms;
+            continue;
+        }
         let hour = w_start.div_euclid(hour_ms) * hour_ms;
         if hour_abs.0 != hour {
             let ceil = |ms: i64| ((ms + step_ms - 1).div_euclid(step_ms)).max(0) as usize;
@@ -353,9 +397,6 @@ pub fn regulation_score(
         let sw = &s[k0..k0 + per_window];
         let mut best = (f64::NEG_INFINITY, 0usize);
         for d in 0..=max_shift {
-            if k0 + d + per_window > n {
-                break;
-            }
             let c = correlation(sw, &r[k0 + d..k0 + d + per_window]);
             if c > best.0 {
                 best = (c, d);
@@ -410,9 +451,9 @@ pub fn regulation_score(
     }
     if windows.is_empty() {
         return Err(MvError::NotEnoughSamples {
-            what: "10-s points in a whole scoring window",
+            what: "10-s points in a whole scoring window and its delay search",
             found: n,
-            needed: per_window,
+            needed: per_window + max_shift,
         });
     }
     let mut mileage = 0.0;
@@ -443,5 +484,6 @@ pub fn regulation_score(
         mileage,
         hours,
         windows,
+        truncated_windows,
     })
 }

@@ -1,8 +1,15 @@
 //! Response time from high-rate power samples around an instruction.
 //!
-//! The pre-instruction level is the median of the samples before the instruction, the
-//! post level the median of the samples at the end of the record (medians, so a spike
-//! or a dropped reading does not move them). The time to 50 % and to 90 % of the step
+//! A site's power record usually holds many instructions one after another (pause,
+//! resume, cap, ...), so each is measured within its own segment: from the previous
+//! instruction (or the start of the record) to the next one (or the end). The
+//! pre-instruction level is the median of the steady period just before the
+//! instruction (by default the last quarter of the samples between the previous
+//! instruction and this one), the post level the median of the settle window at the
+//! end of the segment (by default the last quarter of the samples between this
+//! instruction and the next): never a sample from before the previous instruction or
+//! past the next one (medians, so a spike or a dropped reading does not move them).
+//! [`response_times`] measures every instruction of a record; [`response_time`] one. The time to 50 % and to 90 % of the step
 //! is reported twice: interpolated linearly between the two samples around the mark,
 //! and as the time of the first sample past the mark. The median sample spacing is
 //! reported with them: no figure is finer than the spacing allows.
@@ -49,10 +56,12 @@ pub struct Sample<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ResponseConfig {
     /// The pre-instruction level uses the samples in this window before the
-    /// instruction; `None` (default) uses every sample before it.
+    /// instruction (never before the previous instruction); `None` (default) uses the
+    /// last quarter of the samples since the previous instruction or the record start.
     pub pre_window: Option<TimeDelta>,
-    /// The post level uses the samples in this window at the end of the record;
-    /// `None` (default) uses the last quarter of the samples after the instruction.
+    /// The post level uses the samples in this window at the end of the instruction's
+    /// segment (the next instruction, or the end of the record); `None` (default) uses
+    /// the last quarter of the samples in the segment after the instruction.
     pub post_window: Option<TimeDelta>,
     /// The smallest step between the levels that counts as a response (default 0 W:
     /// any change).
@@ -132,16 +141,64 @@ fn delta_secs(s: f64) -> TimeDelta {
     TimeDelta::nanoseconds((s * 1e9).round() as i64)
 }
 
-/// Measures the response to an instruction at `at` from samples sorted by time.
+/// Measures the response to an instruction at `at` from samples sorted by time, as
+/// the only instruction in the record (see [`response_times`] for several).
 pub fn response_time(
     samples: &[Sample<Power>],
     at: DateTime<Utc>,
     config: &ResponseConfig,
 ) -> Result<ResponseTime, MvError> {
     check_sorted("power", samples)?;
+    measure(samples, at, config)
+}
+
+/// Measures the response to each of several instructions in one record: instruction
+/// `k` is measured on the samples between instruction `k - 1` and instruction `k + 1`
+/// (see the module documentation). `instructions` must be strictly increasing.
+pub fn response_times(
+    samples: &[Sample<Power>],
+    instructions: &[DateTime<Utc>],
+    config: &ResponseConfig,
+) -> Result<Vec<ResponseTime>, MvError> {
+    check_sorted("power", samples)?;
+    for (index, pair) in instructions.windows(2).enumerate() {
+        if pair[1] <= pair[0] {
+            return Err(MvError::UnsortedSamples {
+                what: "instruction",
+                index: index + 1,
+                at: pair[1],
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(instructions.len());
+    for (k, &at) in instructions.iter().enumerate() {
+        let lo = match k.checked_sub(1).map(|j| instructions[j]) {
+            Some(prev) => samples.partition_point(|s| s.at < prev),
+            None => 0,
+        };
+        let hi = match instructions.get(k + 1) {
+            Some(&next) => samples.partition_point(|s| s.at < next),
+            None => samples.len(),
+        };
+        out.push(measure(&samples[lo..hi], at, config)?);
+    }
+    Ok(out)
+}
+
+/// The last quarter (at least one) of `part`.
+fn last_quarter<T>(part: &[T]) -> &[T] {
+    &part[part.len() - (part.len() / 4).max(1).min(part.len())..]
+}
+
+/// Measures one instruction on the samples of its segment (sorted).
+fn measure(
+    samples: &[Sample<Power>],
+    at: DateTime<Utc>,
+    config: &ResponseConfig,
+) -> Result<ResponseTime, MvError> {
     let first_post = samples.partition_point(|s| s.at < at);
     let pre: &[Sample<Power>] = match config.pre_window {
-        None => &samples[..first_post],
+        None => last_quarter(&samples[..first_post]),
         Some(w) => {
             let from = samples[..first_post].partition_point(|s| s.at < earlier(at, w));
             &samples[from..first_post]
@@ -157,7 +214,7 @@ pub fn response_time(
     let after = &samples[first_post..];
     let post: &[Sample<Power>] = match (config.post_window, after.last()) {
         (_, None) => &[],
-        (None, Some(_)) => &after[after.len() - (after.len() / 4).max(1)..],
+        (None, Some(_)) => last_quarter(after),
         (Some(w), Some(last)) => {
             let from = after.partition_point(|s| s.at < earlier(last.at, w));
             &after[from..]

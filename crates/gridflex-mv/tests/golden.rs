@@ -157,7 +157,8 @@ fn pjm_low_usage_day_refilled_and_negative_saa() {
     // Flat daily loads: 7/15 100, 7/14 120, 7/11 20, 7/9 110, 7/8 90, 7/7 130 kW.
     // First window: 100, 120, 20, 110, 90 -> mean 88; 25 % of 88 = 22 > 20, so 7/11
     // is a low-usage day (ratio 20/88) and 7/7 refills the window: 100, 120, 110, 90,
-    // 130 (mean 110, threshold 27.5, none low). High 4 of 5 drops 7/8 (90, rank 5).
+    // 130 (130 is above 22, the first window's threshold, and above 27.5, the refreshed
+    // window's). High 4 of 5 drops 7/8 (90, rank 5).
     // CBL = (100 + 120 + 110 + 130) / 4 = 115 kW.
     // SAA window [09:00, 12:00): actual 95 kW -> SAA = 95 - 115 = -20 kW; AdjCBL 95 kW.
     // Event load 60 kW -> reduction 35 kW x 2 h = 70 kWh.

@@ -319,3 +319,39 @@ proptest! {
         prop_assert_eq!(r.sample_period, TimeDelta::milliseconds(20));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any record and any instructions give a result per instruction or a typed error;
+    /// each result's levels come from samples inside its own segment.
+    #[test]
+    fn response_times_never_panic_and_stay_in_their_segment(
+        values in proptest::collection::vec(0.0f64..1000.0, 0..120),
+        offsets in proptest::collection::vec(-200i64..2600, 0..5),
+    ) {
+        let t0 = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let samples: Vec<Sample<Power>> = values
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| Sample {
+                at: t0 + TimeDelta::milliseconds(20 * k as i64),
+                value: Power::watts(v).unwrap(),
+            })
+            .collect();
+        let mut at: Vec<_> = offsets.iter().map(|&o| t0 + TimeDelta::milliseconds(o)).collect();
+        at.sort();
+        at.dedup();
+        if let Ok(rs) = gridflex_mv::response::response_times(
+            &samples,
+            &at,
+            &gridflex_mv::response::ResponseConfig::default(),
+        ) {
+            prop_assert_eq!(rs.len(), at.len());
+            for r in rs {
+                prop_assert!(r.pre_samples >= 1 && r.post_samples >= 1);
+                prop_assert!(r.t50.first_sample <= r.t90.first_sample);
+            }
+        }
+    }
+}

@@ -45,7 +45,9 @@ fn response_time_interpolated_and_first_sample() {
     assert_eq!(r.t90.interpolated, TimeDelta::milliseconds(74));
     assert_eq!(r.t90.first_sample, TimeDelta::milliseconds(80));
     assert_eq!(r.sample_period, TimeDelta::milliseconds(20));
-    assert_eq!(r.pre_samples, 20);
+    // The pre level is the steady period just before: the last quarter of the 20
+    // samples before the instruction (-100 .. -20 ms, the 900 W spike among them).
+    assert_eq!(r.pre_samples, 5);
     // A rising step works the same way (restore after curtailment).
     let up: Vec<Sample<Power>> = samples
         .iter()
@@ -140,21 +142,24 @@ fn regulation_precision_and_credits() {
         .collect();
     let reg = Power::megawatts(4.0).unwrap();
     let score = regulation_score(&sig, &resp, &RegulationConfig::new(reg)).unwrap();
-    assert_eq!(score.windows.len(), 12);
+    // 12 whole windows in the hour; the last has no 5 minutes of data after it for
+    // its delay search, so it is left out (and counted).
+    assert_eq!(score.windows.len(), 11);
+    assert_eq!(score.truncated_windows, 1);
     let h = score.hours[0];
     assert!((h.precision - 0.75).abs() < 1e-12);
     assert!((h.composite - 2.75 / 3.0).abs() < 1e-12);
     assert_eq!(h.mileage, 0.0);
-    // Credits for the hour: capability 4 MW x 1 h x $10/MWh x 0.91667 = $36.67;
-    // performance 4 x 1 h x ratio 2.0 x $3 x 0.91667 = $22.00.
+    // Credits for the 55 scored minutes: capability 4 MW x 11/12 h x $10/MWh x
+    // 0.91667 = $33.61; performance 4 x 11/12 h x ratio 2.0 x $3 x 0.91667 = $20.17.
     let c = h.credits(
         reg,
         Price::per_megawatt_hour(10.0).unwrap(),
         Price::per_megawatt_hour(3.0).unwrap(),
         2.0,
     );
-    assert!((c.capability.as_usd() - 40.0 * 2.75 / 3.0).abs() < 1e-9);
-    assert!((c.performance.as_usd() - 24.0 * 2.75 / 3.0).abs() < 1e-9);
+    assert!((c.capability.as_usd() - 40.0 * 11.0 / 12.0 * 2.75 / 3.0).abs() < 1e-9);
+    assert!((c.performance.as_usd() - 24.0 * 11.0 / 12.0 * 2.75 / 3.0).abs() < 1e-9);
 }
 
 #[test]

@@ -383,3 +383,138 @@ async fn polling_source_yields_each_price_once() {
     assert_eq!(clock.now(), start + TimeDelta::minutes(5));
     assert_eq!(server.finish().len(), 2);
 }
+
+/// A listener that must never be contacted: a host the key must not reach.
+fn other_host() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (listener, base)
+}
+
+fn assert_untouched(listener: &TcpListener) {
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the other host was contacted: {other:?}"),
+    }
+}
+
+fn pjm_poller(base: &str) -> DataMinerPoller<UreqClient, VirtualClock> {
+    let start = Utc.with_ymd_and_hms(2024, 7, 1, 4, 0, 0).unwrap();
+    DataMinerPoller::new(
+        client(),
+        VirtualClock::new(start),
+        MarketRun::PjmDayAheadHourly,
+        vec![PricingNodeId::new("1").unwrap()],
+        "secret-key",
+    )
+    .unwrap()
+    .with_base_url(format!("{base}/api/v1"))
+}
+
+fn pjm_window() -> Interval {
+    let start = Utc.with_ymd_and_hms(2024, 7, 1, 4, 0, 0).unwrap();
+    Interval::starting_at(start, TimeDelta::hours(1)).unwrap()
+}
+
+#[tokio::test]
+async fn the_key_never_follows_a_redirect_to_another_host() {
+    let (elsewhere, other) = other_host();
+    let server = Server::start(|_| {
+        let mut r = reply(302, "");
+        r.headers
+            .push(("Location".into(), format!("{other}/steal?x=1")));
+        vec![r]
+    });
+    let err = pjm_poller(&server.base)
+        .fetch(pjm_window())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            SignalError::Http {
+                status: Some(302),
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("another host"), "{msg}");
+    assert!(!msg.contains("secret-key"), "{msg}");
+    assert_eq!(server.finish().len(), 1);
+    assert_untouched(&elsewhere);
+}
+
+#[tokio::test]
+async fn a_redirect_on_the_same_host_is_followed_with_the_key() {
+    let server = Server::start(|_| {
+        let mut r = reply(307, "");
+        r.headers
+            .push(("Location".into(), "/api/v2/da_hrl_lmps?moved=1".into()));
+        vec![
+            r,
+            reply(200, pjm_page(&[("2024-07-01T04:00:00", 1, 27.95)], None)),
+        ]
+    });
+    let out = pjm_poller(&server.base).fetch(pjm_window()).await.unwrap();
+    assert_eq!(out.points.len(), 1);
+    let seen = server.finish();
+    assert_eq!(seen[1].target, "/api/v2/da_hrl_lmps?moved=1");
+    assert!(
+        seen[1]
+            .headers
+            .contains(&("ocp-apim-subscription-key".into(), "secret-key".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_refused() {
+    let (elsewhere, other) = other_host();
+    let server = Server::start(|_| {
+        vec![reply(
+            200,
+            pjm_page(
+                &[("2024-07-01T04:00:00", 1, 27.95)],
+                Some(format!("{other}/api/v1/da_hrl_lmps?startRow=2")),
+            ),
+        )]
+    });
+    let err = pjm_poller(&server.base)
+        .fetch(pjm_window())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("leaves the configured host"),
+        "{err}"
+    );
+    assert_eq!(server.finish().len(), 1);
+    assert_untouched(&elsewhere);
+}
+
+#[test]
+fn the_default_body_limit_fits_a_price_file_not_a_gigabyte() {
+    assert_eq!(UreqClient::DEFAULT_MAX_BODY, 64 << 20);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_errors() {
+    let server = Server::start(|_| vec![reply(200, vec![b' '; 4096])]);
+    let start = Utc.with_ymd_and_hms(2024, 7, 1, 4, 0, 0).unwrap();
+    let poller = DataMinerPoller::new(
+        client().with_max_body(1024),
+        VirtualClock::new(start),
+        MarketRun::PjmDayAheadHourly,
+        vec![PricingNodeId::new("1").unwrap()],
+        "k",
+    )
+    .unwrap()
+    .with_base_url(format!("{}/api/v1", server.base));
+    let err = poller.fetch(pjm_window()).await.unwrap_err();
+    assert!(
+        matches!(err, SignalError::Http { status: None, .. }),
+        "{err}"
+    );
+    server.finish();
+}

@@ -29,6 +29,7 @@ impl Baseline {
             lookback_days: 45,
             min_days: 5,
             low_usage_threshold: None,
+            low_usage_reference: super::LowUsageReference::InitialWindow,
         };
         let weekend = DayMatching {
             pool: DayTypes::WEEKEND_AND_HOLIDAYS,
@@ -64,6 +65,7 @@ impl Baseline {
             lookback_days: 45,
             min_days: 5,
             low_usage_threshold: None,
+            low_usage_reference: super::LowUsageReference::InitialWindow,
         };
         let weekend = DayMatching {
             pool: DayTypes::WEEKEND_AND_HOLIDAYS,

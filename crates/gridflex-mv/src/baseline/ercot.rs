@@ -32,6 +32,7 @@ impl Baseline {
             lookback_days: 45,
             min_days: 10,
             low_usage_threshold: None,
+            low_usage_reference: super::LowUsageReference::InitialWindow,
         };
         let weekend = DayMatching {
             pool: DayTypes::WEEKEND_AND_HOLIDAYS,

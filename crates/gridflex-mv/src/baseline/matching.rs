@@ -10,7 +10,7 @@ use gridflex_core::{Interval, Power};
 
 use super::{
     AppliedAdjustment, Baseline, BaselineInterval, BaselineResult, DayDecision, DayMatching,
-    DayOutcome, DayRules, DropReason, Selection,
+    DayOutcome, DayRules, DropReason, LowUsageReference, Selection,
 };
 use crate::MvError;
 use crate::baseline::{Adjustment, AdjustmentKind};
@@ -68,6 +68,7 @@ pub(super) fn frame(
     calendar: &Calendar,
     event: Interval,
     adj: &Adjustment,
+    notified: Option<DateTime<Utc>>,
 ) -> Result<Frame, MvError> {
     let step_s = meter.step_s();
     let event_first = meter.index_at("event start", event.start())?;
@@ -97,14 +98,28 @@ pub(super) fn frame(
     } else {
         let n_adj = whole_steps(meter, "adjustment window", adj.window)?;
         let n_gap = whole_steps(meter, "adjustment gap", adj.gap)?;
-        let back = (n_adj + n_gap) as i64 * step_s;
+        // The window ends `gap` before the earlier of the event start and the
+        // notification, taken at the start of its meter interval.
+        let notice_steps = match notified {
+            Some(n) if n < event.start() => {
+                let ahead_s = (event.start() - n).num_seconds().max(1);
+                (ahead_s + step_s - 1) / step_s
+            }
+            _ => 0,
+        };
+        let back = (n_adj + n_gap) as i64 * step_s + notice_steps * step_s;
         if elapsed0 < back {
             return Err(MvError::InvalidEvent {
                 event,
                 reason: "the adjustment window starts before the event's local day",
             });
         }
-        let start = shifted(event.start(), -(adj.window + adj.gap), event)?;
+        let anchor = shifted(
+            event.start(),
+            -TimeDelta::seconds(notice_steps * step_s),
+            event,
+        )?;
+        let start = shifted(anchor, -(adj.window + adj.gap), event)?;
         let first = meter.index_at("adjustment window start", start)?;
         let window = Interval::starting_at(start, adj.window)?;
         (first, n_adj, Some(window))
@@ -315,9 +330,10 @@ pub(super) fn compute(
     meter: &Meter,
     calendar: &Calendar,
     event: Interval,
+    notified: Option<DateTime<Utc>>,
 ) -> Result<BaselineResult, MvError> {
     adj.validate()?;
-    let frame = frame(meter, calendar, event, adj)?;
+    let frame = frame(meter, calendar, event, adj, notified)?;
     let rule = days.for_day(frame.day_type);
     rule.validate()?;
 
@@ -334,13 +350,19 @@ pub(super) fn compute(
     scan.fill(&mut window, &mut decisions)?;
 
     // Low-usage exclusion with refill from older days (PJM M11 §10.3; NYISO): repeat
-    // until no window day is below the threshold or the lookback is exhausted.
+    // until no window day is below the threshold or the lookback is exhausted. The
+    // average is the first window's, or the current window's (`LowUsageReference`).
     if let Some(threshold) = rule.low_usage_threshold {
+        let mean_of = |w: &[Cand]| w.iter().map(|c| c.mean).sum::<f64>() / w.len() as f64;
+        let initial = (!window.is_empty()).then(|| mean_of(&window));
         loop {
             if window.is_empty() {
                 break;
             }
-            let avg = window.iter().map(|c| c.mean).sum::<f64>() / window.len() as f64;
+            let avg = match (rule.low_usage_reference, initial) {
+                (LowUsageReference::InitialWindow, Some(a)) => a,
+                _ => mean_of(&window),
+            };
             if avg <= 0.0 {
                 break;
             }
@@ -497,7 +519,7 @@ pub(super) fn same_day(
     after: TimeDelta,
     after_gap: TimeDelta,
 ) -> Result<BaselineResult, MvError> {
-    let frame = frame(meter, calendar, event, &Adjustment::none())?;
+    let frame = frame(meter, calendar, event, &Adjustment::none(), None)?;
     let n_before = whole_steps(meter, "same-day window before", before)?;
     let n_after = whole_steps(meter, "same-day window after", after)?;
     whole_steps(meter, "same-day gap before", before_gap)?;

@@ -33,7 +33,7 @@ pub(super) fn compute(
     event: Interval,
     instruction: Option<DateTime<Utc>>,
 ) -> Result<BaselineResult, MvError> {
-    let frame = frame(meter, calendar, event, &Adjustment::none())?;
+    let frame = frame(meter, calendar, event, &Adjustment::none(), None)?;
     let at = instruction.unwrap_or(event.start());
     if at > event.start() {
         return Err(MvError::InvalidEvent {

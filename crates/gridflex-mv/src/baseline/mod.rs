@@ -39,7 +39,7 @@ mod mbma;
 mod nyiso;
 mod pjm;
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gridflex_core::{Interval, Power};
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +127,7 @@ impl Method {
                     lookback_days: 45,
                     min_days: 1,
                     low_usage_threshold: None,
+                    low_usage_reference: LowUsageReference::InitialWindow,
                 };
                 let weekend = DayMatching {
                     pool: DayTypes::WEEKEND_AND_HOLIDAYS,
@@ -206,6 +207,31 @@ pub struct DayMatching {
     /// fraction of the window days' average is dropped and replaced by the next older
     /// eligible day (PJM and NYISO: 0.25).
     pub low_usage_threshold: Option<f64>,
+    /// Which average the low-usage test compares each day with.
+    #[serde(default)]
+    pub low_usage_reference: LowUsageReference,
+}
+
+/// The average a low-usage test compares a day with, once low days have been replaced.
+///
+/// PJM M11 §10.3 and OA Schedule 1 §3.3A.2.1 (`[K]`: the wording not re-checked against
+/// the current text; markets.md §b) define a low-usage day as one whose event-period
+/// average is below 25 % of the average event-period usage of the CBL basis window of
+/// five days, and replace it with the next older eligible day. The reading taken as the
+/// default is that the five days are the window as first formed, so replacement days are
+/// tested against that same average ([`LowUsageReference::InitialWindow`]); the other
+/// reading recomputes the average over the window with its replacements after each round
+/// ([`LowUsageReference::Refreshed`]). The two can give different baselines (one case
+/// moved from 79.0 to 97.5 kW), so the choice is a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LowUsageReference {
+    /// The average of the window as first formed, before any day is replaced (default).
+    #[default]
+    InitialWindow,
+    /// The average of the current window, recomputed after each replacement.
+    Refreshed,
 }
 
 impl DayMatching {
@@ -304,6 +330,9 @@ impl DayRules {
 }
 
 /// How a baseline is formed.
+// The day-matching variant holds three day rules inline (a few hundred bytes); boxing
+// them would cost `Baseline` its `Copy`, which callers use to share a method cheaply.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -385,6 +414,27 @@ impl Baseline {
         calendar: &Calendar,
         event: Interval,
     ) -> Result<BaselineResult, MvError> {
+        self.compute_notified(meter, calendar, event, None)
+    }
+
+    /// [`Baseline::compute`] for an event whose dispatch was notified at `notified`.
+    ///
+    /// A day-of adjustment window ends `gap` before the earlier of the event start and
+    /// the notification (the notification taken at the start of its meter interval), so
+    /// that load the site already changed on notice does not enter the adjustment: PJM's
+    /// Symmetric Additive Adjustment uses the 3 hours ending 1 hour before the event
+    /// start or, when the resource was notified earlier, before the notification (M11
+    /// §10.3, `[K]`: not re-checked against the current text; ERCOT's event-day
+    /// adjustment likewise ends before dispatch notification, markets.md §c `[K]`). A
+    /// notification at or after the event start changes nothing. Methods without an
+    /// adjustment ignore it.
+    pub fn compute_notified(
+        &self,
+        meter: &Meter,
+        calendar: &Calendar,
+        event: Interval,
+        notified: Option<DateTime<Utc>>,
+    ) -> Result<BaselineResult, MvError> {
         if calendar.zone() != meter.zone() {
             return Err(MvError::InvalidParameter {
                 name: "calendar zone",
@@ -394,7 +444,7 @@ impl Baseline {
         }
         match &self.rule {
             BaselineRule::DayMatching { days, adjustment } => {
-                matching::compute(self, days, adjustment, meter, calendar, event)
+                matching::compute(self, days, adjustment, meter, calendar, event, notified)
             }
             BaselineRule::SameDay {
                 before,

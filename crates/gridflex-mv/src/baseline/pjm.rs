@@ -32,6 +32,7 @@ impl Baseline {
             lookback_days: 45,
             min_days: 5,
             low_usage_threshold: Some(0.25),
+            low_usage_reference: super::LowUsageReference::InitialWindow,
         };
         Self {
             method: Method::PjmCbl,

@@ -15,7 +15,9 @@ use crate::{Market, MarketRun, SignalError};
 /// The request is `GET {base}/{feed}?rowCount=N&startRow=1&row_is_current=TRUE
 /// &datetime_beginning_ept=MM/DD/YYYY HH:MMtoMM/DD/YYYY HH:MM&pnode_id=1;2` with the
 /// key in the `Ocp-Apim-Subscription-Key` header; later pages are fetched by
-/// following each answer's `next` link (reference `markets.md` §f). The time filter is
+/// following each answer's `next` link (reference `markets.md` §f). The key is sent
+/// only to the host of the base URL: a `next` link or a redirect to another host is
+/// an error. The time filter is
 /// in Eastern prevailing time with an inclusive end, so the poller asks for the local
 /// span of the window and keeps only points whose UTC start lies in the window
 /// (the repeated 1 am hour of the fall-back day is handled this way).
@@ -131,9 +133,23 @@ impl<H: HttpGet, C: Clock> DataMinerPoller<H, C> {
                     .into_iter()
                     .filter(|p| window.contains(p.interval.start())),
             );
-            all.skipped.extend(page.skipped);
+            all.add_skipped(page.skipped, page.skipped_count);
             match page.next_page {
-                Some(next) if next != url => url = next,
+                Some(next) if next != url => {
+                    // The key goes only to the configured host: a paging link
+                    // elsewhere is refused, never followed with (or without) it.
+                    if super::client::origin(&next) != super::client::origin(&self.base_url) {
+                        return Err(SignalError::Http {
+                            url: next,
+                            status: None,
+                            reason: format!(
+                                "the next-page link leaves the configured host {}; not followed, so the API key is not sent there",
+                                self.base_url
+                            ),
+                        });
+                    }
+                    url = next;
+                }
                 _ => {
                     all.points.sort_by(|a, b| {
                         (a.interval.start(), &a.node).cmp(&(b.interval.start(), &b.node))

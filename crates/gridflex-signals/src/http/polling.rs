@@ -26,8 +26,9 @@ pub trait FetchPrices: Send + Sync {
 /// hours, so day-ahead prices are seen when published and late real-time ones are
 /// caught); prices already yielded (same run, node and interval start) are not
 /// yielded again. It never ends; a failed poll returns its error and the next call
-/// polls again at the next period. Rows a lenient poller skipped are kept for
-/// [`PollingSource::take_skipped`].
+/// polls again at the next period. Rows a lenient poller skipped are counted, and the
+/// first [`SKIPPED_EXAMPLES`](crate::parse::SKIPPED_EXAMPLES) since the last take are
+/// kept, for [`PollingSource::take_skipped`].
 pub struct PollingSource<F, C> {
     fetcher: F,
     clock: C,
@@ -38,6 +39,7 @@ pub struct PollingSource<F, C> {
     queue: VecDeque<PricePoint>,
     seen: HashSet<(MarketRun, PricingNodeId, DateTime<Utc>)>,
     skipped: Vec<SkippedRow>,
+    skipped_count: u64,
 }
 
 impl<F: FetchPrices, C: Clock> PollingSource<F, C> {
@@ -60,6 +62,7 @@ impl<F: FetchPrices, C: Clock> PollingSource<F, C> {
             queue: VecDeque::new(),
             seen: HashSet::new(),
             skipped: Vec::new(),
+            skipped_count: 0,
         })
     }
 
@@ -86,9 +89,14 @@ impl<F: FetchPrices, C: Clock> PollingSource<F, C> {
         Ok(self)
     }
 
-    /// Rows skipped by a lenient poller since the last call.
-    pub fn take_skipped(&mut self) -> Vec<SkippedRow> {
-        std::mem::take(&mut self.skipped)
+    /// Rows skipped by a lenient poller since the last call (the first
+    /// [`SKIPPED_EXAMPLES`](crate::parse::SKIPPED_EXAMPLES) of them), and how many
+    /// were skipped in all.
+    pub fn take_skipped(&mut self) -> (Vec<SkippedRow>, u64) {
+        (
+            std::mem::take(&mut self.skipped),
+            std::mem::take(&mut self.skipped_count),
+        )
     }
 
     async fn poll(&mut self) -> Result<(), SignalError> {
@@ -113,7 +121,9 @@ impl<F: FetchPrices, C: Clock> PollingSource<F, C> {
                 self.queue.push_back(p);
             }
         }
-        self.skipped.extend(out.skipped);
+        let room = crate::parse::SKIPPED_EXAMPLES.saturating_sub(self.skipped.len());
+        self.skipped.extend(out.skipped.into_iter().take(room));
+        self.skipped_count = self.skipped_count.saturating_add(out.skipped_count);
         Ok(())
     }
 }

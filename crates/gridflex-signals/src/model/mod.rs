@@ -11,7 +11,7 @@ mod signal;
 pub use alert::{AlertKind, AlertLevel, GridAlert};
 pub use dispatch::{DispatchEvent, DispatchTarget, EventWindow, LeadTime, Program};
 pub use market::{Market, MarketRun};
-pub use price::PricePoint;
+pub use price::{PricePoint, check_length};
 pub use regulation::{RegulationKind, RegulationSample, RegulationSignal};
 pub use signal::{GridSignal, read_json_lines, write_json_lines};
 

@@ -39,8 +39,12 @@ pub struct PricePoint {
     pub market: Market,
     /// The market run that produced the price.
     pub run: MarketRun,
-    /// The pricing node.
+    /// The pricing node: the key (CAISO node name, PJM `pnode_id`).
     pub node: PricingNodeId,
+    /// The node's name where the source gives one beside its id (PJM `pnode_name`, for
+    /// example `"AECO"` for id 51291); `None` otherwise. Not part of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pnode_name: Option<String>,
     /// The interval the price applies to (UTC).
     pub interval: Interval,
     /// Total LMP.
@@ -64,6 +68,8 @@ struct PricePointWire {
     market: Market,
     run: MarketRun,
     node: PricingNodeId,
+    #[serde(default)]
+    pnode_name: Option<String>,
     interval: Interval,
     lmp: Price,
     #[serde(default)]
@@ -79,6 +85,7 @@ struct PricePointWire {
 impl TryFrom<PricePointWire> for PricePoint {
     type Error = SignalError;
     fn try_from(w: PricePointWire) -> Result<Self, SignalError> {
+        check_length(w.run, &w.interval)?;
         if w.run.market() != w.market {
             return Err(SignalError::invalid(
                 "price point",
@@ -92,6 +99,7 @@ impl TryFrom<PricePointWire> for PricePoint {
             market: w.market,
             run: w.run,
             node: w.node,
+            pnode_name: w.pnode_name,
             interval: w.interval,
             lmp: w.lmp,
             energy: w.energy,
@@ -102,13 +110,39 @@ impl TryFrom<PricePointWire> for PricePoint {
     }
 }
 
+/// Checks that `interval` has the length of `run`'s intervals
+/// ([`MarketRun::nominal_length`]): a day-ahead price of 5 minutes or of 3 days is not
+/// a day-ahead price. Intervals are in UTC, so the 23- and 25-hour local days of
+/// daylight saving change still have 1-hour intervals.
+pub fn check_length(run: MarketRun, interval: &Interval) -> Result<(), SignalError> {
+    let length = interval.duration();
+    if length == run.nominal_length() {
+        Ok(())
+    } else {
+        Err(SignalError::invalid(
+            "price point",
+            format!(
+                "a {run} interval lasts {} min, but this one ({} to {}) lasts {} s",
+                run.nominal_length().num_minutes(),
+                interval.start().to_rfc3339(),
+                interval.end().to_rfc3339(),
+                length.num_seconds()
+            ),
+        ))
+    }
+}
+
 impl PricePoint {
     /// A price with its total LMP only; add components with the `with_*` methods.
+    ///
+    /// The interval's length is not checked here (the parsers and deserialisation
+    /// check it with [`check_length`]); use [`PricePoint::checked`] to check it.
     pub fn new(run: MarketRun, node: PricingNodeId, interval: Interval, lmp: Price) -> Self {
         Self {
             market: run.market(),
             run,
             node,
+            pnode_name: None,
             interval,
             lmp,
             energy: None,
@@ -116,6 +150,24 @@ impl PricePoint {
             loss: None,
             ghg: None,
         }
+    }
+
+    /// A price as [`PricePoint::new`], refusing an interval whose length is not the
+    /// run's ([`check_length`]).
+    pub fn checked(
+        run: MarketRun,
+        node: PricingNodeId,
+        interval: Interval,
+        lmp: Price,
+    ) -> Result<Self, SignalError> {
+        check_length(run, &interval)?;
+        Ok(Self::new(run, node, interval, lmp))
+    }
+
+    /// Sets the node's name (PJM `pnode_name`).
+    pub fn with_pnode_name(mut self, name: Option<String>) -> Self {
+        self.pnode_name = name;
+        self
     }
 
     /// Sets the energy component.
@@ -166,5 +218,30 @@ mod tests {
         assert_eq!(serde_json::from_str::<PricePoint>(&json).unwrap(), p);
         let wrong = json.replace("\"PJM\"", "\"CAISO\"");
         assert!(serde_json::from_str::<PricePoint>(&wrong).is_err());
+        // A 5-minute run's point of 10 minutes is refused.
+        let long = json.replace("04:00:00Z", "04:05:00Z");
+        let err = serde_json::from_str::<PricePoint>(&long).unwrap_err();
+        assert!(err.to_string().contains("lasts 600 s"), "{err}");
+    }
+
+    #[test]
+    fn lengths_must_fit_the_run() {
+        let start = Utc.with_ymd_and_hms(2024, 9, 3, 0, 0, 0).unwrap();
+        let node = PricingNodeId::new("A").unwrap();
+        let lmp = Price::per_megawatt_hour(1.0).unwrap();
+        for (run, minutes, ok) in [
+            (MarketRun::CaisoDam, 60, true),
+            (MarketRun::CaisoDam, 5, false),
+            (MarketRun::CaisoDam, 3 * 24 * 60, false),
+            (MarketRun::CaisoRtpd, 15, true),
+            (MarketRun::PjmRealTimeFiveMinute, 60, false),
+        ] {
+            let i = Interval::starting_at(start, TimeDelta::minutes(minutes)).unwrap();
+            assert_eq!(
+                PricePoint::checked(run, node.clone(), i, lmp).is_ok(),
+                ok,
+                "{run} {minutes}"
+            );
+        }
     }
 }

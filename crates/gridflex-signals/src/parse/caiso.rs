@@ -279,6 +279,15 @@ impl Gatherer {
                 continue;
             };
             let interval = Interval::new(start, p.end)?;
+            if let Err(e) = crate::model::check_length(run, &interval) {
+                let field = if p.seen.element {
+                    "INTERVAL_END_GMT"
+                } else {
+                    "INTERVALENDTIME_GMT"
+                };
+                skips.bad_row(at.clone(), SignalError::field(at, field, e.to_string()))?;
+                continue;
+            }
             out.push(
                 PricePoint::new(run, node, interval, lmp)
                     .with_energy(p.values[Component::Energy as usize])

@@ -50,6 +50,7 @@ pub fn parse_caiso_csv<R: Read>(
     Ok(ParseOutput {
         format: Format::CaisoCsv,
         points,
+        skipped_count: skips.count,
         skipped: skips.rows,
         next_page: None,
     })

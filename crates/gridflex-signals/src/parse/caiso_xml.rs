@@ -55,6 +55,7 @@ pub fn parse_caiso_xml<R: BufRead>(
     Ok(ParseOutput {
         format: Format::CaisoXml,
         points,
+        skipped_count: skips.count,
         skipped: skips.rows,
         next_page: None,
     })
@@ -74,6 +75,23 @@ struct Data {
     start: String,
     end: String,
     value: String,
+    /// Which of the fields above have had an element (bit per field), so that a
+    /// second element of the same name is refused rather than its text appended.
+    seen: u8,
+    /// The first field given twice, if any.
+    repeated: Option<&'static str>,
+}
+
+/// The bit and name of a `REPORT_DATA` field element.
+fn data_field(name: &[u8]) -> Option<(u8, &'static str)> {
+    Some(match name {
+        b"DATA_ITEM" => (1, "DATA_ITEM"),
+        b"RESOURCE_NAME" => (2, "RESOURCE_NAME"),
+        b"INTERVAL_START_GMT" => (4, "INTERVAL_START_GMT"),
+        b"INTERVAL_END_GMT" => (8, "INTERVAL_END_GMT"),
+        b"VALUE" => (16, "VALUE"),
+        _ => return None,
+    })
 }
 
 #[derive(Default)]
@@ -108,6 +126,8 @@ pub(crate) fn read_into<R: BufRead>(
     let mut data_count: u64 = 0;
     let mut data_byte: u64 = 0;
     let mut root_seen = false;
+    // Elements open at this point: a document that ends with any open is cut short.
+    let mut depth: u64 = 0;
     loop {
         let pos = reader.buffer_position();
         let event = reader
@@ -118,10 +138,16 @@ pub(crate) fn read_into<R: BufRead>(
                 reason: e.to_string(),
             })?;
         let (name, opens, closes) = match event {
-            Event::Start(e) => (e.local_name().as_ref().to_vec(), true, false),
+            Event::Start(e) => {
+                depth += 1;
+                (e.local_name().as_ref().to_vec(), true, false)
+            }
             // A self-closing element opens and closes at once.
             Event::Empty(e) => (e.local_name().as_ref().to_vec(), true, true),
-            Event::End(e) => (e.local_name().as_ref().to_vec(), false, true),
+            Event::End(e) => {
+                depth = depth.saturating_sub(1);
+                (e.local_name().as_ref().to_vec(), false, true)
+            }
             Event::Text(t) => {
                 if let Some(name) = &field {
                     let text = t.unescape().map_err(|e| SignalError::Malformed {
@@ -142,7 +168,18 @@ pub(crate) fn read_into<R: BufRead>(
                 buf.clear();
                 continue;
             }
-            Event::Eof => break,
+            Event::Eof => {
+                if depth > 0 {
+                    return Err(SignalError::Malformed {
+                        at: Box::new(Location::default().at_byte(pos)),
+                        format: FORMAT,
+                        reason: format!(
+                            "the document ends with {depth} element(s) still open: it was cut short"
+                        ),
+                    });
+                }
+                break;
+            }
             _ => {
                 buf.clear();
                 continue;
@@ -172,8 +209,19 @@ pub(crate) fn read_into<R: BufRead>(
                     data_byte = pos;
                 }
                 b"ERROR" => section = Section::Error,
-                _ if section != Section::None && !closes => field = Some(name.clone()),
-                _ => {}
+                _ => {
+                    if section == Section::Data
+                        && let Some((bit, field_name)) = data_field(&name)
+                    {
+                        if data.seen & bit != 0 && data.repeated.is_none() {
+                            data.repeated = Some(field_name);
+                        }
+                        data.seen |= bit;
+                    }
+                    if section != Section::None && !closes {
+                        field = Some(name.clone());
+                    }
+                }
             }
         }
         if closes {
@@ -286,6 +334,13 @@ fn row(
     options: &ParseOptions,
     gatherer: &mut Gatherer,
 ) -> Result<(), SignalError> {
+    if let Some(name) = data.repeated {
+        return Err(SignalError::field(
+            at.clone(),
+            name,
+            format!("{name} is given twice in one REPORT_DATA"),
+        ));
+    }
     let run = run_of(header, options, at)?;
     let time = |text: &str, name: &'static str| -> Result<DateTime<Utc>, SignalError> {
         parse_utc(text.as_bytes()).map_err(|e| {

@@ -17,8 +17,9 @@
 //!
 //! Errors name the position ([`crate::Location`]: zip entry, line, JSON item, XML
 //! element) and the field. [`Mode::Strict`] (the default) stops at the first bad row;
-//! [`Mode::Lenient`] skips bad rows and returns each with its reason in
-//! [`ParseOutput::skipped`]. Structural damage (broken CSV quoting, invalid JSON
+//! [`Mode::Lenient`] skips bad rows, counts them in [`ParseOutput::skipped_count`] and
+//! returns the first [`SKIPPED_EXAMPLES`] with their reasons in
+//! [`ParseOutput::skipped`] (so a file of millions of bad rows costs no memory for them). Structural damage (broken CSV quoting, invalid JSON
 //! syntax, a missing header column, an OASIS error document) is fatal in both modes.
 
 use std::io::{BufRead, BufReader, Cursor, Read};
@@ -40,6 +41,10 @@ pub use oasis_zip::parse_oasis_zip;
 pub use pjm_csv::parse_pjm_csv;
 pub use pjm_json::parse_pjm_json;
 
+/// How many skipped rows a [`ParseOutput`] keeps, with their reasons, as examples;
+/// all are counted in [`ParseOutput::skipped_count`].
+pub const SKIPPED_EXAMPLES: usize = 100;
+
 /// What to do with a bad row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -47,7 +52,8 @@ pub enum Mode {
     /// Stop at the first bad row with its error (the default).
     #[default]
     Strict,
-    /// Skip bad rows, returning each with its reason in [`ParseOutput::skipped`].
+    /// Skip bad rows, counting them and returning the first [`SKIPPED_EXAMPLES`] with
+    /// their reasons in [`ParseOutput::skipped`].
     Lenient,
 }
 
@@ -102,10 +108,13 @@ pub struct ParseOutput {
     pub format: Format,
     /// The price points, sorted by interval start, node, run.
     pub points: Vec<PricePoint>,
-    /// Rows not turned into points, each with its reason (always empty in strict mode
-    /// except for rows the format itself marks as superseded, such as PJM rows with
-    /// `row_is_current` false).
+    /// The first [`SKIPPED_EXAMPLES`] rows not turned into points, each with its reason
+    /// (always empty in strict mode except for rows the format itself marks as
+    /// superseded, such as PJM rows with `row_is_current` false).
     pub skipped: Vec<SkippedRow>,
+    /// How many rows were not turned into points, in all (`skipped` holds the first
+    /// few).
+    pub skipped_count: u64,
     /// The next page's URL, for paged responses (the PJM Data Miner `links` entry
     /// with `rel` `next`); `None` on the last page and for other formats.
     pub next_page: Option<String>,
@@ -118,8 +127,17 @@ impl ParseOutput {
             format,
             points: Vec::new(),
             skipped: Vec::new(),
+            skipped_count: 0,
             next_page: None,
         }
+    }
+
+    /// Adds another output's skipped rows to this one's: the count in full, the
+    /// examples up to [`SKIPPED_EXAMPLES`].
+    pub fn add_skipped(&mut self, rows: Vec<SkippedRow>, count: u64) {
+        let room = SKIPPED_EXAMPLES.saturating_sub(self.skipped.len());
+        self.skipped.extend(rows.into_iter().take(room));
+        self.skipped_count = self.skipped_count.saturating_add(count);
     }
 }
 
@@ -276,10 +294,12 @@ fn dispatch<R: BufRead>(
     }
 }
 
-/// Applies the mode to a bad row: strict returns the error, lenient records it.
+/// Applies the mode to a bad row: strict returns the error, lenient counts it and
+/// keeps the first [`SKIPPED_EXAMPLES`].
 pub(crate) struct Skips {
     mode: Mode,
     pub(crate) rows: Vec<SkippedRow>,
+    pub(crate) count: u64,
 }
 
 impl Skips {
@@ -287,6 +307,14 @@ impl Skips {
         Self {
             mode,
             rows: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn record(&mut self, at: Location, reason: SignalError) {
+        self.count += 1;
+        if self.rows.len() < SKIPPED_EXAMPLES {
+            self.rows.push(SkippedRow { at, reason });
         }
     }
 
@@ -295,7 +323,7 @@ impl Skips {
         match self.mode {
             Mode::Strict => Err(error),
             Mode::Lenient => {
-                self.rows.push(SkippedRow { at, reason: error });
+                self.record(at, error);
                 Ok(())
             }
         }
@@ -303,7 +331,7 @@ impl Skips {
 
     /// Records a row the format marks as not applicable, in either mode.
     pub(crate) fn superseded(&mut self, at: Location, reason: SignalError) {
-        self.rows.push(SkippedRow { at, reason });
+        self.record(at, reason);
     }
 }
 

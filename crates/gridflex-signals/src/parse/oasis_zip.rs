@@ -28,6 +28,7 @@ pub fn parse_oasis_zip<R: Read + Seek>(
     }
     let mut gatherer = Gatherer::new();
     let mut skips = Skips::new(options.mode);
+    let mut files = 0usize;
     for i in 0..archive.len() {
         let file = archive.by_index(i).map_err(|e| SignalError::Zip {
             reason: format!("entry {i}: {e}"),
@@ -35,6 +36,7 @@ pub fn parse_oasis_zip<R: Read + Seek>(
         if file.is_dir() {
             continue;
         }
+        files += 1;
         let name = file.name().to_owned();
         gatherer.set_entry(&name);
         let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -65,10 +67,20 @@ pub fn parse_oasis_zip<R: Read + Seek>(
             }
         }
     }
+    if files == 0 {
+        return Err(SignalError::Zip {
+            reason: format!(
+                "the archive holds {} director{} and no file",
+                archive.len(),
+                if archive.len() == 1 { "y" } else { "ies" }
+            ),
+        });
+    }
     let points = gatherer.finish(&mut skips)?;
     Ok(ParseOutput {
         format: Format::OasisZip,
         points,
+        skipped_count: skips.count,
         skipped: skips.rows,
         next_page: None,
     })

@@ -1,7 +1,7 @@
 //! PJM Data Miner 2 LMP rows, shared by the JSON and CSV readers.
 //!
 //! Fields used (reference `markets.md` §f): `datetime_beginning_utc` (start, naive UTC),
-//! optional `datetime_ending_utc`, `pnode_id` (the node), `total_lmp_{da|rt}`,
+//! optional `datetime_ending_utc`, `pnode_id` (the node), `pnode_name` (kept beside it), `total_lmp_{da|rt}`,
 //! `system_energy_price_{da|rt}`, `congestion_price_{da|rt}`,
 //! `marginal_loss_price_{da|rt}`, and `row_is_current` (rows marked false are
 //! superseded versions and are reported in `skipped`, never silently dropped).
@@ -10,7 +10,7 @@
 //! comes, in order, from [`ParseOptions::run`], the feed named in the JSON `links`,
 //! the rows' ending times, or the spacing of the starting times (5 or 60 minutes).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use gridflex_core::{Interval, Price, PricingNodeId};
@@ -42,6 +42,7 @@ pub(crate) struct Fields<'a> {
     pub(crate) start: Option<Field<'a>>,
     pub(crate) end: Option<Field<'a>>,
     pub(crate) pnode_id: Option<Field<'a>>,
+    pub(crate) pnode_name: Option<Field<'a>>,
     pub(crate) lmp: Option<Field<'a>>,
     pub(crate) energy: Option<Field<'a>>,
     pub(crate) congestion: Option<Field<'a>>,
@@ -53,6 +54,8 @@ struct Raw {
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
     node: PricingNodeId,
+    /// Index into `Collector::names`.
+    name: Option<u32>,
     lmp: Price,
     energy: Option<Price>,
     congestion: Option<Price>,
@@ -63,6 +66,9 @@ struct Raw {
 /// Collects rows, then decides the run and builds the points.
 pub(crate) struct Collector {
     rows: Vec<Raw>,
+    /// Node names, interned: a file repeats each name on every row.
+    names: Vec<String>,
+    name_index: HashMap<Box<[u8]>, u32>,
     /// Whether positions are JSON items (else CSV lines).
     items: bool,
     /// The run named by the feed (JSON `links`), if any.
@@ -73,6 +79,8 @@ impl Collector {
     pub(crate) fn new(items: bool) -> Self {
         Self {
             rows: Vec::new(),
+            names: Vec::new(),
+            name_index: HashMap::new(),
             items,
             feed_run: None,
         }
@@ -198,6 +206,11 @@ impl Collector {
         let lmp = price(f.lmp, "total_lmp")?.ok_or_else(|| {
             SignalError::field(at.clone(), format!("total_lmp_{suffix}"), "missing")
         })?;
+        let name = match f.pnode_name {
+            None => None,
+            Some(Field::Text(t)) => self.name(t.trim_ascii(), &at)?,
+            Some(_) => return Err(SignalError::field(at, "pnode_name", "expected text")),
+        };
         let energy = price(f.energy, "system_energy_price")?;
         let congestion = price(f.congestion, "congestion_price")?;
         let loss = price(f.loss, "marginal_loss_price")?;
@@ -205,6 +218,7 @@ impl Collector {
             start,
             end,
             node,
+            name,
             lmp,
             energy,
             congestion,
@@ -212,6 +226,30 @@ impl Collector {
             at: n,
         });
         Ok(())
+    }
+
+    /// The interned index of a node name; an empty name is none.
+    fn name(&mut self, text: &[u8], at: &Location) -> Result<Option<u32>, SignalError> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if let Some(&i) = self.name_index.get(text) {
+            return Ok(Some(i));
+        }
+        let s = std::str::from_utf8(text)
+            .map_err(|_| SignalError::field(at.clone(), "pnode_name", "not UTF-8 text"))?;
+        if s.len() > 256 || s.chars().any(char::is_control) {
+            return Err(SignalError::field(
+                at.clone(),
+                "pnode_name",
+                format!("{}: at most 256 bytes, no control characters", shown(text)),
+            ));
+        }
+        let i = u32::try_from(self.names.len())
+            .map_err(|_| SignalError::field(at.clone(), "pnode_name", "too many names"))?;
+        self.names.push(s.to_owned());
+        self.name_index.insert(text.into(), i);
+        Ok(Some(i))
     }
 
     fn run(&self, side: Side, wanted: Option<MarketRun>) -> Result<MarketRun, SignalError> {
@@ -308,11 +346,17 @@ impl Collector {
         let length = run.nominal_length();
         let mut rows = std::mem::take(&mut self.rows);
         rows.sort_by(|a, b| (a.start, &a.node, a.at).cmp(&(b.start, &b.node, b.at)));
-        let mut seen: HashSet<(i64, &PricingNodeId)> = HashSet::new();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
+        let mut out: Vec<PricePoint> = Vec::with_capacity(rows.len());
+        // Sorted by (start, node), so a second row for a point follows the first.
+        let mut duplicate = Vec::with_capacity(rows.len());
+        duplicate.push(false);
+        duplicate.extend(
+            rows.windows(2)
+                .map(|w| w[0].start == w[1].start && w[0].node == w[1].node),
+        );
+        for (r, duplicate) in rows.into_iter().zip(duplicate) {
             let at = self.location(r.at);
-            if !seen.insert((r.start.timestamp(), &r.node)) {
+            if duplicate {
                 skips.bad_row(
                     at.clone(),
                     SignalError::field(
@@ -335,8 +379,17 @@ impl Collector {
                 continue;
             };
             let interval = Interval::new(r.start, end)?;
+            if let Err(e) = crate::model::check_length(run, &interval) {
+                skips.bad_row(
+                    at.clone(),
+                    SignalError::field(at, "datetime_ending_utc", e.to_string()),
+                )?;
+                continue;
+            }
+            let name = r.name.and_then(|i| self.names.get(i as usize)).cloned();
             out.push(
-                PricePoint::new(run, r.node.clone(), interval, r.lmp)
+                PricePoint::new(run, r.node, interval, r.lmp)
+                    .with_pnode_name(name)
                     .with_energy(r.energy)
                     .with_congestion(r.congestion)
                     .with_loss(r.loss),

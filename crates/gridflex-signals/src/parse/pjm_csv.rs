@@ -50,6 +50,7 @@ pub fn parse_pjm_csv<R: Read>(
         .ok_or_else(|| missing("datetime_beginning_utc"))?;
     let end = find_column(&headers, &["datetime_ending_utc"]);
     let node = find_column(&headers, &["pnode_id"]).ok_or_else(|| missing("pnode_id"))?;
+    let name = find_column(&headers, &["pnode_name"]);
     let (side, lmp, suffix) = match (
         find_column(&headers, &["total_lmp_da"]),
         find_column(&headers, &["total_lmp_rt"]),
@@ -111,6 +112,7 @@ pub fn parse_pjm_csv<R: Read>(
             start: get(Some(start)),
             end: get(end),
             pnode_id: get(Some(node)),
+            pnode_name: get(name),
             lmp: get(Some(lmp)),
             energy: get(energy),
             congestion: get(congestion),
@@ -125,6 +127,7 @@ pub fn parse_pjm_csv<R: Read>(
     Ok(ParseOutput {
         format: Format::PjmCsv,
         points,
+        skipped_count: skips.count,
         skipped: skips.rows,
         next_page: None,
     })

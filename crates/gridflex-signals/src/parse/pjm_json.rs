@@ -89,6 +89,7 @@ pub fn parse_pjm_json<R: Read>(
     Ok(ParseOutput {
         format: Format::PjmJson,
         points,
+        skipped_count: skips.count,
         skipped: skips.rows,
         next_page: state.next_page,
     })
@@ -161,6 +162,7 @@ impl State {
             start: item.datetime_beginning_utc.as_ref().map(JVal::field),
             end: item.datetime_ending_utc.as_ref().map(JVal::field),
             pnode_id: item.pnode_id.as_ref().map(JVal::field),
+            pnode_name: item.pnode_name.as_ref().map(JVal::field),
             lmp: lmp.as_ref().map(JVal::field),
             energy: energy.as_ref().map(JVal::field),
             congestion: congestion.as_ref().map(JVal::field),
@@ -237,6 +239,7 @@ struct Item {
     datetime_beginning_utc: Option<JVal>,
     datetime_ending_utc: Option<JVal>,
     pnode_id: Option<JVal>,
+    pnode_name: Option<JVal>,
     total_lmp_da: Option<JVal>,
     total_lmp_rt: Option<JVal>,
     system_energy_price_da: Option<JVal>,

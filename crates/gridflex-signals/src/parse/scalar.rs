@@ -91,7 +91,12 @@ fn parse_us(s: &[u8]) -> Result<DateTime<Utc>, &'static str> {
     let mut dp = date.split(|&b| b == b'/');
     let mo = dp.next().and_then(digits).ok_or(BAD)?;
     let d = dp.next().and_then(digits).ok_or(BAD)?;
-    let y = dp.next().and_then(digits).ok_or(BAD)?;
+    let year = dp.next().ok_or(BAD)?;
+    // A two-digit year (`9/3/24`) would be the year 24: only four digits are read.
+    if year.len() != 4 {
+        return Err("the year must have four digits (M/D/YYYY)");
+    }
+    let y = digits(year).ok_or(BAD)?;
     if dp.next().is_some() {
         return Err(BAD);
     }
@@ -222,6 +227,12 @@ mod tests {
         );
         assert!(parse_utc(b"9/3/2024 13:00:00 PM").is_err());
         assert!(parse_utc(b"13/3/2024 1:00").is_err());
+        // M/D/YY would land in the year 0024.
+        assert_eq!(
+            parse_utc(b"9/3/24 3:55:00 AM"),
+            Err("the year must have four digits (M/D/YYYY)")
+        );
+        assert!(parse_utc(b"9/3/02024 3:55").is_err());
     }
 
     #[test]
