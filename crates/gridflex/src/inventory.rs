@@ -87,6 +87,11 @@ pub struct JobEntry {
     /// H100 drew 120 to 145 W, `calibration/README.md`).
     #[serde(default = "paused_default")]
     pub paused_draw_per_gpu: Power,
+    /// Never curtailed (default `false`): gridflex leaves the job alone, whatever its
+    /// class, and counts its draw as fixed load when it plans. For work the site must
+    /// not touch at all (a job under maintenance, a customer's reserved slice).
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 fn one() -> f64 {
@@ -109,6 +114,7 @@ impl JobEntry {
             curve: None,
             weight: 1.0,
             paused_draw_per_gpu: paused_default(),
+            pinned: false,
         }
     }
 

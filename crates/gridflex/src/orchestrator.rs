@@ -691,13 +691,13 @@ impl<C: Clock> Orchestrator<C> {
     /// The planner's view of the fleet from the latest sweep, at `now`: each job with
     /// the pause budget it has left in this episode. A job whose state is unknown (a
     /// command failed; the retry loop owns it) is pinned: left out of the plan, its
-    /// measured draw counted as fixed load.
+    /// measured draw counted as fixed load; so is a job the integrator pinned.
     fn fleet(&self, now: DateTime<Utc>) -> Result<Fleet, GridflexError> {
         let mut specs = Vec::with_capacity(self.jobs.len());
         let mut pinned = Power::ZERO;
         for (j, job) in self.jobs.iter().enumerate() {
             let st = &self.state[j];
-            if st.unknown {
+            if st.unknown || job.entry.pinned {
                 let draw = self.measured[j].or(self.demand[j]).unwrap_or(Power::ZERO);
                 pinned += draw * job.devices.len() as f64;
                 continue;
@@ -1178,7 +1178,7 @@ impl<C: Clock> Orchestrator<C> {
                     if pause {
                         self.paused(j, now);
                     } else {
-                        self.state[j].running(now);
+                        self.resumed(j, now);
                     }
                     ActionOutcome::Done {
                         enforced_per_gpu: None,
@@ -1297,6 +1297,16 @@ impl<C: Clock> Orchestrator<C> {
         self.schedule(limit, Task::PauseLimit { job: j, since: now });
     }
 
+    /// Job `j` is confirmed running at `now`: its pause is counted and its pause limit,
+    /// if one was scheduled, is dropped.
+    fn resumed(&mut self, j: usize, now: DateTime<Utc>) {
+        if self.state[j].paused_since.is_some() {
+            self.state[j].running(now);
+            self.schedule
+                .retain(|_, t| !matches!(t, Task::PauseLimit { job, .. } if *job == j));
+        }
+    }
+
     /// Marks job `j` unknown after a failed command and schedules its restore.
     fn fail(&mut self, j: usize, now: DateTime<Utc>) {
         let st = &mut self.state[j];
@@ -1383,7 +1393,6 @@ impl<C: Clock> Orchestrator<C> {
         let outcome = if ok {
             st.unknown = false;
             st.applied = Level::CLEAN;
-            st.running(now);
             st.retries = 0;
             ActionOutcome::Done {
                 enforced_per_gpu: None,
@@ -1411,6 +1420,7 @@ impl<C: Clock> Orchestrator<C> {
             },
         );
         if ok {
+            self.resumed(j, now);
             self.fleet_cache = None;
             self.log(AuditEvent::Note {
                 message: format!("job {} restored after a failed command", self.jobs[j].id),
@@ -1441,7 +1451,7 @@ impl<C: Clock> Orchestrator<C> {
         let outcome = match result {
             Ok(()) => {
                 self.state[j].applied.paused = false;
-                self.state[j].running(now);
+                self.resumed(j, now);
                 ActionOutcome::Done {
                     enforced_per_gpu: None,
                 }
