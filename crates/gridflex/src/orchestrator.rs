@@ -1495,11 +1495,11 @@ impl<C: Clock> Orchestrator<C> {
     /// When no event is active and the whole fleet is confirmed back at its pre-event
     /// level, the episode is over: every pause budget is whole again.
     fn end_episode_if_restored(&mut self) {
-        if self.active.is_none() && self.state.iter().all(JobState::is_clean) {
+        let spent = self.state.iter().any(|s| !s.pause_used.is_zero());
+        if spent && self.active.is_none() && self.state.iter().all(JobState::is_clean) {
             for st in &mut self.state {
                 st.pause_used = Duration::ZERO;
             }
-            self.fleet_cache = None;
         }
     }
 
