@@ -302,6 +302,22 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Appends every record of `events` in order and leaves `events` empty. A log that
+    /// keeps nothing ([`AuditLog::discard`]) keeps the vector's capacity for the next
+    /// batch, so counting records costs no allocation.
+    pub fn append_from(
+        &mut self,
+        events: &mut Vec<(DateTime<Utc>, AuditEvent)>,
+    ) -> Result<(), GridflexError> {
+        if !self.keep {
+            self.failed()?;
+            self.next_seq += events.len() as u64;
+            events.clear();
+            return Ok(());
+        }
+        self.append_all(std::mem::take(events))
+    }
+
     /// Waits until every record appended so far is written and flushed.
     pub fn flush(&mut self) -> Result<(), GridflexError> {
         if !self.keep {

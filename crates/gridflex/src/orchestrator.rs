@@ -267,6 +267,9 @@ impl<C: Clock> OrchestratorBuilder<C> {
             next_event: 0,
             counts: RunSummary::default(),
             intake_after: None,
+            batch: Vec::new(),
+            control_slots: Vec::new(),
+            cap_slots: Vec::new(),
         })
     }
 }
@@ -306,6 +309,9 @@ struct JobState {
     paused_since: Option<DateTime<Utc>>,
     /// Pause time of this episode's pauses that have ended.
     pause_used: Duration,
+    /// When the present pause reaches the job's budget (or deadline): it is resumed
+    /// then if still paused.
+    pause_limit_at: Option<DateTime<Utc>>,
     /// Failed restore attempts in a row (the retry back-off).
     retries: u32,
     /// When the job was last commanded: its demand is learnt again only once it settled.
@@ -338,6 +344,7 @@ impl JobState {
             self.pause_used = self.pause_spent(now);
             self.paused_since = None;
         }
+        self.pause_limit_at = None;
     }
 
     fn is_clean(&self) -> bool {
@@ -377,12 +384,6 @@ enum Task {
     /// Drive a job whose command failed back to its pre-event level.
     Retry {
         job: usize,
-    },
-    /// A paused job reaches the end of its pause budget (or its deadline) at this
-    /// instant if the pause that began at `since` is still on.
-    PauseLimit {
-        job: usize,
-        since: DateTime<Utc>,
     },
 }
 
@@ -511,6 +512,12 @@ pub struct Orchestrator<C> {
     counts: RunSummary,
     /// After a source error: when reading signals resumes.
     intake_after: Option<DateTime<Utc>>,
+    /// The audit batch being assembled (its capacity reused when the log keeps nothing).
+    batch: Vec<(DateTime<Utc>, AuditEvent)>,
+    /// Result slots of job commands, reused by every stage.
+    control_slots: Vec<Option<Result<(), Box<HalError>>>>,
+    /// Result slots of device cap commands, reused by every stage.
+    cap_slots: Vec<Option<Result<Power, Box<HalError>>>>,
 }
 
 impl<C> std::fmt::Debug for Orchestrator<C> {
@@ -603,14 +610,21 @@ impl<C: Clock> Orchestrator<C> {
     }
 
     /// Writes `first`, then the queued plans, then the other queued records.
-    fn emit_with(&mut self, mut first: Vec<(DateTime<Utc>, AuditEvent)>) {
-        first.append(&mut self.deferred_plans);
-        first.append(&mut self.deferred);
-        if !first.is_empty() {
-            // The audit log must not stop curtailment or restoration: a failure is kept
-            // by the log and returned by the next flush (at the latest when `run` ends).
-            let _ = self.audit.append_all(first);
+    fn emit_with(&mut self, first: Vec<(DateTime<Utc>, AuditEvent)>) {
+        if first.is_empty() && self.deferred_plans.is_empty() && self.deferred.is_empty() {
+            return;
         }
+        // One batch, in a buffer the log hands back when it keeps nothing.
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.reserve(first.len() + self.deferred_plans.len() + self.deferred.len());
+        batch.extend(first);
+        batch.append(&mut self.deferred_plans);
+        batch.append(&mut self.deferred);
+        // The audit log must not stop curtailment or restoration: a failure is kept by
+        // the log and returned by the next flush (at the latest when `run` ends).
+        let _ = self.audit.append_from(&mut batch);
+        batch.clear();
+        self.batch = batch;
     }
 
     /// Queues a record; it is written after the commands of the current signal or task.
@@ -1132,15 +1146,19 @@ impl<C: Clock> Orchestrator<C> {
         }
         // Issue everything before waiting for anything: pauses (the fast lever) first,
         // then every device's cap.
-        let (control_results, cap_results) = {
+        let control_slots = std::mem::take(&mut self.control_slots);
+        let cap_slots = std::mem::take(&mut self.cap_slots);
+        let (mut control_results, mut cap_results) = {
             let jobs = &self.jobs;
             // Results are boxed down to a few bytes as they arrive: a thousand of them
             // are kept until the stage is accounted for.
             let compact = |r: Result<(), HalError>| r.map_err(Box::new);
             let enforced =
                 |r: Result<LimitChange, HalError>| r.map(|c| c.enforced).map_err(Box::new);
-            let mut control_out = FanOut::new(compact);
-            let mut cap_out = FanOut::new(enforced);
+            // Result slots are reused from stage to stage: issuing commands allocates
+            // no result vector.
+            let mut control_out = FanOut::new(control_slots, compact);
+            let mut cap_out = FanOut::new(cap_slots, enforced);
             // Plain loops (no iterator closures) keep the run future `Send`.
             std::future::poll_fn(|cx| {
                 for &(j, pause) in &controls {
@@ -1165,7 +1183,7 @@ impl<C: Clock> Orchestrator<C> {
         // One reading of the clock for every record of this stage.
         let now = self.clock.now();
         let mut new_failures = Vec::new();
-        for (&(j, pause), result) in controls.iter().zip(control_results) {
+        for (&(j, pause), result) in controls.iter().zip(control_results.drain(..).flatten()) {
             let job = self.jobs[j].id.clone();
             let action = if pause {
                 Action::Pause { job }
@@ -1209,7 +1227,7 @@ impl<C: Clock> Orchestrator<C> {
                 },
             );
         }
-        let mut results = cap_results.into_iter();
+        let mut results = cap_results.drain(..).flatten();
         for &(j, cap) in &caps {
             let n = self.jobs[j].devices.len();
             let mut failures = Vec::new();
@@ -1252,6 +1270,9 @@ impl<C: Clock> Orchestrator<C> {
                 },
             );
         }
+        drop(results);
+        self.control_slots = control_results;
+        self.cap_slots = cap_results;
         for &j in controls
             .iter()
             .map(|(j, _)| j)
@@ -1294,17 +1315,13 @@ impl<C: Clock> Orchestrator<C> {
             // Never to be paused: give it back at once.
             _ => now,
         };
-        self.schedule(limit, Task::PauseLimit { job: j, since: now });
+        self.state[j].pause_limit_at = Some(limit);
     }
 
     /// Job `j` is confirmed running at `now`: its pause is counted and its pause limit,
     /// if one was scheduled, is dropped.
     fn resumed(&mut self, j: usize, now: DateTime<Utc>) {
-        if self.state[j].paused_since.is_some() {
-            self.state[j].running(now);
-            self.schedule
-                .retain(|_, t| !matches!(t, Task::PauseLimit { job, .. } if *job == j));
-        }
+        self.state[j].running(now);
     }
 
     /// Marks job `j` unknown after a failed command and schedules its restore.
@@ -1437,9 +1454,10 @@ impl<C: Clock> Orchestrator<C> {
 
     /// A paused job's budget (or deadline) ends now: it is resumed, and the active
     /// event re-planned with the budget it has left (none), or its shortfall reported.
-    async fn pause_limit(&mut self, j: usize, since: DateTime<Utc>) {
-        let st = &self.state[j];
-        if st.paused_since != Some(since) || st.unknown {
+    async fn pause_limit(&mut self, j: usize) {
+        let st = &mut self.state[j];
+        st.pause_limit_at = None;
+        if st.paused_since.is_none() || st.unknown {
             return;
         }
         let Some(control) = self.jobs[j].control.clone() else {
@@ -1818,7 +1836,8 @@ impl<C: Clock> Orchestrator<C> {
 
     fn next_deadline(&self) -> DateTime<Utc> {
         let task = self.schedule.keys().next().map(|(t, _)| *t);
-        [task, self.next_sweep, self.intake_after]
+        let pause_limit = self.state.iter().filter_map(|s| s.pause_limit_at).min();
+        [task, self.next_sweep, self.intake_after, pause_limit]
             .into_iter()
             .flatten()
             .min()
@@ -1840,6 +1859,14 @@ impl<C: Clock> Orchestrator<C> {
             let task = entry.remove();
             self.run_task(task).await;
             self.emit_deferred();
+        }
+        // Pause limits after the plans' own steps, so a resume a plan makes at the same
+        // instant comes first.
+        for j in 0..self.state.len() {
+            if self.state[j].pause_limit_at.is_some_and(|t| t <= now) {
+                self.pause_limit(j).await;
+                self.emit_deferred();
+            }
         }
         self.emit_deferred();
     }
@@ -1913,7 +1940,6 @@ impl<C: Clock> Orchestrator<C> {
             Task::Retry { job } => {
                 self.retry(job).await;
             }
-            Task::PauseLimit { job, since } => self.pause_limit(job, since).await,
             Task::Report { event_id } => self.make_report(event_id),
             Task::CaptureEnd { event_id } => self.finish_capture(event_id).await,
             Task::CapturePoll { event_id } => {
@@ -2042,7 +2068,8 @@ type Command<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Issues commands concurrently: each is polled once as soon as it is made, so a
 /// backend that answers at once costs no scheduling (and its future is freed before the
 /// next is made); only the commands still pending are awaited together, in `finish`.
-/// `map` turns each result into what is kept; results come back in command order.
+/// `map` turns each result into what is kept; results come back in command order, in
+/// the slots the fan-out was given (every one filled).
 struct FanOut<'a, T, U, M> {
     results: Vec<Option<U>>,
     pending: Vec<(usize, Command<'a, T>)>,
@@ -2050,9 +2077,11 @@ struct FanOut<'a, T, U, M> {
 }
 
 impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
-    fn new(map: M) -> Self {
+    /// A fan-out that fills `slots` (cleared first; its capacity is reused).
+    fn new(mut slots: Vec<Option<U>>, map: M) -> Self {
+        slots.clear();
         Self {
-            results: Vec::new(),
+            results: slots,
             pending: Vec::new(),
             map,
         }
@@ -2068,7 +2097,7 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
         }
     }
 
-    async fn finish(self) -> Vec<U> {
+    async fn finish(self) -> Vec<Option<U>> {
         use futures_util::StreamExt;
         use futures_util::stream::FuturesUnordered;
         let Self {
@@ -2086,7 +2115,7 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
             }
         }
         // Every slot is filled: at issue, or by the loop, which runs until all finish.
-        results.into_iter().flatten().collect()
+        results
     }
 }
 
