@@ -234,13 +234,10 @@ fn run_gridflex(
     rt.block_on(async {
         let f = facility(critical_floor)?;
         let clock = f.clock();
-        let mut options = OrchestratorOptions::default();
-        options.meter_step = TimeDelta::minutes(1);
         let mut o = f
             .orchestrator(clock.clone())
             .facility(facility_model()?)
             .rules(rules()?)
-            .options(options)
             .audit(AuditLog::discard())
             .build()?;
         let source = ReplaySource::from_signals(signals()?, clock.clone())?;
@@ -295,6 +292,14 @@ fn run_poll_and_cap(critical_floor: f64) -> Result<(SimulatedFacility, Observed)
                 None => return Ok::<_, Error>(()),
             };
             let target = kw(CAP_KW)?;
+            let strike = Price::per_megawatt_hour(STRIKE)?;
+            let prices: Vec<PricePoint> = signals()?
+                .into_iter()
+                .filter_map(|s| match s {
+                    GridSignal::Price(p) => Some(p),
+                    _ => None,
+                })
+                .collect();
             let mut cap: Option<Power> = None;
             let mut poll = t0() + POLL_PHASE;
             while poll < run_end() {
@@ -308,7 +313,12 @@ fn run_poll_and_cap(critical_floor: f64) -> Result<(SimulatedFacility, Observed)
                 for g in &capped {
                     mine += g.telemetry_now()?.power_average.unwrap_or(Power::ZERO);
                 }
-                let high = poll >= event_start() && poll < event_end();
+                // The latest price published by this poll, if its interval is still current.
+                let high = prices
+                    .iter()
+                    .filter(|p| p.interval.start() <= poll && poll < p.interval.end())
+                    .next_back()
+                    .is_some_and(|p| p.lmp >= strike);
                 let n = capped.len() as f64;
                 let next = if high {
                     let from = cap.unwrap_or(mine / n);
