@@ -316,8 +316,7 @@ fn run_poll_and_cap(critical_floor: f64) -> Result<(SimulatedFacility, Observed)
                 // The latest price published by this poll, if its interval is still current.
                 let high = prices
                     .iter()
-                    .filter(|p| p.interval.start() <= poll && poll < p.interval.end())
-                    .next_back()
+                    .rfind(|p| p.interval.start() <= poll && poll < p.interval.end())
                     .is_some_and(|p| p.lmp >= strike);
                 let n = capped.len() as f64;
                 let next = if high {
