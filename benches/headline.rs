@@ -12,18 +12,12 @@
 
 #[path = "../examples/headline/scenario.rs"]
 mod scenario;
-
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+#[path = "support/mod.rs"]
+mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gridflex::prelude::*;
 use gridflex::simulated::SimulatedFacility;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
 
 fn headline(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -50,34 +44,8 @@ fn headline(c: &mut Criterion) {
         o.sweep().await;
         o
     });
-    let mut samples: Vec<Duration> = Vec::new();
-    let mut commands = 0;
     let name = "headline: signal -> commands, 1,024 GPUs, deepest cut (20 ms response)";
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let s = signal.clone();
-                let start = Instant::now();
-                let handled = runtime.block_on(orchestrator.handle_signal(s));
-                let took = start.elapsed();
-                total += took;
-                samples.push(took);
-                if let gridflex::Handled::Actuated { commands: n, .. } = black_box(handled) {
-                    commands = n;
-                }
-                runtime.block_on(orchestrator.shutdown("bench reset"));
-            }
-            total
-        })
-    });
-    samples.sort();
-    println!(
-        "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
-        samples.len()
-    );
+    support::signal_to_commands(c, name, &runtime, &mut orchestrator, &signal);
 }
 
 criterion_group!(benches, headline);

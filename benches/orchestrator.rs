@@ -8,8 +8,10 @@
 //! out) is not measured. Between iterations (untimed) the fleet is restored. Besides
 //! criterion's estimate, each bench prints the p50 and p99 of its individual iterations.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/mod.rs"]
+mod support;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -64,11 +66,6 @@ fn jobs() -> Vec<JobPlan> {
     plans
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
 fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -109,33 +106,7 @@ fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
         interval,
         Price::per_megawatt_hour(900.0).unwrap_or_default(),
     ));
-    let mut samples: Vec<Duration> = Vec::new();
-    let mut commands = 0;
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let s = signal.clone();
-                let start = Instant::now();
-                let handled = runtime.block_on(orchestrator.handle_signal(s));
-                let took = start.elapsed();
-                total += took;
-                samples.push(took);
-                if let gridflex::Handled::Actuated { commands: n, .. } = black_box(handled) {
-                    commands = n;
-                }
-                runtime.block_on(orchestrator.shutdown("bench reset"));
-            }
-            total
-        })
-    });
-    samples.sort();
-    println!(
-        "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
-        samples.len()
-    );
+    support::signal_to_commands(c, name, &runtime, &mut orchestrator, &signal);
 }
 
 fn orchestrator(c: &mut Criterion) {

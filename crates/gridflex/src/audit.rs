@@ -76,6 +76,17 @@ pub struct Failure {
     pub message: String,
 }
 
+impl Failure {
+    /// The failure of a command to `device` (`None`: the job's workload control).
+    pub fn of(device: Option<DeviceId>, error: &gridflex_hal::HalError) -> Self {
+        Self {
+            device,
+            kind: format!("{:?}", error.kind()),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// What an audit record says happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

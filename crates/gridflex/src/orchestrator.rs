@@ -1209,11 +1209,7 @@ impl<C: Clock> Orchestrator<C> {
                     }
                     new_failures.push(j);
                     ActionOutcome::Failed {
-                        failures: vec![Failure {
-                            device: None,
-                            kind: format!("{:?}", e.kind()),
-                            message: e.to_string(),
-                        }],
+                        failures: vec![Failure::of(None, &e)],
                     }
                 }
             };
@@ -1240,11 +1236,7 @@ impl<C: Clock> Orchestrator<C> {
                             Some(e) => e.filter(|e| *e == limit),
                         })
                     }
-                    Err(e) => failures.push(Failure {
-                        device: Some(d.id().clone()),
-                        kind: format!("{:?}", e.kind()),
-                        message: e.to_string(),
-                    }),
+                    Err(e) => failures.push(Failure::of(Some(d.id().clone()), &e)),
                 }
             }
             let action = Action::SetCap {
@@ -1382,28 +1374,17 @@ impl<C: Clock> Orchestrator<C> {
         let control = job.control.clone();
         let devices: Vec<_> = job.devices.iter().map(|d| d.device.clone()).collect();
         let resumed = match &control {
-            Some(c) => c.resume().await.map_err(|e| {
-                vec![Failure {
-                    device: None,
-                    kind: format!("{:?}", e.kind()),
-                    message: e.to_string(),
-                }]
-            }),
+            Some(c) => c.resume().await.map_err(|e| vec![Failure::of(None, &e)]),
             None => Ok(()),
         };
         let reads = join_all(devices.iter().map(|d| d.restore_power_limit())).await;
         let mut failures: Vec<Failure> = resumed.err().unwrap_or_default();
         for (d, r) in devices.iter().zip(reads) {
             if let Err(e) = r {
-                failures.push(Failure {
-                    device: Some(d.id().clone()),
-                    kind: format!("{:?}", e.kind()),
-                    message: e.to_string(),
-                });
+                failures.push(Failure::of(Some(d.id().clone()), &e));
             }
         }
         let now = self.clock.now();
-        let event_id = self.active.as_ref().map_or(0, |a| a.id);
         let st = &mut self.state[j];
         st.last_command = Some(now);
         let ok = failures.is_empty();
@@ -1425,17 +1406,7 @@ impl<C: Clock> Orchestrator<C> {
             self.schedule(now + wait, Task::Retry { job: j });
             ActionOutcome::Failed { failures }
         };
-        self.defer_at(
-            now,
-            AuditEvent::Action {
-                event_id,
-                action: Action::Resume {
-                    job: self.jobs[j].id.clone(),
-                },
-                devices: self.jobs[j].devices.len(),
-                outcome,
-            },
-        );
+        self.log_resume(j, now, self.jobs[j].devices.len(), outcome);
         if ok {
             self.resumed(j, now);
             self.fleet_cache = None;
@@ -1465,7 +1436,6 @@ impl<C: Clock> Orchestrator<C> {
         };
         let result = control.resume().await;
         let now = self.clock.now();
-        let event_id = self.active.as_ref().map_or(0, |a| a.id);
         let outcome = match result {
             Ok(()) => {
                 self.state[j].applied.paused = false;
@@ -1477,11 +1447,7 @@ impl<C: Clock> Orchestrator<C> {
             Err(e) => {
                 self.fail(j, now);
                 ActionOutcome::Failed {
-                    failures: vec![Failure {
-                        device: None,
-                        kind: format!("{:?}", e.kind()),
-                        message: e.to_string(),
-                    }],
+                    failures: vec![Failure::of(None, &e)],
                 }
             }
         };
@@ -1492,22 +1458,28 @@ impl<C: Clock> Orchestrator<C> {
                 self.jobs[j].id
             ),
         });
-        self.defer_at(
-            now,
-            AuditEvent::Action {
-                event_id,
-                action: Action::Resume {
-                    job: self.jobs[j].id.clone(),
-                },
-                devices: 1,
-                outcome,
-            },
-        );
+        self.log_resume(j, now, 1, outcome);
         self.fleet_cache = None;
         if let Some(id) = self.active.as_ref().filter(|a| !a.restoring).map(|a| a.id) {
             let reason = format!("job {} reached its pause limit", self.jobs[j].id);
             self.replan(id, &reason).await;
         }
+    }
+
+    /// Audits a resume of job `j` outside a plan's stages (a retry, a pause limit), on
+    /// the active event if any (event 0 when none).
+    fn log_resume(&mut self, j: usize, now: DateTime<Utc>, devices: usize, outcome: ActionOutcome) {
+        let event_id = self.active.as_ref().map_or(0, |a| a.id);
+        let job = self.jobs[j].id.clone();
+        self.defer_at(
+            now,
+            AuditEvent::Action {
+                event_id,
+                action: Action::Resume { job },
+                devices,
+                outcome,
+            },
+        );
     }
 
     /// When no event is active and the whole fleet is confirmed back at its pre-event

@@ -1,0 +1,51 @@
+//! What the orchestrator benches share: time one signal from arrival to the last
+//! command issued, reset with a shutdown between iterations (untimed), and print the
+//! per-iteration p50 and p99 beside criterion's estimate.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use gridflex::prelude::*;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+/// Benches `orchestrator.handle_signal(signal)` under `name`.
+pub(crate) fn signal_to_commands<C: Clock>(
+    c: &mut Criterion,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    orchestrator: &mut Orchestrator<C>,
+    signal: &GridSignal,
+) {
+    let mut samples: Vec<Duration> = Vec::new();
+    let mut commands = 0;
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let s = signal.clone();
+                let start = Instant::now();
+                let handled = runtime.block_on(orchestrator.handle_signal(s));
+                let took = start.elapsed();
+                total += took;
+                samples.push(took);
+                if let gridflex::Handled::Actuated { commands: n, .. } = black_box(handled) {
+                    commands = n;
+                }
+                runtime.block_on(orchestrator.shutdown("bench reset"));
+            }
+            total
+        })
+    });
+    samples.sort();
+    println!(
+        "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.len()
+    );
+}
