@@ -2003,7 +2003,9 @@ impl<C: Clock> Orchestrator<C> {
             });
         }
         self.schedule.clear();
-        self.converge(reason).await;
+        if !self.state.iter().all(JobState::is_clean) {
+            self.converge(reason).await;
+        }
         let ids: Vec<u64> = self.ended.iter().map(|e| e.active.id).collect();
         for id in ids {
             self.make_report(id);
