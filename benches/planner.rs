@@ -34,19 +34,26 @@ fn w(v: f64) -> Power {
     Power::watts(v).unwrap_or(Power::ZERO)
 }
 
+/// The workload kinds the bench fleets mix.
+const KINDS: [WorkloadKind; 4] = [
+    WorkloadKind::Generic,
+    WorkloadKind::Pretraining,
+    WorkloadKind::FineTuning,
+    WorkloadKind::Inference,
+];
+
+/// The start of every bench request.
+fn start() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
 /// `gpus` GPUs in jobs whose sizes are drawn from `sizes`.
 fn fleet(gpus: u32, sizes: &[u32], seed: u64) -> Fleet {
     let mut rng = Lcg(seed);
-    let start = Utc
-        .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
-        .single()
-        .unwrap_or_default();
-    let kinds = [
-        WorkloadKind::Generic,
-        WorkloadKind::Pretraining,
-        WorkloadKind::FineTuning,
-        WorkloadKind::Inference,
-    ];
+    let start = start();
+    let kinds = KINDS;
     let mut specs = Vec::new();
     let mut left = gpus;
     while left > 0 {
@@ -95,16 +102,8 @@ fn fleet(gpus: u32, sizes: &[u32], seed: u64) -> Fleet {
 /// loses the same per watt and the pause choice is a subset sum: the hard case.
 fn pause_heavy_fleet(jobs: u32, gpus: u32, seed: u64, uniform: bool) -> Fleet {
     let mut rng = Lcg(seed);
-    let start = Utc
-        .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
-        .single()
-        .unwrap_or_default();
-    let kinds = [
-        WorkloadKind::Generic,
-        WorkloadKind::Pretraining,
-        WorkloadKind::FineTuning,
-        WorkloadKind::Inference,
-    ];
+    let start = start();
+    let kinds = KINDS;
     let mean = f64::from(gpus) / f64::from(jobs);
     let specs = (0..jobs)
         .map(|i| {

@@ -788,8 +788,8 @@ impl<C: Clock> Orchestrator<C> {
         self.schedule.insert((at, self.task_seq), task);
     }
 
-    /// Drops an event's pending plan steps and restore (not retries or pause limits:
-    /// those belong to jobs and outlive events).
+    /// Drops an event's pending plan steps and restore (not retries: those belong to
+    /// jobs and outlive events).
     fn unschedule_event(&mut self, event_id: u64) {
         self.schedule.retain(|_, t| match t {
             Task::Step { event_id: e, .. } | Task::RestoreDone { event_id: e } => *e != event_id,
