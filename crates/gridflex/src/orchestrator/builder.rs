@@ -1,0 +1,237 @@
+//! The orchestrator's settings and its builder: every input checked before anything runs.
+
+use super::*;
+
+/// Settings of the orchestrator, apart from the rules and the inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OrchestratorOptions {
+    /// The planner's settings (lever response profiles).
+    pub planner: PlannerOptions,
+    /// How often all devices' telemetry is swept and the facility meter sampled
+    /// (default 10 s). Plans are made from the latest sweep, so a signal costs no
+    /// telemetry round-trip.
+    #[serde(rename = "telemetry_step_s", with = "crate::program::seconds")]
+    pub telemetry_step: TimeDelta,
+    /// Interval length of the recorded facility meter used for M&V (default 5 min).
+    #[serde(rename = "meter_step_s", with = "crate::program::seconds")]
+    pub meter_step: TimeDelta,
+    /// How long after an event's first actuation power is captured at high rate for the
+    /// response time (default 2 s).
+    #[serde(rename = "capture_s", with = "crate::program::seconds")]
+    pub capture: TimeDelta,
+    /// Polling step of that capture for devices without a sample stream (default 20 ms).
+    #[serde(rename = "capture_step_s", with = "crate::program::seconds")]
+    pub capture_step: TimeDelta,
+    /// Regulation clearing prices for credit estimates: capability and performance
+    /// price ($/MW per hour) and the mileage ratio. `None`: no credit is estimated.
+    pub regulation_prices: Option<(Price, Price, f64)>,
+    /// First wait before a failed command's job is driven back to its pre-event level
+    /// again (default 0.5 s); each further failure doubles it, up to `retry_max`.
+    #[serde(
+        rename = "retry_initial_s",
+        with = "crate::program::seconds",
+        default = "default_retry_initial"
+    )]
+    pub retry_initial: TimeDelta,
+    /// Longest wait between two restore attempts (default 30 s).
+    #[serde(
+        rename = "retry_max_s",
+        with = "crate::program::seconds",
+        default = "default_retry_max"
+    )]
+    pub retry_max: TimeDelta,
+    /// How long a shutdown (or the end of a run) keeps retrying restores that have not
+    /// been confirmed before it returns and reports what is left (default 60 s).
+    #[serde(
+        rename = "restore_grace_s",
+        with = "crate::program::seconds",
+        default = "default_restore_grace"
+    )]
+    pub restore_grace: TimeDelta,
+}
+
+pub(super) fn default_retry_initial() -> TimeDelta {
+    TimeDelta::milliseconds(500)
+}
+
+pub(super) fn default_retry_max() -> TimeDelta {
+    TimeDelta::seconds(30)
+}
+
+pub(super) fn default_restore_grace() -> TimeDelta {
+    TimeDelta::seconds(60)
+}
+
+impl Default for OrchestratorOptions {
+    fn default() -> Self {
+        Self {
+            planner: PlannerOptions::default(),
+            telemetry_step: TimeDelta::seconds(10),
+            meter_step: TimeDelta::minutes(5),
+            capture: TimeDelta::seconds(2),
+            capture_step: TimeDelta::milliseconds(20),
+            regulation_prices: None,
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+            restore_grace: default_restore_grace(),
+        }
+    }
+}
+
+/// Builds an [`Orchestrator`]; see the crate docs for a complete example.
+pub struct OrchestratorBuilder<C> {
+    pub(super) clock: C,
+    pub(super) devices: Vec<DeviceHandle>,
+    pub(super) jobs: Vec<(JobEntry, Option<Arc<dyn WorkloadControl>>)>,
+    pub(super) facility: Option<FacilityModel>,
+    pub(super) rules: Option<ProgramRules>,
+    pub(super) audit: Option<AuditLog>,
+    pub(super) options: OrchestratorOptions,
+}
+
+impl<C: Clock> OrchestratorBuilder<C> {
+    /// Registers a device.
+    pub fn device(mut self, device: DeviceHandle) -> Self {
+        self.devices.push(device);
+        self
+    }
+
+    /// Registers devices.
+    pub fn devices(mut self, devices: impl IntoIterator<Item = DeviceHandle>) -> Self {
+        self.devices.extend(devices);
+        self
+    }
+
+    /// Adds a job; `control` pauses and resumes it (a job without one is never paused).
+    pub fn job(mut self, entry: JobEntry, control: Option<Arc<dyn WorkloadControl>>) -> Self {
+        self.jobs.push((entry, control));
+        self
+    }
+
+    /// The facility power model (fixed part plus a multiplier on IT power).
+    pub fn facility(mut self, facility: FacilityModel) -> Self {
+        self.facility = Some(facility);
+        self
+    }
+
+    /// The program rules.
+    pub fn rules(mut self, rules: ProgramRules) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// Where the audit log goes (default: discarded).
+    pub fn audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Other settings.
+    pub fn options(mut self, options: OrchestratorOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks everything and builds the orchestrator.
+    pub fn build(self) -> Result<Orchestrator<C>, GridflexError> {
+        let rules = self
+            .rules
+            .ok_or_else(|| GridflexError::invalid("rules", "program rules are required"))?;
+        let facility = self
+            .facility
+            .ok_or_else(|| GridflexError::invalid("facility", "a facility model is required"))?;
+        let mut seen = HashSet::new();
+        for d in &self.devices {
+            if !seen.insert(d.id().clone()) {
+                return Err(GridflexError::invalid(
+                    "devices",
+                    format!("device {} is registered twice", d.id()),
+                ));
+            }
+        }
+        if self.jobs.is_empty() {
+            return Err(GridflexError::invalid(
+                "jobs",
+                "at least one job is required",
+            ));
+        }
+        self.options.planner.validate()?;
+        for (field, step) in [
+            ("options.telemetry_step_s", self.options.telemetry_step),
+            ("options.meter_step_s", self.options.meter_step),
+            ("options.capture_step_s", self.options.capture_step),
+            ("options.retry_initial_s", self.options.retry_initial),
+            ("options.retry_max_s", self.options.retry_max),
+        ] {
+            if step <= TimeDelta::zero() {
+                return Err(GridflexError::invalid(field, "must be positive"));
+            }
+        }
+        let jobs = bind(self.jobs, &self.devices)?;
+        let claimed: HashSet<_> = jobs
+            .iter()
+            .flat_map(|j| j.devices.iter().map(|d| d.id().clone()))
+            .collect();
+        let unassigned = self
+            .devices
+            .iter()
+            .filter(|d| !claimed.contains(d.id()))
+            .cloned()
+            .collect();
+        let n = jobs.len();
+        let job_index = jobs
+            .iter()
+            .enumerate()
+            .map(|(j, b)| (b.entry.id.as_str().to_owned(), j))
+            .collect();
+        let job_max = jobs
+            .iter()
+            .map(|b| {
+                b.devices
+                    .iter()
+                    .map(|d| d.device.info().limit_at_discovery)
+                    .reduce(Power::min)
+                    .unwrap_or(Power::ZERO)
+            })
+            .collect();
+        let ramp = RampRate::per_second(rules.restore_ramp_per_s)?;
+        let meter_step = self.options.meter_step;
+        Ok(Orchestrator {
+            clock: self.clock,
+            engine: ProgramEngine::new(rules)?,
+            ramp,
+            jobs,
+            unassigned,
+            all_devices: self.devices,
+            facility,
+            options: self.options,
+            audit: self.audit.unwrap_or_else(AuditLog::discard),
+            state: vec![JobState::default(); n],
+            demand: vec![None; n],
+            measured: vec![None; n],
+            other_power: Power::ZERO,
+            facility_power: None,
+            active: None,
+            schedule: BTreeMap::new(),
+            task_seq: 0,
+            meter: MeterRecorder::new(meter_step),
+            next_sweep: None,
+            capture: None,
+            reports: Vec::new(),
+            ended: Vec::new(),
+            deferred_plans: Vec::new(),
+            deferred: Vec::new(),
+            fleet_cache: None,
+            waiting: Vec::new(),
+            job_index,
+            job_max,
+            next_event: 0,
+            counts: RunSummary::default(),
+            intake_after: None,
+            batch: Vec::new(),
+            control_slots: Vec::new(),
+            cap_slots: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! How events end: restores, hand-overs without a restore, reports, and shutdown.
+
+use super::*;
+
+/// Data of an ended event, kept until its report is made.
+#[derive(Debug)]
+pub(super) struct Ended {
+    pub(super) active: Active,
+    pub(super) capture: Vec<Sample<Power>>,
+}
+
+impl<C: Clock> Orchestrator<C> {
+    /// Ends an event now: cancels its remaining stages and restores everything at once.
+    pub(super) async fn end_event(&mut self, id: u64, reason: &str) {
+        self.cut_window(id);
+        self.log(AuditEvent::Restore {
+            event_id: id,
+            reason: reason.to_owned(),
+        });
+        self.execute_stage(id, &[], true).await;
+        self.finish_event(id).await;
+    }
+
+    /// Cancels an event's remaining steps and, if it ends before its window does,
+    /// shortens the window to the part that ran (what it is reported over).
+    pub(super) fn cut_window(&mut self, id: u64) {
+        self.unschedule_event(id);
+        let now = self.clock.now();
+        if let Some(a) = self.active.as_mut().filter(|a| a.id == id) {
+            let w = a.curtailment.window;
+            if now < w.end() {
+                a.curtailment.window = Interval::new(w.start(), now).unwrap_or(w);
+            }
+        }
+    }
+
+    /// Ends an event without restoring: the next event's plan takes over from the fleet
+    /// as it is. The ended event is reported over the part that ran.
+    pub(super) fn retire(&mut self, id: u64, reason: &str) {
+        self.cut_window(id);
+        self.log(AuditEvent::Note {
+            message: format!("event {id} ends: {reason}"),
+        });
+        self.close(id);
+    }
+
+    pub(super) async fn finish_event(&mut self, id: u64) {
+        self.ensure_restored(id).await;
+        self.close(id);
+        self.end_episode_if_restored();
+    }
+
+    /// Takes the active event `id` out and schedules its report.
+    pub(super) fn close(&mut self, id: u64) {
+        let Some(active) = self.active.take_if(|a| a.id == id) else {
+            return;
+        };
+        let capture = match self.capture.take() {
+            Some(c) if c.event_id == id => c.samples,
+            other => {
+                self.capture = other;
+                Vec::new()
+            }
+        };
+        // Report once the meter interval holding the window end is complete.
+        let step = self.options.meter_step;
+        let end = active.curtailment.window.end().min(
+            self.clock
+                .now()
+                .max(active.started + TimeDelta::nanoseconds(1)),
+        );
+        let at = ceil_to(end, step) + self.options.telemetry_step;
+        self.schedule(at, Task::Report { event_id: id });
+        self.ended.push(Ended { active, capture });
+    }
+
+    pub(super) fn make_report(&mut self, event_id: u64) {
+        let Some(i) = self.ended.iter().position(|e| e.active.id == event_id) else {
+            return;
+        };
+        let ended = self.ended.swap_remove(i);
+        let a = ended.active;
+        let meter = match self.meter.series() {
+            Ok(m) => m,
+            Err(e) => {
+                self.log(AuditEvent::Error {
+                    message: format!("meter of event {event_id}: {e}"),
+                });
+                None
+            }
+        };
+        let regulation = match (&a.curtailment.cause, self.engine.rules().regulation) {
+            (Cause::Regulation, Some(rule)) => Some(RegulationInput {
+                signal: &a.reg_signal,
+                response: &a.reg_response,
+                capability: rule.capability,
+                prices: self.options.regulation_prices,
+            }),
+            _ => None,
+        };
+        let report = report::build(ReportInput {
+            event_id,
+            cause: a.curtailment.cause.clone(),
+            window: Interval::new(
+                a.started.min(a.curtailment.window.start()),
+                a.curtailment.window.end(),
+            )
+            .unwrap_or(a.curtailment.window),
+            target: a.plan.target,
+            predicted: a.plan.predicted_power,
+            shortfall: a.plan.shortfall,
+            zone: a.zone,
+            meter,
+            capture: &ended.capture,
+            prices: &a.prices,
+            regulation,
+        });
+        self.log(AuditEvent::Report {
+            event_id,
+            report: Box::new(report.clone()),
+        });
+        self.reports.push(report);
+    }
+
+    /// Restores everything now (staggering is skipped: shutdown must finish), reports
+    /// every ended event, and drops anything scheduled.
+    pub async fn shutdown(&mut self, reason: &str) {
+        if let Some(id) = self.active.as_ref().map(|a| a.id) {
+            self.end_event(id, reason).await;
+        }
+        if !self.waiting.is_empty() {
+            let message = format!(
+                "{} waiting obligation(s) dropped: {reason}",
+                self.waiting.len()
+            );
+            self.waiting.clear();
+            self.log(AuditEvent::Note { message });
+        }
+        let dropped = self
+            .schedule
+            .values()
+            .filter(|t| matches!(t, Task::Start(..)))
+            .count();
+        if dropped > 0 {
+            self.log(AuditEvent::Note {
+                message: format!("{dropped} scheduled event(s) not started: {reason}"),
+            });
+        }
+        self.schedule.clear();
+        if !self.state.iter().all(JobState::is_clean) {
+            self.converge(reason).await;
+        }
+        let ids: Vec<u64> = self.ended.iter().map(|e| e.active.id).collect();
+        for id in ids {
+            self.make_report(id);
+        }
+        self.log(AuditEvent::Note {
+            message: format!(
+                "stopped: {reason}; curtailed jobs left: {}",
+                self.curtailed_jobs().len()
+            ),
+        });
+        self.emit_deferred();
+    }
+}

@@ -1,0 +1,262 @@
+//! The [`Orchestrator`]: signal -> program rules -> plan -> actuation -> verification.
+//!
+//! It owns the clock, the backends, the job inventory, the schedule of plan stages and
+//! restores, telemetry recording and the audit log. Everything else it delegates to the
+//! pure crates: the rules to [`ProgramEngine`], planning to `gridflex-planner`, and
+//! measurement to `gridflex-mv`.
+//!
+//! Safety rules it keeps:
+//! - every curtailment has an end ([`ProgramRules::max_event`] closes open windows), and
+//!   its restore is scheduled when it starts, so a silent or failed signal source can
+//!   never leave a GPU capped or a job paused;
+//! - an actuation error on one device is reported with its kind, the rest of the stage
+//!   still runs, and the plan is re-solved without the failed job;
+//! - shutdown (any future, for example [`ctrl_c`]) restores everything before `run`
+//!   returns, and a final pass re-tries anything a restore left behind.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::future::join_all;
+use gridflex_core::{Interval, JobId, MarketZone, Power, Price};
+use gridflex_hal::{HalError, LimitChange, WorkloadControl};
+use gridflex_mv::response::Sample;
+use gridflex_planner::{
+    Action, CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, Plan,
+    PlannerOptions, RampRate, Target,
+};
+use gridflex_signals::source::SignalSource;
+use gridflex_signals::{GridSignal, Market};
+use serde::{Deserialize, Serialize};
+
+use crate::GridflexError;
+use crate::audit::{ActionOutcome, AuditEvent, AuditLog, Failure};
+use crate::clock::Clock;
+use crate::inventory::{BoundJob, DeviceHandle, JobEntry, bind};
+use crate::program::{Cause, Curtailment, Decision, ProgramEngine, ProgramRules};
+use crate::report::{self, EventReport, MeterRecorder, RegulationInput, ReportInput};
+
+mod actuation;
+mod arbiter;
+mod builder;
+mod capture;
+mod lifecycle;
+mod recovery;
+mod run;
+mod schedule;
+mod signal;
+mod state;
+
+use arbiter::Active;
+pub use builder::{OrchestratorBuilder, OrchestratorOptions};
+use capture::Capture;
+use lifecycle::Ended;
+use schedule::{Step, Task, ceil_to, delta};
+use state::{JobState, Level};
+
+/// What [`Orchestrator::handle_signal`] did with a signal.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Handled {
+    /// Acted on at once: the event id and the number of device or job commands issued.
+    Actuated {
+        /// The event.
+        event_id: u64,
+        /// Commands issued (device cap writes plus job pauses/resumes).
+        commands: usize,
+    },
+    /// Accepted for a window that starts later.
+    Scheduled {
+        /// When it will start.
+        at: DateTime<Utc>,
+    },
+    /// Nothing to do.
+    Ignored,
+    /// Refused (logged, never executed).
+    Refused,
+}
+
+/// Runs signal -> plan -> actuation -> verification for one facility.
+pub struct Orchestrator<C> {
+    clock: C,
+    engine: ProgramEngine,
+    ramp: RampRate,
+    jobs: Vec<BoundJob>,
+    unassigned: Vec<DeviceHandle>,
+    all_devices: Vec<DeviceHandle>,
+    facility: FacilityModel,
+    options: OrchestratorOptions,
+    audit: AuditLog,
+    /// Per job: confirmed level, unknown state, pause budget used (see [`JobState`]).
+    state: Vec<JobState>,
+    /// Uncurtailed draw per GPU, per job: refreshed only while the job runs free.
+    demand: Vec<Option<Power>>,
+    /// Latest measured draw per GPU, per job.
+    measured: Vec<Option<Power>>,
+    other_power: Power,
+    facility_power: Option<Power>,
+    active: Option<Active>,
+    schedule: BTreeMap<(DateTime<Utc>, u64), Task>,
+    task_seq: u64,
+    meter: MeterRecorder,
+    next_sweep: Option<DateTime<Utc>>,
+    capture: Option<Capture>,
+    reports: Vec<EventReport>,
+    ended: Vec<Ended>,
+    deferred_plans: Vec<(DateTime<Utc>, AuditEvent)>,
+    deferred: Vec<(DateTime<Utc>, AuditEvent)>,
+    /// The planner's fleet view as of the last sweep (no exclusions).
+    fleet_cache: Option<Fleet>,
+    /// Obligations interrupted by, or looser than, the active event, in arrival order.
+    waiting: Vec<(Curtailment, Market)>,
+    /// Job position by id.
+    job_index: HashMap<String, usize>,
+    /// Per job: the lowest limit found at discovery among its devices (a cap at or above
+    /// it is a restore).
+    job_max: Vec<Power>,
+    next_event: u64,
+    counts: RunSummary,
+    /// After a source error: when reading signals resumes.
+    intake_after: Option<DateTime<Utc>>,
+    /// The audit batch being assembled (its capacity reused when the log keeps nothing).
+    batch: Vec<(DateTime<Utc>, AuditEvent)>,
+    /// Result slots of job commands, reused by every stage.
+    control_slots: Vec<Option<Result<(), Box<HalError>>>>,
+    /// Result slots of device cap commands, reused by every stage.
+    cap_slots: Vec<Option<Result<Power, Box<HalError>>>>,
+}
+
+impl<C> std::fmt::Debug for Orchestrator<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("jobs", &self.jobs.len())
+            .field("devices", &self.all_devices.len())
+            .field("active_event", &self.active.as_ref().map(|a| a.id))
+            .field("scheduled", &self.schedule.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Resolves when the process receives ctrl-c (or when installing the handler fails,
+/// so that a broken handler errs on the side of restoring). Pass it to
+/// [`Orchestrator::run`].
+pub async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+impl<C: Clock> Orchestrator<C> {
+    /// Starts a builder on a clock.
+    pub fn builder(clock: C) -> OrchestratorBuilder<C> {
+        OrchestratorBuilder {
+            clock,
+            devices: Vec::new(),
+            jobs: Vec::new(),
+            facility: None,
+            rules: None,
+            audit: None,
+            options: OrchestratorOptions::default(),
+        }
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Reports of the events that have ended so far.
+    pub fn reports(&self) -> &[EventReport] {
+        &self.reports
+    }
+
+    /// The recorded facility meter (interval means), if anything was recorded.
+    pub fn meter(&self) -> Result<Option<gridflex_core::IntervalSeries<Power>>, GridflexError> {
+        self.meter.series()
+    }
+
+    /// Facility power at the latest telemetry sweep.
+    pub fn facility_power(&self) -> Option<Power> {
+        self.facility_power
+    }
+
+    /// Jobs that are capped or paused right now, or whose state is unknown after an
+    /// error. Empty when the fleet is fully restored.
+    pub fn curtailed_jobs(&self) -> Vec<JobId> {
+        self.jobs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !self.state[*j].is_clean())
+            .map(|(_, b)| b.entry.id.clone())
+            .collect()
+    }
+
+    /// Flushes the audit log.
+    pub fn flush_audit(&mut self) -> Result<(), GridflexError> {
+        self.audit.flush()
+    }
+
+    /// Queues a record to be written once the current signal or task is handled, so
+    /// the audit never delays actuation and reads plan-then-actions.
+    fn defer(&mut self, event: AuditEvent) {
+        let at = self.clock.now();
+        self.defer_at(at, event);
+    }
+
+    fn defer_at(&mut self, at: DateTime<Utc>, event: AuditEvent) {
+        match event {
+            AuditEvent::Plan { .. } | AuditEvent::PlanUpdate { .. } => {
+                self.deferred_plans.push((at, event))
+            }
+            other => self.deferred.push((at, other)),
+        }
+    }
+
+    /// Writes every queued record in one batch (one hand-off to the writer thread).
+    fn emit_deferred(&mut self) {
+        self.emit_with(Vec::new());
+    }
+
+    /// Writes `first`, then the queued plans, then the other queued records.
+    fn emit_with(&mut self, first: Vec<(DateTime<Utc>, AuditEvent)>) {
+        if first.is_empty() && self.deferred_plans.is_empty() && self.deferred.is_empty() {
+            return;
+        }
+        // One batch, in a buffer the log hands back when it keeps nothing.
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.reserve(first.len() + self.deferred_plans.len() + self.deferred.len());
+        batch.extend(first);
+        batch.append(&mut self.deferred_plans);
+        batch.append(&mut self.deferred);
+        // The audit log must not stop curtailment or restoration: a failure is kept by
+        // the log and returned by the next flush (at the latest when `run` ends).
+        let _ = self.audit.append_from(&mut batch);
+        batch.clear();
+        self.batch = batch;
+    }
+
+    /// Queues a record; it is written after the commands of the current signal or task.
+    fn log(&mut self, event: AuditEvent) {
+        let now = self.clock.now();
+        self.deferred.push((now, event));
+    }
+}
+
+/// Counts from one [`Orchestrator::run`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// Signals received.
+    pub signals: usize,
+    /// Signals refused.
+    pub refused: usize,
+    /// Events reported.
+    pub events: usize,
+    /// Device and job commands issued.
+    pub commands: usize,
+    /// Errors the signal source returned (each logged; reading went on after a back-off).
+    #[serde(default)]
+    pub source_errors: usize,
+}

@@ -1,0 +1,269 @@
+//! Keeping the promise when things fail: pause budgets and limits, failed commands,
+//! retries until the hardware confirms a restore, and re-plans around what is unknown.
+
+use super::*;
+
+impl<C: Clock> Orchestrator<C> {
+    /// A confirmed pause of job `j` (or a command that may have paused it) at `now`:
+    /// starts its pause clock and schedules the moment its budget (or deadline) ends.
+    pub(super) fn paused(&mut self, j: usize, now: DateTime<Utc>) {
+        let st = &mut self.state[j];
+        if st.paused_since.is_some() {
+            return;
+        }
+        st.paused(now);
+        let limit = match self.jobs[j].planner_class() {
+            JobClass::Flexible { max_pause, .. } => {
+                let left = max_pause.saturating_sub(st.pause_used);
+                now.checked_add_signed(delta(left))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            }
+            JobClass::Deferrable { deadline } => deadline.max(now),
+            // Never to be paused: give it back at once.
+            _ => now,
+        };
+        self.state[j].pause_limit_at = Some(limit);
+    }
+
+    /// Job `j` is confirmed running at `now`: its pause is counted and its pause limit,
+    /// if one was scheduled, is dropped.
+    pub(super) fn resumed(&mut self, j: usize, now: DateTime<Utc>) {
+        self.state[j].running(now);
+    }
+
+    /// Marks job `j` unknown after a failed command and schedules its restore.
+    pub(super) fn fail(&mut self, j: usize, now: DateTime<Utc>) {
+        let st = &mut self.state[j];
+        if !st.unknown {
+            st.unknown = true;
+            st.retries = 0;
+            self.fleet_cache = None;
+            self.schedule(now + self.options.retry_initial, Task::Retry { job: j });
+        }
+    }
+
+    /// Re-solves the active event from fresh telemetry and the fleet as it is (jobs in
+    /// an unknown state pinned, budgets as left), replacing its remaining steps.
+    pub(super) async fn replan(&mut self, id: u64, reason: &str) {
+        let Some(c) = self
+            .active
+            .as_ref()
+            .filter(|a| a.id == id && !a.restoring)
+            .map(|a| a.curtailment.clone())
+        else {
+            return;
+        };
+        // Re-solve from fresh telemetry: what the failed devices and the rest draw now.
+        Box::pin(self.sweep()).await;
+        let now = self.clock.now();
+        if c.window.end() <= now {
+            return;
+        }
+        match self.plan(&c, now) {
+            Ok(plan) => {
+                let plan = Arc::new(plan);
+                self.log(AuditEvent::Note {
+                    message: format!("event {id}: re-planned: {reason}"),
+                });
+                self.unschedule_event(id);
+                if let Some(a) = self.active.as_mut() {
+                    a.plan = plan.clone();
+                }
+                Box::pin(self.execute_plan(id, &plan, now)).await;
+                self.defer(AuditEvent::Plan { event_id: id, plan });
+            }
+            Err(e) => self.log(AuditEvent::Error {
+                message: format!("re-planning event {id}: {e}"),
+            }),
+        }
+    }
+
+    /// Drives a job whose state is unknown back to its pre-event level (uncapped and
+    /// running), the only level a retry ever sends; on failure tries again later, each
+    /// wait twice the last up to `retry_max`.
+    pub(super) async fn retry(&mut self, j: usize) -> bool {
+        if !self.state[j].unknown {
+            return true;
+        }
+        let job = &self.jobs[j];
+        let control = job.control.clone();
+        let devices: Vec<_> = job.devices.iter().map(|d| d.device.clone()).collect();
+        let resumed = match &control {
+            Some(c) => c.resume().await.map_err(|e| vec![Failure::of(None, &e)]),
+            None => Ok(()),
+        };
+        let reads = join_all(devices.iter().map(|d| d.restore_power_limit())).await;
+        let mut failures: Vec<Failure> = resumed.err().unwrap_or_default();
+        for (d, r) in devices.iter().zip(reads) {
+            if let Err(e) = r {
+                failures.push(Failure::of(Some(d.id().clone()), &e));
+            }
+        }
+        let now = self.clock.now();
+        let st = &mut self.state[j];
+        st.last_command = Some(now);
+        let ok = failures.is_empty();
+        let outcome = if ok {
+            st.unknown = false;
+            st.applied = Level::CLEAN;
+            st.retries = 0;
+            ActionOutcome::Done {
+                enforced_per_gpu: None,
+            }
+        } else {
+            st.retries = st.retries.saturating_add(1);
+            let wait = self
+                .options
+                .retry_initial
+                .checked_mul(1 << st.retries.min(20))
+                .unwrap_or(self.options.retry_max)
+                .min(self.options.retry_max);
+            self.schedule(now + wait, Task::Retry { job: j });
+            ActionOutcome::Failed { failures }
+        };
+        self.log_resume(j, now, self.jobs[j].devices.len(), outcome);
+        if ok {
+            self.resumed(j, now);
+            self.fleet_cache = None;
+            self.log(AuditEvent::Note {
+                message: format!("job {} restored after a failed command", self.jobs[j].id),
+            });
+            self.end_episode_if_restored();
+            // Back in a known state: the active event may use it again.
+            if let Some(id) = self.active.as_ref().filter(|a| !a.restoring).map(|a| a.id) {
+                let reason = format!("job {} is back", self.jobs[j].id);
+                self.replan(id, &reason).await;
+            }
+        }
+        ok
+    }
+
+    /// A paused job's budget (or deadline) ends now: it is resumed, and the active
+    /// event re-planned with the budget it has left (none), or its shortfall reported.
+    pub(super) async fn pause_limit(&mut self, j: usize) {
+        let st = &mut self.state[j];
+        st.pause_limit_at = None;
+        if st.paused_since.is_none() || st.unknown {
+            return;
+        }
+        let Some(control) = self.jobs[j].control.clone() else {
+            return;
+        };
+        let result = control.resume().await;
+        let now = self.clock.now();
+        let outcome = match result {
+            Ok(()) => {
+                self.state[j].applied.paused = false;
+                self.resumed(j, now);
+                ActionOutcome::Done {
+                    enforced_per_gpu: None,
+                }
+            }
+            Err(e) => {
+                self.fail(j, now);
+                ActionOutcome::Failed {
+                    failures: vec![Failure::of(None, &e)],
+                }
+            }
+        };
+        self.state[j].last_command = Some(now);
+        self.log(AuditEvent::Note {
+            message: format!(
+                "job {} reached its pause limit and is resumed",
+                self.jobs[j].id
+            ),
+        });
+        self.log_resume(j, now, 1, outcome);
+        self.fleet_cache = None;
+        if let Some(id) = self.active.as_ref().filter(|a| !a.restoring).map(|a| a.id) {
+            let reason = format!("job {} reached its pause limit", self.jobs[j].id);
+            self.replan(id, &reason).await;
+        }
+    }
+
+    /// Audits a resume of job `j` outside a plan's stages (a retry, a pause limit), on
+    /// the active event if any (event 0 when none).
+    pub(super) fn log_resume(
+        &mut self,
+        j: usize,
+        now: DateTime<Utc>,
+        devices: usize,
+        outcome: ActionOutcome,
+    ) {
+        let event_id = self.active.as_ref().map_or(0, |a| a.id);
+        let job = self.jobs[j].id.clone();
+        self.defer_at(
+            now,
+            AuditEvent::Action {
+                event_id,
+                action: Action::Resume { job },
+                devices,
+                outcome,
+            },
+        );
+    }
+
+    /// When no event is active and the whole fleet is confirmed back at its pre-event
+    /// level, the episode is over: every pause budget is whole again.
+    pub(super) fn end_episode_if_restored(&mut self) {
+        let spent = self.state.iter().any(|s| !s.pause_used.is_zero());
+        if spent && self.active.is_none() && self.state.iter().all(JobState::is_clean) {
+            for st in &mut self.state {
+                st.pause_used = Duration::ZERO;
+            }
+        }
+    }
+
+    /// Lifts anything still capped or paused (jobs in an unknown state are the retry
+    /// loop's).
+    pub(super) async fn ensure_restored(&mut self, id: u64) {
+        if self
+            .state
+            .iter()
+            .all(|s| s.applied == Level::CLEAN || s.unknown)
+        {
+            return;
+        }
+        self.execute_stage(id, &[], true).await;
+    }
+
+    /// Retries every job not yet confirmed at its pre-event level until all are, or
+    /// until `restore_grace` has passed; what is left is logged as an error (and stays
+    /// in [`Orchestrator::curtailed_jobs`]).
+    pub(super) async fn converge(&mut self, reason: &str) {
+        let give_up = self.clock.now() + self.options.restore_grace;
+        let mut wait = self.options.retry_initial;
+        loop {
+            self.ensure_restored(0).await;
+            let left: Vec<usize> = (0..self.state.len())
+                .filter(|&j| self.state[j].unknown)
+                .collect();
+            for j in left {
+                self.retry(j).await;
+            }
+            self.emit_deferred();
+            if self.state.iter().all(JobState::is_clean) {
+                self.end_episode_if_restored();
+                return;
+            }
+            let now = self.clock.now();
+            if now >= give_up {
+                let left = self.curtailed_jobs();
+                self.log(AuditEvent::Error {
+                    message: format!(
+                        "{reason}: {} job(s) not confirmed restored after {}s of retries: {}",
+                        left.len(),
+                        self.options.restore_grace.num_seconds(),
+                        left.iter()
+                            .map(|j| j.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+                return;
+            }
+            self.clock.sleep_until((now + wait).min(give_up)).await;
+            wait = (wait * 2).min(self.options.retry_max);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! A signal's path: program rules, then the arbiter, then the audit.
+
+use super::*;
+
+impl<C: Clock> Orchestrator<C> {
+    /// Handles one signal now: evaluates the rules, plans, and issues the first stage.
+    pub async fn handle_signal(&mut self, signal: GridSignal) -> Handled {
+        let now = self.clock.now();
+        let facility = self.facility_power.unwrap_or(Power::ZERO);
+        let decision = self.engine.evaluate(&signal, now, facility);
+        if let (GridSignal::Regulation(r), Some(a)) = (&signal, self.active.as_mut())
+            && matches!(a.curtailment.cause, Cause::Regulation)
+        {
+            a.reg_signal.push(Sample {
+                at: r.at,
+                value: r.signal.value(),
+            });
+        }
+        let lmp = match &signal {
+            GridSignal::Price(p) => Some((p.interval, p.lmp)),
+            _ => None,
+        };
+        // Every price of the followed node during a price event counts for settlement,
+        // whether it extended the event or not.
+        if let (GridSignal::Price(p), Some(a), Some(rule)) = (
+            &signal,
+            self.active.as_mut(),
+            self.engine.rules().price.as_ref(),
+        ) && matches!(a.curtailment.cause, Cause::Price { .. })
+            && p.node == rule.node
+            && p.run == rule.run
+        {
+            a.prices.push((p.interval, p.lmp));
+        }
+        // Regulation yields to a curtailment event: a set-point every 2 s must not keep
+        // replacing a price, dispatch or emergency obligation (nor be replaced by it and
+        // come back 2 s later). The set-point is logged as ignored, with the reason.
+        let curtailing = self
+            .active
+            .as_ref()
+            .is_some_and(|a| !a.restoring && !matches!(a.curtailment.cause, Cause::Regulation));
+        let decision = match decision {
+            Decision::Curtail(c) if curtailing && matches!(c.cause, Cause::Regulation) => {
+                Decision::Ignore {
+                    reason: "regulation is suspended while a curtailment event is active".into(),
+                }
+            }
+            other => other,
+        };
+        let outcome = match &decision {
+            Decision::Curtail(c) if c.window.start() > now => {
+                self.schedule(c.window.start(), Task::Start(c.clone(), signal.market()));
+                Handled::Scheduled {
+                    at: c.window.start(),
+                }
+            }
+            Decision::Curtail(c) => {
+                let reg = match &signal {
+                    GridSignal::Regulation(r) => Some(Sample {
+                        at: r.at,
+                        value: r.signal.value(),
+                    }),
+                    _ => None,
+                };
+                self.admit(c.clone(), signal.market(), lmp, reg).await
+            }
+            Decision::Ignore { .. } => Handled::Ignored,
+            Decision::Refuse(_) => Handled::Refused,
+        };
+        // Regulation performance is scored on metered response: read the facility power
+        // once the new set-point's commands are out (what it shows is still the response
+        // to the previous set-point, which is what the score pairs with each signal).
+        if let (GridSignal::Regulation(_), Some(rule)) = (&signal, self.engine.rules().regulation) {
+            let regulating = self
+                .active
+                .as_ref()
+                .is_some_and(|a| matches!(a.curtailment.cause, Cause::Regulation));
+            if regulating
+                && let Some(p) = self.instant_facility_power().await
+                && let Some(a) = self.active.as_mut()
+            {
+                a.reg_response.push(Sample {
+                    at: now,
+                    value: rule.base_point - p,
+                });
+            }
+        }
+        // Logged after the commands went out: the audit never delays actuation.
+        let mut first = vec![(now, AuditEvent::Signal { signal })];
+        let event_id = match outcome {
+            Handled::Actuated { event_id, .. } => Some(event_id),
+            _ => None,
+        };
+        if let Decision::Refuse(r) = &decision {
+            first.push((now, AuditEvent::Refused { refusal: r.clone() }));
+        }
+        first.push((now, AuditEvent::Decision { event_id, decision }));
+        self.emit_with(first);
+        outcome
+    }
+}

@@ -1,0 +1,174 @@
+//! What the orchestrator knows of each job (the level the hardware confirmed, the pause
+//! budget of the episode) and the planner's view of the fleet built from it.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Level {
+    /// `None`: the limit found at discovery.
+    pub(super) cap: Option<Power>,
+    pub(super) paused: bool,
+}
+
+impl Level {
+    pub(super) const CLEAN: Level = Level {
+        cap: None,
+        paused: false,
+    };
+}
+
+/// What the orchestrator knows of one job and owns of it: the level the hardware
+/// confirmed, whether a failed command left its state unknown, and how much of its
+/// pause budget the present curtailment episode has used. Every plan starts from it,
+/// so a plan made mid-event starts from the fleet as it is, with the budget left.
+///
+/// An episode runs from the first curtailment after a fully restored fleet to the next
+/// moment the whole fleet is restored with no event active: re-plans, updates and
+/// take-overs all spend one budget.
+#[derive(Debug, Clone, Default)]
+pub(super) struct JobState {
+    /// The level last confirmed by the hardware.
+    pub(super) applied: Level,
+    /// A command failed, so what the hardware holds is uncertain. The job is left out
+    /// of every plan (its draw counts as fixed load) and the retry loop drives it back
+    /// to its pre-event level until that is confirmed; nothing else commands it.
+    pub(super) unknown: bool,
+    /// When the present pause began (also set when a failed command may have paused it).
+    pub(super) paused_since: Option<DateTime<Utc>>,
+    /// Pause time of this episode's pauses that have ended.
+    pub(super) pause_used: Duration,
+    /// When the present pause reaches the job's budget (or deadline): it is resumed
+    /// then if still paused.
+    pub(super) pause_limit_at: Option<DateTime<Utc>>,
+    /// Failed restore attempts in a row (the retry back-off).
+    pub(super) retries: u32,
+    /// When the job was last commanded: its demand is learnt again only once it settled.
+    pub(super) last_command: Option<DateTime<Utc>>,
+}
+
+impl Default for Level {
+    fn default() -> Self {
+        Level::CLEAN
+    }
+}
+
+impl JobState {
+    /// Pause time spent in this episode, the running pause included.
+    pub(super) fn pause_spent(&self, now: DateTime<Utc>) -> Duration {
+        let running = self.paused_since.map_or(Duration::ZERO, |since| {
+            (now - since).to_std().unwrap_or_default()
+        });
+        self.pause_used.saturating_add(running)
+    }
+
+    /// A pause (or a command that may have paused) took effect at `now`.
+    pub(super) fn paused(&mut self, now: DateTime<Utc>) {
+        self.paused_since.get_or_insert(now);
+    }
+
+    /// The job is confirmed running at `now`: its pause, if any, is counted.
+    pub(super) fn running(&mut self, now: DateTime<Utc>) {
+        if self.paused_since.is_some() {
+            self.pause_used = self.pause_spent(now);
+            self.paused_since = None;
+        }
+        self.pause_limit_at = None;
+    }
+
+    pub(super) fn is_clean(&self) -> bool {
+        self.applied == Level::CLEAN && !self.unknown && self.paused_since.is_none()
+    }
+
+    /// Nothing that would change the planner's view of the job: known, not paused, no
+    /// budget spent.
+    pub(super) fn is_clean_budget(&self) -> bool {
+        !self.unknown && self.paused_since.is_none() && self.pause_used.is_zero()
+    }
+}
+
+impl<C: Clock> Orchestrator<C> {
+    /// The planner's view of the fleet from the latest sweep, at `now`: each job with
+    /// the pause budget it has left in this episode. A job whose state is unknown (a
+    /// command failed; the retry loop owns it) is pinned: left out of the plan, its
+    /// measured draw counted as fixed load; so is a job the integrator pinned.
+    pub(super) fn fleet(&self, now: DateTime<Utc>) -> Result<Fleet, GridflexError> {
+        let mut specs = Vec::with_capacity(self.jobs.len());
+        let mut pinned = Power::ZERO;
+        for (j, job) in self.jobs.iter().enumerate() {
+            let st = &self.state[j];
+            if st.unknown || job.entry.pinned {
+                let draw = self.measured[j].or(self.demand[j]).unwrap_or(Power::ZERO);
+                pinned += draw * job.devices.len() as f64;
+                continue;
+            }
+            let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
+                GridflexError::invalid(
+                    format!("jobs[{}]", job.entry.id),
+                    "no telemetry yet (sweep first)",
+                )
+            })?;
+            let infos = job.devices.iter().map(|d| d.device.info());
+            let (mut min, mut max) = (Power::ZERO, Power::watts(f64::MAX / 4.0)?);
+            for info in infos {
+                min = min.max(info.limits.min());
+                max = max.min(info.limit_at_discovery);
+            }
+            let class = match job.planner_class() {
+                JobClass::Flexible { floor, max_pause } => JobClass::Flexible {
+                    floor,
+                    max_pause: max_pause.saturating_sub(st.pause_spent(now)),
+                },
+                other => other,
+            };
+            specs.push(JobSpec {
+                id: job.entry.id.clone(),
+                gpus: u32::try_from(job.devices.len()).unwrap_or(u32::MAX),
+                draw_per_gpu: draw.min(max),
+                cap_range: CapRange {
+                    min: min.min(max),
+                    max,
+                },
+                paused_draw_per_gpu: job.entry.paused_draw_per_gpu,
+                curve: job.entry.throughput_curve(),
+                weight: job.entry.weight,
+                class,
+            });
+        }
+        let facility = FacilityModel::new(
+            self.facility.fixed + (self.other_power + pinned) * self.facility.multiplier,
+            self.facility.multiplier,
+        )?;
+        Ok(Fleet::from_specs(specs, facility)?)
+    }
+
+    /// Plans a curtailment from `from` to its end. While every job is clean (no budget
+    /// spent, nothing pinned) the fleet view is cached until the next telemetry sweep,
+    /// so a signal costs one planner run.
+    pub(super) fn plan(
+        &mut self,
+        c: &Curtailment,
+        from: DateTime<Utc>,
+    ) -> Result<Plan, GridflexError> {
+        let window = Interval::new(from, c.window.end())?;
+        let request = CurtailmentRequest::new(c.target, window, c.response_duration(), self.ramp)?;
+        if !self.state.iter().all(JobState::is_clean_budget) {
+            let fleet = self.fleet(from)?;
+            return Ok(gridflex_planner::plan(
+                &fleet,
+                &request,
+                &self.options.planner,
+            )?);
+        }
+        if self.fleet_cache.is_none() {
+            self.fleet_cache = Some(self.fleet(from)?);
+        }
+        match &self.fleet_cache {
+            Some(fleet) => Ok(gridflex_planner::plan(
+                fleet,
+                &request,
+                &self.options.planner,
+            )?),
+            None => Err(GridflexError::invalid("fleet", "no fleet view")),
+        }
+    }
+}
