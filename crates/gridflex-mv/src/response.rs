@@ -52,6 +52,61 @@ pub struct Sample<T> {
     pub value: T,
 }
 
+/// Adds several meters' samples up on a common time grid of `bin` (for example every
+/// GPU's 20 ms power stream into one facility trace). Each sample falls in the bin
+/// holding its instant (bins start at multiples of `bin` since the Unix epoch, and a
+/// stream's first sample in a bin is the one that counts); a bin is kept only when every
+/// stream reported in it, so a missing device never reads as a drop in power. Sums are
+/// stamped at the bin's start, in time order. A `bin` of zero or less is taken as 1 ns.
+///
+/// ```
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// use gridflex_core::Power;
+/// use gridflex_mv::response::{Sample, sum_on_grid};
+///
+/// let t0 = Utc.with_ymd_and_hms(2025, 8, 1, 0, 0, 0).unwrap();
+/// let s = |ms, w| Sample { at: t0 + TimeDelta::milliseconds(ms), value: Power::watts(w).unwrap() };
+/// let a = vec![s(0, 700.0), s(21, 650.0), s(40, 600.0)];
+/// let b = vec![s(3, 700.0), s(25, 640.0)]; // nothing in the third bin
+/// let sum = sum_on_grid([a, b], TimeDelta::milliseconds(20));
+/// assert_eq!(sum.len(), 2);
+/// assert_eq!(sum[1].at, t0 + TimeDelta::milliseconds(20));
+/// assert_eq!(sum[1].value, Power::watts(1290.0).unwrap());
+/// ```
+pub fn sum_on_grid<I, S>(streams: I, bin: TimeDelta) -> Vec<Sample<Power>>
+where
+    I: IntoIterator<Item = S>,
+    S: IntoIterator<Item = Sample<Power>>,
+{
+    let bin_ns = bin.num_nanoseconds().unwrap_or(i64::MAX).max(1);
+    let mut bins: std::collections::BTreeMap<i64, (Power, usize)> = Default::default();
+    let mut n = 0usize;
+    let mut seen = std::collections::HashSet::new();
+    for stream in streams {
+        n += 1;
+        seen.clear();
+        for s in stream {
+            let Some(ns) = s.at.timestamp_nanos_opt() else {
+                continue;
+            };
+            let k = ns.div_euclid(bin_ns);
+            // The stream's first sample in a bin counts; later ones in the same bin do not.
+            if seen.insert(k) {
+                let e = bins.entry(k).or_insert((Power::ZERO, 0));
+                e.0 += s.value;
+                e.1 += 1;
+            }
+        }
+    }
+    bins.into_iter()
+        .filter(|(_, (_, c))| *c == n)
+        .map(|(k, (p, _))| Sample {
+            at: DateTime::from_timestamp_nanos(k.saturating_mul(bin_ns)),
+            value: p,
+        })
+        .collect()
+}
+
 /// Settings of [`response_time`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ResponseConfig {

@@ -3,6 +3,84 @@
 
 use super::*;
 
+/// The commands that take the fleet from what it holds to what a stage wants.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Diff {
+    /// `(job, pause?)` for workload controls, pauses and resumes alike.
+    pub(super) controls: Vec<(usize, bool)>,
+    /// `(job, cap)` for every device of the job; `None` is the limit found at discovery.
+    pub(super) caps: Vec<(usize, Option<Power>)>,
+}
+
+/// The level each job should hold once `actions` apply: from a clean fleet when
+/// `from_clean` (a new plan's first stage describes the whole fleet), else from the
+/// level each holds. A cap at or above the job's top (`job_max`) is the limit found at
+/// discovery. Actions on jobs `job_of` does not know (a job that has left) are skipped.
+pub(super) fn desired_levels(
+    state: &[JobState],
+    actions: &[Action],
+    job_of: impl Fn(&JobId) -> Option<usize>,
+    job_max: &[Power],
+    from_clean: bool,
+) -> Vec<Level> {
+    let mut desired: Vec<Level> = if from_clean {
+        vec![Level::CLEAN; state.len()]
+    } else {
+        state.iter().map(|s| s.applied).collect()
+    };
+    for a in actions {
+        let Some(j) = job_of(a.job()).filter(|&j| j < desired.len()) else {
+            continue;
+        };
+        match a {
+            Action::SetCap { cap_per_gpu, .. } => {
+                desired[j].cap = job_max
+                    .get(j)
+                    .is_none_or(|max| cap_per_gpu < max)
+                    .then_some(*cap_per_gpu);
+            }
+            Action::Pause { .. } => desired[j].paused = true,
+            Action::Resume { .. } => desired[j].paused = false,
+            _ => {}
+        }
+    }
+    desired
+}
+
+/// What must change to go from each job's applied level to `desired`: jobs whose state
+/// is unknown are left out (the retry loop owns them), a job that cannot be paused
+/// (`pausable` false) gets no pause or resume, and while `restoring` no job is sent a
+/// level more curtailed than the one it holds (a restore only ever lifts).
+pub(super) fn diff(
+    desired: &[Level],
+    state: &[JobState],
+    restoring: bool,
+    pausable: impl Fn(usize) -> bool,
+) -> Diff {
+    let mut out = Diff::default();
+    for (j, (want, st)) in desired.iter().zip(state).enumerate() {
+        if st.unknown {
+            continue;
+        }
+        let have = st.applied;
+        let mut want = *want;
+        if restoring {
+            want.paused &= have.paused;
+            want.cap = match (want.cap, have.cap) {
+                (Some(w), Some(h)) => Some(w.max(h)),
+                _ => None,
+            };
+        }
+        if want.cap != have.cap {
+            out.caps.push((j, want.cap));
+        }
+        if want.paused != have.paused && pausable(j) {
+            out.controls.push((j, want.paused));
+        }
+    }
+    out
+}
+
 impl<C: Clock> Orchestrator<C> {
     /// Applies actions as changes from the present state (or from a clean fleet when
     /// `from_clean`: a new plan's first stage describes the whole fleet), issuing only
@@ -16,52 +94,16 @@ impl<C: Clock> Orchestrator<C> {
         from_clean: bool,
     ) -> usize {
         let restoring = self.active.as_ref().is_none_or(|a| a.restoring);
-        let mut desired: Vec<Level> = if from_clean {
-            vec![Level::CLEAN; self.state.len()]
-        } else {
-            self.state.iter().map(|s| s.applied).collect()
-        };
-        for a in actions {
-            let Some(&j) = self.job_index.get(a.job().as_str()) else {
-                continue;
-            };
-            match a {
-                Action::SetCap { cap_per_gpu, .. } => {
-                    // A cap at the job's top is a restore to the limit found at discovery.
-                    desired[j].cap = if *cap_per_gpu >= self.job_max[j] {
-                        None
-                    } else {
-                        Some(*cap_per_gpu)
-                    };
-                }
-                Action::Pause { .. } => desired[j].paused = true,
-                Action::Resume { .. } => desired[j].paused = false,
-                _ => {}
-            }
-        }
-        // What changes: (job, pause?) for workload controls, (job, cap) for devices.
-        let mut controls: Vec<(usize, bool)> = Vec::new();
-        let mut caps: Vec<(usize, Option<Power>)> = Vec::new();
-        for (j, (want, st)) in desired.iter_mut().zip(&self.state).enumerate() {
-            if st.unknown {
-                continue;
-            }
-            let have = st.applied;
-            if restoring {
-                // A restore only ever lifts: never a pause, never a lower cap.
-                want.paused &= have.paused;
-                want.cap = match (want.cap, have.cap) {
-                    (Some(w), Some(h)) => Some(w.max(h)),
-                    _ => None,
-                };
-            }
-            if want.cap != have.cap {
-                caps.push((j, want.cap));
-            }
-            if want.paused != have.paused && self.jobs[j].control.is_some() {
-                controls.push((j, want.paused));
-            }
-        }
+        let desired = desired_levels(
+            &self.state,
+            actions,
+            |job| self.job_index.get(job.as_str()).copied(),
+            &self.job_max,
+            from_clean,
+        );
+        let Diff { controls, caps } = diff(&desired, &self.state, restoring, |j| {
+            self.jobs[j].control.is_some()
+        });
         let commands = controls.len()
             + caps
                 .iter()
@@ -269,5 +311,106 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
         }
         // Every slot is filled: at issue, or by the loop, which runs until all finish.
         results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(v: f64) -> Power {
+        Power::watts(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn job(n: usize) -> Arc<JobId> {
+        Arc::new(JobId::new(format!("j{n}")).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn holding(levels: &[Level]) -> Vec<JobState> {
+        levels
+            .iter()
+            .map(|&applied| JobState {
+                applied,
+                ..JobState::default()
+            })
+            .collect()
+    }
+
+    fn index(id: &JobId) -> Option<usize> {
+        id.as_str().strip_prefix('j')?.parse().ok()
+    }
+
+    const CAPPED: Level = Level {
+        cap: Some(Power::ZERO),
+        paused: false,
+    };
+
+    #[test]
+    fn a_stage_from_clean_restores_jobs_it_does_not_name() {
+        let state = holding(&[CAPPED, Level::CLEAN]);
+        let actions = [Action::Pause { job: job(1) }];
+        let d = desired_levels(&state, &actions, index, &[w(700.0); 2], true);
+        assert_eq!(d[0], Level::CLEAN);
+        assert!(d[1].paused);
+        let diff = diff(&d, &state, false, |_| true);
+        assert_eq!(diff.caps, vec![(0, None)]);
+        assert_eq!(diff.controls, vec![(1, true)]);
+    }
+
+    #[test]
+    fn a_cap_at_the_top_is_the_discovered_limit_and_unknown_jobs_are_skipped() {
+        let state = holding(&[Level::CLEAN, Level::CLEAN]);
+        let actions = [
+            Action::SetCap {
+                job: job(0),
+                cap_per_gpu: w(700.0),
+            },
+            Action::SetCap {
+                job: job(1),
+                cap_per_gpu: w(400.0),
+            },
+            Action::Pause { job: job(7) }, // a job that has left
+        ];
+        let d = desired_levels(&state, &actions, index, &[w(700.0); 2], false);
+        assert_eq!(d[0].cap, None);
+        assert_eq!(d[1].cap, Some(w(400.0)));
+        let mut unknown = state.clone();
+        unknown[1].unknown = true;
+        assert_eq!(diff(&d, &unknown, false, |_| true), Diff::default());
+    }
+
+    #[test]
+    fn a_restore_only_lifts() {
+        let held = Level {
+            cap: Some(w(400.0)),
+            paused: false,
+        };
+        let state = holding(&[held, Level::CLEAN, held]);
+        let want = [
+            Level {
+                cap: Some(w(300.0)),
+                paused: true,
+            },
+            Level {
+                cap: Some(w(500.0)),
+                paused: true,
+            },
+            Level {
+                cap: Some(w(550.0)),
+                paused: false,
+            },
+        ];
+        let d = diff(&want, &state, true, |_| true);
+        // Job 0 keeps 400 W and is not paused; job 1 stays clean; job 2 is lifted.
+        assert_eq!(d.caps, vec![(2, Some(w(550.0)))]);
+        assert!(d.controls.is_empty());
+        // Outside a restore the same wants are applied as they are, but a job without
+        // a workload control is never paused.
+        let d = diff(&want, &state, false, |j| j != 1);
+        assert_eq!(
+            d.caps,
+            vec![(0, Some(w(300.0))), (1, Some(w(500.0))), (2, Some(w(550.0)))]
+        );
+        assert_eq!(d.controls, vec![(0, true)]);
     }
 }

@@ -31,38 +31,46 @@ impl<C: Clock> Orchestrator<C> {
         first_regulation: Option<Sample<f64>>,
     ) -> Handled {
         let now = self.clock.now();
-        let competing = self
+        let active = self
             .active
             .as_ref()
-            .filter(|a| !a.restoring && !same_obligation(&a.curtailment.cause, &c.cause));
-        if let Some(a) = competing {
-            let baseline = a.plan.baseline;
-            let (new_cap, active_cap) = (
-                cap_of(c.target, baseline),
-                cap_of(a.curtailment.target, baseline),
-            );
-            if new_cap > active_cap {
-                let at = a.curtailment.window.end();
+            .map(|a| (&a.curtailment, a.restoring, a.plan.baseline));
+        match arbitrate(active, &c) {
+            Admission::Wait { holder_cap, cap } => {
+                let (id, cause) = self
+                    .active
+                    .as_ref()
+                    .map(|a| (a.id, a.curtailment.cause.clone()))
+                    .unwrap_or((0, Cause::Regulation));
                 let note = format!(
-                    "{} waits: event {} ({}) holds a stricter cap ({active_cap:.0} against {new_cap:.0})",
-                    c.cause, a.id, a.curtailment.cause
+                    "{} waits: event {id} ({cause}) holds a stricter cap ({holder_cap:.0} against {cap:.0})",
+                    c.cause
                 );
+                let at = self
+                    .active
+                    .as_ref()
+                    .map_or(now, |a| a.curtailment.window.end());
                 self.waiting.push((c, market));
                 self.log(AuditEvent::Note { message: note });
                 return Handled::Scheduled { at };
             }
-            if let Ok(rest) = Interval::new(now, a.curtailment.window.end()) {
-                let interrupted = Curtailment {
-                    window: rest,
-                    ..a.curtailment.clone()
-                };
-                let note = format!(
-                    "event {} ({}) waits behind a stricter {}",
-                    a.id, a.curtailment.cause, c.cause
-                );
-                self.waiting.push((interrupted, a.market));
-                self.log(AuditEvent::Note { message: note });
+            Admission::TakeOver => {
+                if let Some(a) = self.active.as_ref()
+                    && let Ok(rest) = Interval::new(now, a.curtailment.window.end())
+                {
+                    let interrupted = Curtailment {
+                        window: rest,
+                        ..a.curtailment.clone()
+                    };
+                    let note = format!(
+                        "event {} ({}) waits behind a stricter {}",
+                        a.id, a.curtailment.cause, c.cause
+                    );
+                    self.waiting.push((interrupted, a.market));
+                    self.log(AuditEvent::Note { message: note });
+                }
             }
+            Admission::Start | Admission::Update => {}
         }
         self.start_or_update(c, market, price, first_regulation)
             .await
@@ -84,10 +92,7 @@ impl<C: Clock> Orchestrator<C> {
             );
             self.log(AuditEvent::Note { message });
         }
-        let best = (0..self.waiting.len()).min_by(|&i, &j| {
-            cap_of(self.waiting[i].0.target, baseline)
-                .total_cmp(&cap_of(self.waiting[j].0.target, baseline))
-        })?;
+        let best = strictest(&self.waiting, baseline)?;
         let (c, market) = self.waiting.swap_remove(best);
         let window = Interval::new(now.max(c.window.start()), c.window.end()).unwrap_or(c.window);
         Some((Curtailment { window, ..c }, market))
@@ -106,10 +111,11 @@ impl<C: Clock> Orchestrator<C> {
         first_regulation: Option<Sample<f64>>,
     ) -> Handled {
         let now = self.clock.now();
-        let update = self
+        let active = self
             .active
             .as_ref()
-            .is_some_and(|a| !a.restoring && same_obligation(&a.curtailment.cause, &c.cause));
+            .map(|a| (&a.curtailment, a.restoring, a.plan.baseline));
+        let update = matches!(arbitrate(active, &c), Admission::Update);
         // Plan before anything changes: a plan that cannot be made leaves the active
         // event (if any) as it is.
         let plan = match self.plan(&c, now) {
@@ -200,6 +206,54 @@ impl<C: Clock> Orchestrator<C> {
     }
 }
 
+/// How a new obligation meets the active one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Admission {
+    /// Nothing is active (or the active event is restoring): a new event starts.
+    Start,
+    /// The same obligation again (a newer price, the same dispatch re-sent): the active
+    /// event is updated.
+    Update,
+    /// A stricter (or equally strict) obligation: it takes over, the active one waits
+    /// for the rest of its window.
+    TakeOver,
+    /// A looser obligation: it waits for the active one to end.
+    Wait {
+        /// The active event's cap.
+        holder_cap: Power,
+        /// The new obligation's cap.
+        cap: Power,
+    },
+}
+
+/// Concurrent obligations are served strictest first. `active` is the active event's
+/// curtailment, whether it is restoring, and its plan's uncurtailed baseline, on which
+/// caps compare (a reduce-by target counts as `baseline - reduction`).
+pub(super) fn arbitrate(
+    active: Option<(&Curtailment, bool, Power)>,
+    new: &Curtailment,
+) -> Admission {
+    match active {
+        Some((a, false, _)) if same_obligation(&a.cause, &new.cause) => Admission::Update,
+        Some((a, false, baseline)) => {
+            let (cap, holder_cap) = (cap_of(new.target, baseline), cap_of(a.target, baseline));
+            if cap > holder_cap {
+                Admission::Wait { holder_cap, cap }
+            } else {
+                Admission::TakeOver
+            }
+        }
+        _ => Admission::Start,
+    }
+}
+
+/// The strictest of the waiting obligations (lowest cap on `baseline`).
+pub(super) fn strictest(waiting: &[(Curtailment, Market)], baseline: Power) -> Option<usize> {
+    (0..waiting.len()).min_by(|&i, &j| {
+        cap_of(waiting[i].0.target, baseline).total_cmp(&cap_of(waiting[j].0.target, baseline))
+    })
+}
+
 /// Whether two causes are one obligation, so that the newer updates the event of the
 /// older: prices of the followed node, the emergency alerts, and the regulation
 /// set-points are each one obligation; dispatches are one only under the same event id
@@ -218,5 +272,72 @@ pub(super) fn cap_of(target: Target, baseline: Power) -> Power {
         Target::ReduceBy(r) => baseline - r,
         // Targets the planner adds later compare as the loosest.
         _ => baseline,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use gridflex_signals::Program;
+
+    use super::*;
+
+    fn kw(v: f64) -> Power {
+        Power::kilowatts(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn dispatch(id: &str, target: Target) -> Curtailment {
+        let t0 = Utc.with_ymd_and_hms(2025, 8, 1, 18, 0, 0).unwrap();
+        Curtailment {
+            cause: Cause::Dispatch {
+                id: id.into(),
+                program: Program::CaisoPdr,
+            },
+            target,
+            window: Interval::new(t0, t0 + TimeDelta::hours(1)).unwrap_or_else(|e| panic!("{e}")),
+            response_time: TimeDelta::minutes(10),
+        }
+    }
+
+    #[test]
+    fn strictest_first_and_the_same_obligation_updates() {
+        let baseline = kw(1000.0);
+        let active = dispatch("a", Target::FacilityCap(kw(800.0)));
+        let held = Some((&active, false, baseline));
+        // The same dispatch again updates the event.
+        assert_eq!(
+            arbitrate(held, &dispatch("a", Target::FacilityCap(kw(900.0)))),
+            Admission::Update
+        );
+        // A stricter (or equally strict) one takes over; a reduce-by compares on the baseline.
+        assert_eq!(
+            arbitrate(held, &dispatch("b", Target::ReduceBy(kw(200.0)))),
+            Admission::TakeOver
+        );
+        assert_eq!(
+            arbitrate(held, &dispatch("b", Target::FacilityCap(kw(900.0)))),
+            Admission::Wait {
+                holder_cap: kw(800.0),
+                cap: kw(900.0)
+            }
+        );
+        // An event that is restoring holds nothing: whatever comes starts afresh.
+        let restoring = Some((&active, true, baseline));
+        assert_eq!(
+            arbitrate(restoring, &dispatch("a", Target::FacilityCap(kw(900.0)))),
+            Admission::Start
+        );
+        assert_eq!(
+            arbitrate(None, &dispatch("a", Target::FacilityCap(kw(900.0)))),
+            Admission::Start
+        );
+    }
+
+    #[test]
+    fn the_strictest_waiting_obligation_goes_next() {
+        let w = |id, cap| (dispatch(id, Target::FacilityCap(kw(cap))), Market::Caiso);
+        let waiting = vec![w("a", 900.0), w("b", 700.0), w("c", 800.0)];
+        assert_eq!(strictest(&waiting, kw(1000.0)), Some(1));
+        assert_eq!(strictest(&[], kw(1000.0)), None);
     }
 }

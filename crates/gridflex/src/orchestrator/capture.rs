@@ -60,33 +60,18 @@ impl<C: Clock> Orchestrator<C> {
                     .map(|s| async move { s.power_samples_since(Some(since)).await }),
             )
             .await;
-            // Bin every device's samples on a common grid and add them up; only bins
-            // that every device reported count.
-            let bin_ns = self
-                .options
-                .capture_step
-                .num_nanoseconds()
-                .unwrap_or(20_000_000)
-                .max(1);
-            let mut bins: BTreeMap<i64, (Power, usize)> = BTreeMap::new();
-            let n = reads.len();
-            for r in reads.into_iter().flatten() {
-                let mut seen = HashSet::new();
-                for s in r {
-                    let k = s.at.timestamp_nanos_opt().unwrap_or(0).div_euclid(bin_ns);
-                    if seen.insert(k) {
-                        let e = bins.entry(k).or_insert((Power::ZERO, 0));
-                        e.0 += s.power;
-                        e.1 += 1;
-                    }
-                }
-            }
-            capture.samples = bins
+            // Every device's samples on one grid, added up where all of them reported.
+            let streams = reads.into_iter().map(|r| {
+                r.unwrap_or_default().into_iter().map(|s| Sample {
+                    at: s.at,
+                    value: s.power,
+                })
+            });
+            capture.samples = gridflex_mv::response::sum_on_grid(streams, self.options.capture_step)
                 .into_iter()
-                .filter(|(_, (_, c))| *c == n)
-                .map(|(k, (p, _))| Sample {
-                    at: DateTime::from_timestamp_nanos(k * bin_ns),
-                    value: self.facility.facility_power(p),
+                .map(|s| Sample {
+                    at: s.at,
+                    value: self.facility.facility_power(s.value),
                 })
                 .collect();
         }

@@ -136,17 +136,13 @@ impl<C: Clock> Orchestrator<C> {
             self.waiting.clear();
             self.log(AuditEvent::Note { message });
         }
-        let dropped = self
-            .schedule
-            .values()
-            .filter(|t| matches!(t, Task::Start(..)))
-            .count();
+        let dropped = self.tasks.starts();
         if dropped > 0 {
             self.log(AuditEvent::Note {
                 message: format!("{dropped} scheduled event(s) not started: {reason}"),
             });
         }
-        self.schedule.clear();
+        self.tasks.clear();
         if !self.state.iter().all(JobState::is_clean) {
             self.converge(reason).await;
         }

@@ -55,7 +55,7 @@ use arbiter::Active;
 pub use builder::{OrchestratorBuilder, OrchestratorOptions};
 use capture::Capture;
 use lifecycle::Ended;
-use schedule::{Step, Task, ceil_to, delta};
+use schedule::{Schedule, Step, Task, ceil_to, delta};
 use state::{JobState, Level};
 
 /// What [`Orchestrator::handle_signal`] did with a signal.
@@ -100,8 +100,7 @@ pub struct Orchestrator<C> {
     other_power: Power,
     facility_power: Option<Power>,
     active: Option<Active>,
-    schedule: BTreeMap<(DateTime<Utc>, u64), Task>,
-    task_seq: u64,
+    tasks: Schedule,
     meter: MeterRecorder,
     next_sweep: Option<DateTime<Utc>>,
     capture: Option<Capture>,
@@ -136,7 +135,7 @@ impl<C> std::fmt::Debug for Orchestrator<C> {
             .field("jobs", &self.jobs.len())
             .field("devices", &self.all_devices.len())
             .field("active_event", &self.active.as_ref().map(|a| a.id))
-            .field("scheduled", &self.schedule.len())
+            .field("scheduled", &self.tasks.len())
             .finish_non_exhaustive()
     }
 }

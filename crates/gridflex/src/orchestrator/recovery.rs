@@ -38,7 +38,9 @@ impl<C: Clock> Orchestrator<C> {
             st.unknown = true;
             st.retries = 0;
             self.fleet_cache = None;
-            self.schedule(now + self.options.retry_initial, Task::Retry { job: j });
+            self.schedule(now + self.options.retry_initial, Task::Retry {
+                    job: self.jobs[j].id.clone(),
+                });
         }
     }
 
@@ -118,7 +120,9 @@ impl<C: Clock> Orchestrator<C> {
                 .checked_mul(1 << st.retries.min(20))
                 .unwrap_or(self.options.retry_max)
                 .min(self.options.retry_max);
-            self.schedule(now + wait, Task::Retry { job: j });
+            self.schedule(now + wait, Task::Retry {
+                    job: self.jobs[j].id.clone(),
+                });
             ActionOutcome::Failed { failures }
         };
         self.log_resume(j, now, self.jobs[j].devices.len(), outcome);

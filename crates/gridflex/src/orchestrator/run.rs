@@ -97,10 +97,7 @@ impl<C: Clock> Orchestrator<C> {
             }
 
             self.emit_deferred();
-            let only_retries = self
-                .schedule
-                .values()
-                .all(|t| matches!(t, Task::Retry { .. }));
+            let only_retries = self.tasks.only_retries();
             if !open && self.active.is_none() && only_retries && self.ended.is_empty() {
                 if !self.state.iter().all(JobState::is_clean) {
                     self.converge("signal source ended").await;
@@ -122,11 +119,7 @@ impl<C: Clock> Orchestrator<C> {
             let step = self.options.telemetry_step;
             self.next_sweep = self.next_sweep.map(|t| (t + step).max(now));
         }
-        while let Some(entry) = self.schedule.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let task = entry.remove();
+        while let Some(task) = self.tasks.pop_due(now) {
             self.run_task(task).await;
             self.emit_deferred();
         }
@@ -208,7 +201,9 @@ impl<C: Clock> Orchestrator<C> {
             }
             Task::RestoreDone { event_id } => self.finish_event(event_id).await,
             Task::Retry { job } => {
-                self.retry(job).await;
+                if let Some(&j) = self.job_index.get(job.as_str()) {
+                    self.retry(j).await;
+                }
             }
             Task::Report { event_id } => self.make_report(event_id),
             Task::CaptureEnd { event_id } => self.finish_capture(event_id).await,

@@ -172,3 +172,32 @@ impl<C: Clock> Orchestrator<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn pause_time_is_counted_across_pauses_of_one_episode() {
+        let t0 = Utc.with_ymd_and_hms(2025, 8, 1, 0, 0, 0).unwrap();
+        let s = |n| t0 + TimeDelta::seconds(n);
+        let mut st = JobState::default();
+        assert!(st.is_clean() && st.is_clean_budget());
+        st.paused(s(0));
+        st.paused(s(5)); // already paused: the first instant counts
+        assert_eq!(st.pause_spent(s(10)), Duration::from_secs(10));
+        assert!(!st.is_clean_budget());
+        st.running(s(30));
+        assert_eq!(st.pause_spent(s(100)), Duration::from_secs(30));
+        st.paused(s(200));
+        assert_eq!(st.pause_spent(s(215)), Duration::from_secs(45));
+        st.running(s(215));
+        // Running again but with budget spent: clean, not a clean budget.
+        assert!(st.is_clean());
+        assert!(!st.is_clean_budget());
+        st.unknown = true;
+        assert!(!st.is_clean());
+    }
+}
