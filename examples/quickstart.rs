@@ -359,7 +359,15 @@ fn print_timeline(records: &[AuditRecord]) {
                 }
                 println!("{}  event {event_id}: restore ({reason})", hhmm(r.at));
             }
-            AuditEvent::Error { message } => println!("{}  error: {message}", hhmm(r.at)),
+            AuditEvent::PlanFailed { event_id, error } => {
+                println!("{}  event {event_id}: no plan: {error}", hhmm(r.at))
+            }
+            AuditEvent::TelemetryFailed { device, error, .. } => {
+                println!("{}  telemetry of {device}: {error}", hhmm(r.at))
+            }
+            AuditEvent::RestoreIncomplete { jobs, .. } => {
+                println!("{}  NOT RESTORED: {} job(s)", hhmm(r.at), jobs.len())
+            }
             _ => {}
         }
     }

@@ -36,7 +36,7 @@ pub(crate) fn signal_to_commands<C: Clock>(
                 if let gridflex::Handled::Actuated { commands: n, .. } = black_box(handled) {
                     commands = n;
                 }
-                runtime.block_on(orchestrator.shutdown("bench reset"));
+                runtime.block_on(orchestrator.shutdown(gridflex::audit::StopReason::Requested));
             }
             total
         })

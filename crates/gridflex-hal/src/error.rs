@@ -14,7 +14,11 @@ use gridflex_core::{DeviceId, JobId, Power};
 /// Generic code reacts to the kind: `Transient` may be retried, `DeviceLost` takes the
 /// device out of the fleet, `NoPermission` and `OutOfRange` are configuration or planning
 /// mistakes that retrying will not fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serde writes the kinds in snake_case (`no_permission`, `out_of_range`,
+/// `device_lost`, `transient`, `other`), as the audit log records them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The caller lacks the privilege (root, `CAP_SYS_ADMIN`, signal permission).

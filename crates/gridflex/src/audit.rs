@@ -11,11 +11,11 @@
 //!
 //! let (mut log, memory) = AuditLog::memory();
 //! let t = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
-//! log.append(t, AuditEvent::Note { message: "started".into() })?;
+//! log.append(t, AuditEvent::Started { jobs: 3, devices: 24 })?;
 //! log.flush()?;
 //! let records = memory.records()?;
-//! assert_eq!(records[0].seq, 0);
-//! assert!(matches!(&records[0].event, AuditEvent::Note { message } if message == "started"));
+//! assert_eq!((records[0].schema, records[0].seq), (gridflex::audit::AUDIT_SCHEMA, 0));
+//! assert!(matches!(records[0].event, AuditEvent::Started { jobs: 3, .. }));
 //! # Ok::<(), gridflex::GridflexError>(())
 //! ```
 
@@ -24,19 +24,33 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use chrono::TimeDelta;
 use chrono::{DateTime, Utc};
-use gridflex_core::{DeviceId, Power};
+use gridflex_core::{DeviceId, JobId, Power};
+use gridflex_hal::ErrorKind;
 use gridflex_planner::{Action, Plan};
 use gridflex_signals::GridSignal;
 use serde::{Deserialize, Serialize};
 
 use crate::GridflexError;
-use crate::program::{Decision, Refusal};
+use crate::program::{Cause, Decision, Refusal};
 use crate::report::EventReport;
+
+/// The schema version this build writes in every record (`"v"`). Version 1 was the
+/// unversioned log of gridflex 0.1 with free-text notes; a record without `"v"` reads
+/// as version 1 (and its notes fail to parse, reported as problems by the readers).
+pub const AUDIT_SCHEMA: u32 = 2;
+
+fn schema_v1() -> u32 {
+    1
+}
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// The schema version of the record ([`AUDIT_SCHEMA`] when written by this build).
+    #[serde(rename = "v", default = "schema_v1")]
+    pub schema: u32,
     /// Position in the log, from 0, without gaps.
     pub seq: u64,
     /// When it happened (the orchestrator's clock).
@@ -71,7 +85,7 @@ pub struct Failure {
     pub device: Option<DeviceId>,
     /// The portable error kind (`no_permission`, `out_of_range`, `device_lost`,
     /// `transient`, `other`).
-    pub kind: String,
+    pub kind: ErrorKind,
     /// The backend's message.
     pub message: String,
 }
@@ -81,17 +95,129 @@ impl Failure {
     pub fn of(device: Option<DeviceId>, error: &gridflex_hal::HalError) -> Self {
         Self {
             device,
-            kind: format!("{:?}", error.kind()),
+            kind: error.kind(),
             message: error.to_string(),
         }
     }
 }
 
-/// What an audit record says happened.
+/// Why an event's curtailment ended and its restore began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RestoreReason {
+    /// Its window ended (the restore is staggered under the ramp limit).
+    WindowEnd,
+    /// An operator ended it (everything restored at once).
+    Operator,
+    /// The orchestrator is stopping (everything restored at once).
+    Shutdown,
+}
+
+impl std::fmt::Display for RestoreReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::WindowEnd => "window end",
+            Self::Operator => "ended by an operator",
+            Self::Shutdown => "shutdown",
+        })
+    }
+}
+
+/// Why the orchestrator stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The shutdown future given to `run` resolved (for example ctrl-c).
+    Requested,
+    /// `OrchestratorHandle::shutdown` was called.
+    Handle,
+    /// Every `OrchestratorHandle` was dropped.
+    HandlesDropped,
+    /// The signal source ended and every event was restored and reported (`run` only;
+    /// a spawned service keeps running).
+    SourceEnded,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Requested => "shutdown requested",
+            Self::Handle => "shutdown ordered through the handle",
+            Self::HandlesDropped => "every handle was dropped",
+            Self::SourceEnded => "the signal source ended",
+        })
+    }
+}
+
+/// Why an active event was re-planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Replan {
+    /// Commands to these jobs failed: they are out of the plan until restored.
+    JobsFailed {
+        /// The jobs.
+        jobs: Vec<JobId>,
+    },
+    /// A job whose command had failed is confirmed back at its pre-event level.
+    JobBack {
+        /// The job.
+        job: JobId,
+    },
+    /// A paused job reached its pause budget (or deadline) and was resumed.
+    PauseLimit {
+        /// The job.
+        job: JobId,
+    },
+    /// A job joined the inventory.
+    JobAdded {
+        /// The job.
+        job: JobId,
+    },
+    /// A job's entry changed.
+    JobUpdated {
+        /// The job.
+        job: JobId,
+    },
+    /// A job left the inventory.
+    JobRemoved {
+        /// The job.
+        job: JobId,
+    },
+}
+
+impl std::fmt::Display for Replan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::JobsFailed { jobs } => {
+                let ids: Vec<&str> = jobs.iter().map(JobId::as_str).collect();
+                write!(f, "commands to {} failed", ids.join(", "))
+            }
+            Self::JobBack { job } => write!(f, "job {job} is back after a failed command"),
+            Self::PauseLimit { job } => write!(f, "job {job} reached its pause limit"),
+            Self::JobAdded { job } => write!(f, "job {job} joined"),
+            Self::JobUpdated { job } => write!(f, "job {job} changed"),
+            Self::JobRemoved { job } => write!(f, "job {job} left"),
+        }
+    }
+}
+
+/// What an audit record says happened. Serde writes the variant name in snake_case
+/// as `"event"`, beside `"v"`, `"seq"` and `"at"`; `docs/audit.md` shows one record of
+/// each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuditEvent {
+    /// The orchestrator started.
+    Started {
+        /// Jobs in the inventory.
+        jobs: usize,
+        /// Devices registered.
+        devices: usize,
+    },
     /// A signal arrived.
     Signal {
         /// The signal as received.
@@ -131,9 +257,33 @@ pub enum AuditEvent {
         /// The event's (possibly extended) end.
         window_end: DateTime<Utc>,
     },
+    /// No plan could be made for an obligation; nothing was changed for it.
+    PlanFailed {
+        /// The event it would have started or changed.
+        event_id: u64,
+        /// The planner's error.
+        error: String,
+    },
+    /// The active event was re-planned from the fleet as it is; its full new plan
+    /// follows as a `plan` record.
+    Replanned {
+        /// The event.
+        event_id: u64,
+        /// Why.
+        reason: Replan,
+    },
+    /// A re-plan failed; the event's previous plan goes on.
+    ReplanFailed {
+        /// The event.
+        event_id: u64,
+        /// Why it was re-planned.
+        reason: Replan,
+        /// The planner's error.
+        error: String,
+    },
     /// A planned action was carried out (or tried).
     Action {
-        /// The event.
+        /// The event (0 for a restore outside any event).
         event_id: u64,
         /// The action (it names the job).
         action: Action,
@@ -142,12 +292,101 @@ pub enum AuditEvent {
         /// The result.
         outcome: ActionOutcome,
     },
+    /// A new obligation waits: the active event holds a stricter cap.
+    Waiting {
+        /// The waiting obligation.
+        cause: Cause,
+        /// The event it waits behind.
+        behind: u64,
+        /// Its cap (on the active plan's baseline).
+        cap: Power,
+        /// The active event's cap.
+        holder_cap: Power,
+    },
+    /// The active event waits behind a stricter obligation that takes over; it resumes
+    /// for the rest of its window if that is still open when the other ends.
+    Interrupted {
+        /// The interrupted event.
+        event_id: u64,
+        /// The stricter obligation.
+        by: Cause,
+    },
+    /// An event ended without a restore: the next event's plan took over from the
+    /// fleet as it was.
+    TakenOver {
+        /// The event that ended.
+        event_id: u64,
+    },
+    /// Waiting obligations whose windows ended before they could run.
+    WaitingExpired {
+        /// How many.
+        count: usize,
+    },
+    /// A waiting obligation could not be planned when its turn came; the fleet restores.
+    HandOverFailed {
+        /// The event that was ending.
+        event_id: u64,
+    },
     /// The event's curtailment ended and restoration began.
     Restore {
         /// The event.
         event_id: u64,
-        /// Why (window end, shutdown, replaced by a newer event).
-        reason: String,
+        /// Why.
+        reason: RestoreReason,
+    },
+    /// Obligations dropped without running (by an operator's end or a shutdown).
+    ObligationsDropped {
+        /// Obligations that were waiting for the active event to end.
+        waiting: usize,
+        /// Events scheduled to start later.
+        scheduled: usize,
+    },
+    /// A paused job reached its pause budget (or its deadline) and was resumed.
+    PauseLimitReached {
+        /// The job.
+        job: JobId,
+    },
+    /// A job whose command had failed is confirmed back at its pre-event level.
+    JobRestored {
+        /// The job.
+        job: JobId,
+    },
+    /// Restores still unconfirmed when the retry grace ran out (the jobs stay in the
+    /// restore loop while the orchestrator runs).
+    RestoreIncomplete {
+        /// The jobs.
+        jobs: Vec<JobId>,
+        /// How long restores were retried.
+        #[serde(rename = "grace_s", with = "crate::program::seconds")]
+        grace: TimeDelta,
+    },
+    /// A device's telemetry could not be read in a sweep.
+    TelemetryFailed {
+        /// The device.
+        device: DeviceId,
+        /// The portable error kind.
+        kind: ErrorKind,
+        /// The backend's message.
+        error: String,
+    },
+    /// The signal source returned an error; reading resumes after a back-off.
+    SourceFailed {
+        /// Errors in a row.
+        consecutive: u32,
+        /// The source's error.
+        error: String,
+        /// When reading resumes.
+        #[serde(rename = "retry_in_s", with = "crate::program::seconds")]
+        retry_in: TimeDelta,
+    },
+    /// The signal source ended; active events run to their end.
+    SourceEnded,
+    /// The facility meter could not be read for an event's report.
+    MeterUnavailable {
+        /// The event.
+        event_id: u64,
+        /// Why.
+        error: String,
     },
     /// The M&V report of an event.
     Report {
@@ -156,15 +395,44 @@ pub enum AuditEvent {
         /// The report.
         report: Box<EventReport>,
     },
-    /// An error that did not stop the orchestrator.
-    Error {
-        /// What failed.
-        message: String,
+    /// A job joined the inventory while running.
+    JobAdded {
+        /// The job.
+        job: JobId,
     },
-    /// A free-form note (start-up, shutdown, source closed).
-    Note {
-        /// The text.
-        message: String,
+    /// A job's entry changed while running.
+    JobUpdated {
+        /// The job.
+        job: JobId,
+    },
+    /// A job left the inventory (given back first if it was curtailed).
+    JobRemoved {
+        /// The job.
+        job: JobId,
+    },
+    /// A job was removed while curtailed and its restore failed: it is out of every
+    /// plan, the retry loop drives it back, and it leaves (`job_removed`) once the
+    /// hardware confirms the restore.
+    JobLeaving {
+        /// The job.
+        job: JobId,
+    },
+    /// A device was registered while running.
+    DeviceAdded {
+        /// The device.
+        device: DeviceId,
+    },
+    /// A device was unregistered while running.
+    DeviceRemoved {
+        /// The device.
+        device: DeviceId,
+    },
+    /// The orchestrator stopped.
+    Stopped {
+        /// Why.
+        reason: StopReason,
+        /// Jobs whose restore could not be confirmed (empty when all were given back).
+        curtailed_left: Vec<JobId>,
     },
 }
 
@@ -371,6 +639,7 @@ impl Drop for AuditLog {
 /// An [`AuditRecord`] written from borrowed parts (same JSON).
 #[derive(Serialize)]
 struct RecordRef<'a> {
+    v: u32,
     seq: u64,
     at: &'a DateTime<Utc>,
     #[serde(flatten)]
@@ -394,7 +663,12 @@ fn write_loop(
                 Msg::Records { first, events } => {
                     for (seq, (at, event)) in (first..).zip(&events) {
                         line.clear();
-                        let record = RecordRef { seq, at, event };
+                        let record = RecordRef {
+                            v: AUDIT_SCHEMA,
+                            seq,
+                            at,
+                            event,
+                        };
                         if let Err(e) = serde_json::to_writer(&mut line, &record) {
                             fail(format!("cannot encode record {seq}: {e}"));
                             continue;
@@ -517,8 +791,8 @@ impl AuditReadback {
 /// use gridflex::audit::{read_audit_log, AuditProblem};
 ///
 /// let log = concat!(
-///     r#"{"seq":0,"at":"2025-08-14T16:00:00Z","event":"note","message":"started"}"#, "\n",
-///     r#"{"seq":1,"at":"2025-08-14T16:00:01Z","event":"no"#, // torn by a crash
+///     r#"{"v":2,"seq":0,"at":"2025-08-14T16:00:00Z","event":"started","jobs":3,"devices":24}"#, "\n",
+///     r#"{"v":2,"seq":1,"at":"2025-08-14T16:00:01Z","event":"sig"#, // torn by a crash
 /// );
 /// let back = read_audit_log(log.as_bytes())?;
 /// assert_eq!(back.records.len(), 1);
@@ -612,19 +886,17 @@ mod tests {
     fn gaps_in_sequence_are_errors() {
         let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
         let a = serde_json::to_string(&AuditRecord {
+            schema: AUDIT_SCHEMA,
             seq: 0,
             at: t,
-            event: AuditEvent::Note {
-                message: "a".into(),
-            },
+            event: note("a"),
         })
         .unwrap();
         let c = serde_json::to_string(&AuditRecord {
+            schema: AUDIT_SCHEMA,
             seq: 2,
             at: t,
-            event: AuditEvent::Note {
-                message: "c".into(),
-            },
+            event: note("c"),
         })
         .unwrap();
         let back = read_audit_log(format!("{a}\n{c}\n").as_bytes()).unwrap();
@@ -642,8 +914,9 @@ mod tests {
     }
 
     fn note(message: &str) -> AuditEvent {
-        AuditEvent::Note {
-            message: message.into(),
+        AuditEvent::MeterUnavailable {
+            event_id: 1,
+            error: message.into(),
         }
     }
 
@@ -661,7 +934,7 @@ mod tests {
         drop(log);
         // A crash mid-write: half a record, no line break.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"seq":3,"at":"2025-01-01T00:00:00Z","event":"no"#)
+        f.write_all(br#"{"v":2,"seq":3,"at":"2025-01-01T00:00:00Z","event":"me"#)
             .unwrap();
         drop(f);
         let back = read_audit_file(&path).unwrap();

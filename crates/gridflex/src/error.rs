@@ -47,6 +47,15 @@ pub enum GridflexError {
         #[source]
         source: HalError,
     },
+    /// A job id the orchestrator does not know.
+    #[error("job {job} is not in the inventory")]
+    UnknownJob {
+        /// The job.
+        job: JobId,
+    },
+    /// The orchestrator service has stopped (its handle can no longer reach it).
+    #[error("the orchestrator has stopped")]
+    Stopped,
     /// Writing or reading the audit log failed.
     #[error("audit log: {0}")]
     Audit(String),

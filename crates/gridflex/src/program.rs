@@ -390,30 +390,81 @@ impl Curtailment {
     }
 }
 
+/// The kind of a signal, as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SignalKind {
+    /// A price.
+    Price,
+    /// A demand-response dispatch.
+    Dispatch,
+    /// An emergency or conservation alert.
+    Alert,
+    /// A regulation set-point.
+    Regulation,
+    /// A kind of signal this version of gridflex has no rules for.
+    Other,
+}
+
+impl SignalKind {
+    /// The kind of `signal`.
+    pub fn of(signal: &GridSignal) -> Self {
+        match signal {
+            GridSignal::Price(_) => Self::Price,
+            GridSignal::Dispatch(_) => Self::Dispatch,
+            GridSignal::Alert(_) => Self::Alert,
+            GridSignal::Regulation(_) => Self::Regulation,
+            #[allow(unreachable_patterns)]
+            _ => Self::Other,
+        }
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Price => "price",
+            Self::Dispatch => "dispatch",
+            Self::Alert => "alert",
+            Self::Regulation => "regulation",
+            Self::Other => "unknown",
+        })
+    }
+}
+
 /// Why a signal was refused. Refused signals are logged, never executed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Refusal {
     /// The signal is for another market.
-    #[error("signal is for {got}, the site is in {expected}")]
+    #[error("signal is for {got}, the site is in {}", names(expected))]
     WrongMarket {
-        /// The site's market.
-        expected: String,
+        /// The site's markets.
+        expected: Vec<Market>,
         /// The signal's.
-        got: String,
+        got: Market,
     },
     /// No rule covers this kind of signal.
     #[error("no {signal} rule is configured")]
     NoRule {
         /// The kind of signal.
-        signal: String,
+        signal: SignalKind,
     },
     /// A dispatch under a program the site is not enrolled in.
-    #[error("not enrolled in program {program}")]
+    #[error("not enrolled in program {program:?}")]
     NotEnrolled {
-        /// The program, as text.
-        program: String,
+        /// The program.
+        program: Program,
+    },
+    /// A regulation signal of another kind than the one the site is enrolled in.
+    #[error("enrolled in {enrolled:?} regulation, the signal is {got:?}")]
+    WrongRegulation {
+        /// The enrolled kind.
+        enrolled: RegulationKind,
+        /// The signal's kind.
+        got: RegulationKind,
     },
     /// The target asks for more than the enrolled capacity.
     #[error("target reduction {requested} exceeds the enrolled {enrolled}")]
@@ -438,11 +489,61 @@ pub enum Refusal {
         /// Window start.
         start: DateTime<Utc>,
     },
-    /// A target form the rules cannot carry out.
-    #[error("unsupported target: {what}")]
+    /// A dispatch target form the rules cannot carry out.
+    #[error("unsupported dispatch target {target:?}")]
     UnsupportedTarget {
         /// What was asked.
-        what: String,
+        target: DispatchTarget,
+    },
+    /// A planner target form this version of the rules cannot check against the
+    /// enrolled capacity.
+    #[error("unsupported target {target:?}")]
+    UnsupportedPlannerTarget {
+        /// The target.
+        target: Target,
+    },
+}
+
+fn names(markets: &[Market]) -> String {
+    markets
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a signal needed no action.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IgnoreReason {
+    /// A price of another node or market run than the one the rule follows.
+    #[error("price for {node} {run:?} is not the followed node and run")]
+    NotFollowed {
+        /// The price's node.
+        node: PricingNodeId,
+        /// The price's run.
+        run: MarketRun,
+    },
+    /// A price below the strike (and below the release level while active).
+    #[error("LMP {lmp} is below the strike {strike}")]
+    BelowStrike {
+        /// The price.
+        lmp: Price,
+        /// The rule's strike.
+        strike: Price,
+    },
+    /// An alert at a level for which no facility cap is agreed.
+    #[error("no cap is agreed for {level:?}")]
+    NoCapForLevel {
+        /// The alert's level.
+        level: AlertLevel,
+    },
+    /// A regulation set-point while a curtailment event holds the fleet.
+    #[error("regulation is suspended while curtailment event {event_id} is active")]
+    RegulationSuspended {
+        /// The curtailment event.
+        event_id: u64,
     },
 }
 
@@ -453,10 +554,10 @@ pub enum Refusal {
 pub enum Decision {
     /// Curtail as described.
     Curtail(Curtailment),
-    /// Nothing to do (for example a price below the strike); the reason is logged.
+    /// Nothing to do (for example a price below the strike).
     Ignore {
         /// Why.
-        reason: String,
+        reason: IgnoreReason,
     },
     /// The signal is refused.
     Refuse(Refusal),
@@ -493,10 +594,9 @@ impl ProgramEngine {
         facility_power: Power,
     ) -> Decision {
         if !self.rules.markets.contains(&signal.market()) {
-            let expected: Vec<&str> = self.rules.markets.iter().map(|m| m.name()).collect();
             return Decision::Refuse(Refusal::WrongMarket {
-                expected: expected.join(", "),
-                got: signal.market().name().to_owned(),
+                expected: self.rules.markets.clone(),
+                got: signal.market(),
             });
         }
         match signal {
@@ -504,8 +604,9 @@ impl ProgramEngine {
             GridSignal::Dispatch(d) => self.dispatch(d, now, facility_power),
             GridSignal::Alert(a) => self.alert(a, now, facility_power),
             GridSignal::Regulation(r) => self.regulation(r, now),
+            #[allow(unreachable_patterns)]
             _ => Decision::Refuse(Refusal::NoRule {
-                signal: "unknown".into(),
+                signal: SignalKind::Other,
             }),
         }
     }
@@ -514,11 +615,7 @@ impl ProgramEngine {
         let requested = match target {
             Target::ReduceBy(p) => p,
             Target::FacilityCap(cap) => (facility_power - cap).max(Power::ZERO),
-            _ => {
-                return Err(Refusal::UnsupportedTarget {
-                    what: format!("{target:?}"),
-                });
-            }
+            _ => return Err(Refusal::UnsupportedPlannerTarget { target }),
         };
         if requested > self.rules.enrolled_reduction {
             return Err(Refusal::BeyondEnrolled {
@@ -573,15 +670,15 @@ impl ProgramEngine {
     fn price(&mut self, p: &PricePoint, now: DateTime<Utc>, facility_power: Power) -> Decision {
         let Some(rule) = &self.rules.price else {
             return Decision::Refuse(Refusal::NoRule {
-                signal: "price".into(),
+                signal: SignalKind::Price,
             });
         };
         if p.node != rule.node || p.run != rule.run {
             return Decision::Ignore {
-                reason: format!(
-                    "price for {} {:?} is not the followed node and run",
-                    p.node, p.run
-                ),
+                reason: IgnoreReason::NotFollowed {
+                    node: p.node.clone(),
+                    run: p.run,
+                },
             };
         }
         // A price for the interval that starts as the curtailment ends still continues it.
@@ -589,7 +686,10 @@ impl ProgramEngine {
         let triggers = p.lmp >= rule.strike || (active && p.lmp >= rule.release_below);
         if !triggers {
             return Decision::Ignore {
-                reason: format!("LMP {} is below the strike {}", p.lmp, rule.strike),
+                reason: IgnoreReason::BelowStrike {
+                    lmp: p.lmp,
+                    strike: rule.strike,
+                },
             };
         }
         let start = p.interval.start().max(now);
@@ -627,22 +727,18 @@ impl ProgramEngine {
     fn dispatch(&self, d: &DispatchEvent, now: DateTime<Utc>, facility_power: Power) -> Decision {
         let Some(rule) = &self.rules.dispatch else {
             return Decision::Refuse(Refusal::NoRule {
-                signal: "dispatch".into(),
+                signal: SignalKind::Dispatch,
             });
         };
         if !rule.programs.iter().any(|p| same_program(p, &d.program)) {
             return Decision::Refuse(Refusal::NotEnrolled {
-                program: format!("{:?}", d.program),
+                program: d.program.clone(),
             });
         }
         let target = match d.target {
             DispatchTarget::ReduceBy { power } => Target::ReduceBy(power),
             DispatchTarget::CapAt { power } => Target::FacilityCap(power),
-            other => {
-                return Decision::Refuse(Refusal::UnsupportedTarget {
-                    what: format!("{other:?}"),
-                });
-            }
+            other => return Decision::Refuse(Refusal::UnsupportedTarget { target: other }),
         };
         let window = match self.window(d.window.start(), d.window.end(), now) {
             Ok(w) => w,
@@ -658,7 +754,7 @@ impl ProgramEngine {
     fn alert(&self, a: &GridAlert, now: DateTime<Utc>, facility_power: Power) -> Decision {
         let Some(rule) = &self.rules.emergency else {
             return Decision::Refuse(Refusal::NoRule {
-                signal: "alert".into(),
+                signal: SignalKind::Alert,
             });
         };
         let level = a.level();
@@ -669,7 +765,7 @@ impl ProgramEngine {
             .max_by_key(|c| c.level)
         else {
             return Decision::Ignore {
-                reason: format!("no cap is agreed for {level:?}"),
+                reason: IgnoreReason::NoCapForLevel { level },
             };
         };
         let window = match self.window(a.window.start(), a.window.end(), now) {
@@ -692,12 +788,13 @@ impl ProgramEngine {
     fn regulation(&self, r: &RegulationSample, now: DateTime<Utc>) -> Decision {
         let Some(rule) = &self.rules.regulation else {
             return Decision::Refuse(Refusal::NoRule {
-                signal: "regulation".into(),
+                signal: SignalKind::Regulation,
             });
         };
         if r.kind != rule.kind {
-            return Decision::Refuse(Refusal::NotEnrolled {
-                program: format!("{:?} regulation", r.kind),
+            return Decision::Refuse(Refusal::WrongRegulation {
+                enrolled: rule.kind,
+                got: r.kind,
             });
         }
         let Some(end) = r.at.checked_add_signed(rule.hold) else {
@@ -941,7 +1038,10 @@ mod tests {
         ));
         assert!(matches!(
             e.evaluate(&rega, t(0), kw(600.0)),
-            Decision::Refuse(Refusal::NotEnrolled { .. })
+            Decision::Refuse(Refusal::WrongRegulation {
+                enrolled: RegulationKind::RegD,
+                got: RegulationKind::RegA
+            })
         ));
     }
 

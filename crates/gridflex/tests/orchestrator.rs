@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use gridflex::audit::{ActionOutcome, AuditEvent, AuditLog, AuditRecord, MemoryLog};
+use gridflex::audit::{ActionOutcome, AuditEvent, AuditLog, AuditRecord, MemoryLog, Replan};
 use gridflex::hal::ErrorKind;
 use gridflex::prelude::*;
-use gridflex::program::{Decision, Refusal};
+use gridflex::program::{Decision, IgnoreReason, Refusal};
 use gridflex::signals::source::channel;
 use gridflex::signals::{
     AlertKind, DispatchEvent, DispatchTarget, EventWindow, GridAlert, LeadTime, Program,
@@ -119,8 +119,8 @@ fn events(records: &[AuditRecord]) -> Vec<&'static str> {
             AuditEvent::Action { .. } => "action",
             AuditEvent::Restore { .. } => "restore",
             AuditEvent::Report { .. } => "report",
-            AuditEvent::Error { .. } => "error",
-            AuditEvent::Note { .. } => "note",
+            AuditEvent::Started { .. } => "started",
+            AuditEvent::Stopped { .. } => "stopped",
             _ => "other",
         })
         .collect()
@@ -309,11 +309,12 @@ async fn a_failing_device_is_reported_and_the_plan_re_solved() {
     });
     let (job, failures) = failed.expect("the failure is in the audit log");
     assert_eq!(job.as_str(), "pretrain");
-    assert_eq!(failures[0].kind, "DeviceLost");
+    assert_eq!(failures[0].kind, ErrorKind::DeviceLost);
     assert_eq!(failures[0].device.as_ref().unwrap(), &bad.info().id);
-    assert!(records.iter().any(
-        |r| matches!(&r.event, AuditEvent::Note { message } if message.contains("re-planned"))
-    ));
+    assert!(records.iter().any(|r| matches!(
+        &r.event,
+        AuditEvent::Replanned { reason: Replan::JobsFailed { jobs }, .. } if jobs[0].as_str() == "pretrain"
+    )));
     // The re-solved plan still meets the target without the failed job.
     let plans: Vec<_> = records
         .iter()
@@ -359,9 +360,11 @@ async fn a_source_that_dies_mid_event_still_gets_restored() {
         "max_event closes the open window"
     );
     let records = memory.records().unwrap();
-    assert!(records.iter().any(
-        |r| matches!(&r.event, AuditEvent::Note { message } if message.contains("source ended"))
-    ));
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r.event, AuditEvent::SourceEnded))
+    );
     // The restore starts once the window is over (the first resume waits for the ramp).
     let restore = records
         .iter()
@@ -475,7 +478,10 @@ async fn audit_log_round_trips_through_a_file() {
         .into_complete()
         .unwrap();
     assert!(records.len() > 5);
-    assert!(matches!(&records[0].event, AuditEvent::Note { .. }));
+    assert!(matches!(
+        &records[0].event,
+        AuditEvent::Started { jobs: 3, .. }
+    ));
     let report = records.iter().find_map(|r| match &r.event {
         AuditEvent::Report { report, .. } => Some(report.clone()),
         _ => None,
@@ -522,7 +528,17 @@ async fn regulation_yields_to_a_curtailment_event() {
         .records()
         .unwrap()
         .iter()
-        .filter(|r| matches!(&r.event, AuditEvent::Decision { decision: Decision::Ignore { reason }, .. } if reason.contains("regulation is suspended")))
+        .filter(|r| {
+            matches!(
+                &r.event,
+                AuditEvent::Decision {
+                    decision: Decision::Ignore {
+                        reason: IgnoreReason::RegulationSuspended { .. }
+                    },
+                    ..
+                }
+            )
+        })
         .count();
     assert!(ignored > 100, "{ignored}");
 }
@@ -560,9 +576,13 @@ async fn shutdown_before_a_scheduled_dispatch_starts_actuates_nothing() {
     assert!(o.reports().is_empty());
     let records = memory.records().unwrap();
     assert!(!events(&records).contains(&"action"));
-    assert!(records.iter().any(
-        |r| matches!(&r.event, AuditEvent::Note { message } if message.contains("1 scheduled event(s) not started"))
-    ));
+    assert!(records.iter().any(|r| matches!(
+        r.event,
+        AuditEvent::ObligationsDropped {
+            scheduled: 1,
+            waiting: 0
+        }
+    )));
 }
 
 fn dispatch(id: &str, issued: DateTime<Utc>, minutes: i64, reduce_kw: f64) -> GridSignal {
@@ -614,7 +634,11 @@ async fn a_stricter_event_takes_over_and_the_interrupted_one_resumes() {
     // The fleet never went back up between the price event and the resumed dispatch:
     // the price event hands over without a restore.
     let records = memory.records().unwrap();
-    assert!(records.iter().any(|r| matches!(&r.event, AuditEvent::Note { message } if message.contains("ends: a newer event takes over"))));
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r.event, AuditEvent::TakenOver { event_id: 1 }))
+    );
     let handover = start + TimeDelta::minutes(25);
     assert!(
         !records
@@ -650,7 +674,9 @@ async fn a_looser_event_waits_for_the_stricter_one() {
     );
     assert_eq!(o.reports()[1].window.end(), start + TimeDelta::minutes(45));
     let records = memory.records().unwrap();
-    assert!(records.iter().any(
-        |r| matches!(&r.event, AuditEvent::Note { message } if message.contains("waits: event 1"))
-    ));
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r.event, AuditEvent::Waiting { behind: 1, .. }))
+    );
 }

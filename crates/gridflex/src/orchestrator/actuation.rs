@@ -248,11 +248,11 @@ impl<C: Clock> Orchestrator<C> {
             for &j in &new_failures {
                 self.fail(j, now);
             }
-            let reason = format!(
-                "{} job(s) failed and are being restored",
-                new_failures.len()
-            );
-            self.replan(id, &reason).await;
+            let jobs = new_failures
+                .iter()
+                .map(|&j| JobId::clone(&self.jobs[j].id))
+                .collect();
+            self.replan(id, Replan::JobsFailed { jobs }).await;
         }
         commands
     }
@@ -409,7 +409,11 @@ mod tests {
         let d = diff(&want, &state, false, |j| j != 1);
         assert_eq!(
             d.caps,
-            vec![(0, Some(w(300.0))), (1, Some(w(500.0))), (2, Some(w(550.0)))]
+            vec![
+                (0, Some(w(300.0))),
+                (1, Some(w(500.0))),
+                (2, Some(w(550.0)))
+            ]
         );
         assert_eq!(d.controls, vec![(0, true)]);
     }

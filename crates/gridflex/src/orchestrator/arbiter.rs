@@ -37,21 +37,18 @@ impl<C: Clock> Orchestrator<C> {
             .map(|a| (&a.curtailment, a.restoring, a.plan.baseline));
         match arbitrate(active, &c) {
             Admission::Wait { holder_cap, cap } => {
-                let (id, cause) = self
+                let (behind, at) = self
                     .active
                     .as_ref()
-                    .map(|a| (a.id, a.curtailment.cause.clone()))
-                    .unwrap_or((0, Cause::Regulation));
-                let note = format!(
-                    "{} waits: event {id} ({cause}) holds a stricter cap ({holder_cap:.0} against {cap:.0})",
-                    c.cause
-                );
-                let at = self
-                    .active
-                    .as_ref()
-                    .map_or(now, |a| a.curtailment.window.end());
+                    .map_or((0, now), |a| (a.id, a.curtailment.window.end()));
+                let record = AuditEvent::Waiting {
+                    cause: c.cause.clone(),
+                    behind,
+                    cap,
+                    holder_cap,
+                };
                 self.waiting.push((c, market));
-                self.log(AuditEvent::Note { message: note });
+                self.log(record);
                 return Handled::Scheduled { at };
             }
             Admission::TakeOver => {
@@ -62,12 +59,12 @@ impl<C: Clock> Orchestrator<C> {
                         window: rest,
                         ..a.curtailment.clone()
                     };
-                    let note = format!(
-                        "event {} ({}) waits behind a stricter {}",
-                        a.id, a.curtailment.cause, c.cause
-                    );
+                    let record = AuditEvent::Interrupted {
+                        event_id: a.id,
+                        by: c.cause.clone(),
+                    };
                     self.waiting.push((interrupted, a.market));
-                    self.log(AuditEvent::Note { message: note });
+                    self.log(record);
                 }
             }
             Admission::Start | Admission::Update => {}
@@ -86,11 +83,9 @@ impl<C: Clock> Orchestrator<C> {
         let before = self.waiting.len();
         self.waiting.retain(|(c, _)| c.window.end() > now);
         if self.waiting.len() < before {
-            let message = format!(
-                "{} waiting obligation(s) ended before they could run",
-                before - self.waiting.len()
-            );
-            self.log(AuditEvent::Note { message });
+            self.log(AuditEvent::WaitingExpired {
+                count: before - self.waiting.len(),
+            });
         }
         let best = strictest(&self.waiting, baseline)?;
         let (c, market) = self.waiting.swap_remove(best);
@@ -122,8 +117,9 @@ impl<C: Clock> Orchestrator<C> {
             Ok(p) => Arc::new(p),
             Err(e) => {
                 let id = self.active.as_ref().map_or(self.next_event + 1, |a| a.id);
-                self.log(AuditEvent::Error {
-                    message: format!("planning event {id}: {e}"),
+                self.log(AuditEvent::PlanFailed {
+                    event_id: id,
+                    error: e.to_string(),
                 });
                 return Handled::Refused;
             }
@@ -134,7 +130,7 @@ impl<C: Clock> Orchestrator<C> {
             a
         } else {
             if let Some(prev) = self.active.as_ref().map(|a| a.id) {
-                self.retire(prev, "a newer event takes over");
+                self.retire(prev);
             }
             self.next_event += 1;
             self.next_event

@@ -49,6 +49,15 @@ pub struct OrchestratorOptions {
         default = "default_restore_grace"
     )]
     pub restore_grace: TimeDelta,
+    /// How many finished reports are kept for [`Orchestrator::take_reports`] (the
+    /// newest; default 64). Every report is also in the audit log and is sent to the
+    /// live handle's report subscribers; this bounds memory in a long-running service.
+    #[serde(default = "default_keep_reports")]
+    pub keep_reports: usize,
+}
+
+fn default_keep_reports() -> usize {
+    64
 }
 
 pub(super) fn default_retry_initial() -> TimeDelta {
@@ -75,6 +84,7 @@ impl Default for OrchestratorOptions {
             retry_initial: default_retry_initial(),
             retry_max: default_retry_max(),
             restore_grace: default_restore_grace(),
+            keep_reports: default_keep_reports(),
         }
     }
 }
@@ -185,18 +195,10 @@ impl<C: Clock> OrchestratorBuilder<C> {
             .enumerate()
             .map(|(j, b)| (b.entry.id.as_str().to_owned(), j))
             .collect();
-        let job_max = jobs
-            .iter()
-            .map(|b| {
-                b.devices
-                    .iter()
-                    .map(|d| d.device.info().limit_at_discovery)
-                    .reduce(Power::min)
-                    .unwrap_or(Power::ZERO)
-            })
-            .collect();
+        let job_max = jobs.iter().map(job_top).collect();
         let ramp = RampRate::per_second(rules.restore_ramp_per_s)?;
         let meter_step = self.options.meter_step;
+        let keep_reports = self.options.keep_reports.max(1);
         Ok(Orchestrator {
             clock: self.clock,
             engine: ProgramEngine::new(rules)?,
@@ -218,6 +220,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             next_sweep: None,
             capture: None,
             reports: Vec::new(),
+            report_tx: broadcast::channel(keep_reports).0,
             ended: Vec::new(),
             deferred_plans: Vec::new(),
             deferred: Vec::new(),

@@ -67,13 +67,14 @@ impl<C: Clock> Orchestrator<C> {
                     value: s.power,
                 })
             });
-            capture.samples = gridflex_mv::response::sum_on_grid(streams, self.options.capture_step)
-                .into_iter()
-                .map(|s| Sample {
-                    at: s.at,
-                    value: self.facility.facility_power(s.value),
-                })
-                .collect();
+            capture.samples =
+                gridflex_mv::response::sum_on_grid(streams, self.options.capture_step)
+                    .into_iter()
+                    .map(|s| Sample {
+                        at: s.at,
+                        value: self.facility.facility_power(s.value),
+                    })
+                    .collect();
         }
         capture.samples.sort_by_key(|s| s.at);
         capture.samples.dedup_by_key(|s| s.at);

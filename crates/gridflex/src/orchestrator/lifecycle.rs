@@ -11,11 +11,11 @@ pub(super) struct Ended {
 
 impl<C: Clock> Orchestrator<C> {
     /// Ends an event now: cancels its remaining stages and restores everything at once.
-    pub(super) async fn end_event(&mut self, id: u64, reason: &str) {
+    pub(super) async fn end_event(&mut self, id: u64, reason: RestoreReason) {
         self.cut_window(id);
         self.log(AuditEvent::Restore {
             event_id: id,
-            reason: reason.to_owned(),
+            reason,
         });
         self.execute_stage(id, &[], true).await;
         self.finish_event(id).await;
@@ -36,11 +36,9 @@ impl<C: Clock> Orchestrator<C> {
 
     /// Ends an event without restoring: the next event's plan takes over from the fleet
     /// as it is. The ended event is reported over the part that ran.
-    pub(super) fn retire(&mut self, id: u64, reason: &str) {
+    pub(super) fn retire(&mut self, id: u64) {
         self.cut_window(id);
-        self.log(AuditEvent::Note {
-            message: format!("event {id} ends: {reason}"),
-        });
+        self.log(AuditEvent::TakenOver { event_id: id });
         self.close(id);
     }
 
@@ -83,8 +81,9 @@ impl<C: Clock> Orchestrator<C> {
         let meter = match self.meter.series() {
             Ok(m) => m,
             Err(e) => {
-                self.log(AuditEvent::Error {
-                    message: format!("meter of event {event_id}: {e}"),
+                self.log(AuditEvent::MeterUnavailable {
+                    event_id,
+                    error: e.to_string(),
                 });
                 None
             }
@@ -119,43 +118,63 @@ impl<C: Clock> Orchestrator<C> {
             event_id,
             report: Box::new(report.clone()),
         });
+        self.counts.events += 1;
+        // Kept for `take_reports` up to the bound (the newest), and sent to every
+        // subscriber; the audit log has them all.
+        let _ = self.report_tx.send(report.clone());
+        if self.reports.len() >= self.options.keep_reports {
+            let excess = self.reports.len() + 1 - self.options.keep_reports.max(1);
+            self.reports.drain(..excess.min(self.reports.len()));
+        }
         self.reports.push(report);
     }
 
-    /// Restores everything now (staggering is skipped: shutdown must finish), reports
-    /// every ended event, and drops anything scheduled.
-    pub async fn shutdown(&mut self, reason: &str) {
-        if let Some(id) = self.active.as_ref().map(|a| a.id) {
-            self.end_event(id, reason).await;
+    /// Ends the active event by operator order: everything is restored at once and
+    /// waiting obligations are dropped (events scheduled to start later still will).
+    /// Returns the event ended, if one was active.
+    pub async fn end_by_operator(&mut self) -> Option<u64> {
+        let id = self.active.as_ref().map(|a| a.id);
+        if let Some(id) = id {
+            self.end_event(id, RestoreReason::Operator).await;
         }
         if !self.waiting.is_empty() {
-            let message = format!(
-                "{} waiting obligation(s) dropped: {reason}",
-                self.waiting.len()
-            );
-            self.waiting.clear();
-            self.log(AuditEvent::Note { message });
-        }
-        let dropped = self.tasks.starts();
-        if dropped > 0 {
-            self.log(AuditEvent::Note {
-                message: format!("{dropped} scheduled event(s) not started: {reason}"),
+            self.log(AuditEvent::ObligationsDropped {
+                waiting: self.waiting.len(),
+                scheduled: 0,
             });
+            self.waiting.clear();
         }
+        self.emit_deferred();
+        id
+    }
+
+    /// Restores everything now (staggering is skipped: shutdown must finish), reports
+    /// every ended event, and drops anything scheduled. Returns the jobs whose restore
+    /// could not be confirmed within [`OrchestratorOptions::restore_grace`] (empty when
+    /// every job was given back).
+    pub async fn shutdown(&mut self, reason: StopReason) -> Vec<JobId> {
+        if let Some(id) = self.active.as_ref().map(|a| a.id) {
+            self.end_event(id, RestoreReason::Shutdown).await;
+        }
+        let (waiting, scheduled) = (self.waiting.len(), self.tasks.starts());
+        if waiting + scheduled > 0 {
+            self.log(AuditEvent::ObligationsDropped { waiting, scheduled });
+        }
+        self.waiting.clear();
         self.tasks.clear();
         if !self.state.iter().all(JobState::is_clean) {
-            self.converge(reason).await;
+            self.converge().await;
         }
         let ids: Vec<u64> = self.ended.iter().map(|e| e.active.id).collect();
         for id in ids {
             self.make_report(id);
         }
-        self.log(AuditEvent::Note {
-            message: format!(
-                "stopped: {reason}; curtailed jobs left: {}",
-                self.curtailed_jobs().len()
-            ),
+        let curtailed_left = self.curtailed_jobs();
+        self.log(AuditEvent::Stopped {
+            reason,
+            curtailed_left: curtailed_left.clone(),
         });
         self.emit_deferred();
+        curtailed_left
     }
 }

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
-use gridflex_core::{Interval, JobId, MarketZone, Power, Price};
-use gridflex_hal::{HalError, LimitChange, WorkloadControl};
+use gridflex_core::{DeviceId, Interval, JobId, MarketZone, Power, Price};
+use gridflex_hal::{HalError, LimitChange, WorkloadControl, WorkloadState};
 use gridflex_mv::response::Sample;
 use gridflex_planner::{
     Action, CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, Plan,
@@ -32,18 +32,23 @@ use gridflex_planner::{
 use gridflex_signals::source::SignalSource;
 use gridflex_signals::{GridSignal, Market};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::GridflexError;
-use crate::audit::{ActionOutcome, AuditEvent, AuditLog, Failure};
+use crate::audit::{
+    ActionOutcome, AuditEvent, AuditLog, Failure, Replan, RestoreReason, StopReason,
+};
 use crate::clock::Clock;
 use crate::inventory::{BoundJob, DeviceHandle, JobEntry, bind};
-use crate::program::{Cause, Curtailment, Decision, ProgramEngine, ProgramRules};
+use crate::program::{Cause, Curtailment, Decision, IgnoreReason, ProgramEngine, ProgramRules};
 use crate::report::{self, EventReport, MeterRecorder, RegulationInput, ReportInput};
 
 mod actuation;
 mod arbiter;
 mod builder;
 mod capture;
+mod handle;
+mod jobs;
 mod lifecycle;
 mod recovery;
 mod run;
@@ -54,6 +59,9 @@ mod state;
 use arbiter::Active;
 pub use builder::{OrchestratorBuilder, OrchestratorOptions};
 use capture::Capture;
+use handle::Order;
+pub use handle::{ActiveEvent, JobRemoval, JobStatus, OrchestratorHandle, Status};
+use jobs::job_top;
 use lifecycle::Ended;
 use schedule::{Schedule, Step, Task, ceil_to, delta};
 use state::{JobState, Level};
@@ -104,7 +112,10 @@ pub struct Orchestrator<C> {
     meter: MeterRecorder,
     next_sweep: Option<DateTime<Utc>>,
     capture: Option<Capture>,
+    /// Finished reports not yet taken (at most `options.keep_reports`, the newest).
     reports: Vec<EventReport>,
+    /// Every finished report, to subscribers of the live handle.
+    report_tx: broadcast::Sender<EventReport>,
     ended: Vec<Ended>,
     deferred_plans: Vec<(DateTime<Utc>, AuditEvent)>,
     deferred: Vec<(DateTime<Utc>, AuditEvent)>,

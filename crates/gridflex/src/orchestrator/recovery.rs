@@ -38,15 +38,18 @@ impl<C: Clock> Orchestrator<C> {
             st.unknown = true;
             st.retries = 0;
             self.fleet_cache = None;
-            self.schedule(now + self.options.retry_initial, Task::Retry {
+            self.schedule(
+                now + self.options.retry_initial,
+                Task::Retry {
                     job: self.jobs[j].id.clone(),
-                });
+                },
+            );
         }
     }
 
     /// Re-solves the active event from fresh telemetry and the fleet as it is (jobs in
     /// an unknown state pinned, budgets as left), replacing its remaining steps.
-    pub(super) async fn replan(&mut self, id: u64, reason: &str) {
+    pub(super) async fn replan(&mut self, id: u64, reason: Replan) {
         let Some(c) = self
             .active
             .as_ref()
@@ -64,8 +67,9 @@ impl<C: Clock> Orchestrator<C> {
         match self.plan(&c, now) {
             Ok(plan) => {
                 let plan = Arc::new(plan);
-                self.log(AuditEvent::Note {
-                    message: format!("event {id}: re-planned: {reason}"),
+                self.log(AuditEvent::Replanned {
+                    event_id: id,
+                    reason,
                 });
                 self.unschedule_event(id);
                 if let Some(a) = self.active.as_mut() {
@@ -74,8 +78,10 @@ impl<C: Clock> Orchestrator<C> {
                 Box::pin(self.execute_plan(id, &plan, now)).await;
                 self.defer(AuditEvent::Plan { event_id: id, plan });
             }
-            Err(e) => self.log(AuditEvent::Error {
-                message: format!("re-planning event {id}: {e}"),
+            Err(e) => self.log(AuditEvent::ReplanFailed {
+                event_id: id,
+                reason,
+                error: e.to_string(),
             }),
         }
     }
@@ -91,7 +97,12 @@ impl<C: Clock> Orchestrator<C> {
         let control = job.control.clone();
         let devices: Vec<_> = job.devices.iter().map(|d| d.device.clone()).collect();
         let resumed = match &control {
-            Some(c) => c.resume().await.map_err(|e| vec![Failure::of(None, &e)]),
+            Some(c) => match c.resume().await {
+                Ok(()) => Ok(()),
+                // A job whose processes have all exited holds nothing to give back.
+                Err(_) if matches!(c.status().await, Ok(WorkloadState::Exited)) => Ok(()),
+                Err(e) => Err(vec![Failure::of(None, &e)]),
+            },
             None => Ok(()),
         };
         let reads = join_all(devices.iter().map(|d| d.restore_power_limit())).await;
@@ -120,24 +131,30 @@ impl<C: Clock> Orchestrator<C> {
                 .checked_mul(1 << st.retries.min(20))
                 .unwrap_or(self.options.retry_max)
                 .min(self.options.retry_max);
-            self.schedule(now + wait, Task::Retry {
+            self.schedule(
+                now + wait,
+                Task::Retry {
                     job: self.jobs[j].id.clone(),
-                });
+                },
+            );
             ActionOutcome::Failed { failures }
         };
         self.log_resume(j, now, self.jobs[j].devices.len(), outcome);
         if ok {
             self.resumed(j, now);
             self.fleet_cache = None;
-            self.log(AuditEvent::Note {
-                message: format!("job {} restored after a failed command", self.jobs[j].id),
-            });
+            let job = JobId::clone(&self.jobs[j].id);
+            self.log(AuditEvent::JobRestored { job: job.clone() });
+            let reason = if self.state[j].leaving {
+                self.drop_job(j);
+                self.log(AuditEvent::JobRemoved { job: job.clone() });
+                Replan::JobRemoved { job }
+            } else {
+                Replan::JobBack { job }
+            };
             self.end_episode_if_restored();
-            // Back in a known state: the active event may use it again.
-            if let Some(id) = self.active.as_ref().filter(|a| !a.restoring).map(|a| a.id) {
-                let reason = format!("job {} is back", self.jobs[j].id);
-                self.replan(id, &reason).await;
-            }
+            // Back in a known state (or gone): the active event is re-planned.
+            self.replan_active(reason).await;
         }
         ok
     }
@@ -171,18 +188,11 @@ impl<C: Clock> Orchestrator<C> {
             }
         };
         self.state[j].last_command = Some(now);
-        self.log(AuditEvent::Note {
-            message: format!(
-                "job {} reached its pause limit and is resumed",
-                self.jobs[j].id
-            ),
-        });
+        let job = JobId::clone(&self.jobs[j].id);
+        self.log(AuditEvent::PauseLimitReached { job: job.clone() });
         self.log_resume(j, now, 1, outcome);
         self.fleet_cache = None;
-        if let Some(id) = self.active.as_ref().filter(|a| !a.restoring).map(|a| a.id) {
-            let reason = format!("job {} reached its pause limit", self.jobs[j].id);
-            self.replan(id, &reason).await;
-        }
+        self.replan_active(Replan::PauseLimit { job }).await;
     }
 
     /// Audits a resume of job `j` outside a plan's stages (a retry, a pause limit), on
@@ -232,18 +242,22 @@ impl<C: Clock> Orchestrator<C> {
     }
 
     /// Retries every job not yet confirmed at its pre-event level until all are, or
-    /// until `restore_grace` has passed; what is left is logged as an error (and stays
-    /// in [`Orchestrator::curtailed_jobs`]).
-    pub(super) async fn converge(&mut self, reason: &str) {
+    /// until `restore_grace` has passed; what is left is audited (and stays in
+    /// [`Orchestrator::curtailed_jobs`]).
+    pub(super) async fn converge(&mut self) {
         let give_up = self.clock.now() + self.options.restore_grace;
         let mut wait = self.options.retry_initial;
         loop {
             self.ensure_restored(0).await;
-            let left: Vec<usize> = (0..self.state.len())
+            // By id: a leaving job that is given back leaves, which moves the others.
+            let left: Vec<Arc<JobId>> = (0..self.state.len())
                 .filter(|&j| self.state[j].unknown)
+                .map(|j| self.jobs[j].id.clone())
                 .collect();
-            for j in left {
-                self.retry(j).await;
+            for job in left {
+                if let Some(&j) = self.job_index.get(job.as_str()) {
+                    self.retry(j).await;
+                }
             }
             self.emit_deferred();
             if self.state.iter().all(JobState::is_clean) {
@@ -252,17 +266,9 @@ impl<C: Clock> Orchestrator<C> {
             }
             let now = self.clock.now();
             if now >= give_up {
-                let left = self.curtailed_jobs();
-                self.log(AuditEvent::Error {
-                    message: format!(
-                        "{reason}: {} job(s) not confirmed restored after {}s of retries: {}",
-                        left.len(),
-                        self.options.restore_grace.num_seconds(),
-                        left.iter()
-                            .map(|j| j.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                self.log(AuditEvent::RestoreIncomplete {
+                    jobs: self.curtailed_jobs(),
+                    grace: self.options.restore_grace,
                 });
                 return;
             }

@@ -13,23 +13,41 @@ impl<C: Clock> Orchestrator<C> {
     /// shutdown. The source is read without ever dropping a read in flight (a timer
     /// firing never cancels a poll), and an error from it is logged and reading goes on
     /// after a back-off (1 s, doubling to 60 s): only `Ok(None)` ends intake.
+    ///
+    /// To keep running after the source ends, and to add jobs, query status or give
+    /// orders while it runs, use [`Orchestrator::spawn`] instead.
     pub async fn run<S, F>(&mut self, source: S, shutdown: F) -> Result<RunSummary, GridflexError>
+    where
+        S: SignalSource,
+        F: Future<Output = ()>,
+    {
+        self.serve(source, shutdown, None).await
+    }
+
+    /// The run loop of [`Orchestrator::run`] and of a spawned service (`orders` given):
+    /// a service keeps running when the source ends and stops on a shutdown order or
+    /// when every handle is dropped.
+    pub(super) async fn serve<S, F>(
+        &mut self,
+        source: S,
+        shutdown: F,
+        mut orders: Option<mpsc::Receiver<Order>>,
+    ) -> Result<RunSummary, GridflexError>
     where
         S: SignalSource,
         F: Future<Output = ()>,
     {
         use futures_util::StreamExt;
         enum Wake {
-            Shutdown,
+            Shutdown(StopReason),
             Due,
             Signal(Option<Result<Option<GridSignal>, gridflex_signals::SignalError>>),
+            Order(Order),
         }
-        self.log(AuditEvent::Note {
-            message: format!(
-                "orchestrator started: {} jobs on {} devices",
-                self.jobs.len(),
-                self.all_devices.len()
-            ),
+        let service = orders.is_some();
+        self.log(AuditEvent::Started {
+            jobs: self.jobs.len(),
+            devices: self.all_devices.len(),
         });
         self.sweep().await;
         self.next_sweep = Some(self.clock.now() + self.options.telemetry_step);
@@ -43,7 +61,8 @@ impl<C: Clock> Orchestrator<C> {
             }));
         let mut open = true;
         let mut source_errors = 0u32;
-        loop {
+        let mut stopped_by: Option<oneshot::Sender<Vec<JobId>>> = None;
+        let left = loop {
             if self.intake_after.is_some_and(|t| t <= self.clock.now()) {
                 self.intake_after = None;
             }
@@ -51,35 +70,48 @@ impl<C: Clock> Orchestrator<C> {
             let next = self.next_deadline();
             let wake = {
                 let sleep = self.clock.sleep_until(next);
+                let order = async {
+                    match orders.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     // A signal due at the same instant as a scheduled step goes first:
                     // a price that extends an event must arrive before its restore.
                     biased;
-                    () = &mut shutdown => Wake::Shutdown,
+                    () = &mut shutdown => Wake::Shutdown(StopReason::Requested),
+                    o = order, if service => match o {
+                        Some(Order::Shutdown { reply }) => {
+                            stopped_by = Some(reply);
+                            Wake::Shutdown(StopReason::Handle)
+                        }
+                        Some(o) => Wake::Order(o),
+                        None => Wake::Shutdown(StopReason::HandlesDropped),
+                    },
                     s = signals.next(), if reading => Wake::Signal(s),
                     () = sleep => Wake::Due,
                 }
             };
             match wake {
-                Wake::Shutdown => {
-                    self.shutdown("shutdown requested").await;
-                    break;
+                Wake::Shutdown(reason) => {
+                    let left = self.shutdown(reason).await;
+                    break left;
                 }
                 Wake::Due => self.run_due().await,
+                Wake::Order(order) => {
+                    // Replies are sent as each order is carried out; a shutdown is
+                    // answered above, once everything is restored.
+                    let _ = self.obey(order).await;
+                }
                 Wake::Signal(Some(Ok(Some(signal)))) => {
                     source_errors = 0;
-                    self.counts.signals += 1;
-                    match self.handle_signal(signal).await {
-                        Handled::Actuated { commands, .. } => self.counts.commands += commands,
-                        Handled::Refused => self.counts.refused += 1,
-                        _ => {}
-                    }
+                    let handled = self.handle_signal(signal).await;
+                    self.count(&handled);
                 }
                 Wake::Signal(None | Some(Ok(None))) => {
                     open = false;
-                    self.log(AuditEvent::Note {
-                        message: "signal source ended; active events run to their end".into(),
-                    });
+                    self.log(AuditEvent::SourceEnded);
                 }
                 Wake::Signal(Some(Err(e))) => {
                     source_errors = source_errors.saturating_add(1);
@@ -87,28 +119,37 @@ impl<C: Clock> Orchestrator<C> {
                         .min(TimeDelta::seconds(60));
                     self.counts.source_errors += 1;
                     self.intake_after = Some(self.clock.now() + wait);
-                    self.log(AuditEvent::Error {
-                        message: format!(
-                            "signal source failed ({source_errors} in a row): {e}; reading again in {}s",
-                            wait.num_seconds()
-                        ),
+                    self.log(AuditEvent::SourceFailed {
+                        consecutive: source_errors,
+                        error: e.to_string(),
+                        retry_in: wait,
                     });
                 }
             }
 
             self.emit_deferred();
             let only_retries = self.tasks.only_retries();
-            if !open && self.active.is_none() && only_retries && self.ended.is_empty() {
-                if !self.state.iter().all(JobState::is_clean) {
-                    self.converge("signal source ended").await;
-                }
-                break;
+            if !service && !open && self.active.is_none() && only_retries && self.ended.is_empty() {
+                break self.shutdown(StopReason::SourceEnded).await;
             }
-        }
+        };
         self.emit_deferred();
-        self.counts.events = self.reports.len();
-        self.audit.flush()?;
+        let flushed = self.audit.flush();
+        if let Some(reply) = stopped_by {
+            let _ = reply.send(left);
+        }
+        flushed?;
         Ok(self.counts.clone())
+    }
+
+    /// Counts a handled signal in the run's summary.
+    pub(super) fn count(&mut self, handled: &Handled) {
+        self.counts.signals += 1;
+        match handled {
+            Handled::Actuated { commands, .. } => self.counts.commands += commands,
+            Handled::Refused => self.counts.refused += 1,
+            _ => {}
+        }
     }
 
     /// Runs every task that is due, and the telemetry sweep when due.
@@ -170,18 +211,14 @@ impl<C: Clock> Orchestrator<C> {
                                     self.counts.commands += commands;
                                     return;
                                 }
-                                _ => self.log(AuditEvent::Note {
-                                    message: format!(
-                                        "event {event_id}: the waiting obligation could not be planned; restoring"
-                                    ),
-                                }),
+                                _ => self.log(AuditEvent::HandOverFailed { event_id }),
                             }
                         }
                         if let Some(a) = self.active.as_mut().filter(|a| a.id == event_id) {
                             a.restoring = true;
                             self.log(AuditEvent::Restore {
                                 event_id,
-                                reason: "window end".into(),
+                                reason: RestoreReason::WindowEnd,
                             });
                         }
                     }
@@ -241,7 +278,11 @@ impl<C: Clock> Orchestrator<C> {
                         power_of.insert(d.id().clone(), p);
                     }
                 }
-                Err(e) => errors.push(format!("telemetry of {}: {e} ({:?})", d.id(), e.kind())),
+                Err(e) => errors.push(AuditEvent::TelemetryFailed {
+                    device: d.id().clone(),
+                    kind: e.kind(),
+                    error: e.to_string(),
+                }),
             }
         }
         let mut it_power = Power::ZERO;
@@ -287,7 +328,7 @@ impl<C: Clock> Orchestrator<C> {
             self.meter.record(now, facility);
         }
         for e in errors {
-            self.log(AuditEvent::Error { message: e });
+            self.log(e);
         }
         self.emit_deferred();
     }

@@ -201,10 +201,19 @@ mod tests {
         s.push(at(1), Task::Report { event_id: 1 });
         s.push(at(1), Task::CaptureEnd { event_id: 1 });
         assert_eq!(s.next_at(), Some(at(1)));
-        assert!(matches!(s.pop_due(at(1)), Some(Task::Report { event_id: 1 })));
-        assert!(matches!(s.pop_due(at(1)), Some(Task::CaptureEnd { event_id: 1 })));
+        assert!(matches!(
+            s.pop_due(at(1)),
+            Some(Task::Report { event_id: 1 })
+        ));
+        assert!(matches!(
+            s.pop_due(at(1)),
+            Some(Task::CaptureEnd { event_id: 1 })
+        ));
         assert!(s.pop_due(at(4)).is_none(), "not due yet");
-        assert!(matches!(s.pop_due(at(9)), Some(Task::Report { event_id: 2 })));
+        assert!(matches!(
+            s.pop_due(at(9)),
+            Some(Task::Report { event_id: 2 })
+        ));
         assert_eq!(s.next_at(), None);
     }
 
@@ -223,8 +232,14 @@ mod tests {
         assert_eq!(s.len(), 2);
         s.drop_job(&JobId::new("a").unwrap_or_else(|e| panic!("{e}")));
         assert_eq!(s.len(), 1);
-        assert!(matches!(s.pop_due(at(9)), Some(Task::Report { event_id: 1 })));
-        assert!(s.only_retries(), "an empty schedule holds nothing but retries");
+        assert!(matches!(
+            s.pop_due(at(9)),
+            Some(Task::Report { event_id: 1 })
+        ));
+        assert!(
+            s.only_retries(),
+            "an empty schedule holds nothing but retries"
+        );
     }
 
     #[test]
@@ -274,7 +289,14 @@ mod tests {
         let offsets: Vec<_> = steps.iter().map(|s| s.offset(&plan)).collect();
         assert_eq!(
             offsets,
-            vec![ms(0), ms(50), ms(60_000), ms(60_000), ms(61_000), ms(61_000)]
+            vec![
+                ms(0),
+                ms(50),
+                ms(60_000),
+                ms(60_000),
+                ms(61_000),
+                ms(61_000)
+            ]
         );
     }
 }

@@ -38,14 +38,15 @@ impl<C: Clock> Orchestrator<C> {
         let curtailing = self
             .active
             .as_ref()
-            .is_some_and(|a| !a.restoring && !matches!(a.curtailment.cause, Cause::Regulation));
-        let decision = match decision {
-            Decision::Curtail(c) if curtailing && matches!(c.cause, Cause::Regulation) => {
+            .filter(|a| !a.restoring && !matches!(a.curtailment.cause, Cause::Regulation))
+            .map(|a| a.id);
+        let decision = match (decision, curtailing) {
+            (Decision::Curtail(c), Some(event_id)) if matches!(c.cause, Cause::Regulation) => {
                 Decision::Ignore {
-                    reason: "regulation is suspended while a curtailment event is active".into(),
+                    reason: IgnoreReason::RegulationSuspended { event_id },
                 }
             }
-            other => other,
+            (other, _) => other,
         };
         let outcome = match &decision {
             Decision::Curtail(c) if c.window.start() > now => {

@@ -44,6 +44,8 @@ pub(super) struct JobState {
     pub(super) retries: u32,
     /// When the job was last commanded: its demand is learnt again only once it settled.
     pub(super) last_command: Option<DateTime<Utc>>,
+    /// The job was removed while curtailed: it leaves once its restore is confirmed.
+    pub(super) leaving: bool,
 }
 
 impl Default for Level {
