@@ -85,7 +85,9 @@ pub mod prelude {
     pub use crate::audit::{AuditEvent, AuditLog, AuditRecord};
     pub use crate::clock::{Clock, TokioClock};
     pub use crate::inventory::{DeviceHandle, JobEntry};
-    pub use crate::orchestrator::{Orchestrator, OrchestratorOptions, ctrl_c};
+    pub use crate::orchestrator::{
+        Handled, Orchestrator, OrchestratorHandle, OrchestratorOptions, ctrl_c,
+    };
     pub use crate::program::{
         Decision, DispatchRule, EmergencyRule, LevelCap, PriceRule, ProgramEngine, ProgramRules,
         RegulationRule,

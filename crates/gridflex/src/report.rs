@@ -42,8 +42,9 @@ pub struct EventReport {
 /// Baseline and delivered reduction of an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// The baseline method (`mbma`: the meter interval before the instruction).
-    pub method: String,
+    /// The baseline method (in JSON its kebab-case name, for example `mbma`: the
+    /// meter interval before the instruction).
+    pub method: gridflex_mv::baseline::Method,
     /// Mean baseline over the event.
     pub baseline: Power,
     /// Mean metered power over the event.
@@ -264,7 +265,7 @@ fn delivery(
         }
     };
     Ok(Delivery {
-        method: "mbma".into(),
+        method: gridflex_mv::baseline::Method::Mbma,
         baseline,
         actual,
         delivered: reduction.mean_settled,
