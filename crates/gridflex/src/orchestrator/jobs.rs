@@ -124,6 +124,15 @@ impl<C: Clock> Orchestrator<C> {
         self.job_max.remove(j);
         self.tasks.drop_job(&job.id);
         self.unassigned.extend(job.devices);
+        // Its devices were given back just now: their telemetry still averages the
+        // curtailed draw. The event is re-planned again once they have settled.
+        if self.active.as_ref().is_some_and(|a| !a.restoring) {
+            let at = self.clock.now() + SETTLE;
+            let reason = Replan::JobRemoved {
+                job: JobId::clone(&job.id),
+            };
+            self.schedule(at, Task::Replan { reason });
+        }
         self.job_index = self
             .jobs
             .iter()
@@ -190,6 +199,10 @@ impl<C: Clock> Orchestrator<C> {
         }
     }
 }
+
+/// How long a device given back takes to read its uncurtailed draw again: the
+/// averaged telemetry (1 s on NVML and the simulator) after the restore transient.
+pub(super) const SETTLE: TimeDelta = TimeDelta::seconds(3);
 
 /// The lowest limit found at discovery among a job's devices: a cap at or above it is
 /// a restore.

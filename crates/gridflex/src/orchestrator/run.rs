@@ -243,6 +243,7 @@ impl<C: Clock> Orchestrator<C> {
                 }
             }
             Task::Report { event_id } => self.make_report(event_id),
+            Task::Replan { reason } => self.replan_active(reason).await,
             Task::CaptureEnd { event_id } => self.finish_capture(event_id).await,
             Task::CapturePoll { event_id } => {
                 let now = self.clock.now();

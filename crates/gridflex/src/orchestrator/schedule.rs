@@ -25,6 +25,11 @@ pub(super) enum Task {
     CapturePoll {
         event_id: u64,
     },
+    /// Re-plan the active event once devices a job released have settled at their
+    /// uncurtailed draw (the re-plan made at the release saw them still ramping).
+    Replan {
+        reason: Replan,
+    },
     /// Drive a job whose command failed back to its pre-event level.
     Retry {
         job: Arc<JobId>,
