@@ -1,4 +1,4 @@
-//! Signal arrival -> every actuation command issued, on 1,000 simulated GPUs.
+//! Signal arrival -> every actuation command issued, on 1,000 and 10,000 simulated GPUs.
 //!
 //! Time is paused (tokio virtual time), so the simulator's physics never advances
 //! during a measurement: what is timed is the rules, the planner, the fan-out of
@@ -28,11 +28,11 @@ fn kw(v: f64) -> Power {
     Power::kilowatts(v).unwrap_or(Power::ZERO)
 }
 
-/// 1,000 GPUs: 25 critical inference jobs of 8, 50 flexible training jobs of 12, 25
-/// deferrable batch jobs of 8.
-fn jobs() -> Vec<JobPlan> {
+/// 1,000 GPUs per `scale`: 25 critical inference jobs of 8, 50 flexible training jobs
+/// of 12, 25 deferrable batch jobs of 8.
+fn jobs(scale: usize) -> Vec<JobPlan> {
     let mut plans = Vec::new();
-    for i in 0..25 {
+    for i in 0..25 * scale {
         plans.push(JobPlan::new(
             format!("infer-{i}"),
             8,
@@ -40,7 +40,7 @@ fn jobs() -> Vec<JobPlan> {
             WorkloadKind::Inference,
         ));
     }
-    for i in 0..50 {
+    for i in 0..50 * scale {
         let class = JobClass::Flexible {
             floor: 0.5,
             max_pause: Duration::from_secs(600),
@@ -52,7 +52,7 @@ fn jobs() -> Vec<JobPlan> {
             WorkloadKind::Pretraining,
         ));
     }
-    for i in 0..25 {
+    for i in 0..25 * scale {
         let class = JobClass::Deferrable {
             deadline: t0() + TimeDelta::hours(8),
         };
@@ -66,20 +66,21 @@ fn jobs() -> Vec<JobPlan> {
     plans
 }
 
-fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
+fn bench_case(c: &mut Criterion, name: &str, scale: usize, response: TimeDelta) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let facility = SimulatedFacility::build(t0(), &jobs()).unwrap_or_else(|e| panic!("{e}"));
+    let facility = SimulatedFacility::build(t0(), &jobs(scale)).unwrap_or_else(|e| panic!("{e}"));
     let node = PricingNodeId::new("TH_SP15_GEN-APND").unwrap_or_else(|e| panic!("{e}"));
-    let mut rules = ProgramRules::new(Market::Caiso, kw(500.0));
+    let size = scale as f64;
+    let mut rules = ProgramRules::new(Market::Caiso, kw(500.0 * size));
     let mut price = PriceRule::new(
         node.clone(),
         MarketRun::CaisoRtm,
         Price::per_megawatt_hour(300.0).unwrap_or_default(),
-        kw(500.0),
+        kw(500.0 * size),
     );
     price.response_time = response;
     rules.price = Some(price);
@@ -87,7 +88,7 @@ fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
         let clock = facility.clock();
         let mut o = facility
             .orchestrator(clock)
-            .facility(FacilityModel::new(kw(20.0), 1.1).unwrap_or_else(|e| panic!("{e}")))
+            .facility(FacilityModel::new(kw(20.0 * size), 1.1).unwrap_or_else(|e| panic!("{e}")))
             .rules(rules)
             .audit(AuditLog::discard())
             .build()
@@ -113,11 +114,19 @@ fn orchestrator(c: &mut Criterion) {
     bench_case(
         c,
         "signal -> commands, 1,000 GPUs, caps (5 s response)",
+        1,
         TimeDelta::seconds(5),
     );
     bench_case(
         c,
         "signal -> commands, 1,000 GPUs, fast stage (20 ms response)",
+        1,
+        TimeDelta::milliseconds(20),
+    );
+    bench_case(
+        c,
+        "signal -> commands, 10,000 GPUs, fast stage (20 ms response)",
+        10,
         TimeDelta::milliseconds(20),
     );
 }

@@ -400,7 +400,11 @@ fn print_report(r: &EventReport) {
     if let Some(x) = &r.response {
         println!(
             "  response {:.0} -> {:.0}: t50 {:.1} ms, t90 {:.1} ms (samples every {:.0} ms)",
-            x.from, x.to, x.t50_ms, x.t90_ms, x.sample_period_ms
+            x.from,
+            x.to,
+            ms(x.t50),
+            ms(x.t90),
+            ms(x.sample_period)
         );
     }
     if let Some(g) = &r.regulation {
@@ -504,4 +508,8 @@ fn chart(
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+fn ms(d: TimeDelta) -> f64 {
+    gridflex::core::units::seconds_f64(d) * 1e3
 }

@@ -994,3 +994,332 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// One record of every variant, checked against `docs/audit.md`: the schema page shows
+/// exactly what this build writes. With `GRIDFLEX_PRINT_AUDIT_EXAMPLES=1` the test
+/// prints the lines instead of failing, to update the page.
+#[cfg(test)]
+mod schema {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+    use gridflex_core::{Energy, Interval, MarketZone, Price, PricingNodeId};
+    use gridflex_planner::{AllocationMethod, JobOutcome, JobState, Objective, Stage, Target};
+    use gridflex_signals::{MarketRun, PricePoint, Program};
+
+    use super::*;
+    use crate::program::{Curtailment, IgnoreReason};
+    use crate::report::{Delivery, EventReport, Response};
+
+    fn kw(v: f64) -> Power {
+        Power::kilowatts(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn job(id: &str) -> JobId {
+        JobId::new(id).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The name serde writes for a variant; the match has no wildcard, so a new
+    /// variant fails to compile here until it has an example below.
+    fn name(e: &AuditEvent) -> &'static str {
+        match e {
+            AuditEvent::Started { .. } => "started",
+            AuditEvent::Signal { .. } => "signal",
+            AuditEvent::Decision { .. } => "decision",
+            AuditEvent::Refused { .. } => "refused",
+            AuditEvent::Plan { .. } => "plan",
+            AuditEvent::PlanUpdate { .. } => "plan_update",
+            AuditEvent::PlanFailed { .. } => "plan_failed",
+            AuditEvent::Replanned { .. } => "replanned",
+            AuditEvent::ReplanFailed { .. } => "replan_failed",
+            AuditEvent::Action { .. } => "action",
+            AuditEvent::Waiting { .. } => "waiting",
+            AuditEvent::Interrupted { .. } => "interrupted",
+            AuditEvent::TakenOver { .. } => "taken_over",
+            AuditEvent::WaitingExpired { .. } => "waiting_expired",
+            AuditEvent::HandOverFailed { .. } => "hand_over_failed",
+            AuditEvent::Restore { .. } => "restore",
+            AuditEvent::ObligationsDropped { .. } => "obligations_dropped",
+            AuditEvent::PauseLimitReached { .. } => "pause_limit_reached",
+            AuditEvent::JobRestored { .. } => "job_restored",
+            AuditEvent::RestoreIncomplete { .. } => "restore_incomplete",
+            AuditEvent::TelemetryFailed { .. } => "telemetry_failed",
+            AuditEvent::SourceFailed { .. } => "source_failed",
+            AuditEvent::SourceEnded => "source_ended",
+            AuditEvent::MeterUnavailable { .. } => "meter_unavailable",
+            AuditEvent::Report { .. } => "report",
+            AuditEvent::JobAdded { .. } => "job_added",
+            AuditEvent::JobUpdated { .. } => "job_updated",
+            AuditEvent::JobRemoved { .. } => "job_removed",
+            AuditEvent::JobLeaving { .. } => "job_leaving",
+            AuditEvent::DeviceAdded { .. } => "device_added",
+            AuditEvent::DeviceRemoved { .. } => "device_removed",
+            AuditEvent::Stopped { .. } => "stopped",
+        }
+    }
+
+    fn examples() -> Vec<AuditEvent> {
+        let t = Utc.with_ymd_and_hms(2025, 8, 14, 20, 0, 0).unwrap();
+        let node = PricingNodeId::new("TH_SP15_GEN-APND").unwrap_or_else(|e| panic!("{e}"));
+        let window = Interval::new(t, t + TimeDelta::minutes(30)).unwrap_or_else(|e| panic!("{e}"));
+        let price = Price::per_megawatt_hour(912.5).unwrap_or_else(|e| panic!("{e}"));
+        let cause = Cause::Price {
+            node: node.clone(),
+            run: MarketRun::CaisoRtm,
+            lmp: price,
+        };
+        let dispatch = Cause::Dispatch {
+            id: "PDR-0814".into(),
+            program: Program::CaisoPdr,
+        };
+        let train = Arc::new(job("train"));
+        let cap = Action::SetCap {
+            job: train.clone(),
+            cap_per_gpu: Power::watts(420.0).unwrap_or_else(|e| panic!("{e}")),
+        };
+        let plan = Plan {
+            target: kw(600.0),
+            baseline: kw(735.0),
+            predicted_power: kw(598.5),
+            power_at_response: kw(598.5),
+            shortfall: None,
+            response_shortfall: None,
+            objective: Objective {
+                weighted_throughput_lost: 57.6,
+                weighted_throughput_total: 1000.0,
+                lower_bound: 57.6,
+                method: AllocationMethod::Exact,
+            },
+            stages: vec![Stage {
+                offset: Duration::ZERO,
+                actions: vec![cap.clone()],
+                predicted_power: kw(598.5),
+                peak_power: kw(598.5),
+            }],
+            jobs: vec![JobOutcome {
+                job: train.clone(),
+                state: JobState::Running,
+                cap_per_gpu: Some(Power::watts(420.0).unwrap_or_else(|e| panic!("{e}"))),
+                power_per_gpu: Power::watts(420.0).unwrap_or_else(|e| panic!("{e}")),
+                throughput: 0.88,
+                weighted_throughput_lost: 57.6,
+            }],
+            restore_start: Duration::from_secs(1800),
+            restore: vec![Stage {
+                offset: Duration::from_secs(1800),
+                actions: vec![Action::SetCap {
+                    job: train.clone(),
+                    cap_per_gpu: Power::watts(700.0).unwrap_or_else(|e| panic!("{e}")),
+                }],
+                predicted_power: kw(735.0),
+                peak_power: kw(735.0),
+            }],
+        };
+        let report = EventReport {
+            event_id: 1,
+            cause: cause.clone(),
+            window,
+            target: kw(600.0),
+            predicted: kw(598.5),
+            shortfall: None,
+            delivery: Some(Delivery {
+                method: gridflex_mv::baseline::Method::Mbma,
+                baseline: kw(735.0),
+                actual: kw(599.1),
+                delivered: kw(135.9),
+                energy: Energy::kilowatt_hours(67.95).unwrap_or_else(|e| panic!("{e}")),
+                credit: Some(gridflex_core::Money::usd(62.0).unwrap_or_else(|e| panic!("{e}"))),
+            }),
+            response: Some(Response {
+                from: kw(735.0),
+                to: kw(599.1),
+                t50: TimeDelta::milliseconds(12),
+                t90: TimeDelta::milliseconds(31),
+                sample_period: TimeDelta::milliseconds(20),
+            }),
+            regulation: None,
+            not_computed: Vec::new(),
+        };
+        let gpu = DeviceId::new("GPU-3f2a").unwrap_or_else(|e| panic!("{e}"));
+        let _ = MarketZone::Caiso;
+        vec![
+            AuditEvent::Started {
+                jobs: 100,
+                devices: 1000,
+            },
+            AuditEvent::Signal {
+                signal: GridSignal::Price(PricePoint::new(
+                    MarketRun::CaisoRtm,
+                    node.clone(),
+                    Interval::new(t, t + TimeDelta::minutes(5)).unwrap_or_else(|e| panic!("{e}")),
+                    price,
+                )),
+            },
+            AuditEvent::Decision {
+                event_id: Some(1),
+                decision: Decision::Curtail(Curtailment {
+                    cause: cause.clone(),
+                    target: Target::FacilityCap(kw(600.0)),
+                    window,
+                    response_time: TimeDelta::seconds(5),
+                }),
+            },
+            AuditEvent::Decision {
+                event_id: None,
+                decision: Decision::Ignore {
+                    reason: IgnoreReason::BelowStrike {
+                        lmp: Price::per_megawatt_hour(42.0).unwrap_or_else(|e| panic!("{e}")),
+                        strike: Price::per_megawatt_hour(300.0).unwrap_or_else(|e| panic!("{e}")),
+                    },
+                },
+            },
+            AuditEvent::Refused {
+                refusal: Refusal::BeyondEnrolled {
+                    requested: kw(800.0),
+                    enrolled: kw(500.0),
+                },
+            },
+            AuditEvent::Plan {
+                event_id: 1,
+                plan: Arc::new(plan),
+            },
+            AuditEvent::PlanUpdate {
+                event_id: 1,
+                target: kw(600.0),
+                predicted_power: kw(598.5),
+                shortfall: None,
+                window_end: t + TimeDelta::minutes(35),
+            },
+            AuditEvent::PlanFailed {
+                event_id: 2,
+                error: "invalid fleet: no telemetry yet (sweep first)".into(),
+            },
+            AuditEvent::Replanned {
+                event_id: 1,
+                reason: Replan::JobsFailed {
+                    jobs: vec![job("train")],
+                },
+            },
+            AuditEvent::ReplanFailed {
+                event_id: 1,
+                reason: Replan::PauseLimit { job: job("batch") },
+                error: "invalid fleet: no telemetry yet (sweep first)".into(),
+            },
+            AuditEvent::Action {
+                event_id: 1,
+                action: cap.clone(),
+                devices: 12,
+                outcome: ActionOutcome::Done {
+                    enforced_per_gpu: Some(Power::watts(420.0).unwrap_or_else(|e| panic!("{e}"))),
+                },
+            },
+            AuditEvent::Action {
+                event_id: 1,
+                action: cap,
+                devices: 12,
+                outcome: ActionOutcome::Failed {
+                    failures: vec![Failure {
+                        device: Some(gpu.clone()),
+                        kind: ErrorKind::DeviceLost,
+                        message: "device GPU-3f2a: lost".into(),
+                    }],
+                },
+            },
+            AuditEvent::Waiting {
+                cause: dispatch.clone(),
+                behind: 1,
+                cap: kw(650.0),
+                holder_cap: kw(600.0),
+            },
+            AuditEvent::Interrupted {
+                event_id: 1,
+                by: dispatch,
+            },
+            AuditEvent::TakenOver { event_id: 1 },
+            AuditEvent::WaitingExpired { count: 1 },
+            AuditEvent::HandOverFailed { event_id: 1 },
+            AuditEvent::Restore {
+                event_id: 1,
+                reason: RestoreReason::WindowEnd,
+            },
+            AuditEvent::ObligationsDropped {
+                waiting: 1,
+                scheduled: 0,
+            },
+            AuditEvent::PauseLimitReached { job: job("train") },
+            AuditEvent::JobRestored { job: job("train") },
+            AuditEvent::RestoreIncomplete {
+                jobs: vec![job("train")],
+                grace: TimeDelta::seconds(60),
+            },
+            AuditEvent::TelemetryFailed {
+                device: gpu.clone(),
+                kind: ErrorKind::Transient,
+                error: "device GPU-3f2a: timed out".into(),
+            },
+            AuditEvent::SourceFailed {
+                consecutive: 2,
+                error: "HTTP 503 from the feed".into(),
+                retry_in: TimeDelta::seconds(2),
+            },
+            AuditEvent::SourceEnded,
+            AuditEvent::MeterUnavailable {
+                event_id: 1,
+                error: "no meter interval recorded".into(),
+            },
+            AuditEvent::Report {
+                event_id: 1,
+                report: Box::new(report),
+            },
+            AuditEvent::JobAdded {
+                job: job("finetune"),
+            },
+            AuditEvent::JobUpdated {
+                job: job("finetune"),
+            },
+            AuditEvent::JobRemoved { job: job("batch") },
+            AuditEvent::JobLeaving { job: job("batch") },
+            AuditEvent::DeviceAdded {
+                device: gpu.clone(),
+            },
+            AuditEvent::DeviceRemoved { device: gpu },
+            AuditEvent::Stopped {
+                reason: StopReason::Handle,
+                curtailed_left: Vec::new(),
+            },
+        ]
+    }
+
+    #[test]
+    fn docs_show_one_record_of_every_variant_as_this_build_writes_it() {
+        let t = Utc.with_ymd_and_hms(2025, 8, 14, 20, 0, 0).unwrap();
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/audit.md"))
+                .unwrap_or_default();
+        let print = std::env::var_os("GRIDFLEX_PRINT_AUDIT_EXAMPLES").is_some();
+        let mut missing = Vec::new();
+        for (seq, event) in examples().into_iter().enumerate() {
+            let record = AuditRecord {
+                schema: AUDIT_SCHEMA,
+                seq: seq as u64,
+                at: t,
+                event,
+            };
+            let line = serde_json::to_string(&record).unwrap_or_default();
+            // Every example reads back as itself.
+            let back: AuditRecord =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(back, record);
+            let tag = format!("`{}`", name(&record.event));
+            if print {
+                println!("{tag}\n{line}");
+            } else if !doc.contains(&line) || !doc.contains(&tag) {
+                missing.push(tag);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/audit.md lacks the current example of {missing:?}; run with GRIDFLEX_PRINT_AUDIT_EXAMPLES=1 to print them"
+        );
+    }
+}

@@ -64,12 +64,15 @@ pub struct Response {
     pub from: Power,
     /// Facility power after the response settled.
     pub to: Power,
-    /// Time to 50 % of the step (interpolated), milliseconds.
-    pub t50_ms: f64,
-    /// Time to 90 % of the step (interpolated), milliseconds.
-    pub t90_ms: f64,
-    /// Sample spacing (the resolution of the figures), milliseconds.
-    pub sample_period_ms: f64,
+    /// Time to 50 % of the step (interpolated; JSON `t50_s`, seconds).
+    #[serde(rename = "t50_s", with = "crate::program::seconds")]
+    pub t50: TimeDelta,
+    /// Time to 90 % of the step (interpolated; JSON `t90_s`, seconds).
+    #[serde(rename = "t90_s", with = "crate::program::seconds")]
+    pub t90: TimeDelta,
+    /// Sample spacing, the resolution of the figures (JSON `sample_period_s`, seconds).
+    #[serde(rename = "sample_period_s", with = "crate::program::seconds")]
+    pub sample_period: TimeDelta,
 }
 
 /// Regulation performance of a regulation period.
@@ -203,9 +206,9 @@ pub(crate) fn build(input: ReportInput<'_>) -> EventReport {
                     report.response = Some(Response {
                         from: r.from,
                         to: r.to,
-                        t50_ms: ms(r.t50.interpolated),
-                        t90_ms: ms(r.t90.interpolated),
-                        sample_period_ms: ms(r.sample_period),
+                        t50: r.t50.interpolated,
+                        t90: r.t90.interpolated,
+                        sample_period: r.sample_period,
                     })
                 }
                 Err(e) => not_computed.push(format!("response time: {e}")),
@@ -214,10 +217,6 @@ pub(crate) fn build(input: ReportInput<'_>) -> EventReport {
     }
     report.not_computed = not_computed;
     report
-}
-
-fn ms(d: TimeDelta) -> f64 {
-    gridflex_core::units::seconds_f64(d) * 1e3
 }
 
 /// MBMA on the recorded meter, over the event window rounded out to the meter grid.

@@ -175,8 +175,11 @@ async fn price_spike_is_curtailed_measured_and_restored() {
     assert!(credit > 1.0 && credit < 5.0, "{credit}");
     assert!(report.not_computed.is_empty(), "{:?}", report.not_computed);
     let r = report.response.expect("response measured");
-    assert!(r.t50_ms < 40.0 && r.t90_ms < 100.0, "{r:?}");
-    assert!(r.sample_period_ms <= 25.0, "{r:?}");
+    assert!(
+        r.t50 < TimeDelta::milliseconds(40) && r.t90 < TimeDelta::milliseconds(100),
+        "{r:?}"
+    );
+    assert!(r.sample_period <= TimeDelta::milliseconds(25), "{r:?}");
 
     let records = memory.records().unwrap();
     let kinds = events(&records);
