@@ -41,6 +41,9 @@ pub(crate) fn signal_to_commands<C: Clock>(
             total
         })
     });
+    if samples.is_empty() {
+        return; // filtered out
+    }
     samples.sort();
     println!(
         "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations",
