@@ -375,53 +375,7 @@ fn print_timeline(records: &[AuditRecord]) {
 }
 
 fn print_report(r: &EventReport) {
-    println!("event {} | {} | {}", r.event_id, r.cause, r.window);
-    if !matches!(r.cause, Cause::Regulation) {
-        println!(
-            "  target {:.0}, planned {:.0}{}",
-            r.target,
-            r.predicted,
-            r.shortfall
-                .map_or(String::new(), |s| format!(", shortfall {s:.0}"))
-        );
-    }
-    if let Some(d) = &r.delivery {
-        println!(
-            "  baseline ({}) {:.0}, metered {:.0}: delivered {:.0}, {:.1}{}",
-            d.method,
-            d.baseline,
-            d.actual,
-            d.delivered,
-            d.energy,
-            d.credit
-                .map_or(String::new(), |c| format!(", energy credit {c}"))
-        );
-    }
-    if let Some(x) = &r.response {
-        println!(
-            "  response {:.0} -> {:.0}: t50 {:.1} ms, t90 {:.1} ms (samples every {:.0} ms)",
-            x.from,
-            x.to,
-            ms(x.t50),
-            ms(x.t90),
-            ms(x.sample_period)
-        );
-    }
-    if let Some(g) = &r.regulation {
-        println!(
-            "  regulation score {:.3} (accuracy {:.3}, delay {:.3}, precision {:.3}), mileage {:.1}{}",
-            g.composite,
-            g.accuracy,
-            g.delay,
-            g.precision,
-            g.mileage,
-            g.credit
-                .map_or(String::new(), |c| format!(", estimated credit {c}"))
-        );
-    }
-    for n in &r.not_computed {
-        println!("  not computed: {n}");
-    }
+    println!("{r}");
 }
 
 /// The recorded facility meter as `interval_start,kw` (the `mv` example's input).
@@ -508,8 +462,4 @@ fn chart(
         .draw()?;
     root.present()?;
     Ok(())
-}
-
-fn ms(d: TimeDelta) -> f64 {
-    gridflex::core::units::seconds_f64(d) * 1e3
 }

@@ -118,6 +118,32 @@ impl JobEntry {
         }
     }
 
+    /// An entry for the job `control` pauses and resumes, with its id taken from the
+    /// control (so it is written once), weight 1, the default curve for `kind` and
+    /// 125 W paused draw.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gridflex::core::{DeviceId, JobId};
+    /// use gridflex::hal::process::ProcessGroup;
+    /// use gridflex::inventory::JobEntry;
+    /// use gridflex::planner::{JobClass, WorkloadKind};
+    ///
+    /// let control = Arc::new(ProcessGroup::new(JobId::new("render-farm")?, [41_000, 41_001])?);
+    /// let entry = JobEntry::for_control(&*control, vec![DeviceId::new("GPU-0")?],
+    ///     JobClass::Critical { floor: 0.5 }, WorkloadKind::Inference);
+    /// assert_eq!(entry.id.as_str(), "render-farm");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_control(
+        control: &dyn WorkloadControl,
+        devices: Vec<DeviceId>,
+        class: JobClass,
+        kind: WorkloadKind,
+    ) -> Self {
+        Self::new(control.job().clone(), devices, class, kind)
+    }
+
     /// The throughput curve the planner uses for this job.
     pub fn throughput_curve(&self) -> ThroughputCurve {
         self.curve

@@ -69,6 +69,11 @@ pub mod program;
 pub mod report;
 pub mod simulated;
 
+/// The `async_trait` attribute, for implementing `PowerDevice`, `WorkloadControl` or
+/// `SignalSource` without a direct dependency on the `async-trait` crate.
+pub use async_trait::async_trait;
+/// The `chrono` crate, whose `DateTime<Utc>` and `TimeDelta` the public API uses.
+pub use chrono;
 pub use error::GridflexError;
 pub use gridflex_core as core;
 pub use gridflex_hal as hal;

@@ -230,6 +230,51 @@ impl ProgramRules {
         }
     }
 
+    /// Also takes part in `market` (its signals are no longer refused).
+    ///
+    /// ```
+    /// use gridflex::prelude::*;
+    /// use gridflex::program::DispatchRule;
+    /// use gridflex::signals::Program;
+    ///
+    /// let rules = ProgramRules::new(Market::Caiso, Power::kilowatts(450.0)?)
+    ///     .with_market(Market::Pjm)
+    ///     .with_dispatch(DispatchRule::new(vec![Program::CaisoPdr]));
+    /// assert_eq!(rules.markets, vec![Market::Caiso, Market::Pjm]);
+    /// rules.validate()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_market(mut self, market: Market) -> Self {
+        if !self.markets.contains(&market) {
+            self.markets.push(market);
+        }
+        self
+    }
+
+    /// With price-responsive curtailment.
+    pub fn with_price(mut self, rule: PriceRule) -> Self {
+        self.price = Some(rule);
+        self
+    }
+
+    /// With dispatch compliance.
+    pub fn with_dispatch(mut self, rule: DispatchRule) -> Self {
+        self.dispatch = Some(rule);
+        self
+    }
+
+    /// With emergency alerts.
+    pub fn with_emergency(mut self, rule: EmergencyRule) -> Self {
+        self.emergency = Some(rule);
+        self
+    }
+
+    /// With regulation.
+    pub fn with_regulation(mut self, rule: RegulationRule) -> Self {
+        self.regulation = Some(rule);
+        self
+    }
+
     /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> Result<(), GridflexError> {
         let positive = |field: &str, p: Power| {

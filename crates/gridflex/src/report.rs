@@ -322,3 +322,81 @@ fn regulation(reg: &RegulationInput<'_>) -> Result<RegulationReport, GridflexErr
         credit,
     })
 }
+
+fn ms(d: TimeDelta) -> f64 {
+    gridflex_core::units::seconds_f64(d) * 1e3
+}
+
+/// A human summary, several lines, as the quickstart prints it:
+///
+/// ```text
+/// event 3 | price 950 $/MWh at TH_SP15_GEN-APND (RTM) | [2025-08-14T20:00:00+00:00 .. 2025-08-14T20:20:00+00:00)
+///   target 560 kW, planned 560 kW
+///   baseline (mbma) 879 kW, metered 568 kW: delivered 311 kW, 103.7 kWh, energy credit $78.87
+///   response 879 kW -> 560 kW: t50 10.5 ms, t90 18.9 ms (samples every 20 ms)
+/// ```
+///
+/// Each figure appears only when it could be computed; what could not is listed
+/// (`not computed: ...`) with the reason. [`EventReport::to_json`] is the machine form.
+impl std::fmt::Display for EventReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "event {} | {} | {}",
+            self.event_id, self.cause, self.window
+        )?;
+        if !matches!(self.cause, Cause::Regulation) {
+            write!(
+                f,
+                "\n  target {:.0}, planned {:.0}",
+                self.target, self.predicted
+            )?;
+            if let Some(s) = self.shortfall {
+                write!(f, ", shortfall {s:.0}")?;
+            }
+        }
+        if let Some(d) = &self.delivery {
+            write!(
+                f,
+                "\n  baseline ({}) {:.0}, metered {:.0}: delivered {:.0}, {:.1}",
+                d.method, d.baseline, d.actual, d.delivered, d.energy
+            )?;
+            if let Some(c) = d.credit {
+                write!(f, ", energy credit {c}")?;
+            }
+        }
+        if let Some(x) = &self.response {
+            write!(
+                f,
+                "\n  response {:.0} -> {:.0}: t50 {:.1} ms, t90 {:.1} ms (samples every {:.0} ms)",
+                x.from,
+                x.to,
+                ms(x.t50),
+                ms(x.t90),
+                ms(x.sample_period)
+            )?;
+        }
+        if let Some(g) = &self.regulation {
+            write!(
+                f,
+                "\n  regulation score {:.3} (accuracy {:.3}, delay {:.3}, precision {:.3}), mileage {:.1}",
+                g.composite, g.accuracy, g.delay, g.precision, g.mileage
+            )?;
+            if let Some(c) = g.credit {
+                write!(f, ", estimated credit {c}")?;
+            }
+        }
+        for n in &self.not_computed {
+            write!(f, "\n  not computed: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+impl EventReport {
+    /// The report as one JSON object (the form the audit log's `report` record
+    /// carries: watts, joules, USD, durations in seconds in `*_s` fields).
+    pub fn to_json(&self) -> Result<String, GridflexError> {
+        serde_json::to_string(self).map_err(|e| GridflexError::invalid("report", e.to_string()))
+    }
+}

@@ -28,12 +28,21 @@ use gridflex::signals::{
 use gridflex::simulated::SimulatedFacility;
 
 fn build(f: &SimulatedFacility, rules: ProgramRules) -> (Orchestrator<TokioClock>, MemoryLog) {
+    build_with(f, rules, OrchestratorOptions::default())
+}
+
+fn build_with(
+    f: &SimulatedFacility,
+    rules: ProgramRules,
+    options: OrchestratorOptions,
+) -> (Orchestrator<TokioClock>, MemoryLog) {
     let (audit, memory) = AuditLog::memory();
     let o = f
         .orchestrator(f.clock())
         .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
         .rules(rules)
         .audit(audit)
+        .options(options)
         .build()
         .unwrap();
     (o, memory)
@@ -193,7 +202,11 @@ async fn a_transient_fault_at_a_stage_resume_is_retried() {
     rule.facility_cap = kw(20.0);
     rule.min_hold = TimeDelta::minutes(15);
     rules.price = Some(rule);
-    let (mut o, memory) = build(&f, rules);
+    // Weights alone: the plan pauses the extras only until the caps settle (under the
+    // class order the deferrable job would stay paused, and no resume would be hit).
+    let mut options = OrchestratorOptions::default();
+    options.priority = gridflex::orchestrator::Priority::Weights;
+    let (mut o, memory) = build_with(&f, rules, options);
     let spike = at(5);
     let faults = async {
         let from = spike + TimeDelta::milliseconds(10);

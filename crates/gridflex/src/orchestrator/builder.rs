@@ -54,6 +54,68 @@ pub struct OrchestratorOptions {
     /// live handle's report subscribers; this bounds memory in a long-running service.
     #[serde(default = "default_keep_reports")]
     pub keep_reports: usize,
+    /// Who is curtailed first (default [`Priority::ClassOrder`]: deferrable work, then
+    /// flexible, then critical; by weight within a class).
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// Who is curtailed first when a target needs cuts.
+///
+/// The planner minimises the weighted throughput lost, `sum weight x GPUs x (1 -
+/// throughput)`, within every job's service level. With plain weights a critical job
+/// whose curve is flat near the top may be capped harder than a flexible one (it loses
+/// less throughput per watt given), which is optimal for the weights but not what an
+/// operator expects. `ClassOrder` keeps the optimisation and adds the class as the
+/// first criterion: each class's weights are scaled 1,000 times above the class before
+/// it (deferrable x1, flexible x1,000, critical x1,000,000), so a class is cut only
+/// once the classes before it are at their limits (floors, pauses, budgets). The order
+/// is exact while, within a class, weights differ by less than about 100 times (the
+/// slopes of the throughput curves differ by less than 10 times); weights must then be
+/// at most 1,000 (the planner's weight limit is 1e9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Priority {
+    /// Deferrable, then flexible, then critical; by weight within a class.
+    #[default]
+    ClassOrder,
+    /// The weights alone decide, across classes.
+    Weights,
+}
+
+/// The largest job weight under [`Priority::ClassOrder`].
+pub(super) const CLASS_ORDER_MAX_WEIGHT: f64 = 1_000.0;
+
+impl Priority {
+    /// Refuses a weight the policy cannot order.
+    pub(super) fn check(self, entry: &JobEntry) -> Result<(), GridflexError> {
+        if self == Priority::ClassOrder && entry.weight > CLASS_ORDER_MAX_WEIGHT {
+            return Err(GridflexError::invalid(
+                format!("jobs[{}].weight", entry.id),
+                format!(
+                    "must be at most {CLASS_ORDER_MAX_WEIGHT} under the class-order priority, got {}",
+                    entry.weight
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The weight the planner is given for a job of `class` with weight `weight`.
+    pub(super) fn weight(self, class: &JobClass, weight: f64) -> f64 {
+        match self {
+            Priority::Weights => weight,
+            Priority::ClassOrder => {
+                let tier = match class {
+                    JobClass::Deferrable { .. } => 1.0,
+                    JobClass::Flexible { .. } => 1e3,
+                    _ => 1e6,
+                };
+                weight * tier
+            }
+        }
+    }
 }
 
 fn default_keep_reports() -> usize {
@@ -85,6 +147,7 @@ impl Default for OrchestratorOptions {
             retry_max: default_retry_max(),
             restore_grace: default_restore_grace(),
             keep_reports: default_keep_reports(),
+            priority: Priority::default(),
         }
     }
 }
@@ -179,6 +242,9 @@ impl<C: Clock> OrchestratorBuilder<C> {
             }
         }
         let jobs = bind(self.jobs, &self.devices)?;
+        for job in &jobs {
+            self.options.priority.check(&job.entry)?;
+        }
         let claimed: HashSet<_> = jobs
             .iter()
             .flat_map(|j| j.devices.iter().map(|d| d.id().clone()))

@@ -33,6 +33,7 @@ impl<C: Clock> Orchestrator<C> {
                 format!("device {d} is already used by job {other}"),
             ));
         }
+        self.options.priority.check(&entry)?;
         let mut bound = bind(vec![(entry, control)], &self.all_devices)?;
         let Some(job) = bound.pop() else {
             return Err(GridflexError::invalid("jobs", "nothing to add"));
@@ -67,6 +68,7 @@ impl<C: Clock> Orchestrator<C> {
             ));
         }
         // Validate as a new job would be (weight, control), without touching anything.
+        self.options.priority.check(&entry)?;
         let control = self.jobs[j].control.clone();
         let mut bound = bind(vec![(entry, control)], &self.all_devices)?;
         let Some(job) = bound.pop() else {

@@ -57,7 +57,7 @@ mod signal;
 mod state;
 
 use arbiter::Active;
-pub use builder::{OrchestratorBuilder, OrchestratorOptions};
+pub use builder::{OrchestratorBuilder, OrchestratorOptions, Priority};
 use capture::Capture;
 use handle::Order;
 pub use handle::{ActiveEvent, JobRemoval, JobStatus, OrchestratorHandle, Status};

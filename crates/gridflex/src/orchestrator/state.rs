@@ -115,6 +115,10 @@ impl<C: Clock> Orchestrator<C> {
                 min = min.max(info.limits.min());
                 max = max.min(info.limit_at_discovery);
             }
+            let weight = self
+                .options
+                .priority
+                .weight(&job.planner_class(), job.entry.weight);
             let class = match job.planner_class() {
                 JobClass::Flexible { floor, max_pause } => JobClass::Flexible {
                     floor,
@@ -132,7 +136,7 @@ impl<C: Clock> Orchestrator<C> {
                 },
                 paused_draw_per_gpu: job.entry.paused_draw_per_gpu,
                 curve: job.entry.throughput_curve(),
-                weight: job.entry.weight,
+                weight,
                 class,
             });
         }
