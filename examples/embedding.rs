@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, TimeZone, Utc};
+use gridflex::chrono::{TimeDelta, TimeZone, Utc};
 use gridflex::hal::sim::SimActivity;
 use gridflex::prelude::*;
 use gridflex::program::DispatchRule;
