@@ -6,6 +6,7 @@
 //! | [`SmClockLock`], [`PowerSampleStream`] | optional capabilities: locked SM clocks, 20 ms power samples |
 //! | [`WorkloadControl`] | pause, resume and observe a job |
 //! | [`HalError`], [`ErrorKind`] | one error type; `kind()` is portable (embedded-hal style) |
+//! | [`conformance`] | a kit a backend's own tests call to check it keeps the traits' promises |
 //! | [`sim`] | simulated GPUs on a virtual clock, calibrated to a real H100 |
 //! | `process` (unix) | pause a job's processes with SIGSTOP/SIGCONT |
 //! | `nvml` (feature `nvml`) | NVIDIA GPUs through nvml-wrapper, loaded at run time |
@@ -37,6 +38,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
+pub mod conformance;
 mod device;
 mod error;
 mod telemetry;

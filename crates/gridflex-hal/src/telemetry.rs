@@ -140,6 +140,62 @@ pub struct DeviceInfo {
     pub limit_at_discovery: Power,
 }
 
+impl DeviceInfo {
+    /// A device's facts, checking that the limit at discovery is within `limits`. The
+    /// uuid is the id's text (set [`DeviceInfo::uuid`] when the vendor's differs).
+    ///
+    /// ```
+    /// use gridflex_core::{DeviceId, Power};
+    /// use gridflex_hal::{DeviceInfo, PowerLimits};
+    /// let w = |v| Power::watts(v);
+    /// let info = DeviceInfo::new(DeviceId::new("gpu-0")?, "Acme X1",
+    ///     PowerLimits::new(w(100.0)?, w(400.0)?, w(400.0)?)?, w(350.0)?)?;
+    /// assert!(info.check_limit(w(50.0)?).is_err()); // the trait's out-of-range rule
+    /// assert_eq!(info.check_limit(w(300.0)?)?, w(300.0)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(
+        id: DeviceId,
+        model: impl Into<String>,
+        limits: PowerLimits,
+        limit_at_discovery: Power,
+    ) -> Result<Self, HalError> {
+        if !limits.contains(limit_at_discovery) {
+            return Err(HalError::InvalidConfig {
+                field: "limit at discovery",
+                reason: format!(
+                    "{limit_at_discovery} is outside the accepted {} ..= {}",
+                    limits.min(),
+                    limits.max()
+                ),
+            });
+        }
+        Ok(Self {
+            uuid: id.as_str().to_owned(),
+            id,
+            model: model.into(),
+            limits,
+            limit_at_discovery,
+        })
+    }
+
+    /// The check [`PowerDevice::set_power_limit`](crate::PowerDevice::set_power_limit)
+    /// requires before touching hardware: `limit` itself when within
+    /// [`DeviceInfo::limits`], else [`HalError::LimitOutOfRange`] naming this device.
+    pub fn check_limit(&self, limit: Power) -> Result<Power, HalError> {
+        if self.limits.contains(limit) {
+            Ok(limit)
+        } else {
+            Err(HalError::LimitOutOfRange {
+                device: self.id.clone(),
+                requested: limit,
+                min: self.limits.min(),
+                max: self.limits.max(),
+            })
+        }
+    }
+}
+
 /// An energy counter reading and when it was taken.
 ///
 /// Backends whose counter is slow (NVML: 2.8 ms p50, 15 ms p99 on an H100,
@@ -174,6 +230,67 @@ pub struct Telemetry {
     pub utilization: Option<Percent>,
     /// True when the power cap is what holds the clock down (NVML throttle reason `SW_POWER_CAP`).
     pub cap_binding: Option<bool>,
+}
+
+impl Telemetry {
+    /// A reading taken at `at` that knows nothing yet: set what the backend knows with
+    /// the `with_*` methods.
+    ///
+    /// ```
+    /// use chrono::Utc;
+    /// use gridflex_core::Power;
+    /// use gridflex_hal::Telemetry;
+    /// let t = Telemetry::at(Utc::now()).with_power(Power::watts(512.0)?);
+    /// assert_eq!(t.power_average, Some(Power::watts(512.0)?));
+    /// assert!(t.energy.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn at(at: DateTime<Utc>) -> Self {
+        Self {
+            at,
+            power_instant: None,
+            power_average: None,
+            energy: None,
+            requested_limit: None,
+            enforced_limit: None,
+            sm_clock: None,
+            utilization: None,
+            cap_binding: None,
+        }
+    }
+
+    /// With one power reading used as both the instantaneous and the averaged power
+    /// (for backends that have only one).
+    pub fn with_power(mut self, power: Power) -> Self {
+        self.power_instant = Some(power);
+        self.power_average = Some(power);
+        self
+    }
+
+    /// With the instantaneous power.
+    pub fn with_power_instant(mut self, power: Power) -> Self {
+        self.power_instant = Some(power);
+        self
+    }
+
+    /// With the averaged power.
+    pub fn with_power_average(mut self, power: Power) -> Self {
+        self.power_average = Some(power);
+        self
+    }
+
+    /// With the energy counter.
+    pub fn with_energy(mut self, total: Energy, at: DateTime<Utc>) -> Self {
+        self.energy = Some(EnergyReading { total, at });
+        self
+    }
+
+    /// With the requested and the enforced limit.
+    pub fn with_limits(mut self, requested: Power, enforced: Power) -> Self {
+        self.requested_limit = Some(requested);
+        self.enforced_limit = Some(enforced);
+        self
+    }
 }
 
 /// What a limit change left in force.

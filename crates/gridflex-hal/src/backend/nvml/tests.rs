@@ -450,3 +450,28 @@ fn milliwatt_conversion_saturates() {
     assert_eq!(to_milliwatts(w(0.0004)), 0);
     assert_eq!(to_milliwatts(w(0.0006)), 1);
 }
+
+/// The backend over the fake keeps every promise of the conformance kit (the fake's
+/// clock is the wall clock: the kit's 2 s wait is skipped, the readings' order is
+/// still checked). Whole-watt drivers included.
+#[tokio::test]
+async fn keeps_the_conformance_kit_promises() {
+    for whole_watts in [false, true] {
+        let (state, gpu) = one_gpu();
+        state.lock().unwrap().whole_watts = whole_watts;
+        crate::conformance::power_device(&gpu, |_| std::future::ready(()))
+            .await
+            .unwrap();
+    }
+    // A driver that accepts writes but ignores them is caught, naming the promise.
+    let (state, gpu) = one_gpu();
+    state.lock().unwrap().ignore_writes = true;
+    let e = crate::conformance::power_device(&gpu, |_| std::future::ready(()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.promise,
+        crate::conformance::Promise::AppliesLimitsInRange,
+        "{e}"
+    );
+}
