@@ -24,10 +24,6 @@ fn t0() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-fn kw(v: f64) -> Power {
-    Power::kilowatts(v).unwrap_or(Power::ZERO)
-}
-
 /// 1,000 GPUs: 25 critical inference jobs of 8, 50 flexible training jobs of 12, 25
 /// deferrable batch jobs of 8.
 fn jobs() -> Vec<JobPlan> {
@@ -74,12 +70,12 @@ fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let facility = SimulatedFacility::build(t0(), &jobs()).unwrap_or_else(|e| panic!("{e}"));
     let node = PricingNodeId::new("TH_SP15_GEN-APND").unwrap_or_else(|e| panic!("{e}"));
-    let mut rules = ProgramRules::new(Market::Caiso, kw(500.0));
+    let mut rules = ProgramRules::new(Market::Caiso, power!(500 kW));
     let mut price = PriceRule::new(
         node.clone(),
         MarketRun::CaisoRtm,
-        Price::per_megawatt_hour(300.0).unwrap_or_default(),
-        kw(500.0),
+        price!(300 per MWh),
+        power!(500 kW),
     );
     price.response_time = response;
     rules.price = Some(price);
@@ -87,7 +83,7 @@ fn bench_case(c: &mut Criterion, name: &str, response: TimeDelta) {
         let clock = facility.clock();
         let mut o = facility
             .orchestrator(clock)
-            .facility(FacilityModel::new(kw(20.0), 1.1).unwrap_or_else(|e| panic!("{e}")))
+            .facility(FacilityModel::new(power!(20 kW), 1.1).unwrap_or_else(|e| panic!("{e}")))
             .rules(rules)
             .audit(AuditLog::discard())
             .build()

@@ -31,7 +31,7 @@ impl Lcg {
 }
 
 fn w(v: f64) -> Power {
-    Power::watts(v).unwrap_or(Power::ZERO)
+    Power::watts(v).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The workload kinds the bench fleets mix.
@@ -150,12 +150,18 @@ fn request(fleet: &Fleet, cut: f64) -> CurtailmentRequest {
         .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
         .single()
         .unwrap_or_default();
+    let now = fleet
+        .current_facility_power()
+        .unwrap_or_else(|| panic!("the bench fleet's power is valid"));
+    let scaled = |f: f64| {
+        now.checked_mul(f)
+            .unwrap_or_else(|| panic!("scaled power {f}"))
+    };
     CurtailmentRequest::new(
-        Target::ReduceBy(fleet.current_facility_power() * cut),
+        Target::ReduceBy(scaled(cut)),
         Interval::new(start, start + TimeDelta::hours(2)).unwrap_or_else(|e| panic!("{e}")),
         Duration::from_millis(50),
-        RampRate::per_second(fleet.current_facility_power() * 0.05)
-            .unwrap_or_else(|e| panic!("{e}")),
+        RampRate::per_second(scaled(0.05)).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -17,6 +17,16 @@ pub enum CoreError {
         /// The rejected value.
         value: f64,
     },
+    /// A quantity whose magnitude exceeds [`crate::units::MAX_MAGNITUDE`].
+    #[error("{quantity} magnitude must be at most {limit:e} base units, got {value:e}")]
+    OutOfRange {
+        /// Which quantity (for example `"power"`).
+        quantity: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The largest accepted magnitude.
+        limit: f64,
+    },
     /// An interval whose end is not after its start.
     #[error("interval end {end} is not after its start {start}")]
     EmptyInterval {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use gridflex_core::{DeviceId, JobId, Power};
+use gridflex_core::{DeviceId, JobId, Power, power};
 use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl};
 use gridflex_planner::{JobClass, ThroughputCurve, WorkloadKind};
 use serde::{Deserialize, Serialize};
@@ -99,8 +99,7 @@ fn one() -> f64 {
 }
 
 fn paused_default() -> Power {
-    // A literal; always finite.
-    Power::watts(125.0).unwrap_or(Power::ZERO)
+    power!(125 W)
 }
 
 impl JobEntry {

@@ -71,6 +71,9 @@ pub mod simulated;
 
 pub use error::GridflexError;
 pub use gridflex_core as core;
+/// Compile-time checked unit literals (`power!(10 kW)`, `energy!(2 kWh)`,
+/// `price!(50 per MWh)`, `money!(12 USD)`), from `gridflex-core`.
+pub use gridflex_core::{energy, money, power, price};
 pub use gridflex_hal as hal;
 pub use gridflex_mv as mv;
 pub use gridflex_planner as planner;
@@ -93,7 +96,7 @@ pub mod prelude {
     pub use crate::report::EventReport;
     pub use gridflex_core::{
         DeviceId, Energy, Interval, IntervalSeries, JobId, MarketZone, Money, Power, Price,
-        PricingNodeId,
+        PricingNodeId, energy, money, power, price,
     };
     pub use gridflex_hal::{PowerDevice, WorkloadControl};
     pub use gridflex_planner::{FacilityModel, JobClass, WorkloadKind};

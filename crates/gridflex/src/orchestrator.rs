@@ -669,7 +669,10 @@ impl<C: Clock> Orchestrator<C> {
                 complete = false;
                 continue;
             }
-            let per_gpu = sum / f64::from(n);
+            let Some(per_gpu) = sum.checked_div(f64::from(n)) else {
+                complete = false;
+                continue;
+            };
             self.measured[j] = Some(per_gpu);
             // Demand is learnt only from a job running free and settled: the averaged
             // reading must not hold a pause or a restore ramp.
@@ -681,7 +684,7 @@ impl<C: Clock> Orchestrator<C> {
             if free || self.demand[j].is_none() {
                 self.demand[j] = Some(per_gpu);
             }
-            it_power += per_gpu * job.devices.len() as f64;
+            it_power += per_gpu.times(job.devices.len());
             complete &= n as usize == job.devices.len();
         }
         self.other_power = self
@@ -691,9 +694,9 @@ impl<C: Clock> Orchestrator<C> {
             .sum();
         it_power += self.other_power;
         let facility = self.facility.facility_power(it_power);
-        self.facility_power = Some(facility);
+        self.facility_power = facility;
         self.fleet_cache = None;
-        if complete {
+        if complete && let Some(facility) = facility {
             self.meter.record(now, facility);
         }
         for e in errors {
@@ -713,7 +716,7 @@ impl<C: Clock> Orchestrator<C> {
             let st = &self.state[j];
             if st.unknown || job.entry.pinned {
                 let draw = self.measured[j].or(self.demand[j]).unwrap_or(Power::ZERO);
-                pinned += draw * job.devices.len() as f64;
+                pinned += draw.times(job.devices.len());
                 continue;
             }
             let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
@@ -723,7 +726,7 @@ impl<C: Clock> Orchestrator<C> {
                 )
             })?;
             let infos = job.devices.iter().map(|d| d.device.info());
-            let (mut min, mut max) = (Power::ZERO, Power::watts(f64::MAX / 4.0)?);
+            let (mut min, mut max) = (Power::ZERO, Power::watts(gridflex_core::MAX_MAGNITUDE)?);
             for info in infos {
                 min = min.max(info.limits.min());
                 max = max.min(info.limit_at_discovery);
@@ -749,10 +752,10 @@ impl<C: Clock> Orchestrator<C> {
                 class,
             });
         }
-        let facility = FacilityModel::new(
-            self.facility.fixed + (self.other_power + pinned) * self.facility.multiplier,
-            self.facility.multiplier,
-        )?;
+        let fixed = (self.other_power + pinned)
+            .checked_mul(self.facility.multiplier)
+            .ok_or_else(|| GridflexError::invalid("facility.multiplier", "not finite"))?;
+        let facility = FacilityModel::new(self.facility.fixed + fixed, self.facility.multiplier)?;
         Ok(Fleet::from_specs(specs, facility)?)
     }
 
@@ -1527,7 +1530,7 @@ impl<C: Clock> Orchestrator<C> {
         for r in reads {
             it += r.ok()?.power_instant?;
         }
-        Some(self.facility.facility_power(it))
+        self.facility.facility_power(it)
     }
 
     async fn finish_capture(&mut self, event_id: u64) {
@@ -1567,9 +1570,11 @@ impl<C: Clock> Orchestrator<C> {
             capture.samples = bins
                 .into_iter()
                 .filter(|(_, (_, c))| *c == n)
-                .map(|(k, (p, _))| Sample {
-                    at: DateTime::from_timestamp_nanos(k * bin_ns),
-                    value: self.facility.facility_power(p),
+                .filter_map(|(k, (p, _))| {
+                    Some(Sample {
+                        at: DateTime::from_timestamp_nanos(k * bin_ns),
+                        value: self.facility.facility_power(p)?,
+                    })
                 })
                 .collect();
         }

@@ -427,14 +427,16 @@ impl SimGpu {
         let cap_binding = running && s.demand > s.cap && !self.lock_binds(&s);
         Ok(Telemetry {
             at: self.clock.at_nanos(now),
-            power_instant: Some(watts(s.snap_inst)),
-            power_average: Some(watts(s.snap_avg)),
-            energy: Some(EnergyReading {
-                total: Energy::joules(s.energy_at_tick).unwrap_or(Energy::ZERO),
-                at: self.clock.at_nanos(s.snap_at),
-            }),
-            requested_limit: Some(watts(s.requested)),
-            enforced_limit: Some(watts(s.requested)),
+            power_instant: Power::watts(s.snap_inst).ok(),
+            power_average: Power::watts(s.snap_avg).ok(),
+            energy: Energy::joules(s.energy_at_tick)
+                .ok()
+                .map(|total| EnergyReading {
+                    total,
+                    at: self.clock.at_nanos(s.snap_at),
+                }),
+            requested_limit: Power::watts(s.requested).ok(),
+            enforced_limit: Power::watts(s.requested).ok(),
             sm_clock: Some(Megahertz(clock.round() as u32)),
             utilization: Some(Percent::new_clamped(if running { 100 } else { 0 })),
             cap_binding: Some(cap_binding),
