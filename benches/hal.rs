@@ -37,7 +37,7 @@ fn loaded_fleet(n: usize) -> SimFleet {
     SimJob::start(
         job,
         fleet.iter().cloned().collect(),
-        WorkloadProfile::of(WorkloadKind::LlmTraining),
+        WorkloadProfile::of(WorkloadKind::Generic),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     fleet.advance(Duration::from_secs(5));

@@ -12,7 +12,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use gridflex_core::{Interval, JobId, Power};
 use gridflex_planner::{
     CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, PlannerOptions,
-    RampRate, Target, ThroughputCurve, WorkloadKind, plan,
+    RampRate, Target, WorkloadKind, plan,
 };
 
 /// A small deterministic generator (64-bit LCG), so every run plans the same fleet.
@@ -85,7 +85,7 @@ fn fleet(gpus: u32, sizes: &[u32], seed: u64) -> Fleet {
                 max: w(700.0),
             },
             paused_draw_per_gpu: w(120.0 + 25.0 * rng.unit()),
-            curve: ThroughputCurve::default_for(kinds[(rng.next() % 4) as usize]),
+            curve: kinds[(rng.next() % 4) as usize].default_curve(),
             weight: 0.5 + 2.5 * rng.unit(),
             class,
         });
@@ -127,14 +127,14 @@ fn pause_heavy_fleet(jobs: u32, gpus: u32, seed: u64, uniform: bool) -> Fleet {
                     max: w(700.0),
                 },
                 paused_draw_per_gpu: w(120.0 + 25.0 * rng.unit()),
-                curve: ThroughputCurve::default_for(kinds[(rng.next() % 4) as usize]),
+                curve: kinds[(rng.next() % 4) as usize].default_curve(),
                 weight: 0.5 + 2.5 * rng.unit(),
                 class,
             };
             if uniform {
                 spec.draw_per_gpu = w(700.0);
                 spec.paused_draw_per_gpu = w(130.0);
-                spec.curve = ThroughputCurve::default_for(WorkloadKind::Generic);
+                spec.curve = WorkloadKind::Generic.default_curve();
                 spec.weight = 1.0;
             }
             spec

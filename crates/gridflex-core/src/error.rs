@@ -27,6 +27,14 @@ pub enum CoreError {
         /// The largest accepted magnitude.
         limit: f64,
     },
+    /// A throughput curve whose points break its rules.
+    #[error("throughput curve{}: {reason}", point.map(|i| format!(" points[{i}]")).unwrap_or_default())]
+    InvalidCurve {
+        /// The offending point, when one point is at fault.
+        point: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
     /// An interval whose end is not after its start.
     #[error("interval end {end} is not after its start {start}")]
     EmptyInterval {

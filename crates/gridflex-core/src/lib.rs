@@ -14,6 +14,9 @@
 //! - [`series`]: [`IntervalSeries`], a regular series with explicit gaps and
 //!   energy-conserving resampling.
 //! - [`id`]: validated string identifiers.
+//! - [`workload`]: the one workload vocabulary, [`WorkloadKind`] and
+//!   [`ThroughputCurve`] (throughput versus allowed power), shared by the planner and
+//!   the simulator.
 //!
 //! ```
 //! use chrono::TimeDelta;
@@ -31,9 +34,11 @@ pub mod id;
 pub mod series;
 pub mod time;
 pub mod units;
+pub mod workload;
 
 pub use error::CoreError;
 pub use id::{DeviceId, JobId, NodeId, PricingNodeId};
 pub use series::{Aggregation, IntervalSeries, Quantity};
 pub use time::{HourEnding, HourLabelStyle, Interval, LocalMapping, MarketZone, OperatingDay};
 pub use units::{Energy, MAX_MAGNITUDE, Money, Power, Price};
+pub use workload::{ThroughputCurve, WorkloadKind};

@@ -57,12 +57,12 @@ async fn orchestrator_style_event() -> TestResult {
     let training = SimJob::start(
         JobId::new("train")?,
         gpus[..4].to_vec(),
-        WorkloadProfile::of(WorkloadKind::LlmTraining),
+        WorkloadProfile::of(WorkloadKind::Generic),
     )?;
     let serving = SimJob::start(
         JobId::new("serve")?,
         gpus[4..].to_vec(),
-        WorkloadProfile::of(WorkloadKind::LlmInference),
+        WorkloadProfile::of(WorkloadKind::Inference),
     )?;
     fleet.advance(Duration::from_secs(5));
     let before = fleet.true_power_total();
@@ -146,7 +146,7 @@ async fn half_applied_job_actions_are_undone() -> TestResult {
         SimJob::start(
             JobId::new("k")?,
             other,
-            WorkloadProfile::of(WorkloadKind::LlmTraining)
+            WorkloadProfile::of(WorkloadKind::Generic)
         )
         .is_err()
     );

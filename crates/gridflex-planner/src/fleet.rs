@@ -186,6 +186,7 @@ impl Job {
             ));
         }
         spec.class.validate().map_err(|e| e.within("class"))?;
+        crate::validate_curve(&spec.curve).map_err(|e| e.within("curve"))?;
         let shared_id = Arc::new(spec.id.clone());
         Ok(Self { spec, shared_id })
     }

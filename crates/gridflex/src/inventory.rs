@@ -8,8 +8,9 @@
 use std::sync::Arc;
 
 use gridflex_core::{DeviceId, JobId, Power, power};
+use gridflex_core::{ThroughputCurve, WorkloadKind};
 use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl};
-use gridflex_planner::{JobClass, ThroughputCurve, WorkloadKind};
+use gridflex_planner::JobClass;
 use serde::{Deserialize, Serialize};
 
 use crate::GridflexError;
@@ -121,7 +122,7 @@ impl JobEntry {
     pub fn throughput_curve(&self) -> ThroughputCurve {
         self.curve
             .clone()
-            .unwrap_or_else(|| ThroughputCurve::default_for(self.kind))
+            .unwrap_or_else(|| self.kind.default_curve())
     }
 }
 

@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gridflex_core::{DeviceId, Energy, Power};
 
+use super::profile::throughput_at_cap;
 use super::{SimClock, SimGpuSpec, WorkloadProfile};
 use crate::{
     ClockRange, DeviceInfo, EnergyReading, ErrorKind, HalError, LimitChange, Megahertz, Percent,
@@ -689,9 +690,9 @@ impl SimGpu {
     /// calibration's 1400 MHz at a binding 700 W cap, scaled by the throughput curve and by
     /// the cube root of the cap headroom when the cap does not bind).
     fn natural_clock(&self, s: &State, cap: f64) -> f64 {
-        let thr = s
-            .workload
-            .map_or(1.0, |w| w.curve.at(self.cap_fraction(s, cap)));
+        let thr = s.workload.as_ref().map_or(1.0, |w| {
+            throughput_at_cap(&w.curve, self.cap_fraction(s, cap))
+        });
         let busy = s.demand.min(cap).max(1e-9);
         let headroom = (cap / busy).max(1.0).cbrt();
         (self.p.clk_loaded * thr * headroom).clamp(self.p.clk_min, self.p.clk_max)
@@ -748,9 +749,9 @@ impl SimGpu {
     }
 
     fn throughput_of(&self, s: &State, cap: f64) -> f64 {
-        match (s.commanded, s.workload) {
+        match (s.commanded, &s.workload) {
             (SimActivity::Running, Some(w)) => {
-                w.curve.at(self.cap_fraction(s, cap)) * self.lock_ratio(s, cap)
+                throughput_at_cap(&w.curve, self.cap_fraction(s, cap)) * self.lock_ratio(s, cap)
             }
             _ => 0.0,
         }
@@ -1061,7 +1062,7 @@ mod tests {
         let (_, g) = gpu();
         assert!(g.pause_workload().is_err());
         assert!(g.resume_workload().is_err());
-        g.start_workload(WorkloadProfile::of(WorkloadKind::LlmInference))
+        g.start_workload(WorkloadProfile::of(WorkloadKind::Inference))
             .unwrap();
         g.pause_workload().unwrap();
         g.pause_workload().unwrap();
