@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use gridflex_core::{JobId, Power};
+use gridflex_core::{JobId, Power, power};
 use gridflex_hal::PowerDevice;
 use gridflex_hal::sim::{
     SimClock, SimFleet, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile,
@@ -27,7 +27,7 @@ fn ready<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn watts(w: f64) -> Power {
-    Power::watts(w).unwrap_or(Power::ZERO)
+    Power::watts(w).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn loaded_fleet(n: usize) -> SimFleet {
@@ -37,7 +37,7 @@ fn loaded_fleet(n: usize) -> SimFleet {
     SimJob::start(
         job,
         fleet.iter().cloned().collect(),
-        WorkloadProfile::of(WorkloadKind::LlmTraining),
+        WorkloadProfile::of(WorkloadKind::Generic),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     fleet.advance(Duration::from_secs(5));
@@ -54,7 +54,7 @@ fn single(c: &mut Criterion) {
     c.bench_function("sim/telemetry_now", |b| {
         b.iter(|| black_box(gpu.telemetry_now()))
     });
-    let (lo, hi) = (watts(400.0), watts(600.0));
+    let (lo, hi) = (power!(400 W), power!(600 W));
     let mut flip = false;
     c.bench_function("sim/set_power_limit via trait", |b| {
         b.iter(|| {

@@ -24,10 +24,6 @@ fn t0() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-fn kw(v: f64) -> Power {
-    Power::kilowatts(v).unwrap_or(Power::ZERO)
-}
-
 /// 1,000 GPUs per `scale`: 25 critical inference jobs of 8, 50 flexible training jobs
 /// of 12, 25 deferrable batch jobs of 8.
 fn jobs(scale: usize) -> Vec<JobPlan> {
@@ -74,13 +70,12 @@ fn bench_case(c: &mut Criterion, name: &str, scale: usize, response: TimeDelta) 
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let facility = SimulatedFacility::build(t0(), &jobs(scale)).unwrap_or_else(|e| panic!("{e}"));
     let node = PricingNodeId::new("TH_SP15_GEN-APND").unwrap_or_else(|e| panic!("{e}"));
-    let size = scale as f64;
-    let mut rules = ProgramRules::new(Market::Caiso, kw(500.0 * size));
+    let mut rules = ProgramRules::new(Market::Caiso, power!(500 kW).times(scale));
     let mut price = PriceRule::new(
         node.clone(),
         MarketRun::CaisoRtm,
-        Price::per_megawatt_hour(300.0).unwrap_or_default(),
-        kw(500.0 * size),
+        price!(300 per MWh),
+        power!(500 kW).times(scale),
     );
     price.response_time = response;
     rules.price = Some(price);
@@ -88,7 +83,10 @@ fn bench_case(c: &mut Criterion, name: &str, scale: usize, response: TimeDelta) 
         let clock = facility.clock();
         let mut o = facility
             .orchestrator(clock)
-            .facility(FacilityModel::new(kw(20.0 * size), 1.1).unwrap_or_else(|e| panic!("{e}")))
+            .facility(
+                FacilityModel::new(power!(20 kW).times(scale), 1.1)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
             .rules(rules)
             .audit(AuditLog::discard())
             .build()

@@ -12,7 +12,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use gridflex_core::{Interval, JobId, Power};
 use gridflex_planner::{
     CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, PlannerOptions,
-    RampRate, Target, ThroughputCurve, WorkloadKind, plan,
+    RampRate, Target, WorkloadKind, plan,
 };
 
 /// A small deterministic generator (64-bit LCG), so every run plans the same fleet.
@@ -31,7 +31,7 @@ impl Lcg {
 }
 
 fn w(v: f64) -> Power {
-    Power::watts(v).unwrap_or(Power::ZERO)
+    Power::watts(v).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The workload kinds the bench fleets mix.
@@ -85,7 +85,7 @@ fn fleet(gpus: u32, sizes: &[u32], seed: u64) -> Fleet {
                 max: w(700.0),
             },
             paused_draw_per_gpu: w(120.0 + 25.0 * rng.unit()),
-            curve: ThroughputCurve::default_for(kinds[(rng.next() % 4) as usize]),
+            curve: kinds[(rng.next() % 4) as usize].default_curve(),
             weight: 0.5 + 2.5 * rng.unit(),
             class,
         });
@@ -127,14 +127,14 @@ fn pause_heavy_fleet(jobs: u32, gpus: u32, seed: u64, uniform: bool) -> Fleet {
                     max: w(700.0),
                 },
                 paused_draw_per_gpu: w(120.0 + 25.0 * rng.unit()),
-                curve: ThroughputCurve::default_for(kinds[(rng.next() % 4) as usize]),
+                curve: kinds[(rng.next() % 4) as usize].default_curve(),
                 weight: 0.5 + 2.5 * rng.unit(),
                 class,
             };
             if uniform {
                 spec.draw_per_gpu = w(700.0);
                 spec.paused_draw_per_gpu = w(130.0);
-                spec.curve = ThroughputCurve::default_for(WorkloadKind::Generic);
+                spec.curve = WorkloadKind::Generic.default_curve();
                 spec.weight = 1.0;
             }
             spec
@@ -150,12 +150,18 @@ fn request(fleet: &Fleet, cut: f64) -> CurtailmentRequest {
         .with_ymd_and_hms(2025, 8, 14, 18, 0, 0)
         .single()
         .unwrap_or_default();
+    let now = fleet
+        .current_facility_power()
+        .unwrap_or_else(|| panic!("the bench fleet's power is valid"));
+    let scaled = |f: f64| {
+        now.checked_mul(f)
+            .unwrap_or_else(|| panic!("scaled power {f}"))
+    };
     CurtailmentRequest::new(
-        Target::ReduceBy(fleet.current_facility_power() * cut),
+        Target::ReduceBy(scaled(cut)),
         Interval::new(start, start + TimeDelta::hours(2)).unwrap_or_else(|e| panic!("{e}")),
         Duration::from_millis(50),
-        RampRate::per_second(fleet.current_facility_power() * 0.05)
-            .unwrap_or_else(|e| panic!("{e}")),
+        RampRate::per_second(scaled(0.05)).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"))
 }

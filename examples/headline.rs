@@ -306,12 +306,16 @@ fn run_poll_and_cap(critical_floor: f64) -> Result<(SimulatedFacility, Observed)
                 clock.sleep_until(poll).await;
                 let mut facility = Power::ZERO;
                 let mut mine = Power::ZERO;
+                let average = |g: &SimGpu| -> Result<Power, Error> {
+                    Ok(g.telemetry_now()?
+                        .power_average
+                        .ok_or("a simulated GPU has no power average yet")?)
+                };
                 for g in f.fleet().iter() {
-                    let t = g.telemetry_now()?;
-                    facility += t.power_average.unwrap_or(Power::ZERO);
+                    facility += average(g)?;
                 }
                 for g in &capped {
-                    mine += g.telemetry_now()?.power_average.unwrap_or(Power::ZERO);
+                    mine += average(g)?;
                 }
                 // The latest price published by this poll, if its interval is still current.
                 let high = prices
@@ -319,9 +323,13 @@ fn run_poll_and_cap(critical_floor: f64) -> Result<(SimulatedFacility, Observed)
                     .rfind(|p| p.interval.start() <= poll && poll < p.interval.end())
                     .is_some_and(|p| p.lmp >= strike);
                 let n = capped.len() as f64;
+                let per_gpu = |p: Power| p.checked_div(n).ok_or("no GPU to cap");
                 let next = if high {
-                    let from = cap.unwrap_or(mine / n);
-                    Some((from - (facility - target) / n).max(lo).min(hi))
+                    let from = match cap {
+                        Some(c) => c,
+                        None => per_gpu(mine)?,
+                    };
+                    Some((from - per_gpu(facility - target)?).max(lo).min(hi))
                 } else {
                     None
                 };
@@ -415,14 +423,10 @@ fn measure(
         event,
     )?;
     let reduction = result.reduction();
-    let n = result.intervals.len().max(1) as f64;
-    let baseline = result
-        .intervals
-        .iter()
-        .map(|i| i.adjusted_baseline)
-        .sum::<Power>()
-        / n;
-    let metered = result.intervals.iter().map(|i| i.actual).sum::<Power>() / n;
+    let baseline = Power::mean(result.intervals.iter().map(|i| i.adjusted_baseline))
+        .ok_or("no metered interval in the event")?;
+    let metered = Power::mean(result.intervals.iter().map(|i| i.actual))
+        .ok_or("no metered interval in the event")?;
     Ok(Figures {
         cut,
         cut_curtailable,

@@ -19,7 +19,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use gridflex_core::{Interval, JobId, Power};
 use gridflex_planner::{
     CapRange, CurtailmentRequest, FacilityModel, Fleet, JobClass, JobSpec, PlannerOptions,
-    RampRate, Target, ThroughputCurve, WorkloadKind,
+    RampRate, Target, WorkloadKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -225,7 +225,7 @@ fn example() -> Result<Input, Box<dyn std::error::Error>> {
     let job = |id: &str,
                gpus,
                draw,
-               kind,
+               kind: WorkloadKind,
                weight,
                class|
      -> Result<JobSpec, Box<dyn std::error::Error>> {
@@ -235,7 +235,7 @@ fn example() -> Result<Input, Box<dyn std::error::Error>> {
             draw_per_gpu: w(draw)?,
             cap_range: h100,
             paused_draw_per_gpu: w(130.0)?,
-            curve: ThroughputCurve::default_for(kind),
+            curve: kind.default_curve(),
             weight,
             class,
         })

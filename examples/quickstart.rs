@@ -47,10 +47,6 @@ fn day() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-fn kw(v: f64) -> Result<Power, Error> {
-    Ok(Power::kilowatts(v)?)
-}
-
 fn out_dir() -> Result<PathBuf, Error> {
     let mut args = std::env::args().skip(1);
     let mut out = PathBuf::from("out/quickstart");
@@ -107,15 +103,15 @@ fn jobs() -> Vec<JobPlan> {
 }
 
 fn rules(node: &PricingNodeId) -> Result<ProgramRules, Error> {
-    let mut rules = ProgramRules::new(Market::Caiso, kw(450.0)?);
+    let mut rules = ProgramRules::new(Market::Caiso, power!(450 kW));
     rules.markets.push(Market::Pjm);
     let mut price = PriceRule::new(
         node.clone(),
         MarketRun::CaisoRtm,
-        Price::per_megawatt_hour(300.0)?,
-        kw(560.0)?,
+        price!(300 per MWh),
+        power!(560 kW),
     );
-    price.release_below = Price::per_megawatt_hour(200.0)?;
+    price.release_below = price!(200 per MWh);
     price.response_time = TimeDelta::milliseconds(20);
     rules.price = Some(price);
     rules.dispatch = Some(DispatchRule::new(vec![
@@ -125,12 +121,12 @@ fn rules(node: &PricingNodeId) -> Result<ProgramRules, Error> {
     ]));
     rules.emergency = Some(EmergencyRule::new(vec![LevelCap::new(
         AlertLevel::Eea2,
-        kw(500.0)?,
+        power!(500 kW),
     )]));
     rules.regulation = Some(RegulationRule::new(
         RegulationKind::RegD,
-        kw(720.0)?,
-        kw(120.0)?,
+        power!(720 kW),
+        power!(120 kW),
     ));
     Ok(rules)
 }
@@ -163,7 +159,9 @@ fn signals(node: &PricingNodeId) -> Result<Vec<GridSignal>, Error> {
         },
         issued,
         window,
-        DispatchTarget::ReduceBy { power: kw(200.0)? },
+        DispatchTarget::ReduceBy {
+            power: power!(200 kW),
+        },
         None,
     )?));
     // 19:00-21:00 CAISO RTM five-minute prices with a spike at 20:00 (13:00 PDT).
@@ -216,14 +214,10 @@ fn run() -> Result<(), Error> {
         let mut options = OrchestratorOptions::default();
         options.telemetry_step = TimeDelta::seconds(30);
         options.meter_step = TimeDelta::minutes(1);
-        options.regulation_prices = Some((
-            Price::per_megawatt_hour(25.0)?,
-            Price::per_megawatt_hour(4.0)?,
-            2.9,
-        ));
+        options.regulation_prices = Some((price!(25 per MWh), price!(4 per MWh), 2.9));
         let mut orchestrator = facility
             .orchestrator(clock.clone())
-            .facility(FacilityModel::new(kw(60.0)?, 1.25)?)
+            .facility(FacilityModel::new(power!(60 kW), 1.25)?)
             .rules(rules(&node)?)
             .options(options)
             .audit(AuditLog::append_to_file(&audit_path)?)

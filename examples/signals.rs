@@ -234,23 +234,6 @@ struct Summary {
     max_lmp: Option<f64>,
 }
 
-/// The mean: the plain sum over `n` when that sum is finite, else the sum of `x / n`,
-/// each term at most `f64::MAX / n`, so the mean of finite prices is always finite (a
-/// plain sum of two prices of 1.7e308 overflows to infinity, which JSON writes as
-/// `null`).
-fn mean(values: impl ExactSizeIterator<Item = f64> + Clone) -> Option<f64> {
-    let n = values.len() as f64;
-    if n == 0.0 {
-        return None;
-    }
-    let sum: f64 = values.clone().sum();
-    Some(if sum.is_finite() {
-        sum / n
-    } else {
-        values.map(|x| x / n).sum()
-    })
-}
-
 fn summarise(points: &[PricePoint]) -> String {
     let nodes: HashSet<&str> = points.iter().map(|p| p.node.as_str()).collect();
     let lmps = points.iter().map(|p| p.lmp.as_per_megawatt_hour());
@@ -260,7 +243,8 @@ fn summarise(points: &[PricePoint]) -> String {
         first_start: points.iter().map(|p| p.interval.start()).min().map(rfc3339),
         last_end: points.iter().map(|p| p.interval.end()).max().map(rfc3339),
         min_lmp: lmps.clone().reduce(f64::min),
-        mean_lmp: mean(lmps.clone()),
+        mean_lmp: gridflex_core::Price::mean(points.iter().map(|p| p.lmp))
+            .map(gridflex_core::Price::as_per_megawatt_hour),
         max_lmp: lmps.reduce(f64::max),
     };
     serde_json::to_string(&summary).unwrap_or_default()
@@ -282,12 +266,12 @@ mod tests {
                     MarketRun::PjmDayAheadHourly,
                     PricingNodeId::new("1").unwrap(),
                     Interval::starting_at(t + TimeDelta::hours(k), TimeDelta::hours(1)).unwrap(),
-                    Price::per_megawatt_hour(1.7e308).unwrap(),
+                    Price::per_megawatt_hour(gridflex_core::MAX_MAGNITUDE).unwrap(),
                 )
             })
             .collect();
         let v: serde_json::Value = serde_json::from_str(&summarise(&points)).unwrap();
-        assert_eq!(v["mean_lmp"].as_f64(), Some(1.7e308));
+        assert_eq!(v["mean_lmp"].as_f64(), Some(gridflex_core::MAX_MAGNITUDE));
         assert_eq!(v["count"].as_u64(), Some(2));
         let v: serde_json::Value = serde_json::from_str(&summarise(&[])).unwrap();
         assert!(v["mean_lmp"].is_null());

@@ -17,6 +17,24 @@ pub enum CoreError {
         /// The rejected value.
         value: f64,
     },
+    /// A quantity whose magnitude exceeds [`crate::units::MAX_MAGNITUDE`].
+    #[error("{quantity} magnitude must be at most {limit:e} base units, got {value:e}")]
+    OutOfRange {
+        /// Which quantity (for example `"power"`).
+        quantity: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The largest accepted magnitude.
+        limit: f64,
+    },
+    /// A throughput curve whose points break its rules.
+    #[error("throughput curve{}: {reason}", point.map(|i| format!(" points[{i}]")).unwrap_or_default())]
+    InvalidCurve {
+        /// The offending point, when one point is at fault.
+        point: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
     /// An interval whose end is not after its start.
     #[error("interval end {end} is not after its start {start}")]
     EmptyInterval {

@@ -4,7 +4,9 @@
 //! kilowatt, a device id with a job id, or local time with UTC.
 //!
 //! - [`units`]: [`Power`], [`Energy`], [`Price`], [`Money`] with physically meaningful
-//!   arithmetic (power x duration = energy, energy x price = money).
+//!   arithmetic (power x duration = energy, energy x price = money), compile-time
+//!   checked literals ([`power!`], [`energy!`], [`price!`], [`money!`]) and no silent
+//!   zero: arithmetic that can be invalid returns `Option`.
 //! - [`time`]: UTC [`Interval`]s, [`MarketZone`]s (CAISO Pacific, PJM/NYISO Eastern,
 //!   ERCOT Central), [`OperatingDay`]s that are 23, 24 or 25 hours long, hour-ending
 //!   labels, and local <-> UTC conversion that refuses skipped times and makes the
@@ -12,16 +14,18 @@
 //! - [`series`]: [`IntervalSeries`], a regular series with explicit gaps and
 //!   energy-conserving resampling.
 //! - [`id`]: validated string identifiers.
+//! - [`workload`]: the one workload vocabulary, [`WorkloadKind`] and
+//!   [`ThroughputCurve`] (throughput versus allowed power), shared by the planner and
+//!   the simulator.
 //!
 //! ```
 //! use chrono::TimeDelta;
-//! use gridflex_core::{Energy, Power, Price};
+//! use gridflex_core::{energy, power, price};
 //!
-//! let saved = Power::kilowatts(250.0)? * TimeDelta::minutes(30);
-//! assert_eq!(saved, Energy::kilowatt_hours(125.0)?);
-//! let credit = saved * Price::per_megawatt_hour(400.0)?;
+//! let saved = power!(250 kW) * TimeDelta::minutes(30);
+//! assert_eq!(saved, energy!(125 kWh));
+//! let credit = saved * price!(400 per MWh);
 //! assert_eq!(credit.to_string(), "$50.00");
-//! # Ok::<(), gridflex_core::CoreError>(())
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -30,9 +34,11 @@ pub mod id;
 pub mod series;
 pub mod time;
 pub mod units;
+pub mod workload;
 
 pub use error::CoreError;
 pub use id::{DeviceId, JobId, NodeId, PricingNodeId};
 pub use series::{Aggregation, IntervalSeries, Quantity};
 pub use time::{HourEnding, HourLabelStyle, Interval, LocalMapping, MarketZone, OperatingDay};
-pub use units::{Energy, Money, Power, Price};
+pub use units::{Energy, MAX_MAGNITUDE, Money, Power, Price};
+pub use workload::{ThroughputCurve, WorkloadKind};

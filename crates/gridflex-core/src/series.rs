@@ -494,7 +494,7 @@ impl IntervalSeries<Power> {
     pub fn energy(&self) -> Result<Energy, CoreError> {
         // One pass, no allocation: sum the watts, then multiply by the step once.
         let watts = self.sum_base()?;
-        Ok(Power::from_finite(watts) * self.step)
+        Ok(Power::watts(watts)? * self.step)
     }
 
     /// Energy per interval.
@@ -507,13 +507,19 @@ impl IntervalSeries<Power> {
 impl IntervalSeries<Energy> {
     /// Sum over the whole series, or [`CoreError::MissingValue`] naming the first gap.
     pub fn total(&self) -> Result<Energy, CoreError> {
-        self.sum_base().map(Energy::from_finite)
+        self.sum_base().and_then(Energy::joules)
     }
 
-    /// Mean power per interval.
-    pub fn to_power(&self) -> IntervalSeries<Power> {
-        let step = self.step;
-        self.map(|e| e / step)
+    /// Mean power per interval, or [`CoreError::OutOfRange`] when a mean exceeds
+    /// [`crate::units::MAX_MAGNITUDE`] (possible only for sub-second steps).
+    pub fn to_power(&self) -> Result<IntervalSeries<Power>, CoreError> {
+        let seconds = crate::units::seconds_f64(self.step);
+        let values = self
+            .values
+            .iter()
+            .map(|v| v.map(|e| Power::watts(e.as_joules() / seconds)).transpose())
+            .collect::<Result<_, _>>()?;
+        IntervalSeries::new(self.start, self.step, values)
     }
 }
 

@@ -7,25 +7,38 @@
 //! | expression | result |
 //! | --- | --- |
 //! | `Power * TimeDelta` | [`Energy`] |
-//! | `Energy / TimeDelta` | [`Power`] |
+//! | `Energy / TimeDelta` | `Option<Power>` (`None` for a zero or negative duration) |
 //! | `Energy * Price` | [`Money`] |
 //! | `Energy / Energy`, `Power / Power` | `f64` ratio |
-//! | `Q + Q`, `Q - Q`, `-Q`, `Q * f64`, `Q / f64` | `Q` |
+//! | `Q + Q`, `Q - Q`, `-Q`, `Sum` | `Q` |
+//! | `Q.checked_mul(f64)`, `Q.checked_div(f64)` | `Option<Q>` |
+//!
+//! Nothing is ever silently zero. Every quantity is finite and at most
+//! [`MAX_MAGNITUDE`] (1e18) in its base unit, so sums and products with durations or
+//! prices of valid quantities are finite; they saturate at that bound, far beyond any
+//! real fleet or market. Operations whose result can be invalid for valid inputs (a NaN
+//! factor, a zero divisor, a zero duration) return `Option` instead.
+//!
+//! Literals are written with the macros [`power!`](crate::power),
+//! [`energy!`](crate::energy), [`price!`](crate::price) and [`money!`](crate::money),
+//! which are checked at compile time and so cannot fail at run time:
+//! `power!(10 kW)` rather than `Power::kilowatts(10.0)?`. The `f64` constructors stay
+//! for values known only at run time (parsed input), and return [`CoreError`].
 //!
 //! Serde writes each unit as a bare number in its base unit (watts, joules, $/MWh,
 //! USD) and refuses non-finite numbers when reading.
 //!
 //! ```
 //! use chrono::TimeDelta;
-//! use gridflex_core::units::{Energy, Power, Price};
+//! use gridflex_core::{energy, power, price};
 //!
-//! let gpu = Power::kilowatts(0.7)?;
+//! let gpu = power!(0.7 kW);
 //! let energy = gpu * TimeDelta::hours(2);
-//! assert_eq!(energy, Energy::kilowatt_hours(1.4)?);
-//! let cost = energy * Price::per_megawatt_hour(50.0)?;
+//! assert_eq!(energy, energy!(1.4 kWh));
+//! assert_eq!(energy / TimeDelta::hours(2), Some(gpu));
+//! let cost = energy * price!(50 per MWh);
 //! assert!((cost.as_usd() - 0.07).abs() < 1e-12);
 //! assert_eq!(format!("{gpu}"), "700 W");
-//! # Ok::<(), gridflex_core::CoreError>(())
 //! ```
 
 use std::fmt;
@@ -39,13 +52,45 @@ use crate::CoreError;
 
 const JOULES_PER_WH: f64 = 3_600.0;
 
-fn finite(quantity: &'static str, value: f64) -> Result<f64, CoreError> {
-    if value.is_finite() {
+/// The largest magnitude any quantity may hold, in its base unit (1e18 W, J, $/MWh or
+/// USD).
+///
+/// A bound far beyond any real fleet or market (a terawatt is 1e12 W) makes sums of
+/// valid quantities finite by construction, so `+`, `-` and `Sum` need no error path:
+/// they saturate at this bound, which no real computation reaches.
+pub const MAX_MAGNITUDE: f64 = 1e18;
+
+fn checked(quantity: &'static str, value: f64) -> Result<f64, CoreError> {
+    if !value.is_finite() {
+        Err(CoreError::NonFinite { quantity, value })
+    } else if value.abs() > MAX_MAGNITUDE {
+        Err(CoreError::OutOfRange {
+            quantity,
+            value,
+            limit: MAX_MAGNITUDE,
+        })
+    } else {
         // Normalise -0.0 so equal quantities print and compare alike.
         Ok(if value == 0.0 { 0.0 } else { value })
-    } else {
-        Err(CoreError::NonFinite { quantity, value })
     }
+}
+
+/// `value` limited to `[-MAX_MAGNITUDE, MAX_MAGNITUDE]`; for results of arithmetic on
+/// valid quantities, which are always finite.
+fn saturate(value: f64) -> f64 {
+    let v = value.clamp(-MAX_MAGNITUDE, MAX_MAGNITUDE);
+    if v == 0.0 { 0.0 } else { v }
+}
+
+/// Checks a literal at compile time (called from the unit macros inside `const { }`):
+/// a non-finite or out-of-range literal stops the build.
+#[doc(hidden)]
+pub const fn literal(value: f64) -> f64 {
+    assert!(
+        value.is_finite() && value.abs() <= MAX_MAGNITUDE,
+        "unit literal must be finite and within MAX_MAGNITUDE"
+    );
+    if value == 0.0 { 0.0 } else { value }
 }
 
 /// Seconds in a `TimeDelta`, with sub-nanosecond precision kept as far as f64 allows.
@@ -66,9 +111,19 @@ macro_rules! quantity {
             /// The zero quantity.
             pub const ZERO: Self = Self(0.0);
 
-            /// Builds the quantity from a value in its base unit; rejects NaN and infinities.
+            /// Builds the quantity from a value in its base unit; rejects NaN, infinities
+            /// and magnitudes above [`MAX_MAGNITUDE`].
             pub fn $base(value: f64) -> Result<Self, CoreError> {
-                finite($label, value).map(Self)
+                checked($label, value).map(Self)
+            }
+
+            /// Const constructor behind the literal macros: the value must be finite and
+            /// within [`MAX_MAGNITUDE`], or const evaluation fails (a compile error in a
+            /// `const` context). Prefer the macros, which always evaluate it at compile
+            /// time.
+            #[doc(hidden)]
+            pub const fn from_literal(value: f64) -> Self {
+                Self(literal(value))
             }
 
             /// The value in the base unit, the unit serde writes.
@@ -76,11 +131,31 @@ macro_rules! quantity {
                 self.0
             }
 
-            /// Builds from a base-unit value already known to be finite, such as the result
-            /// of arithmetic on finite quantities. Non-finite input becomes zero, so the
-            /// invariant holds even if a caller breaks the precondition.
-            pub(crate) fn from_finite(value: f64) -> Self {
-                Self(finite($label, value).unwrap_or(0.0))
+            /// The quantity scaled by a dimensionless factor, or `None` when the result
+            /// is not finite or beyond [`MAX_MAGNITUDE`] (a NaN or infinite factor).
+            pub fn checked_mul(self, factor: f64) -> Option<Self> {
+                checked($label, self.0 * factor).ok().map(Self)
+            }
+
+            /// The quantity divided by a dimensionless divisor, or `None` when the
+            /// result is not finite or beyond [`MAX_MAGNITUDE`] (a zero or NaN divisor).
+            pub fn checked_div(self, divisor: f64) -> Option<Self> {
+                checked($label, self.0 / divisor).ok().map(Self)
+            }
+
+            /// The quantity `count` times over (a per-GPU draw times the GPUs); saturates
+            /// at [`MAX_MAGNITUDE`] like a sum.
+            pub fn times(self, count: usize) -> Self {
+                Self(saturate(self.0 * count as f64))
+            }
+
+            /// The arithmetic mean, or `None` for no values. The mean of valid
+            /// quantities is always valid.
+            pub fn mean<I: IntoIterator<Item = Self>>(values: I) -> Option<Self> {
+                let (sum, n) = values
+                    .into_iter()
+                    .fold((0.0, 0usize), |(s, n), q| (s + q.0, n + 1));
+                (n > 0).then(|| Self(saturate(sum / n as f64)))
             }
 
             /// The larger of two quantities.
@@ -114,16 +189,18 @@ macro_rules! quantity {
             }
         }
 
+        /// Saturates at [`MAX_MAGNITUDE`] (never reached by real quantities).
         impl Add for $name {
             type Output = Self;
             fn add(self, rhs: Self) -> Self {
-                Self::from_finite(self.0 + rhs.0)
+                Self(saturate(self.0 + rhs.0))
             }
         }
+        /// Saturates at [`MAX_MAGNITUDE`] (never reached by real quantities).
         impl Sub for $name {
             type Output = Self;
             fn sub(self, rhs: Self) -> Self {
-                Self::from_finite(self.0 - rhs.0)
+                Self(saturate(self.0 - rhs.0))
             }
         }
         impl AddAssign for $name {
@@ -139,28 +216,7 @@ macro_rules! quantity {
         impl Neg for $name {
             type Output = Self;
             fn neg(self) -> Self {
-                Self::from_finite(-self.0)
-            }
-        }
-        /// Scaling by a dimensionless factor. A non-finite product (NaN factor or
-        /// overflow) saturates to zero rather than breaking the finite invariant.
-        impl Mul<f64> for $name {
-            type Output = Self;
-            fn mul(self, rhs: f64) -> Self {
-                Self::from_finite(self.0 * rhs)
-            }
-        }
-        impl Mul<$name> for f64 {
-            type Output = $name;
-            fn mul(self, rhs: $name) -> $name {
-                rhs * self
-            }
-        }
-        /// Division by a dimensionless factor; dividing by zero gives zero (see `Mul<f64>`).
-        impl Div<f64> for $name {
-            type Output = Self;
-            fn div(self, rhs: f64) -> Self {
-                Self::from_finite(self.0 / rhs)
+                Self(saturate(-self.0))
             }
         }
         /// The dimensionless ratio of two quantities (NaN or infinite when `rhs` is zero).
@@ -265,7 +321,12 @@ impl Power {
     pub fn megawatts(mw: f64) -> Result<Self, CoreError> {
         Self::watts(mw * 1e6)
     }
-    /// Power in milliwatts (NVML reports milliwatts); rejects NaN and infinities.
+    /// Power from a whole number of milliwatts, as NVML reports it; every `u32` is a
+    /// valid power, so this cannot fail.
+    pub const fn from_milliwatts(mw: u32) -> Self {
+        Self(mw as f64 / 1e3)
+    }
+    /// Power in milliwatts; rejects NaN and infinities.
     pub fn milliwatts(mw: f64) -> Result<Self, CoreError> {
         Self::watts(mw * 1e-3)
     }
@@ -332,11 +393,11 @@ impl Money {
     }
 }
 
-/// Power sustained for a duration is energy.
+/// Power sustained for a duration is energy (saturating at [`MAX_MAGNITUDE`]).
 impl Mul<TimeDelta> for Power {
     type Output = Energy;
     fn mul(self, rhs: TimeDelta) -> Energy {
-        Energy::from_finite(self.0 * seconds_f64(rhs))
+        Energy(saturate(self.0 * seconds_f64(rhs)))
     }
 }
 impl Mul<Power> for TimeDelta {
@@ -345,32 +406,44 @@ impl Mul<Power> for TimeDelta {
         rhs * self
     }
 }
-/// Power sustained for a (std) duration is energy.
+/// Power sustained for a (std) duration is energy (saturating at [`MAX_MAGNITUDE`]).
 impl Mul<std::time::Duration> for Power {
     type Output = Energy;
     fn mul(self, rhs: std::time::Duration) -> Energy {
-        Energy::from_finite(self.0 * rhs.as_secs_f64())
+        Energy(saturate(self.0 * rhs.as_secs_f64()))
     }
 }
-/// Mean power over a duration. A zero duration gives zero power.
+/// Mean power over a duration; `None` for a zero or negative duration.
 impl Div<TimeDelta> for Energy {
-    type Output = Power;
-    fn div(self, rhs: TimeDelta) -> Power {
-        Power::from_finite(self.0 / seconds_f64(rhs))
+    type Output = Option<Power>;
+    fn div(self, rhs: TimeDelta) -> Option<Power> {
+        (rhs > TimeDelta::zero())
+            .then(|| Power::watts(self.0 / seconds_f64(rhs)).ok())
+            .flatten()
     }
 }
-/// Mean power over a (std) duration. A zero duration gives zero power.
+/// Mean power over a (std) duration; `None` for a zero duration.
 impl Div<std::time::Duration> for Energy {
-    type Output = Power;
-    fn div(self, rhs: std::time::Duration) -> Power {
-        Power::from_finite(self.0 / rhs.as_secs_f64())
+    type Output = Option<Power>;
+    fn div(self, rhs: std::time::Duration) -> Option<Power> {
+        (!rhs.is_zero())
+            .then(|| Power::watts(self.0 / rhs.as_secs_f64()).ok())
+            .flatten()
     }
 }
-/// Energy bought or sold at a price is money.
+impl Energy {
+    /// Mean power over an interval. An [`Interval`](crate::Interval) is never empty, so
+    /// this cannot fail; it saturates at [`MAX_MAGNITUDE`] like a sum.
+    pub fn mean_power_over(self, interval: crate::Interval) -> Power {
+        Power(saturate(self.0 / seconds_f64(interval.duration())))
+    }
+}
+
+/// Energy bought or sold at a price is money (saturating at [`MAX_MAGNITUDE`]).
 impl Mul<Price> for Energy {
     type Output = Money;
     fn mul(self, rhs: Price) -> Money {
-        Money::from_finite(self.as_megawatt_hours() * rhs.0)
+        Money(saturate(self.as_megawatt_hours() * rhs.0))
     }
 }
 impl Mul<Energy> for Price {
@@ -378,6 +451,89 @@ impl Mul<Energy> for Price {
     fn mul(self, rhs: Energy) -> Money {
         rhs * self
     }
+}
+
+/// A [`Power`] literal checked at compile time: `power!(700 W)`, `power!(10 kW)`,
+/// `power!(1.5 MW)`, `power!(-2 kW)`.
+///
+/// Expands to a `const { }` block, so a literal that is not finite or beyond
+/// [`MAX_MAGNITUDE`] fails the build instead of returning an error at run time: the
+/// literal cannot fail, so it needs no `?`.
+///
+/// ```
+/// use gridflex_core::{power, Power};
+/// assert_eq!(power!(1.5 kW), Power::watts(1500.0)?);
+/// assert_eq!(power!(2 MW).as_kilowatts(), 2_000.0);
+/// # Ok::<(), gridflex_core::CoreError>(())
+/// ```
+///
+/// ```compile_fail
+/// let _ = gridflex_core::power!(1e30 MW);
+/// ```
+#[macro_export]
+macro_rules! power {
+    ($v:literal W) => {
+        const { $crate::units::Power::from_literal($v as f64) }
+    };
+    ($v:literal kW) => {
+        const { $crate::units::Power::from_literal($v as f64 * 1e3) }
+    };
+    ($v:literal MW) => {
+        const { $crate::units::Power::from_literal($v as f64 * 1e6) }
+    };
+}
+
+/// An [`Energy`] literal checked at compile time: `energy!(36 J)`, `energy!(500 Wh)`,
+/// `energy!(2 kWh)`, `energy!(1.5 MWh)` (see [`power!`] for why).
+///
+/// ```
+/// use gridflex_core::{energy, Energy};
+/// assert_eq!(energy!(2 kWh), Energy::kilowatt_hours(2.0)?);
+/// # Ok::<(), gridflex_core::CoreError>(())
+/// ```
+#[macro_export]
+macro_rules! energy {
+    ($v:literal J) => {
+        const { $crate::units::Energy::from_literal($v as f64) }
+    };
+    ($v:literal Wh) => {
+        const { $crate::units::Energy::from_literal($v as f64 * 3_600.0) }
+    };
+    ($v:literal kWh) => {
+        const { $crate::units::Energy::from_literal($v as f64 * 3_600.0 * 1e3) }
+    };
+    ($v:literal MWh) => {
+        const { $crate::units::Energy::from_literal($v as f64 * 3_600.0 * 1e6) }
+    };
+}
+
+/// A [`Price`] literal checked at compile time: `price!(50 per MWh)` (see [`power!`]).
+///
+/// ```
+/// use gridflex_core::{price, Price};
+/// assert_eq!(price!(-12.5 per MWh), Price::per_megawatt_hour(-12.5)?);
+/// # Ok::<(), gridflex_core::CoreError>(())
+/// ```
+#[macro_export]
+macro_rules! price {
+    ($v:literal per MWh) => {
+        const { $crate::units::Price::from_literal($v as f64) }
+    };
+}
+
+/// A [`Money`] literal in US dollars checked at compile time: `money!(12.5 USD)` (see
+/// [`power!`]).
+///
+/// ```
+/// use gridflex_core::{money, Money};
+/// assert_eq!(money!(80 USD), Money::usd(80.0)?);
+/// # Ok::<(), gridflex_core::CoreError>(())
+/// ```
+#[macro_export]
+macro_rules! money {
+    ($v:literal USD) => {
+        const { $crate::units::Money::from_literal($v as f64) }
+    };
 }
 
 /// Writes `value` scaled to the first unit whose threshold it reaches, trimming a
@@ -461,18 +617,56 @@ mod tests {
         let p = Power::watts(500.0)?;
         let e = p * TimeDelta::minutes(6);
         assert_eq!(e, Energy::watt_hours(50.0)?);
-        assert_eq!(e / TimeDelta::minutes(6), p);
+        assert_eq!(e / TimeDelta::minutes(6), Some(p));
         assert_eq!(
             p * std::time::Duration::from_secs(3600),
             Energy::watt_hours(500.0)?
         );
         let m = Energy::megawatt_hours(2.0)? * Price::per_megawatt_hour(40.0)?;
         assert_eq!(m, Money::usd(80.0)?);
+        assert_eq!(Energy::ZERO / TimeDelta::zero(), None);
+        assert_eq!(e / TimeDelta::minutes(-6), None);
+        assert_eq!(e / std::time::Duration::ZERO, None);
+        assert_eq!(Power::watts(10.0)?.checked_div(0.0), None);
+        assert_eq!(Power::watts(10.0)?.checked_mul(f64::NAN), None);
+        assert_eq!(power!(10 W).checked_mul(1.5), Some(power!(15 W)));
+        assert_eq!(power!(10 W).times(3), power!(30 W));
         assert_eq!(
-            Energy::ZERO / TimeDelta::zero(),
-            Energy::ZERO / TimeDelta::zero()
+            Power::mean([power!(1 kW), power!(3 kW)]),
+            Some(power!(2 kW))
         );
-        assert_eq!(Power::watts(10.0)? / 0.0, Power::ZERO);
+        assert_eq!(Power::mean([]), None);
+        Ok(())
+    }
+
+    #[test]
+    fn sums_saturate_at_the_bound_never_zero() -> Result<(), CoreError> {
+        let big = Power::watts(MAX_MAGNITUDE)?;
+        assert_eq!(big + big, big);
+        assert_eq!(-big - big, -big);
+        assert!(matches!(
+            Power::watts(2.0 * MAX_MAGNITUDE),
+            Err(CoreError::OutOfRange { .. })
+        ));
+        assert_eq!(
+            big * TimeDelta::days(365_000),
+            Energy::joules(MAX_MAGNITUDE)?
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn literals_equal_the_fallible_constructors() -> Result<(), CoreError> {
+        assert_eq!(power!(700 W), Power::watts(700.0)?);
+        assert_eq!(power!(0.7 kW), Power::kilowatts(0.7)?);
+        assert_eq!(power!(-1.5 MW), Power::megawatts(-1.5)?);
+        assert_eq!(energy!(36 J), Energy::joules(36.0)?);
+        assert_eq!(energy!(50 Wh), Energy::watt_hours(50.0)?);
+        assert_eq!(energy!(1.4 kWh), Energy::kilowatt_hours(1.4)?);
+        assert_eq!(energy!(2 MWh), Energy::megawatt_hours(2.0)?);
+        assert_eq!(price!(40 per MWh), Price::per_megawatt_hour(40.0)?);
+        assert_eq!(money!(-3.5 USD), Money::usd(-3.5)?);
+        assert!(power!(-0 W).as_watts().is_sign_positive());
         Ok(())
     }
 

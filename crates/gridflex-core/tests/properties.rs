@@ -41,7 +41,23 @@ proptest! {
     fn power_times_time_over_time_is_power(kw in -1e6f64..1e6, secs in 1i64..1_000_000) {
         let p = Power::kilowatts(kw).unwrap();
         let d = TimeDelta::seconds(secs);
-        prop_assert!(close(((p * d) / d).as_watts(), p.as_watts()));
+        let back = ((p * d) / d).unwrap();
+        prop_assert!(close(back.as_watts(), p.as_watts()));
+    }
+
+    #[test]
+    fn arithmetic_is_never_silently_zero(a in -1e18f64..1e18, b in -1e18f64..1e18, f in proptest::num::f64::ANY) {
+        let (pa, pb) = (Power::watts(a).unwrap(), Power::watts(b).unwrap());
+        let sum = pa + pb;
+        // A saturated sum keeps its sign and magnitude order; it never collapses to zero.
+        if (a + b).abs() > 1.0 {
+            prop_assert!(sum != Power::ZERO);
+            prop_assert_eq!(sum.is_negative(), a + b < 0.0);
+        }
+        match pa.checked_mul(f) {
+            Some(q) => prop_assert!((a * f).is_finite() && close(q.as_watts(), a * f)),
+            None => prop_assert!(!(a * f).is_finite() || (a * f).abs() > 1e18),
+        }
     }
 
     #[test]

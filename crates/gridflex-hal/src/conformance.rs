@@ -162,9 +162,16 @@ where
         ));
     }
     let before = telemetry(device, Promise::TelemetryMonotonic).await?;
+    // Half the floor and one and a half times the top: outside any range (both
+    // products of valid limits are valid).
+    let below = limits.min().checked_mul(0.5).unwrap_or(Power::ZERO);
+    let above = limits
+        .max()
+        .checked_mul(1.5)
+        .unwrap_or(limits.max() + limits.max());
     for (promise, limit) in [
-        (Promise::RefusesBelowRange, limits.min() * 0.5),
-        (Promise::RefusesAboveRange, limits.max() * 1.5),
+        (Promise::RefusesBelowRange, below),
+        (Promise::RefusesAboveRange, above),
     ] {
         match device.set_power_limit(limit).await {
             Ok(c) => {
@@ -195,7 +202,8 @@ where
         }
     }
     // Halfway between the floor and the limit at discovery: a limit every device takes.
-    let mid = limits.min() + (info.limit_at_discovery - limits.min()) * 0.5;
+    let span = info.limit_at_discovery - limits.min();
+    let mid = limits.min() + span.checked_div(2.0).unwrap_or(Power::ZERO);
     let change = device.set_power_limit(mid).await.map_err(|e| {
         broken(
             Promise::AppliesLimitsInRange,
@@ -203,7 +211,7 @@ where
             format!("{mid} was refused: {e}"),
         )
     })?;
-    if change.requested != mid || change.enforced > mid + Power::watts(0.5).unwrap_or_default() {
+    if change.requested != mid || change.enforced > mid + gridflex_core::power!(0.5 W) {
         return Err(broken(
             Promise::AppliesLimitsInRange,
             id,

@@ -27,7 +27,7 @@ async fn the_simulator_keeps_every_promise() -> TestResult {
     let job = SimJob::start(
         JobId::new("train")?,
         fleet.iter().cloned().collect(),
-        WorkloadProfile::of(WorkloadKind::LlmTraining),
+        WorkloadProfile::of(WorkloadKind::Generic),
     )?;
     let advance = |d: Duration| {
         clock.advance(d);
@@ -130,7 +130,7 @@ impl PowerDevice for Toy {
         };
         let limit = *self.limit.lock().unwrap_or_else(|e| e.into_inner());
         Ok(Telemetry::at(Self::t0() + TimeDelta::seconds(secs))
-            .with_power(limit * 0.9)
+            .with_power(limit.checked_mul(0.9).unwrap_or(limit))
             .with_limits(limit, limit))
     }
 

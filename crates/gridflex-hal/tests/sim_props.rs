@@ -99,8 +99,8 @@ fn many_limit_requests_between_reads_apply_in_order() {
 fn energy_counter_matches_the_integral_of_power() {
     let fleet = SimFleet::new(SimClock::default(), 3, &SimGpuSpec::h100_sxm()).unwrap();
     for (g, kind) in fleet.iter().zip([
-        WorkloadKind::LlmTraining,
-        WorkloadKind::LlmInference,
+        WorkloadKind::Generic,
+        WorkloadKind::Inference,
         WorkloadKind::Matmul,
     ]) {
         g.start_workload(WorkloadProfile::of(kind)).unwrap();

@@ -183,7 +183,7 @@ impl BaselineResult {
             intervals,
             raw_energy,
             settled_energy,
-            mean_settled: settled_energy / self.event.duration(),
+            mean_settled: settled_energy.mean_power_over(self.event),
         }
     }
 }

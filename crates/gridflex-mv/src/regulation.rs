@@ -197,19 +197,21 @@ pub struct RegulationCredits {
 impl HourScore {
     /// The hour's credits given the clearing prices (in $/MW per hour of service, which
     /// is $/MWh) and the mileage ratio (RegD mileage / RegA mileage; 1 for RegA).
-    /// Credits scale with the part of the hour that was scored.
+    /// Credits scale with the part of the hour that was scored. A mileage ratio that
+    /// is not finite, or credits beyond what [`Money`] holds, are an error.
     pub fn credits(
         &self,
         regulation: Power,
         capability_price: Price,
         performance_price: Price,
         mileage_ratio: f64,
-    ) -> RegulationCredits {
+    ) -> Result<RegulationCredits, MvError> {
         let mwh = regulation * self.scored;
-        RegulationCredits {
-            capability: mwh * capability_price * self.composite,
-            performance: mwh * performance_price * (mileage_ratio * self.composite),
-        }
+        let scaled = |m: Money, f: f64| Money::usd(m.as_usd() * f);
+        Ok(RegulationCredits {
+            capability: scaled(mwh * capability_price, self.composite)?,
+            performance: scaled(mwh * performance_price, mileage_ratio * self.composite)?,
+        })
     }
 }
 

@@ -152,12 +152,14 @@ fn regulation_precision_and_credits() {
     assert_eq!(h.mileage, 0.0);
     // Credits for the 55 scored minutes: capability 4 MW x 11/12 h x $10/MWh x
     // 0.91667 = $33.61; performance 4 x 11/12 h x ratio 2.0 x $3 x 0.91667 = $20.17.
-    let c = h.credits(
-        reg,
-        Price::per_megawatt_hour(10.0).unwrap(),
-        Price::per_megawatt_hour(3.0).unwrap(),
-        2.0,
-    );
+    let c = h
+        .credits(
+            reg,
+            Price::per_megawatt_hour(10.0).unwrap(),
+            Price::per_megawatt_hour(3.0).unwrap(),
+            2.0,
+        )
+        .unwrap();
     assert!((c.capability.as_usd() - 40.0 * 11.0 / 12.0 * 2.75 / 3.0).abs() < 1e-9);
     assert!((c.performance.as_usd() - 24.0 * 11.0 / 12.0 * 2.75 / 3.0).abs() < 1e-9);
 }

@@ -27,6 +27,7 @@ const CURVE_BELOW: u8 = 1;
 const PAUSE: u8 = 2;
 
 use crate::order::radix_order;
+use gridflex_core::workload::interpolate;
 
 mod search;
 
@@ -120,7 +121,7 @@ impl<'a> Problem<'a> {
         for (j, m) in jobs.iter().enumerate() {
             let start = pts.len();
             let curve = breaks(j);
-            let f_at = |p: f64| throughput(curve, p / m.hi);
+            let f_at = |p: f64| interpolate(curve, p / m.hi);
             pts.push((m.lo, f_at(m.lo)));
             for &(x, y) in curve {
                 let p = x * m.hi;
@@ -341,21 +342,7 @@ impl<'a> Problem<'a> {
     /// Throughput fraction of job `j` at per-GPU power `p` (from its watt points).
     pub(crate) fn f(&self, j: usize, p: f64) -> f64 {
         let (a, b) = self.pts_range[j];
-        let pts = &self.pts[a as usize..b as usize];
-        let Some(&(p0, f0)) = pts.first() else {
-            return 1.0;
-        };
-        if p <= p0 {
-            return f0;
-        }
-        for w in pts.windows(2) {
-            if p <= w[1].0 {
-                let (x0, y0) = w[0];
-                let (x1, y1) = w[1];
-                return y0 + (y1 - y0) * (p - x0) / (x1 - x0);
-            }
-        }
-        1.0
+        interpolate(&self.pts[a as usize..b as usize], p)
     }
 
     /// A feasible pause set near the LP's choice `lp` (its full pauses) to start the
@@ -505,23 +492,6 @@ impl<'a> Problem<'a> {
             .collect();
         (levels, loss, rem.max(0.0))
     }
-}
-
-/// Throughput at power fraction `x` of a validated curve's points.
-fn throughput(curve: &[(f64, f64)], x: f64) -> f64 {
-    let Some(&(x0, y0)) = curve.first() else {
-        return 1.0;
-    };
-    if x <= x0 {
-        return y0;
-    }
-    for w in curve.windows(2) {
-        if x <= w[1].0 {
-            let (a, b) = (w[0], w[1]);
-            return a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0);
-        }
-    }
-    1.0
 }
 
 /// Segments in cost order, ties in their input order ([`radix_order`]).

@@ -186,6 +186,7 @@ impl Job {
             ));
         }
         spec.class.validate().map_err(|e| e.within("class"))?;
+        crate::validate_curve(&spec.curve).map_err(|e| e.within("curve"))?;
         let shared_id = Arc::new(spec.id.clone());
         Ok(Self { spec, shared_id })
     }
@@ -276,9 +277,10 @@ impl FacilityModel {
         Ok(())
     }
 
-    /// Facility power for a total GPU power.
-    pub fn facility_power(&self, gpu_power: Power) -> Power {
-        self.fixed + gpu_power * self.multiplier
+    /// Facility power for a total GPU power; `None` when the multiplier (a public
+    /// field, validated by [`FacilityModel::new`] only) makes the product invalid.
+    pub fn facility_power(&self, gpu_power: Power) -> Option<Power> {
+        Some(self.fixed + gpu_power.checked_mul(self.multiplier)?)
     }
 }
 
@@ -288,7 +290,7 @@ impl FacilityModel {
 /// use gridflex_core::Power;
 /// use gridflex_planner::{FacilityModel, Fleet};
 /// let fleet = Fleet::new(Vec::new(), FacilityModel::new(Power::kilowatts(50.0)?, 1.2)?)?;
-/// assert_eq!(fleet.current_facility_power(), Power::kilowatts(50.0)?);
+/// assert_eq!(fleet.current_facility_power(), Some(Power::kilowatts(50.0)?));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -340,14 +342,15 @@ impl Fleet {
         self.jobs.iter().map(|j| u64::from(j.gpus())).sum()
     }
 
-    /// Predicted facility power with every job at its uncapped draw.
-    pub fn current_facility_power(&self) -> Power {
-        let gpu: f64 = self
+    /// Predicted facility power with every job at its uncapped draw; `None` when the
+    /// facility model's multiplier makes it invalid (see [`FacilityModel::facility_power`]).
+    pub fn current_facility_power(&self) -> Option<Power> {
+        let gpu = self
             .jobs
             .iter()
-            .map(|j| f64::from(j.gpus()) * j.draw_per_gpu().as_watts())
-            .sum();
-        self.facility.facility_power(crate::units::watts(gpu))
+            .map(|j| j.draw_per_gpu().checked_mul(f64::from(j.gpus())))
+            .sum::<Option<Power>>()?;
+        self.facility.facility_power(gpu)
     }
 }
 
@@ -437,7 +440,7 @@ mod tests {
         let bad = s.replacen("\"gpus\":8", "\"gpus\":0", 1);
         let e = serde_json::from_str::<Fleet>(&bad).unwrap_err().to_string();
         assert!(e.contains("jobs[0].gpus"), "{e}");
-        let cur = fleet.current_facility_power().as_watts();
+        let cur = fleet.current_facility_power().unwrap().as_watts();
         assert!((cur - (10_000.0 + 1.3 * 16.0 * 680.0)).abs() < 1e-6);
     }
 }

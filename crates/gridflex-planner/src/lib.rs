@@ -34,7 +34,7 @@ mod request;
 mod shift;
 mod units;
 
-pub use curve::{ThroughputCurve, WorkloadKind};
+pub use curve::{ThroughputCurve, WorkloadKind, concave_curve, validate_curve};
 pub use error::PlannerError;
 pub use fleet::{CapRange, FacilityModel, Fleet, Job, JobClass, JobSpec};
 pub use plan::{Action, AllocationMethod, JobOutcome, JobState, Objective, Plan, Stage};

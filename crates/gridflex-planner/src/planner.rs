@@ -28,15 +28,15 @@ type Lift = (usize, Power, f64);
 
 impl Group {
     /// The group as a stage at `t` (seconds); `cur` moves to the settled power after it.
-    fn into_stage(self, t: f64, cur: &mut f64) -> Stage {
+    fn into_stage(self, t: f64, cur: &mut f64) -> Result<Stage, PlannerError> {
         let peak = *cur + self.peak_add;
         *cur += self.rise;
-        Stage {
+        Ok(Stage {
             offset: secs(t),
             actions: self.actions,
-            predicted_power: watts(*cur),
-            peak_power: watts(peak.max(*cur)),
-        }
+            predicted_power: watts(*cur)?,
+            peak_power: watts(peak.max(*cur))?,
+        })
     }
 
     /// Adds the pending cap lifts of soft-started jobs to the group.
@@ -117,7 +117,7 @@ pub fn plan(
     options: &PlannerOptions,
 ) -> Result<Plan, PlannerError> {
     options.validate().map_err(|e| e.within("options"))?;
-    Ok(Planner::new(fleet, request, options).run())
+    Planner::new(fleet, request, options).run()
 }
 
 struct Planner<'a> {
@@ -230,7 +230,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn run(self) -> Plan {
+    fn run(self) -> Result<Plan, PlannerError> {
         let jobs = self.fleet.jobs();
         let need = (self.baseline - self.target) / self.mult;
         let problem = Problem::new(&self.models, |j| jobs[j].curve().points());
@@ -245,7 +245,7 @@ impl<'a> Planner<'a> {
             let (state, cap, p, f) = match levels[j] {
                 Level::Paused => (JobState::Paused, None, m.paused, 0.0),
                 Level::Run(p) => {
-                    let cap = (p < m.hi - 1e-9).then(|| watts(p));
+                    let cap = (p < m.hi - 1e-9).then(|| watts(p)).transpose()?;
                     (JobState::Running, cap, p, problem.f(j, p))
                 }
             };
@@ -254,26 +254,30 @@ impl<'a> Planner<'a> {
                 job: job.shared_id().clone(),
                 state,
                 cap_per_gpu: cap,
-                power_per_gpu: watts(p),
+                power_per_gpu: watts(p)?,
                 throughput: f,
                 weighted_throughput_lost: m.w * m.n * (1.0 - f),
             });
         }
         let steady = self.fixed + self.mult * steady_gpu;
-        let (stages, at_response) = self.stages(levels, steady, &outcomes, &problem);
-        let restore = self.restore(levels, steady);
-        let short = |p: f64| (p > self.target + TOL_W).then(|| watts(p - self.target));
-        Plan {
-            target: watts(self.target),
-            baseline: watts(self.baseline),
-            predicted_power: watts(steady),
-            power_at_response: watts(at_response),
+        let (stages, at_response) = self.stages(levels, steady, &outcomes, &problem)?;
+        let restore = self.restore(levels, steady)?;
+        let short = |p: f64| {
+            (p > self.target + TOL_W)
+                .then(|| watts(p - self.target))
+                .transpose()
+        };
+        Ok(Plan {
+            target: watts(self.target)?,
+            baseline: watts(self.baseline)?,
+            predicted_power: watts(steady)?,
+            power_at_response: watts(at_response)?,
             shortfall: if alloc.shortfall > 0.0 {
-                short(steady)
+                short(steady)?
             } else {
                 None
             },
-            response_shortfall: short(at_response),
+            response_shortfall: short(at_response)?,
             objective: Objective {
                 weighted_throughput_lost: alloc.loss,
                 weighted_throughput_total: total,
@@ -288,7 +292,7 @@ impl<'a> Planner<'a> {
             jobs: outcomes,
             restore_start: secs(self.window),
             restore,
-        }
+        })
     }
 
     /// Stage 0 and, when caps settle slower than the response time, the fast stage and
@@ -299,7 +303,7 @@ impl<'a> Planner<'a> {
         steady: f64,
         outcomes: &[JobOutcome],
         problem: &Problem<'_>,
-    ) -> (Vec<Stage>, f64) {
+    ) -> Result<(Vec<Stage>, f64), PlannerError> {
         let lev = &self.options.levers;
         let jobs = self.fleet.jobs();
         // Share of a pause's step reached by the response time, and whether caps
@@ -335,15 +339,15 @@ impl<'a> Planner<'a> {
         if !transition || at_response <= self.target + TOL_W {
             if actions.is_empty() {
                 // Nothing to do: the target is met without any action.
-                return (Vec::new(), at_response);
+                return Ok((Vec::new(), at_response));
             }
             let stage = Stage {
                 offset: std::time::Duration::ZERO,
                 actions,
-                predicted_power: watts(at_response.max(steady)),
-                peak_power: watts(at_response.max(steady)),
+                predicted_power: watts(at_response.max(steady))?,
+                peak_power: watts(at_response.max(steady))?,
             };
-            return (vec![stage], at_response);
+            return Ok((vec![stage], at_response));
         }
         let unsettled = at_response;
 
@@ -398,12 +402,12 @@ impl<'a> Planner<'a> {
         let mut stages = vec![Stage {
             offset: std::time::Duration::ZERO,
             actions,
-            predicted_power: watts(fast),
-            peak_power: watts(fast),
+            predicted_power: watts(fast)?,
+            peak_power: watts(fast)?,
         }];
 
-        self.transition(&extra, levels, steady, &mut stages);
-        (stages, fast)
+        self.transition(&extra, levels, steady, &mut stages)?;
+        Ok((stages, fast))
     }
 
     /// The transition from the fast stage to the steady mix (`docs/planner.md`,
@@ -424,7 +428,13 @@ impl<'a> Planner<'a> {
     ///   soft-started under a lower cap (never below its floor or its device range)
     ///   and has its cap lifted after the last resume, to its steady cap or, when it
     ///   runs uncapped, to `cap_range.max` (a cap change has no overshoot).
-    fn transition(&self, extra: &[usize], levels: &[Level], steady: f64, stages: &mut Vec<Stage>) {
+    fn transition(
+        &self,
+        extra: &[usize],
+        levels: &[Level],
+        steady: f64,
+        stages: &mut Vec<Stage>,
+    ) -> Result<(), PlannerError> {
         let lev = &self.options.levers;
         let jobs = self.fleet.jobs();
         let gap = lev.resume_overshoot_duration.as_secs_f64();
@@ -477,30 +487,31 @@ impl<'a> Planner<'a> {
                         break;
                     }
                     placed[j] = true;
-                    self.resume_into(&mut group, j, run_p(j), bound - cur, &mut lifts);
+                    self.resume_into(&mut group, j, run_p(j), bound - cur, &mut lifts)?;
                 }
                 vi += 1;
             }
             for j in forced {
                 reserve -= least_add(j);
-                self.resume_into(&mut group, j, run_p(j), bound - cur - reserve, &mut lifts);
+                self.resume_into(&mut group, j, run_p(j), bound - cur - reserve, &mut lifts)?;
             }
             left -= group.resumes;
             if left > 0 {
-                stages.push(group.into_stage(t, &mut cur));
+                stages.push(group.into_stage(t, &mut cur)?);
                 continue;
             }
             if last {
                 // No room for a later step before the restore: lift with the last group.
                 group.take_lifts(&mut lifts, jobs);
             }
-            stages.push(group.into_stage(t, &mut cur));
+            stages.push(group.into_stage(t, &mut cur)?);
             if !lifts.is_empty() {
                 let mut lift = Group::default();
                 lift.take_lifts(&mut lifts, jobs);
-                stages.push(lift.into_stage(t + gap, &mut cur));
+                stages.push(lift.into_stage(t + gap, &mut cur)?);
             }
         }
+        Ok(())
     }
 
     /// Facility watts a resume of job `j` under per-GPU cap `p` adds: (the overshoot
@@ -524,7 +535,14 @@ impl<'a> Planner<'a> {
     /// `avail` facility watts in all: a plain resume when its overshoot fits, else a
     /// soft start under the highest cap that fits (at least [`Self::soft_min`]), with
     /// the lift recorded in `lifts`.
-    fn resume_into(&self, group: &mut Group, j: usize, p: f64, avail: f64, lifts: &mut Vec<Lift>) {
+    fn resume_into(
+        &self,
+        group: &mut Group,
+        j: usize,
+        p: f64,
+        avail: f64,
+        lifts: &mut Vec<Lift>,
+    ) -> Result<(), PlannerError> {
         let m = &self.models[j];
         let job = &self.fleet.jobs()[j];
         let id = job.shared_id().clone();
@@ -537,12 +555,12 @@ impl<'a> Planner<'a> {
             group.actions.push(Action::Resume { job: id });
             group.peak_add += add;
             group.rise += rise;
-            return;
+            return Ok(());
         }
         let (soft_add, soft_rise) = self.resume_step(j, soft);
         group.actions.push(Action::SetCap {
             job: id.clone(),
-            cap_per_gpu: watts(soft),
+            cap_per_gpu: watts(soft)?,
         });
         group.actions.push(Action::Resume { job: id });
         group.peak_add += soft_add;
@@ -551,15 +569,16 @@ impl<'a> Planner<'a> {
         let cap = if p >= m.hi - 1e-9 {
             job.cap_range().max
         } else {
-            watts(p)
+            watts(p)?
         };
         lifts.push((j, cap, rise - soft_rise));
+        Ok(())
     }
 
     /// The restore at the window's end: paused jobs resumed earliest limit first, then
     /// caps lifted (critical jobs first), each step when the ramp line
     /// `P_end + ramp * (t - end)` has reached its peak (overshoot included).
-    fn restore(&self, levels: &[Level], steady: f64) -> Vec<Stage> {
+    fn restore(&self, levels: &[Level], steady: f64) -> Result<Vec<Stage>, PlannerError> {
         let lev = &self.options.levers;
         let jobs = self.fleet.jobs();
         let o = lev.resume_overshoot;
@@ -651,18 +670,18 @@ impl<'a> Planner<'a> {
             match stages.last_mut() {
                 Some(s) if offset == s.offset => {
                     s.actions.push(action);
-                    s.predicted_power = watts(cur);
-                    s.peak_power = s.peak_power.max(watts(peak_at_t));
+                    s.predicted_power = watts(cur)?;
+                    s.peak_power = s.peak_power.max(watts(peak_at_t)?);
                 }
                 _ => stages.push(Stage {
                     offset,
                     actions: vec![action],
-                    predicted_power: watts(cur),
-                    peak_power: watts(peak_at_t),
+                    predicted_power: watts(cur)?,
+                    peak_power: watts(peak_at_t)?,
                 }),
             }
             t_prev = t;
         }
-        stages
+        Ok(stages)
     }
 }

@@ -155,7 +155,10 @@ pub fn shift(
             }
             let fraction = left.min(1.0);
             left -= fraction;
-            let e = job.power * step.to_std().unwrap_or_default() * fraction;
+            // `fraction` is in (0, 1], so the scaled energy is always valid.
+            let e = (job.power * step.to_std().unwrap_or_default())
+                .checked_mul(fraction)
+                .ok_or_else(|| PlannerError::invalid(field("power"), "energy out of range"))?;
             e_job += e;
             c_job += e * price;
             runs.push((

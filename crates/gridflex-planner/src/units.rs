@@ -60,11 +60,14 @@ impl<'de> Deserialize<'de> for RampRate {
     }
 }
 
-/// A finite wattage as a [`Power`]. Planner arithmetic works on finite inputs of
-/// bounded size (validated at construction), so the result is always finite; a
-/// non-finite value would mean a bug, and is mapped to zero rather than a panic.
-pub(crate) fn watts(v: f64) -> Power {
-    Power::watts(v).unwrap_or(Power::ZERO)
+/// A wattage the planner computed, as a [`Power`]. Planner arithmetic works on
+/// validated finite inputs, so this fails only on a bug; the error then says so
+/// rather than turning the value into zero.
+pub(crate) fn watts(v: f64) -> Result<Power, PlannerError> {
+    Power::watts(v).map_err(|source| PlannerError::Core {
+        field: "computed power".into(),
+        source,
+    })
 }
 
 /// Seconds as a `Duration`, saturating at zero and at `Duration::MAX`.

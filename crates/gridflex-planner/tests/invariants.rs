@@ -24,7 +24,7 @@ proptest! {
     #[test]
     fn plans_keep_every_invariant((gens, fixed, mult, frac, resp, ramp) in scenario()) {
         let fleet = build_fleet(&gens, fixed, mult);
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request(baseline * frac, resp, ramp);
         let plan = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
         check_invariants(&fleet, &req, &plan);
@@ -37,7 +37,7 @@ proptest! {
         window_ms in 200i64..20_000,
     ) {
         let fleet = build_fleet(&gens, fixed, mult);
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request_with_window(baseline * frac, resp, ramp, window_ms);
         let plan = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
         check_invariants(&fleet, &req, &plan);
@@ -48,7 +48,7 @@ proptest! {
         (prop::collection::vec(job_strategy(64), 1..30), 0.0..50_000.0f64, 1.0..1.6f64, 0.0..1.0f64))
     {
         let fleet = build_fleet(&gens, fixed, mult);
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request(baseline * frac, 1000, 1e12);
         let plan = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
         let floor = min_facility_power(&fleet, &models(&fleet));
@@ -66,7 +66,7 @@ proptest! {
     #[test]
     fn same_input_same_plan((gens, fixed, mult, frac, resp, ramp) in scenario()) {
         let fleet = build_fleet(&gens, fixed, mult);
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request(baseline * frac, resp, ramp);
         let a = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
         let b = plan(&fleet.clone(), &req.clone(), &PlannerOptions::default()).unwrap();
@@ -94,7 +94,7 @@ fn no_action_when_target_is_met() {
         })
         .collect();
     let fleet = build_fleet(&gens, 1_000.0, 1.2);
-    let baseline = fleet.current_facility_power().as_watts();
+    let baseline = fleet.current_facility_power().unwrap().as_watts();
     let req = request(baseline + 1.0, 10, 1e4);
     let p = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
     assert!(p.stages.is_empty() && p.restore.is_empty());
@@ -126,7 +126,7 @@ fn hand_worked_allocation() {
     // 0.9 floor sits exactly at 0.75 (525 W). Ask for 2,250 W: the three jobs' top
     // segments hold 5,250 W at one cost, so job order breaks the tie: job 0 gives
     // 1,750 W (down to 525 W per GPU), job 1 gives 500 W (650 W), job 2 nothing.
-    let baseline = fleet.current_facility_power().as_watts();
+    let baseline = fleet.current_facility_power().unwrap().as_watts();
     let req = request(baseline - 2_250.0, 1000, 1e6);
     let p = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
     check_invariants(&fleet, &req, &p);

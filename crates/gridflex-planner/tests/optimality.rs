@@ -102,7 +102,7 @@ proptest! {
     #[test]
     fn exact_on_small_instances((gens, fixed, mult, frac) in small_scenario()) {
         let fleet = build_fleet(&gens, fixed, mult);
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request(baseline * frac, 1000, 1e12);
         let plan = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
         prop_assume!(plan.shortfall.is_none());
@@ -120,7 +120,7 @@ proptest! {
     #[test]
     fn search_exact_on_small_instances((gens, fixed, mult, frac) in small_scenario()) {
         let fleet = build_fleet(&gens, fixed, mult);
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request(baseline * frac, 1000, 1e12);
         let opts = PlannerOptions { exact_pause_limit: 0, ..PlannerOptions::default() };
         let plan = plan(&fleet, &req, &opts).unwrap();
@@ -191,7 +191,7 @@ proptest! {
     #[test]
     fn matches_milp((gens, fixed, mult, frac) in large_scenario()) {
         let fleet = build_fleet(&gens, fixed, mult);
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request(baseline * frac, 1000, 1e12);
         let exact = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
         prop_assume!(exact.shortfall.is_none());
@@ -265,7 +265,7 @@ fn pause_heavy_fleets_match_milp() {
             })
             .collect();
         let fleet = build_fleet(&gens, 10_000.0 * next(), 1.0 + 0.5 * next());
-        let baseline = fleet.current_facility_power().as_watts();
+        let baseline = fleet.current_facility_power().unwrap().as_watts();
         let req = request(baseline * (0.3 + 0.6 * next()), 1000, 1e12);
         let p = plan(&fleet, &req, &PlannerOptions::default()).unwrap();
         if p.shortfall.is_some() {

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use gridflex_core::{DeviceId, JobId, Power};
+use gridflex_core::{DeviceId, JobId, Power, power};
+use gridflex_core::{ThroughputCurve, WorkloadKind};
 use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl};
-use gridflex_planner::{JobClass, ThroughputCurve, WorkloadKind};
+use gridflex_planner::JobClass;
 use serde::{Deserialize, Serialize};
 
 use crate::GridflexError;
@@ -99,8 +100,7 @@ fn one() -> f64 {
 }
 
 fn paused_default() -> Power {
-    // A literal; always finite.
-    Power::watts(125.0).unwrap_or(Power::ZERO)
+    power!(125 W)
 }
 
 impl JobEntry {
@@ -148,7 +148,7 @@ impl JobEntry {
     pub fn throughput_curve(&self) -> ThroughputCurve {
         self.curve
             .clone()
-            .unwrap_or_else(|| ThroughputCurve::default_for(self.kind))
+            .unwrap_or_else(|| self.kind.default_curve())
     }
 }
 

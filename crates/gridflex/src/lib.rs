@@ -21,19 +21,19 @@
 //! use std::sync::Arc;
 //! use chrono::{TimeDelta, TimeZone, Utc};
 //! use gridflex::prelude::*;
-//! use gridflex::hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadKind as SimKind, WorkloadProfile};
+//! use gridflex::hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadProfile};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?.block_on(async {
 //! let t0 = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
 //! let fleet = SimFleet::new(SimClock::new(t0), 8, &SimGpuSpec::h100_sxm())?;
 //! let gpus: Vec<_> = fleet.iter().cloned().collect();
-//! let job = Arc::new(SimJob::start(JobId::new("train")?, gpus.clone(), WorkloadProfile::of(SimKind::Matmul))?);
+//! let job = Arc::new(SimJob::start(JobId::new("train")?, gpus.clone(), WorkloadProfile::of(WorkloadKind::Matmul))?);
 //! let clock = TokioClock::driving(fleet.clock().clone());
 //!
 //! let node = PricingNodeId::new("TH_SP15_GEN-APND")?;
-//! let mut rules = ProgramRules::new(Market::Caiso, Power::kilowatts(10.0)?);
+//! let mut rules = ProgramRules::new(Market::Caiso, power!(10 kW));
 //! rules.price = Some(PriceRule::new(node.clone(), MarketRun::CaisoRtm,
-//!     Price::per_megawatt_hour(300.0)?, Power::kilowatts(4.0)?));
+//!     price!(300 per MWh), power!(4 kW)));
 //! let entry = JobEntry::new(JobId::new("train")?, gpus.iter().map(|g| g.info().id.clone()).collect(),
 //!     JobClass::Flexible { floor: 0.5, max_pause: std::time::Duration::from_secs(600) },
 //!     WorkloadKind::Pretraining);
@@ -76,6 +76,9 @@ pub use async_trait::async_trait;
 pub use chrono;
 pub use error::GridflexError;
 pub use gridflex_core as core;
+/// Compile-time checked unit literals (`power!(10 kW)`, `energy!(2 kWh)`,
+/// `price!(50 per MWh)`, `money!(12 USD)`), from `gridflex-core`.
+pub use gridflex_core::{energy, money, power, price};
 pub use gridflex_hal as hal;
 pub use gridflex_mv as mv;
 pub use gridflex_planner as planner;
@@ -100,10 +103,10 @@ pub mod prelude {
     pub use crate::report::EventReport;
     pub use gridflex_core::{
         DeviceId, Energy, Interval, IntervalSeries, JobId, MarketZone, Money, Power, Price,
-        PricingNodeId,
+        PricingNodeId, ThroughputCurve, WorkloadKind, energy, money, power, price,
     };
     pub use gridflex_hal::{PowerDevice, WorkloadControl};
-    pub use gridflex_planner::{FacilityModel, JobClass, WorkloadKind};
+    pub use gridflex_planner::{FacilityModel, JobClass};
     pub use gridflex_signals::source::{ReplaySource, SignalSource};
     pub use gridflex_signals::{GridSignal, Market, MarketRun, PricePoint};
 }

@@ -8,20 +8,21 @@
 //!
 //! ```
 //! use chrono::{TimeDelta, TimeZone, Utc};
-//! use gridflex::core::{Interval, Power, Price, PricingNodeId};
+//! use gridflex::core::{Interval, PricingNodeId};
+//! use gridflex::{power, price};
 //! use gridflex::program::{Decision, PriceRule, ProgramEngine, ProgramRules};
 //! use gridflex::signals::{GridSignal, Market, MarketRun, PricePoint};
 //!
 //! let node = PricingNodeId::new("TH_NP15_GEN-APND")?;
-//! let mut rules = ProgramRules::new(Market::Caiso, Power::kilowatts(400.0)?);
+//! let mut rules = ProgramRules::new(Market::Caiso, power!(400 kW));
 //! rules.price = Some(PriceRule::new(node.clone(), MarketRun::CaisoRtm,
-//!     Price::per_megawatt_hour(200.0)?, Power::kilowatts(700.0)?));
+//!     price!(200 per MWh), power!(700 kW)));
 //! let mut engine = ProgramEngine::new(rules)?;
 //!
 //! let t0 = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
 //! let spike = PricePoint::new(MarketRun::CaisoRtm, node,
-//!     Interval::new(t0, t0 + TimeDelta::minutes(5))?, Price::per_megawatt_hour(950.0)?);
-//! let decision = engine.evaluate(&GridSignal::Price(spike), t0, Power::kilowatts(1000.0)?);
+//!     Interval::new(t0, t0 + TimeDelta::minutes(5))?, price!(950 per MWh));
+//! let decision = engine.evaluate(&GridSignal::Price(spike), t0, power!(1000 kW));
 //! let Decision::Curtail(c) = decision else { panic!("{decision:?}") };
 //! assert_eq!(c.window.duration(), TimeDelta::minutes(15)); // the minimum hold
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -31,7 +32,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gridflex_core::{Interval, Power, Price, PricingNodeId};
+use gridflex_core::{Interval, Power, Price, PricingNodeId, power};
 use gridflex_planner::Target;
 use gridflex_signals::{
     AlertKind, AlertLevel, DispatchEvent, DispatchTarget, GridAlert, GridSignal, Market, MarketRun,
@@ -185,8 +186,9 @@ impl RegulationRule {
 
     /// The facility set-point for a signal value. A load provides regulation up by
     /// consuming less, so `+1` is `base - capability` and `-1` is `base + capability`.
-    pub fn setpoint(&self, signal: f64) -> Power {
-        self.base_point - self.capability * signal
+    /// `None` when `signal` is not finite.
+    pub fn setpoint(&self, signal: f64) -> Option<Power> {
+        Some(self.base_point - self.capability.checked_mul(signal)?)
     }
 }
 
@@ -222,7 +224,7 @@ impl ProgramRules {
             enrolled_reduction,
             max_event: TimeDelta::hours(4),
             // 50 kW/s: a literal, always finite.
-            restore_ramp_per_s: Power::kilowatts(50.0).unwrap_or(Power::ZERO),
+            restore_ramp_per_s: power!(50 kW),
             price: None,
             dispatch: None,
             emergency: None,
@@ -540,6 +542,13 @@ pub enum Refusal {
         /// What was asked.
         target: DispatchTarget,
     },
+    /// A regulation signal whose set-point (`base - capability x signal`) is not a
+    /// valid power.
+    #[error("regulation signal {signal} gives no valid set-point")]
+    NoSetPoint {
+        /// The signal, -1 to 1.
+        signal: f64,
+    },
     /// A planner target form this version of the rules cannot check against the
     /// enrolled capacity.
     #[error("unsupported target {target:?}")]
@@ -851,7 +860,12 @@ impl ProgramEngine {
         };
         // The regulation swing is enrolled as capability, not as curtailment, so the
         // enrolled-reduction check does not apply; validate() bounds the set-point.
-        let setpoint = rule.setpoint(r.signal.value()).max(Power::ZERO);
+        let Some(setpoint) = rule.setpoint(r.signal.value()) else {
+            return Decision::Refuse(Refusal::NoSetPoint {
+                signal: r.signal.value(),
+            });
+        };
+        let setpoint = setpoint.max(Power::ZERO);
         Decision::Curtail(Curtailment {
             cause: Cause::Regulation,
             target: Target::FacilityCap(setpoint),
@@ -873,6 +887,7 @@ fn same_program(enrolled: &Program, called: &Program) -> bool {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use gridflex_core::price;
     use gridflex_signals::{EventWindow, RegulationSignal};
 
     use super::*;
@@ -881,30 +896,26 @@ mod tests {
         Utc.with_ymd_and_hms(2025, 8, 14, 20, 0, 0).unwrap() + TimeDelta::minutes(min)
     }
 
-    fn kw(v: f64) -> Power {
-        Power::kilowatts(v).unwrap()
-    }
-
     fn node() -> PricingNodeId {
         PricingNodeId::new("N1").unwrap()
     }
 
     fn engine() -> ProgramEngine {
-        let mut rules = ProgramRules::new(Market::Caiso, kw(300.0));
+        let mut rules = ProgramRules::new(Market::Caiso, power!(300 kW));
         rules.markets.push(Market::Pjm);
         let mut price = PriceRule::new(
             node(),
             MarketRun::CaisoRtm,
-            Price::per_megawatt_hour(300.0).unwrap(),
-            kw(500.0),
+            price!(300 per MWh),
+            power!(500 kW),
         );
-        price.release_below = Price::per_megawatt_hour(200.0).unwrap();
+        price.release_below = price!(200 per MWh);
         rules.price = Some(price);
         rules.dispatch = Some(DispatchRule::new(vec![Program::CaisoPdr]));
         rules.regulation = Some(RegulationRule::new(
             RegulationKind::RegD,
-            kw(600.0),
-            kw(100.0),
+            power!(600 kW),
+            power!(100 kW),
         ));
         ProgramEngine::new(rules).unwrap()
     }
@@ -929,7 +940,7 @@ mod tests {
     #[test]
     fn price_hold_counts_from_the_start_and_the_band_extends() {
         let mut e = engine();
-        let p = kw(700.0);
+        let p = power!(700 kW);
         // Start: the 15-minute minimum hold.
         assert_eq!(end(&e.evaluate(&price(0, 950.0), t(0), p)), t(15));
         // A later high price inside the hold does not restart the hold.
@@ -957,19 +968,21 @@ mod tests {
                 Program::PjmEconomic,
                 t(0),
                 EventWindow::new(t(0), Some(t(60))).unwrap(),
-                DispatchTarget::ReduceBy { power: kw(10.0) },
+                DispatchTarget::ReduceBy {
+                    power: power!(10 kW),
+                },
                 None,
             )
             .unwrap(),
         );
         assert!(matches!(
-            e.evaluate(&pjm, t(0), kw(700.0)),
+            e.evaluate(&pjm, t(0), power!(700 kW)),
             Decision::Refuse(Refusal::NotEnrolled { .. })
         ));
         let mut caiso_only =
-            ProgramEngine::new(ProgramRules::new(Market::Caiso, kw(300.0))).unwrap();
+            ProgramEngine::new(ProgramRules::new(Market::Caiso, power!(300 kW))).unwrap();
         assert!(matches!(
-            caiso_only.evaluate(&pjm, t(0), kw(700.0)),
+            caiso_only.evaluate(&pjm, t(0), power!(700 kW)),
             Decision::Refuse(Refusal::WrongMarket { .. })
         ));
         let past = GridSignal::Dispatch(
@@ -978,13 +991,15 @@ mod tests {
                 Program::CaisoPdr,
                 t(0),
                 EventWindow::new(t(0), Some(t(30))).unwrap(),
-                DispatchTarget::ReduceBy { power: kw(10.0) },
+                DispatchTarget::ReduceBy {
+                    power: power!(10 kW),
+                },
                 None,
             )
             .unwrap(),
         );
         assert!(matches!(
-            e.evaluate(&past, t(45), kw(700.0)),
+            e.evaluate(&past, t(45), power!(700 kW)),
             Decision::Refuse(Refusal::WindowInPast { .. })
         ));
         // A cap 400 kW under the present 700 kW asks for more than the 300 kW enrolled.
@@ -994,23 +1009,25 @@ mod tests {
                 Program::CaisoPdr,
                 t(0),
                 EventWindow::new(t(0), Some(t(30))).unwrap(),
-                DispatchTarget::CapAt { power: kw(300.0) },
+                DispatchTarget::CapAt {
+                    power: power!(300 kW),
+                },
                 None,
             )
             .unwrap(),
         );
-        let d = e.evaluate(&deep, t(0), kw(700.0));
+        let d = e.evaluate(&deep, t(0), power!(700 kW));
         assert_eq!(
             d,
             Decision::Refuse(Refusal::BeyondEnrolled {
-                requested: kw(400.0),
-                enrolled: kw(300.0)
+                requested: power!(400 kW),
+                enrolled: power!(300 kW)
             })
         );
         assert_eq!(
             Refusal::BeyondEnrolled {
-                requested: kw(400.0),
-                enrolled: kw(300.0)
+                requested: power!(400 kW),
+                enrolled: power!(300 kW)
             }
             .to_string(),
             "target reduction 400 kW exceeds the enrolled 300 kW"
@@ -1030,7 +1047,9 @@ mod tests {
                     Program::CaisoPdr,
                     start,
                     EventWindow::new(start, end).unwrap(),
-                    DispatchTarget::ReduceBy { power: kw(10.0) },
+                    DispatchTarget::ReduceBy {
+                        power: power!(10 kW),
+                    },
                     None,
                 )
                 .unwrap(),
@@ -1038,12 +1057,12 @@ mod tests {
         };
         // Open window at the end of time: start + max_event does not exist.
         assert_eq!(
-            e.evaluate(&dispatch(near_end, None), t(0), kw(700.0)),
+            e.evaluate(&dispatch(near_end, None), t(0), power!(700 kW)),
             Decision::Refuse(Refusal::WindowOutOfRange { start: near_end })
         );
         // An explicit end there (the sum must not be computed when an end is given).
         assert!(matches!(
-            e.evaluate(&dispatch(near_end, Some(end_of_time)), t(0), kw(700.0)),
+            e.evaluate(&dispatch(near_end, Some(end_of_time)), t(0), power!(700 kW)),
             Decision::Refuse(Refusal::WindowOutOfRange { .. })
         ));
         let reg = GridSignal::Regulation(RegulationSample::new(
@@ -1052,12 +1071,13 @@ mod tests {
             RegulationSignal::new(0.5).unwrap(),
         ));
         assert!(matches!(
-            e.evaluate(&reg, t(0), kw(700.0)),
+            e.evaluate(&reg, t(0), power!(700 kW)),
             Decision::Refuse(Refusal::WindowOutOfRange { .. })
         ));
         // A dispatch from now to the year 2200 holds for max_event, not 175 years.
         let far = Utc.with_ymd_and_hms(2200, 1, 1, 0, 0, 0).unwrap();
-        let Decision::Curtail(c) = e.evaluate(&dispatch(t(0), Some(far)), t(0), kw(700.0)) else {
+        let Decision::Curtail(c) = e.evaluate(&dispatch(t(0), Some(far)), t(0), power!(700 kW))
+        else {
             panic!("not curtailed");
         };
         assert_eq!(c.window.duration(), max_event);
@@ -1071,10 +1091,10 @@ mod tests {
             RegulationKind::RegD,
             RegulationSignal::new(0.5).unwrap(),
         ));
-        let Decision::Curtail(c) = e.evaluate(&s, t(0), kw(600.0)) else {
+        let Decision::Curtail(c) = e.evaluate(&s, t(0), power!(600 kW)) else {
             panic!()
         };
-        assert_eq!(c.target, Target::FacilityCap(kw(550.0)));
+        assert_eq!(c.target, Target::FacilityCap(power!(550 kW)));
         assert_eq!(c.window.duration(), TimeDelta::seconds(4));
         let rega = GridSignal::Regulation(RegulationSample::new(
             t(0),
@@ -1082,7 +1102,7 @@ mod tests {
             RegulationSignal::new(0.5).unwrap(),
         ));
         assert!(matches!(
-            e.evaluate(&rega, t(0), kw(600.0)),
+            e.evaluate(&rega, t(0), power!(600 kW)),
             Decision::Refuse(Refusal::WrongRegulation {
                 enrolled: RegulationKind::RegD,
                 got: RegulationKind::RegA
@@ -1092,11 +1112,11 @@ mod tests {
 
     #[test]
     fn validation_names_the_setting() {
-        let mut rules = ProgramRules::new(Market::Pjm, kw(300.0));
+        let mut rules = ProgramRules::new(Market::Pjm, power!(300 kW));
         rules.regulation = Some(RegulationRule::new(
             RegulationKind::RegD,
-            kw(50.0),
-            kw(100.0),
+            power!(50 kW),
+            power!(100 kW),
         ));
         let err = ProgramEngine::new(rules).unwrap_err();
         assert!(
@@ -1104,7 +1124,7 @@ mod tests {
                 .starts_with("invalid program.regulation.capability"),
             "{err}"
         );
-        let mut rules = ProgramRules::new(Market::Caiso, kw(300.0));
+        let mut rules = ProgramRules::new(Market::Caiso, power!(300 kW));
         rules.dispatch = Some(DispatchRule::new(vec![Program::PjmEconomic]));
         assert!(
             ProgramEngine::new(rules)
@@ -1112,7 +1132,7 @@ mod tests {
                 .to_string()
                 .contains("program.dispatch.programs")
         );
-        let json = serde_json::to_string(&ProgramRules::new(Market::Pjm, kw(1.0))).unwrap();
+        let json = serde_json::to_string(&ProgramRules::new(Market::Pjm, power!(1 kW))).unwrap();
         let back: ProgramRules = serde_json::from_str(&json).unwrap();
         assert_eq!(back.max_event, TimeDelta::hours(4));
     }

@@ -244,9 +244,11 @@ fn delivery(
     let result =
         Baseline::meter_before_meter_after().compute(&meter, &Calendar::new(input.zone), event)?;
     let reduction = result.reduction();
-    let n = result.intervals.len().max(1) as f64;
-    let baseline = result.intervals.iter().map(|i| i.baseline).sum::<Power>() / n;
-    let actual = baseline - reduction.intervals.iter().map(|i| i.raw).sum::<Power>() / n;
+    let no_intervals = || GridflexError::invalid("window", "no metered interval in the event");
+    let baseline =
+        Power::mean(result.intervals.iter().map(|i| i.baseline)).ok_or_else(no_intervals)?;
+    let actual = baseline
+        - Power::mean(reduction.intervals.iter().map(|i| i.raw)).ok_or_else(no_intervals)?;
     // A credit needs a price for every interval; without one, say so rather than
     // settle part of the event.
     let credit = match price_series(input.prices) {
@@ -303,16 +305,19 @@ fn regulation(reg: &RegulationInput<'_>) -> Result<RegulationReport, GridflexErr
         reg.response,
         &RegulationConfig::new(reg.capability),
     )?;
-    let credit = reg.prices.map(|(capability, performance, mileage_ratio)| {
-        score
-            .hours
-            .iter()
-            .map(|h| {
-                let c = h.credits(reg.capability, capability, performance, mileage_ratio);
-                c.capability + c.performance
-            })
-            .sum()
-    });
+    let credit = reg
+        .prices
+        .map(|(capability, performance, mileage_ratio)| {
+            score
+                .hours
+                .iter()
+                .map(|h| {
+                    h.credits(reg.capability, capability, performance, mileage_ratio)
+                        .map(|c| c.capability + c.performance)
+                })
+                .sum::<Result<Money, _>>()
+        })
+        .transpose()?;
     Ok(RegulationReport {
         accuracy: score.accuracy,
         delay: score.delay,

@@ -20,12 +20,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use gridflex_core::JobId;
-use gridflex_hal::sim::{
-    SimClock, SimFleet, SimGpuSpec, SimJob, ThroughputCurve as SimCurve, WorkloadKind as SimKind,
-    WorkloadProfile,
-};
+use gridflex_core::WorkloadKind;
+use gridflex_hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadProfile};
 use gridflex_hal::{PowerDevice, WorkloadControl};
-use gridflex_planner::{JobClass, ThroughputCurve, WorkloadKind};
+use gridflex_planner::JobClass;
 
 use crate::GridflexError;
 use crate::clock::{Clock, TokioClock};
@@ -77,12 +75,9 @@ impl SimulatedFacility {
             let gpus: Vec<_> = fleet.iter().skip(next).take(plan.gpus).cloned().collect();
             next += plan.gpus;
             let devices = gpus.iter().map(|g| g.info().id.clone()).collect();
-            // The simulated work follows the planner's own curve for the kind, so what the
-            // planner predicts for a cap is what the simulated GPUs deliver.
-            let curve = ThroughputCurve::default_for(plan.kind);
-            let sim_curve = SimCurve::new(curve.points())
-                .map_err(|e| GridflexError::invalid("simulated workload curve", e.to_string()))?;
-            let profile = WorkloadProfile::of(sim_kind(plan.kind)).with_curve(sim_curve);
+            // One kind, one curve: what the planner predicts for a cap is what the
+            // simulated GPUs deliver.
+            let profile = WorkloadProfile::of(plan.kind);
             let job =
                 SimJob::start(id.clone(), gpus, profile).map_err(|e| GridflexError::Workload {
                     job: id.clone(),
@@ -120,15 +115,5 @@ impl SimulatedFacility {
             builder = builder.job(entry.clone(), Some(control));
         }
         builder
-    }
-}
-
-/// The simulator's profile for a planner workload kind.
-fn sim_kind(kind: WorkloadKind) -> SimKind {
-    match kind {
-        WorkloadKind::Pretraining => SimKind::LlmPretraining,
-        WorkloadKind::FineTuning => SimKind::LlmFineTuning,
-        WorkloadKind::Inference => SimKind::LlmInference,
-        _ => SimKind::LlmTraining,
     }
 }

@@ -62,13 +62,13 @@ fn facility() -> SimulatedFacility {
 }
 
 fn rules() -> ProgramRules {
-    let mut rules = ProgramRules::new(Market::Caiso, kw(40.0));
+    let mut rules = ProgramRules::new(Market::Caiso, power!(40 kW));
     rules.markets.push(Market::Pjm);
     let mut price = PriceRule::new(
         node(),
         MarketRun::CaisoRtm,
-        Price::per_megawatt_hour(300.0).unwrap(),
-        kw(30.0),
+        price!(300 per MWh),
+        power!(30 kW),
     );
     // Demand the field demonstration's speed: pauses first, then caps.
     price.response_time = TimeDelta::milliseconds(20);
@@ -80,9 +80,13 @@ fn rules() -> ProgramRules {
     ]));
     rules.emergency = Some(EmergencyRule::new(vec![LevelCap::new(
         gridflex::signals::AlertLevel::Eea2,
-        kw(25.0),
+        power!(25 kW),
     )]));
-    rules.regulation = Some(RegulationRule::new(RegulationKind::RegD, kw(36.0), kw(6.0)));
+    rules.regulation = Some(RegulationRule::new(
+        RegulationKind::RegD,
+        power!(36 kW),
+        power!(6 kW),
+    ));
     rules
 }
 
@@ -90,7 +94,7 @@ fn build(f: &SimulatedFacility, clock: TokioClock) -> (Orchestrator<TokioClock>,
     let (audit, memory) = AuditLog::memory();
     let o = f
         .orchestrator(clock)
-        .facility(FacilityModel::new(kw(2.0), 1.1).unwrap())
+        .facility(FacilityModel::new(power!(2 kW), 1.1).unwrap())
         .rules(rules())
         .audit(audit)
         .build()
@@ -160,15 +164,15 @@ async fn price_spike_is_curtailed_measured_and_restored() {
         "minimum hold"
     );
     assert!(report.shortfall.is_none());
-    assert!(report.predicted <= kw(30.001));
+    assert!(report.predicted <= power!(30.001 kW));
     let d = report
         .delivery
         .as_ref()
         .unwrap_or_else(|| panic!("{:?}", report.not_computed));
     // The site drew about 43 kW before; the cap is 30 kW.
-    assert!(d.baseline > kw(38.0), "{d:?}");
-    assert!(d.actual <= kw(30.5), "{d:?}");
-    assert!(d.delivered > kw(8.0), "{d:?}");
+    assert!(d.baseline > power!(38 kW), "{d:?}");
+    assert!(d.actual <= power!(30.5 kW), "{d:?}");
+    assert!(d.delivered > power!(8 kW), "{d:?}");
     // Settled at each interval's own LMP (950, 120 and 90 $/MWh): about 1.2 kWh
     // (15 kW for 5 minutes) per interval, so about $1.45 in all.
     let credit = d.credit.unwrap().as_usd();
@@ -220,7 +224,9 @@ async fn dispatch_with_lead_time_starts_at_its_window() {
         },
         issued,
         window,
-        DispatchTarget::ReduceBy { power: kw(12.0) },
+        DispatchTarget::ReduceBy {
+            power: power!(12 kW),
+        },
         None,
     )
     .unwrap();
@@ -231,7 +237,7 @@ async fn dispatch_with_lead_time_starts_at_its_window() {
     let report = &o.reports()[0];
     assert_eq!(report.window.start(), issued + TimeDelta::minutes(30));
     let d = report.delivery.as_ref().unwrap();
-    assert!(d.delivered > kw(11.0), "{d:?}");
+    assert!(d.delivered > power!(11 kW), "{d:?}");
     let records = memory.records().unwrap();
     let plan_at = records
         .iter()
@@ -327,7 +333,7 @@ async fn a_failing_device_is_reported_and_the_plan_re_solved() {
         })
         .collect();
     assert!(plans.len() >= 2);
-    assert!(plans.last().unwrap().predicted_power <= kw(30.001));
+    assert!(plans.last().unwrap().predicted_power <= power!(30.001 kW));
 }
 
 #[tokio::test(start_paused = true)]
@@ -393,7 +399,9 @@ async fn refused_signals_are_logged_and_never_executed() {
         Program::PjmSynchronizedReserve,
         at,
         window,
-        DispatchTarget::ReduceBy { power: kw(5.0) },
+        DispatchTarget::ReduceBy {
+            power: power!(5 kW),
+        },
         None,
     )
     .unwrap();
@@ -404,7 +412,9 @@ async fn refused_signals_are_logged_and_never_executed() {
         },
         at,
         window,
-        DispatchTarget::ReduceBy { power: kw(400.0) },
+        DispatchTarget::ReduceBy {
+            power: power!(400 kW),
+        },
         None,
     )
     .unwrap();
@@ -465,7 +475,7 @@ async fn audit_log_round_trips_through_a_file() {
     let _ = std::fs::remove_file(&path);
     let mut o = f
         .orchestrator(clock.clone())
-        .facility(FacilityModel::new(kw(2.0), 1.1).unwrap())
+        .facility(FacilityModel::new(power!(2 kW), 1.1).unwrap())
         .rules(rules())
         .audit(AuditLog::append_to_file(&path).unwrap())
         .build()
@@ -564,7 +574,9 @@ async fn shutdown_before_a_scheduled_dispatch_starts_actuates_nothing() {
         },
         issued,
         window,
-        DispatchTarget::ReduceBy { power: kw(10.0) },
+        DispatchTarget::ReduceBy {
+            power: power!(10 kW),
+        },
         None,
     )
     .unwrap();

@@ -24,13 +24,13 @@ fn node() -> PricingNodeId {
 }
 
 fn rules() -> ProgramRules {
-    let mut rules = ProgramRules::new(Market::Caiso, kw(20.0));
+    let mut rules = ProgramRules::new(Market::Caiso, power!(20 kW));
     rules.markets.push(Market::Pjm);
     let mut price = PriceRule::new(
         node(),
         MarketRun::CaisoRtm,
-        Price::per_megawatt_hour(300.0).unwrap(),
-        kw(28.0),
+        price!(300 per MWh),
+        power!(28 kW),
     );
     price.response_time = TimeDelta::milliseconds(20);
     rules.price = Some(price);
@@ -42,9 +42,13 @@ fn rules() -> ProgramRules {
     ]));
     rules.emergency = Some(EmergencyRule::new(vec![LevelCap::new(
         gridflex::signals::AlertLevel::Eea2,
-        kw(26.0),
+        power!(26 kW),
     )]));
-    rules.regulation = Some(RegulationRule::new(RegulationKind::RegD, kw(32.0), kw(4.0)));
+    rules.regulation = Some(RegulationRule::new(
+        RegulationKind::RegD,
+        power!(32 kW),
+        power!(4 kW),
+    ));
     rules.max_event = TimeDelta::minutes(40);
     rules
 }

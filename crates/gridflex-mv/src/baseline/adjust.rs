@@ -191,13 +191,14 @@ pub enum AdjustmentValue {
 }
 
 impl AdjustmentValue {
-    /// Applies the value to a baseline.
-    pub fn apply(self, baseline: Power) -> Power {
-        match self {
+    /// Applies the value to a baseline; a factor that scales it beyond what a power
+    /// can hold is an error, never zero.
+    pub fn apply(self, baseline: Power) -> Result<Power, MvError> {
+        Ok(match self {
             AdjustmentValue::None => baseline,
-            AdjustmentValue::Factor(f) => baseline * f,
+            AdjustmentValue::Factor(f) => Power::watts(baseline.as_watts() * f)?,
             AdjustmentValue::Offset(a) => baseline + a,
-        }
+        })
     }
 
     /// The value as a plain number: the factor, the offset in kW, or 0 for none.

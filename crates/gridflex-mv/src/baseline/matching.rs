@@ -499,7 +499,7 @@ pub(super) fn event_intervals(
         out.push(BaselineInterval {
             interval,
             baseline,
-            adjusted_baseline: applied.value.apply(baseline),
+            adjusted_baseline: applied.value.apply(baseline)?,
             actual,
         });
     }

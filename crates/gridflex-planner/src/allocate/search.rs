@@ -448,13 +448,13 @@ fn classes(problem: &Problem<'_>) -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WorkloadKind;
     use crate::allocate::JobModel;
-    use crate::{ThroughputCurve, WorkloadKind};
 
     /// `count` jobs alike but their sizes (every pause loses the same per watt: the
     /// search's hard case), floor 0.8 on the generic curve, all pausable.
     fn uniform(count: usize, seed: u64) -> Vec<JobModel> {
-        let curve = ThroughputCurve::default_for(WorkloadKind::Generic);
+        let curve = WorkloadKind::Generic.default_curve();
         let lo = curve.fraction_for(0.8) * 700.0;
         let mut x = seed;
         (0..count)
@@ -478,7 +478,7 @@ mod tests {
     /// its lower bound is at most the optimum the unlimited search proves.
     #[test]
     fn work_limit_keeps_a_feasible_plan_and_a_valid_bound() {
-        let curve = ThroughputCurve::default_for(WorkloadKind::Generic);
+        let curve = WorkloadKind::Generic.default_curve();
         let mut stopped = 0;
         for seed in 1..=12 {
             let jobs = uniform(24, seed);

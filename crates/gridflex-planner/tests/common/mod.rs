@@ -48,14 +48,15 @@ pub fn curve_of(g: &JobGen) -> ThroughputCurve {
         Some((xs, gamma)) => {
             let mut pts: Vec<(f64, f64)> = xs.iter().map(|&x| (x, x.powf(*gamma))).collect();
             pts.push((1.0, 1.0));
-            ThroughputCurve::new(pts).unwrap()
+            gridflex_planner::concave_curve(pts).unwrap()
         }
-        None => ThroughputCurve::default_for(match g.kind {
+        None => (match g.kind {
             0 => WorkloadKind::Generic,
             1 => WorkloadKind::Pretraining,
             2 => WorkloadKind::FineTuning,
             _ => WorkloadKind::Inference,
-        }),
+        })
+        .default_curve(),
     }
 }
 

@@ -44,7 +44,7 @@ impl<C: Clock> Orchestrator<C> {
         for r in reads {
             it += r.ok()?.power_instant?;
         }
-        Some(self.facility.facility_power(it))
+        self.facility.facility_power(it)
     }
 
     pub(super) async fn finish_capture(&mut self, event_id: u64) {
@@ -70,9 +70,11 @@ impl<C: Clock> Orchestrator<C> {
             capture.samples =
                 gridflex_mv::response::sum_on_grid(streams, self.options.capture_step)
                     .into_iter()
-                    .map(|s| Sample {
-                        at: s.at,
-                        value: self.facility.facility_power(s.value),
+                    .filter_map(|s| {
+                        Some(Sample {
+                            at: s.at,
+                            value: self.facility.facility_power(s.value)?,
+                        })
                     })
                     .collect();
         }

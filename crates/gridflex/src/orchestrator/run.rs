@@ -301,7 +301,10 @@ impl<C: Clock> Orchestrator<C> {
                 complete = false;
                 continue;
             }
-            let per_gpu = sum / f64::from(n);
+            let Some(per_gpu) = sum.checked_div(f64::from(n)) else {
+                complete = false;
+                continue;
+            };
             self.measured[j] = Some(per_gpu);
             // Demand is learnt only from a job running free and settled: the averaged
             // reading must not hold a pause or a restore ramp.
@@ -313,7 +316,7 @@ impl<C: Clock> Orchestrator<C> {
             if free || self.demand[j].is_none() {
                 self.demand[j] = Some(per_gpu);
             }
-            it_power += per_gpu * job.devices.len() as f64;
+            it_power += per_gpu.times(job.devices.len());
             complete &= n as usize == job.devices.len();
         }
         self.other_power = self
@@ -323,9 +326,9 @@ impl<C: Clock> Orchestrator<C> {
             .sum();
         it_power += self.other_power;
         let facility = self.facility.facility_power(it_power);
-        self.facility_power = Some(facility);
+        self.facility_power = facility;
         self.fleet_cache = None;
-        if complete {
+        if complete && let Some(facility) = facility {
             self.meter.record(now, facility);
         }
         for e in errors {

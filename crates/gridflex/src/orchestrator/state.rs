@@ -100,7 +100,7 @@ impl<C: Clock> Orchestrator<C> {
             let st = &self.state[j];
             if st.unknown || job.entry.pinned {
                 let draw = self.measured[j].or(self.demand[j]).unwrap_or(Power::ZERO);
-                pinned += draw * job.devices.len() as f64;
+                pinned += draw.times(job.devices.len());
                 continue;
             }
             let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
@@ -110,7 +110,7 @@ impl<C: Clock> Orchestrator<C> {
                 )
             })?;
             let infos = job.devices.iter().map(|d| d.device.info());
-            let (mut min, mut max) = (Power::ZERO, Power::watts(f64::MAX / 4.0)?);
+            let (mut min, mut max) = (Power::ZERO, Power::watts(gridflex_core::MAX_MAGNITUDE)?);
             for info in infos {
                 min = min.max(info.limits.min());
                 max = max.min(info.limit_at_discovery);
@@ -140,10 +140,10 @@ impl<C: Clock> Orchestrator<C> {
                 class,
             });
         }
-        let facility = FacilityModel::new(
-            self.facility.fixed + (self.other_power + pinned) * self.facility.multiplier,
-            self.facility.multiplier,
-        )?;
+        let fixed = (self.other_power + pinned)
+            .checked_mul(self.facility.multiplier)
+            .ok_or_else(|| GridflexError::invalid("facility.multiplier", "not finite"))?;
+        let facility = FacilityModel::new(self.facility.fixed + fixed, self.facility.multiplier)?;
         Ok(Fleet::from_specs(specs, facility)?)
     }
 

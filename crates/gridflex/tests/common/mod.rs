@@ -294,22 +294,26 @@ pub fn facility_until(deadline: DateTime<Utc>) -> SimulatedFacility {
 }
 
 pub fn rules() -> ProgramRules {
-    let mut rules = ProgramRules::new(Market::Caiso, kw(30.0));
+    let mut rules = ProgramRules::new(Market::Caiso, power!(30 kW));
     rules.markets.push(Market::Pjm);
     let mut price = PriceRule::new(
         node(),
         MarketRun::CaisoRtm,
-        Price::per_megawatt_hour(300.0).unwrap(),
-        kw(12.0),
+        price!(300 per MWh),
+        power!(12 kW),
     );
     price.min_hold = TimeDelta::minutes(5);
     rules.price = Some(price);
     rules.dispatch = Some(DispatchRule::new(vec![Program::CaisoPdr]));
     rules.emergency = Some(EmergencyRule::new(vec![LevelCap::new(
         AlertLevel::Eea2,
-        kw(11.0),
+        power!(11 kW),
     )]));
-    rules.regulation = Some(RegulationRule::new(RegulationKind::RegD, kw(20.0), kw(4.0)));
+    rules.regulation = Some(RegulationRule::new(
+        RegulationKind::RegD,
+        power!(20 kW),
+        power!(4 kW),
+    ));
     rules
 }
 

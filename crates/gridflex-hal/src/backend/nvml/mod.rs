@@ -39,7 +39,7 @@ const LIBRARY: &str = "NVIDIA driver library (libnvidia-ml.so.1)";
 const READBACK_TOLERANCE_MW: u32 = 1_000;
 
 fn milliwatts(mw: u32) -> Power {
-    Power::watts(f64::from(mw) / 1e3).unwrap_or(Power::ZERO)
+    Power::from_milliwatts(mw)
 }
 
 /// Converts a limit to NVML's milliwatts, rounding to the nearest.

@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gridflex_core::{DeviceId, Energy, Power};
 
+use super::profile::throughput_at_cap;
 use super::{SimClock, SimGpuSpec, WorkloadProfile};
 use crate::{
     ClockRange, DeviceInfo, EnergyReading, ErrorKind, HalError, LimitChange, Megahertz, Percent,
@@ -427,14 +428,16 @@ impl SimGpu {
         let cap_binding = running && s.demand > s.cap && !self.lock_binds(&s);
         Ok(Telemetry {
             at: self.clock.at_nanos(now),
-            power_instant: Some(watts(s.snap_inst)),
-            power_average: Some(watts(s.snap_avg)),
-            energy: Some(EnergyReading {
-                total: Energy::joules(s.energy_at_tick).unwrap_or(Energy::ZERO),
-                at: self.clock.at_nanos(s.snap_at),
-            }),
-            requested_limit: Some(watts(s.requested)),
-            enforced_limit: Some(watts(s.requested)),
+            power_instant: Power::watts(s.snap_inst).ok(),
+            power_average: Power::watts(s.snap_avg).ok(),
+            energy: Energy::joules(s.energy_at_tick)
+                .ok()
+                .map(|total| EnergyReading {
+                    total,
+                    at: self.clock.at_nanos(s.snap_at),
+                }),
+            requested_limit: Power::watts(s.requested).ok(),
+            enforced_limit: Power::watts(s.requested).ok(),
             sm_clock: Some(Megahertz(clock.round() as u32)),
             utilization: Some(Percent::new_clamped(if running { 100 } else { 0 })),
             cap_binding: Some(cap_binding),
@@ -687,9 +690,9 @@ impl SimGpu {
     /// calibration's 1400 MHz at a binding 700 W cap, scaled by the throughput curve and by
     /// the cube root of the cap headroom when the cap does not bind).
     fn natural_clock(&self, s: &State, cap: f64) -> f64 {
-        let thr = s
-            .workload
-            .map_or(1.0, |w| w.curve.at(self.cap_fraction(s, cap)));
+        let thr = s.workload.as_ref().map_or(1.0, |w| {
+            throughput_at_cap(&w.curve, self.cap_fraction(s, cap))
+        });
         let busy = s.demand.min(cap).max(1e-9);
         let headroom = (cap / busy).max(1.0).cbrt();
         (self.p.clk_loaded * thr * headroom).clamp(self.p.clk_min, self.p.clk_max)
@@ -746,9 +749,9 @@ impl SimGpu {
     }
 
     fn throughput_of(&self, s: &State, cap: f64) -> f64 {
-        match (s.commanded, s.workload) {
+        match (s.commanded, &s.workload) {
             (SimActivity::Running, Some(w)) => {
-                w.curve.at(self.cap_fraction(s, cap)) * self.lock_ratio(s, cap)
+                throughput_at_cap(&w.curve, self.cap_fraction(s, cap)) * self.lock_ratio(s, cap)
             }
             _ => 0.0,
         }
@@ -1059,7 +1062,7 @@ mod tests {
         let (_, g) = gpu();
         assert!(g.pause_workload().is_err());
         assert!(g.resume_workload().is_err());
-        g.start_workload(WorkloadProfile::of(WorkloadKind::LlmInference))
+        g.start_workload(WorkloadProfile::of(WorkloadKind::Inference))
             .unwrap();
         g.pause_workload().unwrap();
         g.pause_workload().unwrap();

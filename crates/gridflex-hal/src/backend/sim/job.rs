@@ -21,7 +21,7 @@ use crate::{HalError, WorkloadControl, WorkloadState};
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// let fleet = SimFleet::new(SimClock::default(), 8, &SimGpuSpec::h100_sxm())?;
 /// let job = SimJob::start(JobId::new("train-1")?, fleet.iter().cloned().collect(),
-///     WorkloadProfile::of(WorkloadKind::LlmTraining))?;
+///     WorkloadProfile::of(WorkloadKind::Generic))?;
 /// fleet.advance(Duration::from_secs(2));
 /// job.pause().await?;
 /// fleet.advance(Duration::from_millis(100));
@@ -46,7 +46,7 @@ impl SimJob {
         profile: WorkloadProfile,
     ) -> Result<Self, HalError> {
         for (i, g) in gpus.iter().enumerate() {
-            if let Err(e) = g.start_workload(profile) {
+            if let Err(e) = g.start_workload(profile.clone()) {
                 for done in &gpus[..i] {
                     // Best effort undo; the original error is what the caller needs.
                     let _ = done.stop_workload();
@@ -170,7 +170,7 @@ mod tests {
         let job = SimJob::start(
             JobId::new("j").unwrap(),
             fleet.iter().cloned().collect(),
-            WorkloadProfile::of(WorkloadKind::LlmTraining),
+            WorkloadProfile::of(WorkloadKind::Generic),
         )
         .unwrap();
         (fleet, job)

@@ -6,15 +6,15 @@
 //! tests, examples and benches. See `docs/hal.md` for the model and its sources.
 
 mod clock;
-mod curve;
 mod fleet;
 mod gpu;
 mod job;
+mod profile;
 mod spec;
 
 pub use clock::SimClock;
-pub use curve::{ThroughputCurve, WorkloadKind, WorkloadProfile};
 pub use fleet::SimFleet;
 pub use gpu::{SimActivity, SimCommand, SimGpu};
 pub use job::SimJob;
+pub use profile::{ThroughputCurve, WorkloadKind, WorkloadProfile};
 pub use spec::{SimGpuSpec, SimNoise};

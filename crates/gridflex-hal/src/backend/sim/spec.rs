@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use gridflex_core::Power;
+use gridflex_core::{Power, power};
 
 use crate::{HalError, Megahertz, PowerLimits};
 
@@ -75,19 +75,15 @@ pub struct SimGpuSpec {
     pub noise: Option<SimNoise>,
 }
 
-fn watts(w: f64) -> Power {
-    Power::watts(w).unwrap_or(Power::ZERO)
-}
-
 impl SimGpuSpec {
     /// An H100 SXM 80 GB calibrated to `calibration/README.md`.
     pub fn h100_sxm() -> Self {
         Self {
             model: "NVIDIA H100 80GB HBM3 (simulated)".to_owned(),
-            limits: PowerLimits::unchecked(watts(200.0), watts(700.0), watts(700.0)),
-            initial_limit: watts(700.0),
-            idle_no_context: watts(84.0),
-            idle_with_context: watts(125.0),
+            limits: PowerLimits::unchecked(power!(200 W), power!(700 W), power!(700 W)),
+            initial_limit: power!(700 W),
+            idle_no_context: power!(84 W),
+            idle_with_context: power!(125 W),
             max_sm_clock: Megahertz(1980),
             min_sm_clock: Megahertz(345),
             idle_sm_clock: Megahertz(885),
