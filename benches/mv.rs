@@ -136,5 +136,37 @@ fn fleet_year(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_event, fleet_year);
+/// A meter-year of 5-minute data as the utility's interval CSV (`interval_start,kw`, local
+/// times with their offset, 3 decimals), parsed with `gridflex_mv::input::parse_meter_csv`.
+fn meter_csv(c: &mut Criterion) {
+    let zone = MarketZone::Caiso;
+    let first = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default();
+    let s = series(zone, first, 365, 3);
+    let mut csv = String::from("interval_start,kw\n");
+    let tz = chrono::FixedOffset::west_opt(8 * 3600).unwrap_or_else(|| panic!("offset"));
+    for (interval, v) in s.iter() {
+        let t = interval
+            .start()
+            .with_timezone(&tz)
+            .format("%Y-%m-%dT%H:%M:%S%:z");
+        match v {
+            Some(p) => csv.push_str(&format!("{t},{:.3}\n", p.as_kilowatts())),
+            None => csv.push_str(&format!("{t},\n")),
+        }
+    }
+    let mut group = c.benchmark_group("meter csv");
+    group.throughput(criterion::Throughput::Bytes(csv.len() as u64));
+    group.bench_function(format!("one meter-year, {} rows", s.len()), |b| {
+        b.iter(|| gridflex_mv::input::parse_meter_csv(black_box(&csv)))
+    });
+    // The same bytes through the general parser (the price reader has no fast path):
+    // the before/after of the meter's fast path in one run.
+    let prices = csv.replacen("interval_start,kw", "interval_start,lmp", 1);
+    group.bench_function("the same file, general parser (as prices)", |b| {
+        b.iter(|| gridflex_mv::input::parse_price_csv(black_box(&prices)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, one_event, fleet_year, meter_csv);
 criterion_main!(benches);

@@ -208,6 +208,14 @@ fn regular<Q: Quantity>(
 
 /// Parses meter data (`interval_start,kw`).
 pub fn parse_meter_csv(text: &str) -> Result<IntervalSeries<Power>, MvError> {
+    match fast::meter(text) {
+        Some(series) => Ok(series),
+        None => parse_meter_general(text),
+    }
+}
+
+/// The general meter parser: any RFC 3339 layout, every error with its line and field.
+fn parse_meter_general(text: &str) -> Result<IntervalSeries<Power>, MvError> {
     let mut parsed = Vec::new();
     for (line, t, v) in rows(text, ("interval_start", "kw"))? {
         let t = rfc3339(line, "interval_start", t)?;
@@ -294,5 +302,288 @@ mod tests {
         );
         let e = parse_meter_csv("time,kw\n").unwrap_err();
         assert!(e.to_string().starts_with("line 1, field header"), "{e}");
+    }
+}
+
+/// The meter parser's fast path for the layout nearly every file has (`YYYY-MM-DDTHH:MM:SS`
+/// with `Z` or a `±HH:MM` offset, one comma, a plain number): one pass over the bytes,
+/// no intermediate rows, times computed from the digits without a calendar library.
+/// It returns `None` on anything it does not recognise or anything wrong, and the
+/// general parser then reads the file (so results and error messages are the general
+/// parser's; a property test checks both agree).
+mod fast {
+    use chrono::{DateTime, TimeDelta, Utc};
+    use gridflex_core::{IntervalSeries, Power};
+
+    use super::MAX_SERIES_INTERVALS;
+
+    fn two(b: &[u8], i: usize) -> Option<i64> {
+        let (x, y) = (
+            b.get(i)?.wrapping_sub(b'0'),
+            b.get(i + 1)?.wrapping_sub(b'0'),
+        );
+        (x < 10 && y < 10).then(|| i64::from(x) * 10 + i64::from(y))
+    }
+
+    /// Days from 1970-01-01 to the civil date (H. Hinnant's `days_from_civil`).
+    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn days_in_month(y: i64, m: i64) -> i64 {
+        match m {
+            2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    /// Unix seconds of `YYYY-MM-DDTHH:MM:SS(Z|±HH:MM)`.
+    pub(super) fn instant(s: &[u8]) -> Option<i64> {
+        instant_cached(s, &mut ([0; 10], 0))
+    }
+
+    /// [`instant`], reusing the day number of the previous row's date (`day`: the date's
+    /// ten bytes and its day number; all zero bytes until a first date is seen).
+    fn instant_cached(s: &[u8], day: &mut ([u8; 10], i64)) -> Option<i64> {
+        if s.len() < 20
+            || s[4] != b'-'
+            || s[7] != b'-'
+            || !matches!(s[10], b'T' | b't')
+            || s[13] != b':'
+            || s[16] != b':'
+        {
+            return None;
+        }
+        let days = if s[..10] == day.0 {
+            day.1
+        } else {
+            let year = two(s, 0)? * 100 + two(s, 2)?;
+            let (month, d) = (two(s, 5)?, two(s, 8)?);
+            if !(1..=12).contains(&month) || d < 1 || d > days_in_month(year, month) {
+                return None;
+            }
+            let days = days_from_civil(year, month, d);
+            day.0.copy_from_slice(&s[..10]);
+            day.1 = days;
+            days
+        };
+        let (hour, minute, second) = (two(s, 11)?, two(s, 14)?, two(s, 17)?);
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let offset = match &s[19..] {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+                let (h, m) = (two(s, 20)?, two(s, 23)?);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                let off = h * 3600 + m * 60;
+                if *sign == b'+' { off } else { -off }
+            }
+            _ => return None,
+        };
+        Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+    }
+
+    /// A plain decimal (`[-]digits[.digits]`, at most 15 significant digits) as the
+    /// correctly rounded f64, the value `str::parse` gives: the digits are an exact
+    /// integer below 2^53 and the power of ten is exact, so one division rounds once
+    /// (Clinger's fast path). Anything else is `None`.
+    pub(super) fn decimal(s: &[u8]) -> Option<f64> {
+        const POW10: [f64; 16] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        ];
+        let (neg, digits) = match s.split_first()? {
+            (b'-', rest) => (true, rest),
+            _ => (false, s),
+        };
+        let (mut mantissa, mut count, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
+        for &b in digits {
+            match b {
+                b'0'..=b'9' => {
+                    mantissa = mantissa * 10 + u64::from(b - b'0');
+                    count += 1;
+                    scale += usize::from(dot);
+                }
+                b'.' if !dot => dot = true,
+                _ => return None,
+            }
+            if count > 15 {
+                return None;
+            }
+        }
+        if count == 0 || (dot && scale == 0) {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)] // below 10^15 < 2^53: exact
+        let v = mantissa as f64 / POW10[scale];
+        Some(if neg { -v } else { v })
+    }
+
+    pub(super) fn meter(text: &str) -> Option<IntervalSeries<Power>> {
+        let mut lines = text
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l).trim());
+        let head = lines.by_ref().find(|l| !l.is_empty())?;
+        if !head.eq_ignore_ascii_case("interval_start,kw") {
+            return None;
+        }
+        let (mut first, mut step) = (None::<i64>, None::<i64>);
+        let mut values: Vec<Option<Power>> = Vec::new();
+        let mut day = ([0u8; 10], 0i64);
+        for line in lines {
+            if line.is_empty() {
+                continue;
+            }
+            let (t, v) = line.split_once(',')?;
+            if v.contains(',') {
+                return None;
+            }
+            let t = instant_cached(t.trim().as_bytes(), &mut day)?;
+            let v = v.trim();
+            let v = if v.is_empty() {
+                None
+            } else {
+                let x = match decimal(v.as_bytes()) {
+                    Some(x) => x,
+                    None => v.parse().ok()?,
+                };
+                Some(Power::kilowatts(x).ok()?)
+            };
+            let Some(t0) = first else {
+                first = Some(t);
+                values.push(v);
+                continue;
+            };
+            let step = match step {
+                Some(s) => s,
+                None => {
+                    let s = t - t0;
+                    if s <= 0 {
+                        return None;
+                    }
+                    step = Some(s);
+                    s
+                }
+            };
+            let off = t - t0;
+            if off < 0 || off % step != 0 {
+                return None;
+            }
+            let k = usize::try_from(off / step).ok()?;
+            if k < values.len() || k >= MAX_SERIES_INTERVALS {
+                return None;
+            }
+            values.resize(k, None);
+            values.push(v);
+        }
+        let start = DateTime::<Utc>::from_timestamp(first?, 0)?;
+        IntervalSeries::new(start, TimeDelta::try_seconds(step?)?, values).ok()
+    }
+}
+
+#[cfg(test)]
+mod fast_path {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A meter file from generated rows: mostly well-formed, on a 5-minute grid, with
+    /// every kind of fault the general parser reports mixed in (off-grid and repeated
+    /// times, other layouts, bad numbers, extra fields, blank lines).
+    fn file() -> impl Strategy<Value = (Vec<String>, usize)> {
+        let value = prop_oneof![
+            3 => (0.0f64..2_000.0).prop_map(|v| format!("{v}")),
+            1 => Just(String::new()),
+            1 => Just("abc".to_owned()),
+            1 => Just("1e300".to_owned()),
+        ];
+        // (time kind, value): 0-5 on the grid (step skips), 6 off the grid, 7 a repeat,
+        // 8 another layout, 9 an extra field, 10 a blank line.
+        let row = (prop_oneof![12 => 0u32..6, 1 => 6u32..11], value);
+        (proptest::collection::vec(row, 0..40), 0usize..3).prop_map(|(rows, offset)| {
+            let off = ["Z", "-07:00", "+05:30"][offset];
+            let base = chrono::DateTime::parse_from_rfc3339("2025-03-08T00:00:00Z")
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default();
+            let fmt = |k: i64, extra: i64| {
+                let t = base + TimeDelta::minutes(5 * k) + TimeDelta::seconds(extra);
+                let local = if off == "Z" {
+                    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                } else {
+                    let o: chrono::FixedOffset = off
+                        .parse()
+                        .unwrap_or(chrono::FixedOffset::east_opt(0).unwrap());
+                    t.with_timezone(&o)
+                        .format("%Y-%m-%dT%H:%M:%S%:z")
+                        .to_string()
+                };
+                local
+            };
+            let mut k = 0i64;
+            let lines = rows
+                .into_iter()
+                .map(|(kind, v)| match kind {
+                    0..=5 => {
+                        k += 1 + i64::from(kind / 5);
+                        format!("{},{v}", fmt(k, 0))
+                    }
+                    6 => format!("{},{v}", fmt(k + 1, 7)),
+                    7 => format!("{},{v}", fmt(k, 0)),
+                    8 => format!("{},{v}", fmt(k + 1, 0).replace('T', " ")),
+                    9 => format!("{},{v},1", fmt(k + 1, 0)),
+                    _ => String::new(),
+                })
+                .collect();
+            (lines, 0)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_parser(
+            (lines, _) in file(),
+            crlf in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let text = format!("interval_start,kw{eol}{}", lines.join(eol));
+            let general = parse_meter_general(&text);
+            match fast::meter(&text) {
+                Some(fast) => prop_assert_eq!(Ok(fast), general),
+                // The fast path gives up on another layout (here: a space for the
+                // `T`) and on faults; a file in its layout that the general parser
+                // takes, it takes too.
+                None => prop_assert!(general.is_err() || text.contains(' '), "{}", text),
+            }
+        }
+
+        #[test]
+        fn fast_decimals_match_std(int in 0u64..1_000_000_000, frac in 0u64..1_000_000, places in 0usize..7, neg in any::<bool>()) {
+            let text = if places == 0 {
+                format!("{}{int}", if neg { "-" } else { "" })
+            } else {
+                let f = frac % 10u64.pow(places as u32);
+                format!("{}{int}.{f:0places$}", if neg { "-" } else { "" })
+            };
+            let want: f64 = text.parse().unwrap();
+            prop_assert_eq!(fast::decimal(text.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{}", text);
+        }
+
+        #[test]
+        fn fast_times_match_chrono(secs in -2_000_000_000i64..4_000_000_000, off_min in -720i64..=840) {
+            let off = chrono::FixedOffset::east_opt(i32::try_from(off_min * 60).unwrap()).unwrap();
+            let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap().with_timezone(&off);
+            let s = t.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
+            prop_assert_eq!(fast::instant(s.as_bytes()), Some(secs), "{}", s);
+        }
     }
 }
