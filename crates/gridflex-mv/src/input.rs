@@ -346,6 +346,7 @@ mod fast {
     }
 
     /// Unix seconds of `YYYY-MM-DDTHH:MM:SS(Z|±HH:MM)`.
+    #[cfg(test)]
     pub(super) fn instant(s: &[u8]) -> Option<i64> {
         instant_cached(s, &mut ([0; 10], 0))
     }
@@ -517,7 +518,7 @@ mod fast_path {
                 .unwrap_or_default();
             let fmt = |k: i64, extra: i64| {
                 let t = base + TimeDelta::minutes(5 * k) + TimeDelta::seconds(extra);
-                let local = if off == "Z" {
+                if off == "Z" {
                     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
                 } else {
                     let o: chrono::FixedOffset = off
@@ -526,8 +527,7 @@ mod fast_path {
                     t.with_timezone(&o)
                         .format("%Y-%m-%dT%H:%M:%S%:z")
                         .to_string()
-                };
-                local
+                }
             };
             let mut k = 0i64;
             let lines = rows
