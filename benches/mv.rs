@@ -125,6 +125,27 @@ fn fleet_year(c: &mut Criterion) {
             })
         },
     );
+    let fleet: Vec<_> = meters
+        .iter()
+        .enumerate()
+        .map(|(k, m)| gridflex_mv::fleet::FleetMeter::new(format!("m{k}"), m.clone()))
+        .collect();
+    let fleet_events: Vec<_> = events
+        .iter()
+        .enumerate()
+        .map(|(k, e)| gridflex_mv::fleet::FleetEvent::new(format!("e{k}"), *e))
+        .collect();
+    for threads in [1usize, 2] {
+        let n = std::num::NonZeroUsize::new(threads).unwrap_or(std::num::NonZeroUsize::MIN);
+        group.bench_function(
+            format!("fleet::settle, {METERS} meters x 7 methods x 11 events, {threads} thread(s)"),
+            |bch| {
+                bch.iter(|| {
+                    gridflex_mv::fleet::settle(&fleet, &cal, &fleet_events, &Method::ALL, n).len()
+                })
+            },
+        );
+    }
     let s = series(zone, first, 365, 7);
     group.bench_function("index one meter-year of 5-min data", |bch| {
         bch.iter_batched(

@@ -19,6 +19,7 @@
 //! | [`regulation`] | PJM regulation performance score, mileage, credits |
 //! | [`accuracy`] | baseline accuracy on non-event days (rRMSE, CV(RMSE), NMBE) |
 //! | [`settlement`] | energy credits (settled reduction x LMP, Net Benefits Test) |
+//! | [`fleet`] | many meters x events x methods in one call, on several threads |
 //! | [`input`] | CSV parsers for meter data, prices and samples (text in, no I/O) |
 //!
 //! ```
@@ -47,6 +48,7 @@ pub mod accuracy;
 pub mod baseline;
 pub mod calendar;
 mod error;
+pub mod fleet;
 pub mod input;
 pub mod meter;
 pub mod reduction;
