@@ -9,7 +9,17 @@
 //!    [--lmp PRICES.csv] [--nbt PRICE] [--notified T] [--low-usage-reference first-window|refreshed]
 //! mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
 //! mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
+//! mv fleet --meters DIR --events EVENTS.csv --methods M,M,... [--tz ZONE] [--threads N]
+//!    [--exclude-days D,D,...] [--holidays D,D,...]
 //! ```
+//!
+//! `fleet` settles many sites at once: every `*.csv` meter file in DIR (the meter id is
+//! the file name without `.csv`), every event of EVENTS.csv (`event_id,start,end`, RFC 3339)
+//! with every method, each meter file read once; files are read and baselines computed
+//! on `--threads` threads (default: the cores available). Output: `{"meters", "events",
+//! "rows": [{"meter", "event", "method", "baseline_kwh", "metered_kwh", "reduction_kwh",
+//! "selected_days"} or {"meter", "event", "method", "error"}]}`, rows by meter, event,
+//! method. A meter file that cannot be read is an error naming the file (exit 2).
 //!
 //! METER.csv: `interval_start,kw` (RFC 3339 with offset, regular spacing; an empty kw is
 //! a missing value). PRICES.csv: `interval_start,lmp` ($/MWh). POWER.csv: `time,power_w`;
@@ -43,6 +53,7 @@ const USAGE: &str =
     "usage: mv baseline --method M --meter METER.csv --event-start T --event-end T [options]
        mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
        mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
+       mv fleet --meters DIR --events EVENTS.csv --methods M,M,... [--tz ZONE] [--threads N]
 (see the header of examples/mv.rs for every option)";
 
 /// The argument parser, kept apart so that its property tests run with `cargo test`.
@@ -316,9 +327,128 @@ fn run(args: &[String]) -> Result<Value, Failure> {
             &["signal", "response", "regulation-mw"],
             &[],
         )?),
+        "fleet" => fleet(&Flags::parse(
+            rest,
+            &[
+                "meters",
+                "events",
+                "methods",
+                "tz",
+                "threads",
+                "exclude-days",
+                "holidays",
+            ],
+            &[],
+        )?),
         "-h" | "--help" | "help" => Err(Failure(USAGE.into(), 0)),
         other => Err(bad(format!("unknown command {other:?}\n{USAGE}"))),
     }
+}
+
+/// Settles every event with every method on every meter file of a folder.
+fn fleet(f: &Flags) -> Result<Value, Failure> {
+    use std::num::NonZeroUsize;
+
+    use gridflex_mv::fleet::{FleetEvent, FleetMeter, settle};
+
+    let dir = f.required("meters")?;
+    let methods = f
+        .required("methods")?
+        .split(',')
+        .map(|m| m.trim().parse::<Method>().map_err(arg_err("methods")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let zone: MarketZone = match f.get("tz") {
+        Some(z) => z.parse().map_err(|e| bad(format!("argument --tz: {e}")))?,
+        None => MarketZone::Caiso,
+    };
+    let threads = match f.number("threads")? {
+        None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+        Some(n) if n >= 1.0 && n <= 1024.0 && n.fract() == 0.0 => {
+            NonZeroUsize::new(n as usize).unwrap_or(NonZeroUsize::MIN)
+        }
+        Some(n) => {
+            return Err(bad(format!(
+                "argument --threads: expected 1 to 1024, got {n}"
+            )));
+        }
+    };
+    let mut calendar = Calendar::new(zone);
+    calendar.add_event_days(f.dates("exclude-days")?);
+    for d in f.dates("holidays")? {
+        calendar.add_holiday(d);
+    }
+    let events_path = f.required("events")?;
+    let events = read(events_path, "events file")?
+        .lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let at = |field, s: &str| parse_instant(i + 1, field, s).map_err(in_file(events_path));
+            match l.split(',').map(str::trim).collect::<Vec<_>>()[..] {
+                [id, start, end] => Interval::new(at("start", start)?, at("end", end)?)
+                    .map(|w| FleetEvent::new(id, w))
+                    .map_err(|e| bad(format!("{events_path}: line {}: {e}", i + 1))),
+                _ => Err(bad(format!(
+                    "{events_path}: line {}: expected event_id,start,end",
+                    i + 1
+                ))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| bad(format!("meter folder {dir}: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    paths.sort();
+    // Read and index the meters on the worker threads too: reading is most of the work.
+    let load = |p: &std::path::PathBuf| -> Result<FleetMeter, Failure> {
+        let path = p.display().to_string();
+        let series = parse_meter_csv(&read(&path, "meter file")?).map_err(in_file(&path))?;
+        let meter = Meter::new(series, zone).map_err(in_file(&path))?;
+        let id = p
+            .file_stem()
+            .map_or(path.clone(), |s| s.to_string_lossy().into_owned());
+        Ok(FleetMeter::new(id, meter))
+    };
+    let chunk = paths.len().div_ceil(threads.get()).max(1);
+    let meters = std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(load).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let rows = settle(&meters, &calendar, &events, &methods, threads);
+    let kwh = |e: gridflex_core::Energy| e.as_kilowatt_hours();
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let (meter, event) = (&meters[r.meter].id, &events[r.event].id);
+            match r.figures {
+                Ok(x) => json!({
+                    "meter": meter,
+                    "event": event,
+                    "method": r.method.name(),
+                    "baseline_kwh": kwh(x.baseline_energy),
+                    "metered_kwh": kwh(x.metered_energy),
+                    "reduction_kwh": kwh(x.reduction_energy),
+                    "selected_days": x.selected_days.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                }),
+                Err(e) => json!({
+                    "meter": meter,
+                    "event": event,
+                    "method": r.method.name(),
+                    "error": e.to_string(),
+                }),
+            }
+        })
+        .collect();
+    Ok(json!({ "meters": meters.len(), "events": events.len(), "rows": rows }))
 }
 
 fn read(path: &str, what: &str) -> Result<String, Failure> {
