@@ -363,7 +363,7 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
     };
     let threads = match f.number("threads")? {
         None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
-        Some(n) if n >= 1.0 && n <= 1024.0 && n.fract() == 0.0 => {
+        Some(n) if (1.0..=1024.0).contains(&n) && n.fract() == 0.0 => {
             NonZeroUsize::new(n as usize).unwrap_or(NonZeroUsize::MIN)
         }
         Some(n) => {
