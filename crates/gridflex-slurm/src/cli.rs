@@ -15,8 +15,8 @@ use tokio::process::Command;
 use crate::SlurmError;
 use crate::job::JobState;
 
-/// The most bytes read from one command's standard output (a `squeue --json` of
-/// 10,000 jobs is about 40 MB).
+/// The default bound on one command's standard output (a `squeue --json` of 10,000
+/// jobs is about 33 MB).
 pub const MAX_OUTPUT: u64 = 512 << 20;
 
 /// Runs Slurm's command-line tools.
@@ -34,6 +34,7 @@ pub struct SlurmCli {
     squeue: PathBuf,
     scontrol: PathBuf,
     timeout: Duration,
+    max_output: u64,
 }
 
 impl Default for SlurmCli {
@@ -57,6 +58,7 @@ impl SlurmCli {
             squeue: "squeue".into(),
             scontrol: "scontrol".into(),
             timeout: Duration::from_secs(15),
+            max_output: MAX_OUTPUT,
         }
     }
 
@@ -77,6 +79,13 @@ impl SlurmCli {
         self
     }
 
+    /// The most bytes of standard output read from one command (default [`MAX_OUTPUT`]);
+    /// more is an error, never a longer read.
+    pub fn with_max_output(mut self, bytes: u64) -> Self {
+        self.max_output = bytes;
+        self
+    }
+
     async fn run(&self, program: &Path, args: &[&str]) -> Result<Output, SlurmError> {
         let command = command_line(program, args);
         let mut child = Command::new(program)
@@ -94,7 +103,7 @@ impl SlurmCli {
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let work = async {
             let (out, err) = tokio::join!(
-                read_bounded(stdout, MAX_OUTPUT),
+                read_bounded(stdout, self.max_output),
                 read_bounded(stderr, 64 << 10)
             );
             let status = child.wait().await;
@@ -114,11 +123,11 @@ impl SlurmCli {
         let stdout = out.map_err(io)?;
         let stderr = err.map_err(io)?;
         let status = status.map_err(io)?;
-        if stdout.len() as u64 > MAX_OUTPUT {
+        if stdout.len() as u64 > self.max_output {
             return Err(SlurmError::CommandFailed {
                 command,
                 status: status.to_string(),
-                detail: format!("more than {MAX_OUTPUT} bytes of output"),
+                detail: format!("more than {} bytes of output", self.max_output),
             });
         }
         let mut stderr = String::from_utf8_lossy(&stderr).trim().to_owned();

@@ -232,4 +232,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
+
+    proptest::proptest! {
+        #[test]
+        fn a_hostile_file_is_an_error_or_a_ledger_never_a_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let dir = temp("hostile");
+            let path = dir.join("ledger.json");
+            std::fs::write(&path, &bytes).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let _ = Ledger::open(&path);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }

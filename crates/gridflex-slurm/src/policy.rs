@@ -388,4 +388,60 @@ mod tests {
             .is_err()
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn word() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of(prop_oneof![Just("a".to_owned()), Just("b".to_owned())])
+        }
+
+        fn rule() -> impl Strategy<Value = Rule> {
+            (word(), word(), word(), word(), 0u8..4).prop_map(
+                |(partition, qos, account, comment_tag, c)| Rule {
+                    matches: Match {
+                        partition,
+                        qos,
+                        account,
+                        comment_tag,
+                        ..Match::default()
+                    },
+                    class: match c {
+                        0 => ClassRule::Critical { floor: 0.9 },
+                        1 => ClassRule::Flexible {
+                            floor: 0.5,
+                            max_pause_s: 60,
+                        },
+                        2 => ClassRule::Deferrable {
+                            deadline: Deadline::Window { within_s: 60 },
+                        },
+                        _ => ClassRule::Pinned,
+                    },
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn the_first_fitting_rule_decides(rules in proptest::collection::vec(rule(), 0..6),
+                                             fields in proptest::collection::vec(prop_oneof![Just("a"), Just("b"), Just("")], 4)) {
+                let j = job(serde_json::json!({"partition": fields[0], "qos": fields[1], "account": fields[2], "comment": fields[3]}));
+                let p = Policy { rules };
+                let (class, rule) = p.classify(&j, Utc::now());
+                match rule {
+                    None => {
+                        prop_assert!(p.rules.iter().all(|r| !r.matches.fits(&j)));
+                        prop_assert_eq!(class, SlaClass::UNMATCHED);
+                    }
+                    Some(i) => {
+                        prop_assert!(p.rules[i].matches.fits(&j));
+                        prop_assert!(p.rules[..i].iter().all(|r| !r.matches.fits(&j)));
+                        let want_pause = matches!(p.rules[i].class, ClassRule::Flexible { .. } | ClassRule::Deferrable { .. });
+                        prop_assert_eq!(class.may_pause(), want_pause);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -356,7 +356,7 @@ async fn a_curtailment_suspends_exactly_the_planned_jobs_and_resumes_only_its_ow
         .map(|&id| cluster.control(id))
         .collect::<Result<_, _>>()?;
     let mut to_stopped = Vec::new();
-    for round in 0..3 {
+    for round in 0..5 {
         for c in &controls {
             let t0 = Instant::now();
             c.pause().await?;
