@@ -210,12 +210,17 @@ impl SlurmCli {
     }
 
     /// The process ids of the job's steps on this node (`scontrol listpids <job>`, which
-    /// asks the local slurmd); empty when the job has no step here.
+    /// asks the local slurmd); empty when the job has no step here (not yet, or no more).
     pub async fn listpids(&self, job: u32) -> Result<Vec<u32>, SlurmError> {
         let id = job.to_string();
         let args = ["listpids", id.as_str()];
         let out = self.run(&self.scontrol, &args).await?;
-        if !out.ok && !out.stderr.contains("no steps") {
+        // "no steps" and "does not exist on node": nothing of the job runs here (yet:
+        // the second is what a job that has just started says before its step exists).
+        if !out.ok
+            && !out.stderr.contains("no steps")
+            && !out.stderr.contains("does not exist on node")
+        {
             return Err(classify(command_line(&self.scontrol, &args), &out));
         }
         let text = String::from_utf8_lossy(&out.stdout);

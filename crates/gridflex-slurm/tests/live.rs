@@ -356,10 +356,12 @@ async fn a_curtailment_suspends_exactly_the_planned_jobs_and_resumes_only_its_ow
         .map(|&id| cluster.control(id))
         .collect::<Result<_, _>>()?;
     let mut to_stopped = Vec::new();
+    let mut call = Vec::new();
     for round in 0..5 {
         for c in &controls {
             let t0 = Instant::now();
             c.pause().await?;
+            call.push(t0.elapsed());
             wait_for(
                 "suspended processes in state T",
                 Duration::from_secs(10),
@@ -394,6 +396,10 @@ async fn a_curtailment_suspends_exactly_the_planned_jobs_and_resumes_only_its_ow
         median(to_stopped.clone()),
         to_stopped.iter().min().copied().unwrap_or_default(),
         to_stopped.iter().max().copied().unwrap_or_default()
+    );
+    eprintln!(
+        "of which pause() itself (state check, ledger write, scontrol suspend), median: {:?}",
+        median(call)
     );
 
     // gridflex never resumes the job an operator suspended, even when asked to.
