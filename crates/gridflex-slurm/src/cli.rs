@@ -160,6 +160,17 @@ impl SlurmCli {
         self.act("resume", job).await
     }
 
+    /// `scontrol hold <job>`: a pending job stays pending (priority 0). Slurm accepts it
+    /// for a running job too, where it does nothing until a requeue.
+    pub async fn hold(&self, job: u32) -> Result<(), SlurmError> {
+        self.act("hold", job).await
+    }
+
+    /// `scontrol release <job>`: undoes a hold (succeeds on a job not held).
+    pub async fn release(&self, job: u32) -> Result<(), SlurmError> {
+        self.act("release", job).await
+    }
+
     async fn act(&self, verb: &'static str, job: u32) -> Result<(), SlurmError> {
         let id = job.to_string();
         let args = [verb, id.as_str()];
@@ -189,6 +200,12 @@ impl SlurmCli {
 
     /// The job's state (`scontrol -o show job <job>`); `None` when Slurm does not know it.
     pub async fn job_state(&self, job: u32) -> Result<Option<JobState>, SlurmError> {
+        Ok(self.job_info(job).await?.map(|(state, _)| state))
+    }
+
+    /// The job's state and reason (`JobState=`, `Reason=`, e.g. `JobHeldAdmin`);
+    /// `None` when Slurm does not know the job.
+    pub async fn job_info(&self, job: u32) -> Result<Option<(JobState, String)>, SlurmError> {
         let id = job.to_string();
         let args = ["-o", "show", "job", id.as_str()];
         let out = self.run(&self.scontrol, &args).await?;
@@ -201,7 +218,10 @@ impl SlurmCli {
         }
         let text = String::from_utf8_lossy(&out.stdout);
         match state_of(&text, job) {
-            Some(state) => Ok(Some(state)),
+            Some(state) => Ok(Some((
+                state,
+                field_of(&text, job, "Reason=").unwrap_or_default(),
+            ))),
             None => Err(SlurmError::Text {
                 command,
                 detail: format!("no JobState for job {job} in {:?}", truncate(&text, 200)),
@@ -242,14 +262,18 @@ impl SlurmCli {
 
 /// The job's state from one line of `scontrol -o show job`.
 fn state_of(text: &str, job: u32) -> Option<JobState> {
+    field_of(text, job, "JobState=").map(|s| JobState::parse(&s))
+}
+
+/// The first `key=value` of the job's line (`key` with its `=`); values up to a space.
+fn field_of(text: &str, job: u32, key: &str) -> Option<String> {
     let want = format!("JobId={job}");
     let line = text
         .lines()
         .find(|l| l.split_whitespace().next() == Some(want.as_str()))?;
-    let state = line
-        .split_whitespace()
-        .find_map(|t| t.strip_prefix("JobState="))?;
-    Some(JobState::parse(state))
+    line.split_whitespace()
+        .find_map(|t| t.strip_prefix(key))
+        .map(str::to_owned)
 }
 
 fn truncate(s: &str, n: usize) -> &str {
@@ -296,6 +320,7 @@ fn classify(command: String, out: &Output) -> SlurmError {
         SlurmError::ControllerUnreachable { command, detail }
     } else if msg.contains("Invalid job id specified")
         || msg.contains("already completing or completed")
+        || msg.contains("Job has already finished")
     {
         SlurmError::JobGone { job: 0 }
     } else if msg.contains("Job is not suspended") {
@@ -338,6 +363,15 @@ mod tests {
         assert_eq!(state_of(text, 12), Some(JobState::Suspended));
         assert_eq!(state_of(text, 1), None);
         assert_eq!(state_of("", 12), None);
+        assert_eq!(
+            field_of(
+                "JobId=3 JobState=PENDING Reason=JobHeldAdmin Dependency=(null)",
+                3,
+                "Reason="
+            )
+            .as_deref(),
+            Some("JobHeldAdmin")
+        );
     }
 
     #[test]
@@ -359,6 +393,10 @@ mod tests {
         ));
         assert!(matches!(
             c("Job/step already completing or completed for job 2"),
+            SlurmError::JobGone { .. }
+        ));
+        assert!(matches!(
+            c("Job has already finished for job 2"),
             SlurmError::JobGone { .. }
         ));
         assert!(matches!(

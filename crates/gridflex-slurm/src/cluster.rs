@@ -16,17 +16,19 @@ use crate::cli::SlurmCli;
 use crate::devices::DeviceMap;
 use crate::inventory::{Inventory, InventoryDiff};
 use crate::job::{JobState, gridflex_id};
-use crate::ledger::Ledger;
+use crate::ledger::{Action, Ledger};
 use crate::policy::Policy;
 
-/// What a suspend did.
+/// What a pause did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Suspended {
-    /// gridflex suspended the job (and recorded it in the ledger).
-    ByGridflex,
-    /// The job was already suspended by someone else: left alone, not recorded, so
-    /// gridflex will not resume it.
+pub enum Paused {
+    /// gridflex suspended the running job (and recorded it in the ledger).
+    Suspended,
+    /// gridflex held the pending job, so it does not start (and recorded it).
+    Held,
+    /// The job was already suspended or held by someone else: left alone, not
+    /// recorded, so gridflex will not resume or release it.
     AlreadyByOthers,
 }
 
@@ -36,9 +38,12 @@ pub enum Suspended {
 pub enum Resumed {
     /// gridflex resumed a job it had suspended.
     Resumed,
+    /// gridflex released a job it had held.
+    Released,
     /// gridflex had not suspended the job: nothing was done.
     NotOurs,
-    /// The job was already running or pending (resumed by someone else, requeued).
+    /// The job was already running or pending (resumed by someone else, requeued), or
+    /// its hold was already gone.
     AlreadyRunning,
     /// The job has ended: nothing to resume.
     Ended,
@@ -48,7 +53,7 @@ pub enum Resumed {
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Recovery {
-    /// Resumed now.
+    /// Resumed (or released) now.
     pub resumed: Vec<u32>,
     /// Already running, or ended: only forgotten.
     pub settled: Vec<u32>,
@@ -107,7 +112,7 @@ impl Default for Backoff {
 /// cluster.recover().await;                 // finish restores a previous run left
 /// let inventory = cluster.inventory(None).await?;
 /// for job in inventory.jobs().filter(|j| j.class.may_pause()) {
-///     cluster.control(job.job.id)?.pause().await?;  // scontrol suspend, recorded
+///     cluster.control(job.job.id)?.pause().await?;  // scontrol suspend (or hold), recorded
 /// }
 /// # Ok(()) }
 /// ```
@@ -155,7 +160,7 @@ impl SlurmCluster {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The jobs gridflex has suspended and not yet resumed.
+    /// The jobs gridflex has suspended or held and not yet resumed or released.
     pub fn owned(&self) -> Vec<u32> {
         self.ledger().entries().map(|e| e.job).collect()
     }
@@ -187,32 +192,42 @@ impl SlurmCluster {
         })
     }
 
-    /// Suspends `job` unless someone else already has; records it first.
+    /// Pauses `job`: suspends it if it runs, holds it if it is pending (so it does not
+    /// start mid-event), and does nothing if someone else has already suspended or held
+    /// it. Records what it does first.
     ///
-    /// The ledger entry is written before `scontrol suspend` runs and removed if the
-    /// suspend surely failed; after a timeout or an unreachable controller it stays
-    /// (the suspend may have happened), and a resume or [`recover`](Self::recover)
-    /// settles it.
-    pub async fn suspend(&self, job: u32) -> Result<Suspended, SlurmError> {
-        if !self.ledger().contains(job) {
-            match self.cli.job_state(job).await? {
-                None | Some(JobState::Finished(_) | JobState::Completing) => {
-                    return Err(SlurmError::JobGone { job });
-                }
-                Some(JobState::Suspended) => return Ok(Suspended::AlreadyByOthers),
-                Some(JobState::Pending) => {
-                    return Err(SlurmError::WrongState {
-                        job,
-                        operation: "suspend",
-                        state: "PENDING".into(),
-                    });
-                }
-                Some(JobState::Running | JobState::Other(_)) => {}
+    /// The ledger entry is written before `scontrol` runs and removed if the command
+    /// surely failed; after a timeout or an unreachable controller it stays (the command
+    /// may have acted), and a resume or [`recover`](Self::recover) settles it.
+    pub async fn pause(&self, job: u32) -> Result<Paused, SlurmError> {
+        let owned = self.ledger().action(job);
+        let action = match owned {
+            Some(action) => action,
+            None => {
+                let action = match self.cli.job_info(job).await? {
+                    None | Some((JobState::Finished(_) | JobState::Completing, _)) => {
+                        return Err(SlurmError::JobGone { job });
+                    }
+                    Some((JobState::Suspended, _)) => return Ok(Paused::AlreadyByOthers),
+                    Some((JobState::Pending, reason)) if reason.starts_with("JobHeld") => {
+                        return Ok(Paused::AlreadyByOthers);
+                    }
+                    Some((JobState::Pending, _)) => Action::Hold,
+                    Some((JobState::Running | JobState::Other(_), _)) => Action::Suspend,
+                };
+                self.ledger().record(job, action, Utc::now())?;
+                action
             }
-            self.ledger().record(job, Utc::now())?;
-        }
-        match self.cli.suspend(job).await {
-            Ok(()) => Ok(Suspended::ByGridflex),
+        };
+        let done = match action {
+            Action::Suspend => self.cli.suspend(job).await,
+            Action::Hold => self.cli.hold(job).await,
+        };
+        match done {
+            Ok(()) => Ok(match action {
+                Action::Suspend => Paused::Suspended,
+                Action::Hold => Paused::Held,
+            }),
             Err(e) if e.kind() == ErrorKind::Transient => Err(e),
             Err(e) => {
                 self.ledger().forget(job)?;
@@ -221,14 +236,19 @@ impl SlurmCluster {
         }
     }
 
-    /// Resumes `job` if gridflex suspended it; a job gridflex did not suspend is left
-    /// as it is. The ledger entry goes once the job runs or has ended.
+    /// Undoes what gridflex did to `job` (resume a suspend, release a hold); a job
+    /// gridflex did not pause is left as it is. The ledger entry goes once the job runs
+    /// (or is pending, not held) or has ended.
     pub async fn resume(&self, job: u32) -> Result<Resumed, SlurmError> {
-        if !self.ledger().contains(job) {
+        let Some(action) = self.ledger().action(job) else {
             return Ok(Resumed::NotOurs);
-        }
-        let outcome = match self.cli.resume(job).await {
-            Ok(()) => Resumed::Resumed,
+        };
+        let done = match action {
+            Action::Suspend => self.cli.resume(job).await.map(|()| Resumed::Resumed),
+            Action::Hold => self.cli.release(job).await.map(|()| Resumed::Released),
+        };
+        let outcome = match done {
+            Ok(r) => r,
             Err(SlurmError::WrongState { .. }) => Resumed::AlreadyRunning,
             Err(SlurmError::JobGone { .. }) => Resumed::Ended,
             Err(e) => return Err(e),
@@ -242,7 +262,7 @@ impl SlurmCluster {
         let mut out = Recovery::default();
         for job in self.owned() {
             match self.resume(job).await {
-                Ok(Resumed::Resumed) => out.resumed.push(job),
+                Ok(Resumed::Resumed | Resumed::Released) => out.resumed.push(job),
                 Ok(_) => out.settled.push(job),
                 Err(e) => out.failed.push((job, e)),
             }
@@ -272,12 +292,13 @@ impl SlurmCluster {
     }
 }
 
-/// One Slurm job as a hal [`WorkloadControl`]: pause is `scontrol suspend`, resume is
-/// `scontrol resume`, both through the cluster's ownership ledger.
+/// One Slurm job as a hal [`WorkloadControl`]: pause is `scontrol suspend` (or `hold`
+/// for a pending job), resume undoes it, both through the cluster's ownership ledger
+/// ([`SlurmCluster::pause`], [`SlurmCluster::resume`]).
 ///
-/// Pausing a job someone else suspended is a no-op that records nothing; resuming a
-/// job gridflex did not suspend is a no-op; resuming a job that has ended succeeds
-/// (nothing is left suspended). Errors keep their kind: an unreachable controller is
+/// Pausing a job someone else suspended or held is a no-op that records nothing;
+/// resuming a job gridflex did not pause is a no-op; resuming a job that has ended
+/// succeeds (nothing is left suspended). Errors keep their kind: an unreachable controller is
 /// `Transient`, a job that has gone is `DeviceLost`.
 #[derive(Debug, Clone)]
 pub struct SlurmJobControl {
@@ -301,7 +322,7 @@ impl WorkloadControl for SlurmJobControl {
 
     async fn pause(&self) -> Result<(), HalError> {
         self.cluster
-            .suspend(self.job)
+            .pause(self.job)
             .await
             .map(|_| ())
             .map_err(|e| e.into_hal("pause"))

@@ -1,8 +1,9 @@
-//! [`Ledger`]: the jobs gridflex has suspended, kept on disk.
+//! [`Ledger`]: the jobs gridflex has suspended (or held), kept on disk.
 //!
-//! gridflex resumes only jobs it suspended; a job suspended by an operator stays as the
-//! operator left it. The ledger is written (atomically: a temporary file, fsync, rename,
-//! fsync of the directory) *before* `scontrol suspend` runs, so a crash at any point
+//! gridflex resumes only jobs it suspended and releases only jobs it held; a job an
+//! operator suspended or held stays as the operator left it. The ledger is written
+//! (atomically: a temporary file, fsync, rename, fsync of the directory) *before*
+//! `scontrol suspend` (or `hold`) runs, so a crash at any point
 //! leaves no suspension of gridflex's that the ledger does not name, and a new process
 //! can finish the restores ([`SlurmCluster::recover`](crate::SlurmCluster::recover)).
 
@@ -20,12 +21,26 @@ const FORMAT: &str = "gridflex-slurm-ledger/1";
 /// The most entries a ledger file may hold when read (a guard against a hostile file).
 pub const MAX_ENTRIES: usize = 1_000_000;
 
-/// One job gridflex suspended (or is about to).
+/// What gridflex did to a job, so the restore does the opposite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// `scontrol suspend` a running job (undone by `resume`).
+    #[default]
+    Suspend,
+    /// `scontrol hold` a pending job, so it does not start (undone by `release`).
+    Hold,
+}
+
+/// One job gridflex suspended or held (or is about to).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     /// Slurm's job id.
     pub job: u32,
-    /// When gridflex decided to suspend it.
+    /// What was done.
+    #[serde(default)]
+    pub action: Action,
+    /// When gridflex decided to do it.
     pub suspended_at: DateTime<Utc>,
 }
 
@@ -39,10 +54,10 @@ struct File {
 ///
 /// ```
 /// use chrono::Utc;
-/// use gridflex_slurm::ledger::Ledger;
+/// use gridflex_slurm::ledger::{Action, Ledger};
 /// let path = std::env::temp_dir().join(format!("gridflex-ledger-doc-{}.json", std::process::id()));
 /// let mut ledger = Ledger::open(&path)?;
-/// ledger.record(42, Utc::now())?;
+/// ledger.record(42, Action::Suspend, Utc::now())?;
 /// assert!(Ledger::open(&path)?.contains(42));   // on disk at once
 /// ledger.forget(42)?;
 /// assert!(Ledger::open(&path)?.is_empty());
@@ -90,9 +105,14 @@ impl Ledger {
         &self.path
     }
 
-    /// Whether gridflex suspended job `job`.
+    /// Whether gridflex suspended or held job `job`.
     pub fn contains(&self, job: u32) -> bool {
         self.entries.contains_key(&job)
+    }
+
+    /// What gridflex did to job `job`, if anything.
+    pub fn action(&self, job: u32) -> Option<Action> {
+        self.entries.get(&job).map(|e| e.action)
     }
 
     /// Whether the ledger names no job.
@@ -105,9 +125,15 @@ impl Ledger {
         self.entries.values()
     }
 
-    /// Records that gridflex suspends `job`; on disk before it returns. On a write
-    /// error the ledger is unchanged (in memory and on disk).
-    pub fn record(&mut self, job: u32, at: DateTime<Utc>) -> Result<(), SlurmError> {
+    /// Records that gridflex suspends or holds `job`; on disk before it returns. On a
+    /// write error the ledger is unchanged (in memory and on disk). A job already
+    /// recorded keeps its first entry.
+    pub fn record(
+        &mut self,
+        job: u32,
+        action: Action,
+        at: DateTime<Utc>,
+    ) -> Result<(), SlurmError> {
         if self.entries.contains_key(&job) {
             return Ok(());
         }
@@ -115,6 +141,7 @@ impl Ledger {
             job,
             LedgerEntry {
                 job,
+                action,
                 suspended_at: at,
             },
         );
@@ -192,11 +219,15 @@ mod tests {
         let path = dir.join("ledger.json");
         let mut l = Ledger::open(&path)?;
         assert!(l.is_empty());
-        l.record(7, Utc::now())?;
-        l.record(9, Utc::now())?;
-        l.record(7, Utc::now())?;
+        l.record(7, Action::Suspend, Utc::now())?;
+        l.record(9, Action::Hold, Utc::now())?;
+        l.record(7, Action::Hold, Utc::now())?;
         let l2 = Ledger::open(&path)?;
         assert_eq!(l2.entries().map(|e| e.job).collect::<Vec<_>>(), [7, 9]);
+        assert_eq!(
+            (l2.action(7), l2.action(9), l2.action(8)),
+            (Some(Action::Suspend), Some(Action::Hold), None)
+        );
         l.forget(7)?;
         l.forget(8)?;
         assert_eq!(Ledger::open(&path)?.entries().len(), 1);
@@ -227,7 +258,7 @@ mod tests {
         let dir = temp("fail");
         let path = dir.join("missing-dir").join("ledger.json");
         let mut l = Ledger::open(&path)?;
-        assert!(l.record(3, Utc::now()).is_err());
+        assert!(l.record(3, Action::Suspend, Utc::now()).is_err());
         assert!(!l.contains(3));
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

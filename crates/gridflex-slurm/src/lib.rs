@@ -3,7 +3,7 @@
 //!
 //! | item | what |
 //! | --- | --- |
-//! | [`SlurmCluster`] | inventory, suspend/resume with an ownership [`ledger`], recovery |
+//! | [`SlurmCluster`] | inventory, suspend/resume (hold/release for pending jobs) with an ownership [`ledger`], recovery |
 //! | [`SlurmJobControl`] | one job as the hal's [`WorkloadControl`](gridflex_hal::WorkloadControl) |
 //! | [`Inventory`], [`InventoryDiff`], [`JobSync`] | live jobs, what changed, refreshes with back-off |
 //! | [`policy`] | site rules (partition, QOS, account, user, comment tag, GRES) -> [`SlaClass`] |
@@ -48,7 +48,7 @@ pub mod policy;
 pub mod squeue;
 
 pub use cli::SlurmCli;
-pub use cluster::{Backoff, JobSync, Recovery, Resumed, SlurmCluster, SlurmJobControl, Suspended};
+pub use cluster::{Backoff, JobSync, Paused, Recovery, Resumed, SlurmCluster, SlurmJobControl};
 pub use devices::DeviceMap;
 pub use error::SlurmError;
 pub use inventory::{Inventory, InventoryDiff, InventoryJob};

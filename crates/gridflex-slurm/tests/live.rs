@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use gridflex_hal::{ErrorKind, WorkloadControl, WorkloadState};
 use gridflex_slurm::{
-    Backoff, DeviceMap, JobState, JobSync, Policy, Resumed, SlaClass, SlurmCli, SlurmCluster,
-    SlurmError, Suspended,
+    Backoff, DeviceMap, JobState, JobSync, Paused, Policy, Resumed, SlaClass, SlurmCli,
+    SlurmCluster, SlurmError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -407,7 +407,7 @@ async fn a_curtailment_suspends_exactly_the_planned_jobs_and_resumes_only_its_ow
     assert_eq!(cluster.resume(by_hand).await?, Resumed::NotOurs);
     hand.resume().await?;
     // Nor does pausing it make it gridflex's.
-    assert_eq!(cluster.suspend(by_hand).await?, Suspended::AlreadyByOthers);
+    assert_eq!(cluster.pause(by_hand).await?, Paused::AlreadyByOthers);
     assert!(cluster.recover().await.resumed.is_empty());
     assert_eq!(state(&cli, by_hand).await?, Some(JobState::Suspended));
     assert!(all_stopped(&cli, by_hand).await?);
@@ -662,6 +662,60 @@ async fn slurmctld_away_mid_event_pins_jobs_and_the_restore_finishes_when_it_ret
             .iter()
             .any(|j| j.job.id == a && j.job.state == JobState::Running),
         "{diff:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_job_is_held_through_the_event_and_released_after() -> TestResult {
+    if !enabled() {
+        return Ok(());
+    }
+    let _serial = LOCK.lock().await;
+    let scratch = Scratch::new("hold");
+    let cluster = scratch.cluster()?;
+    let cli = cluster.cli().clone();
+    let mut jobs = Jobs::new(&scratch);
+    let runner = jobs.submit(&["--gres=gpu:1"])?;
+    wait_state(&cli, runner, JobState::Running).await?;
+    // Both need all 8 GPUs, so they wait while `runner` holds one.
+    let waiting = jobs.submit(&["--gres=gpu:8", "-p", "batch", "-t", "30"])?;
+    let theirs = jobs.submit(&["--gres=gpu:8", "-p", "batch", "-t", "30"])?;
+    wait_state(&cli, waiting, JobState::Pending).await?;
+    scontrol(&["hold", &theirs.to_string()])?;
+
+    assert_eq!(cluster.pause(waiting).await?, Paused::Held);
+    assert_eq!(cluster.pause(theirs).await?, Paused::AlreadyByOthers);
+    assert_eq!(cluster.owned(), [waiting]);
+    let reason = cli.job_info(waiting).await?.map(|(_, r)| r);
+    assert_eq!(reason.as_deref(), Some("JobHeldAdmin"));
+
+    // The GPUs free up mid-event: the held job does not start.
+    Command::new("scancel")
+        .arg(runner.to_string())
+        .env_remove("SLURM_JWT")
+        .status()?;
+    wait_for("runner gone", Duration::from_secs(30), || async {
+        Ok(!matches!(
+            state(&cli, runner).await?,
+            Some(JobState::Running | JobState::Completing)
+        ))
+    })
+    .await?;
+    scontrol(&["reconfigure"])?; // a scheduling pass now, not at the next timer
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state(&cli, waiting).await?, Some(JobState::Pending));
+
+    // The event ends: gridflex releases its hold (through recovery, as after a restart),
+    // and the job starts; the operator's hold stays.
+    let r = scratch.cluster()?.recover().await;
+    assert_eq!(r.resumed, [waiting]);
+    assert!(r.failed.is_empty());
+    wait_state(&cli, waiting, JobState::Running).await?;
+    let theirs_now = cli.job_info(theirs).await?;
+    assert_eq!(
+        theirs_now,
+        Some((JobState::Pending, "JobHeldAdmin".to_owned()))
     );
     Ok(())
 }
