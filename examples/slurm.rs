@@ -138,6 +138,7 @@ fn sbatch(args: &[&str]) -> Result<u32, Error> {
         .parse()?)
 }
 
+/// The planner's class (and the facade's `pinned` flag) for a Slurm job's class.
 fn class_of(class: &SlaClass) -> (JobClass, bool) {
     match class {
         SlaClass::Critical { floor } => (JobClass::Critical { floor: *floor }, false),
@@ -154,7 +155,7 @@ fn class_of(class: &SlaClass) -> (JobClass, bool) {
             },
             false,
         ),
-        // Pinned: never touched; the class is only what the planner sees of it.
+        // Pinned, and any class this example does not know: never touched.
         _ => (JobClass::Critical { floor: 1.0 }, true),
     }
 }

@@ -18,6 +18,7 @@ use crate::job::SlurmJob;
 /// `Pinned` (the facade's `JobEntry::pinned`); the facade converts one into the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "class", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SlaClass {
     /// Never paused; throughput never below `floor` (1 = never curtailed).
     Critical {
