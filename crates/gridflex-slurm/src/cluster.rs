@@ -388,7 +388,8 @@ impl JobSync {
     pub async fn refresh(&mut self) -> Result<InventoryDiff, SlurmError> {
         match self.cluster.inventory(Some(&self.current)).await {
             Ok(next) => {
-                let diff = self.current.diff(&next);
+                let mut diff = self.current.diff(&next);
+                diff.recovered = self.stale && self.current.taken_at().is_some();
                 self.current = next;
                 self.stale = false;
                 self.backoff.reset();

@@ -45,12 +45,20 @@ pub struct InventoryDiff {
     pub ended: Vec<JobId>,
     /// Jobs in both whose state, devices or class differ (as they are now).
     pub changed: Vec<InventoryJob>,
+    /// Set by [`JobSync`](crate::JobSync) on the first good refresh after failed ones:
+    /// every job was planned as pinned meanwhile, so the caller re-applies every class
+    /// (from [`JobSync::planning_view`](crate::JobSync::planning_view)), not only the
+    /// changed ones.
+    pub recovered: bool,
 }
 
 impl InventoryDiff {
-    /// Whether nothing changed.
+    /// Whether nothing changed (and the refresh did not follow an outage).
     pub fn is_empty(&self) -> bool {
-        self.started.is_empty() && self.ended.is_empty() && self.changed.is_empty()
+        self.started.is_empty()
+            && self.ended.is_empty()
+            && self.changed.is_empty()
+            && !self.recovered
     }
 }
 

@@ -206,3 +206,111 @@ async fn output_beyond_the_bound_is_refused() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn job_sync_reports_changes_and_backs_off_while_the_controller_is_away() -> TestResult {
+    use gridflex_slurm::{Backoff, JobSync, SlaClass};
+    let d = dir("sync")?;
+    let answer = d.0.join("answer.json");
+    // squeue prints whatever the test last wrote to answer.json.
+    let squeue = script(&d.0, "squeue", &format!("cat {}", answer.display()))?;
+    let doc = |jobs: &str| {
+        format!(
+            r#"{{"meta":{{"plugin":{{"type":"openapi/v0.0.38"}}}},"errors":[],"jobs":[{jobs}]}}"#
+        )
+    };
+    let job = |id: u32, state: &str, idx: &str| {
+        format!(
+            r#"{{"job_id":{id},"job_state":"{state}","nodes":"n1","gres_detail":["gpu:1(IDX:{idx})"],"comment":"gridflex:flexible"}}"#
+        )
+    };
+    let policy: Policy = serde_json::from_str(
+        r#"{"rules":[{"match":{"comment_tag":"gridflex:flexible"},"class":"flexible","floor":0.5,"max_pause_s":60}]}"#,
+    )?;
+    let cluster = SlurmCluster::open(
+        SlurmCli::new().with_programs(&squeue, "scontrol"),
+        policy,
+        DeviceMap::default(),
+        d.0.join("ledger.json"),
+    )?;
+    let mut sync = JobSync::new(
+        cluster,
+        Duration::from_secs(5),
+        Backoff::new(Duration::from_millis(100), Duration::from_millis(300)),
+    );
+    assert!(sync.is_stale());
+
+    std::fs::write(
+        &answer,
+        doc(&format!(
+            "{},{}",
+            job(1, "RUNNING", "0"),
+            job(2, "RUNNING", "1")
+        )),
+    )?;
+    let diff = sync.refresh().await?;
+    assert_eq!(diff.started.len(), 2);
+    assert!(!diff.recovered, "the first refresh follows no outage");
+    assert!(!sync.is_stale());
+    assert_eq!(sync.next_refresh_in(), Duration::from_secs(5));
+
+    // Job 1 suspended, job 2 ended, job 3 started.
+    std::fs::write(
+        &answer,
+        doc(&format!(
+            "{},{}",
+            job(1, "SUSPENDED", "0"),
+            job(3, "RUNNING", "1")
+        )),
+    )?;
+    let diff = sync.refresh().await?;
+    assert_eq!(
+        diff.ended.iter().map(|j| j.as_str()).collect::<Vec<_>>(),
+        ["slurm-2"]
+    );
+    assert_eq!(
+        diff.started.iter().map(|j| j.job.id).collect::<Vec<_>>(),
+        [3]
+    );
+    assert_eq!(
+        diff.changed.iter().map(|j| j.job.id).collect::<Vec<_>>(),
+        [1]
+    );
+
+    // The controller goes away: errors, every job pinned, back-off doubling to its cap.
+    std::fs::write(
+        &answer,
+        r#"{"meta":{"plugin":{"type":"openapi/v0.0.38"}},"errors":[{"description":"Failed while looking for jobs","error":"Unspecified error","source":"slurm_load_jobs"}],"jobs":[]}"#,
+    )?;
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let e = sync.refresh().await.err().ok_or("refresh succeeded")?;
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        waits.push(sync.next_refresh_in().as_millis());
+    }
+    assert_eq!(waits, [100, 200, 300]);
+    assert!(sync.is_stale());
+    let view = sync.planning_view();
+    assert_eq!(view.len(), 2);
+    assert!(view.jobs().all(|j| j.class == SlaClass::Pinned));
+    // The last good inventory is kept as it was.
+    assert!(sync.inventory().jobs().all(|j| j.class.may_pause()));
+
+    // Back: nothing changed meanwhile, so the diff is empty; the back-off resets.
+    std::fs::write(
+        &answer,
+        doc(&format!(
+            "{},{}",
+            job(1, "SUSPENDED", "0"),
+            job(3, "RUNNING", "1")
+        )),
+    )?;
+    // Nothing changed meanwhile, but the diff says every class applies again.
+    let diff = sync.refresh().await?;
+    assert!(diff.recovered);
+    assert!(diff.started.is_empty() && diff.ended.is_empty() && diff.changed.is_empty());
+    assert!(sync.refresh().await?.is_empty());
+    assert!(!sync.is_stale() && sync.planning_view().jobs().all(|j| j.class.may_pause()));
+    assert_eq!(sync.next_refresh_in(), Duration::from_secs(5));
+    Ok(())
+}
