@@ -23,7 +23,16 @@ fn inventory(c: &mut Criterion) {
     for n in [1_000usize, 10_000] {
         let (json, _) = queue::queue(n);
         group.throughput(Throughput::Bytes(json.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &json, |b, json| {
+        // The JSON alone (serde into the v0.0.38 model, host lists, GPU detail).
+        group.bench_with_input(BenchmarkId::new("parse", n), &json, |b, json| {
+            b.iter(|| {
+                gridflex_slurm::squeue::parse(json)
+                    .map(|j| j.len())
+                    .unwrap_or(0)
+            })
+        });
+        // Parse, keep live jobs, map devices, classify: the whole refresh minus squeue.
+        group.bench_with_input(BenchmarkId::new("inventory", n), &json, |b, json| {
             b.iter(|| {
                 Inventory::from_squeue_json(json, &policy, &map, Utc::now(), None)
                     .map(|i| i.len())

@@ -26,18 +26,88 @@ type MapFn = dyn Fn(&GpuRef) -> Option<DeviceId> + Send + Sync;
 /// ```
 #[derive(Clone)]
 pub enum DeviceMap {
-    /// A template with `{node}` and `{index}` placeholders.
-    Template(String),
+    /// A template with `{node}` and `{index}` placeholders ([`DeviceMap::template`]).
+    Template(Template),
     /// A table: for each node, its devices in index order.
     Table(HashMap<String, Vec<DeviceId>>),
     /// A function; `None` means the GPU has no device (the job is then pinned).
     Custom(Arc<MapFn>),
 }
 
+/// A parsed device-id template: literal text, `{node}` and `{index}`, in order (parsed
+/// once, so naming a GPU is one allocation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Node,
+    Index,
+}
+
+impl Template {
+    fn parse(source: &str) -> Self {
+        let mut pieces = Vec::new();
+        let mut rest = source;
+        while !rest.is_empty() {
+            let node = rest.find("{node}");
+            let index = rest.find("{index}");
+            let next = match (node, index) {
+                (Some(n), Some(i)) if n < i => Some((n, Piece::Node, 6)),
+                (Some(_) | None, Some(i)) => Some((i, Piece::Index, 7)),
+                (Some(n), None) => Some((n, Piece::Node, 6)),
+                (None, None) => None,
+            };
+            match next {
+                Some((at, piece, len)) => {
+                    if at > 0 {
+                        pieces.push(Piece::Text(rest[..at].to_owned()));
+                    }
+                    pieces.push(piece);
+                    rest = &rest[at + len..];
+                }
+                None => {
+                    pieces.push(Piece::Text(rest.to_owned()));
+                    rest = "";
+                }
+            }
+        }
+        Self {
+            source: source.to_owned(),
+            pieces,
+        }
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    fn render(&self, gpu: &GpuRef) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(self.source.len() + gpu.node.len());
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Node => out.push_str(&gpu.node),
+                // Writing to a String cannot fail.
+                Piece::Index => {
+                    let _ = write!(out, "{}", gpu.index);
+                }
+            }
+        }
+        out
+    }
+}
+
 impl std::fmt::Debug for DeviceMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Template(t) => f.debug_tuple("Template").field(t).finish(),
+            Self::Template(t) => f.debug_tuple("Template").field(&t.source).finish(),
             Self::Table(t) => f.debug_tuple("Table").field(&t.len()).finish(),
             Self::Custom(_) => f.write_str("Custom(..)"),
         }
@@ -47,7 +117,7 @@ impl std::fmt::Debug for DeviceMap {
 impl Default for DeviceMap {
     /// `{node}/gpu{index}`.
     fn default() -> Self {
-        Self::Template("{node}/gpu{index}".into())
+        Self::Template(Template::parse("{node}/gpu{index}"))
     }
 }
 
@@ -62,7 +132,7 @@ impl DeviceMap {
                 reason: format!("{t:?} must contain both {{node}} and {{index}}"),
             });
         }
-        Ok(Self::Template(t))
+        Ok(Self::Template(Template::parse(&t)))
     }
 
     /// A function from GPU to device id.
@@ -73,10 +143,7 @@ impl DeviceMap {
     /// The device of `gpu`.
     pub fn device(&self, gpu: &GpuRef) -> Result<DeviceId, SlurmError> {
         let found = match self {
-            Self::Template(t) => Some(DeviceId::new(
-                t.replace("{node}", &gpu.node)
-                    .replace("{index}", &gpu.index.to_string()),
-            )?),
+            Self::Template(t) => Some(DeviceId::new(t.render(gpu))?),
             Self::Table(t) => t
                 .get(&gpu.node)
                 .and_then(|devices| devices.get(gpu.index as usize))
@@ -117,5 +184,22 @@ mod tests {
             "a/gpu0"
         );
         Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_template_renders_as_text_substitution(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just("{node}"), proptest::strategy::Just("{index}"),
+                proptest::strategy::Just("gpu"), proptest::strategy::Just("/"),
+                proptest::strategy::Just("{"), proptest::strategy::Just("}"),
+                proptest::strategy::Just("node"), proptest::strategy::Just("index")], 0..10),
+            node in "[a-z0-9-]{1,8}", index in 0u32..2000)
+        {
+            let source = parts.concat();
+            let want = source.replace("{node}", &node).replace("{index}", &index.to_string());
+            let got = Template::parse(&source).render(&GpuRef { node, index });
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }
