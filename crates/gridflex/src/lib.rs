@@ -11,6 +11,7 @@
 //! | [`hal`] | `gridflex-hal` | power-device and workload traits, simulated GPU, NVML |
 //! | [`planner`] | `gridflex-planner` | SLA-aware curtailment planning |
 //! | [`mv`] | `gridflex-mv` | baselines, delivered reduction, regulation scores |
+//! | `slurm` (feature `slurm`) | `gridflex-slurm` | Slurm jobs: inventory, SLA classes, suspend/resume |
 //! | [`program`] | this crate | program rules: signal -> curtailment request |
 //! | [`orchestrator`] | this crate | the run loop, actuation, safety, M&V per event |
 //! | [`audit`] | this crate | the append-only JSON-lines audit log |
@@ -83,6 +84,9 @@ pub use gridflex_hal as hal;
 pub use gridflex_mv as mv;
 pub use gridflex_planner as planner;
 pub use gridflex_signals as signals;
+/// Slurm as the workload engine (feature `slurm`): the `gridflex-slurm` crate.
+#[cfg(feature = "slurm")]
+pub use gridflex_slurm as slurm;
 pub use orchestrator::{
     Handled, Orchestrator, OrchestratorBuilder, OrchestratorOptions, RunSummary,
 };
