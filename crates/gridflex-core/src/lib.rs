@@ -14,6 +14,8 @@
 //! - [`series`]: [`IntervalSeries`], a regular series with explicit gaps and
 //!   energy-conserving resampling.
 //! - [`id`]: validated string identifiers.
+//! - [`duration_s`]: the one JSON duration convention (seconds as a number, fields
+//!   named `*_s`), as serde helpers for `Duration` and `TimeDelta`.
 //! - [`clock`]: the one [`Clock`] trait, with [`TokioClock`] (tokio's time, virtual
 //!   under a paused runtime) and [`ManualClock`] (moved by hand).
 //! - [`workload`]: the one workload vocabulary, [`WorkloadKind`] and
@@ -32,6 +34,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
+pub mod duration_s;
 mod error;
 pub mod id;
 pub mod series;
