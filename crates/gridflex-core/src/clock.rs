@@ -29,6 +29,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -47,6 +48,18 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 
     /// Completes once `now() >= deadline`; immediately when the deadline has passed.
     async fn sleep_until(&self, deadline: DateTime<Utc>);
+
+    /// `now()` as nanoseconds since the Unix epoch (saturating outside 1677..2262): the
+    /// simulator reads this on every command, so clocks may answer it without building
+    /// a `DateTime`.
+    fn now_nanos(&self) -> i64 {
+        let t = self.now();
+        t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
+    }
 }
 
 /// A clock shared by many readers (the GPUs of a simulated fleet).
@@ -60,6 +73,9 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     async fn sleep_until(&self, deadline: DateTime<Utc>) {
         (**self).sleep_until(deadline).await;
     }
+    fn now_nanos(&self) -> i64 {
+        (**self).now_nanos()
+    }
 }
 
 #[async_trait]
@@ -69,6 +85,9 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
     async fn sleep_until(&self, deadline: DateTime<Utc>) {
         (**self).sleep_until(deadline).await;
+    }
+    fn now_nanos(&self) -> i64 {
+        (**self).now_nanos()
     }
 }
 
@@ -125,6 +144,14 @@ impl Clock for TokioClock {
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
+    fn now_nanos(&self) -> i64 {
+        let Some(started) = self.started() else {
+            return nanos_of(self.origin);
+        };
+        let elapsed = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        nanos_of(self.origin).saturating_add(elapsed)
+    }
+
     async fn sleep_until(&self, deadline: DateTime<Utc>) {
         let started = self.started().unwrap_or_else(Instant::now);
         let ahead = (deadline - self.origin).to_std().unwrap_or_default();
@@ -158,6 +185,18 @@ impl Clock for TokioClock {
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     time: Arc<watch::Sender<DateTime<Utc>>>,
+    /// The same time as nanoseconds since the Unix epoch, for lock-free `now_nanos`;
+    /// written under the channel's lock, so it never disagrees with it for a reader
+    /// that reads it after the change.
+    nanos: Arc<AtomicI64>,
+}
+
+fn nanos_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 impl Default for ManualClock {
@@ -176,6 +215,7 @@ impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
             time: Arc::new(watch::Sender::new(start)),
+            nanos: Arc::new(AtomicI64::new(nanos_of(start))),
         }
     }
 
@@ -186,6 +226,7 @@ impl ManualClock {
             *now = now
                 .checked_add_signed(by)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            self.nanos.store(nanos_of(*now), Ordering::Release);
         });
     }
 
@@ -200,6 +241,7 @@ impl ManualClock {
             } else {
                 let moved = t > *now;
                 *now = t;
+                self.nanos.store(nanos_of(t), Ordering::Release);
                 moved
             }
         });
@@ -214,6 +256,10 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.time.borrow()
+    }
+
+    fn now_nanos(&self) -> i64 {
+        self.nanos.load(Ordering::Acquire)
     }
 
     async fn sleep_until(&self, deadline: DateTime<Utc>) {
@@ -243,8 +289,10 @@ mod tests {
             c.advance_to(t - TimeDelta::milliseconds(1)),
             Err(CoreError::ClockBackwards { .. })
         ));
+        assert_eq!(c.now_nanos(), c.now().timestamp_nanos_opt().unwrap());
         c.advance(Duration::MAX);
         assert_eq!(c.now(), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(c.now_nanos(), i64::MAX);
     }
 
     #[test]
@@ -259,6 +307,7 @@ mod tests {
         let other = c.clone();
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(other.now(), t0() + TimeDelta::milliseconds(1500));
+        assert_eq!(c.now_nanos(), c.now().timestamp_nanos_opt().unwrap());
         c.sleep_until(t0() + TimeDelta::hours(2)).await;
         assert_eq!(c.now(), t0() + TimeDelta::hours(2));
         c.sleep_until(t0()).await; // past: returns at once

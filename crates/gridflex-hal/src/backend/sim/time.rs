@@ -14,13 +14,26 @@ use gridflex_core::clock::{Clock, SharedClock};
 pub(crate) struct SimTime {
     clock: SharedClock,
     epoch: DateTime<Utc>,
+    /// `epoch` as nanoseconds since the Unix epoch.
+    epoch_nanos: i64,
 }
 
 impl SimTime {
     /// Starts reading `clock` now.
     pub(crate) fn new(clock: SharedClock) -> Self {
         let epoch = clock.now();
-        Self { clock, epoch }
+        let epoch_nanos = epoch
+            .timestamp_nanos_opt()
+            .unwrap_or(if epoch.timestamp() < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            });
+        Self {
+            clock,
+            epoch,
+            epoch_nanos,
+        }
     }
 
     /// The clock read.
@@ -31,7 +44,7 @@ impl SimTime {
     /// Nanoseconds since the epoch now (0 if the clock reads earlier, which a clock
     /// never does).
     pub(crate) fn nanos(&self) -> u64 {
-        self.nanos_of(self.clock.now()).unwrap_or(0)
+        u64::try_from(self.clock.now_nanos().saturating_sub(self.epoch_nanos)).unwrap_or(0)
     }
 
     /// The instant `nanos` after the epoch.
