@@ -8,11 +8,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use gridflex_core::ManualClock;
 use gridflex_core::{JobId, Power, power};
 use gridflex_hal::PowerDevice;
-use gridflex_hal::sim::{
-    SimClock, SimFleet, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile,
-};
+use gridflex_hal::sim::{SimFleet, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
 
 /// Polls a future that is ready at once (every simulator call is), without a runtime,
 /// so the bench measures the call and the boxed future, not an executor.
@@ -30,8 +29,9 @@ fn watts(w: f64) -> Power {
     Power::watts(w).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn loaded_fleet(n: usize) -> SimFleet {
-    let fleet = SimFleet::new(SimClock::default(), n, &SimGpuSpec::h100_sxm())
+fn loaded_fleet(n: usize) -> (ManualClock, SimFleet) {
+    let clock = ManualClock::default();
+    let fleet = SimFleet::new(Arc::new(clock.clone()), n, &SimGpuSpec::h100_sxm())
         .unwrap_or_else(|e| panic!("{e}"));
     let job = JobId::new("bench").unwrap_or_else(|e| panic!("{e}"));
     SimJob::start(
@@ -40,12 +40,12 @@ fn loaded_fleet(n: usize) -> SimFleet {
         WorkloadProfile::of(WorkloadKind::Generic),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    fleet.advance(Duration::from_secs(5));
-    fleet
+    clock.advance(Duration::from_secs(5));
+    (clock, fleet)
 }
 
 fn single(c: &mut Criterion) {
-    let fleet = loaded_fleet(1);
+    let (_clock, fleet) = loaded_fleet(1);
     let gpu: Arc<SimGpu> = Arc::clone(fleet.gpu(0).unwrap_or_else(|| panic!("empty fleet")));
     let dev: Arc<dyn PowerDevice> = gpu.clone();
     c.bench_function("sim/telemetry via trait", |b| {
@@ -71,7 +71,7 @@ fn single(c: &mut Criterion) {
 }
 
 fn fleet_sweep(c: &mut Criterion) {
-    let fleet = loaded_fleet(1_000);
+    let (clock, fleet) = loaded_fleet(1_000);
     let devices = fleet.devices();
     let mut out = Vec::with_capacity(1_000);
     c.bench_function("sim/fleet telemetry sweep 1000 (telemetry_into)", |b| {
@@ -112,7 +112,7 @@ fn fleet_sweep(c: &mut Criterion) {
                     fleet
                         .telemetry_into(&mut out)
                         .unwrap_or_else(|e| panic!("{e}"));
-                    fleet.advance(Duration::from_micros(100));
+                    clock.advance(Duration::from_micros(100));
                     w = if w > 600.0 { 300.0 } else { w + 7.0 };
                     watts(w)
                 },
@@ -132,7 +132,7 @@ fn fleet_sweep(c: &mut Criterion) {
             for g in fleet.iter() {
                 black_box(g.set_power_limit_now(watts(w)).is_ok());
             }
-            fleet.advance(Duration::from_millis(10));
+            clock.advance(Duration::from_millis(10));
             fleet
                 .telemetry_into(&mut out)
                 .unwrap_or_else(|e| panic!("{e}"));

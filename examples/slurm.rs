@@ -20,10 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{TimeDelta, Utc};
-use gridflex::hal::sim::{
-    SimClock, SimGpu, SimGpuSpec, SimJob, WorkloadKind as SimKind, WorkloadProfile,
-};
+use chrono::TimeDelta;
+use gridflex::clock::SharedClock;
+use gridflex::hal::sim::{SimGpu, SimGpuSpec, SimJob, WorkloadProfile};
 use gridflex::hal::{HalError, WorkloadState};
 use gridflex::prelude::*;
 use gridflex::slurm::{
@@ -233,8 +232,9 @@ async fn curtail(cluster: &Arc<SlurmCluster>, args: &Args, demo: &[u32]) -> Resu
         return Ok(true);
     }
 
-    let sim_clock = SimClock::new(Utc::now());
-    let clock = TokioClock::driving(sim_clock.clone());
+    // The simulated GPUs read the orchestrator's own clock (real time here).
+    let clock = TokioClock::real();
+    let sim_clock: SharedClock = Arc::new(clock.clone());
     let spec = SimGpuSpec::h100_sxm();
     let mut builder =
         Orchestrator::builder(clock.clone()).facility(FacilityModel::new(Power::ZERO, 1.0)?);
@@ -249,7 +249,7 @@ async fn curtail(cluster: &Arc<SlurmCluster>, args: &Args, demo: &[u32]) -> Resu
         let sim = SimJob::start(
             job.id.clone(),
             gpus.clone(),
-            WorkloadProfile::of(SimKind::Matmul),
+            WorkloadProfile::of(WorkloadKind::Matmul),
         )?;
         watts_before += spec.initial_limit.as_watts() * gpus.len() as f64;
         let (class, pinned) = class_of(&job.class);

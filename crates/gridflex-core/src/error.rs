@@ -35,6 +35,14 @@ pub enum CoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A manual clock was asked to move back in time.
+    #[error("clock cannot go back to {to}: it reads {now}")]
+    ClockBackwards {
+        /// The instant asked for.
+        to: DateTime<Utc>,
+        /// The clock's time.
+        now: DateTime<Utc>,
+    },
     /// An interval whose end is not after its start.
     #[error("interval end {end} is not after its start {start}")]
     EmptyInterval {

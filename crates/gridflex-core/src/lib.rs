@@ -14,6 +14,10 @@
 //! - [`series`]: [`IntervalSeries`], a regular series with explicit gaps and
 //!   energy-conserving resampling.
 //! - [`id`]: validated string identifiers.
+//! - [`duration_s`]: the one JSON duration convention (seconds as a number, fields
+//!   named `*_s`), as serde helpers for `Duration` and `TimeDelta`.
+//! - [`clock`]: the one [`Clock`] trait, with [`TokioClock`] (tokio's time, virtual
+//!   under a paused runtime) and [`ManualClock`] (moved by hand).
 //! - [`workload`]: the one workload vocabulary, [`WorkloadKind`] and
 //!   [`ThroughputCurve`] (throughput versus allowed power), shared by the planner and
 //!   the simulator.
@@ -29,6 +33,8 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod clock;
+pub mod duration_s;
 mod error;
 pub mod id;
 pub mod series;
@@ -36,6 +42,7 @@ pub mod time;
 pub mod units;
 pub mod workload;
 
+pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 pub use error::CoreError;
 pub use id::{DeviceId, JobId, NodeId, PricingNodeId};
 pub use series::{Aggregation, IntervalSeries, Quantity};

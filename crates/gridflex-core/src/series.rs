@@ -108,19 +108,16 @@ impl Quantity for f64 {
 
 /// A regular series: `values[i]` covers `[start + i*step, start + (i+1)*step)`.
 ///
-/// Serde writes `{"start": ..., "step_seconds": ..., "values": [...]}` with `null` for
-/// a missing value, and validates when reading.
+/// Serde writes `{"start": ..., "step_s": ..., "values": [...]}` with `null` for a
+/// missing value (seconds, the [`duration_s`](crate::duration_s) convention; the old
+/// name `step_seconds` is still read), and validates when reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(bound(serialize = "Q: Serialize"))]
 pub struct IntervalSeries<Q> {
     start: DateTime<Utc>,
-    #[serde(rename = "step_seconds", serialize_with = "ser_step")]
+    #[serde(rename = "step_s", with = "crate::duration_s::delta")]
     step: TimeDelta,
     values: Vec<Option<Q>>,
-}
-
-fn ser_step<S: serde::Serializer>(step: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(crate::units::seconds_f64(*step))
 }
 
 impl<'de, Q: Quantity + Deserialize<'de>> Deserialize<'de> for IntervalSeries<Q> {
@@ -129,18 +126,13 @@ impl<'de, Q: Quantity + Deserialize<'de>> Deserialize<'de> for IntervalSeries<Q>
         #[serde(bound(deserialize = "Q: Deserialize<'de>"))]
         struct Raw<Q> {
             start: DateTime<Utc>,
-            step_seconds: f64,
+            #[serde(alias = "step_seconds", with = "crate::duration_s::delta")]
+            step_s: TimeDelta,
             values: Vec<Option<Q>>,
         }
         let raw = Raw::<Q>::deserialize(d)?;
-        if !(raw.step_seconds.is_finite() && raw.step_seconds > 0.0 && raw.step_seconds < 1e12) {
-            return Err(serde::de::Error::custom(format!(
-                "step_seconds must be a positive number, got {}",
-                raw.step_seconds
-            )));
-        }
-        let step = TimeDelta::nanoseconds((raw.step_seconds * 1e9).round() as i64);
-        IntervalSeries::new(raw.start, step, raw.values).map_err(serde::de::Error::custom)
+        // A zero step is refused by `new`.
+        IntervalSeries::new(raw.start, raw.step_s, raw.values).map_err(serde::de::Error::custom)
     }
 }
 
@@ -644,10 +636,18 @@ mod tests {
     fn serde_round_trip_keeps_gaps() {
         let s = IntervalSeries::new(t0(), TimeDelta::minutes(5), vec![kw(1.0), None]).unwrap();
         let json = serde_json::to_string(&s).unwrap();
-        assert!(json.contains("null"));
+        assert!(
+            json.contains("null") && json.contains(r#""step_s":300.0"#),
+            "{json}"
+        );
         let back: IntervalSeries<Power> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
-        let bad = r#"{"start":"2025-08-01T00:00:00Z","step_seconds":0,"values":[]}"#;
+        let old = json.replace("step_s", "step_seconds");
+        assert_eq!(
+            serde_json::from_str::<IntervalSeries<Power>>(&old).unwrap(),
+            s
+        );
+        let bad = r#"{"start":"2025-08-01T00:00:00Z","step_s":0,"values":[]}"#;
         assert!(serde_json::from_str::<IntervalSeries<Power>>(bad).is_err());
     }
 }

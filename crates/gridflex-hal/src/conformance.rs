@@ -11,13 +11,15 @@
 //! in paused tokio time, a manual clock's `advance` for a simulator).
 //!
 //! ```
+//! use std::sync::Arc;
 //! use std::time::Duration;
+//! use gridflex_core::ManualClock;
 //! use gridflex_hal::conformance;
-//! use gridflex_hal::sim::{SimClock, SimGpu, SimGpuSpec};
+//! use gridflex_hal::sim::{SimGpu, SimGpuSpec};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-//! let clock = SimClock::default();
-//! let gpu = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?;
+//! let clock = ManualClock::default();
+//! let gpu = SimGpu::new(0, Arc::new(clock.clone()), SimGpuSpec::h100_sxm())?;
 //! let advance = |d: Duration| {
 //!     clock.advance(d);
 //!     std::future::ready(())

@@ -20,12 +20,13 @@ use crate::{ClockRange, DeviceInfo, HalError, LimitChange, PowerSample, Telemetr
 /// ```
 /// use std::sync::Arc;
 /// use gridflex_core::Power;
-/// use gridflex_hal::sim::{SimClock, SimGpu, SimGpuSpec};
+/// use gridflex_core::ManualClock;
+/// use gridflex_hal::sim::{SimGpu, SimGpuSpec};
 /// use gridflex_hal::PowerDevice;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-/// let clock = SimClock::default();
-/// let gpu: Arc<dyn PowerDevice> = Arc::new(SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?);
+/// let clock = ManualClock::default();
+/// let gpu: Arc<dyn PowerDevice> = Arc::new(SimGpu::new(0, Arc::new(clock.clone()), SimGpuSpec::h100_sxm())?);
 /// let change = gpu.set_power_limit(Power::watts(400.0)?).await?;
 /// assert_eq!(change.enforced, Power::watts(400.0)?);
 /// assert!(gpu.set_power_limit(Power::watts(900.0)?).await.is_err()); // outside 200..=700 W

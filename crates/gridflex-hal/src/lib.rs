@@ -12,19 +12,22 @@
 //! | `nvml` (feature `nvml`) | NVIDIA GPUs through nvml-wrapper, loaded at run time |
 //!
 //! ```
+//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use gridflex_core::{JobId, Power};
-//! use gridflex_hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
+//! use gridflex_core::ManualClock;
+//! use gridflex_hal::sim::{SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
 //! use gridflex_hal::{PowerDevice, WorkloadControl};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-//! let fleet = SimFleet::new(SimClock::default(), 4, &SimGpuSpec::h100_sxm())?;
+//! let clock = ManualClock::default();
+//! let fleet = SimFleet::new(Arc::new(clock.clone()), 4, &SimGpuSpec::h100_sxm())?;
 //! let job = SimJob::start(JobId::new("pretrain")?, fleet.iter().cloned().collect(),
 //!     WorkloadProfile::of(WorkloadKind::Matmul))?;
-//! fleet.advance(Duration::from_secs(2));
+//! clock.advance(Duration::from_secs(2));
 //! let before = fleet.true_power_total();
 //! job.pause().await?;                          // fastest lever: SIGSTOP semantics
-//! fleet.advance(Duration::from_millis(40));
+//! clock.advance(Duration::from_millis(40));
 //! let after = fleet.true_power_total();
 //! assert!((before - after) / (before - Power::watts(4.0 * 125.0)?) > 0.9);
 //! for gpu in fleet.devices() {

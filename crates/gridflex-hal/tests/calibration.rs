@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use gridflex_core::{Clock, ManualClock};
 use gridflex_core::{JobId, Power};
-use gridflex_hal::sim::{
-    SimActivity, SimClock, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile,
-};
+use gridflex_hal::sim::{SimActivity, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
 use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl, WorkloadState};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -58,9 +57,13 @@ fn step_fraction(before: f64, after: f64, now: f64) -> f64 {
     (before - now) / (before - after)
 }
 
-fn setup() -> Result<(SimClock, Arc<SimGpu>), Box<dyn std::error::Error>> {
-    let clock = SimClock::default();
-    let gpu = Arc::new(SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?);
+fn setup() -> Result<(ManualClock, Arc<SimGpu>), Box<dyn std::error::Error>> {
+    let clock = ManualClock::default();
+    let gpu = Arc::new(SimGpu::new(
+        0,
+        Arc::new(clock.clone()),
+        SimGpuSpec::h100_sxm(),
+    )?);
     Ok((clock, gpu))
 }
 

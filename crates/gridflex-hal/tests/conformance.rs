@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use gridflex_core::ManualClock;
 use gridflex_core::{DeviceId, JobId, Power};
 use gridflex_hal::conformance::{self, Promise};
-use gridflex_hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
+use gridflex_hal::sim::{SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
 use gridflex_hal::{
     DeviceInfo, HalError, LimitChange, PowerDevice, PowerLimits, Telemetry, WorkloadState,
 };
@@ -22,8 +23,12 @@ fn w(v: f64) -> Power {
 
 #[tokio::test]
 async fn the_simulator_keeps_every_promise() -> TestResult {
-    let clock = SimClock::default();
-    let fleet = SimFleet::new(clock.clone(), 2, &SimGpuSpec::h100_sxm())?;
+    let clock = ManualClock::default();
+    let fleet = SimFleet::new(
+        std::sync::Arc::new(clock.clone()),
+        2,
+        &SimGpuSpec::h100_sxm(),
+    )?;
     let job = SimJob::start(
         JobId::new("train")?,
         fleet.iter().cloned().collect(),

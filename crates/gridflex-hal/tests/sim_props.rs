@@ -1,10 +1,12 @@
 //! Properties of the simulator: physical bounds, energy bookkeeping, and results that do
 //! not depend on when the caller happens to read (lazy integration is invisible).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use gridflex_core::ManualClock;
 use gridflex_core::Power;
-use gridflex_hal::sim::{SimClock, SimFleet, SimGpu, SimGpuSpec, WorkloadKind, WorkloadProfile};
+use gridflex_hal::sim::{SimFleet, SimGpu, SimGpuSpec, WorkloadKind, WorkloadProfile};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -30,8 +32,8 @@ fn watts(w: f64) -> Power {
 
 /// Runs `ops` on a loaded GPU; with `read_each`, reads telemetry after every op.
 fn run(ops: &[Op], read_each: bool) -> (f64, f64, f64, Vec<f64>) {
-    let clock = SimClock::default();
-    let gpu = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm()).unwrap();
+    let clock = ManualClock::default();
+    let gpu = SimGpu::new(0, Arc::new(clock.clone()), SimGpuSpec::h100_sxm()).unwrap();
     gpu.start_workload(WorkloadProfile::of(WorkloadKind::Matmul))
         .unwrap();
     let mut powers = Vec::new();
@@ -79,8 +81,8 @@ proptest! {
 
 #[test]
 fn many_limit_requests_between_reads_apply_in_order() {
-    let clock = SimClock::default();
-    let gpu = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm()).unwrap();
+    let clock = ManualClock::default();
+    let gpu = SimGpu::new(0, Arc::new(clock.clone()), SimGpuSpec::h100_sxm()).unwrap();
     gpu.start_workload(WorkloadProfile::of(WorkloadKind::Matmul))
         .unwrap();
     clock.advance(Duration::from_secs(1));
@@ -97,7 +99,8 @@ fn many_limit_requests_between_reads_apply_in_order() {
 
 #[test]
 fn energy_counter_matches_the_integral_of_power() {
-    let fleet = SimFleet::new(SimClock::default(), 3, &SimGpuSpec::h100_sxm()).unwrap();
+    let clock = ManualClock::default();
+    let fleet = SimFleet::new(Arc::new(clock.clone()), 3, &SimGpuSpec::h100_sxm()).unwrap();
     for (g, kind) in fleet.iter().zip([
         WorkloadKind::Generic,
         WorkloadKind::Inference,
@@ -106,15 +109,15 @@ fn energy_counter_matches_the_integral_of_power() {
         g.start_workload(WorkloadProfile::of(kind)).unwrap();
     }
     // A 3-hour event: cap at 60 %, then release, in virtual time.
-    fleet.advance(Duration::from_secs(600));
+    clock.advance(Duration::from_secs(600));
     for g in fleet.iter() {
         g.set_power_limit_now(watts(420.0)).unwrap();
     }
-    fleet.advance(Duration::from_secs(3 * 3600));
+    clock.advance(Duration::from_secs(3 * 3600));
     for g in fleet.iter() {
         g.set_power_limit_now(watts(700.0)).unwrap();
     }
-    fleet.advance(Duration::from_secs(600));
+    clock.advance(Duration::from_secs(600));
     let mut out = Vec::new();
     fleet.telemetry_into(&mut out).unwrap();
     for (g, t) in fleet.iter().zip(&out) {

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gridflex_core::ManualClock;
 use gridflex_core::{JobId, Power};
-use gridflex_hal::sim::{
-    SimClock, SimFleet, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile,
-};
+use gridflex_hal::sim::{SimFleet, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
 use gridflex_hal::{
     ClockRange, ErrorKind, HalError, Megahertz, PowerDevice, PowerSampleStream, SmClockLock,
     WorkloadControl, WorkloadState,
@@ -52,7 +51,8 @@ async fn lock_low<D: PowerDevice + SmClockLock + ?Sized>(d: &D) -> Result<(), Ha
 
 #[tokio::test]
 async fn orchestrator_style_event() -> TestResult {
-    let fleet = SimFleet::new(SimClock::default(), 6, &SimGpuSpec::h100_sxm())?;
+    let clock = ManualClock::default();
+    let fleet = SimFleet::new(Arc::new(clock.clone()), 6, &SimGpuSpec::h100_sxm())?;
     let gpus: Vec<Arc<SimGpu>> = fleet.iter().cloned().collect();
     let training = SimJob::start(
         JobId::new("train")?,
@@ -64,7 +64,7 @@ async fn orchestrator_style_event() -> TestResult {
         gpus[4..].to_vec(),
         WorkloadProfile::of(WorkloadKind::Inference),
     )?;
-    fleet.advance(Duration::from_secs(5));
+    clock.advance(Duration::from_secs(5));
     let before = fleet.true_power_total();
 
     // One GPU has fallen off the bus: it is skipped. Then one stays "busy" (the sim's
@@ -95,7 +95,7 @@ async fn orchestrator_style_event() -> TestResult {
     let jobs: Vec<Arc<dyn WorkloadControl>> =
         vec![Arc::new(training.clone()), Arc::new(serving.clone())];
     jobs[0].pause().await?;
-    fleet.advance(Duration::from_millis(200));
+    clock.advance(Duration::from_millis(200));
     assert_eq!(jobs[0].status().await?, WorkloadState::Paused);
     assert_eq!(jobs[1].status().await?, WorkloadState::Running);
     let during = fleet.true_power_total();
@@ -105,7 +105,7 @@ async fn orchestrator_style_event() -> TestResult {
     let samples = gpus[0].power_samples_since(None).await?;
     assert!(samples.len() >= 10);
     lock_low(gpus[4].as_ref()).await?;
-    fleet.advance(Duration::from_secs(1));
+    clock.advance(Duration::from_secs(1));
     assert!(gpus[4].true_power() < watts(450.0));
     gpus[4].unlock_sm_clocks().await?;
 
@@ -115,7 +115,7 @@ async fn orchestrator_style_event() -> TestResult {
         assert_eq!(back.enforced, d.info().limit_at_discovery);
     }
     jobs[0].resume().await?;
-    fleet.advance(Duration::from_secs(3));
+    clock.advance(Duration::from_secs(3));
     let after = fleet.true_power_total();
     assert!((after - before).abs() < watts(1.0), "{after} vs {before}");
     for d in &devices {
@@ -127,7 +127,8 @@ async fn orchestrator_style_event() -> TestResult {
 
 #[tokio::test]
 async fn half_applied_job_actions_are_undone() -> TestResult {
-    let fleet = SimFleet::new(SimClock::default(), 3, &SimGpuSpec::h100_sxm())?;
+    let clock = ManualClock::default();
+    let fleet = SimFleet::new(Arc::new(clock.clone()), 3, &SimGpuSpec::h100_sxm())?;
     let gpus: Vec<Arc<SimGpu>> = fleet.iter().cloned().collect();
     let job = SimJob::start(
         JobId::new("j")?,

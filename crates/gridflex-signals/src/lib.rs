@@ -7,8 +7,9 @@
 //!   over them with a stable JSON-lines form.
 //! - [`parse`]: streaming parsers for CAISO OASIS CSV/XML/zip and PJM Data Miner 2
 //!   JSON/CSV, with format detection, located errors, strict and lenient modes.
-//! - [`source`]: the async [`source::SignalSource`] trait, a replay source on a
-//!   [`clock::Clock`] (virtual for tests, real with a speed factor), and a channel source.
+//! - [`source`]: the async [`source::SignalSource`] trait, a replay source on the one
+//!   [`Clock`](gridflex_core::Clock) of `gridflex-core` (`TokioClock`, virtual under a
+//!   paused runtime, or `ManualClock`), and a channel source.
 //! - `http` (feature `http`): pollers for CAISO OASIS and PJM Data Miner 2 with
 //!   rate-limit back-off and paging, and a polling signal source.
 //!
@@ -26,7 +27,6 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![forbid(unsafe_code)]
 
-pub mod clock;
 mod error;
 #[cfg(feature = "http")]
 pub mod http;

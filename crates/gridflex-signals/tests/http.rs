@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use gridflex_core::clock::{Clock, ManualClock, TokioClock};
 use gridflex_core::{Interval, PricingNodeId};
-use gridflex_signals::clock::{Clock, VirtualClock};
 use gridflex_signals::http::{
     Backoff, DataMinerPoller, FetchPrices, OasisPoller, PollingSource, UreqClient,
 };
@@ -133,7 +133,7 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2022, 2, 1, 15, 0, 0).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn oasis_backs_off_on_429_then_parses_the_zip() {
     let server = Server::start(|_| {
         let mut limited = reply(429, "Too Many Requests");
@@ -146,7 +146,7 @@ async fn oasis_backs_off_on_429_then_parses_the_zip() {
             ),
         ]
     });
-    let clock = VirtualClock::auto_advancing(t0());
+    let clock = TokioClock::starting_at(t0());
     let poller = OasisPoller::new(client(), clock.clone(), MarketRun::CaisoDam, caiso_nodes())
         .unwrap()
         .with_base_url(format!("{}/oasisapi/SingleZip", server.base));
@@ -166,7 +166,7 @@ async fn oasis_backs_off_on_429_then_parses_the_zip() {
     assert_eq!(seen[0].target, seen[1].target);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn oasis_no_data_is_typed_and_gives_up_after_retries() {
     let server = Server::start(|_| {
         vec![
@@ -177,7 +177,7 @@ async fn oasis_no_data_is_typed_and_gives_up_after_retries() {
             reply(429, ""),
         ]
     });
-    let clock = VirtualClock::auto_advancing(t0());
+    let clock = TokioClock::starting_at(t0());
     let poller = OasisPoller::new(client(), clock.clone(), MarketRun::CaisoRtm, caiso_nodes())
         .unwrap()
         .with_base_url(&server.base)
@@ -256,7 +256,7 @@ async fn data_miner_sends_the_key_and_follows_next_links() {
         ]
     });
     let start = Utc.with_ymd_and_hms(2024, 7, 1, 4, 0, 0).unwrap();
-    let clock = VirtualClock::new(start);
+    let clock = ManualClock::new(start);
     let nodes = vec![
         PricingNodeId::new("1").unwrap(),
         PricingNodeId::new("51291").unwrap(),
@@ -308,7 +308,7 @@ async fn data_miner_sends_the_key_and_follows_next_links() {
 #[tokio::test]
 async fn server_errors_are_http_errors() {
     let server = Server::start(|_| vec![reply(500, "upstream down")]);
-    let clock = VirtualClock::new(t0());
+    let clock = ManualClock::new(t0());
     let nodes = vec![PricingNodeId::new("1").unwrap()];
     let poller = DataMinerPoller::new(
         client(),
@@ -338,7 +338,7 @@ async fn server_errors_are_http_errors() {
     server.finish();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn polling_source_yields_each_price_once() {
     let start = Utc.with_ymd_and_hms(2024, 7, 1, 4, 0, 0).unwrap();
     let server = Server::start(|_| {
@@ -356,7 +356,7 @@ async fn polling_source_yields_each_price_once() {
             ),
         ]
     });
-    let clock = VirtualClock::auto_advancing(start);
+    let clock = TokioClock::starting_at(start);
     let nodes = vec![PricingNodeId::new("1").unwrap()];
     let poller = DataMinerPoller::new(
         client(),
@@ -399,11 +399,11 @@ fn assert_untouched(listener: &TcpListener) {
     }
 }
 
-fn pjm_poller(base: &str) -> DataMinerPoller<UreqClient, VirtualClock> {
+fn pjm_poller(base: &str) -> DataMinerPoller<UreqClient, ManualClock> {
     let start = Utc.with_ymd_and_hms(2024, 7, 1, 4, 0, 0).unwrap();
     DataMinerPoller::new(
         client(),
-        VirtualClock::new(start),
+        ManualClock::new(start),
         MarketRun::PjmDayAheadHourly,
         vec![PricingNodeId::new("1").unwrap()],
         "secret-key",
@@ -504,7 +504,7 @@ async fn bodies_over_the_limit_are_errors() {
     let start = Utc.with_ymd_and_hms(2024, 7, 1, 4, 0, 0).unwrap();
     let poller = DataMinerPoller::new(
         client().with_max_body(1024),
-        VirtualClock::new(start),
+        ManualClock::new(start),
         MarketRun::PjmDayAheadHourly,
         vec![PricingNodeId::new("1").unwrap()],
         "k",

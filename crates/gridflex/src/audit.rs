@@ -357,7 +357,7 @@ pub enum AuditEvent {
         /// The jobs.
         jobs: Vec<JobId>,
         /// How long restores were retried.
-        #[serde(rename = "grace_s", with = "crate::program::seconds")]
+        #[serde(rename = "grace_s", with = "gridflex_core::duration_s::delta")]
         grace: TimeDelta,
     },
     /// A device's telemetry could not be read in a sweep.
@@ -376,7 +376,7 @@ pub enum AuditEvent {
         /// The source's error.
         error: String,
         /// When reading resumes.
-        #[serde(rename = "retry_in_s", with = "crate::program::seconds")]
+        #[serde(rename = "retry_in_s", with = "gridflex_core::duration_s::delta")]
         retry_in: TimeDelta,
     },
     /// The signal source ended; active events run to their end.

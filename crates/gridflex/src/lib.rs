@@ -22,14 +22,15 @@
 //! use std::sync::Arc;
 //! use chrono::{TimeDelta, TimeZone, Utc};
 //! use gridflex::prelude::*;
-//! use gridflex::hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadProfile};
+//! use gridflex::hal::sim::{SimFleet, SimGpuSpec, SimJob, WorkloadProfile};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?.block_on(async {
 //! let t0 = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
-//! let fleet = SimFleet::new(SimClock::new(t0), 8, &SimGpuSpec::h100_sxm())?;
+//! // One clock for everything: the simulated GPUs read it, the orchestrator waits on it.
+//! let clock = TokioClock::starting_at(t0);
+//! let fleet = SimFleet::new(Arc::new(clock.clone()), 8, &SimGpuSpec::h100_sxm())?;
 //! let gpus: Vec<_> = fleet.iter().cloned().collect();
 //! let job = Arc::new(SimJob::start(JobId::new("train")?, gpus.clone(), WorkloadProfile::of(WorkloadKind::Matmul))?);
-//! let clock = TokioClock::driving(fleet.clock().clone());
 //!
 //! let node = PricingNodeId::new("TH_SP15_GEN-APND")?;
 //! let mut rules = ProgramRules::new(Market::Caiso, power!(10 kW));

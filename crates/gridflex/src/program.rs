@@ -42,26 +42,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::GridflexError;
 
-/// Serde for `TimeDelta` as (fractional) seconds.
-pub(crate) mod seconds {
-    use chrono::TimeDelta;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(gridflex_core::units::seconds_f64(*d))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TimeDelta, D::Error> {
-        let v = f64::deserialize(d)?;
-        if !(v.is_finite() && (0.0..1e10).contains(&v)) {
-            return Err(serde::de::Error::custom(format!(
-                "expected a non-negative number of seconds, got {v}"
-            )));
-        }
-        Ok(TimeDelta::nanoseconds((v * 1e9).round() as i64))
-    }
-}
-
 /// Curtail to a facility cap while the LMP at one node and market run is high.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -76,12 +56,12 @@ pub struct PriceRule {
     /// above this (default: the strike, meaning no band).
     pub release_below: Price,
     /// A curtailment lasts at least this long once started (default 15 minutes).
-    #[serde(rename = "min_hold_s", with = "seconds")]
+    #[serde(rename = "min_hold_s", with = "gridflex_core::duration_s::delta")]
     pub min_hold: TimeDelta,
     /// The facility power to stay under while curtailed.
     pub facility_cap: Power,
     /// How fast the cap must be reached (default 5 seconds).
-    #[serde(rename = "response_time_s", with = "seconds")]
+    #[serde(rename = "response_time_s", with = "gridflex_core::duration_s::delta")]
     pub response_time: TimeDelta,
 }
 
@@ -124,7 +104,7 @@ pub struct EmergencyRule {
     /// its own. Levels below every entry are logged and ignored.
     pub caps: Vec<LevelCap>,
     /// How fast the cap must be reached (default 60 seconds).
-    #[serde(rename = "response_time_s", with = "seconds")]
+    #[serde(rename = "response_time_s", with = "gridflex_core::duration_s::delta")]
     pub response_time: TimeDelta,
 }
 
@@ -169,7 +149,7 @@ pub struct RegulationRule {
     pub capability: Power,
     /// Each set-point holds for this long unless a newer one arrives (default 4 s, two
     /// PJM 2-second signal periods), so a silent signal source ends regulation by itself.
-    #[serde(rename = "hold_s", with = "seconds")]
+    #[serde(rename = "hold_s", with = "gridflex_core::duration_s::delta")]
     pub hold: TimeDelta,
 }
 
@@ -202,7 +182,7 @@ pub struct ProgramRules {
     pub enrolled_reduction: Power,
     /// The end given to a curtailment whose window has none (default 4 hours): every
     /// curtailment ends, even if the signal source goes silent.
-    #[serde(rename = "max_event_s", with = "seconds")]
+    #[serde(rename = "max_event_s", with = "gridflex_core::duration_s::delta")]
     pub max_event: TimeDelta,
     /// How fast facility power may rise when restoring, per second (default 50 kW/s).
     pub restore_ramp_per_s: Power,
@@ -426,7 +406,7 @@ pub struct Curtailment {
     /// When: from the start of the obligation to its (always finite) end.
     pub window: Interval,
     /// How fast the target must be reached after the window starts.
-    #[serde(rename = "response_time_s", with = "seconds")]
+    #[serde(rename = "response_time_s", with = "gridflex_core::duration_s::delta")]
     pub response_time: TimeDelta,
 }
 

@@ -65,13 +65,13 @@ pub struct Response {
     /// Facility power after the response settled.
     pub to: Power,
     /// Time to 50 % of the step (interpolated; JSON `t50_s`, seconds).
-    #[serde(rename = "t50_s", with = "crate::program::seconds")]
+    #[serde(rename = "t50_s", with = "gridflex_core::duration_s::delta")]
     pub t50: TimeDelta,
     /// Time to 90 % of the step (interpolated; JSON `t90_s`, seconds).
-    #[serde(rename = "t90_s", with = "crate::program::seconds")]
+    #[serde(rename = "t90_s", with = "gridflex_core::duration_s::delta")]
     pub t90: TimeDelta,
     /// Sample spacing, the resolution of the figures (JSON `sample_period_s`, seconds).
-    #[serde(rename = "sample_period_s", with = "crate::program::seconds")]
+    #[serde(rename = "sample_period_s", with = "gridflex_core::duration_s::delta")]
     pub sample_period: TimeDelta,
 }
 

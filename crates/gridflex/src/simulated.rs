@@ -21,7 +21,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use gridflex_core::JobId;
 use gridflex_core::WorkloadKind;
-use gridflex_hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadProfile};
+use gridflex_hal::sim::{SimFleet, SimGpuSpec, SimJob, WorkloadProfile};
 use gridflex_hal::{PowerDevice, WorkloadControl};
 use gridflex_planner::JobClass;
 
@@ -58,15 +58,18 @@ impl JobPlan {
 /// Simulated GPUs with jobs running on them.
 #[derive(Debug, Clone)]
 pub struct SimulatedFacility {
+    clock: TokioClock,
     fleet: SimFleet,
     jobs: Vec<(JobEntry, Arc<SimJob>)>,
 }
 
 impl SimulatedFacility {
-    /// Builds H100-class GPUs for the jobs (in order) and starts each job's workload.
+    /// Builds H100-class GPUs for the jobs (in order) and starts each job's workload,
+    /// all reading a [`TokioClock`] that starts at `start` (see [`Self::clock`]).
     pub fn build(start: DateTime<Utc>, jobs: &[JobPlan]) -> Result<Self, GridflexError> {
         let total: usize = jobs.iter().map(|j| j.gpus).sum();
-        let fleet = SimFleet::new(SimClock::new(start), total, &SimGpuSpec::h100_sxm())
+        let clock = TokioClock::starting_at(start);
+        let fleet = SimFleet::new(Arc::new(clock.clone()), total, &SimGpuSpec::h100_sxm())
             .map_err(|e| GridflexError::invalid("simulated fleet", e.to_string()))?;
         let mut next = 0;
         let mut bound = Vec::with_capacity(jobs.len());
@@ -88,7 +91,11 @@ impl SimulatedFacility {
                 Arc::new(job),
             ));
         }
-        Ok(Self { fleet, jobs: bound })
+        Ok(Self {
+            clock,
+            fleet,
+            jobs: bound,
+        })
     }
 
     /// The simulated GPUs.
@@ -101,9 +108,10 @@ impl SimulatedFacility {
         &self.jobs
     }
 
-    /// A clock that drives the simulator (virtual when tokio's time is paused).
+    /// The clock the simulated GPUs read (virtual when tokio's time is paused); hand
+    /// it to the orchestrator and the signal sources.
     pub fn clock(&self) -> TokioClock {
-        TokioClock::driving(self.fleet.clock().clone())
+        self.clock.clone()
     }
 
     /// An orchestrator builder with every GPU and job registered.

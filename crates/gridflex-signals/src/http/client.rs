@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 
 use crate::SignalError;
-use crate::clock::Clock;
+use gridflex_core::Clock;
 
 /// A response: status, any `Retry-After` delay, any `Location`, and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]

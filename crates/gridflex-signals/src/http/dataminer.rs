@@ -6,9 +6,9 @@ use gridflex_core::{Interval, MarketZone, PricingNodeId};
 use super::client::{Backoff, HttpGet, get_ok};
 use super::encode;
 use super::polling::FetchPrices;
-use crate::clock::Clock;
 use crate::parse::{Format, ParseOptions, ParseOutput, parse_pjm_json};
 use crate::{Market, MarketRun, SignalError};
+use gridflex_core::Clock;
 
 /// Fetches LMPs for a set of pricing nodes from PJM Data Miner 2.
 ///

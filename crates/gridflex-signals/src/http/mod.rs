@@ -4,7 +4,7 @@
 //!   with a blocking `ureq` agent (rustls) run on tokio's blocking pool.
 //! - [`OasisPoller`] and [`DataMinerPoller`] build the operators' query URLs
 //!   (reference `markets.md` §f), back off on rate limiting (HTTP 429/503, honouring
-//!   `Retry-After`) by waiting on a [`Clock`](crate::clock::Clock), follow Data
+//!   `Retry-After`) by waiting on a [`Clock`](gridflex_core::Clock), follow Data
 //!   Miner's `next` links, and parse the answers with [`crate::parse`].
 //! - [`PollingSource`]: a [`SignalSource`](crate::source::SignalSource) that polls a
 //!   [`FetchPrices`] every period and yields each new price once.

@@ -9,9 +9,9 @@ use gridflex_core::{Interval, PricingNodeId};
 use super::client::{Backoff, HttpGet, get_ok};
 use super::encode;
 use super::polling::FetchPrices;
-use crate::clock::Clock;
 use crate::parse::{ParseOptions, ParseOutput, parse_oasis_zip};
 use crate::{Market, MarketRun, SignalError};
+use gridflex_core::Clock;
 
 /// Fetches LMPs for a set of nodes from CAISO OASIS.
 ///

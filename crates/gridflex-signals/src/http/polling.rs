@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gridflex_core::{Interval, PricingNodeId};
 
-use crate::clock::Clock;
 use crate::parse::{ParseOutput, SkippedRow};
 use crate::source::SignalSource;
 use crate::{GridSignal, MarketRun, PricePoint, SignalError};
+use gridflex_core::Clock;
 
 /// Something that fetches the prices of a time window ([`super::OasisPoller`],
 /// [`super::DataMinerPoller`], or a test double).

@@ -217,8 +217,9 @@ pub struct DispatchEvent {
     pub window: EventWindow,
     /// What to achieve.
     pub target: DispatchTarget,
-    /// How long after `issued_at` the full response is due (seconds in JSON).
-    #[serde(with = "super::seconds", rename = "response_time_s")]
+    /// How long after `issued_at` the full response is due (`response_time_s`: seconds,
+    /// fractional allowed; files with whole seconds read as before).
+    #[serde(with = "gridflex_core::duration_s::delta", rename = "response_time_s")]
     pub response_time: TimeDelta,
 }
 
@@ -230,7 +231,7 @@ struct DispatchWire {
     issued_at: DateTime<Utc>,
     window: EventWindow,
     target: DispatchTarget,
-    #[serde(with = "super::seconds", rename = "response_time_s")]
+    #[serde(with = "gridflex_core::duration_s::delta", rename = "response_time_s")]
     response_time: TimeDelta,
 }
 

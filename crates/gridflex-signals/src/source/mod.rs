@@ -1,5 +1,5 @@
 //! Signal sources: the async [`SignalSource`] trait, a [`ReplaySource`] that plays a
-//! JSON-lines file back on a [`Clock`](crate::clock::Clock), and a [`ChannelSource`]
+//! JSON-lines file back on a [`Clock`](gridflex_core::Clock), and a [`ChannelSource`]
 //! integrators push signals into.
 
 mod channel;

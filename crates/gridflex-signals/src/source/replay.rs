@@ -6,8 +6,8 @@ use std::io::BufRead;
 use async_trait::async_trait;
 
 use super::SignalSource;
-use crate::clock::Clock;
 use crate::{GridSignal, Location, SignalError, read_json_lines};
+use gridflex_core::Clock;
 
 /// Plays recorded signals back, releasing each when the clock reaches its
 /// [`GridSignal::time`].
@@ -19,15 +19,16 @@ use crate::{GridSignal, Location, SignalError, read_json_lines};
 ///
 /// ```
 /// use chrono::{TimeDelta, TimeZone, Utc};
-/// use gridflex_signals::clock::{Clock, VirtualClock};
+/// use gridflex_core::clock::{Clock, TokioClock};
 /// use gridflex_signals::source::{ReplaySource, SignalSource};
 ///
 /// let file = r#"{"type":"regulation","at":"2025-01-01T00:00:02Z","kind":"RegD","signal":0.5}
 /// {"type":"regulation","at":"2025-01-01T00:00:04Z","kind":"RegD","signal":-0.25}
 /// "#;
 /// let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let clock = VirtualClock::auto_advancing(t0);
+/// // Paused tokio time: the replay jumps straight to each signal's time.
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let clock = TokioClock::starting_at(t0);
 /// let mut replay = ReplaySource::from_json_lines(file.as_bytes(), clock.clone())?;
 /// let first = replay.next_signal().await?.unwrap();
 /// assert_eq!(clock.now(), t0 + TimeDelta::seconds(2)); // released at its time

@@ -11,17 +11,17 @@ pub struct OrchestratorOptions {
     /// How often all devices' telemetry is swept and the facility meter sampled
     /// (default 10 s). Plans are made from the latest sweep, so a signal costs no
     /// telemetry round-trip.
-    #[serde(rename = "telemetry_step_s", with = "crate::program::seconds")]
+    #[serde(rename = "telemetry_step_s", with = "gridflex_core::duration_s::delta")]
     pub telemetry_step: TimeDelta,
     /// Interval length of the recorded facility meter used for M&V (default 5 min).
-    #[serde(rename = "meter_step_s", with = "crate::program::seconds")]
+    #[serde(rename = "meter_step_s", with = "gridflex_core::duration_s::delta")]
     pub meter_step: TimeDelta,
     /// How long after an event's first actuation power is captured at high rate for the
     /// response time (default 2 s).
-    #[serde(rename = "capture_s", with = "crate::program::seconds")]
+    #[serde(rename = "capture_s", with = "gridflex_core::duration_s::delta")]
     pub capture: TimeDelta,
     /// Polling step of that capture for devices without a sample stream (default 20 ms).
-    #[serde(rename = "capture_step_s", with = "crate::program::seconds")]
+    #[serde(rename = "capture_step_s", with = "gridflex_core::duration_s::delta")]
     pub capture_step: TimeDelta,
     /// Regulation clearing prices for credit estimates: capability and performance
     /// price ($/MW per hour) and the mileage ratio. `None`: no credit is estimated.
@@ -30,14 +30,14 @@ pub struct OrchestratorOptions {
     /// again (default 0.5 s); each further failure doubles it, up to `retry_max`.
     #[serde(
         rename = "retry_initial_s",
-        with = "crate::program::seconds",
+        with = "gridflex_core::duration_s::delta",
         default = "default_retry_initial"
     )]
     pub retry_initial: TimeDelta,
     /// Longest wait between two restore attempts (default 30 s).
     #[serde(
         rename = "retry_max_s",
-        with = "crate::program::seconds",
+        with = "gridflex_core::duration_s::delta",
         default = "default_retry_max"
     )]
     pub retry_max: TimeDelta,
@@ -45,7 +45,7 @@ pub struct OrchestratorOptions {
     /// been confirmed before it returns and reports what is left (default 60 s).
     #[serde(
         rename = "restore_grace_s",
-        with = "crate::program::seconds",
+        with = "gridflex_core::duration_s::delta",
         default = "default_restore_grace"
     )]
     pub restore_grace: TimeDelta,

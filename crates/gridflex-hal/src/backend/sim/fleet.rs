@@ -2,28 +2,30 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use gridflex_core::clock::SharedClock;
 use gridflex_core::{DeviceId, Power};
 
-use super::{SimClock, SimGpu, SimGpuSpec};
+use super::{SimGpu, SimGpuSpec};
 use crate::{HalError, PowerDevice, Telemetry};
 
-/// A fleet of simulated GPUs sharing one [`SimClock`].
+/// A fleet of simulated GPUs reading one shared clock.
 ///
 /// Cloning is three `Arc` clones; every GPU has its own lock, so commands to different
 /// GPUs never contend and the fleet holds no lock of its own.
 ///
 /// ```
+/// use std::sync::Arc;
 /// use std::time::Duration;
-/// use gridflex_core::Power;
-/// use gridflex_hal::sim::{SimClock, SimFleet, SimGpuSpec};
+/// use gridflex_core::{ManualClock, power};
+/// use gridflex_hal::sim::{SimFleet, SimGpuSpec};
 ///
-/// let fleet = SimFleet::new(SimClock::default(), 1_000, &SimGpuSpec::h100_sxm())?;
+/// let clock = ManualClock::default();
+/// let fleet = SimFleet::new(Arc::new(clock.clone()), 1_000, &SimGpuSpec::h100_sxm())?;
 /// for gpu in fleet.iter() {
-///     gpu.set_power_limit_now(Power::watts(350.0)?)?;
+///     gpu.set_power_limit_now(power!(350 W))?;
 /// }
-/// fleet.clock().advance(Duration::from_secs(1));
+/// clock.advance(Duration::from_secs(1));
 /// let mut sweep = Vec::new();
 /// fleet.telemetry_into(&mut sweep)?;
 /// assert_eq!(sweep.len(), 1_000);
@@ -32,14 +34,14 @@ use crate::{HalError, PowerDevice, Telemetry};
 /// ```
 #[derive(Debug, Clone)]
 pub struct SimFleet {
-    clock: SimClock,
+    clock: SharedClock,
     gpus: Arc<[Arc<SimGpu>]>,
     index: Arc<HashMap<DeviceId, usize>>,
 }
 
 impl SimFleet {
     /// `count` GPUs built from `spec`, numbered from 0, on `clock`.
-    pub fn new(clock: SimClock, count: usize, spec: &SimGpuSpec) -> Result<Self, HalError> {
+    pub fn new(clock: SharedClock, count: usize, spec: &SimGpuSpec) -> Result<Self, HalError> {
         let gpus = (0..count)
             .map(|i| SimGpu::new(i, clock.clone(), spec.clone()))
             .collect::<Result<Vec<_>, _>>()?;
@@ -48,10 +50,10 @@ impl SimFleet {
 
     /// A fleet of GPUs built by the caller (for mixed specs); they must share `clock`
     /// and have distinct ids.
-    pub fn from_gpus(clock: SimClock, gpus: Vec<SimGpu>) -> Result<Self, HalError> {
+    pub fn from_gpus(clock: SharedClock, gpus: Vec<SimGpu>) -> Result<Self, HalError> {
         let mut index = HashMap::with_capacity(gpus.len());
         for (i, g) in gpus.iter().enumerate() {
-            if !g.clock().shares_time_with(&clock) {
+            if !Arc::ptr_eq(g.clock(), &clock) {
                 return Err(HalError::InvalidConfig {
                     field: "fleet clock",
                     reason: format!("GPU {} does not read the fleet's clock", g.info().id),
@@ -71,14 +73,9 @@ impl SimFleet {
         })
     }
 
-    /// The shared clock.
-    pub fn clock(&self) -> &SimClock {
+    /// The shared clock the GPUs read.
+    pub fn clock(&self) -> &SharedClock {
         &self.clock
-    }
-
-    /// Advances the shared clock (same as `clock().advance(by)`).
-    pub fn advance(&self, by: Duration) {
-        self.clock.advance(by);
     }
 
     /// Number of GPUs.
@@ -128,12 +125,14 @@ impl SimFleet {
     /// Sum of the GPUs' physical power now.
     ///
     /// ```
-    /// use gridflex_hal::sim::{SimClock, SimFleet, SimGpu, SimGpuSpec};
-    /// let clock = SimClock::default();
+    /// use std::sync::Arc;
+    /// use gridflex_core::{ManualClock, SharedClock};
+    /// use gridflex_hal::sim::{SimFleet, SimGpu, SimGpuSpec};
+    /// let clock: SharedClock = Arc::new(ManualClock::default());
     /// let a = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?;
     /// let b = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?;
     /// assert!(SimFleet::from_gpus(clock.clone(), vec![a, b]).is_err()); // same id twice
-    /// let c = SimGpu::new(1, SimClock::default(), SimGpuSpec::h100_sxm())?;
+    /// let c = SimGpu::new(1, Arc::new(ManualClock::default()), SimGpuSpec::h100_sxm())?;
     /// assert!(SimFleet::from_gpus(clock, vec![c]).is_err()); // another clock
     /// # Ok::<(), gridflex_hal::HalError>(())
     /// ```

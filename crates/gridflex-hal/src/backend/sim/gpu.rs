@@ -27,10 +27,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use gridflex_core::clock::SharedClock;
 use gridflex_core::{DeviceId, Energy, Power};
 
 use super::profile::throughput_at_cap;
-use super::{SimClock, SimGpuSpec, WorkloadProfile};
+use super::time::SimTime;
+use super::{SimGpuSpec, WorkloadProfile};
 use crate::{
     ClockRange, DeviceInfo, EnergyReading, ErrorKind, HalError, LimitChange, Megahertz, Percent,
     PowerDevice, PowerSample, PowerSampleStream, SmClockLock, Telemetry,
@@ -163,10 +165,12 @@ pub enum SimCommand {
 /// ```
 /// use std::time::Duration;
 /// use gridflex_core::Power;
-/// use gridflex_hal::sim::{SimClock, SimGpu, SimGpuSpec, WorkloadKind, WorkloadProfile};
+/// use std::sync::Arc;
+/// use gridflex_core::ManualClock;
+/// use gridflex_hal::sim::{SimGpu, SimGpuSpec, WorkloadKind, WorkloadProfile};
 ///
-/// let clock = SimClock::default();
-/// let gpu = SimGpu::new(0, clock.clone(), SimGpuSpec::h100_sxm())?;
+/// let clock = ManualClock::default();
+/// let gpu = SimGpu::new(0, Arc::new(clock.clone()), SimGpuSpec::h100_sxm())?;
 /// gpu.start_workload(WorkloadProfile::of(WorkloadKind::Matmul))?;
 /// clock.advance(Duration::from_secs(2));
 /// assert!((gpu.true_power().as_watts() - 700.0).abs() < 1.0); // runs into the 700 W cap
@@ -179,7 +183,7 @@ pub enum SimCommand {
 #[derive(Debug)]
 pub struct SimGpu {
     info: DeviceInfo,
-    clock: SimClock,
+    clock: SimTime,
     p: Params,
     clock_range: ClockRange,
     state: Mutex<State>,
@@ -228,7 +232,7 @@ const SAMPLE_STREAM: u64 = 2;
 impl SimGpu {
     /// A simulated GPU numbered `index` (its UUID is derived from the index), discovered
     /// now on `clock`, idle without a context.
-    pub fn new(index: usize, clock: SimClock, spec: SimGpuSpec) -> Result<Self, HalError> {
+    pub fn new(index: usize, clock: SharedClock, spec: SimGpuSpec) -> Result<Self, HalError> {
         let uuid = format!("GPU-00000000-0000-4000-8000-{index:012x}");
         Self::with_uuid(uuid, clock, spec)
     }
@@ -236,7 +240,7 @@ impl SimGpu {
     /// A simulated GPU with a given UUID (which is also its [`DeviceId`]).
     pub fn with_uuid(
         uuid: impl Into<String>,
-        clock: SimClock,
+        clock: SharedClock,
         spec: SimGpuSpec,
     ) -> Result<Self, HalError> {
         spec.validate()?;
@@ -268,6 +272,7 @@ impl SimGpu {
             clk_loaded: f64::from(spec.loaded_sm_clock.get()),
             noise: spec.noise.map(|n| (n.seed, n.sigma.as_watts())),
         };
+        let clock = SimTime::new(clock);
         let t = clock.nanos();
         let limit = spec.initial_limit.as_watts();
         let state = State {
@@ -322,8 +327,8 @@ impl SimGpu {
     }
 
     /// The clock this GPU reads.
-    pub fn clock(&self) -> &SimClock {
-        &self.clock
+    pub fn clock(&self) -> &SharedClock {
+        self.clock.clock()
     }
 
     /// Makes every later trait call (and `*_now` command) fail with an error of `kind`
@@ -950,14 +955,17 @@ impl PowerSampleStream for SimGpu {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use gridflex_core::ManualClock;
 
     use super::*;
     use crate::sim::WorkloadKind;
 
-    fn gpu() -> (SimClock, SimGpu) {
-        let clock = SimClock::default();
-        let g = SimGpu::new(3, clock.clone(), SimGpuSpec::h100_sxm()).unwrap();
+    fn gpu() -> (ManualClock, SimGpu) {
+        let clock = ManualClock::default();
+        let g = SimGpu::new(3, Arc::new(clock.clone()), SimGpuSpec::h100_sxm()).unwrap();
         (clock, g)
     }
 
@@ -1089,8 +1097,8 @@ mod tests {
     fn noise_is_seeded_and_query_pattern_independent() {
         let spec = SimGpuSpec::h100_sxm().with_noise(7, Power::watts(10.0).unwrap());
         let run = |steps: u32| {
-            let clock = SimClock::default();
-            let g = SimGpu::new(0, clock.clone(), spec.clone()).unwrap();
+            let clock = ManualClock::default();
+            let g = SimGpu::new(0, Arc::new(clock.clone()), spec.clone()).unwrap();
             for _ in 0..steps {
                 clock.advance(Duration::from_secs(60) / steps);
                 let _ = g.telemetry_now();
@@ -1103,13 +1111,14 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(sa, sb);
         assert_ne!(a.as_watts(), 84.0);
+        let clock = ManualClock::default();
         let other = SimGpu::new(
             0,
-            SimClock::default(),
+            Arc::new(clock.clone()),
             SimGpuSpec::h100_sxm().with_noise(8, Power::watts(10.0).unwrap()),
         )
         .unwrap();
-        other.clock().advance(Duration::from_secs(60));
+        clock.advance(Duration::from_secs(60));
         assert_ne!(other.telemetry_now().unwrap().power_instant.unwrap(), a);
     }
 }

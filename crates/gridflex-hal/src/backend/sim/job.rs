@@ -15,16 +15,18 @@ use crate::{HalError, WorkloadControl, WorkloadState};
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use gridflex_core::JobId;
-/// use gridflex_hal::sim::{SimClock, SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
+/// use gridflex_core::ManualClock;
+/// use gridflex_hal::sim::{SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
 /// use gridflex_hal::{WorkloadControl, WorkloadState};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-/// let fleet = SimFleet::new(SimClock::default(), 8, &SimGpuSpec::h100_sxm())?;
+/// let clock = ManualClock::default();
+/// let fleet = SimFleet::new(Arc::new(clock.clone()), 8, &SimGpuSpec::h100_sxm())?;
 /// let job = SimJob::start(JobId::new("train-1")?, fleet.iter().cloned().collect(),
 ///     WorkloadProfile::of(WorkloadKind::Generic))?;
-/// fleet.advance(Duration::from_secs(2));
+/// clock.advance(Duration::from_secs(2));
 /// job.pause().await?;
-/// fleet.advance(Duration::from_millis(100));
+/// clock.advance(Duration::from_millis(100));
 /// assert_eq!(job.status().await?, WorkloadState::Paused);
 /// assert!(fleet.true_power_total().as_watts() < 8.0 * 126.0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -163,23 +165,25 @@ mod tests {
 
     use super::*;
     use crate::ErrorKind;
-    use crate::backend::sim::{SimClock, SimFleet, SimGpuSpec, WorkloadKind};
+    use crate::backend::sim::{SimFleet, SimGpuSpec, WorkloadKind};
+    use gridflex_core::ManualClock;
 
-    fn job() -> (SimFleet, SimJob) {
-        let fleet = SimFleet::new(SimClock::default(), 4, &SimGpuSpec::h100_sxm()).unwrap();
+    fn job() -> (ManualClock, SimFleet, SimJob) {
+        let clock = ManualClock::default();
+        let fleet = SimFleet::new(Arc::new(clock.clone()), 4, &SimGpuSpec::h100_sxm()).unwrap();
         let job = SimJob::start(
             JobId::new("j").unwrap(),
             fleet.iter().cloned().collect(),
             WorkloadProfile::of(WorkloadKind::Generic),
         )
         .unwrap();
-        (fleet, job)
+        (clock, fleet, job)
     }
 
     #[test]
     fn a_failed_resume_of_a_running_job_pauses_nothing() {
-        let (fleet, job) = job();
-        fleet.advance(Duration::from_secs(1));
+        let (clock, fleet, job) = job();
+        clock.advance(Duration::from_secs(1));
         fleet
             .iter()
             .nth(3)
@@ -194,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_failed_pause_undoes_only_what_it_paused() {
-        let (fleet, job) = job();
+        let (_clock, fleet, job) = job();
         fleet.iter().next().unwrap().pause_workload().unwrap();
         fleet
             .iter()
