@@ -213,7 +213,8 @@ fn run(args: &[String]) -> Result<String, String> {
 /// Reads and validates one JSON file; the message names the file, the field and the line.
 fn read<T: for<'de> Deserialize<'de>>(path: &str) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))
+    // Files written by earlier versions (millisecond fields) are read too.
+    gridflex_planner::json::from_str(&text).map_err(|e| format!("{path}: {e}"))
 }
 
 fn example() -> Result<Input, Box<dyn std::error::Error>> {

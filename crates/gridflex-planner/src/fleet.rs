@@ -32,8 +32,8 @@ pub enum JobClass {
     Flexible {
         /// Minimum throughput fraction in `[0, 1]` while running.
         floor: f64,
-        /// Longest allowed pause (JSON: `max_pause_ms`).
-        #[serde(rename = "max_pause_ms", with = "crate::units::millis")]
+        /// Longest allowed pause (JSON: `max_pause_s`, seconds).
+        #[serde(rename = "max_pause_s", with = "gridflex_core::duration_s::std")]
         max_pause: Duration,
     },
     /// Batch work: may be stopped, but must be running again by `deadline`.

@@ -27,6 +27,7 @@ mod allocate;
 mod curve;
 mod error;
 mod fleet;
+pub mod json;
 mod order;
 mod plan;
 mod planner;

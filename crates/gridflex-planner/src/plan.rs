@@ -45,8 +45,8 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
-    /// When to issue the actions, from the window start (JSON `offset_ms`).
-    #[serde(rename = "offset_ms", with = "crate::units::millis")]
+    /// When to issue the actions, from the window start (JSON `offset_s`, seconds).
+    #[serde(rename = "offset_s", with = "gridflex_core::duration_s::std")]
     pub offset: Duration,
     /// The actions, in the order to issue them.
     pub actions: Vec<Action>,
@@ -171,8 +171,8 @@ pub struct Plan {
     /// Steady-state prediction per job, in fleet order.
     pub jobs: Vec<JobOutcome>,
     /// When the restore begins: the window's end, as an offset from its start (JSON
-    /// `restore_start_ms`). Its first step may come later, once the ramp allows it.
-    #[serde(rename = "restore_start_ms", with = "crate::units::millis")]
+    /// `restore_start_s`, seconds). Its first step may come later, once the ramp allows it.
+    #[serde(rename = "restore_start_s", with = "gridflex_core::duration_s::std")]
     pub restore_start: Duration,
     /// Staggered restore from `restore_start`, under the ramp limit.
     pub restore: Vec<Stage>,

@@ -42,7 +42,7 @@ pub enum Target {
 pub struct CurtailmentRequest {
     target: Target,
     window: Interval,
-    #[serde(rename = "response_time_ms", with = "crate::units::millis")]
+    #[serde(rename = "response_time_s", with = "gridflex_core::duration_s::std")]
     response_time: Duration,
     restore_ramp: RampRate,
 }
@@ -103,7 +103,7 @@ struct RawWindow {
 struct RawRequest {
     target: Target,
     window: RawWindow,
-    #[serde(rename = "response_time_ms", with = "crate::units::millis")]
+    #[serde(rename = "response_time_s", with = "gridflex_core::duration_s::std")]
     response_time: Duration,
     restore_ramp: Power,
 }
@@ -130,19 +130,19 @@ impl<'de> Deserialize<'de> for CurtailmentRequest {
 #[serde(default, deny_unknown_fields)]
 pub struct LeverProfile {
     /// Time for a pause to reach half of its step: about 17-20 ms measured on an H100.
-    #[serde(rename = "pause_half_ms", with = "crate::units::millis")]
+    #[serde(rename = "pause_half_s", with = "gridflex_core::duration_s::std")]
     pub pause_half: Duration,
     /// Time for a pause to reach 90 % of its step: 40 ms measured on an H100.
-    #[serde(rename = "pause_settle_ms", with = "crate::units::millis")]
+    #[serde(rename = "pause_settle_s", with = "gridflex_core::duration_s::std")]
     pub pause_settle: Duration,
     /// Time for a power cap to settle: default 300 ms, three time constants of the
     /// ~100 ms first-order settle suggested in `reference/gpu-power.md` section 4.
-    #[serde(rename = "cap_settle_ms", with = "crate::units::millis")]
+    #[serde(rename = "cap_settle_s", with = "gridflex_core::duration_s::std")]
     pub cap_settle: Duration,
     /// Peak draw just after a resume, as a multiple of the running draw: 1.3 measured.
     pub resume_overshoot: f64,
     /// How long the resume overshoot lasts: about 50 ms measured.
-    #[serde(rename = "resume_overshoot_ms", with = "crate::units::millis")]
+    #[serde(rename = "resume_overshoot_s", with = "gridflex_core::duration_s::std")]
     pub resume_overshoot_duration: Duration,
 }
 

@@ -33,8 +33,8 @@ pub struct DeferrableWork {
     pub id: JobId,
     /// Facility power while it runs (watts in JSON).
     pub power: Power,
-    /// Running time it still needs (JSON `remaining_ms`).
-    #[serde(rename = "remaining_ms", with = "crate::units::millis")]
+    /// Running time it still needs (JSON `remaining_s`, seconds).
+    #[serde(rename = "remaining_s", with = "gridflex_core::duration_s::std")]
     pub remaining: Duration,
     /// When it must be finished.
     pub deadline: DateTime<Utc>,

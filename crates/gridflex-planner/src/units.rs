@@ -1,5 +1,5 @@
 //! Small unit helpers the planner needs and `gridflex-core` does not have: a ramp rate
-//! (power per second) and the millisecond encoding of durations in JSON.
+//! (power per second).
 
 use std::time::Duration;
 
@@ -76,26 +76,5 @@ pub(crate) fn secs(v: f64) -> Duration {
         Duration::ZERO
     } else {
         Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX)
-    }
-}
-
-/// Serde for a `Duration` written as a number of milliseconds.
-pub(crate) mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64() * 1e3)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let ms = f64::deserialize(d)?;
-        if !ms.is_finite() || ms < 0.0 {
-            return Err(serde::de::Error::custom(format!(
-                "a duration in milliseconds must be a finite number >= 0, got {ms}"
-            )));
-        }
-        Duration::try_from_secs_f64(ms / 1e3).map_err(serde::de::Error::custom)
     }
 }

@@ -17,6 +17,42 @@ fn parts(v: &Value) -> (Result<Fleet, String>, Result<CurtailmentRequest, String
     )
 }
 
+/// The sample input as gridflex 0.1 wrote it (millisecond fields) reads as the same
+/// fleet and request as this version's seconds.
+#[test]
+fn millisecond_files_of_earlier_versions_still_read() {
+    let mut legacy: Value = serde_json::from_str(EXAMPLE).unwrap();
+    let mut ms = 0;
+    fn to_ms(v: &mut Value, ms: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                let keys: Vec<String> = map
+                    .keys()
+                    .filter(|k| k.ends_with("_s") && *k != "restore_ramp_per_s")
+                    .cloned()
+                    .collect();
+                for k in keys {
+                    if let Some(x) = map.remove(&k).and_then(|x| x.as_f64()) {
+                        map.insert(format!("{}_ms", &k[..k.len() - 2]), json!(x * 1e3));
+                        *ms += 1;
+                    }
+                }
+                map.values_mut().for_each(|v| to_ms(v, ms));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| to_ms(v, ms)),
+            _ => {}
+        }
+    }
+    to_ms(&mut legacy, &mut ms);
+    assert!(ms >= 3, "the sample has duration fields ({ms})");
+    let text = serde_json::to_string(&legacy).unwrap();
+    assert!(serde_json::from_str::<Value>(&text).is_ok());
+    let old: Value = gridflex_planner::json::from_str(&text).unwrap();
+    let new: Value = serde_json::from_str(EXAMPLE).unwrap();
+    assert_eq!(parts(&old).0, parts(&new).0);
+    assert_eq!(parts(&old).1, parts(&new).1);
+}
+
 #[test]
 fn example_input_plans_and_round_trips() {
     let v: Value = serde_json::from_str(EXAMPLE).unwrap();

@@ -10,7 +10,9 @@ use gridflex_planner::*;
 use serde_json::Value;
 
 fn load(text: &str) -> (Fleet, CurtailmentRequest) {
-    let v: Value = serde_json::from_str(text).unwrap();
+    // These fixtures keep gridflex 0.1's millisecond fields: read as files in the wild.
+    let mut v: Value = serde_json::from_str(text).unwrap();
+    gridflex_planner::json::upgrade(&mut v);
     (
         serde_json::from_value(v["fleet"].clone()).unwrap(),
         serde_json::from_value(v["request"].clone()).unwrap(),
