@@ -161,6 +161,32 @@ async fn prometheus_scrapes_a_simulated_event() {
     );
     assert!((target - 18_000.0).abs() < 1.0, "target {target}");
 
+    // Every query of the Grafana dashboard in docs/ is valid PromQL and finds data.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana-dashboard.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$job", ".*")
+                .replace("$__rate_interval", "1m");
+            let body = http_get(
+                &api,
+                &format!("/api/v1/query?query={}", encode_query(&expr)),
+            )
+            .unwrap_or_else(|e| panic!("dashboard query {expr}: {e}"));
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["status"], "success", "{expr}: {body}");
+            let found = v["data"]["result"].as_array().map_or(0, Vec::len);
+            assert!(found > 0, "dashboard query {expr} found no series: {body}");
+        }
+    }
+
     let left = handle.shutdown().await.unwrap();
     assert!(left.is_empty(), "left curtailed: {left:?}");
     task.await.unwrap().unwrap();

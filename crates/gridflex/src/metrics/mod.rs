@@ -275,7 +275,7 @@ impl Metrics {
             r,
             "planner_gap",
             "Bound on the latest plan's optimality gap (fraction of the best kept throughput)",
-            Some(Unit::Ratios),
+            Some(Unit::Other("ratio".into())),
         );
         let delivered_power = gauge_f(
             r,
@@ -293,8 +293,8 @@ impl Metrics {
         let regulation_score = gauge_f(
             r,
             "regulation_score",
-            "Composite performance score of the latest reported regulation period",
-            None,
+            "Composite performance score (0 to 1) of the latest reported regulation period",
+            Some(Unit::Other("ratio".into())),
         );
         regulation_score.set(f64::NAN);
         Metrics {
