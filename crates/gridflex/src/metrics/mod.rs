@@ -3,7 +3,7 @@
 //!
 //! Serving them is the integrator's choice: [`Metrics::register`] adds every gridflex
 //! metric to a [`Registry`] the integrator already serves (their own HTTP stack), or the
-//! feature `metrics-server` brings [`server::MetricsServer`], a small endpoint on one
+//! feature `metrics-server` brings `server::MetricsServer`, a small endpoint on one
 //! thread that serves `/metrics`. Whoever serves must answer with
 //! [`OPENMETRICS_CONTENT_TYPE`]: Prometheus refuses an `info` metric in the older
 //! text format and fails the whole scrape.
