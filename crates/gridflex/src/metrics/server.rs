@@ -207,4 +207,37 @@ mod tests {
         server.stop();
         assert!(TcpStream::connect(a).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Whatever a client sends, the endpoint answers or closes, and keeps serving.
+        #[test]
+        fn any_request_leaves_the_endpoint_serving(
+            request in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10_000),
+            end in proptest::prelude::any::<bool>(),
+        ) {
+            let mut registry = Registry::default();
+            let _m = super::super::Metrics::register(&mut registry);
+            let server =
+                MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry)).unwrap();
+            let a = server.local_addr();
+            {
+                let mut c = TcpStream::connect(a).unwrap();
+                let _ = c.write_all(&request);
+                if end {
+                    let _ = c.write_all(b"\r\n\r\n");
+                }
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                let mut answer = Vec::new();
+                let _ = c.read_to_end(&mut answer);
+                if !answer.is_empty() {
+                    proptest::prop_assert!(answer.starts_with(b"HTTP/1.1 "));
+                }
+            }
+            let ok = get(a, b"GET /metrics HTTP/1.1\r\n\r\n");
+            proptest::prop_assert!(ok.starts_with("HTTP/1.1 200 OK"));
+            server.stop();
+        }
+    }
 }
