@@ -1,9 +1,11 @@
 //! A small built-in `/metrics` endpoint (feature `metrics-server`).
 //!
-//! One std thread answers one connection at a time: a scrape every few seconds needs no
-//! HTTP stack, and this one brings no dependency. It reads one request (at most 8 KiB
-//! of head, 5 s to send it), answers `GET /metrics` with the registry in the
-//! OpenMetrics format and anything else with 404 or 405, and closes the connection.
+//! A std thread accepts connections and answers each on a short-lived thread of its own
+//! (at most 8 at once; more are closed at once), so a slow client cannot hold up a
+//! scrape: a scrape every few seconds needs no HTTP stack, and this one brings no
+//! dependency. It reads one request (at most 8 KiB of head, 5 s to send it), answers
+//! `GET /metrics` with the registry in the OpenMetrics format and anything else with 404
+//! or 405, and closes the connection.
 //! An integrator who already runs an HTTP server mounts the registry there instead.
 //!
 //! ```
@@ -30,7 +32,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -43,6 +45,8 @@ use crate::GridflexError;
 const MAX_HEAD: usize = 8 * 1024;
 /// How long a client has to send its request, and to take the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections answered at once.
+const MAX_CONNECTIONS: usize = 8;
 
 /// A running `/metrics` endpoint; stops when [`MetricsServer::stop`] is called or it
 /// is dropped.
@@ -68,6 +72,7 @@ impl MetricsServer {
             .map_err(|e| GridflexError::invalid(format!("metrics server {addr}"), e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let open = Arc::new(AtomicUsize::new(0));
         let thread = std::thread::Builder::new()
             .name("gridflex-metrics".into())
             .spawn(move || {
@@ -75,9 +80,24 @@ impl MetricsServer {
                     if flag.load(Ordering::Acquire) {
                         break;
                     }
-                    // A client that misbehaves affects its own connection only.
-                    if let Ok(conn) = conn {
-                        let _ = answer(conn, &registry);
+                    let Ok(conn) = conn else {
+                        continue;
+                    };
+                    // Over the limit the connection is closed unanswered (dropped).
+                    if open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                        open.fetch_sub(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    // A client that misbehaves holds up its own connection only.
+                    let (registry, done) = (registry.clone(), open.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("gridflex-metrics-conn".into())
+                        .spawn(move || {
+                            let _ = answer(conn, &registry);
+                            done.fetch_sub(1, Ordering::AcqRel);
+                        });
+                    if spawned.is_err() {
+                        open.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
             })
@@ -197,6 +217,8 @@ mod tests {
         let server =
             MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry)).unwrap();
         let a = server.local_addr();
+        // A client that connects and sends nothing holds up nobody else.
+        let _idle = TcpStream::connect(a).unwrap();
         let ok = get(a, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains("gridflex_commands_total 3"), "{ok}");
