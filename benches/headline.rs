@@ -15,6 +15,9 @@ mod scenario;
 #[path = "support/mod.rs"]
 mod support;
 
+#[global_allocator]
+static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use gridflex::prelude::*;
 use gridflex::simulated::SimulatedFacility;

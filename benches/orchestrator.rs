@@ -6,12 +6,21 @@
 //! The audit log is `AuditLog::discard()`: records are still built and numbered, but
 //! their encoding (which a real log does on its writer thread, after the commands are
 //! out) is not measured. Between iterations (untimed) the fleet is restored. Besides
-//! criterion's estimate, each bench prints the p50 and p99 of its individual iterations.
+//! criterion's estimate, each bench prints the p50 and p99 of its individual iterations
+//! and the heap allocations of one signal.
+//!
+//! Each case runs with metrics off and on (`gridflex::metrics`, registered in a
+//! Prometheus registry), and with no `tracing` subscriber: the spans on the path cost
+//! nothing then, which the allocation count shows (it is the same as before the spans
+//! were added, see docs/metrics.md).
 
 use std::time::Duration;
 
 #[path = "support/mod.rs"]
 mod support;
+
+#[global_allocator]
+static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -62,7 +71,7 @@ fn jobs(scale: usize) -> Vec<JobPlan> {
     plans
 }
 
-fn bench_case(c: &mut Criterion, name: &str, scale: usize, response: TimeDelta) {
+fn bench_case(c: &mut Criterion, name: &str, scale: usize, response: TimeDelta, metrics: bool) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -79,18 +88,21 @@ fn bench_case(c: &mut Criterion, name: &str, scale: usize, response: TimeDelta) 
     );
     price.response_time = response;
     rules.price = Some(price);
+    let mut registry = gridflex::prometheus_client::registry::Registry::default();
     let mut orchestrator = runtime.block_on(async {
         let clock = facility.clock();
-        let mut o = facility
+        let mut builder = facility
             .orchestrator(clock)
             .facility(
                 FacilityModel::new(power!(20 kW).times(scale), 1.1)
                     .unwrap_or_else(|e| panic!("{e}")),
             )
             .rules(rules)
-            .audit(AuditLog::discard())
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .audit(AuditLog::discard());
+        if metrics {
+            builder = builder.metrics(gridflex::metrics::Metrics::register(&mut registry));
+        }
+        let mut o = builder.build().unwrap_or_else(|e| panic!("{e}"));
         // Let the workloads ramp up (virtual time), then take the telemetry sweep the
         // hot path plans from.
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -109,24 +121,26 @@ fn bench_case(c: &mut Criterion, name: &str, scale: usize, response: TimeDelta) 
 }
 
 fn orchestrator(c: &mut Criterion) {
-    bench_case(
-        c,
-        "signal -> commands, 1,000 GPUs, caps (5 s response)",
-        1,
-        TimeDelta::seconds(5),
-    );
-    bench_case(
-        c,
-        "signal -> commands, 1,000 GPUs, fast stage (20 ms response)",
-        1,
-        TimeDelta::milliseconds(20),
-    );
-    bench_case(
-        c,
-        "signal -> commands, 10,000 GPUs, fast stage (20 ms response)",
-        10,
-        TimeDelta::milliseconds(20),
-    );
+    for (name, scale, response) in [
+        (
+            "signal -> commands, 1,000 GPUs, caps (5 s response)",
+            1,
+            TimeDelta::seconds(5),
+        ),
+        (
+            "signal -> commands, 1,000 GPUs, fast stage (20 ms response)",
+            1,
+            TimeDelta::milliseconds(20),
+        ),
+        (
+            "signal -> commands, 10,000 GPUs, fast stage (20 ms response)",
+            10,
+            TimeDelta::milliseconds(20),
+        ),
+    ] {
+        bench_case(c, name, scale, response, false);
+        bench_case(c, &format!("{name}, metrics on"), scale, response, true);
+    }
 }
 
 criterion_group!(benches, orchestrator);

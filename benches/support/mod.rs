@@ -1,12 +1,20 @@
 //! What the orchestrator benches share: time one signal from arrival to the last
 //! command issued, reset with a shutdown between iterations (untimed), and print the
-//! per-iteration p50 and p99 beside criterion's estimate.
+//! per-iteration p50 and p99 beside criterion's estimate, and the heap allocations one
+//! signal makes (counted by `stats_alloc`'s instrumented system allocator).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use gridflex::prelude::*;
+
+/// The system allocator, counting allocations: each bench installs it with
+/// `#[global_allocator] static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;`.
+fn allocations() -> usize {
+    let s = stats_alloc::INSTRUMENTED_SYSTEM.stats();
+    s.allocations + s.reallocations
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -23,14 +31,17 @@ pub(crate) fn signal_to_commands<C: Clock>(
 ) {
     let mut samples: Vec<Duration> = Vec::new();
     let mut commands = 0;
+    let mut allocated: Vec<usize> = Vec::new();
     c.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let s = signal.clone();
+                let before = allocations();
                 let start = Instant::now();
                 let handled = runtime.block_on(orchestrator.handle_signal(s));
                 let took = start.elapsed();
+                allocated.push(allocations() - before);
                 total += took;
                 samples.push(took);
                 if let gridflex::Handled::Actuated { commands: n, .. } = black_box(handled) {
@@ -45,10 +56,14 @@ pub(crate) fn signal_to_commands<C: Clock>(
         return; // filtered out
     }
     samples.sort();
+    allocated.sort_unstable();
     println!(
-        "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations",
+        "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations; \
+         heap allocations per signal: median {}, max {}",
         percentile(&samples, 0.5),
         percentile(&samples, 0.99),
-        samples.len()
+        samples.len(),
+        allocated[allocated.len() / 2],
+        allocated[allocated.len() - 1],
     );
 }

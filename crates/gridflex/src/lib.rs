@@ -15,6 +15,11 @@
 //! | [`program`] | this crate | program rules: signal -> curtailment request |
 //! | [`orchestrator`] | this crate | the run loop, actuation, safety, M&V per event |
 //! | [`audit`] | this crate | the append-only JSON-lines audit log |
+//! | [`metrics`] | this crate | Prometheus metrics (OpenMetrics) and, behind `metrics-server`, a `/metrics` endpoint |
+//!
+//! The orchestrator also emits [`tracing`](https://docs.rs/tracing) spans (`signal`,
+//! `decision`, `plan`, `actuation`, `replan`, `report`), each with the event id, for the
+//! integrator's subscriber; with no subscriber they cost nothing and allocate nothing.
 //!
 //! A simulated facility answering a price spike, in virtual time:
 //!
@@ -66,6 +71,7 @@ pub mod audit;
 pub mod clock;
 mod error;
 pub mod inventory;
+pub mod metrics;
 pub mod orchestrator;
 pub mod program;
 pub mod report;
@@ -91,6 +97,8 @@ pub use gridflex_slurm as slurm;
 pub use orchestrator::{
     Handled, Orchestrator, OrchestratorBuilder, OrchestratorOptions, RunSummary,
 };
+/// The `prometheus-client` crate, whose `Registry` [`metrics::Metrics`] registers in.
+pub use prometheus_client;
 
 /// The names most integrations need, in one import.
 pub mod prelude {

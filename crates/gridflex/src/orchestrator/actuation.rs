@@ -2,6 +2,7 @@
 //! command issued at once.
 
 use super::*;
+use crate::metrics::AtomicHistogram;
 
 /// The commands that take the fleet from what it holds to what a stage wants.
 #[derive(Debug, Default, PartialEq)]
@@ -87,12 +88,26 @@ impl<C: Clock> Orchestrator<C> {
     /// the commands that change something, all at once. Jobs whose state is unknown are
     /// left to the retry loop. During a restore (`restoring`) no job is ever sent a
     /// level more curtailed than the one it holds. Returns the commands issued.
+    ///
+    /// Traced as an `actuation` span with the event id and the commands issued.
     pub(super) async fn execute_stage(
         &mut self,
         id: u64,
         actions: &[Action],
         from_clean: bool,
     ) -> usize {
+        use tracing::Instrument;
+        let span =
+            tracing::info_span!("actuation", event_id = id, commands = tracing::field::Empty);
+        let commands = self
+            .apply_stage(id, actions, from_clean)
+            .instrument(span.clone())
+            .await;
+        span.record("commands", commands);
+        commands
+    }
+
+    async fn apply_stage(&mut self, id: u64, actions: &[Action], from_clean: bool) -> usize {
         let restoring = self.active.as_ref().is_none_or(|a| a.restoring);
         let desired = desired_levels(
             &self.state,
@@ -112,6 +127,9 @@ impl<C: Clock> Orchestrator<C> {
         if commands == 0 {
             return 0;
         }
+        // Latency is measured only when metrics are kept: no clock reading otherwise.
+        let metrics = self.metrics.as_ref();
+        let started = metrics.map(|_| std::time::Instant::now());
         // Issue everything before waiting for anything: pauses (the fast lever) first,
         // then every device's cap.
         let control_slots = std::mem::take(&mut self.control_slots);
@@ -125,8 +143,9 @@ impl<C: Clock> Orchestrator<C> {
                 |r: Result<LimitChange, HalError>| r.map(|c| c.enforced).map_err(Box::new);
             // Result slots are reused from stage to stage: issuing commands allocates
             // no result vector.
-            let mut control_out = FanOut::new(control_slots, compact);
-            let mut cap_out = FanOut::new(cap_slots, enforced);
+            let timer = |lever| Some((started?, metrics?.command_latency(lever)));
+            let mut control_out = FanOut::new(control_slots, compact, timer(Lever::Workload));
+            let mut cap_out = FanOut::new(cap_slots, enforced, timer(Lever::PowerLimit));
             // Plain loops (no iterator closures) keep the run future `Send`.
             std::future::poll_fn(|cx| {
                 for &(j, pause) in &controls {
@@ -146,6 +165,13 @@ impl<C: Clock> Orchestrator<C> {
                 std::task::Poll::Ready(())
             })
             .await;
+            // Every command is out: the signal's latency ends here (a stage that no
+            // signal started has none).
+            if let (Some(m), Some(t)) = (metrics, self.signal_started.take()) {
+                m.signal_to_commands(t.elapsed());
+            }
+            control_out.issued();
+            cap_out.issued();
             futures_util::future::join(control_out.finish(), cap_out.finish()).await
         };
         // One reading of the clock for every record of this stage.
@@ -171,6 +197,9 @@ impl<C: Clock> Orchestrator<C> {
                     }
                 }
                 Err(e) => {
+                    if let Some(m) = &self.metrics {
+                        m.device_error(e.kind());
+                    }
                     if pause {
                         // Some of its GPUs may have stopped: count it as paused.
                         self.paused(j, now);
@@ -204,7 +233,12 @@ impl<C: Clock> Orchestrator<C> {
                             Some(e) => e.filter(|e| *e == limit),
                         })
                     }
-                    Err(e) => failures.push(Failure::of(Some(d.id().clone()), &e)),
+                    Err(e) => {
+                        if let Some(m) = &self.metrics {
+                            m.device_error(e.kind());
+                        }
+                        failures.push(Failure::of(Some(d.id().clone()), &e))
+                    }
                 }
             }
             let action = Action::SetCap {
@@ -240,6 +274,10 @@ impl<C: Clock> Orchestrator<C> {
         {
             self.state[j].last_command = Some(now);
         }
+        if let Some(m) = &self.metrics {
+            m.commands(commands);
+        }
+        self.update_curtailed();
         new_failures.sort_unstable();
         new_failures.dedup();
         if !new_failures.is_empty() {
@@ -269,27 +307,51 @@ pub(super) struct FanOut<'a, T, U, M> {
     pub(super) results: Vec<Option<U>>,
     pub(super) pending: Vec<(usize, Command<'a, T>)>,
     pub(super) map: M,
+    /// When the stage began and where each command's latency is recorded (`None`: not
+    /// measured).
+    pub(super) timer: Option<(std::time::Instant, &'a AtomicHistogram)>,
+    /// Commands answered at issue, not yet recorded.
+    pub(super) ready: u64,
 }
 
 impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
     /// A fan-out that fills `slots` (cleared first; its capacity is reused).
-    pub(super) fn new(mut slots: Vec<Option<U>>, map: M) -> Self {
+    pub(super) fn new(
+        mut slots: Vec<Option<U>>,
+        map: M,
+        timer: Option<(std::time::Instant, &'a AtomicHistogram)>,
+    ) -> Self {
         slots.clear();
         Self {
             results: slots,
             pending: Vec::new(),
             map,
+            timer,
+            ready: 0,
         }
     }
 
     pub(super) fn issue(&mut self, cx: &mut std::task::Context<'_>, mut command: Command<'a, T>) {
         match command.as_mut().poll(cx) {
-            std::task::Poll::Ready(r) => self.results.push(Some((self.map)(r))),
+            std::task::Poll::Ready(r) => {
+                self.ready += 1;
+                self.results.push(Some((self.map)(r)))
+            }
             std::task::Poll::Pending => {
                 self.pending.push((self.results.len(), command));
                 self.results.push(None);
             }
         }
+    }
+
+    /// Records the latency of the commands answered at issue: one clock reading for
+    /// all of them, the end of the issue pass (an upper bound on each; reading the clock
+    /// per command would cost more than most such commands take).
+    pub(super) fn issued(&mut self) {
+        if let Some((start, h)) = self.timer {
+            h.observe(start.elapsed().as_secs_f64(), self.ready);
+        }
+        self.ready = 0;
     }
 
     pub(super) async fn finish(self) -> Vec<Option<U>> {
@@ -299,6 +361,8 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
             mut results,
             pending,
             map,
+            timer,
+            ..
         } = self;
         if !pending.is_empty() {
             let mut waiting: FuturesUnordered<_> = pending
@@ -306,6 +370,9 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
                 .map(|(i, f)| async move { (i, f.await) })
                 .collect();
             while let Some((i, r)) = waiting.next().await {
+                if let Some((start, h)) = timer {
+                    h.observe(start.elapsed().as_secs_f64(), 1);
+                }
                 results[i] = Some(map(r));
             }
         }

@@ -113,9 +113,18 @@ impl<C: Clock> Orchestrator<C> {
         let update = matches!(arbitrate(active, &c), Admission::Update);
         // Plan before anything changes: a plan that cannot be made leaves the active
         // event (if any) as it is.
-        let plan = match self.plan(&c, now) {
+        let prospective = match (update, self.active.as_ref()) {
+            (true, Some(a)) => a.id,
+            _ => self.next_event + 1,
+        };
+        let planned =
+            tracing::info_span!("plan", event_id = prospective).in_scope(|| self.plan(&c, now));
+        let plan = match planned {
             Ok(p) => Arc::new(p),
             Err(e) => {
+                if let Some(m) = &self.metrics {
+                    m.plan_failed();
+                }
                 let id = self.active.as_ref().map_or(self.next_event + 1, |a| a.id);
                 self.log(AuditEvent::PlanFailed {
                     event_id: id,
@@ -152,6 +161,9 @@ impl<C: Clock> Orchestrator<C> {
                 active.reg_signal.push(first);
             }
             self.active = Some(active);
+            if let Some(m) = &self.metrics {
+                m.event_started(&c.cause);
+            }
             if !matches!(c.cause, Cause::Regulation) {
                 self.begin_capture(id, now).await;
             }
@@ -160,6 +172,9 @@ impl<C: Clock> Orchestrator<C> {
                 .unwrap_or(a.curtailment.window);
             a.curtailment.target = c.target;
             a.plan = plan.clone();
+        }
+        if let Some(m) = &self.metrics {
+            m.active(Some((id, plan.baseline, cap_of(c.target, plan.baseline))));
         }
         // A plan's first stage describes the whole fleet from a clean state, so it is
         // applied as a diff against a clean fleet, for a new event and an update alike.

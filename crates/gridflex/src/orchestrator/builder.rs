@@ -161,6 +161,7 @@ pub struct OrchestratorBuilder<C> {
     pub(super) rules: Option<ProgramRules>,
     pub(super) audit: Option<AuditLog>,
     pub(super) options: OrchestratorOptions,
+    pub(super) metrics: Option<Metrics>,
 }
 
 impl<C: Clock> OrchestratorBuilder<C> {
@@ -197,6 +198,13 @@ impl<C: Clock> OrchestratorBuilder<C> {
     /// Where the audit log goes (default: discarded).
     pub fn audit(mut self, audit: AuditLog) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Where the orchestrator's metrics go (default: nothing is measured). See
+    /// [`crate::metrics`] for registering them in a Prometheus registry.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -300,6 +308,8 @@ impl<C: Clock> OrchestratorBuilder<C> {
             batch: Vec::new(),
             control_slots: Vec::new(),
             cap_slots: Vec::new(),
+            metrics: self.metrics,
+            signal_started: None,
         })
     }
 }

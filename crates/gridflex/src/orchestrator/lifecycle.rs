@@ -53,6 +53,9 @@ impl<C: Clock> Orchestrator<C> {
         let Some(active) = self.active.take_if(|a| a.id == id) else {
             return;
         };
+        if let Some(m) = &self.metrics {
+            m.active(None);
+        }
         let capture = match self.capture.take() {
             Some(c) if c.event_id == id => c.samples,
             other => {
@@ -76,6 +79,8 @@ impl<C: Clock> Orchestrator<C> {
         let Some(i) = self.ended.iter().position(|e| e.active.id == event_id) else {
             return;
         };
+        let span = tracing::info_span!("report", event_id);
+        let _entered = span.enter();
         let ended = self.ended.swap_remove(i);
         let a = ended.active;
         let meter = match self.meter.series() {
@@ -119,6 +124,9 @@ impl<C: Clock> Orchestrator<C> {
             report: Box::new(report.clone()),
         });
         self.counts.events += 1;
+        if let Some(m) = &self.metrics {
+            m.report(&report);
+        }
         // Kept for `take_reports` up to the bound (the newest), and sent to every
         // subscriber; the audit log has them all.
         let _ = self.report_tx.send(report.clone());

@@ -40,6 +40,7 @@ use crate::audit::{
 };
 use crate::clock::Clock;
 use crate::inventory::{BoundJob, DeviceHandle, JobEntry, bind};
+use crate::metrics::{CurtailState, Lever, Metrics};
 use crate::program::{Cause, Curtailment, Decision, IgnoreReason, ProgramEngine, ProgramRules};
 use crate::report::{self, EventReport, MeterRecorder, RegulationInput, ReportInput};
 
@@ -138,6 +139,10 @@ pub struct Orchestrator<C> {
     control_slots: Vec<Option<Result<(), Box<HalError>>>>,
     /// Result slots of device cap commands, reused by every stage.
     cap_slots: Vec<Option<Result<Power, Box<HalError>>>>,
+    /// Where metrics go (`None`: nothing is measured).
+    metrics: Option<Metrics>,
+    /// When the signal being handled arrived (only while metrics are kept).
+    signal_started: Option<std::time::Instant>,
 }
 
 impl<C> std::fmt::Debug for Orchestrator<C> {
@@ -169,6 +174,7 @@ impl<C: Clock> Orchestrator<C> {
             rules: None,
             audit: None,
             options: OrchestratorOptions::default(),
+            metrics: None,
         }
     }
 
@@ -201,6 +207,28 @@ impl<C: Clock> Orchestrator<C> {
             .filter(|(j, _)| !self.state[*j].is_clean())
             .map(|(_, b)| b.entry.id.clone())
             .collect()
+    }
+
+    /// Sets the curtailment gauges from what each job holds (when metrics are kept).
+    fn update_curtailed(&self) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let (mut jobs, mut gpus) = ([0i64; 3], [0i64; 3]);
+        for (st, job) in self.state.iter().zip(&self.jobs) {
+            let s = if st.unknown {
+                CurtailState::Unknown
+            } else if st.applied.paused || st.paused_since.is_some() {
+                CurtailState::Paused
+            } else if st.applied.cap.is_some() {
+                CurtailState::Capped
+            } else {
+                continue;
+            };
+            jobs[s as usize] += 1;
+            gpus[s as usize] += i64::try_from(job.devices.len()).unwrap_or(i64::MAX);
+        }
+        m.curtailed(jobs, gpus);
     }
 
     /// Flushes the audit log.

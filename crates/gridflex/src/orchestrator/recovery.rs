@@ -50,6 +50,12 @@ impl<C: Clock> Orchestrator<C> {
     /// Re-solves the active event from fresh telemetry and the fleet as it is (jobs in
     /// an unknown state pinned, budgets as left), replacing its remaining steps.
     pub(super) async fn replan(&mut self, id: u64, reason: Replan) {
+        use tracing::Instrument;
+        let span = tracing::info_span!("replan", event_id = id, reason = ?reason);
+        self.replan_now(id, reason).instrument(span).await;
+    }
+
+    async fn replan_now(&mut self, id: u64, reason: Replan) {
         let Some(c) = self
             .active
             .as_ref()
@@ -78,11 +84,16 @@ impl<C: Clock> Orchestrator<C> {
                 Box::pin(self.execute_plan(id, &plan, now)).await;
                 self.defer(AuditEvent::Plan { event_id: id, plan });
             }
-            Err(e) => self.log(AuditEvent::ReplanFailed {
-                event_id: id,
-                reason,
-                error: e.to_string(),
-            }),
+            Err(e) => {
+                if let Some(m) = &self.metrics {
+                    m.plan_failed();
+                }
+                self.log(AuditEvent::ReplanFailed {
+                    event_id: id,
+                    reason,
+                    error: e.to_string(),
+                });
+            }
         }
     }
 
@@ -206,6 +217,12 @@ impl<C: Clock> Orchestrator<C> {
     ) {
         let event_id = self.active.as_ref().map_or(0, |a| a.id);
         let job = self.jobs[j].id.clone();
+        if let (Some(m), ActionOutcome::Failed { failures }) = (&self.metrics, &outcome) {
+            for f in failures {
+                m.device_error(f.kind);
+            }
+        }
+        self.update_curtailed();
         self.defer_at(
             now,
             AuditEvent::Action {

@@ -327,6 +327,17 @@ impl<C: Clock> Orchestrator<C> {
         it_power += self.other_power;
         let facility = self.facility.facility_power(it_power);
         self.facility_power = facility;
+        if let Some(m) = &self.metrics {
+            if let Some(facility) = facility {
+                m.facility_power(facility);
+            }
+            for e in &errors {
+                if let AuditEvent::TelemetryFailed { kind, .. } = e {
+                    m.device_error(*kind);
+                }
+            }
+        }
+        self.update_curtailed();
         self.fleet_cache = None;
         if complete && let Some(facility) = facility {
             self.meter.record(now, facility);

@@ -4,10 +4,31 @@ use super::*;
 
 impl<C: Clock> Orchestrator<C> {
     /// Handles one signal now: evaluates the rules, plans, and issues the first stage.
+    ///
+    /// Traced as a `signal` span (the signal's kind, and the event id once acted on)
+    /// holding `decision`, `plan` and `actuation` spans.
     pub async fn handle_signal(&mut self, signal: GridSignal) -> Handled {
+        use tracing::Instrument;
+        self.signal_started = self.metrics.as_ref().map(|_| std::time::Instant::now());
+        let span = tracing::info_span!(
+            "signal",
+            kind = signal_kind(&signal),
+            event_id = tracing::field::Empty
+        );
+        let handled = self.evaluate_and_act(signal).instrument(span.clone()).await;
+        if let Handled::Actuated { event_id, .. } = handled {
+            span.record("event_id", event_id);
+        }
+        self.signal_started = None;
+        handled
+    }
+
+    async fn evaluate_and_act(&mut self, signal: GridSignal) -> Handled {
         let now = self.clock.now();
         let facility = self.facility_power.unwrap_or(Power::ZERO);
-        let decision = self.engine.evaluate(&signal, now, facility);
+        let decision = tracing::info_span!("decision")
+            .in_scope(|| self.engine.evaluate(&signal, now, facility));
+        tracing::debug!(?decision, "decided");
         if let (GridSignal::Regulation(r), Some(a)) = (&signal, self.active.as_mut())
             && matches!(a.curtailment.cause, Cause::Regulation)
         {
@@ -87,6 +108,12 @@ impl<C: Clock> Orchestrator<C> {
             }
         }
         // Logged after the commands went out: the audit never delays actuation.
+        if let Some(m) = &self.metrics {
+            m.signal(&signal, &outcome);
+            if let Decision::Refuse(r) = &decision {
+                m.refused(r);
+            }
+        }
         let mut first = vec![(now, AuditEvent::Signal { signal })];
         let event_id = match outcome {
             Handled::Actuated { event_id, .. } => Some(event_id),
@@ -98,5 +125,16 @@ impl<C: Clock> Orchestrator<C> {
         first.push((now, AuditEvent::Decision { event_id, decision }));
         self.emit_with(first);
         outcome
+    }
+}
+
+/// The signal's kind, as traced.
+fn signal_kind(signal: &GridSignal) -> &'static str {
+    match signal {
+        GridSignal::Price(_) => "price",
+        GridSignal::Dispatch(_) => "dispatch",
+        GridSignal::Alert(_) => "alert",
+        GridSignal::Regulation(_) => "regulation",
+        _ => "other",
     }
 }

@@ -157,25 +157,23 @@ impl<C: Clock> Orchestrator<C> {
     ) -> Result<Plan, GridflexError> {
         let window = Interval::new(from, c.window.end())?;
         let request = CurtailmentRequest::new(c.target, window, c.response_duration(), self.ramp)?;
-        if !self.state.iter().all(JobState::is_clean_budget) {
+        let started = self.metrics.as_ref().map(|_| std::time::Instant::now());
+        let plan = if !self.state.iter().all(JobState::is_clean_budget) {
             let fleet = self.fleet(from)?;
-            return Ok(gridflex_planner::plan(
-                &fleet,
-                &request,
-                &self.options.planner,
-            )?);
+            gridflex_planner::plan(&fleet, &request, &self.options.planner)?
+        } else {
+            if self.fleet_cache.is_none() {
+                self.fleet_cache = Some(self.fleet(from)?);
+            }
+            match &self.fleet_cache {
+                Some(fleet) => gridflex_planner::plan(fleet, &request, &self.options.planner)?,
+                None => return Err(GridflexError::invalid("fleet", "no fleet view")),
+            }
+        };
+        if let (Some(m), Some(t)) = (&self.metrics, started) {
+            m.planned(t.elapsed(), plan.objective.gap_bound());
         }
-        if self.fleet_cache.is_none() {
-            self.fleet_cache = Some(self.fleet(from)?);
-        }
-        match &self.fleet_cache {
-            Some(fleet) => Ok(gridflex_planner::plan(
-                fleet,
-                &request,
-                &self.options.planner,
-            )?),
-            None => Err(GridflexError::invalid("fleet", "no fleet view")),
-        }
+        Ok(plan)
     }
 }
 
