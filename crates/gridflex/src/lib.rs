@@ -11,6 +11,7 @@
 //! | [`hal`] | `gridflex-hal` | power-device and workload traits, simulated GPU, NVML |
 //! | [`planner`] | `gridflex-planner` | SLA-aware curtailment planning |
 //! | [`mv`] | `gridflex-mv` | baselines, delivered reduction, regulation scores |
+//! | `openadr` (feature `openadr`) | `gridflex-openadr` | OpenADR 3.1 VEN: events in, reports out |
 //! | [`program`] | this crate | program rules: signal -> curtailment request |
 //! | [`orchestrator`] | this crate | the run loop, actuation, safety, M&V per event |
 //! | [`audit`] | this crate | the append-only JSON-lines audit log |
@@ -64,6 +65,8 @@ pub mod audit;
 pub mod clock;
 mod error;
 pub mod inventory;
+#[cfg(feature = "openadr")]
+pub mod openadr;
 pub mod orchestrator;
 pub mod program;
 pub mod report;
