@@ -10,7 +10,7 @@
 //!
 //! `--demo-event-kw KW` also plays the utility's back office (with the business-logic
 //! credentials in `GRIDFLEX_OPENADR_BL_CLIENT_ID`/`_SECRET`): it creates the program and,
-//! 12 s after the start, a 30-second `IMPORT_CAPACITY_LIMIT` event of KW kilowatts.
+//! 10 s after the start, a 15-second `IMPORT_CAPACITY_LIMIT` event of KW kilowatts.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -312,7 +312,7 @@ mod demo {
             }
         };
         let start =
-            (Utc::now() + TimeDelta::seconds(12)).to_rfc3339_opts(SecondsFormat::Secs, true);
+            (Utc::now() + TimeDelta::seconds(10)).to_rfc3339_opts(SecondsFormat::Secs, true);
         let event: Value = bl
             .post(
                 "/events",
@@ -322,13 +322,13 @@ mod demo {
                                             "payloadType": "IMPORT_CAPACITY_LIMIT", "units": "KW"}],
                     "reportDescriptors": [{"payloadType": "USAGE"}, {"payloadType": "BASELINE"},
                                           {"payloadType": "DELTA_USAGE"}],
-                    "intervalPeriod": {"start": start, "duration": "PT30S"},
+                    "intervalPeriod": {"start": start, "duration": "PT15S"},
                     "intervals": [{"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [limit_kw]}]}],
                 }),
             )
             .await?;
         println!(
-            "demo back office: event {} in program {program}: import capacity limit {limit_kw} kW from {start} for 30 s",
+            "demo back office: event {} in program {program}: import capacity limit {limit_kw} kW from {start} for 15 s",
             event["id"].as_str().unwrap_or("?")
         );
         Ok(())
