@@ -344,3 +344,74 @@ async fn untargeted_unknown_and_malformed_events_are_ignored_and_noted() {
     assert!(next(&mut src, Duration::from_secs(1)).await.is_none());
     assert!(log.drain().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_a_typed_error() {
+    let Some(peer) = peer("wrong_credentials_are_a_typed_error") else {
+        return;
+    };
+    let client = gridflex_openadr::VenClient::new(gridflex_openadr::VtnEndpoint::new(
+        peer.url.clone(),
+        gridflex_openadr::Credentials::new(
+            peer.bl.0.clone(),
+            gridflex_openadr::Secret::new("not-the-secret"),
+        ),
+    ))
+    .unwrap();
+    let e = client.programs().await.unwrap_err();
+    assert!(
+        matches!(e, gridflex_openadr::OpenAdrError::Unauthorized { .. }),
+        "{e}"
+    );
+    assert!(!e.is_transient());
+    assert!(!e.to_string().contains("not-the-secret"), "{e}");
+}
+
+/// A future event known before the VTN went away is not started from stale data: its
+/// start passes while the VTN is away and nothing is sent; when the VTN answers again,
+/// it is sent (it is still running) after a fresh view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_event_does_not_start_from_stale_data() {
+    let Some(peer) = peer("held_event_does_not_start_from_stale_data") else {
+        return;
+    };
+    let bl = Bl::new(&peer);
+    let program = unique("prog");
+    let pid = bl.program(&program);
+    let (id, secret) = common::create_user(&peer, &common::VEN_SCOPES);
+    let vtn = common::OwnVtn::start(&peer, None);
+    let client = gridflex_openadr::VenClient::new(gridflex_openadr::VtnEndpoint::new(
+        format!("http://127.0.0.1:{}", vtn.port),
+        gridflex_openadr::Credentials::new(id.clone(), gridflex_openadr::Secret::new(secret)),
+    ))
+    .unwrap();
+    let mut src = source(client, &id, &program);
+    let log = src.log();
+    src.sync().await.unwrap();
+    let start = Utc::now() + TimeDelta::seconds(3);
+    let e = bl.event(&event_body(
+        &pid,
+        "later",
+        start,
+        60,
+        "IMPORT_CAPACITY_LIMIT",
+        &[json!(4.0)],
+    ));
+    src.sync().await.unwrap();
+    let port = vtn.stop();
+    // The VTN is away: the first failed poll is an error, then back-off, silently.
+    match tokio::time::timeout(Duration::from_secs(2), src.next_signal()).await {
+        Ok(Err(e)) => assert!(e.to_string().contains("unreachable"), "{e}"),
+        other => panic!("expected the outage as an error, got {other:?}"),
+    }
+    // The start passes (+ stale_after 2 s): nothing is released.
+    assert!(next(&mut src, Duration::from_secs(4)).await.is_none());
+    let _back = common::OwnVtn::start(&peer, Some(port));
+    let d = dispatch(next(&mut src, Duration::from_secs(5)).await);
+    assert_eq!(d.id, format!("{}/0", e["id"].as_str().unwrap()));
+    let notes: Vec<String> = log.drain().into_iter().map(|n| n.message).collect();
+    assert!(
+        notes.iter().any(|n| n.contains("answers again")),
+        "{notes:#?}"
+    );
+}

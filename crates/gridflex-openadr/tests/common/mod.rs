@@ -3,6 +3,7 @@
 //! targets, reading reports).
 #![allow(dead_code, unreachable_pub)]
 
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -238,8 +239,86 @@ pub fn event_body(
         "objectType": "EVENT",
         "programID": program_id,
         "eventName": name,
-        "intervalPeriod": {"start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "intervalPeriod": {"start": start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                            "duration": format!("PT{interval_s}S")},
         "intervals": intervals,
     })
+}
+
+/// A VTN of this test's own on the shared database, so it can be stopped and started.
+pub struct OwnVtn {
+    child: Child,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnVtn {
+    pub fn start(peer: &Peer, port: Option<u16>) -> OwnVtn {
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        });
+        let dir = std::env::temp_dir().join(unique("vtn"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("vtn.log")).unwrap();
+        // A fresh secret on each start (base64 of at least 32 bytes: 64 hex digits are
+        // 48 bytes): every token issued before is invalid after.
+        let secret: String = format!("{:032x}{:032x}", rand_u128(), rand_u128());
+        let mut child = Command::new(&peer.vtn_bin)
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "warn")
+            .env("PORT", port.to_string())
+            .env("OAUTH_TYPE", "INTERNAL")
+            .env("DATABASE_URL", &peer.database_url)
+            .env("OAUTH_BASE64_SECRET", secret)
+            .env(
+                "OAUTH_TOKEN_URL",
+                format!("http://127.0.0.1:{port}/auth/token"),
+            )
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into();
+        for _ in 0..200 {
+            if agent
+                .get(&format!("http://127.0.0.1:{port}/health"))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return OwnVtn { child, port, dir };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("VTN on port {port} did not become healthy");
+    }
+
+    pub fn stop(self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for OwnVtn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u128);
+    (u128::from(h.finish()) << 64) | u128::from(std::process::id())
 }
