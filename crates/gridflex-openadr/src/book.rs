@@ -317,4 +317,47 @@ mod tests {
         assert!(apply(&mut book, vec![ev("b", 0, 0, 30, 5.0)], t(31)).is_empty());
         assert_eq!(book.active(), 0);
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Over any sequence of views (events appearing, changing, vanishing) at
+        /// increasing times: nothing already ended is sent, a cancellation ends within
+        /// the grace, and an event that vanished leaves nothing behind.
+        #[test]
+        fn views_in_any_order_keep_the_book_sound(
+            steps in proptest::collection::vec(
+                (1i64..5, proptest::collection::vec((0usize..4, 0i64..3, -10i64..20, 1i64..30, 1u32..9), 0..4)),
+                1..12,
+            ),
+        ) {
+            let mut book = EventBook::default();
+            let mut now = t(0);
+            for (advance, events) in steps {
+                now += TimeDelta::minutes(advance);
+                let mut seen = std::collections::HashSet::new();
+                let view: Vec<(Event, String)> = events
+                    .into_iter()
+                    .filter(|(id, ..)| seen.insert(*id))
+                    .map(|(id, m, start, len, kw)| ev(&format!("e{id}"), m, start, len, f64::from(kw)))
+                    .collect();
+                let ids: Vec<String> = view.iter().map(|(e, _)| e.id.clone()).collect();
+                let (mut out, _) = book.apply(View { events: view }, &Mapping::new(Market::Caiso), now);
+                out.extend(book.release_due(now));
+                for s in &out {
+                    let GridSignal::Dispatch(d) = s else { continue };
+                    let end = d.window.end().unwrap();
+                    prop_assert!(end > now, "sent a dispatch that already ended");
+                    prop_assert!(d.window.start() <= now, "sent a dispatch before its start");
+                }
+                for (event, _) in book.released.values() {
+                    prop_assert!(ids.contains(event), "event {} vanished but is still active", event);
+                }
+                for h in &book.held {
+                    prop_assert!(ids.contains(&h.event_id));
+                    prop_assert!(h.release_at > now);
+                }
+            }
+        }
+    }
 }

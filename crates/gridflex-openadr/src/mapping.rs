@@ -473,4 +473,82 @@ mod tests {
         let m = map_event(&e, "p", &mapping());
         assert_eq!(m.dispatches[0].window.end(), None);
     }
+
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            (-1e6f64..1e6).prop_map(serde_json::Value::from),
+            (-5i64..10).prop_map(serde_json::Value::from),
+            "\\PC{0,6}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(serde_json::json!([1, 2])),
+        ]
+    }
+
+    fn payload() -> impl Strategy<Value = serde_json::Value> {
+        (
+            prop_oneof![
+                Just("IMPORT_CAPACITY_LIMIT"),
+                Just("SIMPLE"),
+                Just("PRICE"),
+                Just("GHG"),
+                Just("")
+            ],
+            proptest::collection::vec(value(), 0..3),
+        )
+            .prop_map(|(t, v)| serde_json::json!({"type": t, "values": v}))
+    }
+
+    fn duration() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u32..7200).prop_map(|s| format!("PT{s}S")),
+            Just("P9999Y".to_owned()),
+            Just("P1M".to_owned()),
+            Just("PT5M".to_owned()),
+            "\\PC{0,8}",
+        ]
+    }
+
+    proptest! {
+        /// Whatever the payloads, mapping never panics, and what comes out is sound:
+        /// windows end after they start, caps are non-negative, ids name the interval.
+        #[test]
+        fn mapping_arbitrary_events_is_total_and_sound(
+            payloads in proptest::collection::vec(proptest::collection::vec(payload(), 0..3), 0..4),
+            own in proptest::collection::vec(proptest::option::of((0i64..7200, duration())), 0..4),
+            event_duration in proptest::option::of(duration()),
+        ) {
+            let intervals: Vec<serde_json::Value> = payloads.iter().enumerate().map(|(i, p)| {
+                let mut iv = serde_json::json!({"id": i, "payloads": p});
+                if let Some(Some((off, d))) = own.get(i) {
+                    iv["intervalPeriod"] = serde_json::json!({
+                        "start": t0() + TimeDelta::seconds(*off), "duration": d});
+                }
+                iv
+            }).collect();
+            let mut base = serde_json::json!({"intervals": intervals});
+            if let Some(d) = event_duration {
+                base["intervalPeriod"] = serde_json::json!({"start": t0(), "duration": d});
+            } else {
+                base["intervalPeriod"] = serde_json::json!({"start": t0()});
+            }
+            let e = event(base);
+            let m = map_event(&e, "p", &mapping());
+            let n_payloads: usize = payloads.iter().map(Vec::len).sum();
+            prop_assert!(m.dispatches.len() + m.prices.len() + m.ignored.len() <= n_payloads + payloads.len());
+            for d in &m.dispatches {
+                prop_assert!(d.id.starts_with("7/"));
+                if let Some(end) = d.window.end() {
+                    prop_assert!(end > d.window.start());
+                }
+                if let DispatchTarget::CapAt { power } | DispatchTarget::ReduceBy { power } = d.target {
+                    prop_assert!(!power.is_negative());
+                }
+            }
+            for p in &m.prices {
+                prop_assert_eq!(p.interval.duration(), MarketRun::CaisoDam.nominal_length());
+            }
+        }
+    }
 }
