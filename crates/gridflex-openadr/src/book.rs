@@ -1,9 +1,9 @@
-//! [`EventBook`]: what the VEN knows of the VTN's events, and which signals follow from
+//! `EventBook`: what the VEN knows of the VTN's events, and which signals follow from
 //! a new view of them. Pure: no I/O, no clock (the time is an argument).
 //!
 //! - A new or modified event (its `modificationDateTime` changed) is mapped again.
 //! - A dispatch whose window has started is released at once; one that starts later
-//!   is held and released at its start ([`EventBook::release_due`]), so a change or a
+//!   is held and released at its start (`EventBook::release_due`), so a change or a
 //!   deletion before the start is applied exactly, with nothing to take back.
 //! - A released dispatch that a modification changed is sent again under the same id
 //!   (the orchestrator updates that event); one that a modification removed or ended,

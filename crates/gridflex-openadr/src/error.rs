@@ -19,7 +19,7 @@ pub enum OpenAdrError {
         reason: String,
     },
     /// Plain HTTP to a VTN that is not on this machine, without
-    /// [`VenConfig::allow_insecure_http`](crate::VenConfig::allow_insecure_http).
+    /// [`VtnEndpoint::allow_insecure_http`](crate::VtnEndpoint::allow_insecure_http).
     #[error(
         "refusing plain http to non-loopback VTN {url}: use https, or allow insecure http explicitly"
     )]

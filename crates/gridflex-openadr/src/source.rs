@@ -206,7 +206,17 @@ impl<C: Clock> VenSource<C> {
     /// Polls the VTN once and queues what follows; returns how many signals were queued.
     pub async fn sync(&mut self) -> Result<usize, OpenAdrError> {
         let ven = match &self.ven {
-            Some(v) => self.client.ven(&v.id).await?,
+            Some(v) => match self.client.ven(&v.id).await {
+                // Deleted by business logic: register again (it gets a new id).
+                Err(OpenAdrError::Status { status: 404, .. }) => {
+                    self.log.push(
+                        self.clock.now(),
+                        format!("VEN object {} is gone: registering again", v.id),
+                    );
+                    self.client.register(&self.config.ven_name).await?
+                }
+                other => other?,
+            },
             None => self.client.register(&self.config.ven_name).await?,
         };
         let programs = self.client.programs().await?;

@@ -433,3 +433,76 @@ async fn event_to_first_gpu_command_over_20_events() {
         ms[10], ms[0], ms[19]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modification_mid_event_updates_the_running_event() {
+    let Some((_peer, bl, program, pid, client, ven)) =
+        enrolled("modification_mid_event_updates_the_running_event").await
+    else {
+        return;
+    };
+    let (mut o, records) = facility(&program);
+    let source = VenSource::new(client, config(&ven, &program), RealClock::new()).unwrap();
+    let modifier = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let start = Utc::now();
+        let body = event_body(
+            &pid,
+            "mod",
+            start,
+            8,
+            "IMPORT_CAPACITY_LIMIT",
+            &[json!(4.5)],
+        );
+        let e = bl.event(&body);
+        let id = e["id"].as_str().unwrap().to_owned();
+        std::thread::sleep(Duration::from_secs(3));
+        // A lower limit and 6 s more.
+        bl.update_event(
+            &id,
+            &event_body(
+                &pid,
+                "mod",
+                start,
+                14,
+                "IMPORT_CAPACITY_LIMIT",
+                &[json!(3.5)],
+            ),
+        );
+        let start: DateTime<Utc> = e["intervalPeriod"]["start"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        start
+    });
+    let summary = run_for(&mut o, source, 22).await;
+    let start = modifier.await.unwrap();
+    let records = records.records().unwrap();
+    assert_eq!(
+        summary.events, 1,
+        "one event, updated in place: {summary:?}"
+    );
+    let update = records
+        .iter()
+        .find_map(|r| match &r.event {
+            AuditEvent::PlanUpdate {
+                target, window_end, ..
+            } => Some((*target, *window_end)),
+            _ => None,
+        })
+        .expect("the modification updates the running event");
+    assert_eq!(update.0, kw(3.5));
+    assert_eq!(update.1, start + TimeDelta::seconds(14));
+    let (at, why) = restores(&records).into_iter().next().expect("a restore");
+    assert!(why.contains("window end"), "{why}");
+    assert!(
+        (at - (start + TimeDelta::seconds(14)))
+            .num_milliseconds()
+            .abs()
+            < 1500,
+        "restored at {at}"
+    );
+    let report = &o.reports()[0];
+    assert_eq!(report.window.end(), start + TimeDelta::seconds(14));
+}
