@@ -76,14 +76,19 @@ fn config(ven: &str, program: &str) -> VenConfig {
     c
 }
 
-async fn run_for(
+/// Runs until the test's script (a blocking task) says it is done, then `after` more
+/// seconds: the timeline follows the script however long its HTTP calls take.
+async fn run_until(
     o: &mut Orchestrator<TokioClock>,
     source: VenSource<RealClock>,
-    seconds: u64,
+    done: tokio::sync::oneshot::Receiver<()>,
+    after: u64,
 ) -> RunSummary {
-    o.run(source, tokio::time::sleep(Duration::from_secs(seconds)))
-        .await
-        .unwrap()
+    let stop = async move {
+        let _ = done.await;
+        tokio::time::sleep(Duration::from_secs(after)).await;
+    };
+    o.run(source, stop).await.unwrap()
 }
 
 fn first_action_after(records: &[AuditRecord], t: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -125,6 +130,7 @@ async fn capacity_limit_curtails_the_facility_and_reports_match_mv() {
     let source = VenSource::new(client.clone(), config(&ven, &program), RealClock::new()).unwrap();
     let log = source.log();
     let limit = 4.0;
+    let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
     let creator = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_secs(6));
         let mut body = event_body(
@@ -138,9 +144,11 @@ async fn capacity_limit_curtails_the_facility_and_reports_match_mv() {
         body["reportDescriptors"] = json!([{"payloadType": "USAGE"}, {"payloadType": "BASELINE"},
                                           {"payloadType": "DELTA_USAGE"}]);
         let e = bl.event(&body);
+        let _ = done.send(());
         (bl, e)
     });
-    let summary = run_for(&mut o, source, 30).await;
+    // The event lasts 16 s from its creation.
+    let summary = run_until(&mut o, source, done_rx, 20).await;
     let (bl, event) = creator.await.unwrap();
     let event_id = event["id"].as_str().unwrap().to_owned();
     let created: DateTime<Utc> = event["createdDateTime"].as_str().unwrap().parse().unwrap();
@@ -241,6 +249,7 @@ async fn cancellation_mid_event_restores_at_once_and_is_audited() {
     };
     let (mut o, records) = facility(&program);
     let source = VenSource::new(client, config(&ven, &program), RealClock::new()).unwrap();
+    let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
     let deleter = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_secs(3));
         let e = bl.event(&event_body(
@@ -254,9 +263,11 @@ async fn cancellation_mid_event_restores_at_once_and_is_audited() {
         let id = e["id"].as_str().unwrap().to_owned();
         std::thread::sleep(Duration::from_secs(6));
         bl.delete_event(&id);
-        Utc::now()
+        let deleted = Utc::now();
+        let _ = done.send(());
+        deleted
     });
-    run_for(&mut o, source, 16).await;
+    run_until(&mut o, source, done_rx, 5).await;
     let deleted = deleter.await.unwrap();
     let records = records.records().unwrap();
     let r = restores(&records);
@@ -295,6 +306,7 @@ async fn vtn_stopped_mid_event_curtailment_ends_on_time_and_changes_apply_on_ret
     let (mut o, records) = facility(&program);
     let source = VenSource::new(client, config(&id, &program), RealClock::new()).unwrap();
     let log = source.log();
+    let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
     let script = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_secs(3));
         // A 10-second event; the VTN goes away 3 s into it.
@@ -326,6 +338,7 @@ async fn vtn_stopped_mid_event_curtailment_ends_on_time_and_changes_apply_on_ret
         ));
         std::thread::sleep(Duration::from_secs(2));
         let back = OwnVtn::start(&peer, Some(port));
+        let _ = done.send(());
         (
             end,
             second["id"].as_str().unwrap().to_owned(),
@@ -333,7 +346,8 @@ async fn vtn_stopped_mid_event_curtailment_ends_on_time_and_changes_apply_on_ret
             back,
         )
     });
-    let summary = run_for(&mut o, source, 32).await;
+    // The second event (8 s) was created 2 s before the restart.
+    let summary = run_until(&mut o, source, done_rx, 10).await;
     let (end, second, restarted, back) = script.await.unwrap();
     back.stop();
     let records = records.records().unwrap();
@@ -379,6 +393,7 @@ async fn event_to_first_gpu_command_over_20_events() {
     };
     let (mut o, records) = facility(&program);
     let source = VenSource::new(client, config(&ven, &program), RealClock::new()).unwrap();
+    let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
     let creator = tokio::task::spawn_blocking(move || {
         let mut created = Vec::new();
         for k in 0..20 {
@@ -403,9 +418,11 @@ async fn event_to_first_gpu_command_over_20_events() {
                     .unwrap(),
             ));
         }
+        let _ = done.send(());
         created
     });
-    run_for(&mut o, source, 40).await;
+    // Until the last event has had its window.
+    run_until(&mut o, source, done_rx, 3).await;
     let created = creator.await.unwrap();
     let records = records.records().unwrap();
     let mut ms = Vec::new();
@@ -443,6 +460,7 @@ async fn modification_mid_event_updates_the_running_event() {
     };
     let (mut o, records) = facility(&program);
     let source = VenSource::new(client, config(&ven, &program), RealClock::new()).unwrap();
+    let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
     let modifier = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_secs(3));
         let start = Utc::now();
@@ -474,9 +492,11 @@ async fn modification_mid_event_updates_the_running_event() {
             .unwrap()
             .parse()
             .unwrap();
+        let _ = done.send(());
         start
     });
-    let summary = run_for(&mut o, source, 22).await;
+    // The event now ends 14 s after its start, about 11 s after the update.
+    let summary = run_until(&mut o, source, done_rx, 15).await;
     let start = modifier.await.unwrap();
     let records = records.records().unwrap();
     assert_eq!(
