@@ -12,6 +12,7 @@
 //! | [`planner`] | `gridflex-planner` | SLA-aware curtailment planning |
 //! | [`mv`] | `gridflex-mv` | baselines, delivered reduction, regulation scores |
 //! | `slurm` (feature `slurm`) | `gridflex-slurm` | Slurm jobs: inventory, SLA classes, suspend/resume |
+//! | `openadr` (feature `openadr`) | `gridflex-openadr` | OpenADR 3.1 VEN: events in, reports out |
 //! | [`program`] | this crate | program rules: signal -> curtailment request |
 //! | [`orchestrator`] | this crate | the run loop, actuation, safety, M&V per event |
 //! | [`audit`] | this crate | the append-only JSON-lines audit log |
@@ -72,6 +73,8 @@ pub mod clock;
 mod error;
 pub mod inventory;
 pub mod metrics;
+#[cfg(feature = "openadr")]
+pub mod openadr;
 pub mod orchestrator;
 pub mod program;
 pub mod report;
