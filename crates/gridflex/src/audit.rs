@@ -427,6 +427,13 @@ pub enum AuditEvent {
         /// The device.
         device: DeviceId,
     },
+    /// A record could not be handed to the history store (its queue was full or its
+    /// writer failed): that record is not in the store; the audit log still has the
+    /// event.
+    HistoryFailed {
+        /// Why.
+        error: String,
+    },
     /// The orchestrator stopped.
     Stopped {
         /// Why.
@@ -1054,6 +1061,7 @@ mod schema {
             AuditEvent::JobLeaving { .. } => "job_leaving",
             AuditEvent::DeviceAdded { .. } => "device_added",
             AuditEvent::DeviceRemoved { .. } => "device_removed",
+            AuditEvent::HistoryFailed { .. } => "history_failed",
             AuditEvent::Stopped { .. } => "stopped",
         }
     }
@@ -1124,11 +1132,24 @@ mod schema {
             shortfall: None,
             delivery: Some(Delivery {
                 method: gridflex_mv::baseline::Method::Mbma,
+                fallback: Some(crate::report::Fallback {
+                    program_method: gridflex_mv::baseline::Method::PjmCbl,
+                    reason: "too few baseline days for 2025-08-14: found 2, need 5".into(),
+                }),
+                selected_days: Vec::new(),
+                adjustment: None,
                 baseline: kw(735.0),
                 actual: kw(599.1),
                 delivered: kw(135.9),
                 energy: Energy::kilowatt_hours(67.95).unwrap_or_else(|e| panic!("{e}")),
                 credit: Some(gridflex_core::Money::usd(62.0).unwrap_or_else(|e| panic!("{e}"))),
+                intervals: vec![gridflex_mv::baseline::BaselineInterval {
+                    interval: Interval::new(window.start(), window.start() + TimeDelta::minutes(5))
+                        .unwrap_or_else(|e| panic!("{e}")),
+                    baseline: kw(735.0),
+                    adjusted_baseline: kw(735.0),
+                    actual: kw(599.1),
+                }],
             }),
             response: Some(Response {
                 from: kw(735.0),
@@ -1283,6 +1304,9 @@ mod schema {
                 device: gpu.clone(),
             },
             AuditEvent::DeviceRemoved { device: gpu },
+            AuditEvent::HistoryFailed {
+                error: "history writer: queue full: record dropped".into(),
+            },
             AuditEvent::Stopped {
                 reason: StopReason::Handle,
                 curtailed_left: Vec::new(),

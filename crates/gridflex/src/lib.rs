@@ -63,6 +63,7 @@
 pub mod audit;
 pub mod clock;
 mod error;
+pub mod history;
 pub mod inventory;
 pub mod orchestrator;
 pub mod program;
@@ -75,6 +76,7 @@ pub use gridflex_hal as hal;
 pub use gridflex_mv as mv;
 pub use gridflex_planner as planner;
 pub use gridflex_signals as signals;
+pub use gridflex_store as store;
 pub use orchestrator::{
     Handled, Orchestrator, OrchestratorBuilder, OrchestratorOptions, RunSummary,
 };

@@ -152,6 +152,7 @@ impl<C: Clock> Orchestrator<C> {
                 active.reg_signal.push(first);
             }
             self.active = Some(active);
+            self.store(history::span(id, c.window, &c.cause));
             if !matches!(c.cause, Cause::Regulation) {
                 self.begin_capture(id, now).await;
             }

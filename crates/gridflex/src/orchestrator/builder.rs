@@ -54,6 +54,11 @@ pub struct OrchestratorOptions {
     /// live handle's report subscribers; this bounds memory in a long-running service.
     #[serde(default = "default_keep_reports")]
     pub keep_reports: usize,
+    /// How the history store is used, when one is given (meter days held in memory,
+    /// writer queue and retention). Without a store the meter held in memory is bounded
+    /// by the same `meter_days`.
+    #[serde(default)]
+    pub history: HistoryOptions,
 }
 
 fn default_keep_reports() -> usize {
@@ -85,6 +90,7 @@ impl Default for OrchestratorOptions {
             retry_max: default_retry_max(),
             restore_grace: default_restore_grace(),
             keep_reports: default_keep_reports(),
+            history: HistoryOptions::default(),
         }
     }
 }
@@ -97,6 +103,7 @@ pub struct OrchestratorBuilder<C> {
     pub(super) facility: Option<FacilityModel>,
     pub(super) rules: Option<ProgramRules>,
     pub(super) audit: Option<AuditLog>,
+    pub(super) history: Option<Arc<dyn HistoryStore>>,
     pub(super) options: OrchestratorOptions,
 }
 
@@ -134,6 +141,13 @@ impl<C: Clock> OrchestratorBuilder<C> {
     /// Where the audit log goes (default: discarded).
     pub fn audit(mut self, audit: AuditLog) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Where the history goes and comes from (default: none, and every event is
+    /// settled on what this run recorded). See [`crate::history`].
+    pub fn history(mut self, store: Arc<dyn HistoryStore>) -> Self {
+        self.history = Some(store);
         self
     }
 
@@ -199,6 +213,31 @@ impl<C: Clock> OrchestratorBuilder<C> {
         let ramp = RampRate::per_second(rules.restore_ramp_per_s)?;
         let meter_step = self.options.meter_step;
         let keep_reports = self.options.keep_reports.max(1);
+        let step_s = meter_step.num_seconds().max(1);
+        let keep_intervals =
+            usize::try_from(i64::from(self.options.history.meter_days.max(1)) * 86_400 / step_s)
+                .unwrap_or(usize::MAX);
+        let mut meter = MeterRecorder::new(meter_step, keep_intervals);
+        let (history, event_windows, next_event) = match self.history {
+            Some(store) => {
+                let loaded = history::load(
+                    &*store,
+                    self.clock.now(),
+                    meter_step,
+                    self.options.history.meter_days,
+                )?;
+                if let Some(m) = &loaded.meter {
+                    meter.seed(m);
+                }
+                let writer = history::writer(store, &self.options.history)?;
+                (
+                    Some(writer),
+                    loaded.event_windows,
+                    loaded.last_event_id.unwrap_or(0),
+                )
+            }
+            None => (None, Vec::new(), 0),
+        };
         Ok(Orchestrator {
             clock: self.clock,
             engine: ProgramEngine::new(rules)?,
@@ -216,7 +255,9 @@ impl<C: Clock> OrchestratorBuilder<C> {
             facility_power: None,
             active: None,
             tasks: Schedule::default(),
-            meter: MeterRecorder::new(meter_step),
+            meter,
+            history,
+            event_windows,
             next_sweep: None,
             capture: None,
             reports: Vec::new(),
@@ -228,7 +269,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             waiting: Vec::new(),
             job_index,
             job_max,
-            next_event: 0,
+            next_event,
             counts: RunSummary::default(),
             intake_after: None,
             batch: Vec::new(),

@@ -326,7 +326,10 @@ impl<C: Clock> Orchestrator<C> {
         self.facility_power = Some(facility);
         self.fleet_cache = None;
         if complete {
-            self.meter.record(now, facility);
+            let done = self.meter.record(now, facility);
+            if !done.is_empty() {
+                self.store(history::meter_record(done));
+            }
         }
         for e in errors {
             self.log(e);
