@@ -572,3 +572,216 @@ fn regulation(reg: &RegulationInput<'_>) -> Result<RegulationReport, GridflexErr
         credit,
     })
 }
+
+impl EventReport {
+    /// The settlement per meter interval as CSV (`interval_start,interval_end,
+    /// baseline_kw,adjusted_baseline_kw,metered_kw,reduction_kw`, RFC 3339 times), or
+    /// `None` for an event without a delivery (regulation, or not computed). The
+    /// reduction is adjusted baseline minus metered, before the settlement rule floors
+    /// negative intervals.
+    pub fn intervals_csv(&self) -> Option<String> {
+        use std::fmt::Write as _;
+        let d = self.delivery.as_ref()?;
+        let mut out = String::from(
+            "interval_start,interval_end,baseline_kw,adjusted_baseline_kw,metered_kw,reduction_kw\n",
+        );
+        for i in &d.intervals {
+            let _ = writeln!(
+                out,
+                "{},{},{:.3},{:.3},{:.3},{:.3}",
+                i.interval.start().to_rfc3339(),
+                i.interval.end().to_rfc3339(),
+                i.baseline.as_kilowatts(),
+                i.adjusted_baseline.as_kilowatts(),
+                i.actual.as_kilowatts(),
+                (i.adjusted_baseline - i.actual).as_kilowatts(),
+            );
+        }
+        Some(out)
+    }
+
+    /// An SVG chart of the event: the metered facility power from an hour before the
+    /// event to an hour after (as far as `meter` reaches), the program's adjusted
+    /// baseline over the event and the target, and below it the response zoomed to the
+    /// high-rate `capture` (empty: the lower panel says none was captured).
+    pub fn svg(&self, meter: Option<&IntervalSeries<Power>>, capture: &[Sample<Power>]) -> String {
+        use std::fmt::Write as _;
+        const W: f64 = 900.0;
+        const LEFT: f64 = 70.0;
+        const RIGHT: f64 = 880.0;
+        let hour = TimeDelta::hours(1);
+        let from = self.window.start() - hour;
+        let to = self.window.end() + hour;
+        let metered: Vec<(DateTime<Utc>, f64)> = meter
+            .map(|m| {
+                m.iter()
+                    .filter(|(i, _)| i.start() >= from && i.end() <= to)
+                    .filter_map(|(i, v)| v.map(|p| (i.start(), p.as_kilowatts())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let baseline: Vec<(DateTime<Utc>, f64)> = self
+            .delivery
+            .iter()
+            .flat_map(|d| &d.intervals)
+            .flat_map(|i| {
+                let kw = i.adjusted_baseline.as_kilowatts();
+                [(i.interval.start(), kw), (i.interval.end(), kw)]
+            })
+            .collect();
+        let target = self.target.as_kilowatts();
+        let values = metered
+            .iter()
+            .chain(&baseline)
+            .map(|(_, v)| *v)
+            .chain([target]);
+        let (lo, hi) = bounds(values);
+        let x_of = |t: DateTime<Utc>| {
+            let span = (to - from).num_milliseconds().max(1) as f64;
+            LEFT + (RIGHT - LEFT) * (t - from).num_milliseconds() as f64 / span
+        };
+        let y_top = |v: f64| 290.0 - 250.0 * (v - lo) / (hi - lo);
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="560" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{LEFT}" y="20" font-size="14">Event {id}: {cause}</text>"##,
+            id = self.event_id,
+            cause = escape(&self.cause.to_string()),
+        );
+        axis(&mut svg, 40.0, 290.0, lo, hi, "kW");
+        let method = self
+            .delivery
+            .as_ref()
+            .map(|d| match &d.fallback {
+                Some(f) => format!("{} (fallback from {})", d.method, f.program_method),
+                None => d.method.to_string(),
+            })
+            .unwrap_or_else(|| "no baseline".into());
+        let _ = write!(
+            svg,
+            r##"<rect x="{x0:.1}" y="40" width="{w:.1}" height="250" fill="#eef3fb"/>"##,
+            x0 = x_of(self.window.start()),
+            w = x_of(self.window.end()) - x_of(self.window.start()),
+        );
+        line(
+            &mut svg,
+            metered.iter().map(|(t, v)| (x_of(*t), y_top(*v))),
+            "#1f4e9c",
+            "",
+        );
+        line(
+            &mut svg,
+            baseline.iter().map(|(t, v)| (x_of(*t), y_top(*v))),
+            "#d9822b",
+            "6 4",
+        );
+        line(
+            &mut svg,
+            [self.window.start(), self.window.end()]
+                .map(|t| (x_of(t), y_top(target)))
+                .into_iter(),
+            "#c62828",
+            "2 3",
+        );
+        let _ = write!(
+            svg,
+            r##"<text x="{LEFT}" y="310">{from}</text><text x="{RIGHT}" y="310" text-anchor="end">{to}</text><text x="{LEFT}" y="328"><tspan fill="#1f4e9c">metered</tspan>  <tspan fill="#d9822b">baseline: {method}</tspan>  <tspan fill="#c62828">target</tspan></text>"##,
+            from = from.format("%Y-%m-%d %H:%M UTC"),
+            to = to.format("%H:%M UTC"),
+            method = escape(&method),
+        );
+        // The response, zoomed to the capture.
+        if capture.len() < 2 {
+            let _ = write!(
+                svg,
+                r##"<text x="{LEFT}" y="420">response: no high-rate capture</text>"##
+            );
+        } else {
+            let c0 = capture[0].at;
+            let c1 = capture[capture.len() - 1].at;
+            let span = (c1 - c0).num_microseconds().unwrap_or(1).max(1) as f64;
+            let (lo, hi) = bounds(
+                capture
+                    .iter()
+                    .map(|s| s.value.as_kilowatts())
+                    .chain([target]),
+            );
+            let x = |t: DateTime<Utc>| {
+                LEFT + (RIGHT - LEFT) * (t - c0).num_microseconds().unwrap_or(0) as f64 / span
+            };
+            let y = |v: f64| 530.0 - 170.0 * (v - lo) / (hi - lo);
+            axis(&mut svg, 360.0, 530.0, lo, hi, "kW");
+            line(
+                &mut svg,
+                capture.iter().map(|s| (x(s.at), y(s.value.as_kilowatts()))),
+                "#1f4e9c",
+                "",
+            );
+            line(
+                &mut svg,
+                [(LEFT, y(target)), (RIGHT, y(target))].into_iter(),
+                "#c62828",
+                "2 3",
+            );
+            let _ = write!(
+                svg,
+                r##"<text x="{LEFT}" y="352">response, first {ms:.0} ms{t50}</text><text x="{LEFT}" y="548">0 ms</text><text x="{RIGHT}" y="548" text-anchor="end">{ms:.0} ms</text>"##,
+                ms = span / 1000.0,
+                t50 = self
+                    .response
+                    .map(|r| format!(
+                        ": t50 {:.0} ms, t90 {:.0} ms",
+                        r.t50.num_microseconds().unwrap_or(0) as f64 / 1000.0,
+                        r.t90.num_microseconds().unwrap_or(0) as f64 / 1000.0
+                    ))
+                    .unwrap_or_default(),
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+/// A padded value range, never empty.
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.01).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+fn axis(svg: &mut String, top: f64, bottom: f64, lo: f64, hi: f64, unit: &str) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        svg,
+        r##"<line x1="70" y1="{top}" x2="70" y2="{bottom}" stroke="#888"/><line x1="70" y1="{bottom}" x2="880" y2="{bottom}" stroke="#888"/><text x="64" y="{ty:.0}" text-anchor="end">{hi:.1}</text><text x="64" y="{bottom}" text-anchor="end">{lo:.1}</text><text x="64" y="{my:.0}" text-anchor="end">{unit}</text>"##,
+        ty = top + 10.0,
+        my = (top + bottom) / 2.0,
+    );
+}
+
+fn line(svg: &mut String, points: impl Iterator<Item = (f64, f64)>, color: &str, dash: &str) {
+    use std::fmt::Write as _;
+    let pts: Vec<String> = points.map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    if pts.len() < 2 {
+        return;
+    }
+    let _ = write!(
+        svg,
+        r##"<polyline fill="none" stroke="{color}" stroke-width="1.6" stroke-dasharray="{dash}" points="{}"/>"##,
+        pts.join(" ")
+    );
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -248,5 +248,45 @@ async fn forty_five_days_with_a_restart_settle_every_later_event_with_the_progra
         ),
         "{d22:?}"
     );
+
+    // The report's outputs: CSV per interval, an SVG chart with the zoomed response
+    // from the stored capture.
+    let r = &later[1];
+    let csv = r.intervals_csv().unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 1 + 24);
+    assert_eq!(
+        rows[0],
+        "interval_start,interval_end,baseline_kw,adjusted_baseline_kw,metered_kw,reduction_kw"
+    );
+    for (row, i) in rows[1..]
+        .iter()
+        .zip(&r.delivery.as_ref().unwrap().intervals)
+    {
+        let cols: Vec<f64> = row.split(',').skip(2).map(|c| c.parse().unwrap()).collect();
+        assert!((cols[1] - i.adjusted_baseline.as_kilowatts()).abs() < 1e-3);
+        assert!((cols[3] - (cols[1] - cols[2])).abs() < 2e-3);
+    }
+    let capture: Vec<gridflex::mv::response::Sample<Power>> = store
+        .capture(r.event_id)
+        .unwrap()
+        .into_iter()
+        .map(|c| gridflex::mv::response::Sample {
+            at: c.at,
+            value: c.power,
+        })
+        .collect();
+    assert!(capture.len() > 10, "the response capture is stored");
+    let stored_meter = store
+        .meter_series(&Channel::Facility, whole, TimeDelta::minutes(5))
+        .unwrap();
+    let svg = r.svg(Some(&stored_meter), &capture);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("caiso-10in10"));
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        5,
+        "metered, baseline, target; capture, target"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
