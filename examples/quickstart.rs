@@ -25,17 +25,17 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gridflex::audit::{AuditEvent, AuditRecord, read_audit_file};
+use gridflex::history::backfill_csv;
 use gridflex::orchestrator::ctrl_c;
 use gridflex::prelude::*;
 use gridflex::program::{Cause, Decision};
-use gridflex::history::backfill_csv;
 use gridflex::report::EventReport;
-use gridflex::store::{HistoryStore, SqliteOptions, SqliteStore};
 use gridflex::signals::{
     AlertKind, AlertLevel, DispatchEvent, DispatchTarget, EventWindow, GridAlert, LeadTime,
     Program, RegulationKind, RegulationSample, RegulationSignal, write_json_lines,
 };
 use gridflex::simulated::{JobPlan, SimulatedFacility};
+use gridflex::store::{HistoryStore, SqliteOptions, SqliteStore};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -271,11 +271,15 @@ fn run() -> Result<(), Error> {
         if !orchestrator.curtailed_jobs().is_empty() {
             return Err(format!("jobs left curtailed: {:?}", orchestrator.curtailed_jobs()).into());
         }
-        Ok::<_, Error>((
-            orchestrator.reports().to_vec(),
-            orchestrator.meter()?,
-            backfilled,
-        ))
+        // The meter held includes the imported history: keep the day for the outputs.
+        let meter = match orchestrator.meter()? {
+            Some(m) => {
+                let the_day = Interval::new(day(), m.end().min(day() + TimeDelta::days(1)))?;
+                Some(m.slice(the_day)?)
+            }
+            None => None,
+        };
+        Ok::<_, Error>((orchestrator.reports().to_vec(), meter, backfilled))
     })?;
     let elapsed = wall.elapsed();
 

@@ -1472,6 +1472,7 @@ mod schema {
                 }),
                 selected_days: Vec::new(),
                 adjustment: None,
+                notified: Some(window.start()),
                 baseline: kw(735.0),
                 actual: kw(599.1),
                 delivered: kw(135.9),

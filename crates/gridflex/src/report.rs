@@ -58,6 +58,10 @@ pub struct Delivery {
     /// The day-of adjustment applied, for day-matching methods.
     #[serde(default)]
     pub adjustment: Option<AppliedAdjustment>,
+    /// When the site was notified (the dispatch's arrival): a day-of adjustment window
+    /// ends before it.
+    #[serde(default)]
+    pub notified: Option<DateTime<Utc>>,
     /// Mean (adjusted) baseline over the event.
     pub baseline: Power,
     /// Mean metered power over the event.
@@ -512,6 +516,7 @@ pub fn settle(input: &SettlementInput<'_>) -> Result<Settled, GridflexError> {
             fallback,
             selected_days: result.selected_days.clone(),
             adjustment: (!unadjusted).then_some(result.adjustment),
+            notified: input.notified,
             baseline,
             actual,
             delivered: reduction.mean_settled,

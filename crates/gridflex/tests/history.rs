@@ -70,13 +70,19 @@ fn dispatch(d: i64) -> (DateTime<Utc>, GridSignal) {
     (issued, signal)
 }
 
-fn orchestrator(f: &SimulatedFacility, store: Arc<dyn HistoryStore>) -> Orchestrator<TokioClock> {
+/// An orchestrator on `clock` (one clock for the whole test: a clock made after the
+/// downtime would start from the simulator's last reading and hide the gap).
+fn orchestrator(
+    f: &SimulatedFacility,
+    clock: &TokioClock,
+    store: Arc<dyn HistoryStore>,
+) -> Orchestrator<TokioClock> {
     let mut rules = ProgramRules::new(Market::Caiso, kw(5.0));
     rules.dispatch = Some(DispatchRule::new(vec![Program::CaisoPdr]));
     let mut options = OrchestratorOptions::default();
     // A coarse sweep keeps 45 days fast in a debug build; the meter keeps its 5 minutes.
     options.telemetry_step = TimeDelta::seconds(60);
-    f.orchestrator(f.clock())
+    f.orchestrator(clock.clone())
         .facility(FacilityModel::new(kw(0.5), 1.2).unwrap())
         .rules(rules)
         .options(options)
@@ -141,7 +147,7 @@ async fn forty_five_days_with_a_restart_settle_every_later_event_with_the_progra
     {
         let store: Arc<dyn HistoryStore> =
             Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-        let mut o = orchestrator(&f, store);
+        let mut o = orchestrator(&f, &clock, store);
         run_until(&mut o, &clock, before, restart).await;
         let reports = o.reports().to_vec();
         assert_eq!(reports.len(), 3, "{reports:#?}");
@@ -162,7 +168,7 @@ async fn forty_five_days_with_a_restart_settle_every_later_event_with_the_progra
     tokio::time::sleep(Duration::from_secs(20 * 60)).await;
 
     let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-    let mut o = orchestrator(&f, store.clone());
+    let mut o = orchestrator(&f, &clock, store.clone());
     run_until(&mut o, &clock, after, end).await;
     drop(o);
     let reports: Vec<EventReport> = (1..=6)
@@ -208,8 +214,10 @@ async fn forty_five_days_with_a_restart_settle_every_later_event_with_the_progra
         )
         .unwrap();
         assert_eq!(event.duration(), TimeDelta::hours(2));
+        // Settled from the dispatch's arrival, two hours before its window.
+        assert_eq!(d.notified, Some(event.start() - TimeDelta::hours(2)));
         let expected = baseline
-            .compute_notified(&meter, &calendar, event, Some(r.window.start()))
+            .compute_notified(&meter, &calendar, event, d.notified)
             .unwrap();
         assert_eq!(d.selected_days, expected.selected_days);
         assert_eq!(d.selected_days.len(), 10);
@@ -235,7 +243,7 @@ async fn forty_five_days_with_a_restart_settle_every_later_event_with_the_progra
             &meter,
             &calendar,
             Interval::new(event.start(), event.start() + TimeDelta::hours(2)).unwrap(),
-            Some(later[0].window.start()),
+            first_later.notified,
         )
         .unwrap();
     let d22 = expected.days.iter().find(|d| d.date == day22).unwrap();

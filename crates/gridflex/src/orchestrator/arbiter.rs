@@ -7,6 +7,9 @@ pub(super) struct Active {
     pub(super) id: u64,
     pub(super) curtailment: Curtailment,
     pub(super) started: DateTime<Utc>,
+    /// When the site was told of it (the signal's arrival; earlier than `started`
+    /// for a dispatch with a lead time).
+    pub(super) notified: DateTime<Utc>,
     pub(super) market: Market,
     pub(super) zone: MarketZone,
     pub(super) plan: Arc<Plan>,
@@ -140,6 +143,7 @@ impl<C: Clock> Orchestrator<C> {
                 id,
                 curtailment: c.clone(),
                 started: now,
+                notified: self.notice.take().map_or(now, |t| t.min(now)),
                 market,
                 zone: market.zone(),
                 plan: plan.clone(),

@@ -256,6 +256,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             active: None,
             tasks: Schedule::default(),
             meter,
+            notice: None,
             history,
             event_windows,
             next_sweep: None,

@@ -131,7 +131,7 @@ impl<C: Clock> Orchestrator<C> {
             shortfall: a.plan.shortfall,
             zone: a.zone,
             event_window: a.curtailment.window,
-            notified: a.started,
+            notified: a.notified,
             settlement: self
                 .engine
                 .rules()

@@ -112,6 +112,8 @@ pub struct Orchestrator<C> {
     active: Option<Active>,
     tasks: Schedule,
     meter: MeterRecorder,
+    /// The notification time of the obligation being admitted from the schedule.
+    notice: Option<DateTime<Utc>>,
     /// The history store's writer, when a store was given.
     history: Option<StoreWriter>,
     /// Windows of earlier events (not regulation) within the meter held: their days

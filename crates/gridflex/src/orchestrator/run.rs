@@ -177,7 +177,7 @@ impl<C: Clock> Orchestrator<C> {
 
     pub(super) async fn run_task(&mut self, task: Task) {
         match task {
-            Task::Start(c, market) => {
+            Task::Start(c, market, notified) => {
                 let now = self.clock.now();
                 if c.window.end() <= now {
                     return;
@@ -187,8 +187,11 @@ impl<C: Clock> Orchestrator<C> {
                         .unwrap_or(c.window),
                     ..c
                 };
-                if let Handled::Actuated { commands, .. } = self.admit(c, market, None, None).await
-                {
+                // The event settles from when the site was told, not when it began.
+                self.notice = Some(notified);
+                let handled = self.admit(c, market, None, None).await;
+                self.notice = None;
+                if let Handled::Actuated { commands, .. } = handled {
                     self.counts.commands += commands;
                 }
             }
