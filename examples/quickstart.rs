@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gridflex::audit::{AuditEvent, AuditRecord, read_audit_file};
 use gridflex::history::backfill_csv;
+use gridflex::mv::baseline::AdjustmentValue;
 use gridflex::orchestrator::ctrl_c;
 use gridflex::prelude::*;
 use gridflex::program::{Cause, Decision};
@@ -229,12 +230,16 @@ fn run() -> Result<(), Error> {
         let clock = facility.clock();
         // The utility's interval data for the 30 days before, at the facility's own
         // uncurtailed level, imported as the history baselines are computed from.
+        // A minute for the simulated jobs to reach their running draw, then one reading.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let _ = clock.now();
         let mut it = Power::ZERO;
         for gpu in facility.fleet().iter() {
             let t = gpu.telemetry().await?;
             it += t.power_average.or(t.power_instant).unwrap_or(Power::ZERO);
         }
         let level = facility_model.facility_power(it);
+        println!("facility draw before the day: {:.0}", level);
         let csv = utility_history(level);
         std::fs::write(out.join("utility_history.csv"), &csv)?;
         let backfilled = backfill_csv(&*store, &csv)?;
@@ -460,8 +465,12 @@ fn print_report(r: &EventReport) {
                 d.selected_days.len(),
                 oldest,
                 newest,
-                d.adjustment
-                    .map_or(String::new(), |a| format!(", adjustment {:?}", a.value))
+                d.adjustment.map_or(String::new(), |a| match a.value {
+                    AdjustmentValue::Factor(f) => format!(", adjustment x{f:.3}"),
+                    AdjustmentValue::Offset(p) =>
+                        format!(", adjustment {:+.1} kW", p.as_kilowatts()),
+                    _ => ", no adjustment".into(),
+                })
             );
         }
         if let Some(f) = &d.fallback {
