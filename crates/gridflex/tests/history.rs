@@ -17,7 +17,7 @@ use gridflex::program::Settlement;
 use gridflex::report::settlement_calendar;
 use gridflex::signals::{DispatchEvent, DispatchTarget, EventWindow, Program, SignalError};
 use gridflex::simulated::{JobPlan, SimulatedFacility};
-use gridflex::store::{Channel, HistoryStore, SqliteOptions, SqliteStore};
+use gridflex::store::{Channel, DetailKind, HistoryStore, SqliteOptions, SqliteStore};
 
 fn kw(v: f64) -> Power {
     Power::kilowatts(v).unwrap()
@@ -256,6 +256,18 @@ async fn forty_five_days_with_a_restart_settle_every_later_event_with_the_progra
         ),
         "{d22:?}"
     );
+
+    // Each event's decision, plan and outcome are in the store, as audit JSON.
+    for r in later {
+        let details = store.details(r.event_id).unwrap();
+        let kinds: Vec<DetailKind> = details.iter().map(|d| d.kind).collect();
+        for kind in [DetailKind::Signal, DetailKind::Plan, DetailKind::Outcome] {
+            assert!(kinds.contains(&kind), "event {}: {kinds:?}", r.event_id);
+        }
+        for d in &details {
+            let _: serde_json::Value = serde_json::from_str(&d.json).unwrap();
+        }
+    }
 
     // The report's outputs: CSV per interval, an SVG chart with the zoomed response
     // from the stored capture.

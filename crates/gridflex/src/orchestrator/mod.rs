@@ -293,6 +293,25 @@ impl<C: Clock> Orchestrator<C> {
         }
     }
 
+    /// Files the decision that started a scheduled event under the event's id.
+    fn store_decision(&mut self, event_id: u64, at: DateTime<Utc>, c: Curtailment) {
+        let event = AuditEvent::Decision {
+            event_id: Some(event_id),
+            decision: Decision::Curtail(c),
+        };
+        match serde_json::to_string(&event) {
+            Ok(json) => self.store(Record::Detail(EventDetail {
+                event_id,
+                at,
+                kind: DetailKind::Signal,
+                json,
+            })),
+            Err(e) => self.log(AuditEvent::HistoryFailed {
+                error: format!("cannot encode the decision of event {event_id}: {e}"),
+            }),
+        }
+    }
+
     /// Hands a record to the history writer, if there is one, without waiting; a
     /// refusal (queue full, writer gone) is logged.
     fn store(&mut self, record: Record) {

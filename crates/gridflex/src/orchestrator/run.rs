@@ -189,10 +189,16 @@ impl<C: Clock> Orchestrator<C> {
                 };
                 // The event settles from when the site was told, not when it began.
                 self.notice = Some(notified);
+                let decided = self.history.is_some().then(|| c.clone());
                 let handled = self.admit(c, market, None, None).await;
                 self.notice = None;
-                if let Handled::Actuated { commands, .. } = handled {
+                if let Handled::Actuated { commands, event_id } = handled {
                     self.counts.commands += commands;
+                    // The audit logged this decision when the signal came, before the
+                    // event had an id; the history files it under its event.
+                    if let Some(c) = decided {
+                        self.store_decision(event_id, notified, c);
+                    }
                 }
             }
             Task::Step {
