@@ -310,3 +310,126 @@ async fn forty_five_days_with_a_restart_settle_every_later_event_with_the_progra
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A store whose writes block until released: a stalled disk.
+struct Stalled {
+    gate: std::sync::Mutex<()>,
+    inner: gridflex::store::MemoryStore,
+}
+
+impl HistoryStore for Stalled {
+    fn write(&self, r: &[gridflex::store::Record]) -> Result<(), gridflex::store::StoreError> {
+        drop(self.gate.lock().unwrap());
+        self.inner.write(r)
+    }
+    fn meter(
+        &self,
+        c: &Channel,
+        r: Interval,
+    ) -> Result<Vec<gridflex::store::MeterReading>, gridflex::store::StoreError> {
+        self.inner.meter(c, r)
+    }
+    fn meter_end(&self, c: &Channel) -> Result<Option<DateTime<Utc>>, gridflex::store::StoreError> {
+        self.inner.meter_end(c)
+    }
+    fn events(
+        &self,
+        r: Interval,
+    ) -> Result<Vec<gridflex::store::EventSpan>, gridflex::store::StoreError> {
+        self.inner.events(r)
+    }
+    fn details(
+        &self,
+        id: u64,
+    ) -> Result<Vec<gridflex::store::EventDetail>, gridflex::store::StoreError> {
+        self.inner.details(id)
+    }
+    fn capture(
+        &self,
+        id: u64,
+    ) -> Result<Vec<gridflex::store::CaptureSample>, gridflex::store::StoreError> {
+        self.inner.capture(id)
+    }
+    fn report(
+        &self,
+        id: u64,
+    ) -> Result<Option<gridflex::store::StoredReport>, gridflex::store::StoreError> {
+        self.inner.report(id)
+    }
+    fn last_event_id(&self) -> Result<Option<u64>, gridflex::store::StoreError> {
+        self.inner.last_event_id()
+    }
+    fn prune(
+        &self,
+        now: DateTime<Utc>,
+        r: &gridflex::store::Retention,
+    ) -> Result<gridflex::store::Pruned, gridflex::store::StoreError> {
+        self.inner.prune(now, r)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_store_never_stops_the_orchestrator_and_every_dropped_record_is_audited() {
+    let f = SimulatedFacility::build(
+        start(),
+        &[JobPlan::new(
+            "serve",
+            2,
+            JobClass::Critical { floor: 0.5 },
+            WorkloadKind::Inference,
+        )],
+    )
+    .unwrap();
+    let clock = f.clock();
+    let store = Arc::new(Stalled {
+        gate: std::sync::Mutex::new(()),
+        inner: gridflex::store::MemoryStore::default(),
+    });
+    let gate = store.gate.lock().unwrap();
+    let mut rules = ProgramRules::new(Market::Caiso, kw(5.0));
+    rules.dispatch = Some(DispatchRule::new(vec![Program::CaisoPdr]));
+    let mut options = OrchestratorOptions::default();
+    options.telemetry_step = TimeDelta::seconds(60);
+    options.history.writer.queue = 2;
+    let (audit, memory) = AuditLog::memory();
+    let mut o = f
+        .orchestrator(clock.clone())
+        .facility(FacilityModel::new(kw(0.5), 1.2).unwrap())
+        .rules(rules)
+        .options(options)
+        .audit(audit)
+        .history(store.clone())
+        .build()
+        .unwrap();
+    // 18 hours with one event (14:00-16:00 local), while the store accepts nothing
+    // until the 17th hour.
+    let items = vec![dispatch(0)];
+    let stop = {
+        let clock = clock.clone();
+        async move { clock.sleep_until(start() + TimeDelta::hours(18)).await }
+    };
+    let source = Script {
+        items: items.into(),
+        clock: clock.clone(),
+    };
+    // Release the disk just before the end, so shutdown's flush can finish.
+    let release = {
+        let clock = clock.clone();
+        async move {
+            clock.sleep_until(start() + TimeDelta::hours(17)).await;
+            drop(gate);
+        }
+    };
+    let (summary, ()) = tokio::join!(o.run(source, stop), release);
+    summary.unwrap();
+    assert_eq!(o.reports().len(), 1, "the event was reported from memory");
+    assert!(o.reports()[0].delivery.is_some());
+    o.flush_audit().unwrap();
+    let failed = memory
+        .records()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r.event, AuditEvent::HistoryFailed { .. }))
+        .count();
+    assert!(failed > 100, "each refused record is audited: {failed}");
+}
