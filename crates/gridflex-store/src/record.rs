@@ -57,6 +57,8 @@ pub enum Source {
     Backfill,
 }
 
+// The stored names are used by the SQLite store only.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 impl Source {
     pub(crate) const fn key(self) -> &'static str {
         match self {
@@ -113,6 +115,7 @@ pub enum DetailKind {
     Outcome,
 }
 
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 impl DetailKind {
     pub(crate) const fn key(self) -> &'static str {
         match self {
@@ -304,6 +307,7 @@ pub(crate) fn to_ns(at: DateTime<Utc>) -> Result<i64, StoreError> {
         .ok_or(StoreError::OutOfRange { at })
 }
 
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn from_ns(ns: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(ns)
 }

@@ -1,5 +1,6 @@
 //! The SQLite and memory stores behave alike: every record kind round-trips, replaces
 //! replace, retention prunes, and the writer commits in order and refuses when full.
+#![cfg(feature = "sqlite")]
 
 use std::sync::Arc;
 

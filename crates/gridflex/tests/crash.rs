@@ -4,6 +4,7 @@
 //! The test runs this test executable again as a child (`crash_child`, switched on by
 //! an environment variable): the child appends audit records and store rows, flushes
 //! both, prints `written K` after each flush, and goes on until it is killed.
+#![cfg(feature = "sqlite")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

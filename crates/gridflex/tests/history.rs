@@ -2,6 +2,7 @@
 //! after the restart settles with the program's baseline on the stored meter, with the
 //! numbers `gridflex-mv` gives on the same data, and event days and holidays are left
 //! out of the baseline days.
+#![cfg(feature = "sqlite")]
 
 use std::collections::VecDeque;
 use std::sync::Arc;
