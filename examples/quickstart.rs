@@ -10,8 +10,14 @@
 //! dispatch with its 30-minute lead time, a CAISO real-time price spike answered within
 //! 20 ms, and a CAISO EEA 2 alert. The facility is 128 nodes of 8 simulated H100s
 //! (calibrated on a real H100): critical inference, flexible training and deferrable
-//! batch jobs. Outputs: a timeline and per-event M&V on stdout, the signals as JSON
-//! lines, the audit log, and an SVG chart of facility power against baseline and target.
+//! batch jobs. Before the day, the site's own meter history (30 days of 15-minute
+//! utility data, generated here at the facility's level with a daily shape) is imported
+//! into a SQLite history store, so every event settles with its program's baseline:
+//! CAISO 10-in-10 with its load-point adjustment, PJM's CBL with its Symmetric Additive
+//! Adjustment. Outputs: a timeline and per-event M&V on stdout (method, baseline days,
+//! adjustment), the signals as JSON lines, the audit log, the history store, an SVG chart
+//! of facility power against baseline and target, and per event a CSV of its intervals
+//! and an SVG of its settlement with the response zoomed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gridflex::audit::{AuditEvent, AuditRecord, read_audit_file};
+use gridflex::history::backfill_csv;
 use gridflex::orchestrator::ctrl_c;
 use gridflex::prelude::*;
 use gridflex::program::{Cause, Decision};
@@ -28,6 +35,7 @@ use gridflex::signals::{
     Program, RegulationKind, RegulationSample, RegulationSignal, write_json_lines,
 };
 use gridflex::simulated::{JobPlan, SimulatedFacility};
+use gridflex::store::{HistoryStore, SqliteOptions, SqliteStore};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -208,19 +216,43 @@ fn run() -> Result<(), Error> {
     let wall = Instant::now();
     let audit_path = out.join("audit.jsonl");
     let _ = std::fs::remove_file(&audit_path);
-    let (reports, meter) = runtime.block_on(async {
+    let history_path = out.join("history.db");
+    for f in ["history.db", "history.db-wal", "history.db-shm"] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+    let store = std::sync::Arc::new(SqliteStore::open(&history_path, SqliteOptions::default())?);
+    let facility_model = FacilityModel::new(power!(60 kW), 1.25)?;
+    let (reports, meter, backfilled) = runtime.block_on(async {
         let facility = SimulatedFacility::build(day(), &jobs())?;
         let clock = facility.clock();
+        // The utility's interval data for the 30 days before, at the facility's own
+        // uncurtailed level, imported as the history baselines are computed from.
+        // A minute for the simulated jobs to reach their running draw, then one reading.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let _ = clock.now();
+        let mut it = Power::ZERO;
+        for gpu in facility.fleet().iter() {
+            let t = gpu.telemetry().await?;
+            it += t.power_average.or(t.power_instant).unwrap_or(Power::ZERO);
+        }
+        let level = facility_model
+            .facility_power(it)
+            .ok_or_else(|| std::io::Error::other("facility power out of range"))?;
+        println!("facility draw before the day: {:.0}", level);
+        let csv = utility_history(level);
+        std::fs::write(out.join("utility_history.csv"), &csv)?;
+        let backfilled = backfill_csv(&*store, &csv)?;
         let mut options = OrchestratorOptions::default();
         options.telemetry_step = TimeDelta::seconds(30);
         options.meter_step = TimeDelta::minutes(1);
         options.regulation_prices = Some((price!(25 per MWh), price!(4 per MWh), 2.9));
         let mut orchestrator = facility
             .orchestrator(clock.clone())
-            .facility(FacilityModel::new(power!(60 kW), 1.25)?)
+            .facility(facility_model)
             .rules(rules(&node)?)
             .options(options)
             .audit(AuditLog::append_to_file(&audit_path)?)
+            .history(store.clone())
             .build()?;
         // The replay ends after the last signal; the day (and its metering) goes on
         // until midnight, when `stop` ends the run.
@@ -239,14 +271,26 @@ fn run() -> Result<(), Error> {
         if !orchestrator.curtailed_jobs().is_empty() {
             return Err(format!("jobs left curtailed: {:?}", orchestrator.curtailed_jobs()).into());
         }
-        Ok::<_, Error>((orchestrator.reports().to_vec(), orchestrator.meter()?))
+        // The meter held includes the imported history: keep the day for the outputs.
+        let meter = match orchestrator.meter()? {
+            Some(m) => {
+                let the_day = Interval::new(day(), m.end().min(day() + TimeDelta::days(1)))?;
+                Some(m.slice(the_day)?)
+            }
+            None => None,
+        };
+        Ok::<_, Error>((orchestrator.reports().to_vec(), meter, backfilled))
     })?;
     let elapsed = wall.elapsed();
 
     let records = read_audit_file(&audit_path)?.into_complete()?;
     println!(
-        "gridflex quickstart: 1,024 simulated H100s (128 nodes) through 2025-08-14 in {:.1} s of wall time\n",
+        "gridflex quickstart: 1,024 simulated H100s (128 nodes) through 2025-08-14 in {:.1} s of wall time",
         elapsed.as_secs_f64()
+    );
+    println!(
+        "history: {backfilled} intervals of utility meter data imported into {}\n",
+        history_path.display()
     );
     print_timeline(&records);
     println!();
@@ -255,14 +299,34 @@ fn run() -> Result<(), Error> {
     }
     let svg = out.join("facility.svg");
     let meter_csv = out.join("meter.csv");
-    if let Some(meter) = meter {
-        chart(&svg, &meter, &reports)?;
-        write_meter_csv(&meter_csv, &meter)?;
+    if let Some(meter) = &meter {
+        chart(&svg, meter, &reports)?;
+        write_meter_csv(&meter_csv, meter)?;
+    }
+    // Per event: its settlement per interval (CSV) and its chart (SVG), the response
+    // zoomed from the capture kept in the history store.
+    for r in &reports {
+        if let Some(csv) = r.intervals_csv() {
+            std::fs::write(out.join(format!("event-{}.csv", r.event_id)), csv)?;
+            let capture: Vec<_> = store
+                .capture(r.event_id)?
+                .into_iter()
+                .map(|c| gridflex::mv::response::Sample {
+                    at: c.at,
+                    value: c.power,
+                })
+                .collect();
+            std::fs::write(
+                out.join(format!("event-{}.svg", r.event_id)),
+                r.svg(meter.as_ref(), &capture),
+            )?;
+        }
     }
     println!(
-        "\nwrote {} ({} records), {}, {} and {}",
+        "\nwrote {} ({} records), {}, {}, {}, {} and event-N.csv/.svg per event",
         audit_path.display(),
         records.len(),
+        history_path.display(),
         svg.display(),
         meter_csv.display(),
         out.join("signals.jsonl").display()
@@ -372,6 +436,28 @@ fn print_report(r: &EventReport) {
     println!("{r}");
 }
 
+/// 30 days of 15-minute utility interval data ending at the day's start, as the `mv`
+/// tool reads it: the facility's level with a small daily cycle (peaking at 15:00 UTC)
+/// and a deterministic ripple.
+fn utility_history(level: Power) -> String {
+    use std::fmt::Write as _;
+    let mut csv = String::from("interval_start,kw\n");
+    let first = day() - TimeDelta::days(30);
+    for k in 0..30 * 96 {
+        let t = first + TimeDelta::minutes(15 * k);
+        let hour = gridflex::core::units::seconds_f64(t - first) / 3600.0;
+        let shape = 0.015 * ((hour - 15.0) / 24.0 * std::f64::consts::TAU).cos();
+        let ripple = 0.004 * ((k * 7919 % 101) as f64 / 50.0 - 1.0);
+        let _ = writeln!(
+            csv,
+            "{},{:.3}",
+            t.to_rfc3339(),
+            level.as_kilowatts() * (1.0 + shape + ripple)
+        );
+    }
+    csv
+}
+
 /// The recorded facility meter as `interval_start,kw` (the `mv` example's input).
 fn write_meter_csv(path: &std::path::Path, meter: &IntervalSeries<Power>) -> Result<(), Error> {
     use std::io::Write;
@@ -442,7 +528,7 @@ fn chart(
                 GREEN.stroke_width(2),
             ))?;
             if !baseline_labelled {
-                s.label("baseline (MBMA)")
+                s.label("baseline (each event's program method)")
                     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
                 baseline_labelled = true;
             }

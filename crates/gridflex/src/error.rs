@@ -71,6 +71,9 @@ pub enum GridflexError {
     /// From gridflex-mv.
     #[error(transparent)]
     Mv(#[from] MvError),
+    /// From the history store.
+    #[error(transparent)]
+    Store(#[from] gridflex_store::StoreError),
 }
 
 impl GridflexError {

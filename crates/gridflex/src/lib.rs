@@ -71,6 +71,7 @@
 pub mod audit;
 pub mod clock;
 mod error;
+pub mod history;
 pub mod inventory;
 pub mod metrics;
 #[cfg(feature = "openadr")]
@@ -97,6 +98,7 @@ pub use gridflex_signals as signals;
 /// Slurm as the workload engine (feature `slurm`): the `gridflex-slurm` crate.
 #[cfg(feature = "slurm")]
 pub use gridflex_slurm as slurm;
+pub use gridflex_store as store;
 pub use orchestrator::{
     Handled, Orchestrator, OrchestratorBuilder, OrchestratorOptions, RunSummary,
 };

@@ -40,6 +40,9 @@ use gridflex_signals::{
 };
 use serde::{Deserialize, Serialize};
 
+use gridflex_mv::baseline::Method;
+use gridflex_mv::{Baseline, GapPolicy};
+
 use crate::GridflexError;
 
 /// Curtail to a facility cap while the LMP at one node and market run is high.
@@ -63,6 +66,10 @@ pub struct PriceRule {
     /// How fast the cap must be reached (default 5 seconds).
     #[serde(rename = "response_time_s", with = "gridflex_core::duration_s::delta")]
     pub response_time: TimeDelta,
+    /// How its events settle (default `None`: the market's, see
+    /// [`Settlement::for_market`]).
+    #[serde(default)]
+    pub settlement: Option<Settlement>,
 }
 
 impl PriceRule {
@@ -76,6 +83,7 @@ impl PriceRule {
             min_hold: TimeDelta::minutes(15),
             facility_cap,
             response_time: TimeDelta::seconds(5),
+            settlement: None,
         }
     }
 }
@@ -87,12 +95,19 @@ pub struct DispatchRule {
     /// The programs the site is enrolled in. A PJM load-management program matches
     /// whatever its lead time; a custom program matches by name and market.
     pub programs: Vec<Program>,
+    /// How dispatched events settle, for every program (default `None`: each
+    /// program's own, see [`Settlement::for_program`]).
+    #[serde(default)]
+    pub settlement: Option<Settlement>,
 }
 
 impl DispatchRule {
-    /// Enrols the site in these programs.
+    /// Enrols the site in these programs, each settled by its default method.
     pub fn new(programs: Vec<Program>) -> Self {
-        Self { programs }
+        Self {
+            programs,
+            settlement: None,
+        }
     }
 }
 
@@ -106,6 +121,10 @@ pub struct EmergencyRule {
     /// How fast the cap must be reached (default 60 seconds).
     #[serde(rename = "response_time_s", with = "gridflex_core::duration_s::delta")]
     pub response_time: TimeDelta,
+    /// How alert events settle (default `None`: the market's, see
+    /// [`Settlement::for_market`]).
+    #[serde(default)]
+    pub settlement: Option<Settlement>,
 }
 
 impl EmergencyRule {
@@ -114,6 +133,73 @@ impl EmergencyRule {
         Self {
             caps,
             response_time: TimeDelta::seconds(60),
+            settlement: None,
+        }
+    }
+}
+
+/// How a program's events are settled: the baseline method and all its parameters
+/// (day pools, counts, lookback, adjustment, gap policy), as `gridflex-mv` defines them.
+///
+/// Every event report computes the delivered reduction with it on the stored meter
+/// history. When the history is too short for it (a new site, or a gap), the report
+/// falls back to MBMA and says so ([`crate::report::Fallback`]).
+///
+/// The defaults ([`Settlement::for_program`], [`Settlement::for_market`]) take the
+/// market's rule with one change: a candidate day with a meter gap (for example the
+/// minutes of a restart) is skipped and replaced by the next older like day
+/// ([`GapPolicy::SkipDay`]) instead of failing the whole baseline.
+///
+/// ```
+/// use gridflex::mv::baseline::Method;
+/// use gridflex::program::Settlement;
+/// use gridflex::signals::{LeadTime, Market, Program};
+///
+/// assert_eq!(Settlement::for_market(Market::Caiso).method(), Method::Caiso10in10);
+/// let lm = Program::PjmEmergencyLoadManagement { lead_time: LeadTime::Minutes30 };
+/// assert_eq!(Settlement::for_program(&lm).method(), Method::PjmCbl);
+/// assert_eq!(Settlement::for_program(&Program::PjmSynchronizedReserve).method(), Method::Mbma);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// The baseline method with its parameters.
+    pub baseline: Baseline,
+}
+
+impl Settlement {
+    /// The named method's market-default parameters, with gap days skipped.
+    pub fn of(method: Method) -> Self {
+        let mut baseline = method.baseline();
+        baseline.gap_policy = GapPolicy::SkipDay;
+        Self { baseline }
+    }
+
+    /// The method.
+    pub const fn method(&self) -> Method {
+        self.baseline.method
+    }
+
+    /// A market's default for curtailments not tied to a program (price-responsive
+    /// curtailment, emergency alerts): CAISO 10-in-10 with its load-point adjustment
+    /// (the PDR/RDRR status quo, markets.md §a), PJM's CBL with the Symmetric Additive
+    /// Adjustment (economic DR, markets.md §b).
+    pub fn for_market(market: Market) -> Self {
+        match market {
+            Market::Caiso => Self::of(Method::Caiso10in10),
+            Market::Pjm => Self::of(Method::PjmCbl),
+            // A market gridflex has no day-matching rule for: the meter either side.
+            _ => Self::of(Method::Mbma),
+        }
+    }
+
+    /// A program's default: CAISO PDR and RDRR 10-in-10 with adjustment; PJM load
+    /// management and economic DR the CBL with SAA; PJM synchronized reserve MBMA (the
+    /// load just before the event against each event interval, on 1-minute metering,
+    /// markets.md §b); a custom program its market's default.
+    pub fn for_program(program: &Program) -> Self {
+        match program {
+            Program::PjmSynchronizedReserve => Self::of(Method::Mbma),
+            p => Self::for_market(p.market()),
         }
     }
 }
@@ -255,6 +341,33 @@ impl ProgramRules {
     pub fn with_regulation(mut self, rule: RegulationRule) -> Self {
         self.regulation = Some(rule);
         self
+    }
+
+    /// How an event of this cause settles: the rule's own [`Settlement`] if set, else
+    /// the program's or market's default. `None` for regulation (scored, not
+    /// baselined).
+    pub fn settlement_for(&self, cause: &Cause, market: Market) -> Option<Settlement> {
+        match cause {
+            Cause::Regulation => None,
+            Cause::Price { .. } => Some(
+                self.price
+                    .as_ref()
+                    .and_then(|p| p.settlement)
+                    .unwrap_or_else(|| Settlement::for_market(market)),
+            ),
+            Cause::Dispatch { program, .. } => Some(
+                self.dispatch
+                    .as_ref()
+                    .and_then(|d| d.settlement)
+                    .unwrap_or_else(|| Settlement::for_program(program)),
+            ),
+            Cause::Alert { .. } => Some(
+                self.emergency
+                    .as_ref()
+                    .and_then(|e| e.settlement)
+                    .unwrap_or_else(|| Settlement::for_market(market)),
+            ),
+        }
     }
 
     /// Checks every setting, naming the first bad one.

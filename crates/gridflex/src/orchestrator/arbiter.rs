@@ -7,6 +7,9 @@ pub(super) struct Active {
     pub(super) id: u64,
     pub(super) curtailment: Curtailment,
     pub(super) started: DateTime<Utc>,
+    /// When the site was told of it (the signal's arrival; earlier than `started`
+    /// for a dispatch with a lead time).
+    pub(super) notified: DateTime<Utc>,
     pub(super) market: Market,
     pub(super) zone: MarketZone,
     pub(super) plan: Arc<Plan>,
@@ -149,6 +152,7 @@ impl<C: Clock> Orchestrator<C> {
                 id,
                 curtailment: c.clone(),
                 started: now,
+                notified: self.notice.take().map_or(now, |t| t.min(now)),
                 market,
                 zone: market.zone(),
                 plan: plan.clone(),
@@ -164,6 +168,7 @@ impl<C: Clock> Orchestrator<C> {
             if let Some(m) = &self.metrics {
                 m.event_started(&c.cause);
             }
+            self.store(history::span(id, c.window, &c.cause));
             if !matches!(c.cause, Cause::Regulation) {
                 self.begin_capture(id, now).await;
             }

@@ -54,6 +54,11 @@ pub struct OrchestratorOptions {
     /// live handle's report subscribers; this bounds memory in a long-running service.
     #[serde(default = "default_keep_reports")]
     pub keep_reports: usize,
+    /// How the history store is used, when one is given (meter days held in memory,
+    /// writer queue and retention). Without a store the meter held in memory is bounded
+    /// by the same `meter_days`.
+    #[serde(default)]
+    pub history: HistoryOptions,
     /// Who is curtailed first (default [`Priority::ClassOrder`]: deferrable work, then
     /// flexible, then critical; by weight within a class).
     #[serde(default)]
@@ -148,6 +153,7 @@ impl Default for OrchestratorOptions {
             restore_grace: default_restore_grace(),
             keep_reports: default_keep_reports(),
             priority: Priority::default(),
+            history: HistoryOptions::default(),
         }
     }
 }
@@ -160,6 +166,7 @@ pub struct OrchestratorBuilder<C> {
     pub(super) facility: Option<FacilityModel>,
     pub(super) rules: Option<ProgramRules>,
     pub(super) audit: Option<AuditLog>,
+    pub(super) history: Option<Arc<dyn HistoryStore>>,
     pub(super) options: OrchestratorOptions,
     pub(super) metrics: Option<Metrics>,
 }
@@ -205,6 +212,13 @@ impl<C: Clock> OrchestratorBuilder<C> {
     /// [`crate::metrics`] for registering them in a Prometheus registry.
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Where the history goes and comes from (default: none, and every event is
+    /// settled on what this run recorded). See [`crate::history`].
+    pub fn history(mut self, store: Arc<dyn HistoryStore>) -> Self {
+        self.history = Some(store);
         self
     }
 
@@ -273,6 +287,31 @@ impl<C: Clock> OrchestratorBuilder<C> {
         let ramp = RampRate::per_second(rules.restore_ramp_per_s)?;
         let meter_step = self.options.meter_step;
         let keep_reports = self.options.keep_reports.max(1);
+        let step_s = meter_step.num_seconds().max(1);
+        let keep_intervals =
+            usize::try_from(i64::from(self.options.history.meter_days.max(1)) * 86_400 / step_s)
+                .unwrap_or(usize::MAX);
+        let mut meter = MeterRecorder::new(meter_step, keep_intervals);
+        let (history, event_windows, next_event) = match self.history {
+            Some(store) => {
+                let loaded = history::load(
+                    &*store,
+                    self.clock.now(),
+                    meter_step,
+                    self.options.history.meter_days,
+                )?;
+                if let Some(m) = &loaded.meter {
+                    meter.seed(m);
+                }
+                let writer = history::writer(store, &self.options.history)?;
+                (
+                    Some(writer),
+                    loaded.event_windows,
+                    loaded.last_event_id.unwrap_or(0),
+                )
+            }
+            None => (None, Vec::new(), 0),
+        };
         Ok(Orchestrator {
             clock: self.clock,
             engine: ProgramEngine::new(rules)?,
@@ -290,7 +329,10 @@ impl<C: Clock> OrchestratorBuilder<C> {
             facility_power: None,
             active: None,
             tasks: Schedule::default(),
-            meter: MeterRecorder::new(meter_step),
+            meter,
+            notice: None,
+            history,
+            event_windows,
             next_sweep: None,
             capture: None,
             reports: Vec::new(),
@@ -302,7 +344,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             waiting: Vec::new(),
             job_index,
             job_max,
-            next_event: 0,
+            next_event,
             counts: RunSummary::default(),
             intake_after: None,
             batch: Vec::new(),

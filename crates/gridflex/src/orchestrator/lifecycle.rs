@@ -72,6 +72,27 @@ impl<C: Clock> Orchestrator<C> {
         );
         let at = ceil_to(end, step) + self.options.telemetry_step;
         self.schedule(at, Task::Report { event_id: id });
+        let window = active.curtailment.window;
+        self.store(history::span(id, window, &active.curtailment.cause));
+        if !capture.is_empty() {
+            self.store(Record::Capture {
+                event_id: id,
+                samples: capture
+                    .iter()
+                    .map(|s| gridflex_store::CaptureSample {
+                        at: s.at,
+                        power: s.value,
+                    })
+                    .collect(),
+            });
+        }
+        if !matches!(active.curtailment.cause, Cause::Regulation) {
+            self.event_windows.push(window);
+            // Only windows within the meter held can exclude a baseline day.
+            let horizon = self.clock.now()
+                - TimeDelta::days(i64::from(self.options.history.meter_days.max(1)));
+            self.event_windows.retain(|w| w.end() > horizon);
+        }
         self.ended.push(Ended { active, capture });
     }
 
@@ -114,6 +135,13 @@ impl<C: Clock> Orchestrator<C> {
             predicted: a.plan.predicted_power,
             shortfall: a.plan.shortfall,
             zone: a.zone,
+            event_window: a.curtailment.window,
+            notified: a.notified,
+            settlement: self
+                .engine
+                .rules()
+                .settlement_for(&a.curtailment.cause, a.market),
+            event_windows: &self.event_windows,
             meter,
             capture: &ended.capture,
             prices: &a.prices,
@@ -123,6 +151,16 @@ impl<C: Clock> Orchestrator<C> {
             event_id,
             report: Box::new(report.clone()),
         });
+        match serde_json::to_string(&report) {
+            Ok(json) => self.store(Record::Report(gridflex_store::StoredReport {
+                event_id,
+                at: self.clock.now(),
+                json,
+            })),
+            Err(e) => self.log(AuditEvent::HistoryFailed {
+                error: format!("cannot encode report {event_id}: {e}"),
+            }),
+        }
         self.counts.events += 1;
         if let Some(m) = &self.metrics {
             m.report(&report);
@@ -178,6 +216,8 @@ impl<C: Clock> Orchestrator<C> {
             self.make_report(id);
         }
         let curtailed_left = self.curtailed_jobs();
+        self.emit_deferred();
+        self.flush_history();
         self.log(AuditEvent::Stopped {
             reason,
             curtailed_left: curtailed_left.clone(),

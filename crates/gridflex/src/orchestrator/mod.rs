@@ -39,10 +39,12 @@ use crate::audit::{
     ActionOutcome, AuditEvent, AuditLog, Failure, Replan, RestoreReason, StopReason,
 };
 use crate::clock::Clock;
+use crate::history::{self, HistoryOptions};
 use crate::inventory::{BoundJob, DeviceHandle, JobEntry, bind};
 use crate::metrics::{CurtailState, Lever, Metrics};
 use crate::program::{Cause, Curtailment, Decision, IgnoreReason, ProgramEngine, ProgramRules};
 use crate::report::{self, EventReport, MeterRecorder, RegulationInput, ReportInput};
+use gridflex_store::{DetailKind, EventDetail, HistoryStore, Record, StoreWriter};
 
 mod actuation;
 mod arbiter;
@@ -111,6 +113,13 @@ pub struct Orchestrator<C> {
     active: Option<Active>,
     tasks: Schedule,
     meter: MeterRecorder,
+    /// The notification time of the obligation being admitted from the schedule.
+    notice: Option<DateTime<Utc>>,
+    /// The history store's writer, when a store was given.
+    history: Option<StoreWriter>,
+    /// Windows of earlier events (not regulation) within the meter held: their days
+    /// are not baseline days.
+    event_windows: Vec<Interval>,
     next_sweep: Option<DateTime<Utc>>,
     capture: Option<Capture>,
     /// Finished reports not yet taken (at most `options.keep_reports`, the newest).
@@ -173,6 +182,7 @@ impl<C: Clock> Orchestrator<C> {
             facility: None,
             rules: None,
             audit: None,
+            history: None,
             options: OrchestratorOptions::default(),
             metrics: None,
         }
@@ -268,11 +278,96 @@ impl<C: Clock> Orchestrator<C> {
         batch.extend(first);
         batch.append(&mut self.deferred_plans);
         batch.append(&mut self.deferred);
+        if self.history.is_some() {
+            self.mirror(&batch);
+        }
         // The audit log must not stop curtailment or restoration: a failure is kept by
         // the log and returned by the next flush (at the latest when `run` ends).
         let _ = self.audit.append_from(&mut batch);
         batch.clear();
         self.batch = batch;
+    }
+
+    /// Hands an event's decision, plans and outcome to the history (as the audit
+    /// record's JSON). Runs after the commands of the moment are issued.
+    fn mirror(&mut self, batch: &[(DateTime<Utc>, AuditEvent)]) {
+        for (at, event) in batch {
+            let (event_id, kind) = match event {
+                AuditEvent::Decision {
+                    event_id: Some(id), ..
+                } => (*id, DetailKind::Signal),
+                AuditEvent::Plan { event_id, .. }
+                | AuditEvent::PlanUpdate { event_id, .. }
+                | AuditEvent::Replanned { event_id, .. } => (*event_id, DetailKind::Plan),
+                AuditEvent::Restore { event_id, .. }
+                | AuditEvent::TakenOver { event_id }
+                | AuditEvent::Interrupted { event_id, .. } => (*event_id, DetailKind::Outcome),
+                _ => continue,
+            };
+            match serde_json::to_string(event) {
+                Ok(json) => self.store(Record::Detail(EventDetail {
+                    event_id,
+                    at: *at,
+                    kind,
+                    json,
+                })),
+                Err(e) => self.deferred.push((
+                    *at,
+                    AuditEvent::HistoryFailed {
+                        error: format!("cannot encode an event detail: {e}"),
+                    },
+                )),
+            }
+        }
+    }
+
+    /// Files the decision that started a scheduled event under the event's id.
+    fn store_decision(&mut self, event_id: u64, at: DateTime<Utc>, c: Curtailment) {
+        let event = AuditEvent::Decision {
+            event_id: Some(event_id),
+            decision: Decision::Curtail(c),
+        };
+        match serde_json::to_string(&event) {
+            Ok(json) => self.store(Record::Detail(EventDetail {
+                event_id,
+                at,
+                kind: DetailKind::Signal,
+                json,
+            })),
+            Err(e) => self.log(AuditEvent::HistoryFailed {
+                error: format!("cannot encode the decision of event {event_id}: {e}"),
+            }),
+        }
+    }
+
+    /// Hands a record to the history writer, if there is one, without waiting; a
+    /// refusal (queue full, writer gone) is logged.
+    fn store(&mut self, record: Record) {
+        let Some(w) = &self.history else {
+            return;
+        };
+        if let Err(e) = w.submit(record) {
+            let at = self.clock.now();
+            self.deferred.push((
+                at,
+                AuditEvent::HistoryFailed {
+                    error: e.to_string(),
+                },
+            ));
+        }
+    }
+
+    /// Waits until every history record handed over so far is committed; a failure is
+    /// logged. Called at shutdown.
+    fn flush_history(&mut self) {
+        let Some(w) = &self.history else {
+            return;
+        };
+        if let Err(e) = w.flush() {
+            self.log(AuditEvent::HistoryFailed {
+                error: e.to_string(),
+            });
+        }
     }
 
     /// Queues a record; it is written after the commands of the current signal or task.

@@ -177,7 +177,7 @@ impl<C: Clock> Orchestrator<C> {
 
     pub(super) async fn run_task(&mut self, task: Task) {
         match task {
-            Task::Start(c, market) => {
+            Task::Start(c, market, notified) => {
                 let now = self.clock.now();
                 if c.window.end() <= now {
                     return;
@@ -187,9 +187,18 @@ impl<C: Clock> Orchestrator<C> {
                         .unwrap_or(c.window),
                     ..c
                 };
-                if let Handled::Actuated { commands, .. } = self.admit(c, market, None, None).await
-                {
+                // The event settles from when the site was told, not when it began.
+                self.notice = Some(notified);
+                let decided = self.history.is_some().then(|| c.clone());
+                let handled = self.admit(c, market, None, None).await;
+                self.notice = None;
+                if let Handled::Actuated { commands, event_id } = handled {
                     self.counts.commands += commands;
+                    // The audit logged this decision when the signal came, before the
+                    // event had an id; the history files it under its event.
+                    if let Some(c) = decided {
+                        self.store_decision(event_id, notified, c);
+                    }
                 }
             }
             Task::Step {
@@ -340,7 +349,10 @@ impl<C: Clock> Orchestrator<C> {
         self.update_curtailed();
         self.fleet_cache = None;
         if complete && let Some(facility) = facility {
-            self.meter.record(now, facility);
+            let done = self.meter.record(now, facility);
+            if !done.is_empty() {
+                self.store(history::meter_record(done));
+            }
         }
         for e in errors {
             self.log(e);

@@ -4,7 +4,7 @@ use super::*;
 
 #[derive(Debug, Clone)]
 pub(super) enum Task {
-    Start(Curtailment, Market),
+    Start(Curtailment, Market, DateTime<Utc>),
     /// One step of a plan whose offsets count from `start`; each step schedules the
     /// next when it has run, so a plan costs one schedule entry at a time.
     Step {

@@ -71,7 +71,10 @@ impl<C: Clock> Orchestrator<C> {
         };
         let outcome = match &decision {
             Decision::Curtail(c) if c.window.start() > now => {
-                self.schedule(c.window.start(), Task::Start(c.clone(), signal.market()));
+                self.schedule(
+                    c.window.start(),
+                    Task::Start(c.clone(), signal.market(), now),
+                );
                 Handled::Scheduled {
                     at: c.window.start(),
                 }
