@@ -21,6 +21,15 @@ pub(super) struct Active {
 }
 
 impl<C: Clock> Orchestrator<C> {
+    /// How `c` meets the active event (see [`arbitrate`]).
+    fn admission(&self, c: &Curtailment) -> Admission {
+        let active = self
+            .active
+            .as_ref()
+            .map(|a| (&a.curtailment, a.restoring, a.plan.baseline));
+        arbitrate(active, c)
+    }
+
     /// Admits a curtailment while another may be running. Concurrent obligations are
     /// served strictest first: a new one with a lower (or equal) facility cap takes
     /// over and the one it interrupts waits for the rest of its window; a looser one
@@ -34,11 +43,7 @@ impl<C: Clock> Orchestrator<C> {
         first_regulation: Option<Sample<f64>>,
     ) -> Handled {
         let now = self.clock.now();
-        let active = self
-            .active
-            .as_ref()
-            .map(|a| (&a.curtailment, a.restoring, a.plan.baseline));
-        match arbitrate(active, &c) {
+        match self.admission(&c) {
             Admission::Wait { holder_cap, cap } => {
                 let (behind, at) = self
                     .active
@@ -109,11 +114,7 @@ impl<C: Clock> Orchestrator<C> {
         first_regulation: Option<Sample<f64>>,
     ) -> Handled {
         let now = self.clock.now();
-        let active = self
-            .active
-            .as_ref()
-            .map(|a| (&a.curtailment, a.restoring, a.plan.baseline));
-        let update = matches!(arbitrate(active, &c), Admission::Update);
+        let update = matches!(self.admission(&c), Admission::Update);
         // Plan before anything changes: a plan that cannot be made leaves the active
         // event (if any) as it is.
         let prospective = match (update, self.active.as_ref()) {
