@@ -197,14 +197,14 @@ impl Metrics {
             "Id of the active event (0: none)",
             active_event.clone(),
         );
-        let curtailed_gpus = labelled_gauges(
+        let curtailed_gpus = labelled::<Gauge, _>(
             r,
             "curtailed_gpus",
             "GPUs of curtailed jobs, by state",
             "state",
             STATES,
         );
-        let curtailed_jobs = labelled_gauges(
+        let curtailed_jobs = labelled::<Gauge, _>(
             r,
             "curtailed_jobs",
             "Curtailed jobs, by state",
@@ -224,21 +224,22 @@ impl Metrics {
                     .clone()
             })
         });
-        let refusals = labelled_counters(
+        let refusals = labelled::<Counter, _>(
             r,
             "refusals",
             "Signals refused and plans that could not be made, by reason",
             "reason",
             REFUSALS,
         );
-        let events = labelled_counters(r, "events", "Events started, by cause", "cause", CAUSES);
+        let events =
+            labelled::<Counter, _>(r, "events", "Events started, by cause", "cause", CAUSES);
         let commands = Counter::default();
         r.register(
             "commands",
             "Device and job commands issued",
             commands.clone(),
         );
-        let device_errors = labelled_counters(
+        let device_errors = labelled::<Counter, _>(
             r,
             "device_errors",
             "Failed device and workload commands and telemetry reads, by error kind",
@@ -441,26 +442,26 @@ impl Metrics {
     }
 }
 
-fn labelled_gauges<const N: usize>(
+/// One metric per label value, created at registration so the hot path never builds a
+/// label set.
+fn labelled<M, const N: usize>(
     r: &mut Registry,
     name: &str,
     help: &str,
     key: &'static str,
     values: [&'static str; N],
-) -> [Gauge; N] {
-    let family = Family::<Labels, Gauge>::default();
-    r.register(name, help, family.clone());
-    values.map(|v| family.get_or_create(&[(key, v)]).clone())
-}
-
-fn labelled_counters<const N: usize>(
-    r: &mut Registry,
-    name: &str,
-    help: &str,
-    key: &'static str,
-    values: [&'static str; N],
-) -> [Counter; N] {
-    let family = Family::<Labels, Counter>::default();
+) -> [M; N]
+where
+    M: prometheus_client::metrics::TypedMetric
+        + prometheus_client::encoding::EncodeMetric
+        + Default
+        + Clone
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + 'static,
+{
+    let family = Family::<Labels, M>::default();
     r.register(name, help, family.clone());
     values.map(|v| family.get_or_create(&[(key, v)]).clone())
 }
