@@ -150,6 +150,123 @@ fn zipped(name: &str, body: &[u8]) -> Vec<u8> {
     w.finish().unwrap_or_else(|e| panic!("{e}")).into_inner()
 }
 
+/// Nodes in the realistic RTM file: with 300 intervals and 5 components, 444,000 rows
+/// and about 72 MB, like the whole-system OASIS download the issue measured.
+const RTM_NODES: usize = 296;
+
+/// A CAISO OASIS `PRC_INTVL_LMP` (RTM, 5-minute) download for one operating day that is
+/// the fall-back DST day (2024-11-03 Pacific: 25 hours, 300 intervals), every node and
+/// all five components, one CSV per component as OASIS zips them.
+fn oasis_rtm_dst_day() -> Vec<(String, String)> {
+    const HEADER: &str = "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,OPR_DT,OPR_HR,NODE_ID_XML,NODE_ID,NODE,MARKET_RUN_ID,LMP_TYPE,XML_DATA_ITEM,PNODE_RESMRID,GRP_TYPE,POS,VALUE,OPR_INTERVAL,GROUP\n";
+    let names: Vec<String> = (0..RTM_NODES)
+        .map(|n| {
+            format!(
+                "{}_{n:04}_7_B{}",
+                ["ALAMT", "BELDEN", "CHINO", "DIABLO"][n % 4],
+                n % 9
+            )
+        })
+        .collect();
+    let components = [
+        ("LMP", "LMP_PRC"),
+        ("MCE", "LMP_ENE_PRC"),
+        ("MCC", "LMP_CONG_PRC"),
+        ("MCL", "LMP_LOSS_PRC"),
+        ("MGHG", "LMP_GHG_PRC"),
+    ];
+    // Operating day 2024-11-03 Pacific starts 07:00 GMT and has 25 hours.
+    let day_start = 7 * 60;
+    components
+        .iter()
+        .enumerate()
+        .map(|(c, (ty, item))| {
+            let mut s = String::from(HEADER);
+            let mut g = 0u64;
+            for i in 0..300 {
+                let m = day_start + i * 5;
+                let (d0, m0) = (3 + m / 1440, m % 1440);
+                let (d1, m1) = (3 + (m + 5) / 1440, (m + 5) % 1440);
+                let st = format!("2024-11-{d0:02}T{:02}:{:02}:00-00:00", m0 / 60, m0 % 60);
+                let en = format!("2024-11-{d1:02}T{:02}:{:02}:00-00:00", m1 / 60, m1 % 60);
+                // Local operating hour 1..=25 (hour 2 repeats as 3 on this day).
+                let hr = i / 12 + 1;
+                for (n, nd) in names.iter().enumerate() {
+                    g += 1;
+                    let v = price(n, i, c);
+                    let _ = writeln!(
+                        s,
+                        "{st},{en},2024-11-03,{hr},{nd},{nd},{nd},RTM,{ty},{item},{nd},ALL,{},{v:.5},{},{g}",
+                        c + 1,
+                        i % 12 + 1
+                    );
+                }
+            }
+            (format!("20241103_20241104_PRC_INTVL_LMP_RTM_{item}_v3.csv"), s)
+        })
+        .collect()
+}
+
+fn zipped_all(files: &[(String, String)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, body) in files {
+        w.start_file(name.as_str(), opts)
+            .and_then(|()| w.write_all(body.as_bytes()).map_err(Into::into))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    w.finish().unwrap_or_else(|e| panic!("{e}")).into_inner()
+}
+
+/// The issue's realistic operator files: a whole-system RTM day (DST) as one CSV and as
+/// the OASIS zip of five CSVs.
+fn oasis_realistic(c: &mut Criterion) {
+    let opts = ParseOptions::default();
+    let files = oasis_rtm_dst_day();
+    let one: String = files
+        .iter()
+        .enumerate()
+        .map(|(i, (_, body))| {
+            if i == 0 {
+                body.as_str()
+            } else {
+                body.split_once('\n').map_or("", |(_, rest)| rest)
+            }
+        })
+        .collect();
+    let points =
+        |r: Result<usize, gridflex_signals::SignalError>| r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        points(parse_caiso_csv(one.as_bytes(), &opts).map(|o| o.points.len())),
+        RTM_NODES * 300
+    );
+    let zip = zipped_all(&files);
+    assert_eq!(
+        points(parse_oasis_zip(Cursor::new(zip.as_slice()), &opts).map(|o| o.points.len())),
+        RTM_NODES * 300
+    );
+
+    let mut g = c.benchmark_group("oasis rtm dst day");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(one.len() as u64));
+    g.bench_function(
+        format!(
+            "csv, {} rows, {} MB",
+            RTM_NODES * 300 * 5,
+            one.len() / 1_000_000
+        ),
+        |b| b.iter(|| parse_caiso_csv(black_box(one.as_bytes()), &opts).map(|o| o.points.len())),
+    );
+    // Throughput counted in the uncompressed CSV bytes.
+    g.bench_function("zip of 5 csvs", |b| {
+        b.iter(|| {
+            parse_oasis_zip(Cursor::new(black_box(zip.as_slice())), &opts).map(|o| o.points.len())
+        })
+    });
+    g.finish();
+}
+
 fn parse_throughput(c: &mut Criterion) {
     let opts = ParseOptions::default();
     let mut g = c.benchmark_group("parse");
@@ -212,5 +329,5 @@ fn sanity(c: &mut Criterion) {
     let _ = c;
 }
 
-criterion_group!(benches, sanity, parse_throughput);
+criterion_group!(benches, sanity, parse_throughput, oasis_realistic);
 criterion_main!(benches);

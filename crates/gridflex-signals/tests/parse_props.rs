@@ -358,3 +358,119 @@ fn generated_day_across_fall_back_parses() {
     assert_eq!(out.points.len(), 25);
     assert_eq!(out.points, points);
 }
+
+/// Everything a parse says, as text: points, skips with where and why, or the error.
+fn outcome(
+    r: Result<gridflex_signals::parse::ParseOutput, gridflex_signals::SignalError>,
+) -> String {
+    match r {
+        Ok(o) => {
+            let skipped: Vec<String> = o
+                .skipped
+                .iter()
+                .map(|s| format!("{} | {}", s.at, s.reason))
+                .collect();
+            format!("{:?}\n{}\n{skipped:#?}", o.points, o.skipped_count)
+        }
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// One fault applied to a line of a generated CAISO CSV.
+fn fault(line: &str, kind: u8, pick: usize) -> String {
+    let mut fields: Vec<String> = line.split(',').map(str::to_owned).collect();
+    let n = fields.len();
+    match kind {
+        0 => fields[pick % n] = "x#1".to_owned(),
+        1 => {
+            fields.remove(pick % n);
+        }
+        2 => fields.push("extra".to_owned()),
+        3 => fields[pick % n].clear(),
+        _ => fields[pick % n] = format!(" {} ", fields[pick % n]),
+    }
+    fields.join(",")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The plain fast path and the csv crate give the same points, skips and errors,
+    /// with the same lines, on files with every kind of fault: the second file is the
+    /// first with its header's first name quoted, which sends all of it to the csv crate.
+    /// (Faults that add lines are left out and CRLF files compared with their LF twin:
+    /// the csv crate's line numbers drift after blank lines and CRLF ends, while the
+    /// fast path counts lines as an editor does; `an_empty_line_counts_as_a_line`
+    /// checks that.)
+    #[test]
+    fn the_plain_fast_path_agrees_with_the_csv_crate(
+        points in caiso_points(),
+        faults in prop::collection::vec((0usize..200, 0u8..5, 0usize..8), 0..6),
+        crlf in any::<bool>(),
+    ) {
+        let text = caiso_csv(&points, &(0..8).collect::<Vec<_>>(), &[]);
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        for (at, kind, pick) in faults {
+            if lines.len() > 1 {
+                let i = 1 + at % (lines.len() - 1);
+                lines[i] = fault(&lines[i], kind, pick);
+            }
+        }
+        let plain = lines.join("\n") + "\n";
+        let quoted = format!("\"{}", plain.replacen(',', "\",", 1));
+        for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
+            let fast = outcome(parse_caiso_csv(plain.as_bytes(), &opts));
+            prop_assert_eq!(&fast, &outcome(parse_caiso_csv(quoted.as_bytes(), &opts)));
+            if crlf {
+                // The csv crate miscounts lines ended by CRLF; the fast path reads them
+                // exactly as LF lines.
+                let crlf = lines.join("\r\n") + "\r\n";
+                prop_assert_eq!(&fast, &outcome(parse_caiso_csv(crlf.as_bytes(), &opts)));
+            }
+        }
+    }
+}
+
+/// A file that stops being plain after the first chunk: the rows before and after the
+/// switch are all read, with their own line numbers.
+#[test]
+fn a_file_that_turns_quoted_after_a_megabyte_reads_the_same() {
+    let header = "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,NODE,MARKET_RUN_ID,LMP_TYPE,MW\n";
+    let mut plain = String::from(header);
+    let mut n = 0;
+    while plain.len() < 3 << 20 {
+        let t = base() + TimeDelta::hours(n / 500);
+        let node = format!("N{}", n % 500);
+        plain.push_str(&format!(
+            "{},{},{node},DAM,LMP,{}.5\n",
+            gmt(t),
+            gmt(t + TimeDelta::hours(1)),
+            n % 97
+        ));
+        n += 1;
+    }
+    // A bad row before the switch and one after, to check line numbers on both paths.
+    plain.push_str("2024-11-02T20:00:00-00:00,2024-11-02T21:00:00-00:00,N0,DAM,LMP,oops\n");
+    let switched = format!(
+        "{plain}\"{}\",2024-11-02T21:00:00-00:00,Q,DAM,LMP,1\nbad,row\n",
+        gmt(base())
+    );
+    let all_general = format!("\"{}", switched.replacen(',', "\",", 1));
+    for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
+        let fast = outcome(parse_caiso_csv(switched.as_bytes(), &opts));
+        assert_eq!(
+            fast,
+            outcome(parse_caiso_csv(all_general.as_bytes(), &opts))
+        );
+        assert!(fast.contains("line"), "{fast}");
+    }
+}
+
+/// The fast path numbers lines as a text editor does, empty lines included.
+#[test]
+fn an_empty_line_counts_as_a_line() {
+    let text = "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,NODE,MARKET_RUN_ID,LMP_TYPE,MW\n\n\
+                2024-11-02T20:00:00-00:00,2024-11-02T21:00:00-00:00,N0,DAM,LMP,oops\n";
+    let e = parse_caiso_csv(text.as_bytes(), &ParseOptions::strict()).unwrap_err();
+    assert!(e.to_string().starts_with("line 3:"), "{e}");
+}

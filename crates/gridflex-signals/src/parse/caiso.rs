@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use chrono::{DateTime, Utc};
 use gridflex_core::{Interval, Price, PricingNodeId};
 
@@ -98,9 +100,19 @@ pub(crate) struct RowKey {
 
 /// Joins component rows into price points.
 pub(crate) struct Gatherer {
-    node_index: HashMap<Box<[u8]>, u32>,
+    // foldhash: several times faster than SipHash on these short keys, and seeded
+    // per map, so a hostile file cannot aim at collisions it cannot predict.
+    node_index: HashMap<Box<[u8]>, u32, RandomState>,
     nodes: Vec<PricingNodeId>,
-    pending: HashMap<Key, Pending>,
+    /// Points in the order first seen. Looked up in two steps, (start, run) to a slot
+    /// and then the node within the slot: a file's rows come in runs of one interval,
+    /// so the slot's small map stays in cache, where one map of every point would miss
+    /// the cache on nearly every row.
+    pending: Vec<(Key, Pending)>,
+    slots: HashMap<(i64, MarketRun), u32, RandomState>,
+    slot_nodes: Vec<HashMap<u32, u32, RandomState>>,
+    last_slot: Option<((i64, MarketRun), u32)>,
+    hasher: RandomState,
     entries: Vec<String>,
     entry: u32,
 }
@@ -108,9 +120,13 @@ pub(crate) struct Gatherer {
 impl Gatherer {
     pub(crate) fn new() -> Self {
         Self {
-            node_index: HashMap::new(),
+            node_index: HashMap::default(),
             nodes: Vec::new(),
-            pending: HashMap::new(),
+            pending: Vec::new(),
+            slots: HashMap::default(),
+            slot_nodes: Vec::new(),
+            last_slot: None,
+            hasher: RandomState::default(),
             entries: Vec::new(),
             entry: u32::MAX,
         }
@@ -134,6 +150,40 @@ impl Gatherer {
         self.nodes.push(id);
         self.node_index.insert(text.into(), i);
         Ok(i)
+    }
+
+    /// The pending point of `key`, created on first sight.
+    fn point(&mut self, key: &RowKey, seen: Seen) -> &mut Pending {
+        let start = key.start.timestamp();
+        let slot_key = (start, key.run);
+        let slot = match self.last_slot {
+            Some((k, slot)) if k == slot_key => slot,
+            _ => {
+                let next = u32::try_from(self.slot_nodes.len()).unwrap_or(u32::MAX);
+                let slot = *self.slots.entry(slot_key).or_insert(next);
+                if slot == next {
+                    self.slot_nodes.push(HashMap::with_hasher(self.hasher));
+                }
+                self.last_slot = Some((slot_key, slot));
+                slot
+            }
+        };
+        let next = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
+        let i = *self.slot_nodes[slot as usize]
+            .entry(key.node)
+            .or_insert(next);
+        if i == next {
+            self.pending.push((
+                (start, key.node, key.run),
+                Pending {
+                    end: key.end,
+                    values: [None; 5],
+                    seen,
+                    poisoned: false,
+                },
+            ));
+        }
+        &mut self.pending[i as usize].1
     }
 
     fn location(&self, seen: Seen) -> Location {
@@ -168,13 +218,7 @@ impl Gatherer {
             entry: self.entry,
             element,
         };
-        let k = (key.start.timestamp(), key.node, key.run);
-        let p = self.pending.entry(k).or_insert(Pending {
-            end: key.end,
-            values: [None; 5],
-            seen,
-            poisoned: false,
-        });
+        let p = self.point(key, seen);
         let (first, end) = (p.seen, p.end);
         let slot = &mut p.values[component as usize];
         if end != key.end {
@@ -221,25 +265,23 @@ impl Gatherer {
             entry: self.entry,
             element,
         };
-        self.pending
-            .entry((key.start.timestamp(), key.node, key.run))
-            .or_insert(Pending {
-                end: key.end,
-                values: [None; 5],
-                seen,
-                poisoned: false,
-            })
-            .poisoned = true;
+        self.point(key, seen).poisoned = true;
     }
 
     /// The finished points, sorted by start, node, run. A point with no LMP row is a
     /// bad row; a point one of whose rows was bad is dropped and reported.
     pub(crate) fn finish(self, skips: &mut Skips) -> Result<Vec<PricePoint>, SignalError> {
-        let mut keys: Vec<(Key, Pending)> = self.pending.into_iter().collect();
+        let mut keys = self.pending;
         let nodes = &self.nodes;
-        keys.sort_unstable_by(|(a, _), (b, _)| {
-            (a.0, nodes[a.1 as usize].as_str(), a.2).cmp(&(b.0, nodes[b.1 as usize].as_str(), b.2))
-        });
+        // Each node's rank in name order, so the sort compares integers.
+        let mut by_name: Vec<u32> = (0..nodes.len() as u32).collect();
+        by_name
+            .sort_unstable_by(|&a, &b| nodes[a as usize].as_str().cmp(nodes[b as usize].as_str()));
+        let mut rank = vec![0u32; nodes.len()];
+        for (r, &n) in by_name.iter().enumerate() {
+            rank[n as usize] = r as u32;
+        }
+        keys.sort_unstable_by_key(|((start, node, run), _)| (*start, rank[*node as usize], *run));
         let entries = self.entries;
         let mut out = Vec::with_capacity(keys.len());
         for ((start, node, run), p) in keys {

@@ -16,7 +16,10 @@
 
 use std::io::Read;
 
+use chrono::{DateTime, Utc};
+
 use super::caiso::{Component, Gatherer, RowKey};
+use super::plain::{Plain, Row, read_plain};
 use super::scalar::{parse_price, parse_utc, shown};
 use super::{Format, ParseOptions, ParseOutput, Skips, csv_error, find_column};
 use crate::{Location, MarketRun, SignalError};
@@ -102,22 +105,105 @@ fn columns(headers: &csv::ByteRecord) -> Result<Columns, SignalError> {
     })
 }
 
-/// Reads one CSV file's rows into `gatherer`.
+/// Reads one CSV file's rows into `gatherer`: the plain fast path while the file is
+/// plain ([`super::plain`]), the `csv` crate from wherever it stops being plain.
 pub(crate) fn read_into<R: Read>(
     input: R,
     options: &ParseOptions,
     gatherer: &mut Gatherer,
     skips: &mut Skips,
 ) -> Result<(), SignalError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .buffer_capacity(1 << 16)
-        .from_reader(input);
-    let headers = reader
-        .byte_headers()
-        .map_err(|e| csv_error(e, FORMAT))?
-        .clone();
+    let mut header: Option<(csv::ByteRecord, Columns)> = None;
+    let mut times = Times::default();
+    let plain = read_plain(input, |line_no, line| {
+        match &header {
+            None => {
+                // The csv crate skips empty lines before the header too.
+                if line.field(0).is_some_and(<[u8]>::is_empty) && line.width() == 1 {
+                    return Ok(());
+                }
+                let record = line.record();
+                let cols = header_columns(&record, options)?;
+                header = Some((record, cols));
+            }
+            Some((record, cols)) => {
+                if line.is_blank() {
+                    return Ok(());
+                }
+                let at = (line_no, record.len());
+                if let Err(e) = row(line, at, cols, options, gatherer, &mut times) {
+                    skips.bad_row(Location::line(line_no), e)?;
+                }
+            }
+        }
+        Ok(())
+    });
+    let (rest, first_line) = match plain {
+        Ok(Plain::Done) if header.is_some() => return Ok(()),
+        Ok(Plain::Done) => {
+            return Err(SignalError::Malformed {
+                at: Box::new(Location::line(1)),
+                format: FORMAT,
+                reason: "no header row".into(),
+            });
+        }
+        Ok(Plain::Rest { rest, line }) => (rest, line),
+        Err(e) => return Err(e),
+    };
+    let mut builder = csv::ReaderBuilder::new();
+    builder.flexible(true).buffer_capacity(1 << 16);
+    let (mut reader, headers, cols) = match header {
+        Some((headers, cols)) => (builder.has_headers(false).from_reader(rest), headers, cols),
+        None => {
+            let mut reader = builder.has_headers(true).from_reader(rest);
+            let headers = reader
+                .byte_headers()
+                .map_err(|e| csv_error(e, FORMAT))?
+                .clone();
+            let cols = header_columns(&headers, options)?;
+            (reader, headers, cols)
+        }
+    };
+    // Lines the csv crate numbers from 1 here are `first_line - 1` further on.
+    let offset = first_line - 1;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let mut e = csv_error(e, FORMAT);
+                if let SignalError::Io { at, .. } | SignalError::Malformed { at, .. } = &mut e
+                    && let Some(l) = at.line.as_mut()
+                {
+                    *l += offset;
+                }
+                return Err(e);
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line()) + offset;
+        if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
+            continue; // a blank line
+        }
+        if let Err(e) = row(
+            &record,
+            (line, headers.len()),
+            &cols,
+            options,
+            gatherer,
+            &mut times,
+        ) {
+            skips.bad_row(Location::line(line), e)?;
+        }
+    }
+    Ok(())
+}
+
+/// The columns of a header row, and the run check that needs them.
+fn header_columns(
+    headers: &csv::ByteRecord,
+    options: &ParseOptions,
+) -> Result<Columns, SignalError> {
     if headers.is_empty() {
         return Err(SignalError::Malformed {
             at: Box::new(Location::line(1)),
@@ -125,7 +211,7 @@ pub(crate) fn read_into<R: Read>(
             reason: "no header row".into(),
         });
     }
-    let cols = columns(&headers)?;
+    let cols = columns(headers)?;
     if cols.run.is_none() && options.run.is_none() {
         return Err(SignalError::MissingColumn {
             at: Box::new(Location::line(1)),
@@ -133,48 +219,64 @@ pub(crate) fn read_into<R: Read>(
             column: "MARKET_RUN_ID (or set ParseOptions::run)".into(),
         });
     }
-    let mut record = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(e, FORMAT)),
+    Ok(cols)
+}
+
+/// The last start and end timestamps read, as text and as times: rows of a file come
+/// in runs of the same interval, so most rows compare two short byte strings instead of
+/// parsing two timestamps.
+#[derive(Default)]
+struct Times {
+    start: LastTime,
+    end: LastTime,
+}
+
+#[derive(Default)]
+struct LastTime {
+    text: Vec<u8>,
+    time: Option<DateTime<Utc>>,
+}
+
+impl LastTime {
+    fn parse(&mut self, text: &[u8]) -> Result<DateTime<Utc>, &'static str> {
+        if let Some(t) = self.time
+            && self.text == text
+        {
+            return Ok(t);
         }
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
-            continue; // a blank line
-        }
-        if let Err(e) = row(&record, line, &cols, headers.len(), options, gatherer) {
-            skips.bad_row(Location::line(line), e)?;
-        }
+        let t = parse_utc(text)?;
+        self.text.clear();
+        self.text.extend_from_slice(text);
+        self.time = Some(t);
+        Ok(t)
     }
-    Ok(())
 }
 
 fn row(
-    record: &csv::ByteRecord,
-    line: u64,
+    record: &impl Row,
+    (line, width): (u64, usize),
     cols: &Columns,
-    width: usize,
     options: &ParseOptions,
     gatherer: &mut Gatherer,
+    times: &mut Times,
 ) -> Result<(), SignalError> {
     let at = || Location::line(line);
     let get = |i: usize, name: &'static str| {
-        record.get(i).ok_or_else(|| {
+        record.field(i).ok_or_else(|| {
             SignalError::field(
                 at(),
                 name,
-                format!("row has {} fields, the header has {width}", record.len()),
+                format!("row has {} fields, the header has {width}", record.width()),
             )
         })
     };
-    let time = |i: usize, name: &'static str| {
+    let time = |last: &mut LastTime, i: usize, name: &'static str| {
         let text = get(i, name)?;
-        parse_utc(text).map_err(|e| SignalError::field(at(), name, format!("{}: {e}", shown(text))))
+        last.parse(text)
+            .map_err(|e| SignalError::field(at(), name, format!("{}: {e}", shown(text))))
     };
-    let start = time(cols.start, "INTERVALSTARTTIME_GMT")?;
-    let end = time(cols.end, "INTERVALENDTIME_GMT")?;
+    let start = time(&mut times.start, cols.start, "INTERVALSTARTTIME_GMT")?;
+    let end = time(&mut times.end, cols.end, "INTERVALENDTIME_GMT")?;
     if end <= start {
         return Err(SignalError::field(
             at(),

@@ -33,6 +33,7 @@ mod oasis_zip;
 mod pjm;
 mod pjm_csv;
 mod pjm_json;
+mod plain;
 pub(crate) mod scalar;
 
 pub use caiso_csv::parse_caiso_csv;
