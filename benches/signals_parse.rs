@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::{Cursor, Write as _};
+use std::num::NonZeroUsize;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gridflex_signals::parse::{
@@ -259,11 +260,15 @@ fn oasis_realistic(c: &mut Criterion) {
         |b| b.iter(|| parse_caiso_csv(black_box(one.as_bytes()), &opts).map(|o| o.points.len())),
     );
     // Throughput counted in the uncompressed CSV bytes.
-    g.bench_function("zip of 5 csvs", |b| {
-        b.iter(|| {
-            parse_oasis_zip(Cursor::new(black_box(zip.as_slice())), &opts).map(|o| o.points.len())
-        })
-    });
+    for threads in [1, 2] {
+        let opts = opts.with_threads(NonZeroUsize::new(threads).unwrap_or(NonZeroUsize::MIN));
+        g.bench_function(format!("zip of 5 csvs, {threads} thread(s)"), |b| {
+            b.iter(|| {
+                parse_oasis_zip(Cursor::new(black_box(zip.as_slice())), &opts)
+                    .map(|o| o.points.len())
+            })
+        });
+    }
     g.finish();
 }
 

@@ -474,3 +474,64 @@ fn an_empty_line_counts_as_a_line() {
     let e = parse_caiso_csv(text.as_bytes(), &ParseOptions::strict()).unwrap_err();
     assert!(e.to_string().starts_with("line 3:"), "{e}");
 }
+
+fn zip_of(entries: &[(String, String)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, body) in entries {
+        w.start_file(name.as_str(), opts).unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A zip read on several threads gives exactly what it gives on one: the same
+    /// points, the same skipped rows (and examples) in the same order, the same first
+    /// error, with rows of one point spread over entries and faults anywhere.
+    #[test]
+    fn zip_entries_read_on_threads_agree_with_one_thread(
+        points in caiso_points(),
+        parts in 1usize..5,
+        faults in prop::collection::vec((0usize..400, 0u8..5, 0usize..8), 0..8),
+        repeat_bad in 0usize..450,
+    ) {
+        let text = caiso_csv(&points, &(0..8).collect::<Vec<_>>(), &[]);
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let header = lines.remove(0);
+        for (at, kind, pick) in faults {
+            if !lines.is_empty() {
+                let i = at % lines.len();
+                lines[i] = fault(&lines[i], kind, pick);
+            }
+        }
+        // Enough bad rows, sometimes, to pass the kept examples.
+        lines.extend((0..repeat_bad).map(|i| format!("bad{i},row")));
+        let mut entries: Vec<(String, String)> = (0..parts)
+            .map(|k| (format!("part{k}.csv"), format!("{header}\n")))
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            let body = &mut entries[i % parts].1;
+            body.push_str(line);
+            body.push('\n');
+        }
+        let zip = zip_of(&entries);
+        for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
+            let one = outcome(parse_oasis_zip(
+                Cursor::new(zip.as_slice()),
+                &opts.with_threads(std::num::NonZeroUsize::MIN),
+            ));
+            for threads in [2usize, 3] {
+                let n = std::num::NonZeroUsize::new(threads).unwrap();
+                prop_assert_eq!(
+                    &one,
+                    &outcome(parse_oasis_zip(Cursor::new(zip.as_slice()), &opts.with_threads(n)))
+                );
+            }
+        }
+    }
+}

@@ -90,7 +90,223 @@ fn location(entries: &[String], seen: Seen) -> Location {
     at
 }
 
+/// Where a file's rows go: straight into a [`Gatherer`] ([`Direct`]), or recorded
+/// for a later replay in file order ([`Recorder`], a zip entry parsed on another
+/// thread).
+pub(crate) trait Sink {
+    /// The interned index of a node name, validating it on first sight.
+    fn node(&mut self, text: &[u8]) -> Result<u32, String>;
+    /// One component of a point (see [`Gatherer::add`]).
+    fn add(
+        &mut self,
+        key: &RowKey,
+        component: Component,
+        price: Price,
+        n: u64,
+        element: bool,
+        field: &'static str,
+    ) -> Result<(), SignalError>;
+    /// Marks the point a bad row belonged to.
+    fn poison(&mut self, key: &RowKey, n: u64, element: bool);
+    /// A bad row: an error in strict mode, recorded in lenient mode.
+    fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError>;
+}
+
+/// Rows straight into a gatherer, bad rows into the skips.
+pub(crate) struct Direct<'a> {
+    pub(crate) gatherer: &'a mut Gatherer,
+    pub(crate) skips: &'a mut Skips,
+}
+
+impl Sink for Direct<'_> {
+    fn node(&mut self, text: &[u8]) -> Result<u32, String> {
+        self.gatherer.node(text)
+    }
+
+    fn add(
+        &mut self,
+        key: &RowKey,
+        component: Component,
+        price: Price,
+        n: u64,
+        element: bool,
+        field: &'static str,
+    ) -> Result<(), SignalError> {
+        self.gatherer.add(key, component, price, n, element, field)
+    }
+
+    fn poison(&mut self, key: &RowKey, n: u64, element: bool) {
+        self.gatherer.poison(key, n, element);
+    }
+
+    fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError> {
+        self.skips.bad_row(at, error)
+    }
+}
+
+/// One recorded call.
+enum Event {
+    Add {
+        key: RowKey,
+        component: Component,
+        price: Price,
+        n: u64,
+        element: bool,
+        field: &'static str,
+    },
+    Poison {
+        key: RowKey,
+        n: u64,
+        element: bool,
+    },
+    /// A bad row; its error is kept for the first [`super::SKIPPED_EXAMPLES`] (no
+    /// later one can be among the examples the replay keeps), counted after that.
+    Bad(Location, Option<SignalError>),
+    /// A fatal error that ended the file.
+    Fatal(SignalError),
+}
+
+/// A file's rows recorded on a worker thread, to be replayed into the one gatherer
+/// in file order: the replay makes exactly the calls a direct parse would have made,
+/// so the result, the skips and the first error are the same.
+pub(crate) struct Recorder {
+    strict: bool,
+    events: Vec<Event>,
+    /// Node names in first-seen order (the recorded keys hold these indexes).
+    names: Vec<Box<[u8]>>,
+    index: HashMap<Box<[u8]>, u32, RandomState>,
+    kept: usize,
+    /// A strict-mode bad row ended the file.
+    stopped: bool,
+}
+
+impl Recorder {
+    pub(crate) fn new(mode: super::Mode) -> Self {
+        Self {
+            strict: mode == super::Mode::Strict,
+            events: Vec::new(),
+            names: Vec::new(),
+            index: HashMap::default(),
+            kept: 0,
+            stopped: false,
+        }
+    }
+
+    /// Ends the recording with what the file's reader returned.
+    pub(crate) fn end(&mut self, result: Result<(), SignalError>) {
+        match result {
+            Ok(()) => {}
+            // The bad row that stopped a strict parse is recorded already.
+            Err(_) if self.stopped => {}
+            Err(e) => self.events.push(Event::Fatal(e)),
+        }
+    }
+
+    /// Replays the recording into `gatherer` and `skips`, as the direct parse would
+    /// have made the calls.
+    pub(crate) fn replay(
+        self,
+        gatherer: &mut Gatherer,
+        skips: &mut Skips,
+    ) -> Result<(), SignalError> {
+        let mut global = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            // Validated when recorded; interning again cannot fail differently.
+            global.push(
+                gatherer
+                    .node(name)
+                    .map_err(|e| SignalError::invalid("NODE", e))?,
+            );
+        }
+        let map = |key: RowKey| RowKey {
+            node: global.get(key.node as usize).copied().unwrap_or(u32::MAX),
+            ..key
+        };
+        for event in self.events {
+            match event {
+                Event::Add {
+                    key,
+                    component,
+                    price,
+                    n,
+                    element,
+                    field,
+                } => {
+                    if let Err(e) = gatherer.add(&map(key), component, price, n, element, field) {
+                        skips.bad_row(here(gatherer, n, element), e)?;
+                    }
+                }
+                Event::Poison { key, n, element } => gatherer.poison(&map(key), n, element),
+                Event::Bad(at, Some(e)) => skips.bad_row(at, e)?,
+                Event::Bad(_, None) => skips.count_beyond_examples(),
+                Event::Fatal(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn here(gatherer: &Gatherer, n: u64, element: bool) -> Location {
+    gatherer.here(n, element)
+}
+
+impl Sink for Recorder {
+    fn node(&mut self, text: &[u8]) -> Result<u32, String> {
+        let text = text.trim_ascii();
+        if let Some(&i) = self.index.get(text) {
+            return Ok(i);
+        }
+        let s = std::str::from_utf8(text).map_err(|_| format!("{} is not UTF-8", shown(text)))?;
+        PricingNodeId::new(s).map_err(|e| e.to_string())?;
+        let i = u32::try_from(self.names.len()).map_err(|_| "too many nodes".to_owned())?;
+        self.names.push(text.into());
+        self.index.insert(text.into(), i);
+        Ok(i)
+    }
+
+    fn add(
+        &mut self,
+        key: &RowKey,
+        component: Component,
+        price: Price,
+        n: u64,
+        element: bool,
+        field: &'static str,
+    ) -> Result<(), SignalError> {
+        self.events.push(Event::Add {
+            key: key.clone(),
+            component,
+            price,
+            n,
+            element,
+            field,
+        });
+        Ok(())
+    }
+
+    fn poison(&mut self, key: &RowKey, n: u64, element: bool) {
+        self.events.push(Event::Poison {
+            key: key.clone(),
+            n,
+            element,
+        });
+    }
+
+    fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError> {
+        if self.strict {
+            self.events.push(Event::Bad(at, Some(error)));
+            self.stopped = true;
+            return Err(SignalError::invalid("row", "recorded"));
+        }
+        let keep = self.kept < super::SKIPPED_EXAMPLES;
+        self.kept += usize::from(keep);
+        self.events.push(Event::Bad(at, keep.then_some(error)));
+        Ok(())
+    }
+}
+
 /// The node, interval and run a component row belongs to.
+#[derive(Clone)]
 pub(crate) struct RowKey {
     pub(crate) start: DateTime<Utc>,
     pub(crate) end: DateTime<Utc>,
@@ -250,7 +466,7 @@ impl Gatherer {
         Ok(())
     }
 
-    fn here(&self, n: u64, element: bool) -> Location {
+    pub(crate) fn here(&self, n: u64, element: bool) -> Location {
         self.location(Seen {
             n,
             entry: self.entry,

@@ -18,7 +18,7 @@ use std::io::Read;
 
 use chrono::{DateTime, Utc};
 
-use super::caiso::{Component, Gatherer, RowKey};
+use super::caiso::{Component, Direct, Gatherer, RowKey, Sink};
 use super::plain::{Plain, Row, read_plain};
 use super::scalar::{parse_price, parse_utc, shown};
 use super::{Format, ParseOptions, ParseOutput, Skips, csv_error, find_column};
@@ -48,7 +48,14 @@ pub fn parse_caiso_csv<R: Read>(
 ) -> Result<ParseOutput, SignalError> {
     let mut gatherer = Gatherer::new();
     let mut skips = Skips::new(options.mode);
-    read_into(input, options, &mut gatherer, &mut skips)?;
+    read_into(
+        input,
+        options,
+        &mut Direct {
+            gatherer: &mut gatherer,
+            skips: &mut skips,
+        },
+    )?;
     let points = gatherer.finish(&mut skips)?;
     Ok(ParseOutput {
         format: Format::CaisoCsv,
@@ -110,8 +117,7 @@ fn columns(headers: &csv::ByteRecord) -> Result<Columns, SignalError> {
 pub(crate) fn read_into<R: Read>(
     input: R,
     options: &ParseOptions,
-    gatherer: &mut Gatherer,
-    skips: &mut Skips,
+    sink: &mut impl Sink,
 ) -> Result<(), SignalError> {
     let mut header: Option<(csv::ByteRecord, Columns)> = None;
     let mut times = Times::default();
@@ -131,8 +137,8 @@ pub(crate) fn read_into<R: Read>(
                     return Ok(());
                 }
                 let at = (line_no, record.len());
-                if let Err(e) = row(line, at, cols, options, gatherer, &mut times) {
-                    skips.bad_row(Location::line(line_no), e)?;
+                if let Err(e) = row(line, at, cols, options, sink, &mut times) {
+                    sink.bad_row(Location::line(line_no), e)?;
                 }
             }
         }
@@ -190,10 +196,10 @@ pub(crate) fn read_into<R: Read>(
             (line, headers.len()),
             &cols,
             options,
-            gatherer,
+            sink,
             &mut times,
         ) {
-            skips.bad_row(Location::line(line), e)?;
+            sink.bad_row(Location::line(line), e)?;
         }
     }
     Ok(())
@@ -257,7 +263,7 @@ fn row(
     (line, width): (u64, usize),
     cols: &Columns,
     options: &ParseOptions,
-    gatherer: &mut Gatherer,
+    gatherer: &mut impl Sink,
     times: &mut Times,
 ) -> Result<(), SignalError> {
     let at = || Location::line(line);

@@ -24,7 +24,7 @@ use std::io::BufRead;
 use chrono::{DateTime, TimeDelta, Utc};
 use quick_xml::events::Event;
 
-use super::caiso::{Component, Gatherer, RowKey};
+use super::caiso::{Component, Direct, Gatherer, RowKey, Sink};
 use super::scalar::{parse_price, parse_utc, shown};
 use super::{Format, ParseOptions, ParseOutput, Skips};
 use crate::{Location, Market, MarketRun, SignalError};
@@ -50,7 +50,14 @@ pub fn parse_caiso_xml<R: BufRead>(
 ) -> Result<ParseOutput, SignalError> {
     let mut gatherer = Gatherer::new();
     let mut skips = Skips::new(options.mode);
-    read_into(input, options, &mut gatherer, &mut skips)?;
+    read_into(
+        input,
+        options,
+        &mut Direct {
+            gatherer: &mut gatherer,
+            skips: &mut skips,
+        },
+    )?;
     let points = gatherer.finish(&mut skips)?;
     Ok(ParseOutput {
         format: Format::CaisoXml,
@@ -112,8 +119,7 @@ enum Section {
 pub(crate) fn read_into<R: BufRead>(
     input: R,
     options: &ParseOptions,
-    gatherer: &mut Gatherer,
-    skips: &mut Skips,
+    sink: &mut impl Sink,
 ) -> Result<(), SignalError> {
     let mut reader = quick_xml::Reader::from_reader(input);
     reader.config_mut().trim_text(true);
@@ -230,8 +236,8 @@ pub(crate) fn read_into<R: BufRead>(
                 b"REPORT_DATA" => {
                     section = Section::None;
                     let at = Location::element("REPORT_DATA", data_count).at_byte(data_byte);
-                    if let Err(err) = row(&data, &header, data_count, &at, options, gatherer) {
-                        skips.bad_row(at, err)?;
+                    if let Err(err) = row(&data, &header, data_count, &at, options, sink) {
+                        sink.bad_row(at, err)?;
                     }
                 }
                 b"ERROR" => {
@@ -332,7 +338,7 @@ fn row(
     ordinal: u64,
     at: &Location,
     options: &ParseOptions,
-    gatherer: &mut Gatherer,
+    gatherer: &mut impl Sink,
 ) -> Result<(), SignalError> {
     if let Some(name) = data.repeated {
         return Err(SignalError::field(

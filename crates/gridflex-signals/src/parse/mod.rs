@@ -23,6 +23,7 @@
 //! syntax, a missing header column, an OASIS error document) is fatal in both modes.
 
 use std::io::{BufRead, BufReader, Cursor, Read};
+use std::num::NonZeroUsize;
 
 use crate::{Location, MarketRun, PricePoint, SignalError};
 
@@ -68,6 +69,10 @@ pub struct ParseOptions {
     /// feed link or ending times, a CAISO file without `MARKET_RUN_ID`). When the input
     /// names its run, it must agree with this one.
     pub run: Option<MarketRun>,
+    /// Threads for reading a zip's entries at once; `None` (the default) uses every
+    /// core [`std::thread::available_parallelism`] reports, `Some(1)` reads on the
+    /// calling thread only. The result is the same whatever the number.
+    pub threads: Option<NonZeroUsize>,
 }
 
 impl ParseOptions {
@@ -80,8 +85,15 @@ impl ParseOptions {
     pub fn lenient() -> Self {
         Self {
             mode: Mode::Lenient,
-            run: None,
+            ..Self::default()
         }
+    }
+
+    /// The same options with a number of threads for zip entries (see
+    /// [`ParseOptions::threads`]).
+    pub fn with_threads(mut self, threads: NonZeroUsize) -> Self {
+        self.threads = Some(threads);
+        self
     }
 
     /// The same options with a market run given.
@@ -328,6 +340,13 @@ impl Skips {
                 Ok(())
             }
         }
+    }
+
+    /// Counts a lenient-mode bad row that comes after [`SKIPPED_EXAMPLES`] others (its
+    /// reason was not kept, as it could not be an example).
+    pub(crate) fn count_beyond_examples(&mut self) {
+        debug_assert!(self.rows.len() >= SKIPPED_EXAMPLES);
+        self.count += 1;
     }
 
     /// Records a row the format marks as not applicable, in either mode.

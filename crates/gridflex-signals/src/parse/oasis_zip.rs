@@ -2,9 +2,13 @@
 //! (one per component for some reports), or the XML "no data" error document
 //! (reference `markets.md` §f).
 
-use std::io::{BufRead, BufReader, Read, Seek};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Cursor, Read, Seek};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
-use super::caiso::Gatherer;
+use super::caiso::{Direct, Gatherer, Recorder, Sink};
 use super::{Format, ParseOptions, ParseOutput, Skips, caiso_csv, caiso_xml, detect_format};
 use crate::{Location, SignalError};
 
@@ -15,64 +19,53 @@ use crate::{Location, SignalError};
 /// [`SignalError::Operator`], never an empty success. Errors inside a member name it
 /// in [`Location::entry`].
 pub fn parse_oasis_zip<R: Read + Seek>(
-    input: R,
+    mut input: R,
     options: &ParseOptions,
 ) -> Result<ParseOutput, SignalError> {
-    let mut archive = zip::ZipArchive::new(input).map_err(|e| SignalError::Zip {
-        reason: e.to_string(),
-    })?;
-    if archive.is_empty() {
-        return Err(SignalError::Zip {
-            reason: "the archive has no entries".into(),
-        });
-    }
+    let threads = options.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        NonZeroUsize::get,
+    );
     let mut gatherer = Gatherer::new();
     let mut skips = Skips::new(options.mode);
-    let mut files = 0usize;
-    for i in 0..archive.len() {
-        let file = archive.by_index(i).map_err(|e| SignalError::Zip {
-            reason: format!("entry {i}: {e}"),
-        })?;
-        if file.is_dir() {
-            continue;
+    let (entries, files) = if threads > 1 {
+        // Entries are read on worker threads, each from its own view of the archive,
+        // so the (compressed) archive is read into memory once.
+        let mut bytes = Vec::new();
+        input
+            .read_to_end(&mut bytes)
+            .map_err(|source| SignalError::Io {
+                at: Box::new(Location::default()),
+                source,
+            })?;
+        let archive = open(Cursor::new(bytes.as_slice()))?;
+        (
+            archive.len(),
+            parallel(&archive, threads, options, &mut gatherer, &mut skips)?,
+        )
+    } else {
+        let mut archive = open(input)?;
+        let mut files = 0usize;
+        for i in 0..archive.len() {
+            let Some((name, reader)) = entry(&mut archive, i)? else {
+                continue;
+            };
+            files += 1;
+            gatherer.set_entry(&name);
+            let mut sink = Direct {
+                gatherer: &mut gatherer,
+                skips: &mut skips,
+            };
+            read_entry(&name, reader, options, &mut sink).map_err(|e| e.in_entry(&name))?;
+            name_entry(&mut skips, &name);
         }
-        files += 1;
-        let name = file.name().to_owned();
-        gatherer.set_entry(&name);
-        let mut reader = BufReader::with_capacity(1 << 16, file);
-        let head = reader.fill_buf().map_err(|source| SignalError::Io {
-            at: Box::new(Location::default().in_entry(&name)),
-            source,
-        })?;
-        let format = detect_format(head).map_err(|e| e.in_entry(&name))?;
-        let result = match format {
-            Format::CaisoCsv => caiso_csv::read_into(reader, options, &mut gatherer, &mut skips),
-            Format::CaisoXml => caiso_xml::read_into(reader, options, &mut gatherer, &mut skips),
-            other => Err(SignalError::UnknownFormat {
-                reason: format!(
-                    "zip entry {name:?} holds {}, not an OASIS CSV or XML file",
-                    other.name()
-                ),
-            }),
-        };
-        result.map_err(|e| e.in_entry(&name))?;
-        for s in skips.rows.iter_mut() {
-            if s.at.entry.is_none() {
-                s.at.entry = Some(name.clone());
-            }
-            if let Some(at) = reason_location_mut(&mut s.reason)
-                && at.entry.is_none()
-            {
-                at.entry = Some(name.clone());
-            }
-        }
-    }
+        (archive.len(), files)
+    };
     if files == 0 {
         return Err(SignalError::Zip {
             reason: format!(
-                "the archive holds {} director{} and no file",
-                archive.len(),
-                if archive.len() == 1 { "y" } else { "ies" }
+                "the archive holds {entries} director{} and no file",
+                if entries == 1 { "y" } else { "ies" }
             ),
         });
     }
@@ -84,6 +77,153 @@ pub fn parse_oasis_zip<R: Read + Seek>(
         skipped: skips.rows,
         next_page: None,
     })
+}
+
+fn open<R: Read + Seek>(input: R) -> Result<zip::ZipArchive<R>, SignalError> {
+    let archive = zip::ZipArchive::new(input).map_err(|e| SignalError::Zip {
+        reason: e.to_string(),
+    })?;
+    if archive.is_empty() {
+        return Err(SignalError::Zip {
+            reason: "the archive has no entries".into(),
+        });
+    }
+    Ok(archive)
+}
+
+/// Entry `i`'s name and a reader of its content, or `None` for a directory.
+fn entry<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    i: usize,
+) -> Result<Option<(String, impl BufRead + '_)>, SignalError> {
+    let file = archive.by_index(i).map_err(|e| SignalError::Zip {
+        reason: format!("entry {i}: {e}"),
+    })?;
+    if file.is_dir() {
+        return Ok(None);
+    }
+    let name = file.name().to_owned();
+    Ok(Some((name, BufReader::with_capacity(1 << 16, file))))
+}
+
+/// Reads one entry's rows into `sink`, by the format its first bytes show.
+fn read_entry(
+    name: &str,
+    mut reader: impl BufRead,
+    options: &ParseOptions,
+    sink: &mut impl Sink,
+) -> Result<(), SignalError> {
+    let head = reader.fill_buf().map_err(|source| SignalError::Io {
+        at: Box::new(Location::default().in_entry(name)),
+        source,
+    })?;
+    match detect_format(head)? {
+        Format::CaisoCsv => caiso_csv::read_into(reader, options, sink),
+        Format::CaisoXml => caiso_xml::read_into(reader, options, sink),
+        other => Err(SignalError::UnknownFormat {
+            reason: format!(
+                "zip entry {name:?} holds {}, not an OASIS CSV or XML file",
+                other.name()
+            ),
+        }),
+    }
+}
+
+/// Names the entry in the skipped rows that do not name one yet.
+fn name_entry(skips: &mut Skips, name: &str) {
+    for s in skips.rows.iter_mut() {
+        if s.at.entry.is_none() {
+            s.at.entry = Some(name.to_owned());
+        }
+        if let Some(at) = reason_location_mut(&mut s.reason)
+            && at.entry.is_none()
+        {
+            at.entry = Some(name.to_owned());
+        }
+    }
+}
+
+/// One entry's recording: its name (`None` for a directory) and what its rows did.
+type Recorded = Result<Option<(String, Recorder)>, SignalError>;
+
+/// Reads the entries on `threads` threads (decompression and row parsing), replaying
+/// each entry's recording into the gatherer in archive order as it becomes ready, so
+/// the result and the first error are those of reading the entries one by one.
+/// Returns the number of file entries.
+fn parallel(
+    archive: &zip::ZipArchive<Cursor<&[u8]>>,
+    threads: usize,
+    options: &ParseOptions,
+    gatherer: &mut Gatherer,
+    skips: &mut Skips,
+) -> Result<usize, SignalError> {
+    let n = archive.len();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, Recorded)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(n) {
+            let tx = tx.clone();
+            let mut archive = archive.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let recorded = entry(&mut archive, i).map(|found| {
+                        found.map(|(name, reader)| {
+                            let mut recorder = Recorder::new(options.mode);
+                            let result = read_entry(&name, reader, options, &mut recorder);
+                            recorder.end(result);
+                            (name, recorder)
+                        })
+                    });
+                    if tx.send((i, recorded)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let result = replay_in_order(&rx, n, gatherer, skips);
+        // On an error the workers stop taking entries; the scope waits for them.
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        result
+    })
+}
+
+fn replay_in_order(
+    rx: &mpsc::Receiver<(usize, Recorded)>,
+    n: usize,
+    gatherer: &mut Gatherer,
+    skips: &mut Skips,
+) -> Result<usize, SignalError> {
+    let mut ready: BTreeMap<usize, Recorded> = BTreeMap::new();
+    let mut files = 0usize;
+    for i in 0..n {
+        let recorded = loop {
+            if let Some(r) = ready.remove(&i) {
+                break r;
+            }
+            let (j, r) = rx.recv().map_err(|_| SignalError::Zip {
+                reason: format!("entry {i}: a reader thread ended without its result"),
+            })?;
+            ready.insert(j, r);
+        };
+        let Some((name, recorder)) = recorded? else {
+            continue;
+        };
+        files += 1;
+        gatherer.set_entry(&name);
+        recorder
+            .replay(gatherer, skips)
+            .map_err(|e| e.in_entry(&name))?;
+        name_entry(skips, &name);
+    }
+    Ok(files)
 }
 
 fn reason_location_mut(e: &mut SignalError) -> Option<&mut Location> {
