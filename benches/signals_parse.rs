@@ -272,6 +272,83 @@ fn oasis_realistic(c: &mut Criterion) {
     g.finish();
 }
 
+/// A PJM Data Miner `rt_fivemin_hrl_lmps` download like the issue's: 284,100 items
+/// (all 11,364 pricing nodes... scaled to 947 nodes x 300 five-minute intervals), about
+/// 100 MB, every field Data Miner writes.
+fn dataminer_realistic() -> String {
+    const NODES: usize = 947;
+    let mut s = String::from(
+        "{\"links\":[{\"rel\":\"self\",\"href\":\"https://api.pjm.com/api/v1/rt_fivemin_hrl_lmps?startRow=1&rowCount=300000\"}],\"items\":[",
+    );
+    let mut first = true;
+    for i in 0..300 {
+        let m = 4 * 60 + i * 5; // from 04:00 UTC (00:00 EDT)
+        let utc = format!(
+            "2024-07-{:02}T{:02}:{:02}:00",
+            1 + m / 1440,
+            m % 1440 / 60,
+            m % 60
+        );
+        let l = m - 4 * 60;
+        let ept = format!(
+            "2024-07-{:02}T{:02}:{:02}:00",
+            1 + l / 1440,
+            l % 1440 / 60,
+            l % 60
+        );
+        for n in 0..NODES {
+            if !first {
+                s.push(',');
+            }
+            first = false;
+            let id = 1_000_000 + n * 37;
+            let p = [
+                price(n, i, 0),
+                price(n, i, 1),
+                price(n, i, 2),
+                price(n, i, 3),
+            ];
+            let _ = write!(
+                s,
+                "{{\"datetime_beginning_utc\":\"{utc}\",\"datetime_beginning_ept\":\"{ept}\",\"pnode_id\":{id},\"pnode_name\":\"{}\",\"voltage\":\"{}\",\"equipment\":\"{}\",\"type\":\"{}\",\"zone\":\"{}\",\"system_energy_price_rt\":{:.6},\"total_lmp_rt\":{:.6},\"congestion_price_rt\":{:.6},\"marginal_loss_price_rt\":{:.6},\"row_is_current\":true,\"version_nbr\":1}}",
+                [
+                    "BRANDONSH13 KV  BR2",
+                    "AECO",
+                    "PEACHBTM",
+                    "CONEMAUG500 KV  UNIT1"
+                ][n % 4],
+                ["13 KV", "500 KV", "230 KV", "138 KV"][n % 4],
+                ["BR2", "", "UNIT1", "TX1"][n % 4],
+                ["GEN", "ZONE", "LOAD", "BUS"][n % 4],
+                ["PECO", "AECO", "BGE", "DOM"][n % 4],
+                p[1],
+                p[0],
+                p[2],
+                p[3]
+            );
+        }
+    }
+    s.push_str("],\"searchSpecification\":{\"rowCount\":300000,\"startRow\":1,\"isActiveMetadata\":true},\"totalRows\":284100}");
+    s
+}
+
+fn dataminer(c: &mut Criterion) {
+    let opts = ParseOptions::default();
+    let json = dataminer_realistic();
+    let n = parse_pjm_json(json.as_bytes(), &opts)
+        .map(|o| o.points.len())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 284_100);
+    let mut g = c.benchmark_group("data miner");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(json.len() as u64));
+    g.bench_function(
+        format!("json, 284,100 items, {} MB", json.len() / 1_000_000),
+        |b| b.iter(|| parse_pjm_json(black_box(json.as_bytes()), &opts).map(|o| o.points.len())),
+    );
+    g.finish();
+}
+
 fn parse_throughput(c: &mut Criterion) {
     let opts = ParseOptions::default();
     let mut g = c.benchmark_group("parse");
@@ -334,5 +411,11 @@ fn sanity(c: &mut Criterion) {
     let _ = c;
 }
 
-criterion_group!(benches, sanity, parse_throughput, oasis_realistic);
+criterion_group!(
+    benches,
+    sanity,
+    parse_throughput,
+    oasis_realistic,
+    dataminer
+);
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 //! The items are read one at a time from the stream; the envelope's other members
 //! are skipped, except `links`, whose `self`/`next` href names the feed.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 
@@ -39,7 +40,7 @@ pub fn parse_pjm_json<R: Read>(
     input: R,
     options: &ParseOptions,
 ) -> Result<ParseOutput, SignalError> {
-    let mut state = State {
+    let fresh = || State {
         collector: Collector::new(true),
         skips: Skips::new(options.mode),
         side: None,
@@ -49,11 +50,33 @@ pub fn parse_pjm_json<R: Read>(
         keys: Vec::new(),
         next_page: None,
     };
-    let mut de =
-        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, input));
-    let result = Root(&mut state)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+    let mut state = fresh();
+    // A response up to WHOLE bytes is read whole and parsed from the slice (strings
+    // borrowed, no per-byte reads: about twice as fast); a bigger one is streamed.
+    let mut input = input;
+    let mut bytes = Vec::new();
+    (&mut input)
+        .take(WHOLE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| SignalError::Io {
+            at: Box::new(Location::default()),
+            source,
+        })?;
+    let result = if bytes.len() <= WHOLE {
+        // The flat fast path, else serde from the start with a fresh state.
+        if fast::read(&bytes, &mut state).is_some() {
+            Ok(())
+        } else {
+            state = fresh();
+            drive(serde_json::Deserializer::from_slice(&bytes), &mut state)
+        }
+    } else {
+        let rest = std::io::Cursor::new(bytes).chain(input);
+        drive(
+            serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, rest)),
+            &mut state,
+        )
+    };
     if let Some(fatal) = state.fatal.take() {
         return Err(fatal);
     }
@@ -95,6 +118,17 @@ pub fn parse_pjm_json<R: Read>(
     })
 }
 
+/// The largest response read whole before parsing (larger ones are streamed).
+pub(crate) const WHOLE: usize = 256 << 20;
+
+/// Reads the document into `state`.
+fn drive<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    state: &mut State,
+) -> Result<(), serde_json::Error> {
+    Root(state).deserialize(&mut de).and_then(|()| de.end())
+}
+
 struct State {
     collector: Collector,
     skips: Skips,
@@ -107,7 +141,21 @@ struct State {
 }
 
 impl State {
-    fn item(&mut self, item: Item) -> Result<(), SignalError> {
+    /// The envelope's links: the next page, and the feed (so the market run).
+    fn links(&mut self, links: Option<Vec<Link>>) {
+        for l in links.unwrap_or_default() {
+            if l.rel.as_deref() == Some("next") {
+                self.next_page.clone_from(&l.href);
+            }
+            if matches!(l.rel.as_deref(), Some("self" | "next"))
+                && let Some(run) = l.href.as_deref().and_then(feed_of)
+            {
+                self.collector.feed_run = Some(run);
+            }
+        }
+    }
+
+    fn item(&mut self, item: Item<'_>) -> Result<(), SignalError> {
         let n = self.index;
         self.index += 1;
         let at = Location::item(n);
@@ -176,15 +224,16 @@ impl State {
     }
 }
 
-/// A scalar JSON value; `null` is read as an absent field by `Option`.
-enum JVal {
+/// A scalar JSON value; `null` is read as an absent field by `Option`. Text is
+/// borrowed from the input where it can be (no escapes, read from a slice).
+enum JVal<'de> {
     Num(f64),
-    Text(String),
+    Text(Cow<'de, str>),
     Bool(bool),
     Other,
 }
 
-impl JVal {
+impl JVal<'_> {
     fn field(&self) -> Field<'_> {
         match self {
             JVal::Num(x) => Field::Num(*x),
@@ -195,60 +244,78 @@ impl JVal {
     }
 }
 
-impl<'de> Deserialize<'de> for JVal {
+impl<'de: 'a, 'a> Deserialize<'de> for JVal<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = JVal;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<JVal, E> {
-                Ok(JVal::Num(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<JVal, E> {
-                Ok(JVal::Num(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<JVal, E> {
-                Ok(JVal::Num(v as f64))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<JVal, E> {
-                Ok(JVal::Bool(v))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<JVal, E> {
-                Ok(JVal::Text(v.to_owned()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<JVal, E> {
-                Ok(JVal::Text(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<JVal, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(JVal::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<JVal, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(JVal::Other)
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(JValVisitor(std::marker::PhantomData))
     }
 }
 
-#[derive(Deserialize)]
-struct Item {
-    datetime_beginning_utc: Option<JVal>,
-    datetime_ending_utc: Option<JVal>,
-    pnode_id: Option<JVal>,
-    pnode_name: Option<JVal>,
-    total_lmp_da: Option<JVal>,
-    total_lmp_rt: Option<JVal>,
-    system_energy_price_da: Option<JVal>,
-    system_energy_price_rt: Option<JVal>,
-    congestion_price_da: Option<JVal>,
-    congestion_price_rt: Option<JVal>,
-    marginal_loss_price_da: Option<JVal>,
-    marginal_loss_price_rt: Option<JVal>,
-    row_is_current: Option<JVal>,
+struct JValVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for JValVisitor<'a> {
+    type Value = JVal<'a>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<JVal<'a>, E> {
+        Ok(JVal::Num(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<JVal<'a>, E> {
+        Ok(JVal::Num(v as f64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<JVal<'a>, E> {
+        Ok(JVal::Num(v as f64))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<JVal<'a>, E> {
+        Ok(JVal::Bool(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<JVal<'a>, E> {
+        Ok(JVal::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<JVal<'a>, E> {
+        Ok(JVal::Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<JVal<'a>, E> {
+        Ok(JVal::Text(Cow::Owned(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<JVal<'a>, A::Error> {
+        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(JVal::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<JVal<'a>, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(JVal::Other)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Item<'a> {
+    #[serde(borrow)]
+    datetime_beginning_utc: Option<JVal<'a>>,
+    #[serde(borrow)]
+    datetime_ending_utc: Option<JVal<'a>>,
+    #[serde(borrow)]
+    pnode_id: Option<JVal<'a>>,
+    #[serde(borrow)]
+    pnode_name: Option<JVal<'a>>,
+    #[serde(borrow)]
+    total_lmp_da: Option<JVal<'a>>,
+    #[serde(borrow)]
+    total_lmp_rt: Option<JVal<'a>>,
+    #[serde(borrow)]
+    system_energy_price_da: Option<JVal<'a>>,
+    #[serde(borrow)]
+    system_energy_price_rt: Option<JVal<'a>>,
+    #[serde(borrow)]
+    congestion_price_da: Option<JVal<'a>>,
+    #[serde(borrow)]
+    congestion_price_rt: Option<JVal<'a>>,
+    #[serde(borrow)]
+    marginal_loss_price_da: Option<JVal<'a>>,
+    #[serde(borrow)]
+    marginal_loss_price_rt: Option<JVal<'a>>,
+    #[serde(borrow)]
+    row_is_current: Option<JVal<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -291,16 +358,7 @@ impl<'de> Visitor<'de> for Root<'_> {
                 }
                 "links" => {
                     let links: Option<Vec<Link>> = map.next_value()?;
-                    for l in links.unwrap_or_default() {
-                        if l.rel.as_deref() == Some("next") {
-                            self.0.next_page.clone_from(&l.href);
-                        }
-                        if matches!(l.rel.as_deref(), Some("self" | "next"))
-                            && let Some(run) = l.href.as_deref().and_then(feed_of)
-                        {
-                            self.0.collector.feed_run = Some(run);
-                        }
-                    }
+                    self.0.links(links);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -327,12 +385,465 @@ impl<'de> Visitor<'de> for Items<'_> {
         f.write_str("an array of LMP items")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element::<Item>()? {
+        while let Some(item) = seq.next_element::<Item<'de>>()? {
             if let Err(e) = self.0.item(item) {
                 self.0.fatal = Some(e);
                 return Err(de::Error::custom("stopped at a bad item"));
             }
         }
         Ok(())
+    }
+}
+
+/// A hand-written reader for the documents Data Miner writes: an envelope (or a bare
+/// array) whose items are flat objects of strings, numbers, booleans and nulls without
+/// escapes. It makes exactly the calls the serde path makes (the same items, in order,
+/// with the same values; the same envelope keys and links) and gives up, returning
+/// `None`, at the first thing it does not handle (escapes, nested values in an item,
+/// a duplicate field, anything that is not well-formed JSON), so the caller reads the
+/// document again with serde from the start. About twice as fast as serde's derive on
+/// these items (`benches/signals_parse.rs`, group "data miner").
+mod fast {
+    use std::borrow::Cow;
+
+    use serde::de::IgnoredAny;
+
+    use super::{Item, JVal, Link, State};
+
+    struct Cursor<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+                self.i += 1;
+            }
+        }
+
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.i).copied()
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+
+        /// A string without escapes or control characters, after its opening quote.
+        fn string(&mut self) -> Option<&'a str> {
+            let rest = self.b.get(self.i..)?;
+            let end = memchr::memchr2(b'"', b'\\', rest)?;
+            if rest[end] != b'"' {
+                return None;
+            }
+            let text = &rest[..end];
+            if text.iter().any(|&c| c < 0x20) {
+                return None;
+            }
+            self.i += end + 1;
+            std::str::from_utf8(text).ok()
+        }
+
+        /// A number as serde_json reads it for `deserialize_any`: integers that fit
+        /// `u64` or `i64` as those (then `as f64`), others as a correctly rounded f64.
+        fn number(&mut self) -> Option<f64> {
+            let b = self.b;
+            let start = self.i;
+            let mut i = start;
+            if b.get(i) == Some(&b'-') {
+                i += 1;
+            }
+            match b.get(i)? {
+                b'0' => i += 1,
+                b'1'..=b'9' => {
+                    while b.get(i).is_some_and(u8::is_ascii_digit) {
+                        i += 1;
+                    }
+                }
+                _ => return None,
+            }
+            let mut integer = true;
+            if b.get(i) == Some(&b'.') {
+                integer = false;
+                i += 1;
+                let digits = i;
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if i == digits {
+                    return None;
+                }
+            }
+            if let Some(b'e' | b'E') = b.get(i) {
+                integer = false;
+                i += 1;
+                if let Some(b'+' | b'-') = b.get(i) {
+                    i += 1;
+                }
+                let digits = i;
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if i == digits {
+                    return None;
+                }
+            }
+            self.i = i;
+            let text = std::str::from_utf8(&b[start..i]).ok()?;
+            if integer {
+                if let Ok(u) = text.parse::<u64>() {
+                    return Some(u as f64);
+                }
+                match text.parse::<i64>() {
+                    // serde_json reads `-0` as the float -0.0.
+                    Ok(0) => return Some(-0.0),
+                    Ok(v) => return Some(v as f64),
+                    Err(_) => {}
+                }
+            }
+            text.parse::<f64>().ok().filter(|v| v.is_finite())
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            self.b
+                .get(self.i..)?
+                .starts_with(word)
+                .then(|| self.i += word.len())
+        }
+
+        /// A scalar value (`None` inside for `null`); a nested value gives up.
+        fn scalar(&mut self) -> Option<Option<JVal<'a>>> {
+            match self.peek()? {
+                b'"' => {
+                    self.i += 1;
+                    Some(Some(JVal::Text(Cow::Borrowed(self.string()?))))
+                }
+                b't' => self.literal(b"true").map(|()| Some(JVal::Bool(true))),
+                b'f' => self.literal(b"false").map(|()| Some(JVal::Bool(false))),
+                b'n' => self.literal(b"null").map(|()| None),
+                b'-' | b'0'..=b'9' => self.number().map(|v| Some(JVal::Num(v))),
+                _ => None,
+            }
+        }
+
+        /// One flat item object.
+        fn item(&mut self) -> Option<Item<'a>> {
+            self.eat(b'{')?;
+            let mut item = Item::default();
+            let mut seen = 0u16;
+            if self.eat(b'}').is_some() {
+                return Some(item);
+            }
+            loop {
+                self.eat(b'"')?;
+                let key = self.string()?;
+                self.eat(b':')?;
+                let value = self.scalar()?;
+                let slot = match key {
+                    "datetime_beginning_utc" => (0, &mut item.datetime_beginning_utc),
+                    "datetime_ending_utc" => (1, &mut item.datetime_ending_utc),
+                    "pnode_id" => (2, &mut item.pnode_id),
+                    "pnode_name" => (3, &mut item.pnode_name),
+                    "total_lmp_da" => (4, &mut item.total_lmp_da),
+                    "total_lmp_rt" => (5, &mut item.total_lmp_rt),
+                    "system_energy_price_da" => (6, &mut item.system_energy_price_da),
+                    "system_energy_price_rt" => (7, &mut item.system_energy_price_rt),
+                    "congestion_price_da" => (8, &mut item.congestion_price_da),
+                    "congestion_price_rt" => (9, &mut item.congestion_price_rt),
+                    "marginal_loss_price_da" => (10, &mut item.marginal_loss_price_da),
+                    "marginal_loss_price_rt" => (11, &mut item.marginal_loss_price_rt),
+                    "row_is_current" => (12, &mut item.row_is_current),
+                    _ => (16, &mut None),
+                };
+                if let (bit @ 0..=12, field) = slot {
+                    // serde refuses a duplicate field: so does this reader, by giving up.
+                    if seen & (1 << bit) != 0 {
+                        return None;
+                    }
+                    seen |= 1 << bit;
+                    *field = value;
+                }
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        return Some(item);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// The items array, each item handed to the state. `Some(false)` when the state
+        /// stopped at a bad item (a strict parse).
+        fn items(&mut self, state: &mut State) -> Option<bool> {
+            self.eat(b'[')?;
+            if self.eat(b']').is_some() {
+                return Some(true);
+            }
+            loop {
+                let item = self.item()?;
+                if let Err(e) = state.item(item) {
+                    state.fatal = Some(e);
+                    return Some(false);
+                }
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        return Some(true);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// Any other envelope value, read by serde from here (so nested values are
+        /// checked as serde checks them); returns it.
+        fn value<T: serde::de::Deserialize<'a>>(&mut self) -> Option<T> {
+            self.ws();
+            let rest = self.b.get(self.i..)?;
+            let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
+            let value = values.next()?.ok()?;
+            self.i += values.byte_offset();
+            Some(value)
+        }
+    }
+
+    /// A number read by the fast reader, for tests.
+    #[cfg(test)]
+    pub(super) fn number(text: &str) -> Option<f64> {
+        let mut c = Cursor {
+            b: text.as_bytes(),
+            i: 0,
+        };
+        c.number().filter(|_| c.i == text.len())
+    }
+
+    /// Reads the whole document into `state`; `None` to read it again with serde.
+    pub(super) fn read(bytes: &[u8], state: &mut State) -> Option<()> {
+        let mut c = Cursor { b: bytes, i: 0 };
+        match c.peek()? {
+            b'[' => {
+                state.saw_items = true;
+                if !c.items(state)? {
+                    return Some(());
+                }
+            }
+            b'{' => {
+                c.i += 1;
+                if c.eat(b'}').is_none() {
+                    loop {
+                        c.eat(b'"')?;
+                        let key = c.string()?;
+                        c.eat(b':')?;
+                        match key {
+                            "items" => {
+                                state.saw_items = true;
+                                if !c.items(state)? {
+                                    return Some(());
+                                }
+                            }
+                            "links" => {
+                                let links: Option<Vec<Link>> = c.value()?;
+                                state.links(links);
+                            }
+                            _ => {
+                                c.value::<IgnoredAny>()?;
+                            }
+                        }
+                        if state.keys.len() < 16 {
+                            state.keys.push(key.to_owned());
+                        }
+                        match c.peek()? {
+                            b',' => c.i += 1,
+                            b'}' => {
+                                c.i += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+            }
+            _ => return None,
+        }
+        // Only whitespace may follow, as serde's `end` checks.
+        (c.peek().is_none()).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state() -> State {
+        State {
+            collector: Collector::new(true),
+            skips: Skips::new(super::super::Mode::Lenient),
+            side: None,
+            fatal: None,
+            index: 0,
+            saw_items: false,
+            keys: Vec::new(),
+            next_page: None,
+        }
+    }
+
+    /// Everything the state ends with, as text.
+    fn end(s: State) -> String {
+        let head = format!(
+            "{:?} {} {:?} {:?} {:?}",
+            s.fatal.as_ref().map(ToString::to_string),
+            s.saw_items,
+            s.keys,
+            s.next_page,
+            s.side
+        );
+        let mut skips = s.skips;
+        let points = s.collector.finish(s.side, None, &mut skips);
+        let skipped: Vec<String> = skips
+            .rows
+            .iter()
+            .map(|r| format!("{} {}", r.at, r.reason))
+            .collect();
+        format!(
+            "{head}\n{:?}\n{} {skipped:?}",
+            points.map_err(|e| e.to_string()),
+            skips.count
+        )
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            Just("-0".to_owned()),
+            Just("0".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            Just("-9223372036854775809".to_owned()),
+            Just("1e400".to_owned()),
+            Just("01".to_owned()),
+            Just("[1, {\"a\": 2}]".to_owned()),
+            Just("\"a\\\"b\"".to_owned()),
+            (-1_000_000i64..1_000_000).prop_map(|v| v.to_string()),
+            (-2000.0f64..20000.0).prop_map(|v| format!("{v}")),
+            (-2000.0f64..20000.0).prop_map(|v| format!("{v:e}")),
+            (0u32..4).prop_map(|n| format!("\"2024-07-01T0{n}:05:00\"")),
+            "[a-z0-9 ]{0,8}".prop_map(|t| format!("\"{t}\"")),
+        ]
+    }
+
+    const KEYS: [&str; 9] = [
+        "datetime_beginning_utc",
+        "datetime_ending_utc",
+        "pnode_id",
+        "pnode_name",
+        "total_lmp_rt",
+        "system_energy_price_rt",
+        "total_lmp_da",
+        "row_is_current",
+        "voltage",
+    ];
+
+    fn item() -> impl Strategy<Value = String> {
+        prop::collection::vec((0..KEYS.len(), value(), 0usize..3), 0..10).prop_map(|fields| {
+            let ws = ["", " ", "\n  "];
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(k, v, w)| format!("{}\"{}\"{}:{}{v}", ws[*w], KEYS[*k], ws[*w], ws[*w]))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    /// A good item, so most documents have points.
+    fn good(n: usize) -> String {
+        format!(
+            "{{\"datetime_beginning_utc\":\"2024-07-01T00:{:02}:00\",\"pnode_id\":{},\"total_lmp_rt\":{}.25,\"row_is_current\":true}}",
+            5 * (n % 12),
+            1000 + n / 12,
+            n
+        )
+    }
+
+    proptest! {
+        /// Wherever the fast reader finishes, it ends in exactly the state serde does.
+        #[test]
+        fn the_fast_reader_agrees_with_serde(
+            items in prop::collection::vec(prop_oneof![3 => (0usize..40).prop_map(good), 1 => item()], 0..30),
+            envelope in 0u8..4,
+            cut in prop::option::of(0usize..2000),
+        ) {
+            let items = items.join(",");
+            let mut doc = match envelope {
+                0 => format!("[{items}]"),
+                1 => format!("{{\"items\":[{items}],\"totalRows\":3}}"),
+                2 => format!("{{\"links\":[{{\"rel\":\"next\",\"href\":\"https://api.pjm.com/api/v1/rt_fivemin_hrl_lmps?startRow=2\"}}], \"items\" : [{items}] , \"searchSpecification\":{{\"a\":[1,2]}}}}"),
+                _ => format!("{{\"items\":[{items}]}} x"),
+            };
+            if let Some(cut) = cut {
+                doc.truncate(cut.min(doc.len()));
+            }
+            let bytes = doc.as_bytes();
+            let mut fast_state = state();
+            if fast::read(bytes, &mut fast_state).is_some() {
+                let mut slow = state();
+                let result = drive(serde_json::Deserializer::from_slice(bytes), &mut slow);
+                prop_assert!(result.is_ok() || slow.fatal.is_some(), "serde failed where the fast reader did not: {result:?}");
+                prop_assert_eq!(end(fast_state), end(slow));
+            }
+        }
+    }
+
+    proptest! {
+        /// Numbers: the same f64, bit for bit, as serde_json's, or a give-up where
+        /// serde refuses.
+        #[test]
+        fn fast_numbers_are_serdes(
+            neg in any::<bool>(),
+            int in prop_oneof!["0", "[1-9][0-9]{0,22}", "0[0-9]"],
+            frac in prop::option::of("[0-9]{0,20}"),
+            exp in prop::option::of(("[eE]", "[+-]?", "[0-9]{0,4}")),
+        ) {
+            let mut text = format!("{}{int}", if neg { "-" } else { "" });
+            if let Some(f) = frac {
+                text.push('.');
+                text.push_str(&f);
+            }
+            if let Some((e, sign, digits)) = exp {
+                text.push_str(&format!("{e}{sign}{digits}"));
+            }
+            let serde = serde_json::from_str::<JVal<'_>>(&text).ok().map(|v| match v {
+                JVal::Num(x) => x.to_bits(),
+                _ => u64::MAX,
+            });
+            prop_assert_eq!(fast::number(&text).map(f64::to_bits), serde, "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_fast_reader_reads_what_data_miner_writes() {
+        let doc = format!(
+            "{{\"links\":[],\"items\":[{},{}],\"totalRows\":2}}",
+            good(1),
+            good(2)
+        );
+        let mut s = state();
+        assert!(fast::read(doc.as_bytes(), &mut s).is_some());
+        assert!(s.fatal.is_none() && s.index == 2);
+        for odd in [
+            "{\"items\":[{\"pnode_id\":\"a\\u0041\"}]}",
+            "{\"items\":[{\"pnode_id\":[1]}]}",
+            "{\"items\":[{\"pnode_id\":1,\"pnode_id\":2}]}",
+            "{\"items\":[{\"pnode_id\":01}]}",
+            "{\"items\":[]} x",
+        ] {
+            assert!(fast::read(odd.as_bytes(), &mut state()).is_none(), "{odd}");
+        }
     }
 }
