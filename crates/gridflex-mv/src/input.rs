@@ -431,37 +431,55 @@ mod fast {
     }
 
     pub(super) fn meter(text: &str) -> Option<IntervalSeries<Power>> {
-        let mut lines = text
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l).trim());
-        let head = lines.by_ref().find(|l| !l.is_empty())?;
-        if !head.eq_ignore_ascii_case("interval_start,kw") {
+        let b = text.as_bytes();
+        // Lines as byte ranges, `\r\n` or `\n` ended, ASCII-trimmed (anything else
+        // the general parser trims is not plain and fails below).
+        let mut pos = 0usize;
+        let mut next_line = || -> Option<&[u8]> {
+            if pos >= b.len() {
+                return None;
+            }
+            let end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |i| pos + i);
+            let line = &b[pos..end];
+            pos = end + 1;
+            Some(line.trim_ascii())
+        };
+        let head = loop {
+            let line = next_line()?;
+            if !line.is_empty() {
+                break line;
+            }
+        };
+        if !head.eq_ignore_ascii_case(b"interval_start,kw") {
             return None;
         }
         let (mut first, mut step) = (None::<i64>, None::<i64>);
+        // Sized from the bytes left and the first line's length, once.
         let mut values: Vec<Option<Power>> = Vec::new();
         let mut day = ([0u8; 10], 0i64);
-        for line in lines {
+        while let Some(line) = next_line() {
             if line.is_empty() {
                 continue;
             }
-            let (t, v) = line.split_once(',')?;
-            if v.contains(',') {
-                return None;
-            }
-            let t = instant_cached(t.trim().as_bytes(), &mut day)?;
-            let v = v.trim();
+            let comma = memchr::memchr(b',', line)?;
+            let (t, v) = (
+                line[..comma].trim_ascii_end(),
+                line[comma + 1..].trim_ascii_start(),
+            );
+            let t = instant_cached(t, &mut day)?;
             let v = if v.is_empty() {
                 None
             } else {
-                let x = match decimal(v.as_bytes()) {
+                // A second comma makes `decimal` (and `str::parse`) fail: no extra scan.
+                let x = match decimal(v) {
                     Some(x) => x,
-                    None => v.parse().ok()?,
+                    None => std::str::from_utf8(v).ok()?.parse().ok()?,
                 };
                 Some(Power::kilowatts(x).ok()?)
             };
             let Some(t0) = first else {
                 first = Some(t);
+                values.reserve(b.len() / (line.len() + 1) + 1);
                 values.push(v);
                 continue;
             };
