@@ -9,14 +9,17 @@
 //!    [--lmp PRICES.csv] [--nbt PRICE] [--notified T] [--low-usage-reference first-window|refreshed]
 //! mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
 //! mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
-//! mv fleet --meters DIR --events EVENTS.csv --methods M,M,... [--tz ZONE] [--threads N]
-//!    [--exclude-days D,D,...] [--holidays D,D,...]
+//! mv fleet (--meters DIR | --meter-file LONG.csv) --events EVENTS.csv --methods M,M,...
+//!    [--tz ZONE] [--threads N] [--exclude-days D,D,...] [--holidays D,D,...]
 //! ```
 //!
 //! `fleet` settles many sites at once: every `*.csv` meter file in DIR (the meter id is
-//! the file name without `.csv`), every event of EVENTS.csv (`event_id,start,end`, RFC 3339)
-//! with every method, each meter file read once; files are read and baselines computed
-//! on `--threads` threads (default: the cores available). Output: `{"meters", "events",
+//! the file name without `.csv`), or every meter of one long-format LONG.csv
+//! (`meter_id,interval_start,kw`, rows of meters in any interleaving), every event of
+//! EVENTS.csv (`event_id,start,end`, RFC 3339) with every method, each meter read once;
+//! files are read and baselines computed on `--threads` threads (default: the cores
+//! available), one meter per thread in memory at a time, with a progress line on stderr
+//! when it is a terminal. Output: `{"meters", "events",
 //! "rows": [{"meter", "event", "method", "baseline_kwh", "metered_kwh", "reduction_kwh",
 //! "selected_days"} or {"meter", "event", "method", "error"}]}`, rows by meter, event,
 //! method. A meter file that cannot be read is an error naming the file (exit 2).
@@ -53,7 +56,7 @@ const USAGE: &str =
     "usage: mv baseline --method M --meter METER.csv --event-start T --event-end T [options]
        mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
        mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
-       mv fleet --meters DIR --events EVENTS.csv --methods M,M,... [--tz ZONE] [--threads N]
+       mv fleet (--meters DIR | --meter-file LONG.csv) --events EVENTS.csv --methods M,M,... [--tz ZONE] [--threads N]
 (see the header of examples/mv.rs for every option)";
 
 /// The argument parser, kept apart so that its property tests run with `cargo test`.
@@ -331,6 +334,7 @@ fn run(args: &[String]) -> Result<Value, Failure> {
             rest,
             &[
                 "meters",
+                "meter-file",
                 "events",
                 "methods",
                 "tz",
@@ -350,8 +354,9 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
     use std::num::NonZeroUsize;
 
     use gridflex_mv::fleet::{FleetEvent, FleetMeter, settle};
+    use gridflex_mv::input::parse_long_meter_csv;
 
-    let dir = f.required("meters")?;
+    let dir = f.get("meters");
     let methods = f
         .required("methods")?
         .split(',')
@@ -396,39 +401,32 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| bad(format!("meter folder {dir}: {e}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-        .collect();
-    paths.sort();
-    // Read and index the meters on the worker threads too: reading is most of the work.
-    let load = |p: &std::path::PathBuf| -> Result<FleetMeter, Failure> {
-        let path = p.display().to_string();
-        let series = parse_meter_csv(&read(&path, "meter file")?).map_err(in_file(&path))?;
-        let meter = Meter::new(series, zone).map_err(in_file(&path))?;
-        let id = p
-            .file_stem()
-            .map_or(path.clone(), |s| s.to_string_lossy().into_owned());
-        Ok(FleetMeter::new(id, meter))
+    let (ids, rows) = match (dir, f.get("meter-file")) {
+        (Some(dir), None) => fleet_folder(dir, zone, &calendar, &events, &methods, threads)?,
+        (None, Some(path)) => {
+            let meters = parse_long_meter_csv(&read(path, "meter file")?)
+                .map_err(in_file(path))?
+                .into_iter()
+                .map(|(id, series)| {
+                    Meter::new(series, zone)
+                        .map(|m| FleetMeter::new(id.clone(), m))
+                        .map_err(|e| bad(format!("{path}: meter {id:?}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows = settle(&meters, &calendar, &events, &methods, threads);
+            (meters.into_iter().map(|m| m.id).collect(), rows)
+        }
+        _ => {
+            return Err(bad(
+                "fleet needs one of --meters DIR (one file per meter) or --meter-file LONG.csv",
+            ));
+        }
     };
-    let chunk = paths.len().div_ceil(threads.get()).max(1);
-    let meters = std::thread::scope(|scope| {
-        let workers: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(load).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect::<Result<Vec<_>, _>>()
-    })?;
-    let rows = settle(&meters, &calendar, &events, &methods, threads);
     let kwh = |e: gridflex_core::Energy| e.as_kilowatt_hours();
     let rows: Vec<Value> = rows
         .into_iter()
         .map(|r| {
-            let (meter, event) = (&meters[r.meter].id, &events[r.event].id);
+            let (meter, event) = (&ids[r.meter], &events[r.event].id);
             match r.figures {
                 Ok(x) => json!({
                     "meter": meter,
@@ -448,7 +446,101 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
             }
         })
         .collect();
-    Ok(json!({ "meters": meters.len(), "events": events.len(), "rows": rows }))
+    Ok(json!({ "meters": ids.len(), "events": events.len(), "rows": rows }))
+}
+
+/// Settles a folder of meter files (`*.csv`, sorted by name; the id is the name without
+/// `.csv`): each worker thread takes the next file, reads it, settles it and drops it,
+/// so memory holds one meter per thread, not the fleet. A progress line goes to stderr
+/// when it is a terminal. A file that cannot be read is an error naming it (the first
+/// in name order).
+fn fleet_folder(
+    dir: &str,
+    zone: MarketZone,
+    calendar: &Calendar,
+    events: &[gridflex_mv::fleet::FleetEvent],
+    methods: &[Method],
+    threads: std::num::NonZeroUsize,
+) -> Result<(Vec<String>, Vec<gridflex_mv::fleet::FleetRow>), Failure> {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use gridflex_mv::fleet::{FleetMeter, FleetRow, settle};
+
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| bad(format!("meter folder {dir}: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    paths.sort();
+    let paths = &paths;
+    /// One meter's id and rows, or why its file could not be settled.
+    type Settled = Result<(String, Vec<FleetRow>), Failure>;
+    let one = |i: usize| -> Settled {
+        let p = &paths[i];
+        let path = p.display().to_string();
+        let series = parse_meter_csv(&read(&path, "meter file")?).map_err(in_file(&path))?;
+        let meter = Meter::new(series, zone).map_err(in_file(&path))?;
+        let id = p
+            .file_stem()
+            .map_or(path.clone(), |s| s.to_string_lossy().into_owned());
+        let meters = [FleetMeter::new(id.clone(), meter)];
+        let rows = settle(
+            &meters,
+            calendar,
+            events,
+            methods,
+            std::num::NonZeroUsize::MIN,
+        )
+        .into_iter()
+        .map(|r| FleetRow { meter: i, ..r })
+        .collect();
+        Ok((id, rows))
+    };
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let progress = std::io::stderr().is_terminal();
+    let mut done: Vec<Option<Settled>> = (0..paths.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.get().min(paths.len().max(1)) {
+            let (tx, next, one) = (tx.clone(), &next, &one);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= paths.len() || tx.send((i, one(i))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let started = std::time::Instant::now();
+        let mut shown = std::time::Instant::now();
+        for (count, (i, result)) in rx.iter().enumerate() {
+            done[i] = Some(result);
+            if progress && (shown.elapsed().as_millis() >= 200 || count + 1 == paths.len()) {
+                shown = std::time::Instant::now();
+                eprint!(
+                    "\r{} of {} meters settled ({:.1} s)",
+                    count + 1,
+                    paths.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if progress {
+            eprintln!();
+        }
+    });
+    let mut ids = Vec::with_capacity(paths.len());
+    let mut rows = Vec::new();
+    for result in done {
+        let (id, r) =
+            result.ok_or_else(|| bad("a meter file was not read (a worker stopped)"))??;
+        ids.push(id);
+        rows.extend(r);
+    }
+    Ok((ids, rows))
 }
 
 fn read(path: &str, what: &str) -> Result<String, Failure> {

@@ -229,6 +229,143 @@ fn parse_meter_general(text: &str) -> Result<IntervalSeries<Power>, MvError> {
     regular(parsed, "interval_start")
 }
 
+/// The most meters one long-format file may hold.
+pub const MAX_LONG_METERS: usize = 1_000_000;
+
+/// Parses long-format meter data, many meters in one file (`meter_id,interval_start,kw`,
+/// the layout a meter data management export or a database dump has): one series per
+/// meter id, in the order the ids first appear. Each meter's rows follow the rules of
+/// [`parse_meter_csv`] (its own grid, from its own first two rows); the rows of
+/// different meters may be interleaved. Errors name the line and field, and the meter.
+///
+/// ```
+/// use gridflex_mv::input::parse_long_meter_csv;
+///
+/// let csv = "meter_id,interval_start,kw
+/// a,2025-07-01T00:00:00Z,10
+/// b,2025-07-01T00:00:00Z,7
+/// a,2025-07-01T00:05:00Z,11
+/// b,2025-07-01T00:05:00Z,
+/// ";
+/// let meters = parse_long_meter_csv(csv)?;
+/// assert_eq!(meters.len(), 2);
+/// assert_eq!((meters[0].0.as_str(), meters[0].1.len()), ("a", 2));
+/// assert_eq!(meters[1].1.values()[1], None);
+/// # Ok::<(), gridflex_mv::MvError>(())
+/// ```
+pub fn parse_long_meter_csv(text: &str) -> Result<Vec<(String, IntervalSeries<Power>)>, MvError> {
+    type Rows = Vec<(usize, DateTime<Utc>, Option<Power>)>;
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
+    let (_, head) = lines.by_ref().find(|(_, l)| !l.is_empty()).ok_or_else(|| {
+        err(
+            1,
+            "header",
+            "empty input; expected `meter_id,interval_start,kw`",
+        )
+    })?;
+    let names: Vec<&str> = head.split(',').map(str::trim).collect();
+    let expected = ["meter_id", "interval_start", "kw"];
+    if names.len() != 3
+        || !names
+            .iter()
+            .zip(expected)
+            .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    {
+        return Err(err(
+            1,
+            "header",
+            format!("expected `meter_id,interval_start,kw`, got `{head}`"),
+        ));
+    }
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut meters: Vec<(&str, Rows)> = Vec::new();
+    let mut day = ([0u8; 10], 0i64);
+    let mut rows_seen = 0usize;
+    for (n, line) in lines {
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split(',');
+        let (Some(id), Some(t), Some(v), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(err(
+                n,
+                "row",
+                format!("expected 3 comma-separated fields: {line:?}"),
+            ));
+        };
+        let (id, t, v) = (id.trim(), t.trim(), v.trim());
+        if id.is_empty() {
+            return Err(err(n, "meter_id", "empty meter id"));
+        }
+        let t = match fast::instant_cached(t.as_bytes(), &mut day)
+            .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+        {
+            Some(t) => t,
+            None => rfc3339(n, "interval_start", t)?,
+        };
+        let v = if v.is_empty() {
+            None
+        } else {
+            let x = match fast::decimal(v.as_bytes()) {
+                Some(x) => x,
+                None => number(n, "kw", v)?,
+            };
+            Some(Power::kilowatts(x).map_err(|e| err(n, "kw", e.to_string()))?)
+        };
+        rows_seen += 1;
+        if rows_seen > MAX_SERIES_INTERVALS.saturating_mul(4) {
+            return Err(err(
+                n,
+                "row",
+                MvError::TooLarge {
+                    what: "rows in a long-format file",
+                    found: rows_seen as u64,
+                    limit: MAX_SERIES_INTERVALS as u64 * 4,
+                }
+                .to_string(),
+            ));
+        }
+        let k = match index.get(id) {
+            Some(&k) => k,
+            None => {
+                if meters.len() >= MAX_LONG_METERS {
+                    return Err(err(
+                        n,
+                        "meter_id",
+                        MvError::TooLarge {
+                            what: "meters in a long-format file",
+                            found: meters.len() as u64 + 1,
+                            limit: MAX_LONG_METERS as u64,
+                        }
+                        .to_string(),
+                    ));
+                }
+                index.insert(id, meters.len());
+                meters.push((id, Vec::new()));
+                meters.len() - 1
+            }
+        };
+        meters[k].1.push((n, t, v));
+    }
+    meters
+        .into_iter()
+        .map(|(id, rows)| {
+            regular(rows, "interval_start")
+                .map(|series| (id.to_owned(), series))
+                .map_err(|e| match e {
+                    MvError::Parse {
+                        line,
+                        field,
+                        reason,
+                    } => err(line, &field, format!("meter {id:?}: {reason}")),
+                    other => other,
+                })
+        })
+        .collect()
+}
+
 /// Parses prices (`interval_start,lmp`, $/MWh).
 pub fn parse_price_csv(text: &str) -> Result<IntervalSeries<Price>, MvError> {
     let mut parsed = Vec::new();
@@ -353,7 +490,7 @@ mod fast {
 
     /// [`instant`], reusing the day number of the previous row's date (`day`: the date's
     /// ten bytes and its day number; all zero bytes until a first date is seen).
-    fn instant_cached(s: &[u8], day: &mut ([u8; 10], i64)) -> Option<i64> {
+    pub(super) fn instant_cached(s: &[u8], day: &mut ([u8; 10], i64)) -> Option<i64> {
         if s.len() < 20
             || s[4] != b'-'
             || s[7] != b'-'
@@ -581,6 +718,54 @@ mod fast_path {
                 // `T`) and on faults; a file in its layout that the general parser
                 // takes, it takes too.
                 None => prop_assert!(general.is_err() || text.contains(' '), "{}", text),
+            }
+        }
+
+        /// A long-format file of interleaved meters reads as each meter's own file:
+        /// the same series, or an error where that file has one (naming the meter).
+        #[test]
+        fn long_format_reads_as_each_meters_own_file(
+            files in proptest::collection::vec(file(), 1..4),
+            order in proptest::collection::vec(0usize..4, 0..160),
+        ) {
+            let mut cursors = vec![0usize; files.len()];
+            let mut long = vec!["meter_id,interval_start,kw".to_owned()];
+            let mut pick = order.into_iter();
+            loop {
+                let live: Vec<usize> = (0..files.len()).filter(|&m| cursors[m] < files[m].0.len()).collect();
+                if live.is_empty() {
+                    break;
+                }
+                let m = live[pick.next().unwrap_or(0) % live.len()];
+                let line = &files[m].0[cursors[m]];
+                cursors[m] += 1;
+                if !line.is_empty() {
+                    long.push(format!("m{m},{line}"));
+                }
+            }
+            let text = long.join("\n");
+            let own: Vec<_> = files
+                .iter()
+                .map(|(lines, _)| {
+                    let body: Vec<&str> = lines.iter().map(String::as_str).filter(|l| !l.is_empty()).collect();
+                    parse_meter_csv(&format!("interval_start,kw\n{}", body.join("\n")))
+                })
+                .collect();
+            match parse_long_meter_csv(&text) {
+                Ok(meters) => {
+                    let ok: Vec<_> = own.iter().enumerate().filter(|(_, r)| r.is_ok()).collect();
+                    // Meters without rows do not appear.
+                    for (id, series) in &meters {
+                        let m: usize = id[1..].parse().unwrap_or(usize::MAX);
+                        prop_assert_eq!(Some(series), own.get(m).and_then(|r| r.as_ref().ok()));
+                    }
+                    prop_assert!(ok.len() >= meters.len());
+                }
+                Err(e) => {
+                    prop_assert!(own.iter().any(Result::is_err), "{e}: {text}");
+                    let line = match &e { MvError::Parse { line, .. } => *line, _ => 0 };
+                    prop_assert!(line >= 1 && line <= long.len(), "{e}");
+                }
             }
         }
 
