@@ -11,6 +11,7 @@ use std::num::NonZeroUsize;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gridflex_signals::parse::{
     ParseOptions, parse_caiso_csv, parse_caiso_xml, parse_oasis_zip, parse_pjm_csv, parse_pjm_json,
+    parse_pjm_json_bytes,
 };
 
 const NODES: usize = 200;
@@ -346,6 +347,9 @@ fn dataminer(c: &mut Criterion) {
         format!("json, 284,100 items, {} MB", json.len() / 1_000_000),
         |b| b.iter(|| parse_pjm_json(black_box(json.as_bytes()), &opts).map(|o| o.points.len())),
     );
+    g.bench_function("the same, in memory (parse_pjm_json_bytes)", |b| {
+        b.iter(|| parse_pjm_json_bytes(black_box(json.as_bytes()), &opts).map(|o| o.points.len()))
+    });
     g.finish();
 }
 

@@ -6,7 +6,7 @@ use gridflex_core::{Interval, MarketZone, PricingNodeId};
 use super::client::{Backoff, HttpGet, get_ok};
 use super::encode;
 use super::polling::FetchPrices;
-use crate::parse::{Format, ParseOptions, ParseOutput, parse_pjm_json};
+use crate::parse::{Format, ParseOptions, ParseOutput, parse_pjm_json_bytes};
 use crate::{Market, MarketRun, SignalError};
 use gridflex_core::Clock;
 
@@ -127,7 +127,7 @@ impl<H: HttpGet, C: Clock> DataMinerPoller<H, C> {
         let mut all = ParseOutput::empty(Format::PjmJson);
         for _ in 0..self.max_pages {
             let body = get_ok(&self.client, &self.clock, &self.backoff, &url, &headers).await?;
-            let page = parse_pjm_json(body.as_slice(), &self.options)?;
+            let page = parse_pjm_json_bytes(&body, &self.options)?;
             all.points.extend(
                 page.points
                     .into_iter()

@@ -16,11 +16,9 @@
 
 use std::io::Read;
 
-use chrono::{DateTime, Utc};
-
 use super::caiso::{Component, Direct, Gatherer, RowKey, Sink};
 use super::plain::{Plain, Row, read_plain};
-use super::scalar::{parse_price, parse_utc, shown};
+use super::scalar::{LastTime, parse_price, shown};
 use super::{Format, ParseOptions, ParseOutput, Skips, csv_error, find_column};
 use crate::{Location, MarketRun, SignalError};
 
@@ -235,27 +233,6 @@ fn header_columns(
 struct Times {
     start: LastTime,
     end: LastTime,
-}
-
-#[derive(Default)]
-struct LastTime {
-    text: Vec<u8>,
-    time: Option<DateTime<Utc>>,
-}
-
-impl LastTime {
-    fn parse(&mut self, text: &[u8]) -> Result<DateTime<Utc>, &'static str> {
-        if let Some(t) = self.time
-            && self.text == text
-        {
-            return Ok(t);
-        }
-        let t = parse_utc(text)?;
-        self.text.clear();
-        self.text.extend_from_slice(text);
-        self.time = Some(t);
-        Ok(t)
-    }
 }
 
 fn row(

@@ -5,15 +5,25 @@
 //! | CAISO OASIS CSV | `PRC_LMP`, `PRC_RTPD_LMP`, `PRC_INTVL_LMP`, `PRC_HASP_LMP` | [`parse_caiso_csv`] |
 //! | CAISO OASIS XML (`OASISReport`) | same | [`parse_caiso_xml`] |
 //! | OASIS zip (wraps CSV or XML files) | same | [`parse_oasis_zip`] |
-//! | PJM Data Miner 2 JSON (`items` envelope or bare array) | `da_hrl_lmps`, `rt_hrl_lmps`, `rt_fivemin_hrl_lmps` | [`parse_pjm_json`] |
+//! | PJM Data Miner 2 JSON (`items` envelope or bare array) | `da_hrl_lmps`, `rt_hrl_lmps`, `rt_fivemin_hrl_lmps` | [`parse_pjm_json`] ([`parse_pjm_json_bytes`] in memory) |
 //! | PJM Data Miner 2 CSV | same | [`parse_pjm_csv`] |
 //! | any of the above, detected from the content | | [`parse_prices`] |
 //!
-//! Every parser reads from any [`Read`] row by row (record by record for JSON and
-//! XML), so the input is never held in memory; what is held is one entry per price
-//! point being built (CAISO publishes each component on its own row, possibly in
-//! another file of the zip, so components are gathered by node and interval until the
-//! input ends). Output points are sorted by interval start, then node, then run.
+//! Every parser reads from any [`Read`]. CSV and XML are read row by row (CSV in 1 MiB
+//! chunks), so the text is never held whole; what is held is one entry per price point
+//! being built (CAISO publishes each component on its own row, possibly in another file
+//! of the zip, so components are gathered by node and interval until the input ends).
+//! Two exceptions, for speed, both bounded: a Data Miner JSON response up to 256 MiB is
+//! read whole and parsed from memory (a larger one is streamed), and a zip read on
+//! several threads ([`ParseOptions::threads`]) is held compressed in memory so that each
+//! thread can open its own entries. Output points are sorted by interval start, then
+//! node, then run.
+//!
+//! Speed (details and profiles in `docs/throughput.md`): plain OASIS CSV, the layout every
+//! OASIS file has, skips the `csv` crate for a hand-written line splitter and falls
+//! back to the crate, from the line where the file stops being plain, for quoting;
+//! Data Miner's flat JSON items are read by a hand-written reader that hands anything
+//! else back to serde; both are checked against the general path by property tests.
 //!
 //! Errors name the position ([`crate::Location`]: zip entry, line, JSON item, XML
 //! element) and the field. [`Mode::Strict`] (the default) stops at the first bad row;
@@ -41,7 +51,7 @@ pub use caiso_csv::parse_caiso_csv;
 pub use caiso_xml::parse_caiso_xml;
 pub use oasis_zip::parse_oasis_zip;
 pub use pjm_csv::parse_pjm_csv;
-pub use pjm_json::parse_pjm_json;
+pub use pjm_json::{parse_pjm_json, parse_pjm_json_bytes};
 
 /// How many skipped rows a [`ParseOutput`] keeps, with their reasons, as examples;
 /// all are counted in [`ParseOutput::skipped_count`].

@@ -15,8 +15,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use gridflex_core::{Interval, Price, PricingNodeId};
 
+use foldhash::fast::RandomState;
+
 use super::Skips;
-use super::scalar::{parse_price, parse_utc, shown};
+use super::scalar::{LastTime, parse_price, shown};
 use crate::{Location, Market, MarketRun, PricePoint, SignalError};
 
 /// Day-ahead or real-time columns.
@@ -53,7 +55,8 @@ pub(crate) struct Fields<'a> {
 struct Raw {
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
-    node: PricingNodeId,
+    /// Index into `Collector::nodes`.
+    node: u32,
     /// Index into `Collector::names`.
     name: Option<u32>,
     lmp: Price,
@@ -66,9 +69,16 @@ struct Raw {
 /// Collects rows, then decides the run and builds the points.
 pub(crate) struct Collector {
     rows: Vec<Raw>,
+    /// Node ids, interned by their text (a numeric id by its decimal digits, so that
+    /// `51291` and `"51291"` are one node); a file repeats each on every interval.
+    nodes: Vec<PricingNodeId>,
+    node_index: HashMap<Box<[u8]>, u32, RandomState>,
+    numeric_nodes: HashMap<u64, u32, RandomState>,
     /// Node names, interned: a file repeats each name on every row.
     names: Vec<String>,
-    name_index: HashMap<Box<[u8]>, u32>,
+    name_index: HashMap<Box<[u8]>, u32, RandomState>,
+    starts: LastTime,
+    ends: LastTime,
     /// Whether positions are JSON items (else CSV lines).
     items: bool,
     /// The run named by the feed (JSON `links`), if any.
@@ -79,8 +89,13 @@ impl Collector {
     pub(crate) fn new(items: bool) -> Self {
         Self {
             rows: Vec::new(),
+            nodes: Vec::new(),
+            node_index: HashMap::default(),
+            numeric_nodes: HashMap::default(),
             names: Vec::new(),
-            name_index: HashMap::new(),
+            name_index: HashMap::default(),
+            starts: LastTime::default(),
+            ends: LastTime::default(),
             items,
             feed_run: None,
         }
@@ -140,23 +155,25 @@ impl Collector {
                 }
             }
         }
-        let time =
-            |v: Option<Field<'_>>, name: &str| -> Result<Option<DateTime<Utc>>, SignalError> {
-                match v {
-                    None => Ok(None),
-                    Some(Field::Text(t)) => parse_utc(t).map(Some).map_err(|e| {
-                        SignalError::field(at.clone(), name, format!("{}: {e}", shown(t)))
-                    }),
-                    Some(_) => Err(SignalError::field(
-                        at.clone(),
-                        name,
-                        "expected a timestamp string",
-                    )),
-                }
-            };
-        let start = time(f.start, "datetime_beginning_utc")?
+        let time = |last: &mut LastTime,
+                    v: Option<Field<'_>>,
+                    name: &str|
+         -> Result<Option<DateTime<Utc>>, SignalError> {
+            match v {
+                None => Ok(None),
+                Some(Field::Text(t)) => last.parse(t).map(Some).map_err(|e| {
+                    SignalError::field(at.clone(), name, format!("{}: {e}", shown(t)))
+                }),
+                Some(_) => Err(SignalError::field(
+                    at.clone(),
+                    name,
+                    "expected a timestamp string",
+                )),
+            }
+        };
+        let start = time(&mut self.starts, f.start, "datetime_beginning_utc")?
             .ok_or_else(|| SignalError::field(at.clone(), "datetime_beginning_utc", "missing"))?;
-        let end = time(f.end, "datetime_ending_utc")?;
+        let end = time(&mut self.ends, f.end, "datetime_ending_utc")?;
         if let Some(end) = end
             && end <= start
         {
@@ -172,11 +189,10 @@ impl Collector {
         }
         let node = match f.pnode_id {
             Some(Field::Num(x)) if x.fract() == 0.0 && (0.0..1e18).contains(&x) => {
-                PricingNodeId::new(format!("{x:.0}"))
+                // Whole and below 1e18: exact as u64, and its digits are `{x:.0}`'s.
+                self.numeric_node(x as u64)
             }
-            Some(Field::Text(t)) => {
-                PricingNodeId::new(String::from_utf8_lossy(t.trim_ascii()).into_owned())
-            }
+            Some(Field::Text(t)) => self.node(t.trim_ascii()),
             None => return Err(SignalError::field(at, "pnode_id", "missing")),
             Some(_) => {
                 return Err(SignalError::field(
@@ -186,7 +202,7 @@ impl Collector {
                 ));
             }
         }
-        .map_err(|e| SignalError::field(at.clone(), "pnode_id", e.to_string()))?;
+        .map_err(|e| SignalError::field(at.clone(), "pnode_id", e))?;
         let price = |v: Option<Field<'_>>, base: &str| -> Result<Option<Price>, SignalError> {
             match v {
                 None => Ok(None),
@@ -226,6 +242,29 @@ impl Collector {
             at: n,
         });
         Ok(())
+    }
+
+    /// The interned index of a node id given as text.
+    fn node(&mut self, text: &[u8]) -> Result<u32, String> {
+        if let Some(&i) = self.node_index.get(text) {
+            return Ok(i);
+        }
+        let id = PricingNodeId::new(String::from_utf8_lossy(text).into_owned())
+            .map_err(|e| e.to_string())?;
+        let i = u32::try_from(self.nodes.len()).map_err(|_| "too many nodes".to_owned())?;
+        self.nodes.push(id);
+        self.node_index.insert(text.into(), i);
+        Ok(i)
+    }
+
+    /// The interned index of a node id given as a whole number.
+    fn numeric_node(&mut self, id: u64) -> Result<u32, String> {
+        if let Some(&i) = self.numeric_nodes.get(&id) {
+            return Ok(i);
+        }
+        let i = self.node(id.to_string().as_bytes())?;
+        self.numeric_nodes.insert(id, i);
+        Ok(i)
     }
 
     /// The interned index of a node name; an empty name is none.
@@ -345,7 +384,15 @@ impl Collector {
         let run = self.run(side, wanted)?;
         let length = run.nominal_length();
         let mut rows = std::mem::take(&mut self.rows);
-        rows.sort_by(|a, b| (a.start, &a.node, a.at).cmp(&(b.start, &b.node, b.at)));
+        // Each node's rank in id order, so the sort compares integers.
+        let nodes = &self.nodes;
+        let mut by_id: Vec<u32> = (0..nodes.len() as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| nodes[a as usize].cmp(&nodes[b as usize]));
+        let mut rank = vec![0u32; nodes.len()];
+        for (r, &n) in by_id.iter().enumerate() {
+            rank[n as usize] = r as u32;
+        }
+        rows.sort_unstable_by_key(|r| (r.start, rank[r.node as usize], r.at));
         let mut out: Vec<PricePoint> = Vec::with_capacity(rows.len());
         // Sorted by (start, node), so a second row for a point follows the first.
         let mut duplicate = Vec::with_capacity(rows.len());
@@ -356,13 +403,14 @@ impl Collector {
         );
         for (r, duplicate) in rows.into_iter().zip(duplicate) {
             let at = self.location(r.at);
+            let node = &self.nodes[r.node as usize];
             if duplicate {
                 skips.bad_row(
                     at.clone(),
                     SignalError::field(
                         at,
                         "pnode_id",
-                        format!("second row for node {} at {}", r.node, r.start.to_rfc3339()),
+                        format!("second row for node {node} at {}", r.start.to_rfc3339()),
                     ),
                 )?;
                 continue;
@@ -388,7 +436,7 @@ impl Collector {
             }
             let name = r.name.and_then(|i| self.names.get(i as usize)).cloned();
             out.push(
-                PricePoint::new(run, r.node, interval, r.lmp)
+                PricePoint::new(run, node.clone(), interval, r.lmp)
                     .with_pnode_name(name)
                     .with_energy(r.energy)
                     .with_congestion(r.congestion)

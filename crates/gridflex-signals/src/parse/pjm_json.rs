@@ -40,19 +40,8 @@ pub fn parse_pjm_json<R: Read>(
     input: R,
     options: &ParseOptions,
 ) -> Result<ParseOutput, SignalError> {
-    let fresh = || State {
-        collector: Collector::new(true),
-        skips: Skips::new(options.mode),
-        side: None,
-        fatal: None,
-        index: 0,
-        saw_items: false,
-        keys: Vec::new(),
-        next_page: None,
-    };
-    let mut state = fresh();
-    // A response up to WHOLE bytes is read whole and parsed from the slice (strings
-    // borrowed, no per-byte reads: about twice as fast); a bigger one is streamed.
+    // A response up to WHOLE bytes is read whole and parsed from memory (see
+    // `parse_pjm_json_bytes`); a bigger one is streamed.
     let mut input = input;
     let mut bytes = Vec::new();
     (&mut input)
@@ -62,21 +51,54 @@ pub fn parse_pjm_json<R: Read>(
             at: Box::new(Location::default()),
             source,
         })?;
-    let result = if bytes.len() <= WHOLE {
-        // The flat fast path, else serde from the start with a fresh state.
-        if fast::read(&bytes, &mut state).is_some() {
-            Ok(())
-        } else {
-            state = fresh();
-            drive(serde_json::Deserializer::from_slice(&bytes), &mut state)
-        }
+    if bytes.len() <= WHOLE {
+        return parse_pjm_json_bytes(&bytes, options);
+    }
+    let mut state = State::new(options);
+    let rest = std::io::Cursor::new(bytes).chain(input);
+    let result = drive(
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, rest)),
+        &mut state,
+    );
+    finish(state, result, options)
+}
+
+/// [`parse_pjm_json`] on a response already in memory (an HTTP body, a file read with
+/// [`std::fs::read`]): no copy, and the fastest way in. The same results and errors.
+///
+/// Data Miner's items are flat objects; a hand-written reader takes them (about twice
+/// serde's speed) and hands the document to serde from the start at the first thing it
+/// does not handle (an escape, a nested value inside an item, a duplicate field,
+/// anything that is not well-formed JSON).
+///
+/// ```
+/// use gridflex_signals::parse::{parse_pjm_json_bytes, ParseOptions};
+///
+/// let body = br#"[{"datetime_beginning_utc":"2024-09-03T03:55:00","pnode_id":51291,"total_lmp_rt":25.31}]"#;
+/// let out = parse_pjm_json_bytes(body, &ParseOptions::default().with_run(gridflex_signals::MarketRun::PjmRealTimeFiveMinute))?;
+/// assert_eq!(out.points[0].lmp.as_per_megawatt_hour(), 25.31);
+/// # Ok::<(), gridflex_signals::SignalError>(())
+/// ```
+pub fn parse_pjm_json_bytes(
+    bytes: &[u8],
+    options: &ParseOptions,
+) -> Result<ParseOutput, SignalError> {
+    let mut state = State::new(options);
+    let result = if fast::read(bytes, &mut state).is_some() {
+        Ok(())
     } else {
-        let rest = std::io::Cursor::new(bytes).chain(input);
-        drive(
-            serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, rest)),
-            &mut state,
-        )
+        state = State::new(options);
+        drive(serde_json::Deserializer::from_slice(bytes), &mut state)
     };
+    finish(state, result, options)
+}
+
+/// The output, from the state a document was read into and how the reading ended.
+fn finish(
+    mut state: State,
+    result: Result<(), serde_json::Error>,
+    options: &ParseOptions,
+) -> Result<ParseOutput, SignalError> {
     if let Some(fatal) = state.fatal.take() {
         return Err(fatal);
     }
@@ -141,6 +163,19 @@ struct State {
 }
 
 impl State {
+    fn new(options: &ParseOptions) -> Self {
+        Self {
+            collector: Collector::new(true),
+            skips: Skips::new(options.mode),
+            side: None,
+            fatal: None,
+            index: 0,
+            saw_items: false,
+            keys: Vec::new(),
+            next_page: None,
+        }
+    }
+
     /// The envelope's links: the next page, and the feed (so the market run).
     fn links(&mut self, links: Option<Vec<Link>>) {
         for l in links.unwrap_or_default() {
@@ -228,7 +263,8 @@ impl State {
 /// borrowed from the input where it can be (no escapes, read from a slice).
 enum JVal<'de> {
     Num(f64),
-    Text(Cow<'de, str>),
+    /// UTF-8 text (serde checks it; the fast reader checks the whole document first).
+    Text(Cow<'de, [u8]>),
     Bool(bool),
     Other,
 }
@@ -237,7 +273,7 @@ impl JVal<'_> {
     fn field(&self) -> Field<'_> {
         match self {
             JVal::Num(x) => Field::Num(*x),
-            JVal::Text(s) => Field::Text(s.as_bytes()),
+            JVal::Text(s) => Field::Text(s),
             JVal::Bool(b) => Field::Bool(*b),
             JVal::Other => Field::Other,
         }
@@ -270,13 +306,13 @@ impl<'de: 'a, 'a> Visitor<'de> for JValVisitor<'a> {
         Ok(JVal::Bool(v))
     }
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<JVal<'a>, E> {
-        Ok(JVal::Text(Cow::Borrowed(v)))
+        Ok(JVal::Text(Cow::Borrowed(v.as_bytes())))
     }
     fn visit_str<E>(self, v: &str) -> Result<JVal<'a>, E> {
-        Ok(JVal::Text(Cow::Owned(v.to_owned())))
+        Ok(JVal::Text(Cow::Owned(v.as_bytes().to_vec())))
     }
     fn visit_string<E>(self, v: String) -> Result<JVal<'a>, E> {
-        Ok(JVal::Text(Cow::Owned(v)))
+        Ok(JVal::Text(Cow::Owned(v.into_bytes())))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<JVal<'a>, A::Error> {
         while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -431,8 +467,9 @@ mod fast {
             (self.peek()? == c).then(|| self.i += 1)
         }
 
-        /// A string without escapes or control characters, after its opening quote.
-        fn string(&mut self) -> Option<&'a str> {
+        /// A string without escapes or control characters, after its opening quote
+        /// (UTF-8: [`read`] checked the whole document).
+        fn string(&mut self) -> Option<&'a [u8]> {
             let rest = self.b.get(self.i..)?;
             let end = memchr::memchr2(b'"', b'\\', rest)?;
             if rest[end] != b'"' {
@@ -443,7 +480,7 @@ mod fast {
                 return None;
             }
             self.i += end + 1;
-            std::str::from_utf8(text).ok()
+            Some(text)
         }
 
         /// A number as serde_json reads it for `deserialize_any`: integers that fit
@@ -542,19 +579,19 @@ mod fast {
                 self.eat(b':')?;
                 let value = self.scalar()?;
                 let slot = match key {
-                    "datetime_beginning_utc" => (0, &mut item.datetime_beginning_utc),
-                    "datetime_ending_utc" => (1, &mut item.datetime_ending_utc),
-                    "pnode_id" => (2, &mut item.pnode_id),
-                    "pnode_name" => (3, &mut item.pnode_name),
-                    "total_lmp_da" => (4, &mut item.total_lmp_da),
-                    "total_lmp_rt" => (5, &mut item.total_lmp_rt),
-                    "system_energy_price_da" => (6, &mut item.system_energy_price_da),
-                    "system_energy_price_rt" => (7, &mut item.system_energy_price_rt),
-                    "congestion_price_da" => (8, &mut item.congestion_price_da),
-                    "congestion_price_rt" => (9, &mut item.congestion_price_rt),
-                    "marginal_loss_price_da" => (10, &mut item.marginal_loss_price_da),
-                    "marginal_loss_price_rt" => (11, &mut item.marginal_loss_price_rt),
-                    "row_is_current" => (12, &mut item.row_is_current),
+                    b"datetime_beginning_utc" => (0, &mut item.datetime_beginning_utc),
+                    b"datetime_ending_utc" => (1, &mut item.datetime_ending_utc),
+                    b"pnode_id" => (2, &mut item.pnode_id),
+                    b"pnode_name" => (3, &mut item.pnode_name),
+                    b"total_lmp_da" => (4, &mut item.total_lmp_da),
+                    b"total_lmp_rt" => (5, &mut item.total_lmp_rt),
+                    b"system_energy_price_da" => (6, &mut item.system_energy_price_da),
+                    b"system_energy_price_rt" => (7, &mut item.system_energy_price_rt),
+                    b"congestion_price_da" => (8, &mut item.congestion_price_da),
+                    b"congestion_price_rt" => (9, &mut item.congestion_price_rt),
+                    b"marginal_loss_price_da" => (10, &mut item.marginal_loss_price_da),
+                    b"marginal_loss_price_rt" => (11, &mut item.marginal_loss_price_rt),
+                    b"row_is_current" => (12, &mut item.row_is_current),
                     _ => (16, &mut None),
                 };
                 if let (bit @ 0..=12, field) = slot {
@@ -624,6 +661,10 @@ mod fast {
 
     /// Reads the whole document into `state`; `None` to read it again with serde.
     pub(super) fn read(bytes: &[u8], state: &mut State) -> Option<()> {
+        // One check of the whole document (fast on ASCII) instead of one per string;
+        // serde refuses invalid UTF-8 in any string, and outside strings it is a
+        // syntax error, so a document that fails here is serde's to report.
+        std::str::from_utf8(bytes).ok()?;
         let mut c = Cursor { b: bytes, i: 0 };
         match c.peek()? {
             b'[' => {
@@ -640,13 +681,13 @@ mod fast {
                         let key = c.string()?;
                         c.eat(b':')?;
                         match key {
-                            "items" => {
+                            b"items" => {
                                 state.saw_items = true;
                                 if !c.items(state)? {
                                     return Some(());
                                 }
                             }
-                            "links" => {
+                            b"links" => {
                                 let links: Option<Vec<Link>> = c.value()?;
                                 state.links(links);
                             }
@@ -655,7 +696,7 @@ mod fast {
                             }
                         }
                         if state.keys.len() < 16 {
-                            state.keys.push(key.to_owned());
+                            state.keys.push(String::from_utf8_lossy(key).into_owned());
                         }
                         match c.peek()? {
                             b',' => c.i += 1,

@@ -25,6 +25,31 @@ pub(crate) fn parse_utc(text: &[u8]) -> Result<DateTime<Utc>, &'static str> {
     }
 }
 
+/// The last timestamp [`parse_utc`] read in one column, as text and as a time: rows of
+/// an operator file come in runs of one interval, so most rows compare a short byte
+/// string instead of parsing a timestamp.
+#[derive(Default)]
+pub(crate) struct LastTime {
+    text: Vec<u8>,
+    time: Option<DateTime<Utc>>,
+}
+
+impl LastTime {
+    /// [`parse_utc`], or the previous answer when the text is the same.
+    pub(crate) fn parse(&mut self, text: &[u8]) -> Result<DateTime<Utc>, &'static str> {
+        if let Some(t) = self.time
+            && self.text == text
+        {
+            return Ok(t);
+        }
+        let t = parse_utc(text)?;
+        self.text.clear();
+        self.text.extend_from_slice(text);
+        self.time = Some(t);
+        Ok(t)
+    }
+}
+
 fn digits(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 9 {
         return None;
