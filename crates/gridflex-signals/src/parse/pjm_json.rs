@@ -471,16 +471,15 @@ mod fast {
         /// (UTF-8: [`read`] checked the whole document).
         fn string(&mut self) -> Option<&'a [u8]> {
             let rest = self.b.get(self.i..)?;
-            let end = memchr::memchr2(b'"', b'\\', rest)?;
+            // Strings here are short: a plain loop beats a vectorised search.
+            let end = rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
             if rest[end] != b'"' {
                 return None;
             }
-            let text = &rest[..end];
-            if text.iter().any(|&c| c < 0x20) {
-                return None;
-            }
             self.i += end + 1;
-            Some(text)
+            Some(&rest[..end])
         }
 
         /// A number as serde_json reads it for `deserialize_any`: integers that fit
@@ -529,6 +528,9 @@ mod fast {
             }
             self.i = i;
             let text = std::str::from_utf8(&b[start..i]).ok()?;
+            if !integer && let Some(v) = plain_decimal(&b[start..i]) {
+                return Some(v);
+            }
             if integer {
                 if let Ok(u) = text.parse::<u64>() {
                     return Some(u as f64);
@@ -647,6 +649,37 @@ mod fast {
             self.i += values.byte_offset();
             Some(value)
         }
+    }
+
+    /// `[-]digits.digits` with at most 15 digits in all, as the correctly rounded f64
+    /// `str::parse` gives: the digits are an integer below 2^53 and the power of ten is
+    /// exact, so one division rounds once (Clinger's fast path). Else `None`.
+    fn plain_decimal(s: &[u8]) -> Option<f64> {
+        const POW10: [f64; 16] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        ];
+        let (neg, digits) = match s.split_first()? {
+            (b'-', rest) => (true, rest),
+            _ => (false, s),
+        };
+        let (mut mantissa, mut count, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
+        for &c in digits {
+            match c {
+                b'0'..=b'9' => {
+                    mantissa = mantissa * 10 + u64::from(c - b'0');
+                    count += 1;
+                    scale += usize::from(dot);
+                }
+                b'.' if !dot => dot = true,
+                _ => return None,
+            }
+            if count > 15 {
+                return None;
+            }
+        }
+        #[allow(clippy::cast_precision_loss)] // below 10^15 < 2^53: exact
+        let v = mantissa as f64 / POW10[scale];
+        Some(if neg { -v } else { v })
     }
 
     /// A number read by the fast reader, for tests.
