@@ -535,3 +535,35 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// XML entries too: the same file twice in one zip (every component a duplicate in
+    /// the second entry) and a damaged copy read on threads give one thread's result,
+    /// locations (element and byte) included.
+    #[test]
+    fn xml_zip_entries_read_on_threads_agree_with_one_thread(
+        points in caiso_points(),
+        cut in 0.5f64..1.0,
+    ) {
+        let xml = caiso_xml(&points);
+        let damaged = xml[..(xml.len() as f64 * cut) as usize].to_owned();
+        let zip = zip_of(&[
+            ("a.xml".to_owned(), xml.clone()),
+            ("b.xml".to_owned(), xml),
+            ("c.xml".to_owned(), damaged),
+        ]);
+        for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
+            let one = outcome(parse_oasis_zip(
+                Cursor::new(zip.as_slice()),
+                &opts.with_threads(std::num::NonZeroUsize::MIN),
+            ));
+            let two = outcome(parse_oasis_zip(
+                Cursor::new(zip.as_slice()),
+                &opts.with_threads(std::num::NonZeroUsize::new(2).unwrap()),
+            ));
+            prop_assert_eq!(one, two);
+        }
+    }
+}

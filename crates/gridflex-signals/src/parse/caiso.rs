@@ -96,7 +96,9 @@ fn location(entries: &[String], seen: Seen) -> Location {
 pub(crate) trait Sink {
     /// The interned index of a node name, validating it on first sight.
     fn node(&mut self, text: &[u8]) -> Result<u32, String>;
-    /// One component of a point (see [`Gatherer::add`]).
+    /// One component of a point (see [`Gatherer::add`]). `at` is where the caller
+    /// reports the row if this fails (a recording keeps it for the replay).
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         key: &RowKey,
@@ -105,11 +107,14 @@ pub(crate) trait Sink {
         n: u64,
         element: bool,
         field: &'static str,
+        at: impl FnOnce() -> Location,
     ) -> Result<(), SignalError>;
     /// Marks the point a bad row belonged to.
     fn poison(&mut self, key: &RowKey, n: u64, element: bool);
     /// A bad row: an error in strict mode, recorded in lenient mode.
     fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError>;
+    /// A lenient-mode bad row beyond the kept examples (see [`Skips::count_beyond_examples`]).
+    fn count_beyond_examples(&mut self);
 }
 
 /// Rows straight into a gatherer, bad rows into the skips.
@@ -131,6 +136,7 @@ impl Sink for Direct<'_> {
         n: u64,
         element: bool,
         field: &'static str,
+        _at: impl FnOnce() -> Location,
     ) -> Result<(), SignalError> {
         self.gatherer.add(key, component, price, n, element, field)
     }
@@ -141,6 +147,10 @@ impl Sink for Direct<'_> {
 
     fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError> {
         self.skips.bad_row(at, error)
+    }
+
+    fn count_beyond_examples(&mut self) {
+        self.skips.count_beyond_examples();
     }
 }
 
@@ -153,6 +163,7 @@ enum Event {
         n: u64,
         element: bool,
         field: &'static str,
+        at: Location,
     },
     Poison {
         key: RowKey,
@@ -202,19 +213,14 @@ impl Recorder {
         }
     }
 
-    /// Replays the recording into `gatherer` and `skips`, as the direct parse would
-    /// have made the calls.
-    pub(crate) fn replay(
-        self,
-        gatherer: &mut Gatherer,
-        skips: &mut Skips,
-    ) -> Result<(), SignalError> {
+    /// Replays the recording into `sink`, making the calls a direct parse would have
+    /// made, in the same order.
+    pub(crate) fn replay(self, sink: &mut impl Sink) -> Result<(), SignalError> {
         let mut global = Vec::with_capacity(self.names.len());
         for name in &self.names {
             // Validated when recorded; interning again cannot fail differently.
             global.push(
-                gatherer
-                    .node(name)
+                sink.node(name)
                     .map_err(|e| SignalError::invalid("NODE", e))?,
             );
         }
@@ -231,23 +237,23 @@ impl Recorder {
                     n,
                     element,
                     field,
+                    at,
                 } => {
-                    if let Err(e) = gatherer.add(&map(key), component, price, n, element, field) {
-                        skips.bad_row(here(gatherer, n, element), e)?;
+                    let result = sink.add(&map(key), component, price, n, element, field, || {
+                        at.clone()
+                    });
+                    if let Err(e) = result {
+                        sink.bad_row(at, e)?;
                     }
                 }
-                Event::Poison { key, n, element } => gatherer.poison(&map(key), n, element),
-                Event::Bad(at, Some(e)) => skips.bad_row(at, e)?,
-                Event::Bad(_, None) => skips.count_beyond_examples(),
+                Event::Poison { key, n, element } => sink.poison(&map(key), n, element),
+                Event::Bad(at, Some(e)) => sink.bad_row(at, e)?,
+                Event::Bad(_, None) => sink.count_beyond_examples(),
                 Event::Fatal(e) => return Err(e),
             }
         }
         Ok(())
     }
-}
-
-fn here(gatherer: &Gatherer, n: u64, element: bool) -> Location {
-    gatherer.here(n, element)
 }
 
 impl Sink for Recorder {
@@ -272,6 +278,7 @@ impl Sink for Recorder {
         n: u64,
         element: bool,
         field: &'static str,
+        at: impl FnOnce() -> Location,
     ) -> Result<(), SignalError> {
         self.events.push(Event::Add {
             key: key.clone(),
@@ -280,6 +287,7 @@ impl Sink for Recorder {
             n,
             element,
             field,
+            at: at(),
         });
         Ok(())
     }
@@ -302,6 +310,10 @@ impl Sink for Recorder {
         self.kept += usize::from(keep);
         self.events.push(Event::Bad(at, keep.then_some(error)));
         Ok(())
+    }
+
+    fn count_beyond_examples(&mut self) {
+        self.events.push(Event::Bad(Location::default(), None));
     }
 }
 

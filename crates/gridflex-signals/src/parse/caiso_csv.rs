@@ -343,7 +343,15 @@ fn row(
         parse_price(text).map_err(|e| SignalError::field(at(), cols.price_name, e))
     });
     match price {
-        Ok(price) => gatherer.add(&key, component, price, line, false, "INTERVALENDTIME_GMT"),
+        Ok(price) => gatherer.add(
+            &key,
+            component,
+            price,
+            line,
+            false,
+            "INTERVALENDTIME_GMT",
+            at,
+        ),
         Err(e) => {
             gatherer.poison(&key, line, false);
             Err(e)

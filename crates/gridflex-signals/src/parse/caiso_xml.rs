@@ -400,7 +400,15 @@ fn row(
         run,
     };
     match parse_price(data.value.as_bytes()) {
-        Ok(price) => gatherer.add(&key, component, price, ordinal, true, "INTERVAL_END_GMT"),
+        Ok(price) => gatherer.add(
+            &key,
+            component,
+            price,
+            ordinal,
+            true,
+            "INTERVAL_END_GMT",
+            || at.clone(),
+        ),
         Err(e) => {
             gatherer.poison(&key, ordinal, true);
             Err(SignalError::field(at.clone(), "VALUE", e))

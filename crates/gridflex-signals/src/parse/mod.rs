@@ -106,6 +106,14 @@ impl ParseOptions {
         self
     }
 
+    /// The number of threads [`ParseOptions::threads`] asks for.
+    pub(crate) fn thread_count(&self) -> usize {
+        self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            NonZeroUsize::get,
+        )
+    }
+
     /// The same options with a market run given.
     pub fn with_run(mut self, run: MarketRun) -> Self {
         self.run = Some(run);

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek};
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -22,10 +21,7 @@ pub fn parse_oasis_zip<R: Read + Seek>(
     mut input: R,
     options: &ParseOptions,
 ) -> Result<ParseOutput, SignalError> {
-    let threads = options.threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-        NonZeroUsize::get,
-    );
+    let threads = options.thread_count();
     let mut gatherer = Gatherer::new();
     let mut skips = Skips::new(options.mode);
     let (entries, files) = if threads > 1 {
@@ -39,26 +35,11 @@ pub fn parse_oasis_zip<R: Read + Seek>(
                 source,
             })?;
         let archive = open(Cursor::new(bytes.as_slice()))?;
-        (
-            archive.len(),
-            parallel(&archive, threads, options, &mut gatherer, &mut skips)?,
-        )
+        let files = parallel(&archive, threads, options, &mut gatherer, &mut skips)?;
+        (archive.len(), files)
     } else {
         let mut archive = open(input)?;
-        let mut files = 0usize;
-        for i in 0..archive.len() {
-            let Some((name, reader)) = entry(&mut archive, i)? else {
-                continue;
-            };
-            files += 1;
-            gatherer.set_entry(&name);
-            let mut sink = Direct {
-                gatherer: &mut gatherer,
-                skips: &mut skips,
-            };
-            read_entry(&name, reader, options, &mut sink).map_err(|e| e.in_entry(&name))?;
-            name_entry(&mut skips, &name);
-        }
+        let files = one_by_one(&mut archive, options, &mut gatherer, &mut skips)?;
         (archive.len(), files)
     };
     if files == 0 {
@@ -77,6 +58,30 @@ pub fn parse_oasis_zip<R: Read + Seek>(
         skipped: skips.rows,
         next_page: None,
     })
+}
+
+/// Reads the entries in archive order on this thread; returns the number of files.
+fn one_by_one<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    options: &ParseOptions,
+    gatherer: &mut Gatherer,
+    skips: &mut Skips,
+) -> Result<usize, SignalError> {
+    let mut files = 0usize;
+    for i in 0..archive.len() {
+        let Some((name, reader)) = entry(archive, i)? else {
+            continue;
+        };
+        files += 1;
+        gatherer.set_entry(&name);
+        let mut sink = Direct {
+            gatherer: &mut *gatherer,
+            skips: &mut *skips,
+        };
+        read_entry(&name, reader, options, &mut sink).map_err(|e| e.in_entry(&name))?;
+        name_entry(skips, &name);
+    }
+    Ok(files)
 }
 
 fn open<R: Read + Seek>(input: R) -> Result<zip::ZipArchive<R>, SignalError> {
@@ -219,7 +224,7 @@ fn replay_in_order(
         files += 1;
         gatherer.set_entry(&name);
         recorder
-            .replay(gatherer, skips)
+            .replay(&mut Direct { gatherer, skips })
             .map_err(|e| e.in_entry(&name))?;
         name_entry(skips, &name);
     }
