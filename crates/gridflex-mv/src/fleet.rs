@@ -155,7 +155,8 @@ pub fn settle(
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
+            // A worker that panicked re-raises here: its rows are never silently lost.
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
 }
