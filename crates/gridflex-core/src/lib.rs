@@ -37,6 +37,7 @@ pub mod clock;
 pub mod duration_s;
 mod error;
 pub mod id;
+pub mod number;
 pub mod series;
 pub mod time;
 pub mod units;

@@ -532,40 +532,7 @@ mod fast {
         Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
     }
 
-    /// A plain decimal (`[-]digits[.digits]`, at most 15 significant digits) as the
-    /// correctly rounded f64, the value `str::parse` gives: the digits are an exact
-    /// integer below 2^53 and the power of ten is exact, so one division rounds once
-    /// (Clinger's fast path). Anything else is `None`.
-    pub(super) fn decimal(s: &[u8]) -> Option<f64> {
-        const POW10: [f64; 16] = [
-            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-        ];
-        let (neg, digits) = match s.split_first()? {
-            (b'-', rest) => (true, rest),
-            _ => (false, s),
-        };
-        let (mut mantissa, mut count, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
-        for &b in digits {
-            match b {
-                b'0'..=b'9' => {
-                    mantissa = mantissa * 10 + u64::from(b - b'0');
-                    count += 1;
-                    scale += usize::from(dot);
-                }
-                b'.' if !dot => dot = true,
-                _ => return None,
-            }
-            if count > 15 {
-                return None;
-            }
-        }
-        if count == 0 || (dot && scale == 0) {
-            return None;
-        }
-        #[allow(clippy::cast_precision_loss)] // below 10^15 < 2^53: exact
-        let v = mantissa as f64 / POW10[scale];
-        Some(if neg { -v } else { v })
-    }
+    pub(super) use gridflex_core::number::parse_plain_decimal as decimal;
 
     pub(super) fn meter(text: &str) -> Option<IntervalSeries<Power>> {
         let b = text.as_bytes();
@@ -767,18 +734,6 @@ mod fast_path {
                     prop_assert!(line >= 1 && line <= long.len(), "{e}");
                 }
             }
-        }
-
-        #[test]
-        fn fast_decimals_match_std(int in 0u64..1_000_000_000, frac in 0u64..1_000_000, places in 0usize..7, neg in any::<bool>()) {
-            let text = if places == 0 {
-                format!("{}{int}", if neg { "-" } else { "" })
-            } else {
-                let f = frac % 10u64.pow(places as u32);
-                format!("{}{int}.{f:0places$}", if neg { "-" } else { "" })
-            };
-            let want: f64 = text.parse().unwrap();
-            prop_assert_eq!(fast::decimal(text.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{}", text);
         }
 
         #[test]

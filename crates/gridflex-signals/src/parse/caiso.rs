@@ -117,6 +117,29 @@ pub(crate) trait Sink {
     fn count_beyond_examples(&mut self);
 }
 
+/// Reads one CAISO document (`read` puts its rows into the sink) and gathers its
+/// points: the body of [`super::parse_caiso_csv`] and [`super::parse_caiso_xml`].
+pub(crate) fn gather(
+    format: super::Format,
+    options: &super::ParseOptions,
+    read: impl FnOnce(&mut Direct<'_>) -> Result<(), SignalError>,
+) -> Result<super::ParseOutput, SignalError> {
+    let mut gatherer = Gatherer::new();
+    let mut skips = Skips::new(options.mode);
+    read(&mut Direct {
+        gatherer: &mut gatherer,
+        skips: &mut skips,
+    })?;
+    let points = gatherer.finish(&mut skips)?;
+    Ok(super::ParseOutput {
+        format,
+        points,
+        skipped_count: skips.count,
+        skipped: skips.rows,
+        next_page: None,
+    })
+}
+
 /// Rows straight into a gatherer, bad rows into the skips.
 pub(crate) struct Direct<'a> {
     pub(crate) gatherer: &'a mut Gatherer,

@@ -16,10 +16,10 @@
 
 use std::io::Read;
 
-use super::caiso::{Component, Direct, Gatherer, RowKey, Sink};
+use super::caiso::{Component, RowKey, Sink, gather};
 use super::plain::{Plain, Row, read_plain};
 use super::scalar::{LastTime, parse_price, shown};
-use super::{Format, ParseOptions, ParseOutput, Skips, csv_error, find_column};
+use super::{Format, ParseOptions, ParseOutput, csv_error, find_column};
 use crate::{Location, MarketRun, SignalError};
 
 const FORMAT: &str = "CAISO OASIS CSV";
@@ -44,23 +44,8 @@ pub fn parse_caiso_csv<R: Read>(
     input: R,
     options: &ParseOptions,
 ) -> Result<ParseOutput, SignalError> {
-    let mut gatherer = Gatherer::new();
-    let mut skips = Skips::new(options.mode);
-    read_into(
-        input,
-        options,
-        &mut Direct {
-            gatherer: &mut gatherer,
-            skips: &mut skips,
-        },
-    )?;
-    let points = gatherer.finish(&mut skips)?;
-    Ok(ParseOutput {
-        format: Format::CaisoCsv,
-        points,
-        skipped_count: skips.count,
-        skipped: skips.rows,
-        next_page: None,
+    gather(Format::CaisoCsv, options, |sink| {
+        read_into(input, options, sink)
     })
 }
 

@@ -24,9 +24,9 @@ use std::io::BufRead;
 use chrono::{DateTime, TimeDelta, Utc};
 use quick_xml::events::Event;
 
-use super::caiso::{Component, Direct, Gatherer, RowKey, Sink};
+use super::caiso::{Component, RowKey, Sink, gather};
 use super::scalar::{parse_price, parse_utc, shown};
-use super::{Format, ParseOptions, ParseOutput, Skips};
+use super::{Format, ParseOptions, ParseOutput};
 use crate::{Location, Market, MarketRun, SignalError};
 
 const FORMAT: &str = "CAISO OASIS XML";
@@ -48,23 +48,8 @@ pub fn parse_caiso_xml<R: BufRead>(
     input: R,
     options: &ParseOptions,
 ) -> Result<ParseOutput, SignalError> {
-    let mut gatherer = Gatherer::new();
-    let mut skips = Skips::new(options.mode);
-    read_into(
-        input,
-        options,
-        &mut Direct {
-            gatherer: &mut gatherer,
-            skips: &mut skips,
-        },
-    )?;
-    let points = gatherer.finish(&mut skips)?;
-    Ok(ParseOutput {
-        format: Format::CaisoXml,
-        points,
-        skipped_count: skips.count,
-        skipped: skips.rows,
-        next_page: None,
+    gather(Format::CaisoXml, options, |sink| {
+        read_into(input, options, sink)
     })
 }
 

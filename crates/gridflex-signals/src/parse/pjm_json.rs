@@ -500,17 +500,18 @@ mod fast {
                 }
                 _ => return None,
             }
-            let mut integer = true;
-            if b.get(i) == Some(&b'.') {
-                integer = false;
-                i += 1;
-                let digits = i;
+            // At least one digit from `i`; the index after the last.
+            let digits = |mut i: usize| {
+                let from = i;
                 while b.get(i).is_some_and(u8::is_ascii_digit) {
                     i += 1;
                 }
-                if i == digits {
-                    return None;
-                }
+                (i > from).then_some(i)
+            };
+            let mut integer = true;
+            if b.get(i) == Some(&b'.') {
+                integer = false;
+                i = digits(i + 1)?;
             }
             if let Some(b'e' | b'E') = b.get(i) {
                 integer = false;
@@ -518,17 +519,11 @@ mod fast {
                 if let Some(b'+' | b'-') = b.get(i) {
                     i += 1;
                 }
-                let digits = i;
-                while b.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-                if i == digits {
-                    return None;
-                }
+                i = digits(i)?;
             }
             self.i = i;
             let text = std::str::from_utf8(&b[start..i]).ok()?;
-            if !integer && let Some(v) = plain_decimal(&b[start..i]) {
+            if !integer && let Some(v) = gridflex_core::number::parse_plain_decimal(&b[start..i]) {
                 return Some(v);
             }
             if integer {
@@ -649,37 +644,6 @@ mod fast {
             self.i += values.byte_offset();
             Some(value)
         }
-    }
-
-    /// `[-]digits.digits` with at most 15 digits in all, as the correctly rounded f64
-    /// `str::parse` gives: the digits are an integer below 2^53 and the power of ten is
-    /// exact, so one division rounds once (Clinger's fast path). Else `None`.
-    fn plain_decimal(s: &[u8]) -> Option<f64> {
-        const POW10: [f64; 16] = [
-            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-        ];
-        let (neg, digits) = match s.split_first()? {
-            (b'-', rest) => (true, rest),
-            _ => (false, s),
-        };
-        let (mut mantissa, mut count, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
-        for &c in digits {
-            match c {
-                b'0'..=b'9' => {
-                    mantissa = mantissa * 10 + u64::from(c - b'0');
-                    count += 1;
-                    scale += usize::from(dot);
-                }
-                b'.' if !dot => dot = true,
-                _ => return None,
-            }
-            if count > 15 {
-                return None;
-            }
-        }
-        #[allow(clippy::cast_precision_loss)] // below 10^15 < 2^53: exact
-        let v = mantissa as f64 / POW10[scale];
-        Some(if neg { -v } else { v })
     }
 
     /// A number read by the fast reader, for tests.
