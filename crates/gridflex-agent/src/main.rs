@@ -15,7 +15,10 @@ const USAGE: &str = "usage: gridflex-agent --config FILE [--check]
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let mut config = None;
     let mut check = false;
     let mut args = std::env::args().skip(1);
@@ -52,7 +55,6 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("gridflex-agent: {e}");
             ExitCode::FAILURE
         }
     }
