@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -85,6 +86,8 @@ struct Shared {
     /// Signalled whenever the deadline changes.
     wake: Notify,
     reports: std::sync::Mutex<VecDeque<LapseReport>>,
+    /// Batch requests answered (refused ones included).
+    batches: AtomicU64,
 }
 
 /// A node agent, started (its predecessor's state restored) but not yet serving.
@@ -143,6 +146,7 @@ impl Agent {
             }),
             wake: Notify::new(),
             reports: std::sync::Mutex::new(VecDeque::new()),
+            batches: AtomicU64::new(0),
         });
         {
             let mut st = shared.state.lock().await;
@@ -261,6 +265,11 @@ impl RunningAgent {
         self.shared.state.lock().await.holdings.clone()
     }
 
+    /// How many batch requests it has answered (a stage should cost one per node).
+    pub fn batches_served(&self) -> u64 {
+        self.shared.batches.load(Ordering::Relaxed)
+    }
+
     /// Restores reported on their own and not yet heard by a client.
     pub fn pending_reports(&self) -> Vec<LapseReport> {
         self.shared
@@ -350,6 +359,19 @@ impl Shared {
         }
     }
 
+    /// Writes the holdings on a blocking thread: an fsync never stalls the runtime's
+    /// workers (other connections, the watchdog).
+    async fn store(&self, holdings: &Holdings) -> Result<(), AgentError> {
+        let file = self.file.clone();
+        let holdings = holdings.clone();
+        tokio::task::spawn_blocking(move || file.store(&holdings))
+            .await
+            .map_err(|e| AgentError::State {
+                file: self.file.path().to_owned(),
+                detail: format!("writer thread: {e}"),
+            })?
+    }
+
     /// Sets the deadline from the holdings: none when nothing is held.
     fn arm(&self, st: &mut State, lease: Duration) {
         st.deadline = (!st.holdings.is_empty()).then(|| Instant::now() + lease);
@@ -408,7 +430,7 @@ impl Shared {
                 Err(e) => report.failures.push(e.to_string()),
             }
         }
-        if let Err(e) = self.file.store(&st.holdings) {
+        if let Err(e) = self.store(&st.holdings).await {
             // The file names more than is held: a restart would restore again, harmlessly.
             tracing::error!(error = %e, "state file not updated after a restore");
         }
@@ -509,7 +531,7 @@ impl Shared {
             }
         }
         if st.holdings != before
-            && let Err(e) = self.file.store(&st.holdings)
+            && let Err(e) = self.store(&st.holdings).await
         {
             st.holdings = before;
             return refused(Refusal::StateNotWritten {
@@ -591,7 +613,7 @@ impl Shared {
             }
         }
         if st.holdings != before
-            && let Err(e) = self.file.store(&st.holdings)
+            && let Err(e) = self.store(&st.holdings).await
         {
             tracing::error!(error = %e, "state file not updated after a release");
         }
@@ -663,9 +685,14 @@ impl Shared {
             return Ok(());
         }
         tracing::debug!(?peer, "client connected");
+        // A restore in progress finishes (and files its report) before the welcome.
+        let lapses = {
+            let _st = self.state.lock().await;
+            self.take_reports()
+        };
         let welcome = Welcome {
             node: self.node.name().to_owned(),
-            lapses: self.take_reports(),
+            lapses,
         };
         write_frame(&mut stream, &Response::Welcome { welcome }).await?;
         loop {
@@ -685,7 +712,10 @@ impl Shared {
                         .node
                         .inventory(self.options.lease.default_ms, self.options.lease.max_ms),
                 },
-                Request::Batch { lease_ms, ops } => self.batch(lease_ms, ops).await,
+                Request::Batch { lease_ms, ops } => {
+                    self.batches.fetch_add(1, Ordering::Relaxed);
+                    self.batch(lease_ms, ops).await
+                }
                 Request::Renew { lease_ms } => self.renew(lease_ms).await,
             };
             write_frame(&mut stream, &response).await?;

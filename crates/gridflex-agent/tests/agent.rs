@@ -132,6 +132,27 @@ async fn remote_handles_batch_a_stage_and_keep_the_hal_promises() {
     assert!(node.running_at(w(700.0)));
 }
 
+/// The orchestrator's way: every command of a stage issued before any is awaited.
+/// On one thread they leave as exactly one batch per node, whatever the GPU count.
+#[tokio::test]
+async fn a_stage_issued_at_once_is_one_batch_per_node() {
+    let dir = tempfile::tempdir().unwrap();
+    for gpus in [1, 8, 32] {
+        let node = SimNode::new(&format!("b{gpus}"), gpus, dir.path());
+        let agent = node.serve(10_000).await;
+        let client = connect(agent.local_addr(), 10_000).await.unwrap();
+        let devices = client.devices();
+        let job = &client.jobs()[0];
+        let before = agent.batches_served();
+        let caps =
+            futures_util::future::join_all(devices.iter().map(|d| d.set_power_limit(w(500.0))));
+        let (caps, paused) = futures_util::future::join(caps, job.pause()).await;
+        assert!(caps.iter().all(|c| c.is_ok()) && paused.is_ok());
+        assert_eq!(agent.batches_served() - before, 1, "{gpus} GPUs");
+        assert!(node.curtailed_to(w(500.0)));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_outside_the_limits_or_the_node_are_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
