@@ -337,6 +337,18 @@ where
     R: AsyncRead + Unpin,
     T: for<'de> Deserialize<'de>,
 {
+    read_frame_limited(r, MAX_FRAME).await
+}
+
+/// The largest handshake frame the agent reads from a peer not yet authenticated.
+pub const MAX_HANDSHAKE_FRAME: usize = 4096;
+
+/// Reads one frame of at most `max` bytes; `Ok(None)` when the peer closed cleanly.
+pub async fn read_frame_limited<R, T>(r: &mut R, max: usize) -> Result<Option<T>, AgentError>
+where
+    R: AsyncRead + Unpin,
+    T: for<'de> Deserialize<'de>,
+{
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -344,9 +356,9 @@ where
         Err(e) => return Err(AgentError::io("read")(e)),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(AgentError::Protocol {
-            detail: format!("frame of {len} bytes exceeds {MAX_FRAME}"),
+            detail: format!("frame of {len} bytes exceeds {max}"),
         });
     }
     let mut body = vec![0u8; len];

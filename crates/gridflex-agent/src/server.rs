@@ -25,8 +25,9 @@ use crate::config::{AgentConfig, LeaseConfig};
 use crate::lease::{Holdings, StateFile};
 use crate::node::Node;
 use crate::protocol::{
-    Greeting, Hello, LapseReason, LapseReport, LeaseStatus, Op, OpResult, PROTOCOL_VERSION,
-    Refusal, RemoteFailure, Request, Response, Welcome, hex, read_frame, verify_proof, write_frame,
+    Greeting, Hello, LapseReason, LapseReport, LeaseStatus, MAX_HANDSHAKE_FRAME, Op, OpResult,
+    PROTOCOL_VERSION, Refusal, RemoteFailure, Request, Response, Welcome, hex, read_frame,
+    read_frame_limited, verify_proof, write_frame,
 };
 
 /// How long a client has to answer the greeting.
@@ -198,7 +199,8 @@ impl Agent {
         st.holdings.clone()
     }
 
-    /// Serves `listener` and keeps the lease until an accept fails.
+    /// Serves `listener` and keeps the lease; runs until cancelled (a failed accept is
+    /// logged and retried).
     pub async fn serve(&self, listener: TcpListener) -> Result<(), AgentError> {
         let watchdog = tokio::spawn(watchdog(self.shared.clone()));
         // Aborts the watchdog however this future ends (error or cancellation).
@@ -213,7 +215,15 @@ impl Agent {
             "agent serving"
         );
         loop {
-            let (stream, peer) = listener.accept().await.map_err(AgentError::io("accept"))?;
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: keep the lease and try again.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             while connections.try_join_next().is_some() {}
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "connection refused: too many connections");
@@ -657,18 +667,22 @@ impl Shared {
             },
         )
         .await?;
-        let hello: Hello =
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream)).await {
-                Ok(Ok(Some(h))) => h,
-                Ok(Ok(None)) => return Ok(()),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    return Err(AgentError::Timeout {
-                        node: self.node.name().to_owned(),
-                        ms: HANDSHAKE_TIMEOUT.as_millis() as u64,
-                    });
-                }
-            };
+        let hello: Hello = match tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            read_frame_limited(&mut stream, MAX_HANDSHAKE_FRAME),
+        )
+        .await
+        {
+            Ok(Ok(Some(h))) => h,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(AgentError::Timeout {
+                    node: self.node.name().to_owned(),
+                    ms: HANDSHAKE_TIMEOUT.as_millis() as u64,
+                });
+            }
+        };
         let peer = stream.peer_addr().ok();
         if hello.protocol != PROTOCOL_VERSION {
             let reason = Refusal::Version {

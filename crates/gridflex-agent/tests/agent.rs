@@ -263,6 +263,16 @@ async fn bad_tokens_and_other_protocol_versions_are_refused() {
         let next: Option<Response> = read_frame(&mut s).await.unwrap_or(None);
         assert!(next.is_none());
     }
+    // An unauthenticated peer announcing a large frame is dropped, not buffered.
+    let mut s = tokio::net::TcpStream::connect(agent.local_addr())
+        .await
+        .unwrap();
+    let _: Greeting = read_frame(&mut s).await.unwrap().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, &(1u32 << 20).to_be_bytes())
+        .await
+        .unwrap();
+    let next: Option<Response> = read_frame(&mut s).await.unwrap_or(None);
+    assert!(next.is_none());
     assert!(node.running_at(w(700.0)));
 }
 
