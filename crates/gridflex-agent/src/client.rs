@@ -14,10 +14,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use gridflex_core::{DeviceId, JobId, Power};
 use gridflex_hal::{
-    DeviceInfo, ErrorKind, HalError, LimitChange, PowerDevice, Telemetry, WorkloadControl,
-    WorkloadState,
+    DeviceInfo, ErrorKind, HalError, LimitChange, PowerDevice, PowerSample, PowerSampleStream,
+    Telemetry, WorkloadControl, WorkloadState,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -281,6 +282,26 @@ impl AgentClient {
                 Arc::new(RemoteDevice {
                     client: self.clone(),
                     info: info.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// A remote handle with the sample stream for every device whose agent serves
+    /// one ([`Inventory::sampled`]); the others are only in [`AgentClient::devices`].
+    pub fn sampled_devices(&self) -> Vec<Arc<RemoteSampledDevice>> {
+        let sampled = &self.inner.inventory.sampled;
+        self.inner
+            .inventory
+            .devices
+            .iter()
+            .filter(|info| sampled.contains(&info.id))
+            .map(|info| {
+                Arc::new(RemoteSampledDevice {
+                    device: RemoteDevice {
+                        client: self.clone(),
+                        info: info.clone(),
+                    },
                 })
             })
             .collect()
@@ -649,6 +670,58 @@ impl PowerDevice for RemoteDevice {
             device: self.info.id.clone(),
         };
         self.limit("restore the power limit", op).await
+    }
+}
+
+/// A remote device whose agent serves its high-rate power samples (from
+/// [`AgentClient::sampled_devices`]).
+#[derive(Debug)]
+pub struct RemoteSampledDevice {
+    device: RemoteDevice,
+}
+
+impl RemoteSampledDevice {
+    /// The plain remote device.
+    pub fn device(&self) -> &RemoteDevice {
+        &self.device
+    }
+}
+
+#[async_trait]
+impl PowerDevice for RemoteSampledDevice {
+    fn info(&self) -> &DeviceInfo {
+        self.device.info()
+    }
+
+    async fn telemetry(&self) -> Result<Telemetry, HalError> {
+        self.device.telemetry().await
+    }
+
+    async fn set_power_limit(&self, limit: Power) -> Result<LimitChange, HalError> {
+        self.device.set_power_limit(limit).await
+    }
+
+    async fn restore_power_limit(&self) -> Result<LimitChange, HalError> {
+        self.device.restore_power_limit().await
+    }
+}
+
+#[async_trait]
+impl PowerSampleStream for RemoteSampledDevice {
+    async fn power_samples_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<PowerSample>, HalError> {
+        let op = Op::Samples {
+            device: self.device.info.id.clone(),
+            since,
+        };
+        let operation = "read power samples";
+        match self.device.client.op(op).await {
+            Ok(OpResult::Samples { samples }) => Ok(samples),
+            Ok(other) => Err(self.device.answer(operation, other)),
+            Err(e) => Err(self.device.error(operation, e)),
+        }
     }
 }
 

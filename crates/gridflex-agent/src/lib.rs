@@ -11,7 +11,7 @@
 //! | [`Agent`], [`RunningAgent`] | the server: batches, leases, restores; [`check`] for `--check` |
 //! | [`Holdings`], [`StateFile`] | what gridflex holds on the node, on disk before every change |
 //! | [`AgentClient`] | the orchestrator's connection: batching, renewals, lapse reports |
-//! | [`RemoteDevice`], [`RemoteWorkload`] | the hal traits over the network |
+//! | [`RemoteDevice`], [`RemoteSampledDevice`], [`RemoteWorkload`] | the hal traits over the network (with the 20 ms sample stream where the device keeps one) |
 //! | [`protocol`] | the wire format (length-prefixed JSON, HMAC challenge) |
 //!
 //! The binary `gridflex-agent --config FILE` runs an agent; `--check` validates the
@@ -56,7 +56,9 @@ mod node;
 pub mod protocol;
 mod server;
 
-pub use client::{AgentClient, ClientOptions, RemoteDevice, RemoteWorkload, device_ids};
+pub use client::{
+    AgentClient, ClientOptions, RemoteDevice, RemoteSampledDevice, RemoteWorkload, device_ids,
+};
 pub use config::{AgentConfig, AuthConfig, DevicesConfig, JobConfig, LeaseConfig, MIN_TOKEN_LEN};
 pub use error::AgentError;
 pub use lease::{Holdings, StateFile};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use gridflex_core::{DeviceId, JobId, TokioClock};
 use gridflex_hal::sim::{SimFleet, SimGpuSpec, SimJob, WorkloadProfile};
-use gridflex_hal::{PowerDevice, WorkloadControl};
+use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl};
 
 use crate::AgentError;
 use crate::config::{AgentConfig, DevicesConfig};
@@ -27,6 +27,7 @@ pub struct Node {
     name: String,
     devices: Vec<Arc<dyn PowerDevice>>,
     device_index: HashMap<DeviceId, usize>,
+    samplers: HashMap<DeviceId, Arc<dyn PowerSampleStream>>,
     jobs: Vec<NodeJob>,
     job_index: HashMap<JobId, usize>,
 }
@@ -70,9 +71,26 @@ impl Node {
             name: name.into(),
             devices,
             device_index,
+            samplers: HashMap::new(),
             jobs,
             job_index,
         })
+    }
+
+    /// A node of devices that also keep high-rate power samples (the simulator,
+    /// NVML); the agent serves their samples. Refuses duplicate ids.
+    pub fn with_samples(
+        name: impl Into<String>,
+        devices: Vec<Arc<dyn PowerSampleStream>>,
+        jobs: Vec<NodeJob>,
+    ) -> Result<Self, AgentError> {
+        let plain = devices
+            .iter()
+            .map(|d| Arc::clone(d) as Arc<dyn PowerDevice>)
+            .collect();
+        let mut node = Self::new(name, plain, jobs)?;
+        node.samplers = devices.into_iter().map(|d| (d.id().clone(), d)).collect();
+        Ok(node)
     }
 
     /// Opens the devices and jobs a config names. The simulator runs on the wall clock
@@ -89,7 +107,7 @@ impl Node {
             })
         };
         let mut jobs = Vec::new();
-        let devices: Vec<Arc<dyn PowerDevice>> = match &cfg.devices {
+        let devices: Vec<Arc<dyn PowerSampleStream>> = match &cfg.devices {
             DevicesConfig::Sim { count } => {
                 let clock = Arc::new(TokioClock::real());
                 let fleet = SimFleet::new(clock, *count, &SimGpuSpec::h100_sxm())
@@ -109,7 +127,10 @@ impl Node {
                         devices,
                     });
                 }
-                fleet.devices()
+                fleet
+                    .iter()
+                    .map(|g| Arc::clone(g) as Arc<dyn PowerSampleStream>)
+                    .collect()
             }
             DevicesConfig::Nvml { uuids } => {
                 let devices = open_nvml(uuids.as_deref())?;
@@ -122,7 +143,7 @@ impl Node {
                 devices
             }
         };
-        Self::new(cfg.node.clone(), devices, jobs)
+        Self::with_samples(cfg.node.clone(), devices, jobs)
     }
 
     /// The node's name.
@@ -140,6 +161,11 @@ impl Node {
         self.device_index.get(id).map(|&i| &self.devices[i])
     }
 
+    /// The sample stream of this device, when it keeps one.
+    pub fn sampler(&self, id: &DeviceId) -> Option<&Arc<dyn PowerSampleStream>> {
+        self.samplers.get(id)
+    }
+
     /// Every job.
     pub fn jobs(&self) -> &[NodeJob] {
         &self.jobs
@@ -155,6 +181,12 @@ impl Node {
         Inventory {
             node: self.name.clone(),
             devices: self.devices.iter().map(|d| d.info().clone()).collect(),
+            sampled: self
+                .devices
+                .iter()
+                .filter(|d| self.samplers.contains_key(d.id()))
+                .map(|d| d.id().clone())
+                .collect(),
             jobs: self
                 .jobs
                 .iter()
@@ -170,14 +202,14 @@ impl Node {
 }
 
 #[cfg(feature = "nvml")]
-fn open_nvml(uuids: Option<&[String]>) -> Result<Vec<Arc<dyn PowerDevice>>, AgentError> {
+fn open_nvml(uuids: Option<&[String]>) -> Result<Vec<Arc<dyn PowerSampleStream>>, AgentError> {
     use gridflex_hal::nvml::NvmlSystem;
     let hw = |what: &str| {
         let what = what.to_owned();
         move |source| AgentError::Hardware { what, source }
     };
     let system = NvmlSystem::init().map_err(hw("NVML"))?;
-    let mut out: Vec<Arc<dyn PowerDevice>> = Vec::new();
+    let mut out: Vec<Arc<dyn PowerSampleStream>> = Vec::new();
     match uuids {
         Some(uuids) => {
             for u in uuids {
@@ -196,7 +228,7 @@ fn open_nvml(uuids: Option<&[String]>) -> Result<Vec<Arc<dyn PowerDevice>>, Agen
                 found
                     .gpus
                     .into_iter()
-                    .map(|g| Arc::new(g) as Arc<dyn PowerDevice>),
+                    .map(|g| Arc::new(g) as Arc<dyn PowerSampleStream>),
             );
         }
     }
@@ -204,7 +236,7 @@ fn open_nvml(uuids: Option<&[String]>) -> Result<Vec<Arc<dyn PowerDevice>>, Agen
 }
 
 #[cfg(not(feature = "nvml"))]
-fn open_nvml(_uuids: Option<&[String]>) -> Result<Vec<Arc<dyn PowerDevice>>, AgentError> {
+fn open_nvml(_uuids: Option<&[String]>) -> Result<Vec<Arc<dyn PowerSampleStream>>, AgentError> {
     Err(AgentError::ConfigField {
         field: "devices.backend".into(),
         reason: "`nvml` needs gridflex-agent built with the `nvml` feature".into(),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use gridflex_core::{DeviceId, JobId, Power};
-use gridflex_hal::{DeviceInfo, ErrorKind, LimitChange, Telemetry, WorkloadState};
+use gridflex_hal::{DeviceInfo, ErrorKind, LimitChange, PowerSample, Telemetry, WorkloadState};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -94,6 +94,14 @@ pub enum Op {
         /// The device.
         device: DeviceId,
     },
+    /// Read a device's high-rate power samples taken strictly after `since` (all
+    /// buffered when `None`); only for devices the inventory lists as sampled.
+    Samples {
+        /// The device.
+        device: DeviceId,
+        /// The last sample time already seen.
+        since: Option<DateTime<Utc>>,
+    },
 }
 
 impl Op {
@@ -134,6 +142,11 @@ pub enum OpResult {
         /// The reading.
         reading: Telemetry,
     },
+    /// A device's power samples, oldest first.
+    Samples {
+        /// The samples.
+        samples: Vec<PowerSample>,
+    },
     /// The op failed; nothing else in the batch is affected.
     Failed {
         /// Why.
@@ -158,6 +171,9 @@ pub struct Inventory {
     pub node: String,
     /// Every device, with its limits (what the agent enforces).
     pub devices: Vec<DeviceInfo>,
+    /// The devices whose high-rate power samples the agent serves ([`Op::Samples`]).
+    #[serde(default)]
+    pub sampled: Vec<DeviceId>,
     /// Every job the agent can pause.
     pub jobs: Vec<JobInfo>,
     /// The lease the agent grants when a batch names none, milliseconds.
@@ -234,6 +250,11 @@ pub enum Refusal {
         agent: u32,
         /// The version the client sent.
         client: u32,
+    },
+    /// A samples op named a device that keeps no sample stream.
+    NoSampleStream {
+        /// The device.
+        device: DeviceId,
     },
     /// An op named a device the node does not have.
     UnknownDevice {

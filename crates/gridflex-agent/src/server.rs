@@ -487,6 +487,18 @@ impl Shared {
                         });
                     }
                 }
+                Op::Samples { device, .. } => {
+                    if self.node.device(device).is_none() {
+                        return Err(Refusal::UnknownDevice {
+                            device: device.clone(),
+                        });
+                    }
+                    if self.node.sampler(device).is_none() {
+                        return Err(Refusal::NoSampleStream {
+                            device: device.clone(),
+                        });
+                    }
+                }
                 Op::Pause { job } | Op::Resume { job } | Op::JobStatus { job } => {
                     if self.node.job(job).is_none() {
                         return Err(Refusal::UnknownJob { job: job.clone() });
@@ -598,6 +610,16 @@ impl Shared {
                         .map(|reading| OpResult::Telemetry { reading }),
                     None => Err(HalError::DeviceLost {
                         device: device.clone(),
+                    }),
+                },
+                Op::Samples { device, since } => match node.sampler(device) {
+                    Some(d) => d
+                        .power_samples_since(*since)
+                        .await
+                        .map(|samples| OpResult::Samples { samples }),
+                    None => Err(HalError::Unsupported {
+                        device: device.clone(),
+                        operation: "power samples",
                     }),
                 },
             };

@@ -10,7 +10,7 @@ use gridflex_agent::protocol::{
     write_frame,
 };
 use gridflex_agent::{AgentClient, AgentError, ClientOptions};
-use gridflex_hal::{PowerDevice, WorkloadControl, WorkloadState};
+use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl, WorkloadState};
 use support::*;
 
 fn ops_for(node: &SimNode, limit: f64) -> Vec<Op> {
@@ -121,6 +121,16 @@ async fn remote_handles_batch_a_stage_and_keep_the_hal_promises() {
     assert_eq!(job.status().await.unwrap(), WorkloadState::Paused);
     let t = devices[0].telemetry().await.unwrap();
     assert_eq!(t.requested_limit, Some(w(300.0)));
+    // The 20 ms sample stream, through the agent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sampled = client.sampled_devices();
+    assert_eq!(sampled.len(), 8);
+    let samples = sampled[0].power_samples_since(None).await.unwrap();
+    assert!(!samples.is_empty());
+    assert!(samples.windows(2).all(|p| p[0].at < p[1].at));
+    let last = samples[samples.len() - 1].at;
+    let newer = sampled[0].power_samples_since(Some(last)).await.unwrap();
+    assert!(newer.iter().all(|s| s.at > last));
     // Out of range never leaves the orchestrator's process, and is refused by the
     // agent too when sent raw.
     let e = devices[0].set_power_limit(w(900.0)).await.unwrap_err();

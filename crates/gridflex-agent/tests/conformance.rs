@@ -9,7 +9,7 @@ use gridflex_agent::{Agent, AgentClient, AgentOptions, ClientOptions, LeaseConfi
 use gridflex_core::{JobId, ManualClock};
 use gridflex_hal::conformance;
 use gridflex_hal::sim::{SimFleet, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile};
-use gridflex_hal::{PowerDevice, WorkloadControl};
+use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl};
 
 const TOKEN: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -27,9 +27,13 @@ async fn remote_devices_and_workloads_pass_the_conformance_kit() {
     );
     let control: Arc<dyn WorkloadControl> = job;
     let ids = fleet.iter().map(|g| g.id().clone()).collect();
-    let node = Node::new(
+    let sampled = fleet
+        .iter()
+        .map(|g| Arc::clone(g) as Arc<dyn PowerSampleStream>)
+        .collect();
+    let node = Node::with_samples(
         "c0",
-        fleet.devices(),
+        sampled,
         vec![NodeJob {
             control,
             devices: ids,
@@ -55,6 +59,15 @@ async fn remote_devices_and_workloads_pass_the_conformance_kit() {
     for d in client.devices() {
         let c = clock.clone();
         conformance::power_device(d.as_ref(), |by: Duration| {
+            c.advance(by);
+            std::future::ready(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for d in client.sampled_devices() {
+        let c = clock.clone();
+        conformance::sample_stream(d.as_ref(), SimGpuSpec::h100_sxm().sample_period, |by| {
             c.advance(by);
             std::future::ready(())
         })

@@ -12,7 +12,7 @@ use gridflex::audit::{AuditEvent, AuditLog, MemoryLog, Replan};
 use gridflex::prelude::*;
 use gridflex::signals::source::channel;
 use gridflex::signals::{DispatchEvent, DispatchTarget, EventWindow, Program};
-use gridflex_agent::{AgentClient, ClientOptions, RunningAgent, device_ids};
+use gridflex_agent::{AgentClient, ClientOptions, RunningAgent};
 use gridflex_hal::sim::SimActivity;
 use support::*;
 
@@ -83,9 +83,12 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
                 .audit(audit);
             for c in clients {
                 let c = c.unwrap();
-                let devices = c.devices();
-                let ids = device_ids(&devices);
-                b = b.devices(devices.into_iter().map(|d| DeviceHandle::new(d)));
+                // Every simulated GPU keeps a sample stream: the response capture
+                // reads 20 ms samples through the agent.
+                let devices = c.sampled_devices();
+                assert_eq!(devices.len(), c.inventory().devices.len());
+                let ids = devices.iter().map(|d| d.id().clone()).collect::<Vec<_>>();
+                b = b.devices(devices.into_iter().map(DeviceHandle::with_samples));
                 for job in c.jobs() {
                     let entry = JobEntry::for_control(
                         &*job,

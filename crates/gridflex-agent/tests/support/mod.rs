@@ -13,7 +13,7 @@ use gridflex_core::{JobId, Power, TokioClock};
 use gridflex_hal::sim::{
     SimActivity, SimFleet, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile,
 };
-use gridflex_hal::{PowerDevice, WorkloadControl};
+use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -65,9 +65,14 @@ impl SimNode {
     pub fn node(&self) -> Node {
         let control: Arc<dyn WorkloadControl> = self.job.clone();
         let devices = self.fleet.iter().map(|g| g.id().clone()).collect();
-        Node::new(
+        let sampled = self
+            .fleet
+            .iter()
+            .map(|g| Arc::clone(g) as Arc<dyn PowerSampleStream>)
+            .collect();
+        Node::with_samples(
             self.name.clone(),
-            self.fleet.devices(),
+            sampled,
             vec![NodeJob { control, devices }],
         )
         .unwrap()
