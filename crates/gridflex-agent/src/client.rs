@@ -664,7 +664,8 @@ impl PowerDevice for RemoteDevice {
     }
 
     /// Gives the device the limit it had before gridflex first touched it (the agent
-    /// keeps it; [`DeviceInfo::limit_at_discovery`] when it never was).
+    /// keeps it); a device gridflex does not hold is left as it is, and the answer is
+    /// what it holds.
     async fn restore_power_limit(&self) -> Result<LimitChange, HalError> {
         let op = Op::RestoreCap {
             device: self.info.id.clone(),

@@ -69,7 +69,8 @@ pub enum Op {
         /// The limit; refused unless within the device's limits.
         limit: Power,
     },
-    /// Give a device back the limit it had before gridflex first touched it.
+    /// Give a device back the limit it had before gridflex first touched it (a device
+    /// gridflex does not hold is left alone; the answer is what it holds).
     RestoreCap {
         /// The device.
         device: DeviceId,

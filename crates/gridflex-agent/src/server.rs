@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures_util::future::join_all;
 use gridflex_core::{DeviceId, Power};
-use gridflex_hal::HalError;
+use gridflex_hal::{HalError, LimitChange};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio::task::JoinHandle;
@@ -325,6 +325,23 @@ async fn watchdog(shared: Arc<Shared>) {
     }
 }
 
+/// What an op acts on: ops on the same target run in order.
+#[derive(PartialEq, Eq)]
+enum Target<'a> {
+    Device(&'a DeviceId),
+    Job(&'a gridflex_core::JobId),
+}
+
+fn target(op: &Op) -> Target<'_> {
+    match op {
+        Op::SetCap { device, .. }
+        | Op::RestoreCap { device }
+        | Op::Telemetry { device }
+        | Op::Samples { device, .. } => Target::Device(device),
+        Op::Pause { job } | Op::Resume { job } | Op::JobStatus { job } => Target::Job(job),
+    }
+}
+
 fn failure(e: &HalError) -> RemoteFailure {
     RemoteFailure {
         kind: e.kind(),
@@ -563,78 +580,122 @@ impl Shared {
         // Armed before acting too: a batch that hangs still lapses.
         self.arm(&mut st, lease);
         let holdings = &st.holdings;
-        let results = join_all(ops.iter().map(|op| async move {
-            let r: Result<OpResult, HalError> = match op {
-                Op::SetCap { device, limit } => match node.device(device) {
-                    Some(d) => d
-                        .set_power_limit(*limit)
-                        .await
-                        .map(|change| OpResult::Limit { change }),
-                    None => Err(HalError::DeviceLost {
-                        device: device.clone(),
-                    }),
-                },
-                Op::RestoreCap { device } => match node.device(device) {
-                    Some(d) => {
-                        let to = holdings
-                            .devices
-                            .get(device)
-                            .copied()
-                            .unwrap_or(d.info().limit_at_discovery);
-                        d.set_power_limit(to)
+        // Ops on different devices and jobs run concurrently; ops on the same one run
+        // in the order sent (a merged batch may pause then resume the same job).
+        let mut groups: Vec<(Target<'_>, Vec<usize>)> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let t = target(op);
+            match groups.iter_mut().find(|(g, _)| *g == t) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((t, vec![i])),
+            }
+        }
+        let ops_ref = &ops;
+        let apply = |i: usize| {
+            let op = &ops_ref[i];
+            async move {
+                let r: Result<OpResult, HalError> = match op {
+                    Op::SetCap { device, limit } => match node.device(device) {
+                        Some(d) => d
+                            .set_power_limit(*limit)
                             .await
-                            .map(|change| OpResult::Limit { change })
-                    }
-                    None => Err(HalError::DeviceLost {
-                        device: device.clone(),
-                    }),
-                },
-                Op::Pause { job } | Op::Resume { job } | Op::JobStatus { job } => {
-                    match node.job(job) {
-                        Some(c) => match op {
-                            Op::Pause { .. } => c.pause().await.map(|()| OpResult::Done),
-                            Op::Resume { .. } => c.resume().await.map(|()| OpResult::Done),
-                            _ => c.status().await.map(|state| OpResult::State { state }),
-                        },
-                        None => Err(HalError::Workload {
-                            job: job.clone(),
-                            operation: "find",
-                            detail: "not on this node".into(),
+                            .map(|change| OpResult::Limit { change }),
+                        None => Err(HalError::DeviceLost {
+                            device: device.clone(),
                         }),
+                    },
+                    Op::RestoreCap { device } => match node.device(device) {
+                        // Held: back to the limit from before gridflex touched it.
+                        Some(d) => match holdings.devices.get(device) {
+                            Some(&to) => d
+                                .set_power_limit(to)
+                                .await
+                                .map(|change| OpResult::Limit { change }),
+                            // Never touched (or already given back): nothing to write;
+                            // the answer is what the device holds.
+                            None => d.telemetry().await.map(|t| {
+                                let requested =
+                                    t.requested_limit.unwrap_or(d.info().limit_at_discovery);
+                                OpResult::Limit {
+                                    change: LimitChange {
+                                        requested,
+                                        enforced: t.enforced_limit.unwrap_or(requested),
+                                    },
+                                }
+                            }),
+                        },
+                        None => Err(HalError::DeviceLost {
+                            device: device.clone(),
+                        }),
+                    },
+                    Op::Pause { job } | Op::Resume { job } | Op::JobStatus { job } => {
+                        match node.job(job) {
+                            Some(c) => match op {
+                                Op::Pause { .. } => c.pause().await.map(|()| OpResult::Done),
+                                Op::Resume { .. } => c.resume().await.map(|()| OpResult::Done),
+                                _ => c.status().await.map(|state| OpResult::State { state }),
+                            },
+                            None => Err(HalError::Workload {
+                                job: job.clone(),
+                                operation: "find",
+                                detail: "not on this node".into(),
+                            }),
+                        }
                     }
-                }
-                Op::Telemetry { device } => match node.device(device) {
-                    Some(d) => d
-                        .telemetry()
-                        .await
-                        .map(|reading| OpResult::Telemetry { reading }),
-                    None => Err(HalError::DeviceLost {
-                        device: device.clone(),
-                    }),
-                },
-                Op::Samples { device, since } => match node.sampler(device) {
-                    Some(d) => d
-                        .power_samples_since(*since)
-                        .await
-                        .map(|samples| OpResult::Samples { samples }),
-                    None => Err(HalError::Unsupported {
-                        device: device.clone(),
-                        operation: "power samples",
-                    }),
-                },
-            };
-            r.unwrap_or_else(|e| OpResult::Failed {
-                failure: failure(&e),
-            })
+                    Op::Telemetry { device } => match node.device(device) {
+                        Some(d) => d
+                            .telemetry()
+                            .await
+                            .map(|reading| OpResult::Telemetry { reading }),
+                        None => Err(HalError::DeviceLost {
+                            device: device.clone(),
+                        }),
+                    },
+                    Op::Samples { device, since } => match node.sampler(device) {
+                        Some(d) => d
+                            .power_samples_since(*since)
+                            .await
+                            .map(|samples| OpResult::Samples { samples }),
+                        None => Err(HalError::Unsupported {
+                            device: device.clone(),
+                            operation: "power samples",
+                        }),
+                    },
+                };
+                r.unwrap_or_else(|e| OpResult::Failed {
+                    failure: failure(&e),
+                })
+            }
+        };
+        let apply = &apply;
+        let done = join_all(groups.iter().map(|(_, idx)| async move {
+            let mut out = Vec::with_capacity(idx.len());
+            for &i in idx {
+                out.push((i, apply(i).await));
+            }
+            out
         }))
         .await;
-        // What was given back is no longer held.
+        let mut results: Vec<Option<OpResult>> = vec![None; ops.len()];
+        for (i, r) in done.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        let results: Vec<OpResult> = results.into_iter().flatten().collect();
+        // What was given back is no longer held: a device or job whose last change in
+        // the batch was a successful restore or resume.
         let before = st.holdings.clone();
-        for (op, r) in ops.iter().zip(&results) {
-            if matches!(r, OpResult::Failed { .. }) {
+        for (_, idx) in &groups {
+            let last = idx.iter().rev().find(|&&i| {
+                !matches!(
+                    ops[i],
+                    Op::Telemetry { .. } | Op::Samples { .. } | Op::JobStatus { .. }
+                )
+            });
+            let Some(&i) = last else { continue };
+            if matches!(results[i], OpResult::Failed { .. }) {
                 continue;
             }
-            match op {
+            match &ops[i] {
                 Op::RestoreCap { device } => {
                     st.holdings.devices.remove(device);
                 }
