@@ -577,7 +577,8 @@ impl Shared {
                 detail: e.to_string(),
             });
         }
-        // Armed before acting too: a batch that hangs still lapses.
+        // Armed before acting: the lease counts from now (the watchdog acts once this
+        // batch releases the state).
         self.arm(&mut st, lease);
         let holdings = &st.holdings;
         // Ops on different devices and jobs run concurrently; ops on the same one run
