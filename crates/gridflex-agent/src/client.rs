@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::AgentError;
 use crate::protocol::{
     Greeting, Hello, Inventory, LapseReport, LeaseStatus, Op, OpResult, PROTOCOL_VERSION, Refusal,
-    Request, Response, proof, read_frame, write_frame,
+    Request, Response, Session, Side, proof, read_frame, write_frame,
 };
 
 /// Lapse reports a client keeps until taken (the oldest are dropped beyond this).
@@ -128,12 +128,18 @@ impl std::fmt::Debug for AgentClient {
     }
 }
 
+/// An authenticated connection.
+struct Conn {
+    stream: TcpStream,
+    session: Session,
+}
+
 /// Connects, answers the challenge and sends nothing else.
 async fn open(
     addr: SocketAddr,
     token: &[u8],
     timeout: Duration,
-) -> Result<(TcpStream, crate::protocol::Welcome), AgentError> {
+) -> Result<(Conn, crate::protocol::Welcome), AgentError> {
     let node = addr.to_string();
     let handshake = async {
         let mut stream = TcpStream::connect(addr)
@@ -161,7 +167,10 @@ async fn open(
         };
         write_frame(&mut stream, &hello).await?;
         match read_frame::<_, Response>(&mut stream).await? {
-            Some(Response::Welcome { welcome }) => Ok((stream, welcome)),
+            Some(Response::Welcome { welcome }) => {
+                let session = Session::new(token, &greeting.nonce, Side::Client);
+                Ok((Conn { stream, session }, welcome))
+            }
             Some(Response::Refused { reason }) => Err(AgentError::Refused {
                 node: greeting.node,
                 reason,
@@ -181,14 +190,15 @@ async fn open(
 
 /// One request and its answer, under a time limit.
 async fn exchange(
-    stream: &mut TcpStream,
+    conn: &mut Conn,
     request: &Request,
     timeout: Duration,
     node: &str,
 ) -> Result<Response, AgentError> {
     let round = async {
-        write_frame(stream, request).await?;
-        read_frame::<_, Response>(stream)
+        conn.session.write(&mut conn.stream, request).await?;
+        conn.session
+            .read::<_, Response>(&mut conn.stream)
             .await?
             .ok_or_else(|| AgentError::Io {
                 operation: "read".into(),
@@ -212,16 +222,16 @@ impl AgentClient {
         options: ClientOptions,
     ) -> Result<Self, AgentError> {
         let token = token.into();
-        let (mut stream, welcome) = open(addr, &token, options.connect_timeout).await?;
-        let inventory = match exchange(
-            &mut stream,
+        let (mut conn, welcome) = open(addr, &token, options.connect_timeout).await?;
+        let (inventory, lapses) = match exchange(
+            &mut conn,
             &Request::Inventory,
             options.request_timeout,
             &welcome.node,
         )
         .await?
         {
-            Response::Inventory { inventory } => inventory,
+            Response::Inventory { inventory, lapses } => (inventory, lapses),
             Response::Refused { reason } => {
                 return Err(AgentError::Refused {
                     node: welcome.node,
@@ -245,11 +255,11 @@ impl AgentClient {
                 remaining_ms: None,
             }),
         });
-        inner.heard(None, welcome.lapses);
+        inner.heard(None, lapses);
         tokio::spawn(connection(
             Arc::downgrade(&inner),
             rx,
-            Some(stream),
+            Some(conn),
             token,
             options,
         ));
@@ -407,7 +417,7 @@ async fn renewer(inner: Weak<ClientInner>, options: ClientOptions) {
 async fn connection(
     inner: Weak<ClientInner>,
     mut rx: mpsc::UnboundedReceiver<Work>,
-    mut stream: Option<TcpStream>,
+    mut stream: Option<Conn>,
     token: Vec<u8>,
     options: ClientOptions,
 ) {
@@ -453,8 +463,7 @@ async fn connection(
         };
         let answer = async {
             if stream.is_none() {
-                let (s, welcome) = open(client.addr, &token, options.connect_timeout).await?;
-                client.heard(None, welcome.lapses);
+                let (s, _welcome) = open(client.addr, &token, options.connect_timeout).await?;
                 stream = Some(s);
             }
             match stream.as_mut() {

@@ -9,6 +9,14 @@
 //! under the agent's token (the token itself never crosses the network); the agent
 //! answers a [`Response::Welcome`] (or a [`Response::Refused`] and closes). Then each
 //! [`Request`] gets exactly one [`Response`].
+//!
+//! Every frame after the handshake is **authenticated**: its body is a 32-byte
+//! HMAC-SHA256 tag, an 8-byte sequence number, then the JSON. The key is derived from
+//! the token and the connection's nonce, the tag covers the direction, the sequence
+//! number and the JSON, and each side expects the next sequence number: a frame that
+//! was altered, replayed, reordered or reflected is refused and the connection closed.
+//! Frames are not encrypted (commands and telemetry are not secret; their integrity
+//! is what matters).
 
 use std::collections::BTreeMap;
 
@@ -47,14 +55,12 @@ pub struct Hello {
     pub proof: String,
 }
 
-/// The agent's acceptance of a [`Hello`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The agent's acceptance of a [`Hello`] (sent before frames are authenticated, so it
+/// carries nothing to act on; lapse reports come with authenticated answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// The node's name.
     pub node: String,
-    /// Restores the agent made on its own since a client last heard (lease lapses,
-    /// restarts), oldest first.
-    pub lapses: Vec<LapseReport>,
 }
 
 /// One command on one device or job; a [`Request::Batch`] carries many.
@@ -221,6 +227,8 @@ pub enum Response {
     Inventory {
         /// The node.
         inventory: Inventory,
+        /// Restores the agent made on its own since a client last heard.
+        lapses: Vec<LapseReport>,
     },
     /// Answer to [`Request::Batch`] and [`Request::Renew`].
     Applied {
@@ -329,7 +337,7 @@ pub struct LapseReport {
     pub failures: Vec<String>,
 }
 
-/// Writes one frame.
+/// Writes one unauthenticated frame (the handshake).
 pub async fn write_frame<W, T>(w: &mut W, message: &T) -> Result<(), AgentError>
 where
     W: AsyncWrite + Unpin,
@@ -338,6 +346,10 @@ where
     let body = serde_json::to_vec(message).map_err(|e| AgentError::Protocol {
         detail: format!("encoding a frame: {e}"),
     })?;
+    write_raw(w, &body).await
+}
+
+async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), AgentError> {
     if body.len() > MAX_FRAME {
         return Err(AgentError::Protocol {
             detail: format!("frame of {} bytes exceeds {MAX_FRAME}", body.len()),
@@ -348,12 +360,13 @@ where
     })?;
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     w.write_all(&out).await.map_err(AgentError::io("write"))?;
     w.flush().await.map_err(AgentError::io("flush"))
 }
 
-/// Reads one frame; `Ok(None)` when the peer closed cleanly between frames.
+/// Reads one unauthenticated frame (the handshake); `Ok(None)` when the peer closed
+/// cleanly between frames.
 pub async fn read_frame<R, T>(r: &mut R) -> Result<Option<T>, AgentError>
 where
     R: AsyncRead + Unpin,
@@ -365,12 +378,23 @@ where
 /// The largest handshake frame the agent reads from a peer not yet authenticated.
 pub const MAX_HANDSHAKE_FRAME: usize = 4096;
 
-/// Reads one frame of at most `max` bytes; `Ok(None)` when the peer closed cleanly.
+/// Reads one unauthenticated frame of at most `max` bytes; `Ok(None)` when the peer
+/// closed cleanly.
 pub async fn read_frame_limited<R, T>(r: &mut R, max: usize) -> Result<Option<T>, AgentError>
 where
     R: AsyncRead + Unpin,
     T: for<'de> Deserialize<'de>,
 {
+    match read_raw(r, max).await? {
+        Some(body) => decode(&body).map(Some),
+        None => Ok(None),
+    }
+}
+
+async fn read_raw<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, AgentError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -387,7 +411,7 @@ where
     r.read_exact(&mut body)
         .await
         .map_err(AgentError::io("read"))?;
-    decode(&body).map(Some)
+    Ok(Some(body))
 }
 
 /// Decodes one frame's body.
@@ -418,6 +442,114 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
         .chunks(2)
         .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
         .collect()
+}
+
+/// Which side writes a frame: the tag covers it, so a frame cannot be reflected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The orchestrator's client.
+    Client,
+    /// The agent.
+    Agent,
+}
+
+impl Side {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Client => b'C',
+            Self::Agent => b'A',
+        }
+    }
+    fn other(self) -> Self {
+        match self {
+            Self::Client => Self::Agent,
+            Self::Agent => Self::Client,
+        }
+    }
+}
+
+/// The authenticated frames of one connection after the handshake.
+pub(crate) struct Session {
+    key: ring::hmac::Key,
+    me: Side,
+    sent: u64,
+    received: u64,
+}
+
+const TAG_LEN: usize = 32;
+
+impl Session {
+    /// The session of a connection whose greeting carried `nonce`, for side `me`.
+    pub(crate) fn new(token: &[u8], nonce: &str, me: Side) -> Self {
+        let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token);
+        let mut label = b"gridflex-agent/1 session ".to_vec();
+        label.extend_from_slice(nonce.as_bytes());
+        let derived = ring::hmac::sign(&root, &label);
+        Self {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+            me,
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    fn tag(&self, side: Side, seq: u64, json: &[u8]) -> ring::hmac::Tag {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        ctx.update(&[side.byte()]);
+        ctx.update(&seq.to_be_bytes());
+        ctx.update(json);
+        ctx.sign()
+    }
+
+    /// Writes one authenticated frame.
+    pub(crate) async fn write<W, T>(&mut self, w: &mut W, message: &T) -> Result<(), AgentError>
+    where
+        W: AsyncWrite + Unpin,
+        T: Serialize,
+    {
+        let json = serde_json::to_vec(message).map_err(|e| AgentError::Protocol {
+            detail: format!("encoding a frame: {e}"),
+        })?;
+        let seq = self.sent;
+        self.sent += 1;
+        let tag = self.tag(self.me, seq, &json);
+        let mut body = Vec::with_capacity(TAG_LEN + 8 + json.len());
+        body.extend_from_slice(tag.as_ref());
+        body.extend_from_slice(&seq.to_be_bytes());
+        body.extend_from_slice(&json);
+        write_raw(w, &body).await
+    }
+
+    /// Reads one authenticated frame; `Ok(None)` when the peer closed cleanly.
+    pub(crate) async fn read<R, T>(&mut self, r: &mut R) -> Result<Option<T>, AgentError>
+    where
+        R: AsyncRead + Unpin,
+        T: for<'de> Deserialize<'de>,
+    {
+        let Some(body) = read_raw(r, MAX_FRAME).await? else {
+            return Ok(None);
+        };
+        let refused = || AgentError::Protocol {
+            detail: "a frame failed authentication (altered, replayed or out of order)".into(),
+        };
+        if body.len() < TAG_LEN + 8 {
+            return Err(refused());
+        }
+        let (tag, rest) = body.split_at(TAG_LEN);
+        let (seq, json) = rest.split_at(8);
+        let mut seq_bytes = [0u8; 8];
+        seq_bytes.copy_from_slice(seq);
+        let seq = u64::from_be_bytes(seq_bytes);
+        let mut msg = Vec::with_capacity(1 + 8 + json.len());
+        msg.push(self.me.other().byte());
+        msg.extend_from_slice(&seq.to_be_bytes());
+        msg.extend_from_slice(json);
+        if seq != self.received || ring::hmac::verify(&self.key, &msg, tag).is_err() {
+            return Err(refused());
+        }
+        self.received += 1;
+        decode(json).map(Some)
+    }
 }
 
 /// The handshake's proof: HMAC-SHA256 of a domain tag and the nonce under `token`.
@@ -455,6 +587,65 @@ mod tests {
         assert!(!verify_proof(b"secret-token", "abce", &p));
         assert!(!verify_proof(b"secret-token", "abcd", "zz"));
         assert!(!verify_proof(b"secret-token", "abcd", &p[..10]));
+    }
+
+    #[tokio::test]
+    async fn session_frames_refuse_tampering_replay_and_reflection()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut client = Session::new(b"tok", "n1", Side::Client);
+        let mut agent = Session::new(b"tok", "n1", Side::Agent);
+        let mut wire = Vec::new();
+        client.write(&mut wire, &Request::Inventory).await?;
+        let first = wire.clone();
+        client
+            .write(&mut wire, &Request::Renew { lease_ms: 5 })
+            .await?;
+        let mut input = wire.as_slice();
+        assert_eq!(
+            agent.read::<_, Request>(&mut input).await?,
+            Some(Request::Inventory)
+        );
+        assert_eq!(
+            agent.read::<_, Request>(&mut input).await?,
+            Some(Request::Renew { lease_ms: 5 })
+        );
+        // Replayed.
+        assert!(
+            agent
+                .read::<_, Request>(&mut first.as_slice())
+                .await
+                .is_err()
+        );
+        // Altered (the JSON's last byte).
+        let mut fresh = Session::new(b"tok", "n1", Side::Agent);
+        let mut bad = first.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(fresh.read::<_, Request>(&mut bad.as_slice()).await.is_err());
+        // Reflected: a client frame read back by the client.
+        let mut other = Session::new(b"tok", "n1", Side::Client);
+        assert!(
+            other
+                .read::<_, Request>(&mut first.as_slice())
+                .await
+                .is_err()
+        );
+        // Another nonce or token.
+        let mut elsewhere = Session::new(b"tok", "n2", Side::Agent);
+        assert!(
+            elsewhere
+                .read::<_, Request>(&mut first.as_slice())
+                .await
+                .is_err()
+        );
+        let mut wrong = Session::new(b"tak", "n1", Side::Agent);
+        assert!(
+            wrong
+                .read::<_, Request>(&mut first.as_slice())
+                .await
+                .is_err()
+        );
+        Ok(())
     }
 
     #[tokio::test]

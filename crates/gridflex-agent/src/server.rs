@@ -26,7 +26,7 @@ use crate::lease::{Holdings, StateFile};
 use crate::node::Node;
 use crate::protocol::{
     Greeting, Hello, LapseReason, LapseReport, LeaseStatus, MAX_HANDSHAKE_FRAME, Op, OpResult,
-    PROTOCOL_VERSION, Refusal, RemoteFailure, Request, Response, Welcome, hex, read_frame,
+    PROTOCOL_VERSION, Refusal, RemoteFailure, Request, Response, Session, Side, Welcome, hex,
     read_frame_limited, verify_proof, write_frame,
 };
 
@@ -783,40 +783,43 @@ impl Shared {
             return Ok(());
         }
         tracing::debug!(?peer, "client connected");
-        // A restore in progress finishes (and files its report) before the welcome.
-        let lapses = {
-            let _st = self.state.lock().await;
-            self.take_reports()
-        };
         let welcome = Welcome {
             node: self.node.name().to_owned(),
-            lapses,
         };
         write_frame(&mut stream, &Response::Welcome { welcome }).await?;
+        let mut session = Session::new(&self.options.token, &nonce, Side::Agent);
         loop {
-            let request: Request = match read_frame(&mut stream).await {
+            let request: Request = match session.read(&mut stream).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
-                Err(AgentError::Protocol { detail }) => {
-                    let reason = Refusal::Malformed { detail };
-                    write_frame(&mut stream, &Response::Refused { reason }).await?;
+                Err(e @ AgentError::Protocol { .. }) => {
+                    // Altered, replayed or malformed: nothing more is read from it.
+                    tracing::warn!(?peer, error = %e, "connection closed");
                     return Ok(());
                 }
                 Err(e) => return Err(e),
             };
             let response = match request {
-                Request::Inventory => Response::Inventory {
-                    inventory: self
-                        .node
-                        .inventory(self.options.lease.default_ms, self.options.lease.max_ms),
-                },
+                Request::Inventory => {
+                    // A restore in progress finishes (and files its report) first.
+                    let lapses = {
+                        let _st = self.state.lock().await;
+                        self.take_reports()
+                    };
+                    Response::Inventory {
+                        inventory: self
+                            .node
+                            .inventory(self.options.lease.default_ms, self.options.lease.max_ms),
+                        lapses,
+                    }
+                }
                 Request::Batch { lease_ms, ops } => {
                     self.batches.fetch_add(1, Ordering::Relaxed);
                     self.batch(lease_ms, ops).await
                 }
                 Request::Renew { lease_ms } => self.renew(lease_ms).await,
             };
-            write_frame(&mut stream, &response).await?;
+            session.write(&mut stream, &response).await?;
         }
     }
 }

@@ -273,6 +273,41 @@ async fn bad_tokens_and_other_protocol_versions_are_refused() {
         let next: Option<Response> = read_frame(&mut s).await.unwrap_or(None);
         assert!(next.is_none());
     }
+    // A peer that knows the token but sends a request without the frame MAC (as an
+    // attacker injecting into an open connection would) is dropped; nothing is done.
+    let mut s = tokio::net::TcpStream::connect(agent.local_addr())
+        .await
+        .unwrap();
+    let greeting: Greeting = read_frame(&mut s).await.unwrap().unwrap();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, TOKEN);
+    let tag = ring::hmac::sign(
+        &key,
+        format!("gridflex-agent/1 {}", greeting.nonce).as_bytes(),
+    );
+    let proof: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    write_frame(
+        &mut s,
+        &Hello {
+            protocol: PROTOCOL_VERSION,
+            proof,
+        },
+    )
+    .await
+    .unwrap();
+    let welcome: Response = read_frame(&mut s).await.unwrap().unwrap();
+    assert!(matches!(welcome, Response::Welcome { .. }), "{welcome:?}");
+    let g0 = node.fleet.gpu(0).unwrap().id().clone();
+    let forged = gridflex_agent::protocol::Request::Batch {
+        lease_ms: Some(1000),
+        ops: vec![Op::SetCap {
+            device: g0,
+            limit: w(200.0),
+        }],
+    };
+    write_frame(&mut s, &forged).await.unwrap();
+    let next: Option<Response> = read_frame(&mut s).await.unwrap_or(None);
+    assert!(next.is_none(), "{next:?}");
+    assert!(node.running_at(w(700.0)));
     // An unauthenticated peer announcing a large frame is dropped, not buffered.
     let mut s = tokio::net::TcpStream::connect(agent.local_addr())
         .await
