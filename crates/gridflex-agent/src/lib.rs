@@ -12,7 +12,7 @@
 //! | [`Holdings`], [`StateFile`] | what gridflex holds on the node, on disk before every change |
 //! | [`AgentClient`] | the orchestrator's connection: batching, renewals, lapse reports |
 //! | [`RemoteDevice`], [`RemoteSampledDevice`], [`RemoteWorkload`] | the hal traits over the network (with the 20 ms sample stream where the device keeps one) |
-//! | [`protocol`] | the wire format (length-prefixed JSON, HMAC challenge) |
+//! | [`protocol`] | the wire format (length-prefixed JSON, HMAC challenge, authenticated frames) |
 //!
 //! The binary `gridflex-agent --config FILE` runs an agent; `--check` validates the
 //! config and opens its devices without serving. See `docs/agent.md` for the protocol
