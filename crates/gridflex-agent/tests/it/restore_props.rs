@@ -4,15 +4,13 @@
 //! it: every GPU at the limit the operator had set, the job running. Checked on the
 //! simulated GPUs themselves.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use gridflex_agent::protocol::Op;
 use gridflex_agent::{AgentClient, ClientOptions};
 use gridflex_hal::{PowerDevice, WorkloadControl};
 use proptest::prelude::*;
-use support::*;
 
 #[derive(Debug, Clone)]
 enum Step {

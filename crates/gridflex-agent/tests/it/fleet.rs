@@ -3,10 +3,9 @@
 //! the orchestrator believes. The orchestrator runs on a runtime of its own, so that
 //! "killing" it (shutting that runtime down) stops every task it had, as a crash would.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{TimeDelta, Utc};
 use gridflex::audit::{AuditEvent, AuditLog, MemoryLog, Replan};
 use gridflex::prelude::*;
@@ -14,7 +13,6 @@ use gridflex::signals::source::channel;
 use gridflex::signals::{DispatchEvent, DispatchTarget, EventWindow, Program};
 use gridflex_agent::{AgentClient, ClientOptions, RunningAgent};
 use gridflex_hal::sim::SimActivity;
-use support::*;
 
 fn kw(v: f64) -> Power {
     Power::kilowatts(v).unwrap()

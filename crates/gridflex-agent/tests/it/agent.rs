@@ -1,17 +1,15 @@
 //! One agent on loopback: batches, limits, tokens, leases, restarts and partitions,
 //! checked from the simulated GPUs' own state.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use gridflex_agent::protocol::{
     Greeting, Hello, LapseReason, Op, OpResult, PROTOCOL_VERSION, Refusal, Response, read_frame,
     write_frame,
 };
 use gridflex_agent::{AgentClient, AgentError, ClientOptions};
 use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl, WorkloadState};
-use support::*;
 
 fn ops_for(node: &SimNode, limit: f64) -> Vec<Op> {
     let mut ops: Vec<Op> = node
