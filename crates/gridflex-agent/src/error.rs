@@ -67,7 +67,7 @@ pub enum AgentError {
         detail: String,
     },
     /// The agent refused the request or the handshake.
-    #[error("agent {node} refused: {reason:?}")]
+    #[error("agent {node} refused: {reason}")]
     Refused {
         /// The node (its address when the name is not known yet).
         node: String,

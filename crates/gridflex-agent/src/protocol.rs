@@ -300,6 +300,36 @@ pub enum Refusal {
     },
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadToken => f.write_str("the token's proof did not match"),
+            Self::Version { agent, client } => {
+                write!(f, "protocol version {client} (the agent speaks {agent})")
+            }
+            Self::UnknownDevice { device } => write!(f, "no device {device} on this node"),
+            Self::UnknownJob { job } => write!(f, "no job {job} on this node"),
+            Self::LimitOutOfRange {
+                device,
+                requested,
+                min,
+                max,
+            } => write!(
+                f,
+                "power limit {requested} for device {device} is outside {min} ..= {max}"
+            ),
+            Self::NoSampleStream { device } => {
+                write!(f, "device {device} keeps no power-sample stream")
+            }
+            Self::ZeroLease => f.write_str("a lease of 0 ms"),
+            Self::StateNotWritten { detail } => {
+                write!(f, "the state file could not be written first: {detail}")
+            }
+            Self::Malformed { detail } => write!(f, "malformed request: {detail}"),
+        }
+    }
+}
+
 /// The node's lease as the agent holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseStatus {

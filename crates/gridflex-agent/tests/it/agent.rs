@@ -186,6 +186,8 @@ async fn commands_outside_the_limits_or_the_node_are_refused_whole() {
         matches!(&err, AgentError::Refused { reason: Refusal::LimitOutOfRange { device, .. }, .. } if *device == g1),
         "{err:?}"
     );
+    let text = err.to_string();
+    assert!(text.contains("150 W") && text.contains("outside"), "{text}");
     let err = client
         .apply(vec![
             Op::SetCap {
