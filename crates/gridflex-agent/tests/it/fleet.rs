@@ -3,6 +3,7 @@
 //! the orchestrator believes. The orchestrator runs on a runtime of its own, so that
 //! "killing" it (shutting that runtime down) stops every task it had, as a crash would.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
@@ -11,6 +12,7 @@ use gridflex::audit::{AuditEvent, AuditLog, MemoryLog, Replan};
 use gridflex::prelude::*;
 use gridflex::signals::source::channel;
 use gridflex::signals::{DispatchEvent, DispatchTarget, EventWindow, Program};
+use gridflex_agent::protocol::LapseReason;
 use gridflex_agent::{AgentClient, ClientOptions, RunningAgent};
 use gridflex_hal::sim::SimActivity;
 
@@ -51,6 +53,8 @@ struct Site {
     runtime: tokio::runtime::Runtime,
     handle: OrchestratorHandle,
     memory: MemoryLog,
+    /// Per node: its client and its jobs as registered.
+    nodes: Vec<(AgentClient, Vec<(JobEntry, Arc<dyn WorkloadControl>)>)>,
 }
 
 /// Connects to every agent and runs an orchestrator over them on its own runtime.
@@ -60,7 +64,7 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
         .enable_all()
         .build()
         .unwrap();
-    let (handle, memory) = runtime
+    let (handle, memory, nodes) = runtime
         .spawn(async move {
             let clients = futures_util::future::join_all(
                 addrs
@@ -79,8 +83,10 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
                 .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
                 .rules(rules)
                 .audit(audit);
+            let mut nodes = Vec::new();
             for c in clients {
                 let c = c.unwrap();
+                let mut registered = Vec::new();
                 // Every simulated GPU keeps a sample stream: the response capture
                 // reads 20 ms samples through the agent.
                 let devices = c.sampled_devices();
@@ -97,14 +103,17 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
                         },
                         WorkloadKind::Pretraining,
                     );
-                    b = b.job(entry, Some(job));
+                    let control: Arc<dyn WorkloadControl> = job;
+                    registered.push((entry.clone(), control.clone()));
+                    b = b.job(entry, Some(control));
                 }
+                nodes.push((c, registered));
             }
             let (_tx, source) = channel(4);
             let (handle, _task) = b.build().unwrap().spawn(source);
             // The source's sender lives as long as the orchestrator's runtime.
             std::mem::forget(_tx);
-            (handle, memory)
+            (handle, memory, nodes)
         })
         .await
         .unwrap();
@@ -114,6 +123,7 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
         runtime,
         handle,
         memory,
+        nodes,
     }
 }
 
@@ -125,6 +135,24 @@ impl Site {
             .await
             .unwrap()
             .unwrap()
+    }
+
+    /// What the integrator does when a node reports that it restored on its own: each
+    /// of its jobs is given back (a no-op on the restored hardware, so it leaves at
+    /// once) and added again, so the orchestrator plans it in from what it really holds.
+    async fn reconcile(&self, node: usize) {
+        let h = self.handle.clone();
+        let jobs = self.nodes[node].1.clone();
+        self.runtime
+            .spawn(async move {
+                for (entry, control) in jobs {
+                    let removal = h.remove_job(entry.id.clone()).await.unwrap();
+                    assert_eq!(removal, gridflex::orchestrator::JobRemoval::Removed);
+                    h.add_job(entry, Some(control)).await.unwrap();
+                }
+            })
+            .await
+            .unwrap();
     }
 
     /// Stops the orchestrator and every task it had, at once.
@@ -174,6 +202,26 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
         "the cut-off node restored itself within its lease"
     );
     assert!(nodes[1..].iter().all(touched));
+    // The network heals: the next renewal reaches node 0, which reports its restore;
+    // the orchestrator's side re-registers its job and plans it in again.
+    relay.heal();
+    let client = site.nodes[0].0.clone();
+    let mut lapses = Vec::new();
+    let heard = eventually(lease + Duration::from_secs(2), || {
+        lapses.extend(client.take_lapses());
+        !lapses.is_empty()
+    })
+    .await;
+    assert!(heard, "node 0's lapse reached the orchestrator's side");
+    assert_eq!(lapses[0].reason, LapseReason::LeaseExpired);
+    // What it gave back: its caps, its paused job, or both (as the plan had it).
+    assert!(!lapses[0].restored.is_empty() || !lapses[0].resumed.is_empty());
+    assert!(lapses[0].failures.is_empty());
+    site.reconcile(0).await;
+    assert!(
+        eventually(Duration::from_secs(10), || all_touched(&nodes[0])).await,
+        "node 0 is planned in again"
+    );
     // The orchestrator dies mid-event: every node restores within the lease.
     site.kill();
     assert!(

@@ -132,9 +132,10 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
 }
 
 /// A TCP relay in front of an agent: `cut` drops every connection and refuses new
-/// ones, as a network partition would.
+/// ones, as a network partition would; `heal` lets traffic through again.
 pub struct Relay {
     pub addr: SocketAddr,
+    blocked: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -142,21 +143,44 @@ impl Relay {
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (blocked, watch) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut pipes = JoinSet::new();
             while let Ok((mut down, _)) = listener.accept().await {
+                if *watch.borrow() {
+                    continue; // dropped: the peer sees its connection closed
+                }
+                let mut cut = watch.clone();
                 pipes.spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                            _ = cut.wait_for(|b| *b) => {}
+                        }
                     }
                 });
             }
         });
-        Self { addr, task }
+        Self {
+            addr,
+            blocked,
+            task,
+        }
     }
 
-    /// Stops all traffic: the listener and every pipe are dropped.
-    pub fn cut(self) {
+    /// Stops all traffic: every open pipe is dropped and new connections are closed.
+    pub fn cut(&self) {
+        let _ = self.blocked.send(true);
+    }
+
+    /// Lets traffic through again (new connections only).
+    pub fn heal(&self) {
+        let _ = self.blocked.send(false);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
         self.task.abort();
     }
 }
