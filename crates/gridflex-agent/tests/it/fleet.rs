@@ -49,12 +49,15 @@ fn all_touched(n: &SimNode) -> bool {
         .all(|g| g.requested_limit() < w(700.0) || g.activity() == SimActivity::Paused)
 }
 
+/// A job as the orchestrator registered it.
+type Registered = (JobEntry, Arc<dyn WorkloadControl>);
+
 struct Site {
     runtime: tokio::runtime::Runtime,
     handle: OrchestratorHandle,
     memory: MemoryLog,
     /// Per node: its client and its jobs as registered.
-    nodes: Vec<(AgentClient, Vec<(JobEntry, Arc<dyn WorkloadControl>)>)>,
+    nodes: Vec<(AgentClient, Vec<Registered>)>,
 }
 
 /// Connects to every agent and runs an orchestrator over them on its own runtime.
