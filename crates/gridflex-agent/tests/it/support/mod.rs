@@ -1,0 +1,186 @@
+//! Shared by the agent's integration tests: simulated nodes served by in-process
+//! agents on 127.0.0.1, and a relay that can cut a node off the network.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gridflex_agent::{Agent, AgentOptions, LeaseConfig, Node, NodeJob, RunningAgent};
+use gridflex_core::{JobId, Power, TokioClock};
+use gridflex_hal::sim::{
+    SimActivity, SimFleet, SimGpu, SimGpuSpec, SimJob, WorkloadKind, WorkloadProfile,
+};
+use gridflex_hal::{PowerDevice, PowerSampleStream, WorkloadControl};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+pub const TOKEN: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+pub fn w(v: f64) -> Power {
+    Power::watts(v).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One simulated node: its GPUs (the hardware the tests read), one job over all of
+/// them, and where its agent keeps state.
+pub struct SimNode {
+    pub name: String,
+    pub fleet: SimFleet,
+    pub job: Arc<SimJob>,
+    pub state_file: PathBuf,
+}
+
+impl SimNode {
+    pub fn new(name: &str, gpus: usize, dir: &std::path::Path) -> Self {
+        let clock = Arc::new(TokioClock::real());
+        let fleet = SimFleet::new(clock, gpus, &SimGpuSpec::h100_sxm()).unwrap();
+        // Unique ids across nodes: the orchestrator's inventory is one namespace.
+        let gpus_with_ids: Vec<SimGpu> = (0..gpus)
+            .map(|i| {
+                SimGpu::with_uuid(
+                    format!("GPU-{name}-{i}"),
+                    fleet.clock().clone(),
+                    SimGpuSpec::h100_sxm(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let fleet = SimFleet::from_gpus(fleet.clock().clone(), gpus_with_ids).unwrap();
+        let job = SimJob::start(
+            JobId::new(format!("job-{name}")).unwrap(),
+            fleet.iter().cloned().collect(),
+            WorkloadProfile::of(WorkloadKind::Matmul),
+        )
+        .unwrap();
+        Self {
+            name: name.to_owned(),
+            fleet,
+            job: Arc::new(job),
+            state_file: dir.join(format!("{name}.json")),
+        }
+    }
+
+    pub fn node(&self) -> Node {
+        let control: Arc<dyn WorkloadControl> = self.job.clone();
+        let devices = self.fleet.iter().map(|g| g.id().clone()).collect();
+        let sampled = self
+            .fleet
+            .iter()
+            .map(|g| Arc::clone(g) as Arc<dyn PowerSampleStream>)
+            .collect();
+        Node::with_samples(
+            self.name.clone(),
+            sampled,
+            vec![NodeJob { control, devices }],
+        )
+        .unwrap()
+    }
+
+    pub fn options(&self, lease_ms: u64) -> AgentOptions {
+        AgentOptions {
+            token: TOKEN.to_vec(),
+            lease: LeaseConfig {
+                default_ms: lease_ms,
+                max_ms: lease_ms,
+            },
+            state_file: self.state_file.clone(),
+            max_connections: 8,
+        }
+    }
+
+    pub async fn serve(&self, lease_ms: u64) -> RunningAgent {
+        self.serve_at(lease_ms, "127.0.0.1:0".parse().unwrap())
+            .await
+    }
+
+    pub async fn serve_at(&self, lease_ms: u64, addr: SocketAddr) -> RunningAgent {
+        let agent = Agent::start(self.node(), self.options(lease_ms))
+            .await
+            .unwrap();
+        agent.spawn(addr).await.unwrap()
+    }
+
+    /// True when every GPU holds `limit` and the job is paused.
+    pub fn curtailed_to(&self, limit: Power) -> bool {
+        self.fleet
+            .iter()
+            .all(|g| g.requested_limit() == limit && g.activity() == SimActivity::Paused)
+    }
+
+    /// True when every GPU holds `limit` and runs.
+    pub fn running_at(&self, limit: Power) -> bool {
+        self.fleet
+            .iter()
+            .all(|g| g.requested_limit() == limit && g.activity() == SimActivity::Running)
+    }
+}
+
+/// Polls `cond` every 10 ms for up to `within`; true once it holds.
+pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A TCP relay in front of an agent: `cut` drops every connection and refuses new
+/// ones, as a network partition would; `heal` lets traffic through again.
+pub struct Relay {
+    pub addr: SocketAddr,
+    blocked: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (blocked, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut pipes = JoinSet::new();
+            while let Ok((mut down, _)) = listener.accept().await {
+                if *watch.borrow() {
+                    continue; // dropped: the peer sees its connection closed
+                }
+                let mut cut = watch.clone();
+                pipes.spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                            _ = cut.wait_for(|b| *b) => {}
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            blocked,
+            task,
+        }
+    }
+
+    /// Stops all traffic: every open pipe is dropped and new connections are closed.
+    pub fn cut(&self) {
+        let _ = self.blocked.send(true);
+    }
+
+    /// Lets traffic through again (new connections only).
+    pub fn heal(&self) {
+        let _ = self.blocked.send(false);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
