@@ -28,7 +28,9 @@ fn headline(c: &mut Criterion) {
         .start_paused(true)
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let facility = SimulatedFacility::build(scenario::t0(), &scenario::jobs())
+    // Built inside the runtime, as the orchestrator bench does (see there).
+    let facility = runtime
+        .block_on(async { SimulatedFacility::build(scenario::t0(), &scenario::jobs()) })
         .unwrap_or_else(|e| panic!("{e}"));
     let signal =
         scenario::price(scenario::event_start(), scenario::SPIKE).unwrap_or_else(|e| panic!("{e}"));

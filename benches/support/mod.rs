@@ -44,8 +44,10 @@ pub(crate) fn signal_to_commands<C: Clock>(
                 allocated.push(allocations() - before);
                 total += took;
                 samples.push(took);
-                if let gridflex::Handled::Actuated { commands: n, .. } = black_box(handled) {
-                    commands = n;
+                match black_box(handled) {
+                    gridflex::Handled::Actuated { commands: n, .. } if n > 0 => commands = n,
+                    // A bench that times a signal doing nothing measures nothing: stop.
+                    other => panic!("{name}: the signal did not actuate: {other:?}"),
                 }
                 runtime.block_on(orchestrator.shutdown(gridflex::audit::StopReason::Requested));
             }

@@ -125,3 +125,40 @@ impl SimulatedFacility {
         builder
     }
 }
+
+#[cfg(test)]
+mod built_outside_a_runtime {
+    use super::*;
+    use crate::prelude::*;
+
+    /// A facility built before the runtime exists (a fixture built before `block_on`)
+    /// runs its workloads once time moves in the runtime.
+    #[test]
+    fn workloads_run_once_time_moves() {
+        let t0 = chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 8, 14, 16, 0, 0).unwrap();
+        let plan = [JobPlan::new(
+            "train",
+            8,
+            JobClass::Flexible {
+                floor: 0.5,
+                max_pause: std::time::Duration::from_secs(600),
+            },
+            WorkloadKind::Pretraining,
+        )];
+        let facility = SimulatedFacility::build(t0, &plan).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let (power, reported) = runtime.block_on(async {
+            let _ = facility.clock().now();
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            let gpu = facility.fleet().iter().next().cloned().unwrap();
+            let t = gpu.telemetry().await.unwrap();
+            (facility.fleet().true_power_total(), t.power_average)
+        });
+        assert!(power > power!(4 kW), "8 GPUs training draw {power}");
+        assert!(reported > Some(power!(400 W)), "telemetry {reported:?}");
+    }
+}
