@@ -298,9 +298,9 @@ fn real_time_prices_move_the_work() {
         );
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_eq!(site.jobs[0].status_now(), WorkloadState::Running);
-        tokio::time::sleep(Duration::from_secs(1800)).await;
+        tokio::time::sleep(Duration::from_secs(1801)).await;
         let status = handle.status().await.unwrap();
-        assert_eq!(status.finished.len(), 1);
+        assert_eq!(status.finished.len(), 1, "{status:?}");
         handle.shutdown().await.unwrap();
         task.await.unwrap().unwrap();
     });
@@ -398,4 +398,48 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+#[test]
+fn a_consumption_request_brings_work_forward() {
+    runtime().block_on(async {
+        let site = site(2);
+        let mut cfg = config(&site, 1);
+        cfg.absorb_below = None;
+        let limit = cfg.limit.as_watts();
+        let board = ObligationBoard::new();
+        // Hour 0 is the dearest: the plan leaves it, the request fills it (one job fits).
+        let p = prices(TimeDelta::hours(1), &[90.0, 10.0, 20.0, 30.0]);
+        let mut s = Scheduler::new(site.clock.clone(), cfg, p)
+            .unwrap()
+            .obligations(Arc::new(board.clone()));
+        board.request_consumption(Interval::new(t0(), t0() + TimeDelta::hours(1)).unwrap());
+        for j in 0..2 {
+            s.add_job(DeferrableJob::new(
+                work(j, 60, t0() + TimeDelta::hours(4)),
+                site.jobs[j].clone(),
+            ))
+            .unwrap();
+        }
+        let (handle, task) = s.spawn();
+        let samples = watch(&site, Duration::from_secs(60), t0() + TimeDelta::hours(4)).await;
+        for (at, running, watts) in &samples {
+            assert!(*watts <= limit + 1e-6, "{at}: {watts} W over {limit} W");
+            if (*at - t0()).num_hours() == 0 {
+                assert_eq!(
+                    running.iter().filter(|r| **r).count(),
+                    1,
+                    "{at}: request not answered"
+                );
+            }
+        }
+        let day = &handle.report().await.unwrap()[0];
+        assert!(
+            (day.absorbed_on_request.as_kilowatt_hours() - 1.4).abs() < 1e-6,
+            "{day}"
+        );
+        assert_eq!(day.deadlines_met, 2, "{day}");
+        handle.shutdown().await.unwrap();
+        task.await.unwrap().unwrap();
+    });
 }

@@ -100,6 +100,13 @@ use crate::orchestrator::OrchestratorHandle;
 pub trait Obligations: Send + Sync {
     /// The windows known now; an active one first if any.
     async fn windows(&self) -> Result<Vec<Interval>, GridflexError>;
+
+    /// Windows in which a program asks for consumption (an OpenADR
+    /// `IMPORT_CAPACITY_SUBSCRIPTION`-style request): load increase runs in them
+    /// whatever the price. None by default.
+    async fn consumption_requests(&self) -> Result<Vec<Interval>, GridflexError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The orchestrator's active event (also while it restores) is an obligation.
@@ -121,6 +128,7 @@ impl Obligations for OrchestratorHandle {
 #[derive(Debug, Clone, Default)]
 pub struct ObligationBoard {
     windows: Arc<Mutex<Vec<Interval>>>,
+    requests: Arc<Mutex<Vec<Interval>>>,
 }
 
 impl ObligationBoard {
@@ -134,21 +142,35 @@ impl ObligationBoard {
         self.lock().push(window);
     }
 
-    /// Removes every window.
+    /// Adds a window in which a program asks for consumption.
+    pub fn request_consumption(&self, window: Interval) {
+        lock(&self.requests).push(window);
+    }
+
+    /// Removes every window (obligations and consumption requests).
     pub fn clear(&self) {
         self.lock().clear();
+        lock(&self.requests).clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Interval>> {
-        // A panic while holding this lock cannot leave the list half-written.
-        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.windows)
     }
+}
+
+fn lock(list: &Mutex<Vec<Interval>>) -> std::sync::MutexGuard<'_, Vec<Interval>> {
+    // A panic while holding this lock cannot leave the list half-written.
+    list.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
 impl Obligations for ObligationBoard {
     async fn windows(&self) -> Result<Vec<Interval>, GridflexError> {
         Ok(self.lock().clone())
+    }
+
+    async fn consumption_requests(&self) -> Result<Vec<Interval>, GridflexError> {
+        Ok(lock(&self.requests).clone())
     }
 }
 
@@ -272,6 +294,7 @@ pub struct Scheduler<C: Clock> {
     jobs: Vec<Tracked>,
     obligations: Option<Arc<dyn Obligations>>,
     windows: Vec<Interval>,
+    requests: Vec<Interval>,
     /// The interval start the latest plan was made for.
     planned_for: Option<DateTime<Utc>>,
     last_tick: Option<DateTime<Utc>>,
@@ -279,6 +302,8 @@ pub struct Scheduler<C: Clock> {
     last_error: Option<String>,
     /// Watt-hours run per interval start, with scheduling.
     ran: BTreeMap<DateTime<Utc>, f64>,
+    /// Watt-hours run inside consumption requests, per interval start.
+    requested_ran: BTreeMap<DateTime<Utc>, f64>,
 }
 
 impl<C: Clock + 'static> Scheduler<C> {
@@ -305,6 +330,8 @@ impl<C: Clock + 'static> Scheduler<C> {
             jobs: Vec::new(),
             obligations: None,
             windows: Vec::new(),
+            requests: Vec::new(),
+            requested_ran: BTreeMap::new(),
             planned_for: None,
             last_tick: None,
             gap: None,
@@ -361,7 +388,13 @@ impl<C: Clock + 'static> Scheduler<C> {
 
     /// The per-day reports so far.
     pub fn report(&self) -> Vec<DayReport> {
-        report::days(&self.prices, &self.ran, &self.baseline(), &self.outcomes())
+        report::days(
+            &self.prices,
+            &self.ran,
+            &self.requested_ran,
+            &self.baseline(),
+            &self.outcomes(),
+        )
     }
 
     /// Finished jobs (when, met) and jobs whose deadline passed with work left.
@@ -562,12 +595,16 @@ impl<C: Clock + 'static> Scheduler<C> {
             let start = self.interval_start(at);
             let end = (start + step).min(now);
             let secs = (end - at).num_milliseconds() as f64 / 1e3;
+            let requested = self.requests.iter().any(|w| w.contains(at));
             for t in &mut self.jobs {
                 if t.running && t.finished.is_none() {
                     let span = secs.min(t.left().as_secs_f64());
                     t.done += Duration::from_secs_f64(span.max(0.0));
-                    *self.ran.entry(start).or_insert(0.0) +=
-                        t.job.work.work.power.as_watts() * span / 3600.0;
+                    let wh = t.job.work.work.power.as_watts() * span / 3600.0;
+                    *self.ran.entry(start).or_insert(0.0) += wh;
+                    if requested {
+                        *self.requested_ran.entry(start).or_insert(0.0) += wh;
+                    }
                 }
             }
             at = end;
@@ -604,6 +641,10 @@ impl<C: Clock + 'static> Scheduler<C> {
                     self.windows = w;
                 }
                 Err(e) => self.last_error = Some(format!("obligations: {e}")),
+            }
+            match view.consumption_requests().await {
+                Ok(w) => self.requests = w,
+                Err(e) => self.last_error = Some(format!("consumption requests: {e}")),
             }
         }
         let start = self.interval_start(now);
@@ -743,7 +784,7 @@ impl<C: Clock + 'static> Scheduler<C> {
         let absorb = match (self.config.absorb_below, price) {
             (Some(floor), Some(p)) => p < floor,
             _ => false,
-        };
+        } || self.requests.iter().any(|w| w.contains(now));
         let mut want: Vec<bool> = self
             .jobs
             .iter()

@@ -30,6 +30,8 @@ pub struct DayReport {
     pub absorbed: Energy,
     /// What absorbing it earned (the negative prices' value, a positive amount).
     pub absorbed_value: Money,
+    /// Energy run inside windows where a program asked for consumption.
+    pub absorbed_on_request: Energy,
     /// Jobs finished this day by their deadline.
     pub deadlines_met: usize,
     /// Jobs finished late this day, or whose deadline passed this day with work left.
@@ -55,6 +57,13 @@ impl fmt::Display for DayReport {
             self.deadlines_met,
             self.deadlines_missed
         )?;
+        if self.absorbed_on_request > Energy::ZERO {
+            write!(
+                f,
+                "; {:.1} kWh run on a consumption request",
+                self.absorbed_on_request.as_kilowatt_hours()
+            )?;
+        }
         if self.unpriced > Energy::ZERO {
             write!(f, "; {:.1} kWh unpriced", self.unpriced.as_kilowatt_hours())?;
         }
@@ -71,15 +80,17 @@ struct Acc {
     neg_wh: f64,
     neg_usd: f64,
     unpriced_wh: f64,
+    requested_wh: f64,
     met: usize,
     missed: usize,
 }
 
-/// Builds the days from the watt-hours run per interval start (`ran`), the as-they-come
+/// Builds the days from the watt-hours run per interval start (`ran`), of it inside consumption requests (`requested`), the as-they-come
 /// watt-hours (`baseline`) and the job outcomes (when, met).
 pub(crate) fn days(
     prices: &IntervalSeries<Price>,
     ran: &BTreeMap<DateTime<Utc>, f64>,
+    requested: &BTreeMap<DateTime<Utc>, f64>,
     baseline: &BTreeMap<DateTime<Utc>, f64>,
     outcomes: &[(DateTime<Utc>, bool)],
 ) -> Vec<DayReport> {
@@ -98,6 +109,9 @@ pub(crate) fn days(
             }
             None => a.unpriced_wh += wh,
         }
+    }
+    for (&t, &wh) in requested {
+        by_day.entry(t.date_naive()).or_default().requested_wh += wh;
     }
     for (&t, &wh) in baseline {
         let a = by_day.entry(t.date_naive()).or_default();
@@ -127,6 +141,7 @@ pub(crate) fn days(
             saved: m(a.base_usd - a.usd),
             absorbed: e(a.neg_wh),
             absorbed_value: m(a.neg_usd),
+            absorbed_on_request: e(a.requested_wh),
             deadlines_met: a.met,
             deadlines_missed: a.missed,
             unpriced: e(a.unpriced_wh),
