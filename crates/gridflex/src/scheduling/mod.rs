@@ -266,7 +266,16 @@ impl Tracked {
     fn left(&self) -> Duration {
         self.job.work.work.remaining.saturating_sub(self.done)
     }
+
+    /// Work left beyond the one-second tolerance of the accounting (run shares are
+    /// rounded to milliseconds).
+    fn has_work(&self) -> bool {
+        self.left() >= DONE_TOLERANCE
+    }
 }
+
+/// Work left below this counts as done.
+const DONE_TOLERANCE: Duration = Duration::from_secs(1);
 
 enum Order {
     Add(DeferrableJob, oneshot::Sender<Result<(), GridflexError>>),
@@ -404,9 +413,8 @@ impl<C: Clock + 'static> Scheduler<C> {
             .iter()
             .filter_map(|t| {
                 let deadline = t.job.work.work.deadline;
-                t.finished.or_else(|| {
-                    (deadline < now && !t.left().is_zero()).then_some((deadline, false))
-                })
+                t.finished
+                    .or_else(|| (deadline < now && t.has_work()).then_some((deadline, false)))
             })
             .collect()
     }
@@ -630,7 +638,7 @@ impl<C: Clock + 'static> Scheduler<C> {
                 Ok(s) => t.running = s == WorkloadState::Running,
                 Err(e) => self.last_error = Some(format!("{}: status: {e}", t.job.work.work.id)),
             }
-            if t.finished.is_none() && t.left().is_zero() {
+            if t.finished.is_none() && !t.has_work() {
                 t.finished = Some((now, now <= t.job.work.work.deadline));
                 t.run_until = None;
             }
@@ -677,7 +685,7 @@ impl<C: Clock + 'static> Scheduler<C> {
     fn plan(&mut self, start: DateTime<Utc>, now: DateTime<Utc>) {
         let step = self.prices.step();
         let open: Vec<usize> = (0..self.jobs.len())
-            .filter(|&j| self.jobs[j].finished.is_none() && !self.jobs[j].left().is_zero())
+            .filter(|&j| self.jobs[j].finished.is_none() && self.jobs[j].has_work())
             .collect();
         for t in &mut self.jobs {
             t.run_until = None;
@@ -739,7 +747,7 @@ impl<C: Clock + 'static> Scheduler<C> {
                     if let Some(r) = sched.runs.first().filter(|r| r.interval.start() == start) {
                         let run = step.num_milliseconds() as f64 * r.fraction;
                         self.jobs[j].run_until =
-                            Some(start + TimeDelta::milliseconds(run.round() as i64));
+                            Some(start + TimeDelta::milliseconds(run.ceil() as i64));
                     }
                 }
             }
@@ -761,7 +769,7 @@ impl<C: Clock + 'static> Scheduler<C> {
         self.last_error = Some(why);
         let end = self.interval_start(now) + step;
         let mut open: Vec<usize> = (0..self.jobs.len())
-            .filter(|&j| self.jobs[j].finished.is_none() && !self.jobs[j].left().is_zero())
+            .filter(|&j| self.jobs[j].finished.is_none() && self.jobs[j].has_work())
             .collect();
         open.sort_by_key(|&j| self.jobs[j].job.work.work.deadline);
         let mut room = self.config.limit.as_watts() - self.config.other_load.as_watts();
@@ -802,7 +810,7 @@ impl<C: Clock + 'static> Scheduler<C> {
                     .sum::<f64>();
             let mut extra: Vec<usize> = (0..self.jobs.len())
                 .filter(|&j| !want[j] && self.jobs[j].finished.is_none())
-                .filter(|&j| !self.jobs[j].left().is_zero())
+                .filter(|&j| self.jobs[j].has_work())
                 .collect();
             extra.sort_by_key(|&j| self.jobs[j].job.work.work.deadline);
             for j in extra {

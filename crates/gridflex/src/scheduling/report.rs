@@ -30,6 +30,8 @@ pub struct DayReport {
     pub absorbed: Energy,
     /// What absorbing it earned (the negative prices' value, a positive amount).
     pub absorbed_value: Money,
+    /// Energy the as-they-come run would have used at negative prices.
+    pub absorbed_as_they_come: Energy,
     /// Energy run inside windows where a program asked for consumption.
     pub absorbed_on_request: Energy,
     /// Jobs finished this day by their deadline.
@@ -45,7 +47,8 @@ impl fmt::Display for DayReport {
         write!(
             f,
             "{}: deferrable {:.1} kWh for {} (as they come: {:.1} kWh for {}, saved {}); \
-             absorbed at negative prices {:.1} kWh worth {}; deadlines met {}, missed {}",
+             absorbed at negative prices {:.1} kWh worth {} (as they come: {:.1} kWh); \
+             deadlines met {}, missed {}",
             self.day,
             self.energy.as_kilowatt_hours(),
             self.cost,
@@ -54,6 +57,7 @@ impl fmt::Display for DayReport {
             self.saved,
             self.absorbed.as_kilowatt_hours(),
             self.absorbed_value,
+            self.absorbed_as_they_come.as_kilowatt_hours(),
             self.deadlines_met,
             self.deadlines_missed
         )?;
@@ -77,6 +81,7 @@ struct Acc {
     usd: f64,
     base_wh: f64,
     base_usd: f64,
+    base_neg_wh: f64,
     neg_wh: f64,
     neg_usd: f64,
     unpriced_wh: f64,
@@ -118,6 +123,9 @@ pub(crate) fn days(
         a.base_wh += wh;
         if let Some(p) = price(t) {
             a.base_usd += p * wh / 1e6;
+            if p < 0.0 {
+                a.base_neg_wh += wh;
+            }
         }
     }
     for &(t, met) in outcomes {
@@ -141,6 +149,7 @@ pub(crate) fn days(
             saved: m(a.base_usd - a.usd),
             absorbed: e(a.neg_wh),
             absorbed_value: m(a.neg_usd),
+            absorbed_as_they_come: e(a.base_neg_wh),
             absorbed_on_request: e(a.requested_wh),
             deadlines_met: a.met,
             deadlines_missed: a.missed,
