@@ -36,7 +36,10 @@
 //!   program over (work done, current block length) with one. A job that finds no room
 //!   moves to the front and placement restarts (a few rounds); then each job in turn is
 //!   taken out and put back in its cheapest placement given the others (two passes),
-//!   which never raises the cost. If no round places every job although neither
+//!   which never raises the cost. Once the lower bound below is known, placement runs
+//!   again choosing at `price_t + c·λ_t` for `c` in 1, ½, 2 (the multipliers price the
+//!   congested intervals: a Lagrangian heuristic), is polished at the true prices, and
+//!   the cheapest schedule found is kept. If no round places every job although neither
 //!   condition above proved infeasibility, the answer is [`PlannerError::NotPlaced`]:
 //!   the instance may be feasible, the heuristic says so rather than guess.
 //! - **Certificate (lower bound).** Lagrangian relaxation of the limit (with the
@@ -72,6 +75,8 @@ const EPS: f64 = 1e-9;
 const BOUND_ITERATIONS: usize = 120;
 /// Placement rounds (a job that finds no room moves to the front).
 const ROUNDS: usize = 6;
+/// Multiples of the multipliers tried by the Lagrangian placement.
+const LAMBDA_SCALES: [f64; 3] = [1.0, 0.5, 2.0];
 /// Improvement passes (take each job out, put it back where it is cheapest).
 const PASSES: usize = 2;
 
@@ -278,55 +283,50 @@ pub fn shift_within_limit(
             .then(items[b].p.total_cmp(&items[a].p))
             .then(a.cmp(&b))
     });
-    let by_price = cheapest_first(&price);
-    let mut placed: Option<Vec<Vec<(usize, f64)>>> = None;
-    let mut failed = Vec::new();
-    for _ in 0..ROUNDS {
-        let mut left = room.clone();
-        let mut runs: Vec<Vec<(usize, f64)>> = vec![Vec::new(); items.len()];
-        failed.clear();
-        for &j in &order {
-            match place(&items[j], &left, &price, &by_price) {
-                Some(r) => {
-                    for &(t, _) in &r {
-                        left[t] -= items[j].p;
-                    }
-                    runs[j] = r;
-                }
-                None => failed.push(j),
-            }
+    let runs = match schedule(&items, &mut order, &room, &price, &price) {
+        Ok(runs) => runs,
+        Err(failed) => {
+            return Err(PlannerError::NotPlaced {
+                jobs: failed.iter().map(|&j| jobs[j].work.id.clone()).collect(),
+                reason: format!(
+                    "no placement within the site limit found in {ROUNDS} rounds; \
+                     the instance was not proven infeasible"
+                ),
+            });
         }
-        if failed.is_empty() {
-            // Improvement: each job out and back in at its cheapest given the others.
-            for _ in 0..PASSES {
-                for &j in &order {
-                    for &(t, _) in &runs[j] {
-                        left[t] += items[j].p;
-                    }
-                    let r = place(&items[j], &left, &price, &by_price)
-                        .unwrap_or_else(|| std::mem::take(&mut runs[j]));
-                    for &(t, _) in &r {
-                        left[t] -= items[j].p;
-                    }
-                    runs[j] = r;
-                }
-            }
-            placed = Some(runs);
-            break;
-        }
-        let mut next = failed.clone();
-        next.extend(order.iter().filter(|j| !failed.contains(j)));
-        order = next;
-    }
-    let Some(runs) = placed else {
-        return Err(PlannerError::NotPlaced {
-            jobs: failed.iter().map(|&j| jobs[j].work.id.clone()).collect(),
-            reason: format!(
-                "no placement within the site limit found in {ROUNDS} rounds; \
-                 the instance was not proven infeasible"
-            ),
-        });
     };
+    let price_ref = &price;
+    let cost_of = |runs: &Runs| -> f64 {
+        runs.iter()
+            .zip(&items)
+            .flat_map(|(r, it)| {
+                r.iter()
+                    .map(move |&(t, f)| price_ref[t].unwrap_or(0.0) * it.p * 1e-6 * f * step_h)
+            })
+            .sum()
+    };
+    let first = cost_of(&runs);
+    let (bound, lambda) = lower_bound(&items, &price, &usable, step_h, first);
+    // Lagrangian heuristic: place again at the prices the multipliers say the limit
+    // adds (congested intervals dearer), polish at the true prices, keep the cheaper.
+    let mut runs = runs;
+    let mut best = first;
+    if first - bound > 1e-9 * (1.0 + first.abs()) {
+        for scale in LAMBDA_SCALES {
+            let adjusted: Vec<Option<f64>> = price
+                .iter()
+                .zip(&lambda)
+                .map(|(p, l)| p.map(|p| p + scale * l))
+                .collect();
+            if let Ok(other) = schedule(&items, &mut order, &room, &adjusted, &price) {
+                let c = cost_of(&other);
+                if c < best {
+                    best = c;
+                    runs = other;
+                }
+            }
+        }
+    }
 
     // Build the schedules.
     let mut out = Vec::with_capacity(items.len());
@@ -366,7 +366,7 @@ pub fn shift_within_limit(
             cost: c_job,
         });
     }
-    let bound = lower_bound(&items, &price, &usable, step_h, upper).min(upper);
+    let bound = bound.min(upper);
     let lower = Money::usd(bound).map_err(|source| PlannerError::Core {
         field: "lower_bound".into(),
         source,
@@ -384,6 +384,61 @@ pub fn shift_within_limit(
         lower_bound: lower,
         load,
     })
+}
+
+/// Per job, its (interval, share) runs.
+type Runs = Vec<Vec<(usize, f64)>>;
+
+/// Places every job, most constrained first (`order`; a job that finds no room moves to
+/// the front for the next round), choosing at `choose` prices; then improvement passes
+/// at the true `price`s. `Err` holds the jobs the last round could not place.
+fn schedule(
+    items: &[Item],
+    order: &mut Vec<usize>,
+    room: &[f64],
+    choose: &[Option<f64>],
+    price: &[Option<f64>],
+) -> Result<Runs, Vec<usize>> {
+    let by_choice = cheapest_first(choose);
+    let by_price = cheapest_first(price);
+    let mut failed = Vec::new();
+    for _ in 0..ROUNDS {
+        let mut left = room.to_vec();
+        let mut runs: Runs = vec![Vec::new(); items.len()];
+        failed.clear();
+        for &j in order.iter() {
+            match place(&items[j], &left, choose, &by_choice) {
+                Some(r) => {
+                    for &(t, _) in &r {
+                        left[t] -= items[j].p;
+                    }
+                    runs[j] = r;
+                }
+                None => failed.push(j),
+            }
+        }
+        if failed.is_empty() {
+            // Improvement: each job out and back in at its cheapest given the others.
+            for _ in 0..PASSES {
+                for &j in order.iter() {
+                    for &(t, _) in &runs[j] {
+                        left[t] += items[j].p;
+                    }
+                    let r = place(&items[j], &left, price, &by_price)
+                        .unwrap_or_else(|| std::mem::take(&mut runs[j]));
+                    for &(t, _) in &r {
+                        left[t] -= items[j].p;
+                    }
+                    runs[j] = r;
+                }
+            }
+            return Ok(runs);
+        }
+        let mut next = failed.clone();
+        next.extend(order.iter().filter(|j| !failed.contains(j)));
+        *order = next;
+    }
+    Err(failed)
 }
 
 /// Priced intervals, cheapest first, earlier on ties.
@@ -643,7 +698,7 @@ fn lower_bound(
     room: &[f64],
     step_h: f64,
     upper: f64,
-) -> f64 {
+) -> (f64, Vec<f64>) {
     let n = price.len();
     let priced: Vec<usize> = (0..n).filter(|&t| price[t].is_some()).collect();
     let mut lambda = vec![0.0f64; n];
@@ -651,6 +706,7 @@ fn lower_bound(
     let mut theta = 1.0;
     let mut stale = 0;
     let mut use_t = vec![0.0f64; n];
+    let mut best_lambda = lambda.clone();
     let mut elig = Vec::with_capacity(n);
     for _ in 0..BOUND_ITERATIONS {
         // Cheapest first at the adjusted prices (a full interval costs price + λ).
@@ -705,6 +761,7 @@ fn lower_bound(
         }
         if best == f64::NEG_INFINITY || value > best + 1e-12 * (1.0 + best.abs()) {
             best = value;
+            best_lambda.clone_from(&lambda);
             stale = 0;
         } else {
             stale += 1;
@@ -734,5 +791,5 @@ fn lower_bound(
             lambda[t] = (lambda[t] + s * g[t]).max(0.0);
         }
     }
-    best
+    (best, best_lambda)
 }
