@@ -76,8 +76,8 @@ async fn a_slurm_job_runs_in_the_cheap_interval_only() -> TestResult {
     )?;
     let control = Arc::new(cluster.control(id)?);
 
-    // 4-second intervals from the next whole 4 s: dear, dear, cheap, dear, dear.
-    let step = TimeDelta::seconds(4);
+    // 5-second intervals from the next whole 5 s: dear, dear, cheap, dear, dear.
+    let step = TimeDelta::seconds(5);
     let start = Utc::now().duration_trunc(step)? + step;
     let prices = IntervalSeries::from_values(
         start,
@@ -93,19 +93,22 @@ async fn a_slurm_job_runs_in_the_cheap_interval_only() -> TestResult {
         SiteWork::from(DeferrableWork {
             id: JobId::new(format!("slurm-{id}"))?,
             power: Power::kilowatts(5.6)?,
-            remaining: Duration::from_secs(4),
+            remaining: Duration::from_secs(5),
             deadline: start + step * 5,
         }),
         control,
     ))?;
     let (handle, task) = scheduler.spawn();
-    // Mid-interval samples of Slurm's state: suspended, suspended, running, suspended.
+    // Samples of Slurm's state late in each interval (3.5 s in, leaving room for a
+    // slow `scontrol`): suspended, suspended, running, suspended.
     let mut seen = Vec::new();
+    let mut when = Vec::new();
     for k in 0..4 {
         clock
-            .sleep_until(start + step * k + TimeDelta::seconds(2))
+            .sleep_until(start + step * k + TimeDelta::milliseconds(3500))
             .await;
         seen.push(cli.job_state(id).await?);
+        when.push(Utc::now());
     }
     let status = handle.status().await?;
     handle.shutdown().await?;
@@ -118,7 +121,7 @@ async fn a_slurm_job_runs_in_the_cheap_interval_only() -> TestResult {
             Some(JobState::Running),
             Some(JobState::Suspended)
         ],
-        "{status:?}"
+        "sampled at {when:?} (intervals from {start}); {status:?}"
     );
     assert_eq!(status.finished.len(), 1, "{status:?}");
     // Given back on shutdown.
