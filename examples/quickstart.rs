@@ -308,6 +308,18 @@ fn run() -> Result<(), Error> {
     for r in &scheduled {
         println!("  {r}");
     }
+    let saved: f64 = scheduled.iter().map(|r| r.saved.as_usd()).sum();
+    let absorbed: f64 = scheduled
+        .iter()
+        .map(|r| r.absorbed.as_kilowatt_hours())
+        .sum();
+    let met: usize = scheduled.iter().map(|r| r.deadlines_met).sum();
+    let missed: usize = scheduled.iter().map(|r| r.deadlines_missed).sum();
+    println!(
+        "  batch total: saved {} against running as they came, {absorbed:.1} kWh absorbed at \
+         negative prices, deadlines met {met} of 16, missed {missed}",
+        Money::usd(saved)?
+    );
     let svg = out.join("facility.svg");
     let meter_csv = out.join("meter.csv");
     if let Some(meter) = &meter {
