@@ -44,6 +44,26 @@ pub enum PlannerError {
         /// The plan's own restore start, milliseconds from the plan start.
         planned_ms: f64,
     },
+    /// A site-limited schedule was proven impossible (see
+    /// [`shift_within_limit`](crate::shift_within_limit)): the jobs named cannot all
+    /// finish by their deadlines within the site limit, whatever the schedule.
+    #[error("infeasible: jobs {jobs:?}: {reason}")]
+    Infeasible {
+        /// The jobs at fault (one job that cannot fit alone, or a set due by one
+        /// deadline that together needs more energy than the limit leaves).
+        jobs: Vec<JobId>,
+        /// Why, with the figures.
+        reason: String,
+    },
+    /// No site-limited schedule was found for these jobs, although infeasibility was
+    /// not proven (the on/off problem is NP-hard; the placement is a heuristic).
+    #[error("not placed: jobs {jobs:?}: {reason}")]
+    NotPlaced {
+        /// The jobs that found no room in the last attempt.
+        jobs: Vec<JobId>,
+        /// What was tried.
+        reason: String,
+    },
 }
 
 impl PlannerError {
@@ -74,7 +94,10 @@ impl PlannerError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Invalid { field, .. } | Self::Core { field, .. } => Some(field),
-            Self::DuplicateJob { .. } | Self::RestoreTooLate { .. } => None,
+            Self::DuplicateJob { .. }
+            | Self::RestoreTooLate { .. }
+            | Self::Infeasible { .. }
+            | Self::NotPlaced { .. } => None,
         }
     }
 }

@@ -33,6 +33,7 @@ mod plan;
 mod planner;
 mod request;
 mod shift;
+pub mod site_shift;
 mod units;
 
 pub use curve::{ThroughputCurve, WorkloadKind, concave_curve, validate_curve};
@@ -42,4 +43,5 @@ pub use plan::{Action, AllocationMethod, JobOutcome, JobState, Objective, Plan, 
 pub use planner::plan;
 pub use request::{CurtailmentRequest, LeverProfile, PlannerOptions, Target};
 pub use shift::{DeferrableWork, JobSchedule, Run, ShiftPlan, shift};
+pub use site_shift::{SiteLimit, SitePlan, SiteWork, shift_within_limit};
 pub use units::RampRate;

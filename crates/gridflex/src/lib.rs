@@ -79,6 +79,7 @@ pub mod openadr;
 pub mod orchestrator;
 pub mod program;
 pub mod report;
+pub mod scheduling;
 pub mod simulated;
 
 /// The `async_trait` attribute, for implementing `PowerDevice`, `WorkloadControl` or
