@@ -443,3 +443,57 @@ fn a_consumption_request_brings_work_forward() {
         task.await.unwrap().unwrap();
     });
 }
+
+/// A report asked for at the very instant a job's work runs out counts the job as met,
+/// every time (the quickstart's batch counted 10 or 16 of 16 depending on which of the
+/// tick and the order tokio polled first).
+#[tokio::test(start_paused = true)]
+async fn a_report_at_the_instant_work_runs_out_counts_it() {
+    for _ in 0..20 {
+        let t0 = Utc.with_ymd_and_hms(2025, 8, 14, 0, 0, 0).unwrap();
+        let clock = TokioClock::starting_at(t0);
+        let fleet = SimFleet::new(Arc::new(clock.clone()), 1, &SimGpuSpec::h100_sxm()).unwrap();
+        let job = Arc::new(
+            SimJob::start(
+                JobId::new("batch").unwrap(),
+                fleet.iter().cloned().collect(),
+                WorkloadProfile::of(WorkloadKind::Matmul),
+            )
+            .unwrap(),
+        );
+        let prices = IntervalSeries::from_values(
+            t0,
+            TimeDelta::hours(1),
+            [20.0, 30.0].map(|p| Price::per_megawatt_hour(p).unwrap()),
+        )
+        .unwrap();
+        let mut scheduler = Scheduler::new(
+            clock.clone(),
+            SchedulerConfig::new(Power::watts(5000.0).unwrap(), Power::watts(250.0).unwrap()),
+            prices,
+        )
+        .unwrap();
+        // One hour of work due at the end of the first hour: it runs to the deadline.
+        scheduler
+            .add_job(DeferrableJob::new(
+                SiteWork::from(DeferrableWork {
+                    id: JobId::new("batch").unwrap(),
+                    power: Power::watts(700.0).unwrap(),
+                    remaining: Duration::from_secs(3600),
+                    deadline: t0 + TimeDelta::hours(1),
+                }),
+                job,
+            ))
+            .unwrap();
+        let (handle, task) = scheduler.spawn();
+        clock.sleep_until(t0 + TimeDelta::hours(1)).await;
+        let reports = handle.report().await.unwrap();
+        assert_eq!(
+            reports.iter().map(|r| r.deadlines_met).sum::<usize>(),
+            1,
+            "{reports:?}"
+        );
+        handle.shutdown().await.unwrap();
+        task.await.unwrap().unwrap();
+    }
+}

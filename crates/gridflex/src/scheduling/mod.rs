@@ -477,9 +477,12 @@ impl<C: Clock + 'static> Scheduler<C> {
     ) -> Result<Vec<DayReport>, GridflexError> {
         loop {
             let wake = self.tick().await;
+            // A tick due now runs before an order that arrives at the same instant, so
+            // what an order sees does not depend on which was polled first.
             let order = tokio::select! {
-                o = rx.recv() => o,
+                biased;
                 () = self.clock.sleep_until(wake) => continue,
+                o = rx.recv() => o,
             };
             let Some(order) = order else { break };
             match order {
@@ -612,6 +615,13 @@ impl<C: Clock + 'static> Scheduler<C> {
                     *self.ran.entry(start).or_insert(0.0) += wh;
                     if requested {
                         *self.requested_ran.entry(start).or_insert(0.0) += wh;
+                    }
+                    // Done at the instant its work ran out, not at the next tick: a
+                    // report asked for at that instant counts it.
+                    if !t.has_work() {
+                        let when = at + TimeDelta::milliseconds((span * 1e3) as i64);
+                        t.finished = Some((when, when <= t.job.work.work.deadline));
+                        t.run_until = None;
                     }
                 }
             }
