@@ -51,6 +51,7 @@ async fn connect(addr: std::net::SocketAddr, lease_ms: u64) -> Result<AgentClien
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_reaches_every_gpu_and_a_release_gives_the_old_limits_back() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let node = SimNode::new("n0", 8, dir.path());
     // An operator's own setting, which gridflex must give back (not the factory one).
@@ -100,6 +101,7 @@ async fn a_batch_reaches_every_gpu_and_a_release_gives_the_old_limits_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_handles_batch_a_stage_and_keep_the_hal_promises() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let node = SimNode::new("n0", 8, dir.path());
     let agent = node.serve(10_000).await;
@@ -163,6 +165,7 @@ async fn a_stage_issued_at_once_is_one_batch_per_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_outside_the_limits_or_the_node_are_refused_whole() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let node = SimNode::new("n0", 2, dir.path());
     let agent = node.serve(10_000).await;
@@ -233,6 +236,7 @@ async fn commands_outside_the_limits_or_the_node_are_refused_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_and_other_protocol_versions_are_refused() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let node = SimNode::new("n0", 1, dir.path());
     let agent = node.serve(10_000).await;
@@ -323,6 +327,7 @@ async fn bad_tokens_and_other_protocol_versions_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewals_hold_the_lease_and_a_lapse_restores_and_is_reported() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let node = SimNode::new("n0", 4, dir.path());
     let lease = 900; // renewals every 300 ms, each with 300 ms to answer: room on a busy CI machine
@@ -335,7 +340,7 @@ async fn renewals_hold_the_lease_and_a_lapse_restores_and_is_reported() {
     // The orchestrator goes away.
     drop(client);
     assert!(
-        eventually(Duration::from_millis(lease + 2000), || node
+        eventually(Duration::from_millis(lease) + SLACK, || node
             .running_at(w(700.0)))
         .await,
         "restored within the lease"
@@ -353,6 +358,7 @@ async fn renewals_hold_the_lease_and_a_lapse_restores_and_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_agent_restores_what_its_predecessor_left() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let node = SimNode::new("n0", 4, dir.path());
     let agent = node.serve(60_000).await;
@@ -377,6 +383,7 @@ async fn a_restarted_agent_restores_what_its_predecessor_left() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_done_when_the_state_cannot_be_written_first() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let mut node = SimNode::new("n0", 2, dir.path());
     let state_dir = dir.path().join("state");
@@ -409,6 +416,7 @@ async fn nothing_is_done_when_the_state_cannot_be_written_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_agent_restores_on_its_own_and_reports_when_reached_again() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let node = SimNode::new("n0", 4, dir.path());
     let lease = 900;
@@ -420,7 +428,7 @@ async fn a_partitioned_agent_restores_on_its_own_and_reports_when_reached_again(
     assert!(node.curtailed_to(w(300.0)));
     relay.cut();
     assert!(
-        eventually(Duration::from_millis(lease + 2000), || node
+        eventually(Duration::from_millis(lease) + SLACK, || node
             .running_at(w(700.0)))
         .await,
         "restored within the lease while cut off"

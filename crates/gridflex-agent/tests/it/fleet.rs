@@ -174,6 +174,7 @@ async fn serve_all(nodes: &[SimNode], lease: Duration) -> Vec<RunningAgent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restores() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let lease = Duration::from_secs(3); // renewals every second, each with a second to answer
     let nodes: Vec<SimNode> = (0..32)
@@ -189,7 +190,7 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
     let handled = site.signal(dispatch("deep", 20.0)).await;
     assert!(matches!(handled, Handled::Actuated { .. }), "{handled:?}");
     assert!(
-        eventually(Duration::from_secs(10), || nodes.iter().all(all_touched)).await,
+        eventually(Duration::from_secs(60), || nodes.iter().all(all_touched)).await,
         "every GPU of every node is curtailed: {} of 32 nodes",
         nodes.iter().filter(|n| all_touched(n)).count()
     );
@@ -199,9 +200,7 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
     // A partition: node 0 restores on its own, the others stay curtailed.
     relay.cut();
     assert!(
-        eventually(lease + Duration::from_secs(2), || nodes[0]
-            .running_at(w(700.0)))
-        .await,
+        eventually(lease + SLACK, || nodes[0].running_at(w(700.0))).await,
         "the cut-off node restored itself within its lease"
     );
     assert!(nodes[1..].iter().all(touched));
@@ -210,7 +209,7 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
     relay.heal();
     let client = site.nodes[0].0.clone();
     let mut lapses = Vec::new();
-    let heard = eventually(lease + Duration::from_secs(2), || {
+    let heard = eventually(lease + SLACK, || {
         lapses.extend(client.take_lapses());
         !lapses.is_empty()
     })
@@ -222,13 +221,13 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
     assert!(lapses[0].failures.is_empty());
     site.reconcile(0).await;
     assert!(
-        eventually(Duration::from_secs(10), || all_touched(&nodes[0])).await,
+        eventually(Duration::from_secs(60), || all_touched(&nodes[0])).await,
         "node 0 is planned in again"
     );
     // The orchestrator dies mid-event: every node restores within the lease.
     site.kill();
     assert!(
-        eventually(lease + Duration::from_secs(2), || nodes
+        eventually(lease + SLACK, || nodes
             .iter()
             .all(|n| n.running_at(w(700.0))))
         .await,
@@ -242,6 +241,7 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_agent_is_planned_around_and_restores_its_node_when_restarted() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let lease = Duration::from_secs(20);
     let nodes: Vec<SimNode> = (0..8)
@@ -251,7 +251,7 @@ async fn a_dead_agent_is_planned_around_and_restores_its_node_when_restarted() {
     let site = site(agents.iter().map(|a| a.local_addr()).collect(), lease).await;
     // 64 GPUs draw about 46 kW: 30 kW is met with caps, leaving room to go deeper.
     site.signal(dispatch("first", 30.0)).await;
-    let ok = eventually(Duration::from_secs(10), || nodes.iter().all(all_touched)).await;
+    let ok = eventually(Duration::from_secs(60), || nodes.iter().all(all_touched)).await;
     if !ok {
         for r in site.memory.records().unwrap() {
             eprintln!("{:?}", r.event);
@@ -268,7 +268,7 @@ async fn a_dead_agent_is_planned_around_and_restores_its_node_when_restarted() {
     // re-plans without node 3's job.
     site.signal(dispatch("second", 8.0)).await;
     let job = JobId::new("job-m3").unwrap();
-    let replanned = eventually(Duration::from_secs(10), || {
+    let replanned = eventually(Duration::from_secs(60), || {
         site.memory.records().unwrap().iter().any(|r| {
             matches!(&r.event, AuditEvent::Replanned { reason: Replan::JobsFailed { jobs }, .. } if jobs.contains(&job))
         })

@@ -78,7 +78,7 @@ fn run(initial: Vec<f64>, batches: Vec<Vec<Step>>, lapse: bool) -> Result<(), Te
         };
         if lapse {
             drop(client);
-            let ok = eventually(Duration::from_secs(3), || restored(&node)).await;
+            let ok = eventually(Duration::from_secs(3) + SLACK, || restored(&node)).await;
             prop_assert!(ok, "lease lapse restored the node");
         } else {
             agent.kill();

@@ -117,6 +117,18 @@ impl SimNode {
     }
 }
 
+/// Time a loaded CI machine may need beyond a lease or a re-plan (two cores, other
+/// test binaries' builds and runs beside this one).
+pub const SLACK: Duration = Duration::from_secs(8);
+
+/// The loopback tests run one at a time: two of them at once (32 agents each, real
+/// time) on two cores can starve each other's lease renewals.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+        std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+    SERIAL.lock().await
+}
+
 /// Polls `cond` every 10 ms for up to `within`; true once it holds.
 pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = tokio::time::Instant::now() + within;
