@@ -247,9 +247,13 @@ impl Recorder {
                     .map_err(|e| SignalError::invalid("NODE", e))?,
             );
         }
-        let map = |key: RowKey| RowKey {
-            node: global.get(key.node as usize).copied().unwrap_or(u32::MAX),
-            ..key
+        // Every recorded key names one of the recording's own nodes; a key that did not
+        // would be an error here, never a point on another node.
+        let map = |key: RowKey| {
+            let node = global.get(key.node as usize).copied().ok_or_else(|| {
+                SignalError::invalid("NODE", "a recorded row names a node not recorded")
+            })?;
+            Ok::<_, SignalError>(RowKey { node, ..key })
         };
         for event in self.events {
             match event {
@@ -262,14 +266,14 @@ impl Recorder {
                     field,
                     at,
                 } => {
-                    let result = sink.add(&map(key), component, price, n, element, field, || {
+                    let result = sink.add(&map(key)?, component, price, n, element, field, || {
                         at.clone()
                     });
                     if let Err(e) = result {
                         sink.bad_row(at, e)?;
                     }
                 }
-                Event::Poison { key, n, element } => sink.poison(&map(key), n, element),
+                Event::Poison { key, n, element } => sink.poison(&map(key)?, n, element),
                 Event::Bad(at, Some(e)) => sink.bad_row(at, e)?,
                 Event::Bad(_, None) => sink.count_beyond_examples(),
                 Event::Fatal(e) => return Err(e),
