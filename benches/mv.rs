@@ -157,6 +157,58 @@ fn fleet_year(c: &mut Criterion) {
     group.finish();
 }
 
+/// The fleet: 1,000 meter-years of 5-minute data, 10 weekday events (one a month
+/// from March, 14:00-18:00 local, each marked as an event day) and the two methods an
+/// aggregator settles with (CAISO 10-in-10 with the load-point adjustment, PJM CBL with
+/// the SAA): 20,000 baselines, all in memory, on one thread and on every core.
+fn fleet_20k(c: &mut Criterion) {
+    let zone = MarketZone::Pjm;
+    let first = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default();
+    const METERS: u64 = 1_000;
+    let fleet: Vec<_> = (0..METERS)
+        .map(|k| {
+            let m = Meter::new(series(zone, first, 365, 100 + k), zone)
+                .unwrap_or_else(|e| panic!("{e}"));
+            gridflex_mv::fleet::FleetMeter::new(format!("m{k}"), m)
+        })
+        .collect();
+    let days: Vec<NaiveDate> = (3..=12)
+        .map(|m| {
+            let mut d = NaiveDate::from_ymd_opt(2025, m, 10).unwrap_or_default();
+            while matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+                d = d.succ_opt().unwrap_or(d);
+            }
+            d
+        })
+        .collect();
+    let mut cal = Calendar::new(zone);
+    cal.add_event_days(days.iter().copied());
+    let events: Vec<_> = days
+        .iter()
+        .map(|d| gridflex_mv::fleet::FleetEvent::new(d.to_string(), event(zone, *d)))
+        .collect();
+    let methods = [Method::Caiso10in10, Method::PjmCbl];
+    let mut group = c.benchmark_group("fleet 20k");
+    group.sample_size(10);
+    for threads in [1usize, 2] {
+        let n = std::num::NonZeroUsize::new(threads).unwrap_or(std::num::NonZeroUsize::MIN);
+        group.bench_function(
+            format!("{METERS} meter-years x 10 events x 2 methods, {threads} thread(s)"),
+            |bch| {
+                bch.iter(|| {
+                    let rows = gridflex_mv::fleet::settle(&fleet, &cal, &events, &methods, n);
+                    assert!(
+                        rows.iter().all(|r| r.figures.is_ok()),
+                        "every baseline computes"
+                    );
+                    rows.len()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 /// A meter-year of 5-minute data as the utility's interval CSV (`interval_start,kw`, local
 /// times with their offset, 3 decimals), parsed with `gridflex_mv::input::parse_meter_csv`.
 fn meter_csv(c: &mut Criterion) {
@@ -189,5 +241,5 @@ fn meter_csv(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_event, fleet_year, meter_csv);
+criterion_group!(benches, one_event, fleet_year, fleet_20k, meter_csv);
 criterion_main!(benches);

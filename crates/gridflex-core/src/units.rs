@@ -60,6 +60,7 @@ const JOULES_PER_WH: f64 = 3_600.0;
 /// they saturate at this bound, which no real computation reaches.
 pub const MAX_MAGNITUDE: f64 = 1e18;
 
+#[inline]
 fn checked(quantity: &'static str, value: f64) -> Result<f64, CoreError> {
     if !value.is_finite() {
         Err(CoreError::NonFinite { quantity, value })
@@ -77,6 +78,7 @@ fn checked(quantity: &'static str, value: f64) -> Result<f64, CoreError> {
 
 /// `value` limited to `[-MAX_MAGNITUDE, MAX_MAGNITUDE]`; for results of arithmetic on
 /// valid quantities, which are always finite.
+#[inline]
 fn saturate(value: f64) -> f64 {
     let v = value.clamp(-MAX_MAGNITUDE, MAX_MAGNITUDE);
     if v == 0.0 { 0.0 } else { v }
@@ -94,6 +96,7 @@ pub const fn literal(value: f64) -> f64 {
 }
 
 /// Seconds in a `TimeDelta`, with sub-nanosecond precision kept as far as f64 allows.
+#[inline]
 pub fn seconds_f64(d: TimeDelta) -> f64 {
     d.num_seconds() as f64 + f64::from(d.subsec_nanos()) * 1e-9
 }
@@ -113,6 +116,7 @@ macro_rules! quantity {
 
             /// Builds the quantity from a value in its base unit; rejects NaN, infinities
             /// and magnitudes above [`MAX_MAGNITUDE`].
+            #[inline]
             pub fn $base(value: f64) -> Result<Self, CoreError> {
                 checked($label, value).map(Self)
             }
@@ -127,6 +131,7 @@ macro_rules! quantity {
             }
 
             /// The value in the base unit, the unit serde writes.
+            #[inline]
             pub const fn base_value(self) -> f64 {
                 self.0
             }
@@ -159,21 +164,25 @@ macro_rules! quantity {
             }
 
             /// The larger of two quantities.
+            #[inline]
             pub fn max(self, other: Self) -> Self {
                 if other.0 > self.0 { other } else { self }
             }
 
             /// The smaller of two quantities.
+            #[inline]
             pub fn min(self, other: Self) -> Self {
                 if other.0 < self.0 { other } else { self }
             }
 
             /// The quantity limited to `[lo, hi]`.
+            #[inline]
             pub fn clamp(self, lo: Self, hi: Self) -> Self {
                 self.max(lo).min(hi)
             }
 
             /// Magnitude.
+            #[inline]
             pub fn abs(self) -> Self {
                 Self(self.0.abs())
             }
@@ -184,6 +193,7 @@ macro_rules! quantity {
             }
 
             /// True when strictly below zero.
+            #[inline]
             pub fn is_negative(self) -> bool {
                 self.0 < 0.0
             }
@@ -192,6 +202,7 @@ macro_rules! quantity {
         /// Saturates at [`MAX_MAGNITUDE`] (never reached by real quantities).
         impl Add for $name {
             type Output = Self;
+            #[inline]
             fn add(self, rhs: Self) -> Self {
                 Self(saturate(self.0 + rhs.0))
             }
@@ -199,22 +210,26 @@ macro_rules! quantity {
         /// Saturates at [`MAX_MAGNITUDE`] (never reached by real quantities).
         impl Sub for $name {
             type Output = Self;
+            #[inline]
             fn sub(self, rhs: Self) -> Self {
                 Self(saturate(self.0 - rhs.0))
             }
         }
         impl AddAssign for $name {
+            #[inline]
             fn add_assign(&mut self, rhs: Self) {
                 *self = *self + rhs;
             }
         }
         impl SubAssign for $name {
+            #[inline]
             fn sub_assign(&mut self, rhs: Self) {
                 *self = *self - rhs;
             }
         }
         impl Neg for $name {
             type Output = Self;
+            #[inline]
             fn neg(self) -> Self {
                 Self(saturate(-self.0))
             }
@@ -222,6 +237,7 @@ macro_rules! quantity {
         /// The dimensionless ratio of two quantities (NaN or infinite when `rhs` is zero).
         impl Div for $name {
             type Output = f64;
+            #[inline]
             fn div(self, rhs: Self) -> f64 {
                 self.0 / rhs.0
             }
@@ -331,14 +347,17 @@ impl Power {
         Self::watts(mw * 1e-3)
     }
     /// Watts.
+    #[inline]
     pub const fn as_watts(self) -> f64 {
         self.0
     }
     /// Kilowatts.
+    #[inline]
     pub fn as_kilowatts(self) -> f64 {
         self.0 / 1e3
     }
     /// Megawatts.
+    #[inline]
     pub fn as_megawatts(self) -> f64 {
         self.0 / 1e6
     }
@@ -358,18 +377,22 @@ impl Energy {
         Self::joules(mwh * JOULES_PER_WH * 1e6)
     }
     /// Joules.
+    #[inline]
     pub const fn as_joules(self) -> f64 {
         self.0
     }
     /// Watt-hours.
+    #[inline]
     pub fn as_watt_hours(self) -> f64 {
         self.0 / JOULES_PER_WH
     }
     /// Kilowatt-hours.
+    #[inline]
     pub fn as_kilowatt_hours(self) -> f64 {
         self.0 / (JOULES_PER_WH * 1e3)
     }
     /// Megawatt-hours.
+    #[inline]
     pub fn as_megawatt_hours(self) -> f64 {
         self.0 / (JOULES_PER_WH * 1e6)
     }
@@ -377,10 +400,12 @@ impl Energy {
 
 impl Price {
     /// The price in $/MWh.
+    #[inline]
     pub const fn as_per_megawatt_hour(self) -> f64 {
         self.0
     }
     /// The price in $/kWh.
+    #[inline]
     pub fn as_per_kilowatt_hour(self) -> f64 {
         self.0 / 1e3
     }
@@ -388,6 +413,7 @@ impl Price {
 
 impl Money {
     /// US dollars.
+    #[inline]
     pub const fn as_usd(self) -> f64 {
         self.0
     }
@@ -396,12 +422,14 @@ impl Money {
 /// Power sustained for a duration is energy (saturating at [`MAX_MAGNITUDE`]).
 impl Mul<TimeDelta> for Power {
     type Output = Energy;
+    #[inline]
     fn mul(self, rhs: TimeDelta) -> Energy {
         Energy(saturate(self.0 * seconds_f64(rhs)))
     }
 }
 impl Mul<Power> for TimeDelta {
     type Output = Energy;
+    #[inline]
     fn mul(self, rhs: Power) -> Energy {
         rhs * self
     }
@@ -409,6 +437,7 @@ impl Mul<Power> for TimeDelta {
 /// Power sustained for a (std) duration is energy (saturating at [`MAX_MAGNITUDE`]).
 impl Mul<std::time::Duration> for Power {
     type Output = Energy;
+    #[inline]
     fn mul(self, rhs: std::time::Duration) -> Energy {
         Energy(saturate(self.0 * rhs.as_secs_f64()))
     }
@@ -416,6 +445,7 @@ impl Mul<std::time::Duration> for Power {
 /// Mean power over a duration; `None` for a zero or negative duration.
 impl Div<TimeDelta> for Energy {
     type Output = Option<Power>;
+    #[inline]
     fn div(self, rhs: TimeDelta) -> Option<Power> {
         (rhs > TimeDelta::zero())
             .then(|| Power::watts(self.0 / seconds_f64(rhs)).ok())
@@ -425,6 +455,7 @@ impl Div<TimeDelta> for Energy {
 /// Mean power over a (std) duration; `None` for a zero duration.
 impl Div<std::time::Duration> for Energy {
     type Output = Option<Power>;
+    #[inline]
     fn div(self, rhs: std::time::Duration) -> Option<Power> {
         (!rhs.is_zero())
             .then(|| Power::watts(self.0 / rhs.as_secs_f64()).ok())
@@ -434,6 +465,7 @@ impl Div<std::time::Duration> for Energy {
 impl Energy {
     /// Mean power over an interval. An [`Interval`](crate::Interval) is never empty, so
     /// this cannot fail; it saturates at [`MAX_MAGNITUDE`] like a sum.
+    #[inline]
     pub fn mean_power_over(self, interval: crate::Interval) -> Power {
         Power(saturate(self.0 / seconds_f64(interval.duration())))
     }
@@ -442,12 +474,14 @@ impl Energy {
 /// Energy bought or sold at a price is money (saturating at [`MAX_MAGNITUDE`]).
 impl Mul<Price> for Energy {
     type Output = Money;
+    #[inline]
     fn mul(self, rhs: Price) -> Money {
         Money(saturate(self.as_megawatt_hours() * rhs.0))
     }
 }
 impl Mul<Energy> for Price {
     type Output = Money;
+    #[inline]
     fn mul(self, rhs: Energy) -> Money {
         rhs * self
     }

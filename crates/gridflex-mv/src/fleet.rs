@@ -36,6 +36,7 @@ use std::num::NonZeroUsize;
 use chrono::NaiveDate;
 use gridflex_core::{Energy, Interval, Power};
 
+use crate::baseline::{CalendarDays, EventWork};
 use crate::{Baseline, Calendar, Meter, Method, MvError};
 
 /// One meter of the fleet, indexed.
@@ -108,6 +109,12 @@ pub struct FleetRow {
 /// method), in that order (meters, then events, then methods), computed on up to
 /// `threads` threads. The calendar (holidays, excluded event days) is shared by all
 /// meters; each meter's data must be in the calendar's zone.
+///
+/// The figures are those of [`Baseline::compute`] and its
+/// [`reduction`](crate::BaselineResult::reduction), bit for bit, but computed without
+/// the per-interval output, and each meter's work is shared across methods: the event
+/// is located once per adjustment window, each candidate day's values are read once for
+/// every method, and each event's calendar facts once for the whole fleet.
 pub fn settle(
     meters: &[FleetMeter],
     calendar: &Calendar,
@@ -115,18 +122,75 @@ pub fn settle(
     methods: &[Method],
     threads: NonZeroUsize,
 ) -> Vec<FleetRow> {
-    let baselines: Vec<(Method, Baseline)> = methods.iter().map(|&m| (m, m.baseline())).collect();
+    let baselines: Vec<Baseline> = methods.iter().map(|m| m.baseline()).collect();
+    settle_with(meters, calendar, events, &baselines, threads)
+}
+
+/// [`settle`] with baselines of the caller's choosing (an edited cap, a gap policy,
+/// a custom rule): one row per (meter, event, baseline), in that order; a row's
+/// `method` is its baseline's.
+///
+/// ```
+/// # use std::num::NonZeroUsize;
+/// # use chrono::{TimeDelta, TimeZone, Utc};
+/// # use gridflex_core::{Interval, IntervalSeries, MarketZone, Power};
+/// use gridflex_mv::fleet::{FleetEvent, FleetMeter, settle_with};
+/// use gridflex_mv::{Adjustment, Baseline, Calendar, GapPolicy, Meter};
+/// # let start = Utc.with_ymd_and_hms(2025, 6, 1, 4, 0, 0).unwrap();
+/// # let series = IntervalSeries::from_values(start, TimeDelta::hours(1), vec![Power::kilowatts(500.0)?; 30 * 24])?;
+/// # let meters = vec![FleetMeter::new("site-a", Meter::new(series, MarketZone::Pjm)?)];
+/// # let t0 = Utc.with_ymd_and_hms(2025, 6, 27, 18, 0, 0).unwrap();
+/// # let events = vec![FleetEvent::new("ev-1", Interval::new(t0, t0 + TimeDelta::hours(2))?)];
+/// // CAISO 10-in-10 with the 40 % load-point cap, days with gaps skipped.
+/// let esder = Baseline::caiso_10in10()
+///     .with_adjustment(Adjustment::multiplicative(3.0, 1.0, Some(0.40)))
+///     .with_gap_policy(GapPolicy::SkipDay);
+/// let rows = settle_with(&meters, &Calendar::new(MarketZone::Pjm), &events,
+///     &[esder, Baseline::pjm_cbl()], NonZeroUsize::MIN);
+/// assert_eq!(rows.len(), 2);
+/// assert!(rows.iter().all(|r| r.figures.is_ok()));
+/// # Ok::<(), gridflex_mv::MvError>(())
+/// ```
+pub fn settle_with(
+    meters: &[FleetMeter],
+    calendar: &Calendar,
+    events: &[FleetEvent],
+    baselines: &[Baseline],
+    threads: NonZeroUsize,
+) -> Vec<FleetRow> {
+    // The calendar facts of each event's lookback, shared by every meter.
+    let lookback = baselines
+        .iter()
+        .map(Baseline::lookback_days)
+        .max()
+        .unwrap_or(0);
+    let shared: Vec<CalendarDays> = events
+        .iter()
+        .map(|e| {
+            let day = calendar.zone().operating_date(e.window.start());
+            CalendarDays::new(calendar, day, lookback)
+        })
+        .collect();
     let one = |(i, m): (usize, &FleetMeter)| -> Vec<FleetRow> {
         let mut rows = Vec::with_capacity(events.len() * baselines.len());
-        for (e, event) in events.iter().enumerate() {
-            for (method, baseline) in &baselines {
+        let mut work = EventWork::default();
+        for (e, (event, days)) in events.iter().zip(&shared).enumerate() {
+            work.next_event();
+            for baseline in baselines {
+                let figures = baseline
+                    .totals(&m.meter, calendar, event.window, Some(days), &mut work)
+                    .map(|t| FleetFigures {
+                        baseline_energy: t.baseline,
+                        metered_energy: t.metered,
+                        reduction_energy: t.settled,
+                        mean_reduction: t.mean_settled,
+                        selected_days: work.selected_days().to_vec(),
+                    });
                 rows.push(FleetRow {
                     meter: i,
                     event: e,
-                    method: *method,
-                    figures: baseline
-                        .compute(&m.meter, calendar, event.window)
-                        .map(|r| figures(&r)),
+                    method: baseline.method,
+                    figures,
                 });
             }
         }
@@ -159,23 +223,6 @@ pub fn settle(
             .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
-}
-
-fn figures(r: &crate::BaselineResult) -> FleetFigures {
-    let reduction = r.reduction();
-    let hours = |p: Power, i: &Interval| p * i.duration();
-    let (mut baseline, mut metered) = (Energy::ZERO, Energy::ZERO);
-    for i in &r.intervals {
-        baseline += hours(i.adjusted_baseline, &i.interval);
-        metered += hours(i.actual, &i.interval);
-    }
-    FleetFigures {
-        baseline_energy: baseline,
-        metered_energy: metered,
-        reduction_energy: reduction.settled_energy,
-        mean_reduction: reduction.mean_settled,
-        selected_days: r.selected_days.clone(),
-    }
 }
 
 #[cfg(test)]

@@ -111,9 +111,16 @@ fn utc_offset_s(zone: MarketZone, t: DateTime<Utc>) -> i64 {
 /// assert_eq!(meter.dates().count(), 2);
 /// # Ok::<(), gridflex_mv::MvError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The values are kept as one column of watts (8 bytes a value, a missing value as NaN),
+/// which is what a fleet settlement streams through: [`Meter::to_series`] gives the
+/// series back.
+#[derive(Debug, Clone)]
 pub struct Meter {
-    series: IntervalSeries<Power>,
+    start: DateTime<Utc>,
+    step: TimeDelta,
+    /// Watts per interval; NaN where the value is missing (a [`Power`] is never NaN).
+    watts: Vec<f64>,
     zone: MarketZone,
     step_s: i64,
     first_date: NaiveDate,
@@ -179,8 +186,15 @@ impl Meter {
                 step,
             });
         }
+        let watts = series
+            .values()
+            .iter()
+            .map(|v| v.map_or(f64::NAN, Power::as_watts))
+            .collect();
         Ok(Self {
-            series,
+            start,
+            step,
+            watts,
             zone,
             step_s,
             first_date,
@@ -188,9 +202,37 @@ impl Meter {
         })
     }
 
-    /// The meter data.
-    pub const fn series(&self) -> &IntervalSeries<Power> {
-        &self.series
+    /// The meter data as a series (built from the column: one allocation).
+    pub fn to_series(&self) -> Result<IntervalSeries<Power>, MvError> {
+        let values = self.watts.iter().map(|&w| Power::watts(w).ok()).collect();
+        Ok(IntervalSeries::new(self.start, self.step, values)?)
+    }
+
+    /// The start of the first interval.
+    pub const fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    /// The end of the last interval.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start + self.step * self.watts.len() as i32
+    }
+
+    /// How many intervals the data holds (missing values included).
+    pub fn len(&self) -> usize {
+        self.watts.len()
+    }
+
+    /// Whether the data holds no interval (never: [`Meter::new`] refuses an empty
+    /// series).
+    pub fn is_empty(&self) -> bool {
+        self.watts.is_empty()
+    }
+
+    /// The values in watts, NaN where missing.
+    #[inline]
+    pub(crate) fn column(&self) -> &[f64] {
+        &self.watts
     }
 
     /// The market zone whose local days index the data.
@@ -200,7 +242,7 @@ impl Meter {
 
     /// The interval length.
     pub const fn step(&self) -> TimeDelta {
-        self.series.step()
+        self.step
     }
 
     /// The local dates the data touches, oldest first (the first and last may be partial).
@@ -213,6 +255,7 @@ impl Meter {
     }
 
     /// The indexed day for `date`, if the data touches it.
+    #[inline]
     pub(crate) fn day(&self, date: NaiveDate) -> Option<&LocalDay> {
         let k = (date - self.first_date).num_days();
         usize::try_from(k).ok().and_then(|k| self.days.get(k))
@@ -220,20 +263,21 @@ impl Meter {
 
     /// The series index of the interval starting `elapsed` seconds after `day`'s
     /// midnight, if it is inside the data.
+    #[inline]
     pub(crate) fn index_in_day(&self, day: &LocalDay, elapsed: i64) -> Option<usize> {
         let abs = day.start_s + elapsed;
         if abs < 0 || abs % self.step_s != 0 {
             return None;
         }
         let i = usize::try_from(abs / self.step_s).ok()?;
-        (i < self.series.len()).then_some(i)
+        (i < self.watts.len()).then_some(i)
     }
 
     /// The series index of the interval starting at `t`, which must be on the grid and
     /// inside the data.
     pub(crate) fn index_at(&self, what: &'static str, t: DateTime<Utc>) -> Result<usize, MvError> {
-        let off = (t - self.series.start()).num_seconds();
-        if off.rem_euclid(self.step_s) != 0 || (t - self.series.start()).subsec_nanos() != 0 {
+        let off = (t - self.start).num_seconds();
+        if off.rem_euclid(self.step_s) != 0 || (t - self.start).subsec_nanos() != 0 {
             return Err(MvError::Misaligned {
                 what,
                 at: t,
@@ -242,12 +286,12 @@ impl Meter {
         }
         let i = off.div_euclid(self.step_s);
         match usize::try_from(i) {
-            Ok(i) if i < self.series.len() => Ok(i),
+            Ok(i) if i < self.watts.len() => Ok(i),
             _ => Err(MvError::OutsideData {
                 what,
                 interval: self.interval_at(t),
-                start: self.series.start(),
-                end: self.series.end(),
+                start: self.start,
+                end: self.end(),
             }),
         }
     }
@@ -259,30 +303,42 @@ impl Meter {
 
     /// The interval of series index `i`.
     pub(crate) fn interval_of(&self, i: usize) -> Interval {
-        self.series
-            .interval(i)
-            .unwrap_or_else(|| grid_interval(self.series.end(), self.step()))
+        let at = i32::try_from(i.min(self.watts.len()))
+            .ok()
+            .and_then(|k| self.start.checked_add_signed(self.step * k))
+            .unwrap_or(self.start);
+        grid_interval(at, self.step)
     }
 
     /// The value at index `i` in watts, or the missing-data error.
+    #[inline]
     pub(crate) fn watts(&self, i: usize, what: &'static str) -> Result<f64, MvError> {
-        match self.series.values().get(i).copied().flatten() {
-            Some(p) => Ok(p.as_watts()),
-            None => Err(MvError::MissingData {
-                interval: self.interval_of(i),
-                what,
-            }),
-        }
+        self.get(i).ok_or_else(|| MvError::MissingData {
+            interval: self.interval_of(i),
+            what,
+        })
     }
 
     /// The raw value at index `i` (None when missing or out of range).
+    #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<f64> {
-        self.series
-            .values()
-            .get(i)
-            .copied()
-            .flatten()
-            .map(Power::as_watts)
+        self.watts.get(i).copied().filter(|w| !w.is_nan())
+    }
+}
+
+/// Equal data in the same zone: the same start, step and values (missing where the
+/// other is missing).
+impl PartialEq for Meter {
+    fn eq(&self, other: &Self) -> bool {
+        self.start == other.start
+            && self.step == other.step
+            && self.zone == other.zone
+            && self.watts.len() == other.watts.len()
+            && self
+                .watts
+                .iter()
+                .zip(&other.watts)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
     }
 }
 

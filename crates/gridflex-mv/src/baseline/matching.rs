@@ -6,7 +6,7 @@
 //! scan does no time-zone conversion and allocates nothing per interval.
 
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
-use gridflex_core::{Interval, Power};
+use gridflex_core::{Energy, Interval, Power};
 
 use super::{
     AppliedAdjustment, Baseline, BaselineInterval, BaselineResult, DayDecision, DayMatching,
@@ -16,6 +16,7 @@ use crate::MvError;
 use crate::baseline::{Adjustment, AdjustmentKind};
 use crate::calendar::{Calendar, DayType};
 use crate::meter::{GapPolicy, LocalDay, Meter};
+use crate::reduction::SettlementRule;
 
 /// Where the event and its adjustment window sit in the meter data.
 pub(super) struct Frame {
@@ -24,7 +25,7 @@ pub(super) struct Frame {
     pub(super) event_first: usize,
     pub(super) n_event: usize,
     adj_first: usize,
-    n_adj: usize,
+    pub(super) n_adj: usize,
     adj_window: Option<Interval>,
     /// Wall-clock seconds after local midnight of the adjustment-window intervals, then
     /// of the event intervals.
@@ -172,49 +173,46 @@ fn day_ranges(meter: &Meter, frame: &Frame, day: &LocalDay) -> Option<[std::ops:
             return None;
         }
         let first = meter.index_in_day(day, clock)?;
-        (first + n <= meter.series().len()).then_some(first..first + n)
+        (first + n <= meter.len()).then_some(first..first + n)
     };
     Some([range(adj0, frame.n_adj)?, range(ev0, frame.n_event)?])
 }
 
-/// Checks a candidate day's needed values; `Ok(Ok(mean event-window load))` when it
-/// qualifies, `Ok(Err(reason))` when it is dropped.
-fn evaluate(
-    meter: &Meter,
-    frame: &Frame,
-    day: &LocalDay,
-    gaps: GapPolicy,
-) -> Result<Result<f64, DropReason>, MvError> {
+/// A candidate day's needed values, before the gap policy is applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Eval {
+    /// Every needed value is there: the mean event-window load in watts.
+    Mean(f64),
+    /// The first missing needed value (its series index).
+    Gap(usize),
+    /// The needed clock times are outside the data or do not exist that day.
+    NoData,
+}
+
+/// Reads a candidate day's needed values (the adjustment window's and the event's).
+fn evaluate_raw(meter: &Meter, frame: &Frame, day: &LocalDay) -> Eval {
     if let Some([adj, ev]) = day_ranges(meter, frame, day) {
-        let values = meter.series().values();
+        let values = meter.column();
+        // Memory order (the adjustment window comes first in the day): one pass over
+        // each window, no branch per value. A missing value (NaN) makes a sum NaN; the
+        // event's gap, when there is one, is reported before the window's.
+        let adj_sum: f64 = values[adj.clone()].iter().sum();
         let mut sum = 0.0;
-        let mut gap = None;
-        for (k, v) in values[ev.clone()].iter().enumerate() {
-            match v {
-                Some(p) => sum += p.as_watts(),
-                None => {
-                    gap = Some(ev.start + k);
-                    break;
-                }
-            }
+        for &w in &values[ev.clone()] {
+            sum += w;
         }
-        if gap.is_none() {
-            gap = values[adj.clone()]
+        let gap = |r: std::ops::Range<usize>| {
+            values[r.clone()]
                 .iter()
-                .position(Option::is_none)
-                .map(|k| adj.start + k);
+                .position(|w| w.is_nan())
+                .map(|k| r.start + k)
+        };
+        if (sum.is_nan() || adj_sum.is_nan())
+            && let Some(i) = gap(ev).or_else(|| gap(adj))
+        {
+            return Eval::Gap(i);
         }
-        if let Some(i) = gap {
-            let interval = meter.interval_of(i);
-            return match gaps {
-                GapPolicy::SkipDay => Ok(Err(DropReason::MissingData { interval })),
-                GapPolicy::Error => Err(MvError::MissingData {
-                    interval,
-                    what: "baseline day",
-                }),
-            };
-        }
-        return Ok(Ok(sum / frame.n_event as f64));
+        return Eval::Mean(sum / frame.n_event as f64);
     }
     let mut sum = 0.0;
     for (j, &clock) in frame.clocks.iter().enumerate() {
@@ -222,7 +220,7 @@ fn evaluate(
             .elapsed_of_clock(clock)
             .and_then(|e| meter.index_in_day(day, e))
         else {
-            return Ok(Err(DropReason::NoData));
+            return Eval::NoData;
         };
         match meter.get(i) {
             Some(w) => {
@@ -230,28 +228,63 @@ fn evaluate(
                     sum += w;
                 }
             }
-            None => {
-                let interval = meter.interval_of(i);
-                return match gaps {
-                    GapPolicy::SkipDay => Ok(Err(DropReason::MissingData { interval })),
-                    GapPolicy::Error => Err(MvError::MissingData {
-                        interval,
-                        what: "baseline day",
-                    }),
-                };
+            None => return Eval::Gap(i),
+        }
+    }
+    Eval::Mean(sum / frame.n_event as f64)
+}
+
+/// A candidate day under the gap policy: `Ok(Ok(mean event-window load))` when it
+/// qualifies, `Ok(Err(reason))` when it is dropped.
+fn judge(meter: &Meter, eval: Eval, gaps: GapPolicy) -> Result<Result<f64, DropReason>, MvError> {
+    match eval {
+        Eval::Mean(mean) => Ok(Ok(mean)),
+        Eval::NoData => Ok(Err(DropReason::NoData)),
+        Eval::Gap(i) => {
+            let interval = meter.interval_of(i);
+            match gaps {
+                GapPolicy::SkipDay => Ok(Err(DropReason::MissingData { interval })),
+                GapPolicy::Error => Err(MvError::MissingData {
+                    interval,
+                    what: "baseline day",
+                }),
             }
         }
     }
-    Ok(Ok(sum / frame.n_event as f64))
+}
+
+/// The calendar facts of the days before one event day, shared by every meter of a
+/// zone: entry `k` is the day `k + 1` days back, with its type and whether it is an
+/// excluded event day.
+#[derive(Debug, Clone)]
+pub(crate) struct CalendarDays {
+    event_day: NaiveDate,
+    days: Vec<(NaiveDate, DayType, bool)>,
+}
+
+impl CalendarDays {
+    /// The `lookback` days before `event_day` (fewer at the start of chrono's range).
+    pub(crate) fn new(calendar: &Calendar, event_day: NaiveDate, lookback: u32) -> Self {
+        let days = (1..=lookback)
+            .map_while(|back| event_day.checked_sub_days(Days::new(u64::from(back))))
+            .map(|d| (d, calendar.day_type(d), calendar.is_event_day(d)))
+            .collect();
+        Self { event_day, days }
+    }
 }
 
 /// Walks back from the event day, recording each day examined.
 struct Scan<'a> {
     meter: &'a Meter,
     calendar: &'a Calendar,
+    /// The calendar facts, when shared by a fleet (for this frame's event day).
+    days: Option<&'a CalendarDays>,
     frame: &'a Frame,
     rule: &'a DayMatching,
     gaps: GapPolicy,
+    /// Each day's values, by days back minus one, once read: shared by every rule
+    /// computed on the same frame.
+    evals: &'a mut Vec<Option<Eval>>,
     back: u32,
 }
 
@@ -259,14 +292,25 @@ impl Scan<'_> {
     fn next(&mut self, decisions: &mut Vec<DayDecision>) -> Result<Option<Cand>, MvError> {
         while self.back < self.rule.lookback_days {
             self.back += 1;
-            let Some(date) = self
-                .frame
-                .date
-                .checked_sub_days(Days::new(u64::from(self.back)))
-            else {
-                return Ok(None);
+            let k = self.back as usize - 1;
+            let shared = self
+                .days
+                .filter(|t| t.event_day == self.frame.date)
+                .and_then(|t| t.days.get(k));
+            let (date, day_type, excluded) = match shared {
+                Some(d) => *d,
+                None => {
+                    let Some(date) = self
+                        .frame
+                        .date
+                        .checked_sub_days(Days::new(u64::from(self.back)))
+                    else {
+                        return Ok(None);
+                    };
+                    let day_type = self.calendar.day_type(date);
+                    (date, day_type, self.calendar.is_event_day(date))
+                }
             };
-            let day_type = self.calendar.day_type(date);
             let mut record = |outcome, load: Option<f64>| {
                 decisions.push(DayDecision {
                     date,
@@ -280,7 +324,7 @@ impl Scan<'_> {
                 record(DayOutcome::Dropped(DropReason::NotInPool), None);
                 continue;
             }
-            if self.calendar.is_event_day(date) {
+            if excluded {
                 record(DayOutcome::Dropped(DropReason::EventDay), None);
                 continue;
             }
@@ -290,7 +334,18 @@ impl Scan<'_> {
                 self.back = self.rule.lookback_days;
                 return Ok(None);
             };
-            match evaluate(self.meter, self.frame, day, self.gaps)? {
+            if self.evals.len() <= k {
+                self.evals.resize(k + 1, None);
+            }
+            let eval = match self.evals[k] {
+                Some(e) => e,
+                None => {
+                    let e = evaluate_raw(self.meter, self.frame, day);
+                    self.evals[k] = Some(e);
+                    e
+                }
+            };
+            match judge(self.meter, eval, self.gaps)? {
                 Ok(mean) => {
                     let decision = record(DayOutcome::Selected, Some(mean));
                     return Ok(Some(Cand {
@@ -322,6 +377,20 @@ impl Scan<'_> {
     }
 }
 
+/// The buffers of a day-matching run, reusable from one run to the next.
+#[derive(Default)]
+pub(crate) struct Work {
+    /// Every day examined, most recent first.
+    pub(crate) decisions: Vec<DayDecision>,
+    /// The days averaged, most recent first.
+    pub(crate) selected_days: Vec<NaiveDate>,
+    /// The raw baseline in watts: the adjustment window's intervals, then the event's.
+    pub(crate) profile: Vec<f64>,
+    window: Vec<Cand>,
+    order: Vec<usize>,
+    keep: Vec<bool>,
+}
+
 /// Runs a day-matching baseline.
 pub(super) fn compute(
     baseline: &Baseline,
@@ -336,32 +405,83 @@ pub(super) fn compute(
     let frame = frame(meter, calendar, event, adj, notified)?;
     let rule = days.for_day(frame.day_type);
     rule.validate()?;
+    let mut work = Work::default();
+    let applied = select(
+        baseline.gap_policy,
+        rule,
+        adj,
+        meter,
+        calendar,
+        None,
+        &frame,
+        &mut Vec::new(),
+        &mut work,
+    )?;
+    let intervals = event_intervals(meter, &frame, &work.profile[frame.n_adj..], applied)?;
+    Ok(BaselineResult {
+        method: baseline.method,
+        event,
+        event_day: frame.date,
+        day_type: frame.day_type,
+        selected_days: work.selected_days,
+        days: work.decisions,
+        adjustment: applied,
+        intervals,
+        settlement: baseline.settlement,
+    })
+}
 
-    let mut decisions = Vec::with_capacity(rule.lookback_days as usize);
-    let mut window: Vec<Cand> = Vec::with_capacity(rule.count);
+/// The day matching itself, on a located event: selects the days (`work.decisions`,
+/// `work.selected_days`), averages them interval by interval (`work.profile`) and
+/// returns the day-of adjustment. `evals` caches each day's values for this frame.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn select(
+    gaps: GapPolicy,
+    rule: &DayMatching,
+    adj: &Adjustment,
+    meter: &Meter,
+    calendar: &Calendar,
+    shared_days: Option<&CalendarDays>,
+    frame: &Frame,
+    evals: &mut Vec<Option<Eval>>,
+    work: &mut Work,
+) -> Result<AppliedAdjustment, MvError> {
+    let Work {
+        decisions,
+        selected_days,
+        profile,
+        window,
+        order,
+        keep,
+    } = work;
+    decisions.clear();
+    selected_days.clear();
+    window.clear();
     let mut scan = Scan {
         meter,
         calendar,
-        frame: &frame,
+        days: shared_days,
+        frame,
         rule,
-        gaps: baseline.gap_policy,
+        gaps,
+        evals,
         back: 0,
     };
-    scan.fill(&mut window, &mut decisions)?;
+    scan.fill(window, decisions)?;
 
     // Low-usage exclusion with refill from older days (PJM M11 §10.3; NYISO): repeat
     // until no window day is below the threshold or the lookback is exhausted. The
     // average is the first window's, or the current window's (`LowUsageReference`).
     if let Some(threshold) = rule.low_usage_threshold {
         let mean_of = |w: &[Cand]| w.iter().map(|c| c.mean).sum::<f64>() / w.len() as f64;
-        let initial = (!window.is_empty()).then(|| mean_of(&window));
+        let initial = (!window.is_empty()).then(|| mean_of(window));
         loop {
             if window.is_empty() {
                 break;
             }
             let avg = match (rule.low_usage_reference, initial) {
                 (LowUsageReference::InitialWindow, Some(a)) => a,
-                _ => mean_of(&window),
+                _ => mean_of(window),
             };
             if avg <= 0.0 {
                 break;
@@ -380,7 +500,7 @@ pub(super) fn compute(
             if window.len() == before {
                 break;
             }
-            scan.fill(&mut window, &mut decisions)?;
+            scan.fill(window, decisions)?;
         }
     }
 
@@ -396,7 +516,8 @@ pub(super) fn compute(
 
     // Rank by event-window load, highest first; ties go to the more recent day.
     let n = window.len();
-    let mut order: Vec<usize> = (0..n).collect();
+    order.clear();
+    order.extend(0..n);
     order.sort_by(|a, b| window[*b].mean.total_cmp(&window[*a].mean).then(a.cmp(b)));
     let (keep_from, keep_to) = match rule.select {
         Selection::All => (0, n),
@@ -412,7 +533,8 @@ pub(super) fn compute(
             }
         }
     };
-    let mut keep = vec![false; n];
+    keep.clear();
+    keep.resize(n, false);
     for (rank, &k) in order.iter().enumerate() {
         if (keep_from..keep_to).contains(&rank) {
             keep[k] = true;
@@ -423,22 +545,22 @@ pub(super) fn compute(
     }
 
     // Average the kept days interval by interval.
-    let mut profile = vec![0.0_f64; frame.clocks.len()];
-    let mut selected_days = Vec::with_capacity(n);
-    let values = meter.series().values();
-    for (c, _) in window.iter().zip(&keep).filter(|(_, k)| **k) {
+    profile.clear();
+    profile.resize(frame.clocks.len(), 0.0);
+    let values = meter.column();
+    for (c, _) in window.iter().zip(keep.iter()).filter(|(_, k)| **k) {
         selected_days.push(c.day.date);
-        if let Some([adj, ev]) = day_ranges(meter, &frame, &c.day) {
-            for (p, v) in profile.iter_mut().zip(&values[adj]) {
-                *p += v.map_or(0.0, Power::as_watts);
+        // `evaluate_raw` checked every one of these values exists (none is NaN).
+        if let Some([adj, ev]) = day_ranges(meter, frame, &c.day) {
+            for (p, w) in profile.iter_mut().zip(&values[adj]) {
+                *p += w;
             }
-            for (p, v) in profile[frame.n_adj..].iter_mut().zip(&values[ev]) {
-                *p += v.map_or(0.0, Power::as_watts);
+            for (p, w) in profile[frame.n_adj..].iter_mut().zip(&values[ev]) {
+                *p += w;
             }
             continue;
         }
         for (p, &clock) in profile.iter_mut().zip(&frame.clocks) {
-            // `evaluate` checked every one of these values exists.
             *p += c
                 .day
                 .elapsed_of_clock(clock)
@@ -448,11 +570,11 @@ pub(super) fn compute(
         }
     }
     let used = selected_days.len() as f64;
-    for p in &mut profile {
+    for p in profile.iter_mut() {
         *p /= used;
     }
 
-    let applied = match frame.adj_window {
+    match frame.adj_window {
         Some(w) if adj.kind != AdjustmentKind::None => {
             let mut sum = 0.0;
             for k in 0..frame.n_adj {
@@ -460,22 +582,52 @@ pub(super) fn compute(
             }
             let mean_actual = sum / frame.n_adj as f64;
             let mean_base = profile[..frame.n_adj].iter().sum::<f64>() / frame.n_adj as f64;
-            adj.apply(w, mean_actual, mean_base)?
+            adj.apply(w, mean_actual, mean_base)
         }
-        _ => AppliedAdjustment::NONE,
-    };
+        _ => Ok(AppliedAdjustment::NONE),
+    }
+}
 
-    let intervals = event_intervals(meter, &frame, &profile[frame.n_adj..], applied)?;
-    Ok(BaselineResult {
-        method: baseline.method,
-        event,
-        event_day: frame.date,
-        day_type: frame.day_type,
-        selected_days,
-        days: decisions,
-        adjustment: applied,
-        intervals,
-        settlement: baseline.settlement,
+/// What a settlement needs of one event's baseline, without the per-interval output:
+/// the same figures [`BaselineResult`] and its [`reduction`](BaselineResult::reduction)
+/// give, computed in the same order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Totals {
+    /// Adjusted baseline energy over the event.
+    pub(crate) baseline: Energy,
+    /// Metered energy over the event.
+    pub(crate) metered: Energy,
+    /// Settled reduction energy.
+    pub(crate) settled: Energy,
+    /// Settled reduction energy over the event's duration.
+    pub(crate) mean_settled: Power,
+}
+
+/// [`Totals`] of an event given its raw baseline per event interval (watts).
+pub(crate) fn totals(
+    meter: &Meter,
+    frame: &Frame,
+    baseline_w: &[f64],
+    applied: AppliedAdjustment,
+    settlement: SettlementRule,
+    event: Interval,
+) -> Result<Totals, MvError> {
+    let step = meter.step();
+    let (mut baseline, mut metered) = (Energy::ZERO, Energy::ZERO);
+    let mut settled_sum = Power::ZERO;
+    for (k, &b) in baseline_w.iter().enumerate().take(frame.n_event) {
+        let actual = Power::watts(meter.watts(frame.event_first + k, "event window")?)?;
+        let adjusted = applied.value.apply(Power::watts(b)?)?;
+        baseline += adjusted * step;
+        metered += actual * step;
+        settled_sum += settlement.settle(adjusted - actual);
+    }
+    let settled = settled_sum * step;
+    Ok(Totals {
+        baseline,
+        metered,
+        settled,
+        mean_settled: settled.mean_power_over(event),
     })
 }
 
@@ -519,6 +671,21 @@ pub(super) fn same_day(
     after: TimeDelta,
     after_gap: TimeDelta,
 ) -> Result<BaselineResult, MvError> {
+    let (frame, level) =
+        same_day_level(meter, calendar, event, before, before_gap, after, after_gap)?;
+    flat_result(baseline, meter, &frame, event, level)
+}
+
+/// The located event and the Same Day level in watts.
+pub(super) fn same_day_level(
+    meter: &Meter,
+    calendar: &Calendar,
+    event: Interval,
+    before: TimeDelta,
+    before_gap: TimeDelta,
+    after: TimeDelta,
+    after_gap: TimeDelta,
+) -> Result<(Frame, f64), MvError> {
     let frame = frame(meter, calendar, event, &Adjustment::none(), None)?;
     let n_before = whole_steps(meter, "same-day window before", before)?;
     let n_after = whole_steps(meter, "same-day window after", after)?;
@@ -550,8 +717,7 @@ pub(super) fn same_day(
             sum += meter.watts(first + k, "same-day window after")?;
         }
     }
-    let level = sum / (n_before + n_after) as f64;
-    flat_result(baseline, meter, &frame, event, level)
+    Ok((frame, sum / (n_before + n_after) as f64))
 }
 
 /// A baseline at one level for every event interval, taken from the event day itself

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use gridflex_core::Interval;
 
-use super::matching::{flat_result, frame};
+use super::matching::{Frame, flat_result, frame};
 use super::{Adjustment, Baseline, BaselineResult, BaselineRule, Method};
 use crate::MvError;
 use crate::calendar::Calendar;
@@ -33,6 +33,17 @@ pub(super) fn compute(
     event: Interval,
     instruction: Option<DateTime<Utc>>,
 ) -> Result<BaselineResult, MvError> {
+    let (frame, level) = level(meter, calendar, event, instruction)?;
+    flat_result(baseline, meter, &frame, event, level)
+}
+
+/// The located event and the load of the last full interval before the instruction.
+pub(super) fn level(
+    meter: &Meter,
+    calendar: &Calendar,
+    event: Interval,
+    instruction: Option<DateTime<Utc>>,
+) -> Result<(Frame, f64), MvError> {
     let frame = frame(meter, calendar, event, &Adjustment::none(), None)?;
     let at = instruction.unwrap_or(event.start());
     if at > event.start() {
@@ -42,16 +53,15 @@ pub(super) fn compute(
         });
     }
     let step_ms = meter.step_s() * 1000;
-    let k = (at - meter.series().start())
-        .num_milliseconds()
-        .div_euclid(step_ms)
-        - 1;
+    let k = (at - meter.start()).num_milliseconds().div_euclid(step_ms) - 1;
     let before = usize::try_from(k).map_err(|_| MvError::OutsideData {
         what: "interval before the instruction",
         interval: meter.interval_at(at.checked_sub_signed(meter.step()).unwrap_or(at)),
-        start: meter.series().start(),
-        end: meter.series().end(),
+        start: meter.start(),
+        end: meter.end(),
     })?;
-    let level = meter.watts(before, "interval before the instruction")?;
-    flat_result(baseline, meter, &frame, event, level)
+    Ok((
+        frame,
+        meter.watts(before, "interval before the instruction")?,
+    ))
 }

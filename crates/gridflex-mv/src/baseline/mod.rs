@@ -49,6 +49,8 @@ use crate::meter::{GapPolicy, Meter};
 use crate::reduction::SettlementRule;
 
 pub use adjust::{Adjustment, AdjustmentKind, AdjustmentValue, AppliedAdjustment};
+pub(crate) use matching::{CalendarDays, Totals};
+use matching::{Eval, Frame, Work};
 
 /// The named baseline methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -435,13 +437,7 @@ impl Baseline {
         event: Interval,
         notified: Option<DateTime<Utc>>,
     ) -> Result<BaselineResult, MvError> {
-        if calendar.zone() != meter.zone() {
-            return Err(MvError::InvalidParameter {
-                name: "calendar zone",
-                value: calendar.zone().to_string(),
-                reason: "must be the meter's market zone",
-            });
-        }
+        same_zone(meter, calendar)?;
         match &self.rule {
             BaselineRule::DayMatching { days, adjustment } => {
                 matching::compute(self, days, adjustment, meter, calendar, event, notified)
@@ -465,6 +461,143 @@ impl Baseline {
                 mbma::compute(self, meter, calendar, event, *instruction)
             }
         }
+    }
+}
+
+fn same_zone(meter: &Meter, calendar: &Calendar) -> Result<(), MvError> {
+    if calendar.zone() != meter.zone() {
+        return Err(MvError::InvalidParameter {
+            name: "calendar zone",
+            value: calendar.zone().to_string(),
+            reason: "must be the meter's market zone",
+        });
+    }
+    Ok(())
+}
+
+/// What a fleet settlement keeps from one method to the next on one meter and event:
+/// the located event per adjustment window, each candidate day's values read once, and
+/// the buffers of a run.
+#[derive(Default)]
+pub(crate) struct EventWork {
+    frames: Vec<Located>,
+    work: Work,
+}
+
+/// The event located for one adjustment window (length, gap; `None` for none), and the
+/// candidate days' values read on that frame so far.
+type Located = (
+    Option<(TimeDelta, TimeDelta)>,
+    Result<Frame, MvError>,
+    Vec<Option<Eval>>,
+);
+
+impl EventWork {
+    /// Forgets the event (the buffers stay allocated).
+    pub(crate) fn next_event(&mut self) {
+        self.frames.clear();
+    }
+
+    /// The days the last [`Baseline::totals`] averaged, most recent first.
+    pub(crate) fn selected_days(&self) -> &[NaiveDate] {
+        &self.work.selected_days
+    }
+}
+
+impl Baseline {
+    /// The longest lookback of the rule's day rules (0 for rules without one).
+    pub(crate) fn lookback_days(&self) -> u32 {
+        match &self.rule {
+            BaselineRule::DayMatching { days, .. } => days
+                .weekday
+                .lookback_days
+                .max(days.saturday.lookback_days)
+                .max(days.sunday_holiday.lookback_days),
+            _ => 0,
+        }
+    }
+
+    /// The settlement totals [`Baseline::compute`] and its reduction give, without the
+    /// per-interval output, sharing with the other methods computed on the same
+    /// `work` (one meter, one event) the located event and each day's values; the days
+    /// used are left in `work`.
+    pub(crate) fn totals(
+        &self,
+        meter: &Meter,
+        calendar: &Calendar,
+        event: Interval,
+        shared_days: Option<&CalendarDays>,
+        work: &mut EventWork,
+    ) -> Result<Totals, MvError> {
+        same_zone(meter, calendar)?;
+        let (frame, level) = match &self.rule {
+            BaselineRule::DayMatching { days, adjustment } => {
+                adjustment.validate()?;
+                let key = (adjustment.kind != AdjustmentKind::None)
+                    .then_some((adjustment.window, adjustment.gap));
+                let slot = match work.frames.iter().position(|f| f.0 == key) {
+                    Some(i) => i,
+                    None => {
+                        let f = matching::frame(meter, calendar, event, adjustment, None);
+                        work.frames.push((key, f, Vec::new()));
+                        work.frames.len() - 1
+                    }
+                };
+                let (_, frame, evals) = &mut work.frames[slot];
+                let frame = frame.as_ref().map_err(Clone::clone)?;
+                let rule = days.for_day(frame.day_type);
+                rule.validate()?;
+                let applied = matching::select(
+                    self.gap_policy,
+                    rule,
+                    adjustment,
+                    meter,
+                    calendar,
+                    shared_days,
+                    frame,
+                    evals,
+                    &mut work.work,
+                )?;
+                return matching::totals(
+                    meter,
+                    frame,
+                    &work.work.profile[frame.n_adj..],
+                    applied,
+                    self.settlement,
+                    event,
+                );
+            }
+            BaselineRule::SameDay {
+                before,
+                before_gap,
+                after,
+                after_gap,
+            } => matching::same_day_level(
+                meter,
+                calendar,
+                event,
+                *before,
+                *before_gap,
+                *after,
+                *after_gap,
+            )?,
+            BaselineRule::MeterBefore { instruction } => {
+                mbma::level(meter, calendar, event, *instruction)?
+            }
+        };
+        let w = &mut work.work;
+        w.selected_days.clear();
+        w.selected_days.push(frame.date);
+        w.profile.clear();
+        w.profile.resize(frame.n_event, level);
+        matching::totals(
+            meter,
+            &frame,
+            &w.profile,
+            AppliedAdjustment::NONE,
+            self.settlement,
+            event,
+        )
     }
 }
 

@@ -1,0 +1,217 @@
+//! The fleet settlement gives, bit for bit, the figures of one `Baseline::compute` at a
+//! time, errors included, on meters with gaps, daylight-saving days, low-usage days,
+//! holidays and excluded event days, for every named method and edited variants.
+
+mod common;
+
+use std::num::NonZeroUsize;
+
+use chrono::{Days, NaiveDate, TimeDelta, Timelike};
+use common::{date, event, meter};
+use gridflex_core::{Energy, Interval, MarketZone};
+use gridflex_mv::fleet::{FleetEvent, FleetFigures, FleetMeter, settle_with};
+use gridflex_mv::{
+    Adjustment, Baseline, BaselineResult, BaselineRule, Calendar, GapPolicy, LowUsageReference,
+    Method, MvError,
+};
+use proptest::prelude::*;
+
+/// The figures of a full result, summed interval by interval as a user would.
+fn reference(r: &BaselineResult) -> FleetFigures {
+    let reduction = r.reduction();
+    let (mut baseline, mut metered) = (Energy::ZERO, Energy::ZERO);
+    for i in &r.intervals {
+        baseline += i.adjusted_baseline * i.interval.duration();
+        metered += i.actual * i.interval.duration();
+    }
+    FleetFigures {
+        baseline_energy: baseline,
+        metered_energy: metered,
+        reduction_energy: reduction.settled_energy,
+        mean_reduction: reduction.mean_settled,
+        selected_days: r.selected_days.clone(),
+    }
+}
+
+/// Every named method, and variants that take the other branches: days with gaps
+/// skipped, the refreshed low-usage average, capped additive and uncapped
+/// multiplicative adjustments, a middle selection with low-usage exclusion.
+fn baselines() -> Vec<Baseline> {
+    let mut all: Vec<Baseline> = Method::ALL.iter().map(|m| m.baseline()).collect();
+    all.extend(
+        Method::ALL
+            .iter()
+            .map(|m| m.baseline().with_gap_policy(GapPolicy::SkipDay)),
+    );
+    let mut refreshed = Baseline::pjm_cbl().with_gap_policy(GapPolicy::SkipDay);
+    let mut middle = Baseline::ercot_middle_8_of_10();
+    if let BaselineRule::DayMatching { days, .. } = &mut refreshed.rule {
+        for d in [
+            &mut days.weekday,
+            &mut days.saturday,
+            &mut days.sunday_holiday,
+        ] {
+            d.low_usage_reference = LowUsageReference::Refreshed;
+        }
+    }
+    if let BaselineRule::DayMatching { days, .. } = &mut middle.rule {
+        days.weekday.low_usage_threshold = Some(0.5);
+    }
+    all.push(refreshed);
+    all.push(middle);
+    all.push(Baseline::pjm_cbl().with_adjustment(Adjustment::additive(2.0, 0.5, Some(0.1))));
+    all.push(Baseline::caiso_10in10().with_adjustment(Adjustment::multiplicative(1.0, 0.0, None)));
+    all.push(Method::Custom.baseline());
+    all
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    zone: MarketZone,
+    first: NaiveDate,
+    days: u64,
+    step_min: i64,
+    seeds: Vec<u64>,
+    gaps: Vec<(usize, usize)>,
+    low_days: Vec<u64>,
+    event_days: Vec<u64>,
+    holidays: Vec<u64>,
+    events: Vec<(u64, u32, u32, u32)>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        (
+            prop_oneof![Just(MarketZone::Caiso), Just(MarketZone::Pjm)],
+            // Around the spring and fall changes of 2025 (9 March, 2 November).
+            prop_oneof![
+                Just(date(2025, 1, 20)),
+                Just(date(2025, 9, 10)),
+                Just(date(2025, 5, 1))
+            ],
+            50u64..62,
+            prop_oneof![Just(15i64), Just(60), Just(5)],
+            proptest::collection::vec(any::<u64>(), 1..4),
+        ),
+        (
+            proptest::collection::vec((0usize..6000, 1usize..30), 0..4),
+            proptest::collection::vec(0u64..60, 0..4),
+            proptest::collection::vec(0u64..60, 0..4),
+            proptest::collection::vec(0u64..60, 0..3),
+            // Event day back from the end, start hour, length in hours, minute offset.
+            proptest::collection::vec((1u64..25, 0u32..23, 1u32..5, 0u32..4), 1..4),
+        ),
+    )
+        .prop_map(
+            |(
+                (zone, first, days, step_min, seeds),
+                (gaps, low_days, event_days, holidays, events),
+            )| Case {
+                zone,
+                first,
+                days,
+                step_min,
+                seeds,
+                gaps,
+                low_days,
+                event_days,
+                holidays,
+                events,
+            },
+        )
+}
+
+fn fleet_of(c: &Case) -> Vec<FleetMeter> {
+    c.seeds
+        .iter()
+        .enumerate()
+        .map(|(k, &seed)| {
+            let mut x = seed | 1;
+            let mut i = 0usize;
+            let m = meter(c.zone, c.first, c.days, c.step_min, |d, t| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                i += 1;
+                // Gaps on the first meter only, so the others stay complete.
+                if k == 0 && c.gaps.iter().any(|&(at, n)| (at..at + n).contains(&i)) {
+                    return None;
+                }
+                let day = (d - c.first).num_days() as u64;
+                let low = if c.low_days.contains(&day) { 0.05 } else { 1.0 };
+                let noise = (x >> 40) as f64 / (1u64 << 24) as f64;
+                Some(low * (300.0 + 20.0 * f64::from(t.hour()) + 100.0 * noise))
+            });
+            FleetMeter::new(format!("m{k}"), m)
+        })
+        .collect()
+}
+
+fn events_of(c: &Case) -> Vec<FleetEvent> {
+    c.events
+        .iter()
+        .map(|&(back, h0, len, minutes)| {
+            let d = c.first + Days::new(c.days - back);
+            let whole = event(c.zone, d, h0, (h0 + len).min(23));
+            // Shifted by a few minutes: off the grid for 15- and 60-minute data.
+            let shift = TimeDelta::minutes(i64::from(minutes) * 5);
+            let window = Interval::new(whole.start() + shift, whole.end() + shift).unwrap_or(whole);
+            FleetEvent::new(format!("{d} {h0}"), window)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    #[test]
+    fn the_fleet_gives_each_baseline_bit_for_bit(c in case()) {
+        let meters = fleet_of(&c);
+        let events = events_of(&c);
+        let mut cal = Calendar::new(c.zone);
+        cal.add_event_days(c.event_days.iter().map(|&d| c.first + Days::new(d)));
+        for &h in &c.holidays {
+            cal.add_holiday(c.first + Days::new(h));
+        }
+        let baselines = baselines();
+        let rows = settle_with(&meters, &cal, &events, &baselines, NonZeroUsize::MIN);
+        prop_assert_eq!(rows.len(), meters.len() * events.len() * baselines.len());
+        let mut k = 0;
+        for (m, fm) in meters.iter().enumerate() {
+            for (e, ev) in events.iter().enumerate() {
+                for b in &baselines {
+                    let row = &rows[k];
+                    k += 1;
+                    prop_assert_eq!((row.meter, row.event, row.method), (m, e, b.method));
+                    let direct: Result<FleetFigures, MvError> =
+                        b.compute(&fm.meter, &cal, ev.window).map(|r| reference(&r));
+                    prop_assert_eq!(&row.figures, &direct, "{:?} {:?}", b.method, ev.window);
+                }
+            }
+        }
+
+        let threaded = settle_with(&meters, &cal, &events, &baselines, NonZeroUsize::new(2).unwrap());
+        prop_assert_eq!(threaded, rows);
+    }
+}
+
+#[test]
+fn a_calendar_of_another_zone_is_refused_row_by_row() {
+    let c = date(2025, 5, 1);
+    let m = meter(MarketZone::Pjm, c, 40, 60, |_, _| Some(100.0));
+    let ev = FleetEvent::new("e", event(MarketZone::Pjm, date(2025, 6, 5), 14, 16));
+    let rows = settle_with(
+        &[FleetMeter::new("m", m)],
+        &Calendar::new(MarketZone::Caiso),
+        &[ev],
+        &[Baseline::pjm_cbl()],
+        NonZeroUsize::MIN,
+    );
+    assert!(matches!(
+        rows[0].figures,
+        Err(MvError::InvalidParameter {
+            name: "calendar zone",
+            ..
+        })
+    ));
+}
