@@ -197,7 +197,13 @@ fn civil(
 
 /// Parses a price in $/MWh; empty, non-numeric and non-finite text is refused.
 pub(crate) fn parse_price(text: &[u8]) -> Result<Price, String> {
-    let s = std::str::from_utf8(text.trim_ascii()).map_err(|_| "not UTF-8 text".to_owned())?;
+    let text = text.trim_ascii();
+    // Most prices are plain decimals: read exactly (bit for bit `str::parse`) from the
+    // bytes; anything else (an exponent, a plus sign, text) the general way.
+    if let Some(v) = gridflex_core::number::parse_plain_decimal(text) {
+        return Price::per_megawatt_hour(v).map_err(|e| e.to_string());
+    }
+    let s = std::str::from_utf8(text).map_err(|_| "not UTF-8 text".to_owned())?;
     if s.is_empty() {
         return Err("empty value".to_owned());
     }
