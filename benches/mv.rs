@@ -238,6 +238,23 @@ fn meter_csv(c: &mut Criterion) {
     group.bench_function("the same file, general parser (as prices)", |b| {
         b.iter(|| gridflex_mv::input::parse_price_csv(black_box(&prices)))
     });
+    // The same meter-year from the binary cache (`gridflex_mv::cache`), indexed: the
+    // throughput is of the CSV bytes it replaces, so the rows compare directly.
+    let meter = Meter::new(s.clone(), zone).unwrap_or_else(|e| panic!("{e}"));
+    let mut cached = Vec::new();
+    gridflex_mv::cache::write_meter(&meter, &mut cached).unwrap_or_else(|e| panic!("{e}"));
+    group.bench_function(
+        format!(
+            "the same meter-year from the binary cache ({} bytes), indexed",
+            cached.len()
+        ),
+        |b| b.iter(|| gridflex_mv::cache::read_meter(black_box(cached.as_slice()), zone)),
+    );
+    group.bench_function("the same file, parsed and indexed", |b| {
+        b.iter(|| {
+            gridflex_mv::input::parse_meter_csv(black_box(&csv)).and_then(|s| Meter::new(s, zone))
+        })
+    });
     group.finish();
 }
 

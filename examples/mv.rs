@@ -11,10 +11,12 @@
 //! mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
 //! mv fleet (--meters DIR | --meter-file LONG.csv) --events EVENTS.csv --methods M,M,...
 //!    [--tz ZONE] [--threads N] [--exclude-days D,D,...] [--holidays D,D,...]
+//! mv cache --meters DIR --out DIR [--tz ZONE]
 //! ```
 //!
 //! `fleet` settles many sites at once: every `*.csv` meter file in DIR (the meter id is
-//! the file name without `.csv`), or every meter of one long-format LONG.csv
+//! the file name without `.csv`) and every `*.gfm` meter cache (written by `mv cache`,
+//! read without parsing; `gridflex_mv::cache`), or every meter of one long-format LONG.csv
 //! (`meter_id,interval_start,kw`, rows of meters in any interleaving), every event of
 //! EVENTS.csv (`event_id,start,end`, RFC 3339) with every method, each meter read once;
 //! files are read and baselines computed on `--threads` threads (default: the cores
@@ -57,6 +59,7 @@ const USAGE: &str =
        mv response-time --samples POWER.csv --at T [--at T ...] [--pre-window-s S] [--post-window-s S]
        mv regulation-score --signal SIGNAL.csv --response RESPONSE.csv [--regulation-mw M]
        mv fleet (--meters DIR | --meter-file LONG.csv) --events EVENTS.csv --methods M,M,... [--tz ZONE] [--threads N]
+       mv cache --meters DIR --out DIR [--tz ZONE]
 (see the header of examples/mv.rs for every option)";
 
 /// The argument parser, kept apart so that its property tests run with `cargo test`.
@@ -344,9 +347,50 @@ fn run(args: &[String]) -> Result<Value, Failure> {
             ],
             &[],
         )?),
+        "cache" => cache(&Flags::parse(rest, &["meters", "out", "tz"], &[])?),
         "-h" | "--help" | "help" => Err(Failure(USAGE.into(), 0)),
         other => Err(bad(format!("unknown command {other:?}\n{USAGE}"))),
     }
+}
+
+/// Converts every meter CSV of a folder to the binary meter cache (`OUT/<id>.gfm`),
+/// which `fleet --meters` reads without parsing.
+fn cache(f: &Flags) -> Result<Value, Failure> {
+    let dir = f.required("meters")?;
+    let out = f.required("out")?;
+    let zone: MarketZone = match f.get("tz") {
+        Some(z) => z.parse().map_err(|e| bad(format!("argument --tz: {e}")))?,
+        None => MarketZone::Caiso,
+    };
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| bad(format!("meter folder {dir}: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    paths.sort();
+    std::fs::create_dir_all(out).map_err(|e| bad(format!("output folder {out}: {e}")))?;
+    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+    for p in &paths {
+        let path = p.display().to_string();
+        let text = read(&path, "meter file")?;
+        bytes_in += text.len() as u64;
+        let meter = Meter::new(parse_meter_csv(&text).map_err(in_file(&path))?, zone)
+            .map_err(in_file(&path))?;
+        let target = std::path::Path::new(out)
+            .join(p.file_stem().unwrap_or_default())
+            .with_extension("gfm");
+        let shown = target.display().to_string();
+        // Written beside, then renamed: a reader never sees half a file.
+        let partial = target.with_extension("gfm.partial");
+        let file =
+            std::fs::File::create(&partial).map_err(|e| bad(format!("cache file {shown}: {e}")))?;
+        let mut w = std::io::BufWriter::new(file);
+        gridflex_mv::cache::write_meter(&meter, &mut w).map_err(in_file(&shown))?;
+        drop(w);
+        std::fs::rename(&partial, &target).map_err(|e| bad(format!("cache file {shown}: {e}")))?;
+        bytes_out += std::fs::metadata(&target).map_or(0, |m| m.len());
+    }
+    Ok(json!({ "meters": paths.len(), "csv_bytes": bytes_in, "cache_bytes": bytes_out }))
 }
 
 /// Settles every event with every method on every meter file of a folder.
@@ -465,22 +509,40 @@ fn fleet_folder(
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use gridflex_mv::cache::read_meter;
     use gridflex_mv::fleet::{FleetMeter, FleetRow, settle};
 
     let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| bad(format!("meter folder {dir}: {e}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv" || x == "gfm"))
         .collect();
     paths.sort();
+    if let Some(twice) = paths
+        .windows(2)
+        .find(|w| w[0].file_stem() == w[1].file_stem())
+    {
+        return Err(bad(format!(
+            "meter folder {dir}: meter {:?} is there twice ({} and {})",
+            twice[0].file_stem().unwrap_or_default(),
+            twice[0].display(),
+            twice[1].display()
+        )));
+    }
     let paths = &paths;
     /// One meter's id and rows, or why its file could not be settled.
     type Settled = Result<(String, Vec<FleetRow>), Failure>;
     let one = |i: usize| -> Settled {
         let p = &paths[i];
         let path = p.display().to_string();
-        let series = parse_meter_csv(&read(&path, "meter file")?).map_err(in_file(&path))?;
-        let meter = Meter::new(series, zone).map_err(in_file(&path))?;
+        let meter = if p.extension().is_some_and(|x| x == "gfm") {
+            let file =
+                std::fs::File::open(p).map_err(|e| bad(format!("meter file {path}: {e}")))?;
+            read_meter(std::io::BufReader::new(file), zone).map_err(in_file(&path))?
+        } else {
+            let series = parse_meter_csv(&read(&path, "meter file")?).map_err(in_file(&path))?;
+            Meter::new(series, zone).map_err(in_file(&path))?
+        };
         let id = p
             .file_stem()
             .map_or(path.clone(), |s| s.to_string_lossy().into_owned());

@@ -161,6 +161,14 @@ pub enum MvError {
         /// The most accepted.
         limit: u64,
     },
+    /// A meter cache file that is not one, or is damaged ([`crate::cache`]).
+    #[error("meter cache, byte {at}: {reason}")]
+    InvalidCache {
+        /// The byte offset where the problem was found.
+        at: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A sample value outside the range its kind allows.
     #[error("{what} sample {index} at {at}: {value} is outside {range}")]
     SampleOutOfRange {

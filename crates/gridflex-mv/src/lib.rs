@@ -46,6 +46,7 @@
 
 pub mod accuracy;
 pub mod baseline;
+pub mod cache;
 pub mod calendar;
 mod error;
 pub mod fleet;

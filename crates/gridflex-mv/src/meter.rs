@@ -134,7 +134,75 @@ impl Meter {
     /// the series must start on that grid, so that every local midnight is an interval
     /// boundary. An empty series is refused.
     pub fn new(series: IntervalSeries<Power>, zone: MarketZone) -> Result<Self, MvError> {
-        let step = series.step();
+        let watts = series
+            .values()
+            .iter()
+            .map(|v| v.map_or(f64::NAN, Power::as_watts))
+            .collect();
+        Self::indexed(series.start(), series.step(), watts, zone)
+    }
+
+    /// A meter from a column of watts, one value per `step` from `start`, NaN where a
+    /// value is missing (the form [`Meter`] keeps, so no conversion): the columnar way
+    /// in for data already in memory.
+    ///
+    /// Every value must be NaN or a valid [`Power`] (finite, within
+    /// [`gridflex_core::units::MAX_MAGNITUDE`]); the step and start follow
+    /// [`Meter::new`]'s rules; the column must fit an [`IntervalSeries`].
+    ///
+    /// ```
+    /// use chrono::{TimeDelta, TimeZone, Utc};
+    /// use gridflex_core::MarketZone;
+    /// use gridflex_mv::Meter;
+    ///
+    /// let start = Utc.with_ymd_and_hms(2025, 7, 1, 7, 0, 0).unwrap();
+    /// let mut watts = vec![500_000.0; 96];
+    /// watts[10] = f64::NAN; // missing
+    /// let meter = Meter::from_watts(start, TimeDelta::minutes(15), watts, MarketZone::Caiso)?;
+    /// assert_eq!(meter.len(), 96);
+    /// assert_eq!(meter.to_series()?.values()[10], None);
+    /// # Ok::<(), gridflex_mv::MvError>(())
+    /// ```
+    pub fn from_watts(
+        start: DateTime<Utc>,
+        step: TimeDelta,
+        watts: Vec<f64>,
+        zone: MarketZone,
+    ) -> Result<Self, MvError> {
+        if let Some((i, &w)) = watts
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !w.is_nan() && Power::watts(**w).is_err())
+        {
+            return Err(MvError::InvalidParameter {
+                name: "meter value",
+                value: format!("{w} at index {i}"),
+                reason: "must be NaN (missing) or a finite power within range",
+            });
+        }
+        // The bounds an `IntervalSeries` keeps: its length in `i32`, its end in range.
+        let fits = i32::try_from(watts.len())
+            .ok()
+            .and_then(|n| step.checked_mul(n))
+            .and_then(|span| start.checked_add_signed(span))
+            .is_some();
+        if !fits {
+            return Err(MvError::TooLarge {
+                what: "meter column",
+                found: watts.len() as u64,
+                limit: i32::MAX as u64,
+            });
+        }
+        Self::indexed(start, step, watts, zone)
+    }
+
+    /// Indexes checked values by local day.
+    fn indexed(
+        start: DateTime<Utc>,
+        step: TimeDelta,
+        watts: Vec<f64>,
+        zone: MarketZone,
+    ) -> Result<Self, MvError> {
         let step_s = step.num_seconds();
         if step_s <= 0 || step.subsec_nanos() != 0 || 3600 % step_s != 0 {
             return Err(MvError::UnsupportedStep {
@@ -142,9 +210,8 @@ impl Meter {
                 reason: "must be a whole number of seconds dividing one hour",
             });
         }
-        let start = series.start();
-        let end = series.end();
-        if series.is_empty() {
+        let end = start + step * watts.len() as i32;
+        if watts.is_empty() {
             return Err(MvError::Core(gridflex_core::CoreError::EmptyInterval {
                 start,
                 end,
@@ -186,11 +253,6 @@ impl Meter {
                 step,
             });
         }
-        let watts = series
-            .values()
-            .iter()
-            .map(|v| v.map_or(f64::NAN, Power::as_watts))
-            .collect();
         Ok(Self {
             start,
             step,
