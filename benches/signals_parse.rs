@@ -248,6 +248,13 @@ fn oasis_realistic(c: &mut Criterion) {
         points(parse_oasis_zip(Cursor::new(zip.as_slice()), &opts).map(|o| o.points.len())),
         RTM_NODES * 300
     );
+    // For comparisons with other tools (pandas): the generated files, written on request.
+    if let Some(dir) = std::env::var_os("GRIDFLEX_BENCH_DUMP") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("oasis_rtm_dst_day.csv"), &one)
+            .and_then(|()| std::fs::write(dir.join("oasis_rtm_dst_day.zip"), &zip))
+            .unwrap_or_else(|e| panic!("GRIDFLEX_BENCH_DUMP: {e}"));
+    }
 
     let mut g = c.benchmark_group("oasis rtm dst day");
     g.sample_size(10);
@@ -340,6 +347,10 @@ fn dataminer(c: &mut Criterion) {
         .map(|o| o.points.len())
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(n, 284_100);
+    if let Some(dir) = std::env::var_os("GRIDFLEX_BENCH_DUMP") {
+        std::fs::write(std::path::Path::new(&dir).join("dataminer.json"), &json)
+            .unwrap_or_else(|e| panic!("GRIDFLEX_BENCH_DUMP: {e}"));
+    }
     let mut g = c.benchmark_group("data miner");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(json.len() as u64));

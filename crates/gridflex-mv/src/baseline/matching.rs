@@ -658,34 +658,16 @@ pub(super) fn event_intervals(
     Ok(out)
 }
 
-/// PJM Same Day (3+2): the mean of the event day's load in a window before the event
-/// (ending `before_gap` before it) and one after it (starting `after_gap` after it).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn same_day(
-    baseline: &Baseline,
-    meter: &Meter,
-    calendar: &Calendar,
-    event: Interval,
-    before: TimeDelta,
-    before_gap: TimeDelta,
-    after: TimeDelta,
-    after_gap: TimeDelta,
-) -> Result<BaselineResult, MvError> {
-    let (frame, level) =
-        same_day_level(meter, calendar, event, before, before_gap, after, after_gap)?;
-    flat_result(baseline, meter, &frame, event, level)
-}
-
-/// The located event and the Same Day level in watts.
+/// PJM Same Day (3+2): the located event and the mean of the event day's load in a
+/// window before the event (ending `before_gap` before it) and one after it (starting
+/// `after_gap` after it), in watts. `windows`: before, before gap, after, after gap.
 pub(super) fn same_day_level(
     meter: &Meter,
     calendar: &Calendar,
     event: Interval,
-    before: TimeDelta,
-    before_gap: TimeDelta,
-    after: TimeDelta,
-    after_gap: TimeDelta,
+    windows: [TimeDelta; 4],
 ) -> Result<(Frame, f64), MvError> {
+    let [before, before_gap, after, after_gap] = windows;
     let frame = frame(meter, calendar, event, &Adjustment::none(), None)?;
     let n_before = whole_steps(meter, "same-day window before", before)?;
     let n_after = whole_steps(meter, "same-day window after", after)?;

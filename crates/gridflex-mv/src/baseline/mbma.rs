@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use gridflex_core::Interval;
 
-use super::matching::{Frame, flat_result, frame};
-use super::{Adjustment, Baseline, BaselineResult, BaselineRule, Method};
+use super::matching::{Frame, frame};
+use super::{Adjustment, Baseline, BaselineRule, Method};
 use crate::MvError;
 use crate::calendar::Calendar;
 use crate::meter::{GapPolicy, Meter};
@@ -24,17 +24,6 @@ impl Baseline {
             settlement: SettlementRule::FloorAtZero,
         }
     }
-}
-
-pub(super) fn compute(
-    baseline: &Baseline,
-    meter: &Meter,
-    calendar: &Calendar,
-    event: Interval,
-    instruction: Option<DateTime<Utc>>,
-) -> Result<BaselineResult, MvError> {
-    let (frame, level) = level(meter, calendar, event, instruction)?;
-    flat_result(baseline, meter, &frame, event, level)
 }
 
 /// The located event and the load of the last full interval before the instruction.

@@ -442,24 +442,41 @@ impl Baseline {
             BaselineRule::DayMatching { days, adjustment } => {
                 matching::compute(self, days, adjustment, meter, calendar, event, notified)
             }
+            BaselineRule::SameDay { .. } | BaselineRule::MeterBefore { .. } => {
+                let (frame, level) = self.flat_level(meter, calendar, event)?;
+                matching::flat_result(self, meter, &frame, event, level)
+            }
+        }
+    }
+
+    /// The located event and the one level of a flat rule (Same Day, Meter Before /
+    /// Meter After) in watts; day matching has none (an unsupported-rule error).
+    fn flat_level(
+        &self,
+        meter: &Meter,
+        calendar: &Calendar,
+        event: Interval,
+    ) -> Result<(Frame, f64), MvError> {
+        match &self.rule {
             BaselineRule::SameDay {
                 before,
                 before_gap,
                 after,
                 after_gap,
-            } => matching::same_day(
-                self,
+            } => matching::same_day_level(
                 meter,
                 calendar,
                 event,
-                *before,
-                *before_gap,
-                *after,
-                *after_gap,
+                [*before, *before_gap, *after, *after_gap],
             ),
             BaselineRule::MeterBefore { instruction } => {
-                mbma::compute(self, meter, calendar, event, *instruction)
+                mbma::level(meter, calendar, event, *instruction)
             }
+            BaselineRule::DayMatching { .. } => Err(MvError::InvalidParameter {
+                name: "rule",
+                value: "day matching".into(),
+                reason: "has no single level",
+            }),
         }
     }
 }
@@ -567,22 +584,8 @@ impl Baseline {
                     event,
                 );
             }
-            BaselineRule::SameDay {
-                before,
-                before_gap,
-                after,
-                after_gap,
-            } => matching::same_day_level(
-                meter,
-                calendar,
-                event,
-                *before,
-                *before_gap,
-                *after,
-                *after_gap,
-            )?,
-            BaselineRule::MeterBefore { instruction } => {
-                mbma::level(meter, calendar, event, *instruction)?
+            BaselineRule::SameDay { .. } | BaselineRule::MeterBefore { .. } => {
+                self.flat_level(meter, calendar, event)?
             }
         };
         let w = &mut work.work;
