@@ -45,7 +45,7 @@ use chrono::TimeDelta;
 use cli::{Failure, Flags, bad};
 use gridflex_core::{Interval, MarketZone, Power, Price};
 use gridflex_mv::baseline::{AdjustmentValue, DayOutcome};
-use gridflex_mv::input::{parse_instant, parse_meter_csv, parse_price_csv, parse_samples_csv};
+use gridflex_mv::input::{parse_instant, parse_meter, parse_price_csv, parse_samples_csv};
 use gridflex_mv::regulation::{RegulationConfig, regulation_score};
 use gridflex_mv::response::{ResponseConfig, Sample, response_times};
 use gridflex_mv::settlement::{PaymentRule, energy_credits};
@@ -374,8 +374,7 @@ fn cache(f: &Flags) -> Result<Value, Failure> {
         let path = p.display().to_string();
         let text = read(&path, "meter file")?;
         bytes_in += text.len() as u64;
-        let meter = Meter::new(parse_meter_csv(&text).map_err(in_file(&path))?, zone)
-            .map_err(in_file(&path))?;
+        let meter = parse_meter(&text, zone).map_err(in_file(&path))?;
         let target = std::path::Path::new(out)
             .join(p.file_stem().unwrap_or_default())
             .with_extension("gfm");
@@ -540,8 +539,7 @@ fn fleet_folder(
                 std::fs::File::open(p).map_err(|e| bad(format!("meter file {path}: {e}")))?;
             read_meter(std::io::BufReader::new(file), zone).map_err(in_file(&path))?
         } else {
-            let series = parse_meter_csv(&read(&path, "meter file")?).map_err(in_file(&path))?;
-            Meter::new(series, zone).map_err(in_file(&path))?
+            parse_meter(&read(&path, "meter file")?, zone).map_err(in_file(&path))?
         };
         let id = p
             .file_stem()
@@ -744,8 +742,7 @@ fn baseline(f: &Flags) -> Result<Value, Failure> {
         b = b.with_adjustment(adj);
     }
 
-    let series = parse_meter_csv(&read(meter_path, "meter file")?).map_err(in_file(meter_path))?;
-    let meter = Meter::new(series, zone).map_err(in_file(meter_path))?;
+    let meter = parse_meter(&read(meter_path, "meter file")?, zone).map_err(in_file(meter_path))?;
     let result = b
         .compute_notified(&meter, &calendar, event, notified)
         .map_err(|e| bad(format!("baseline: {e}")))?;

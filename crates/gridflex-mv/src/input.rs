@@ -21,10 +21,10 @@
 //! ```
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gridflex_core::{IntervalSeries, Power, Price, Quantity};
+use gridflex_core::{IntervalSeries, MarketZone, Power, Price, Quantity};
 
-use crate::MvError;
 use crate::response::Sample;
+use crate::{Meter, MvError};
 
 /// The most intervals a meter or price file may imply (rows plus the missing intervals
 /// between them): 4 million, 38 years of 5-minute data or 46 days of 1-second data.
@@ -209,8 +209,32 @@ fn regular<Q: Quantity>(
 /// Parses meter data (`interval_start,kw`).
 pub fn parse_meter_csv(text: &str) -> Result<IntervalSeries<Power>, MvError> {
     match fast::meter(text) {
-        Some(series) => Ok(series),
+        Some((start, step, watts)) => {
+            let values = watts.into_iter().map(|w| Power::watts(w).ok()).collect();
+            Ok(IntervalSeries::new(start, step, values)?)
+        }
         None => parse_meter_general(text),
+    }
+}
+
+/// Parses meter data (`interval_start,kw`) straight into a [`Meter`] of `zone`: the
+/// same data and errors as [`parse_meter_csv`] then [`Meter::new`], without building
+/// the series in between (the values go into the meter's column as they are read).
+///
+/// ```
+/// use gridflex_core::MarketZone;
+/// use gridflex_mv::input::parse_meter;
+///
+/// let csv = "interval_start,kw\n2025-07-01T00:00:00-07:00,10\n2025-07-01T00:05:00-07:00,\n";
+/// let meter = parse_meter(csv, MarketZone::Caiso)?;
+/// assert_eq!(meter.len(), 2);
+/// assert_eq!(meter.to_series()?.values()[1], None);
+/// # Ok::<(), gridflex_mv::MvError>(())
+/// ```
+pub fn parse_meter(text: &str, zone: MarketZone) -> Result<Meter, MvError> {
+    match fast::meter(text) {
+        Some((start, step, watts)) => Meter::from_watts(start, step, watts, zone),
+        None => Meter::new(parse_meter_general(text)?, zone),
     }
 }
 
@@ -450,7 +474,7 @@ mod tests {
 /// parser's; a property test checks both agree).
 mod fast {
     use chrono::{DateTime, TimeDelta, Utc};
-    use gridflex_core::{IntervalSeries, Power};
+    use gridflex_core::Power;
 
     use super::MAX_SERIES_INTERVALS;
 
@@ -534,7 +558,8 @@ mod fast {
 
     pub(super) use gridflex_core::number::parse_plain_decimal as decimal;
 
-    pub(super) fn meter(text: &str) -> Option<IntervalSeries<Power>> {
+    /// The start, the step and the values in watts (NaN where missing).
+    pub(super) fn meter(text: &str) -> Option<(DateTime<Utc>, TimeDelta, Vec<f64>)> {
         let b = text.as_bytes();
         // Lines as byte ranges, `\r\n` or `\n` ended, ASCII-trimmed (anything else
         // the general parser trims is not plain and fails below).
@@ -559,7 +584,7 @@ mod fast {
         }
         let (mut first, mut step) = (None::<i64>, None::<i64>);
         // Sized from the bytes left and the first line's length, once.
-        let mut values: Vec<Option<Power>> = Vec::new();
+        let mut values: Vec<f64> = Vec::new();
         let mut day = ([0u8; 10], 0i64);
         while let Some(line) = next_line() {
             if line.is_empty() {
@@ -572,14 +597,14 @@ mod fast {
             );
             let t = instant_cached(t, &mut day)?;
             let v = if v.is_empty() {
-                None
+                f64::NAN
             } else {
                 // A second comma makes `decimal` (and `str::parse`) fail: no extra scan.
                 let x = match decimal(v) {
                     Some(x) => x,
                     None => std::str::from_utf8(v).ok()?.parse().ok()?,
                 };
-                Some(Power::kilowatts(x).ok()?)
+                Power::kilowatts(x).ok()?.as_watts()
             };
             let Some(t0) = first else {
                 first = Some(t);
@@ -606,11 +631,16 @@ mod fast {
             if k < values.len() || k >= MAX_SERIES_INTERVALS {
                 return None;
             }
-            values.resize(k, None);
+            values.resize(k, f64::NAN);
             values.push(v);
         }
         let start = DateTime::<Utc>::from_timestamp(first?, 0)?;
-        IntervalSeries::new(start, TimeDelta::try_seconds(step?)?, values).ok()
+        let step = TimeDelta::try_seconds(step?)?;
+        // The bounds of an `IntervalSeries` (length in `i32`, end in range), checked
+        // here so that callers building one cannot fail where the general parser passes.
+        let n = i32::try_from(values.len()).ok()?;
+        start.checked_add_signed(step.checked_mul(n)?)?;
+        Some((start, step, values))
     }
 }
 
@@ -680,12 +710,17 @@ mod fast_path {
             let text = format!("interval_start,kw{eol}{}", lines.join(eol));
             let general = parse_meter_general(&text);
             match fast::meter(&text) {
-                Some(fast) => prop_assert_eq!(Ok(fast), general),
+                Some(_) => prop_assert_eq!(parse_meter_csv(&text), general.clone()),
                 // The fast path gives up on another layout (here: a space for the
                 // `T`) and on faults; a file in its layout that the general parser
                 // takes, it takes too.
                 None => prop_assert!(general.is_err() || text.contains(' '), "{}", text),
             }
+            // Straight into a meter: the same as the series, then `Meter::new`.
+            let zone = MarketZone::Pjm;
+            let direct = parse_meter(&text, zone);
+            let via_series = general.and_then(|s| Meter::new(s, zone));
+            prop_assert_eq!(direct, via_series);
         }
 
         /// A long-format file of interleaved meters reads as each meter's own file:
