@@ -485,4 +485,40 @@ mod tests {
             Err(MvError::Misaligned { .. })
         ));
     }
+
+    #[test]
+    fn a_column_with_a_bad_value_or_no_value_is_refused() {
+        let t = Utc.with_ymd_and_hms(2024, 6, 1, 7, 0, 0).unwrap();
+        let step = TimeDelta::minutes(15);
+        let zone = MarketZone::Caiso;
+        for bad in [f64::INFINITY, -f64::INFINITY, 2e18] {
+            let e = Meter::from_watts(t, step, vec![1.0, bad], zone).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    MvError::InvalidParameter {
+                        name: "meter value",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().contains("index 1"), "{e}");
+        }
+        assert!(matches!(
+            Meter::from_watts(t, step, Vec::new(), zone),
+            Err(MvError::Core(_))
+        ));
+        assert!(matches!(
+            Meter::from_watts(t + TimeDelta::minutes(2), step, vec![1.0], zone),
+            Err(MvError::Misaligned { .. })
+        ));
+        let m = Meter::from_watts(t, step, vec![1.0, f64::NAN, 3.0], zone).unwrap();
+        assert_eq!(m.get(1), None);
+        assert_eq!(
+            m.to_series().unwrap().values()[2],
+            Some(Power::watts(3.0).unwrap())
+        );
+        assert_eq!(m.end(), t + TimeDelta::minutes(45));
+    }
 }
