@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gridflex_core::{DeviceId, JobId, Power};
 use gridflex_hal::{
-    DeviceInfo, ErrorKind, HalError, LimitChange, PowerDevice, PowerSample, PowerSampleStream,
-    Telemetry, WorkloadControl, WorkloadState,
+    DeviceInfo, ErrorKind, HalError, LimitChange, OutsideRestore, PowerDevice, PowerSample,
+    PowerSampleStream, Telemetry, WorkloadControl, WorkloadState,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -83,6 +83,9 @@ struct ClientInner {
     tx: mpsc::UnboundedSender<Work>,
     lapses: std::sync::Mutex<Vec<LapseReport>>,
     lease: std::sync::Mutex<LeaseStatus>,
+    /// Where lapse reports are forwarded as they are heard (see
+    /// [`AgentClient::forward_lapses`]).
+    forward: std::sync::Mutex<Option<mpsc::Sender<OutsideRestore>>>,
 }
 
 impl ClientInner {
@@ -103,6 +106,25 @@ impl ClientInner {
                 failures = l.failures.len(),
                 "agent restored its node on its own"
             );
+        }
+        if let Ok(mut forward) = self.forward.lock() {
+            let mut closed = false;
+            if let Some(tx) = forward.as_ref() {
+                for l in &lapses {
+                    match tx.try_send(l.outside_restore(&self.inventory.node)) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => tracing::error!(
+                            node = self.inventory.node,
+                            "a lapse report could not be forwarded (the orchestrator's \
+                             queue is full); it is kept for take_lapses"
+                        ),
+                        Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                    }
+                }
+            }
+            if closed {
+                *forward = None;
+            }
         }
         if let Ok(mut kept) = self.lapses.lock() {
             kept.extend(lapses);
@@ -250,6 +272,7 @@ impl AgentClient {
             inventory,
             tx,
             lapses: std::sync::Mutex::new(Vec::new()),
+            forward: std::sync::Mutex::new(None),
             lease: std::sync::Mutex::new(LeaseStatus {
                 holding: false,
                 remaining_ms: None,
@@ -348,6 +371,20 @@ impl AgentClient {
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default()
+    }
+
+    /// Forwards every lapse report heard from now on, as it is heard, to `restores`
+    /// (as an [`OutsideRestore`] naming the devices restored and the jobs resumed):
+    /// give the receiving end to the orchestrator
+    /// (`OrchestratorBuilder::outside_restores`) and it corrects its view of the node
+    /// and plans it in again while an event runs. Reports are still kept for
+    /// [`AgentClient::take_lapses`]. Never waits: a report that finds the queue full is
+    /// logged and not forwarded; a closed queue ends forwarding. Replaces an earlier
+    /// sender.
+    pub fn forward_lapses(&self, restores: mpsc::Sender<OutsideRestore>) {
+        if let Ok(mut forward) = self.inner.forward.lock() {
+            *forward = Some(restores);
+        }
     }
 
     /// Sends `ops` as one batch (with the client's lease) and returns one result per

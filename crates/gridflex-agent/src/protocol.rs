@@ -367,6 +367,27 @@ pub struct LapseReport {
     pub failures: Vec<String>,
 }
 
+impl LapseReport {
+    /// The report as the orchestrator takes it: the devices restored, the jobs
+    /// resumed, and why (with the node's name and when it began).
+    pub fn outside_restore(&self, node: &str) -> gridflex_hal::OutsideRestore {
+        let reason = match self.reason {
+            LapseReason::LeaseExpired => "lease expired",
+            LapseReason::Restarted => "agent restarted",
+            LapseReason::Stopped => "agent stopped",
+        };
+        let mut text = format!("node {node}: {reason} at {}", self.at.to_rfc3339());
+        if !self.failures.is_empty() {
+            text.push_str(&format!("; {} failures", self.failures.len()));
+        }
+        gridflex_hal::OutsideRestore::new(
+            self.restored.keys().cloned().collect(),
+            self.resumed.clone(),
+            text,
+        )
+    }
+}
+
 /// Writes one unauthenticated frame (the handshake).
 pub async fn write_frame<W, T>(w: &mut W, message: &T) -> Result<(), AgentError>
 where
