@@ -1,7 +1,8 @@
 //! What the orchestrator benches share: time one signal from arrival to the last
 //! command issued, reset with a shutdown between iterations (untimed), and print the
 //! per-iteration p50 and p99 beside criterion's estimate, and the heap allocations one
-//! signal makes (counted by `stats_alloc`'s instrumented system allocator).
+//! signal makes (counted by `stats_alloc`'s instrumented system allocator). With
+//! `GRIDFLEX_BENCH_DIST=1` set it also prints the percentiles from p10 to p99.9.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
