@@ -279,10 +279,10 @@ where
     }
     // Where the backend answers at once, it answers as the awaited calls did.
     let at_once = Promise::AtOnceAsAwaited;
-    if let Some(r) = device.set_power_limit_at_once(above) {
-        if !matches!(&r, Err(e) if e.kind() == ErrorKind::OutOfRange) {
-            return Err(broken(at_once, id, format!("{above} at once: {r:?}")));
-        }
+    if let Some(r) = device.set_power_limit_at_once(above)
+        && !matches!(&r, Err(e) if e.kind() == ErrorKind::OutOfRange)
+    {
+        return Err(broken(at_once, id, format!("{above} at once: {r:?}")));
     }
     for (name, want) in [("set", mid), ("restore", info.limit_at_discovery)] {
         // One call at a time: each is checked before the next acts.
