@@ -25,8 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::AgentError;
 use crate::protocol::{
-    Greeting, Hello, Inventory, LapseReport, LeaseStatus, Op, OpResult, PROTOCOL_VERSION, Refusal,
-    Request, Response, Session, Side, proof, read_frame, write_frame,
+    Greeting, Hello, Inventory, LapseReport, LeaseStatus, MAX_HANDSHAKE_FRAME, Op, OpResult,
+    PROTOCOL_VERSION, Refusal, Request, Response, Session, Side, proof, read_frame, read_raw,
+    write_frame,
 };
 
 /// Lapse reports a client keeps until taken (the oldest are dropped beyond this).
@@ -188,17 +189,30 @@ async fn open(
             proof: proof(token, &greeting.nonce),
         };
         write_frame(&mut stream, &hello).await?;
-        match read_frame::<_, Response>(&mut stream).await? {
-            Some(Response::Welcome { welcome }) => {
-                let session = Session::new(token, &greeting.nonce, Side::Client);
-                Ok((Conn { stream, session }, welcome))
-            }
-            Some(Response::Refused { reason }) => Err(AgentError::Refused {
+        let body = read_raw(&mut stream, MAX_HANDSHAKE_FRAME)
+            .await?
+            .ok_or_else(|| AgentError::Protocol {
+                detail: format!("{addr} closed before answering the handshake"),
+            })?;
+        // A refusal comes plain (the agent could not authenticate us); a welcome must
+        // come authenticated, proving the agent holds the token.
+        if let Ok(Response::Refused { reason }) = serde_json::from_slice::<Response>(&body) {
+            return Err(AgentError::Refused {
                 node: greeting.node,
                 reason,
-            }),
-            other => Err(AgentError::Protocol {
+            });
+        }
+        let mut session = Session::new(token, &greeting.nonce, Side::Client);
+        match session.open::<Response>(&body) {
+            Ok(Response::Welcome { welcome }) => Ok((Conn { stream, session }, welcome)),
+            Ok(other) => Err(AgentError::Protocol {
                 detail: format!("unexpected handshake answer {other:?}"),
+            }),
+            Err(_) => Err(AgentError::Protocol {
+                detail: format!(
+                    "{addr} answered the handshake without proving it holds the token \
+                     (not an agent of this token)"
+                ),
             }),
         }
     };
