@@ -1,7 +1,8 @@
 //! What the orchestrator benches share: time one signal from arrival to the last
 //! command issued, reset with a shutdown between iterations (untimed), and print the
 //! per-iteration p50 and p99 beside criterion's estimate, and the heap allocations one
-//! signal makes (counted by `stats_alloc`'s instrumented system allocator).
+//! signal makes (counted by `stats_alloc`'s instrumented system allocator). With
+//! `GRIDFLEX_BENCH_DIST=1` set it also prints the percentiles from p10 to p99.9.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -59,6 +60,13 @@ pub(crate) fn signal_to_commands<C: Clock>(
     }
     samples.sort();
     allocated.sort_unstable();
+    if std::env::var_os("GRIDFLEX_BENCH_DIST").is_some() {
+        let q: Vec<String> = [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+            .iter()
+            .map(|&p| format!("p{}={:?}", p * 100.0, percentile(&samples, p)))
+            .collect();
+        println!("{name}: {}", q.join(" "));
+    }
     println!(
         "{name}: {commands} commands per signal; per-iteration p50 {:?}, p99 {:?} over {} iterations; \
          heap allocations per signal: median {}, max {}",

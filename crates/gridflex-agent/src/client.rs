@@ -17,16 +17,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gridflex_core::{DeviceId, JobId, Power};
 use gridflex_hal::{
-    DeviceInfo, ErrorKind, HalError, LimitChange, PowerDevice, PowerSample, PowerSampleStream,
-    Telemetry, WorkloadControl, WorkloadState,
+    DeviceInfo, ErrorKind, HalError, LimitChange, OutsideRestore, PowerDevice, PowerSample,
+    PowerSampleStream, Telemetry, WorkloadControl, WorkloadState,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AgentError;
 use crate::protocol::{
-    Greeting, Hello, Inventory, LapseReport, LeaseStatus, Op, OpResult, PROTOCOL_VERSION, Refusal,
-    Request, Response, Session, Side, proof, read_frame, write_frame,
+    Greeting, Hello, Inventory, LapseReport, LeaseStatus, MAX_HANDSHAKE_FRAME, Op, OpResult,
+    PROTOCOL_VERSION, Refusal, Request, Response, Session, Side, proof, read_frame, read_raw,
+    write_frame,
 };
 
 /// Lapse reports a client keeps until taken (the oldest are dropped beyond this).
@@ -83,6 +84,9 @@ struct ClientInner {
     tx: mpsc::UnboundedSender<Work>,
     lapses: std::sync::Mutex<Vec<LapseReport>>,
     lease: std::sync::Mutex<LeaseStatus>,
+    /// Where lapse reports are forwarded as they are heard (see
+    /// [`AgentClient::forward_lapses`]).
+    forward: std::sync::Mutex<Option<mpsc::Sender<OutsideRestore>>>,
 }
 
 impl ClientInner {
@@ -103,6 +107,25 @@ impl ClientInner {
                 failures = l.failures.len(),
                 "agent restored its node on its own"
             );
+        }
+        if let Ok(mut forward) = self.forward.lock() {
+            let mut closed = false;
+            if let Some(tx) = forward.as_ref() {
+                for l in &lapses {
+                    match tx.try_send(l.outside_restore(&self.inventory.node)) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => tracing::error!(
+                            node = self.inventory.node,
+                            "a lapse report could not be forwarded (the orchestrator's \
+                             queue is full); it is kept for take_lapses"
+                        ),
+                        Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                    }
+                }
+            }
+            if closed {
+                *forward = None;
+            }
         }
         if let Ok(mut kept) = self.lapses.lock() {
             kept.extend(lapses);
@@ -166,17 +189,30 @@ async fn open(
             proof: proof(token, &greeting.nonce),
         };
         write_frame(&mut stream, &hello).await?;
-        match read_frame::<_, Response>(&mut stream).await? {
-            Some(Response::Welcome { welcome }) => {
-                let session = Session::new(token, &greeting.nonce, Side::Client);
-                Ok((Conn { stream, session }, welcome))
-            }
-            Some(Response::Refused { reason }) => Err(AgentError::Refused {
+        let body = read_raw(&mut stream, MAX_HANDSHAKE_FRAME)
+            .await?
+            .ok_or_else(|| AgentError::Protocol {
+                detail: format!("{addr} closed before answering the handshake"),
+            })?;
+        // A refusal comes plain (the agent could not authenticate us); a welcome must
+        // come authenticated, proving the agent holds the token.
+        if let Ok(Response::Refused { reason }) = serde_json::from_slice::<Response>(&body) {
+            return Err(AgentError::Refused {
                 node: greeting.node,
                 reason,
-            }),
-            other => Err(AgentError::Protocol {
+            });
+        }
+        let mut session = Session::new(token, &greeting.nonce, Side::Client);
+        match session.open::<Response>(&body) {
+            Ok(Response::Welcome { welcome }) => Ok((Conn { stream, session }, welcome)),
+            Ok(other) => Err(AgentError::Protocol {
                 detail: format!("unexpected handshake answer {other:?}"),
+            }),
+            Err(_) => Err(AgentError::Protocol {
+                detail: format!(
+                    "{addr} answered the handshake without proving it holds the token \
+                     (not an agent of this token)"
+                ),
             }),
         }
     };
@@ -250,6 +286,7 @@ impl AgentClient {
             inventory,
             tx,
             lapses: std::sync::Mutex::new(Vec::new()),
+            forward: std::sync::Mutex::new(None),
             lease: std::sync::Mutex::new(LeaseStatus {
                 holding: false,
                 remaining_ms: None,
@@ -348,6 +385,20 @@ impl AgentClient {
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default()
+    }
+
+    /// Forwards every lapse report heard from now on, as it is heard, to `restores`
+    /// (as an [`OutsideRestore`] naming the devices restored and the jobs resumed):
+    /// give the receiving end to the orchestrator
+    /// (`OrchestratorBuilder::outside_restores`) and it corrects its view of the node
+    /// and plans it in again while an event runs. Reports are still kept for
+    /// [`AgentClient::take_lapses`]. Never waits: a report that finds the queue full is
+    /// logged and not forwarded; a closed queue ends forwarding. Replaces an earlier
+    /// sender.
+    pub fn forward_lapses(&self, restores: mpsc::Sender<OutsideRestore>) {
+        if let Ok(mut forward) = self.inner.forward.lock() {
+            *forward = Some(restores);
+        }
     }
 
     /// Sends `ops` as one batch (with the client's lease) and returns one result per

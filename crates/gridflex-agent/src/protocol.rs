@@ -7,8 +7,10 @@
 //! A connection opens with a handshake: the agent sends a [`Greeting`] with a fresh
 //! random nonce; the client answers a [`Hello`] whose proof is HMAC-SHA256 of the nonce
 //! under the agent's token (the token itself never crosses the network); the agent
-//! answers a [`Response::Welcome`] (or a [`Response::Refused`] and closes). Then each
-//! [`Request`] gets exactly one [`Response`].
+//! answers a [`Response::Welcome`] as the first authenticated frame (below), which
+//! proves to the client that the agent holds the token too, or a plain
+//! [`Response::Refused`] and closes. Then each [`Request`] gets exactly one
+//! [`Response`].
 //!
 //! Every frame after the handshake is **authenticated**: its body is a 32-byte
 //! HMAC-SHA256 tag, an 8-byte sequence number, then the JSON. The key is derived from
@@ -29,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::AgentError;
 
 /// The protocol version this crate speaks; a peer speaking another is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side accepts, in bytes (a batch for hundreds of GPUs is a
 /// few tens of kilobytes).
@@ -55,8 +57,8 @@ pub struct Hello {
     pub proof: String,
 }
 
-/// The agent's acceptance of a [`Hello`] (sent before frames are authenticated, so it
-/// carries nothing to act on; lapse reports come with authenticated answers).
+/// The agent's acceptance of a [`Hello`]: the first authenticated frame of the
+/// connection (protocol 2; protocol 1 sent it unauthenticated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// The node's name.
@@ -367,6 +369,27 @@ pub struct LapseReport {
     pub failures: Vec<String>,
 }
 
+impl LapseReport {
+    /// The report as the orchestrator takes it: the devices restored, the jobs
+    /// resumed, and why (with the node's name and when it began).
+    pub fn outside_restore(&self, node: &str) -> gridflex_hal::OutsideRestore {
+        let reason = match self.reason {
+            LapseReason::LeaseExpired => "lease expired",
+            LapseReason::Restarted => "agent restarted",
+            LapseReason::Stopped => "agent stopped",
+        };
+        let mut text = format!("node {node}: {reason} at {}", self.at.to_rfc3339());
+        if !self.failures.is_empty() {
+            text.push_str(&format!("; {} failures", self.failures.len()));
+        }
+        gridflex_hal::OutsideRestore::new(
+            self.restored.keys().cloned().collect(),
+            self.resumed.clone(),
+            text,
+        )
+    }
+}
+
 /// Writes one unauthenticated frame (the handshake).
 pub async fn write_frame<W, T>(w: &mut W, message: &T) -> Result<(), AgentError>
 where
@@ -421,7 +444,9 @@ where
     }
 }
 
-async fn read_raw<R: AsyncRead + Unpin>(
+/// Reads one frame's body, unchecked, of at most `max` bytes; `Ok(None)` when the peer
+/// closed cleanly.
+pub(crate) async fn read_raw<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Vec<u8>>, AgentError> {
@@ -559,6 +584,14 @@ impl Session {
         let Some(body) = read_raw(r, MAX_FRAME).await? else {
             return Ok(None);
         };
+        self.open(&body).map(Some)
+    }
+
+    /// Checks and decodes the body of one authenticated frame (the next expected).
+    pub(crate) fn open<T>(&mut self, body: &[u8]) -> Result<T, AgentError>
+    where
+        T: for<'de> Deserialize<'de>,
+    {
         let refused = || AgentError::Protocol {
             detail: "a frame failed authentication (altered, replayed or out of order)".into(),
         };
@@ -578,7 +611,7 @@ impl Session {
             return Err(refused());
         }
         self.received += 1;
-        decode(json).map(Some)
+        decode(json)
     }
 }
 

@@ -786,8 +786,12 @@ impl Shared {
         let welcome = Welcome {
             node: self.node.name().to_owned(),
         };
-        write_frame(&mut stream, &Response::Welcome { welcome }).await?;
+        // The welcome is the first authenticated frame: it proves the agent holds the
+        // token as well.
         let mut session = Session::new(&self.options.token, &nonce, Side::Agent);
+        session
+            .write(&mut stream, &Response::Welcome { welcome })
+            .await?;
         loop {
             let request: Request = match session.read(&mut stream).await {
                 Ok(Some(r)) => r,

@@ -101,6 +101,9 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
 #[derive(Debug, Clone)]
 pub struct TokioClock {
     origin: DateTime<Utc>,
+    /// `origin` as nanoseconds since the Unix epoch (saturated), computed once: the
+    /// simulator reads `now_nanos` on every command.
+    origin_nanos: i64,
     started: Arc<OnceLock<Instant>>,
 }
 
@@ -109,6 +112,7 @@ impl TokioClock {
     pub fn starting_at(origin: DateTime<Utc>) -> Self {
         let clock = Self {
             origin,
+            origin_nanos: nanos_of(origin),
             started: Arc::new(OnceLock::new()),
         };
         // Inside a runtime the clock starts now; outside, on its first read in one.
@@ -146,10 +150,10 @@ impl Clock for TokioClock {
 
     fn now_nanos(&self) -> i64 {
         let Some(started) = self.started() else {
-            return nanos_of(self.origin);
+            return self.origin_nanos;
         };
         let elapsed = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
-        nanos_of(self.origin).saturating_add(elapsed)
+        self.origin_nanos.saturating_add(elapsed)
     }
 
     async fn sleep_until(&self, deadline: DateTime<Utc>) {

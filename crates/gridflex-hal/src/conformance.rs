@@ -68,6 +68,9 @@ pub enum Promise {
     PauseIsIdempotent,
     /// After `resume`, `status` is `Running`; resuming again is a no-op that succeeds.
     ResumeIsIdempotent,
+    /// The `*_at_once` calls, where the backend answers them, answer and act as the
+    /// awaited calls do.
+    AtOnceAsAwaited,
 }
 
 impl fmt::Display for Promise {
@@ -95,6 +98,7 @@ impl fmt::Display for Promise {
             Self::ResumeIsIdempotent => {
                 "resume leaves the job running, and resuming twice succeeds"
             }
+            Self::AtOnceAsAwaited => "the *_at_once calls answer and act as the awaited ones",
         })
     }
 }
@@ -273,6 +277,45 @@ where
             ),
         ));
     }
+    // Where the backend answers at once, it answers as the awaited calls did.
+    let at_once = Promise::AtOnceAsAwaited;
+    if let Some(r) = device.set_power_limit_at_once(above)
+        && !matches!(&r, Err(e) if e.kind() == ErrorKind::OutOfRange)
+    {
+        return Err(broken(at_once, id, format!("{above} at once: {r:?}")));
+    }
+    for (name, want) in [("set", mid), ("restore", info.limit_at_discovery)] {
+        // One call at a time: each is checked before the next acts.
+        let answer = if name == "set" {
+            device.set_power_limit_at_once(mid)
+        } else {
+            device.restore_power_limit_at_once()
+        };
+        let Some(r) = answer else {
+            continue;
+        };
+        match r {
+            Ok(c) if c.requested == want => {
+                advance(Duration::from_secs(2)).await;
+                let t = telemetry(device, at_once).await?;
+                let shown = t.requested_limit.unwrap_or(want);
+                if shown != want {
+                    return Err(broken(
+                        at_once,
+                        id,
+                        format!("{name} {want} at once, telemetry shows {shown}"),
+                    ));
+                }
+            }
+            other => {
+                return Err(broken(
+                    at_once,
+                    id,
+                    format!("{name} {want} at once: {other:?}"),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -433,6 +476,42 @@ where
                 Promise::StableJobId,
                 &id,
                 format!("now says {}", control.job()),
+            ));
+        }
+    }
+    // Where the backend answers at once, it acts as the awaited calls did.
+    for (pause, want) in [
+        (true, WorkloadState::Paused),
+        (false, WorkloadState::Running),
+    ] {
+        let answer = if pause {
+            control.pause_at_once()
+        } else {
+            control.resume_at_once()
+        };
+        let Some(r) = answer else {
+            continue;
+        };
+        let promise = Promise::AtOnceAsAwaited;
+        r.map_err(|e| broken(promise, &id, format!("{want:?} at once failed: {e}")))?;
+        let mut seen = None;
+        for _ in 0..100 {
+            let s = control
+                .status()
+                .await
+                .map_err(|e| broken(promise, &id, format!("status failed: {e}")))?;
+            if s == want {
+                seen = None;
+                break;
+            }
+            seen = Some(s);
+            settle(want).await;
+        }
+        if let Some(s) = seen {
+            return Err(broken(
+                promise,
+                &id,
+                format!("status {s:?} after asking {want:?} at once"),
             ));
         }
     }

@@ -62,6 +62,24 @@ pub trait PowerDevice: Send + Sync {
     async fn restore_power_limit(&self) -> Result<LimitChange, HalError> {
         self.set_power_limit(self.info().limit_at_discovery).await
     }
+
+    /// [`PowerDevice::set_power_limit`] without a future, for a backend that answers
+    /// without waiting (an in-process simulator): `Some` with exactly what
+    /// `set_power_limit` would have returned, after the same effect; `None` (the
+    /// default) when the backend cannot answer at once, having done nothing. The
+    /// orchestrator tries it first for every command of a stage, so such a backend
+    /// costs no allocation and no poll per command. A backend whose command blocks
+    /// (NVML, a remote agent) keeps the default.
+    fn set_power_limit_at_once(&self, limit: Power) -> Option<Result<LimitChange, HalError>> {
+        let _ = limit;
+        None
+    }
+
+    /// [`PowerDevice::restore_power_limit`] without a future, under the contract of
+    /// [`PowerDevice::set_power_limit_at_once`]. Default: `None`.
+    fn restore_power_limit_at_once(&self) -> Option<Result<LimitChange, HalError>> {
+        None
+    }
 }
 
 /// Capability: lock the SM clock into a range (NVML `set_gpu_locked_clocks`, Volta+, root).

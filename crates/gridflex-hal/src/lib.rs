@@ -5,6 +5,7 @@
 //! | [`PowerDevice`] | read telemetry, set and restore a power limit (every backend) |
 //! | [`SmClockLock`], [`PowerSampleStream`] | optional capabilities: locked SM clocks, 20 ms power samples |
 //! | [`WorkloadControl`] | pause, resume and observe a job |
+//! | [`OutsideRestore`] | devices and jobs a backend gave back on its own (a node agent's lapsed lease) |
 //! | [`HalError`], [`ErrorKind`] | one error type; `kind()` is portable (embedded-hal style) |
 //! | [`conformance`] | a kit a backend's own tests call to check it keeps the traits' promises |
 //! | [`sim`] | simulated GPUs on a virtual clock, calibrated to a real H100 |
@@ -44,6 +45,7 @@ pub mod backend;
 pub mod conformance;
 mod device;
 mod error;
+mod outside;
 mod telemetry;
 mod workload;
 
@@ -54,6 +56,7 @@ pub use backend::process;
 pub use backend::sim;
 pub use device::{PowerDevice, PowerSampleStream, SmClockLock};
 pub use error::{ErrorKind, HalError};
+pub use outside::OutsideRestore;
 pub use telemetry::{
     ClockRange, DeviceInfo, EnergyReading, LimitChange, Megahertz, Percent, PowerLimits,
     PowerSample, Telemetry,

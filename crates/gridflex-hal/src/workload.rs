@@ -38,4 +38,18 @@ pub trait WorkloadControl: Send + Sync {
 
     /// The job's current state.
     async fn status(&self) -> Result<WorkloadState, HalError>;
+
+    /// [`WorkloadControl::pause`] without a future, for a backend that answers without
+    /// waiting (an in-process simulator): `Some` with exactly what `pause` would have
+    /// returned, after the same effect; `None` (the default) when it cannot answer at
+    /// once, having done nothing. The orchestrator tries it first.
+    fn pause_at_once(&self) -> Option<Result<(), HalError>> {
+        None
+    }
+
+    /// [`WorkloadControl::resume`] without a future, under the contract of
+    /// [`WorkloadControl::pause_at_once`]. Default: `None`.
+    fn resume_at_once(&self) -> Option<Result<(), HalError>> {
+        None
+    }
 }

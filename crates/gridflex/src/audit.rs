@@ -186,6 +186,12 @@ pub enum Replan {
         /// The job.
         job: JobId,
     },
+    /// Something outside the orchestrator (a node agent whose lease lapsed) gave these
+    /// jobs back; their restore is confirmed and they are planned in again.
+    RestoredOutside {
+        /// The jobs.
+        jobs: Vec<JobId>,
+    },
 }
 
 impl std::fmt::Display for Replan {
@@ -200,6 +206,10 @@ impl std::fmt::Display for Replan {
             Self::JobAdded { job } => write!(f, "job {job} joined"),
             Self::JobUpdated { job } => write!(f, "job {job} changed"),
             Self::JobRemoved { job } => write!(f, "job {job} left"),
+            Self::RestoredOutside { jobs } => {
+                let ids: Vec<&str> = jobs.iter().map(JobId::as_str).collect();
+                write!(f, "{} restored outside the orchestrator", ids.join(", "))
+            }
         }
     }
 }
@@ -350,6 +360,27 @@ pub enum AuditEvent {
     JobRestored {
         /// The job.
         job: JobId,
+    },
+    /// Something outside the orchestrator gave devices and jobs back (a node agent
+    /// whose lease lapsed, or that restarted): `confirming` are the curtailed jobs it
+    /// touched, whose restore the orchestrator now confirms on the hardware before it
+    /// plans them in again (each confirmation is an `action` resume record, then
+    /// `job_restored`).
+    RestoredOutside {
+        /// Devices reported back at their pre-curtailment limit.
+        devices: Vec<DeviceId>,
+        /// Jobs reported resumed.
+        jobs: Vec<JobId>,
+        /// Why, as reported.
+        reason: String,
+        /// The jobs the orchestrator held curtailed among those touched.
+        confirming: Vec<JobId>,
+    },
+    /// A report of a restore outside the orchestrator named a device or job it does not
+    /// know, and was refused whole (nothing was changed).
+    OutsideRestoreRefused {
+        /// Why.
+        error: String,
     },
     /// Restores still unconfirmed when the retry grace ran out (the jobs stay in the
     /// restore loop while the orchestrator runs).
@@ -1383,6 +1414,8 @@ mod schema {
             AuditEvent::ObligationsDropped { .. } => "obligations_dropped",
             AuditEvent::PauseLimitReached { .. } => "pause_limit_reached",
             AuditEvent::JobRestored { .. } => "job_restored",
+            AuditEvent::RestoredOutside { .. } => "restored_outside",
+            AuditEvent::OutsideRestoreRefused { .. } => "outside_restore_refused",
             AuditEvent::RestoreIncomplete { .. } => "restore_incomplete",
             AuditEvent::TelemetryFailed { .. } => "telemetry_failed",
             AuditEvent::SourceFailed { .. } => "source_failed",
@@ -1645,6 +1678,15 @@ mod schema {
             AuditEvent::Stopped {
                 reason: StopReason::Handle,
                 curtailed_left: Vec::new(),
+            },
+            AuditEvent::RestoredOutside {
+                devices: vec![DeviceId::new("GPU-3f2a").unwrap_or_else(|e| panic!("{e}"))],
+                jobs: vec![job("train")],
+                reason: "node n01: lease expired".into(),
+                confirming: vec![job("train")],
+            },
+            AuditEvent::OutsideRestoreRefused {
+                error: "invalid restore.devices: device GPU-9 is not registered".into(),
             },
         ]
     }

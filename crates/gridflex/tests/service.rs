@@ -14,7 +14,7 @@ use common::*;
 use gridflex::audit::{AuditEvent, AuditLog, MemoryLog, Replan, RestoreReason};
 use gridflex::hal::sim::{SimActivity, SimJob};
 use gridflex::hal::{HalError, WorkloadState};
-use gridflex::orchestrator::{JobRemoval, OrchestratorHandle};
+use gridflex::orchestrator::{JobRemoval, OrchestratorHandle, OutsideRestore};
 use gridflex::prelude::*;
 use gridflex::signals::source::channel;
 use gridflex::simulated::SimulatedFacility;
@@ -409,4 +409,111 @@ async fn orders_the_inventory_cannot_take_are_refused_with_typed_errors() {
         handle.status().await.unwrap_err(),
         GridflexError::Stopped
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restore_outside_the_orchestrator_is_confirmed_and_the_job_curtailed_again() {
+    let f = facility();
+    let clock = f.clock();
+    let (audit, memory) = AuditLog::memory();
+    let (restores, outside) = tokio::sync::mpsc::channel(8);
+    let mut b = Orchestrator::builder(clock.clone())
+        .devices(f.fleet().iter().cloned().map(DeviceHandle::with_samples))
+        .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
+        .rules(rules())
+        .audit(audit)
+        .outside_restores(outside);
+    for (entry, job) in f.jobs() {
+        let control: Arc<dyn WorkloadControl> = job.clone();
+        b = b.job(entry.clone(), Some(control));
+    }
+    let (_tx, source) = channel(4);
+    let (handle, task) = b.build().unwrap().spawn(source);
+    sleep_ms(5 * 60_000).await;
+    let start = clock.now();
+    let handled = handle
+        .signal(dispatch(
+            "d1",
+            start,
+            start + chrono::TimeDelta::minutes(30),
+            18.0,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::Actuated { .. }), "{handled:?}");
+    sleep_ms(120_000).await;
+    settle(&clock);
+    assert!(hw_power(&f) <= kw(18.0) + kw(0.2), "{}", hw_power(&f));
+    // The most curtailed job's node "lapses": something other than the orchestrator
+    // gives its GPUs back and resumes it, as an agent does when its lease runs out.
+    let j = [TRAIN, BATCH]
+        .into_iter()
+        .find(|&j| job_curtailed(&f, j))
+        .expect("a job is curtailed");
+    let (entry, job) = &f.jobs()[j];
+    for g in job.gpus() {
+        g.restore_power_limit().await.unwrap();
+    }
+    job.resume().await.unwrap();
+    sleep_ms(2_000).await;
+    settle(&clock);
+    assert!(job_given_back(&f, j));
+    assert!(hw_power(&f) > kw(18.0) + kw(0.2), "the lapse broke the cap");
+    // The orchestrator does not know yet: it still holds the job curtailed.
+    let status = handle.status().await.unwrap();
+    assert!(status.curtailed.iter().any(|s| s.job == entry.id));
+    // A report naming what it does not know is refused whole.
+    let bad = OutsideRestore::new(
+        vec![DeviceId::new("no-such-gpu").unwrap()],
+        vec![entry.id.clone()],
+        "bad report",
+    );
+    assert!(handle.restored_outside(bad).await.is_err());
+    // The report arrives: the restore is confirmed on the hardware and the event
+    // re-planned over the fleet as it is; the job is curtailed again within the
+    // dispatch's response time.
+    let devices = job.gpus().iter().map(|g| g.id().clone()).collect();
+    restores
+        .send(OutsideRestore::new(
+            devices,
+            vec![entry.id.clone()],
+            "node n01: lease expired",
+        ))
+        .await
+        .unwrap();
+    sleep_ms(120_000).await;
+    settle(&clock);
+    assert!(job_curtailed(&f, j), "the job is curtailed again");
+    assert!(
+        hw_power(&f) <= kw(18.0) + kw(0.2),
+        "the cap holds again: {}",
+        hw_power(&f)
+    );
+    // The orchestrator's view agrees with the hardware.
+    let status = handle.status().await.unwrap();
+    let held = status
+        .curtailed
+        .iter()
+        .find(|s| s.job == entry.id)
+        .expect("the job is held curtailed");
+    assert!(!held.unknown);
+    for g in job.gpus() {
+        let cap = held.cap_per_gpu.unwrap_or(g.info().limit_at_discovery);
+        assert_eq!(g.requested_limit(), cap);
+        assert_eq!(g.activity() == SimActivity::Paused, held.paused);
+    }
+    assert!(handle.shutdown().await.unwrap().is_empty());
+    task.await.unwrap().unwrap();
+    fully_restored(&f).unwrap();
+    let records = memory.records().unwrap();
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::RestoredOutside { confirming, .. } if confirming == std::slice::from_ref(&entry.id))));
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::Replanned { reason: Replan::RestoredOutside { jobs }, .. } if jobs == std::slice::from_ref(&entry.id))));
+    assert!(
+        !records
+            .iter()
+            .any(|r| matches!(&r.event, AuditEvent::OutsideRestoreRefused { .. })),
+        "a refusal through the handle is returned, not audited"
+    );
 }

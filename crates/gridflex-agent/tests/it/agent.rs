@@ -298,7 +298,18 @@ async fn bad_tokens_and_other_protocol_versions_are_refused() {
     )
     .await
     .unwrap();
-    let welcome: Response = read_frame(&mut s).await.unwrap().unwrap();
+    // The welcome comes authenticated: a 32-byte tag and sequence number 0, then JSON.
+    let mut len = [0u8; 4];
+    tokio::io::AsyncReadExt::read_exact(&mut s, &mut len)
+        .await
+        .unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    tokio::io::AsyncReadExt::read_exact(&mut s, &mut body)
+        .await
+        .unwrap();
+    assert!(serde_json::from_slice::<Response>(&body).is_err());
+    assert_eq!(body[32..40], 0u64.to_be_bytes());
+    let welcome: Response = serde_json::from_slice(&body[40..]).unwrap();
     assert!(matches!(welcome, Response::Welcome { .. }), "{welcome:?}");
     let g0 = node.fleet.gpu(0).unwrap().id().clone();
     let forged = gridflex_agent::protocol::Request::Batch {
@@ -441,4 +452,38 @@ async fn a_partitioned_agent_restores_on_its_own_and_reports_when_reached_again(
     let lapses = again.take_lapses();
     assert_eq!(lapses.len(), 1);
     assert_eq!(lapses[0].reason, LapseReason::LeaseExpired);
+}
+
+#[tokio::test]
+async fn a_peer_that_cannot_prove_the_token_is_not_taken_for_an_agent() {
+    // A fake agent: it greets, takes any proof and welcomes without authentication
+    // (as protocol 1 did).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let greeting = Greeting {
+            protocol: PROTOCOL_VERSION,
+            node: "impostor".into(),
+            nonce: "ab".repeat(32),
+        };
+        write_frame(&mut s, &greeting).await.unwrap();
+        let _: Hello = read_frame(&mut s).await.unwrap().unwrap();
+        let welcome: Response = serde_json::from_value(serde_json::json!({
+            "response": "welcome",
+            "welcome": { "node": "impostor" }
+        }))
+        .unwrap();
+        write_frame(&mut s, &welcome).await.unwrap();
+        // Hold the connection until the client gives up.
+        let _: Option<Hello> = read_frame(&mut s).await.unwrap_or(None);
+    });
+    let err = AgentClient::connect(addr, TOKEN.to_vec(), ClientOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AgentError::Protocol { detail } if detail.contains("without proving")),
+        "{err:?}"
+    );
+    fake.abort();
 }

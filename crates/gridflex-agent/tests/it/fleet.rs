@@ -81,14 +81,18 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
             let mut options = OrchestratorOptions::default();
             // Sweeps often enough to learn the simulated draw in a second.
             options.telemetry_step = TimeDelta::milliseconds(200);
+            // Every client forwards the lapses it hears to the orchestrator.
+            let (restores, outside) = tokio::sync::mpsc::channel(64);
             let mut b = Orchestrator::builder(TokioClock::real())
                 .options(options)
                 .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
                 .rules(rules)
-                .audit(audit);
+                .audit(audit)
+                .outside_restores(outside);
             let mut nodes = Vec::new();
             for c in clients {
                 let c = c.unwrap();
+                c.forward_lapses(restores.clone());
                 let mut registered = Vec::new();
                 // Every simulated GPU keeps a sample stream: the response capture
                 // reads 20 ms samples through the agent.
@@ -140,22 +144,13 @@ impl Site {
             .unwrap()
     }
 
-    /// What the integrator does when a node reports that it restored on its own: each
-    /// of its jobs is given back (a no-op on the restored hardware, so it leaves at
-    /// once) and added again, so the orchestrator plans it in from what it really holds.
-    async fn reconcile(&self, node: usize) {
+    async fn status(&self) -> gridflex::orchestrator::Status {
         let h = self.handle.clone();
-        let jobs = self.nodes[node].1.clone();
         self.runtime
-            .spawn(async move {
-                for (entry, control) in jobs {
-                    let removal = h.remove_job(entry.id.clone()).await.unwrap();
-                    assert_eq!(removal, gridflex::orchestrator::JobRemoval::Removed);
-                    h.add_job(entry, Some(control)).await.unwrap();
-                }
-            })
+            .spawn(async move { h.status().await })
             .await
-            .unwrap();
+            .unwrap()
+            .unwrap()
     }
 
     /// Stops the orchestrator and every task it had, at once.
@@ -204,8 +199,9 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
         "the cut-off node restored itself within its lease"
     );
     assert!(nodes[1..].iter().all(touched));
-    // The network heals: the next renewal reaches node 0, which reports its restore;
-    // the orchestrator's side re-registers its job and plans it in again.
+    // The network heals: the next renewal or telemetry read reaches node 0, which
+    // reports its restore; the client forwards it and the orchestrator confirms it and
+    // plans node 0 in again, with no help from the integrator.
     relay.heal();
     let client = site.nodes[0].0.clone();
     let mut lapses = Vec::new();
@@ -219,11 +215,44 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
     // What it gave back: its caps, its paused job, or both (as the plan had it).
     assert!(!lapses[0].restored.is_empty() || !lapses[0].resumed.is_empty());
     assert!(lapses[0].failures.is_empty());
-    site.reconcile(0).await;
     assert!(
-        eventually(Duration::from_secs(60), || all_touched(&nodes[0])).await,
-        "node 0 is planned in again"
+        eventually(lease + SLACK, || all_touched(&nodes[0])).await,
+        "node 0 is curtailed again"
     );
+    let records = site.memory.records().unwrap();
+    let job0 = JobId::new("job-n00").unwrap();
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::RestoredOutside { confirming, reason, .. }
+            if confirming.contains(&job0) && reason.contains("lease expired"))));
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::Replanned { reason: Replan::RestoredOutside { jobs }, .. } if jobs.contains(&job0))));
+    // The orchestrator's view agrees with the GPUs' own state (read between two
+    // equal snapshots, so that no stage ran in between).
+    let mut agreed = false;
+    for _ in 0..50 {
+        let before = site.status().await.curtailed;
+        let gpus: Vec<_> = nodes[0]
+            .fleet
+            .iter()
+            .map(|g| (g.requested_limit(), g.activity() == SimActivity::Paused))
+            .collect();
+        if site.status().await.curtailed != before {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let held = before
+            .iter()
+            .find(|s| s.job == job0)
+            .expect("node 0's job is held curtailed");
+        assert!(!held.unknown);
+        for (limit, paused) in gpus {
+            assert_eq!(limit, held.cap_per_gpu.unwrap_or(w(700.0)));
+            assert_eq!(paused, held.paused);
+        }
+        agreed = true;
+        break;
+    }
+    assert!(agreed, "the orchestrator's view settled");
     // The orchestrator dies mid-event: every node restores within the lease.
     site.kill();
     assert!(

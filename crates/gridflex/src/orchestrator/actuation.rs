@@ -148,13 +148,32 @@ impl<C: Clock> Orchestrator<C> {
             let mut cap_out = FanOut::new(cap_slots, enforced, timer(Lever::PowerLimit));
             // Plain loops (no iterator closures) keep the run future `Send`.
             std::future::poll_fn(|cx| {
+                // A backend that answers at once does so without a future.
                 for &(j, pause) in &controls {
                     if let Some(c) = jobs[j].control.as_ref() {
-                        control_out.issue(cx, if pause { c.pause() } else { c.resume() });
+                        let answer = if pause {
+                            c.pause_at_once()
+                        } else {
+                            c.resume_at_once()
+                        };
+                        match answer {
+                            Some(r) => control_out.answered(r),
+                            None => {
+                                control_out.issue(cx, if pause { c.pause() } else { c.resume() })
+                            }
+                        }
                     }
                 }
                 for &(j, cap) in &caps {
                     for d in &jobs[j].devices {
+                        let answer = match cap {
+                            Some(c) => d.device.set_power_limit_at_once(c),
+                            None => d.device.restore_power_limit_at_once(),
+                        };
+                        if let Some(r) = answer {
+                            cap_out.answered(r);
+                            continue;
+                        }
                         let command = match cap {
                             Some(c) => d.device.set_power_limit(c),
                             None => d.device.restore_power_limit(),
@@ -329,6 +348,12 @@ impl<'a, T: Send + 'a, U, M: Fn(T) -> U> FanOut<'a, T, U, M> {
             timer,
             ready: 0,
         }
+    }
+
+    /// A command the backend answered at once, without a future.
+    pub(super) fn answered(&mut self, result: T) {
+        self.ready += 1;
+        self.results.push(Some((self.map)(result)));
     }
 
     pub(super) fn issue(&mut self, cx: &mut std::task::Context<'_>, mut command: Command<'a, T>) {

@@ -169,6 +169,7 @@ pub struct OrchestratorBuilder<C> {
     pub(super) history: Option<Arc<dyn HistoryStore>>,
     pub(super) options: OrchestratorOptions,
     pub(super) metrics: Option<Metrics>,
+    pub(super) outside: Option<mpsc::Receiver<OutsideRestore>>,
 }
 
 impl<C: Clock> OrchestratorBuilder<C> {
@@ -219,6 +220,17 @@ impl<C: Clock> OrchestratorBuilder<C> {
     /// settled on what this run recorded). See [`crate::history`].
     pub fn history(mut self, store: Arc<dyn HistoryStore>) -> Self {
         self.history = Some(store);
+        self
+    }
+
+    /// Where restores made outside the orchestrator arrive: node agents whose lease
+    /// lapsed, or that restarted, report on the sending side (for example
+    /// `gridflex_agent::AgentClient::forward_lapses`), and the run loop hands each to
+    /// [`Orchestrator::restored_outside`], which corrects what the orchestrator believes
+    /// each job holds and re-plans an active event over the restored hardware. The run
+    /// goes on when every sender is gone.
+    pub fn outside_restores(mut self, restores: mpsc::Receiver<OutsideRestore>) -> Self {
+        self.outside = Some(restores);
         self
     }
 
@@ -352,6 +364,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             cap_slots: Vec::new(),
             metrics: self.metrics,
             signal_started: None,
+            outside: self.outside,
         })
     }
 }

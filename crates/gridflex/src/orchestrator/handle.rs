@@ -52,6 +52,10 @@ pub(super) enum Order {
     Shutdown {
         reply: oneshot::Sender<Vec<JobId>>,
     },
+    RestoredOutside {
+        restore: OutsideRestore,
+        reply: oneshot::Sender<Result<Vec<JobId>, GridflexError>>,
+    },
 }
 
 /// What removing a job did.
@@ -219,6 +223,18 @@ impl OrchestratorHandle {
         self.ask(|reply| Order::EndEvent { reply }).await
     }
 
+    /// Reports devices and jobs given back outside the orchestrator (a node agent whose
+    /// lease lapsed): see [`Orchestrator::restored_outside`]. Returns the jobs confirmed
+    /// restored (and planned in again if an event is curtailing). A stream of reports is
+    /// better given to [`OrchestratorBuilder::outside_restores`].
+    pub async fn restored_outside(
+        &self,
+        restore: OutsideRestore,
+    ) -> Result<Vec<JobId>, GridflexError> {
+        self.ask(|reply| Order::RestoredOutside { restore, reply })
+            .await?
+    }
+
     /// Stops the service: restores everything (retrying restores for up to
     /// [`OrchestratorOptions::restore_grace`]), reports every ended event, flushes the
     /// audit log. Returns the jobs whose restore could not be confirmed (empty when all
@@ -337,6 +353,9 @@ impl<C: Clock> Orchestrator<C> {
             }
             Order::EndEvent { reply } => {
                 let _ = reply.send(self.end_by_operator().await);
+            }
+            Order::RestoredOutside { restore, reply } => {
+                let _ = reply.send(self.restored_outside(restore).await);
             }
             Order::Shutdown { reply } => return Some(reply),
         }

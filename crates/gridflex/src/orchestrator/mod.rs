@@ -23,6 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 use gridflex_core::{DeviceId, Interval, JobId, MarketZone, Power, Price};
+pub use gridflex_hal::OutsideRestore;
 use gridflex_hal::{HalError, LimitChange, WorkloadControl, WorkloadState};
 use gridflex_mv::response::Sample;
 use gridflex_planner::{
@@ -152,6 +153,9 @@ pub struct Orchestrator<C> {
     metrics: Option<Metrics>,
     /// When the signal being handled arrived (only while metrics are kept).
     signal_started: Option<std::time::Instant>,
+    /// Restores made outside the orchestrator (node agents' lapses), read by the run
+    /// loop (see [`OrchestratorBuilder::outside_restores`]).
+    outside: Option<mpsc::Receiver<OutsideRestore>>,
 }
 
 impl<C> std::fmt::Debug for Orchestrator<C> {
@@ -185,6 +189,7 @@ impl<C: Clock> Orchestrator<C> {
             history: None,
             options: OrchestratorOptions::default(),
             metrics: None,
+            outside: None,
         }
     }
 

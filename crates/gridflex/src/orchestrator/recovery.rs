@@ -104,25 +104,52 @@ impl<C: Clock> Orchestrator<C> {
         if !self.state[j].unknown {
             return true;
         }
+        let failures = self.give_back(j).await;
+        match self.given_back(j, failures) {
+            Some(reason) => {
+                // Back in a known state (or gone): the active event is re-planned.
+                self.replan_active(reason).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The commands that take job `j` to its pre-event level: resumed (a job whose
+    /// processes have all exited counts as resumed) and every device's limit restored,
+    /// all at once. Owns what it needs, so several jobs' commands can run together.
+    fn give_back(&self, j: usize) -> impl Future<Output = Vec<Failure>> + Send + 'static {
         let job = &self.jobs[j];
         let control = job.control.clone();
         let devices: Vec<_> = job.devices.iter().map(|d| d.device.clone()).collect();
-        let resumed = match &control {
-            Some(c) => match c.resume().await {
-                Ok(()) => Ok(()),
-                // A job whose processes have all exited holds nothing to give back.
-                Err(_) if matches!(c.status().await, Ok(WorkloadState::Exited)) => Ok(()),
-                Err(e) => Err(vec![Failure::of(None, &e)]),
-            },
-            None => Ok(()),
-        };
-        let reads = join_all(devices.iter().map(|d| d.restore_power_limit())).await;
-        let mut failures: Vec<Failure> = resumed.err().unwrap_or_default();
-        for (d, r) in devices.iter().zip(reads) {
-            if let Err(e) = r {
-                failures.push(Failure::of(Some(d.id().clone()), &e));
+        async move {
+            let resume = async {
+                match &control {
+                    Some(c) => match c.resume().await {
+                        Ok(()) => Vec::new(),
+                        Err(_) if matches!(c.status().await, Ok(WorkloadState::Exited)) => {
+                            Vec::new()
+                        }
+                        Err(e) => vec![Failure::of(None, &e)],
+                    },
+                    None => Vec::new(),
+                }
+            };
+            let restores = join_all(devices.iter().map(|d| d.restore_power_limit()));
+            let (mut failures, reads) = futures_util::future::join(resume, restores).await;
+            for (d, r) in devices.iter().zip(reads) {
+                if let Err(e) = r {
+                    failures.push(Failure::of(Some(d.id().clone()), &e));
+                }
             }
+            failures
         }
+    }
+
+    /// Accounts for a give-back of job `j` (an unknown job) that ended with `failures`:
+    /// on success the job is clean again (a leaving job leaves) and the reason to
+    /// re-plan is returned; on failure its next retry is scheduled with back-off.
+    fn given_back(&mut self, j: usize, failures: Vec<Failure>) -> Option<Replan> {
         let now = self.clock.now();
         let st = &mut self.state[j];
         st.last_command = Some(now);
@@ -151,23 +178,104 @@ impl<C: Clock> Orchestrator<C> {
             ActionOutcome::Failed { failures }
         };
         self.log_resume(j, now, self.jobs[j].devices.len(), outcome);
-        if ok {
-            self.resumed(j, now);
-            self.fleet_cache = None;
-            let job = JobId::clone(&self.jobs[j].id);
-            self.log(AuditEvent::JobRestored { job: job.clone() });
-            let reason = if self.state[j].leaving {
-                self.drop_job(j);
-                self.log(AuditEvent::JobRemoved { job: job.clone() });
-                Replan::JobRemoved { job }
-            } else {
-                Replan::JobBack { job }
-            };
-            self.end_episode_if_restored();
-            // Back in a known state (or gone): the active event is re-planned.
-            self.replan_active(reason).await;
+        if !ok {
+            return None;
         }
-        ok
+        self.resumed(j, now);
+        self.fleet_cache = None;
+        let job = JobId::clone(&self.jobs[j].id);
+        self.log(AuditEvent::JobRestored { job: job.clone() });
+        let reason = if self.state[j].leaving {
+            self.drop_job(j);
+            self.log(AuditEvent::JobRemoved { job: job.clone() });
+            Replan::JobRemoved { job }
+        } else {
+            Replan::JobBack { job }
+        };
+        self.end_episode_if_restored();
+        Some(reason)
+    }
+
+    /// Something outside the orchestrator gave devices and jobs back: typically a node
+    /// agent whose lease lapsed (a partition, a stalled orchestrator) or that restarted
+    /// (see [`OutsideRestore`]). Every job the orchestrator holds curtailed that the
+    /// report touches (one of its devices, or the job itself) is treated as a job whose
+    /// state is unknown: it is driven to its pre-event level at once (all of them
+    /// together; a no-op on hardware that really was restored, and a correction where
+    /// a command crossed the restore), and once the hardware confirms it, the active
+    /// event, if it is still curtailing, is re-planned over the fleet as it now is, so
+    /// the restored jobs are curtailed again within the event's response time. A job
+    /// whose confirmation fails stays unknown and the retry loop owns it, as after any
+    /// failed command. Jobs the orchestrator already holds unknown are left to the
+    /// retry loop; jobs it holds at their pre-event level need nothing.
+    ///
+    /// Returns the jobs confirmed restored. A report naming a device that is not
+    /// registered or a job not in the inventory is refused whole, with nothing done.
+    pub async fn restored_outside(
+        &mut self,
+        restore: OutsideRestore,
+    ) -> Result<Vec<JobId>, GridflexError> {
+        let known: HashSet<&DeviceId> = self.all_devices.iter().map(DeviceHandle::id).collect();
+        if let Some(d) = restore.devices.iter().find(|d| !known.contains(d)) {
+            return Err(GridflexError::invalid(
+                "restore.devices",
+                format!("device {d} is not registered"),
+            ));
+        }
+        if let Some(job) = restore
+            .jobs
+            .iter()
+            .find(|job| !self.job_index.contains_key(job.as_str()))
+        {
+            return Err(GridflexError::UnknownJob { job: job.clone() });
+        }
+        let devices: HashSet<&DeviceId> = restore.devices.iter().collect();
+        let jobs: HashSet<&str> = restore.jobs.iter().map(JobId::as_str).collect();
+        let touched: Vec<usize> = (0..self.jobs.len())
+            .filter(|&j| {
+                let st = &self.state[j];
+                let job = &self.jobs[j];
+                !st.unknown
+                    && !st.is_clean()
+                    && (jobs.contains(job.entry.id.as_str())
+                        || job.devices.iter().any(|d| devices.contains(d.id())))
+            })
+            .collect();
+        let ids: Vec<Arc<JobId>> = touched.iter().map(|&j| self.jobs[j].id.clone()).collect();
+        self.log(AuditEvent::RestoredOutside {
+            devices: restore.devices,
+            jobs: restore.jobs,
+            reason: restore.reason,
+            confirming: ids.iter().map(|id| JobId::clone(id)).collect(),
+        });
+        if ids.is_empty() {
+            self.emit_deferred();
+            return Ok(Vec::new());
+        }
+        // Unknown from here: nothing else commands them, the plan pins them, and a
+        // confirmation that fails leaves them to the retry loop (already scheduled).
+        let now = self.clock.now();
+        for &j in &touched {
+            self.fail(j, now);
+        }
+        let commands: Vec<_> = touched.iter().map(|&j| self.give_back(j)).collect();
+        let results = join_all(commands).await;
+        let mut back = Vec::new();
+        for (id, failures) in ids.iter().zip(results) {
+            // By id: a leaving job that is given back leaves, which moves the others.
+            let Some(&j) = self.job_index.get(id.as_str()) else {
+                continue;
+            };
+            if self.given_back(j, failures).is_some() {
+                back.push(JobId::clone(id));
+            }
+        }
+        if !back.is_empty() {
+            self.replan_active(Replan::RestoredOutside { jobs: back.clone() })
+                .await;
+        }
+        self.emit_deferred();
+        Ok(back)
     }
 
     /// A paused job's budget (or deadline) ends now: it is resumed, and the active

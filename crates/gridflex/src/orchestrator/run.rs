@@ -43,6 +43,7 @@ impl<C: Clock> Orchestrator<C> {
             Due,
             Signal(Option<Result<Option<GridSignal>, gridflex_signals::SignalError>>),
             Order(Order),
+            Outside(Option<OutsideRestore>),
         }
         let service = orders.is_some();
         self.log(AuditEvent::Started {
@@ -62,6 +63,7 @@ impl<C: Clock> Orchestrator<C> {
         let mut open = true;
         let mut source_errors = 0u32;
         let mut stopped_by: Option<oneshot::Sender<Vec<JobId>>> = None;
+        let mut outside = self.outside.take();
         let left = loop {
             if self.intake_after.is_some_and(|t| t <= self.clock.now()) {
                 self.intake_after = None;
@@ -72,6 +74,12 @@ impl<C: Clock> Orchestrator<C> {
                 let sleep = self.clock.sleep_until(next);
                 let order = async {
                     match orders.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let restored = async {
+                    match outside.as_mut() {
                         Some(rx) => rx.recv().await,
                         None => std::future::pending().await,
                     }
@@ -89,6 +97,7 @@ impl<C: Clock> Orchestrator<C> {
                         Some(o) => Wake::Order(o),
                         None => Wake::Shutdown(StopReason::HandlesDropped),
                     },
+                    r = restored => Wake::Outside(r),
                     s = signals.next(), if reading => Wake::Signal(s),
                     () = sleep => Wake::Due,
                 }
@@ -99,6 +108,17 @@ impl<C: Clock> Orchestrator<C> {
                     break left;
                 }
                 Wake::Due => self.run_due().await,
+                // Every sender is gone: no more reports, the run goes on.
+                Wake::Outside(None) => outside = None,
+                Wake::Outside(Some(restore)) => {
+                    // A report naming what this orchestrator does not know is refused
+                    // whole; the refusal is audited.
+                    if let Err(e) = self.restored_outside(restore).await {
+                        self.log(AuditEvent::OutsideRestoreRefused {
+                            error: e.to_string(),
+                        });
+                    }
+                }
                 Wake::Order(order) => {
                     // Replies are sent as each order is carried out; a shutdown is
                     // answered above, once everything is restored.

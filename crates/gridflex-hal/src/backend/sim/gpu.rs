@@ -23,7 +23,7 @@
 //! settles, and one jump once everything has settled, so an idle hour costs one step.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -534,28 +534,58 @@ impl SimGpu {
         Ok(())
     }
 
+    /// A reading of this GPU's clock for [`SimGpu::set_activity_at`] (nanoseconds since
+    /// the Unix epoch, as the clock answers them).
+    pub(crate) fn clock_reading(&self) -> i64 {
+        self.clock.clock().now_nanos()
+    }
+
+    /// True when `other` reads the same clock (a reading of one serves both).
+    pub(crate) fn shares_clock(&self, other: &SimGpu) -> bool {
+        Arc::ptr_eq(self.clock.clock(), other.clock.clock())
+    }
+
+    /// Pauses (`goal` paused) or resumes (`goal` running) the workload as of `reading`
+    /// (a [`SimGpu::clock_reading`] of this GPU's clock), exactly as
+    /// [`SimGpu::pause_workload`] and [`SimGpu::resume_workload`] do at that instant,
+    /// under one lock. Returns whether the commanded activity changed.
+    pub(crate) fn set_activity_at(
+        &self,
+        reading: i64,
+        goal: SimActivity,
+    ) -> Result<bool, HalError> {
+        let operation = if goal == SimActivity::Paused {
+            "pause the workload"
+        } else {
+            "resume the workload"
+        };
+        self.check_fault(operation)?;
+        let mut s = self.lock_raw();
+        self.advance(&mut s, self.clock.nanos_at(reading));
+        match (s.commanded, goal) {
+            (SimActivity::Running, SimActivity::Paused) => {
+                self.command(&mut s, SimActivity::Paused, false)
+            }
+            (SimActivity::Paused, SimActivity::Running) => {
+                self.command(&mut s, SimActivity::Running, true)
+            }
+            (SimActivity::Running, SimActivity::Running)
+            | (SimActivity::Paused, SimActivity::Paused) => return Ok(false),
+            _ => return Err(self.no_workload(operation)),
+        }
+        Ok(true)
+    }
+
     /// Pauses the running workload (SIGSTOP). A no-op when already paused.
     pub fn pause_workload(&self) -> Result<(), HalError> {
-        self.check_fault("pause the workload")?;
-        let mut s = self.lock_state();
-        match s.commanded {
-            SimActivity::Running => self.command(&mut s, SimActivity::Paused, false),
-            SimActivity::Paused => {}
-            _ => return Err(self.no_workload("pause the workload")),
-        }
-        Ok(())
+        self.set_activity_at(self.clock_reading(), SimActivity::Paused)
+            .map(|_| ())
     }
 
     /// Resumes a paused workload (SIGCONT), with the resume overshoot. A no-op when running.
     pub fn resume_workload(&self) -> Result<(), HalError> {
-        self.check_fault("resume the workload")?;
-        let mut s = self.lock_state();
-        match s.commanded {
-            SimActivity::Paused => self.command(&mut s, SimActivity::Running, true),
-            SimActivity::Running => {}
-            _ => return Err(self.no_workload("resume the workload")),
-        }
-        Ok(())
+        self.set_activity_at(self.clock_reading(), SimActivity::Running)
+            .map(|_| ())
     }
 
     /// Ends the workload and its context (the process exits or is killed).
@@ -656,18 +686,25 @@ impl SimGpu {
     /// Inserts in time order (after equal times). When full, the oldest change is applied
     /// at once so the newest is never lost.
     fn insert_pending(&self, s: &mut State, p: Pending) {
-        if s.pending[MAX_PENDING - 1].is_some() {
-            if let Some(oldest) = s.pending[0].take() {
-                self.apply(s, oldest.change);
-            }
-            s.pending.rotate_left(1);
-        }
-        let pos = s
+        // Plain element moves within the small array (no rotations): the simulator
+        // runs this on every command.
+        let mut len = s
             .pending
             .iter()
-            .position(|q| q.is_none_or(|q| q.at > p.at))
-            .unwrap_or(MAX_PENDING - 1);
-        s.pending[pos..].rotate_right(1);
+            .position(Option::is_none)
+            .unwrap_or(MAX_PENDING);
+        if len == MAX_PENDING {
+            if let Some(oldest) = s.pending[0] {
+                self.apply(s, oldest.change);
+            }
+            s.pending.copy_within(1.., 0);
+            len -= 1;
+        }
+        let pos = s.pending[..len]
+            .iter()
+            .position(|q| q.is_some_and(|q| q.at > p.at))
+            .unwrap_or(len);
+        s.pending.copy_within(pos..len, pos + 1);
         s.pending[pos] = Some(p);
     }
 
@@ -925,6 +962,14 @@ impl PowerDevice for SimGpu {
 
     async fn set_power_limit(&self, limit: Power) -> Result<LimitChange, HalError> {
         self.set_power_limit_now(limit)
+    }
+
+    fn set_power_limit_at_once(&self, limit: Power) -> Option<Result<LimitChange, HalError>> {
+        Some(self.set_power_limit_now(limit))
+    }
+
+    fn restore_power_limit_at_once(&self) -> Option<Result<LimitChange, HalError>> {
+        Some(self.set_power_limit_now(self.info.limit_at_discovery))
     }
 }
 

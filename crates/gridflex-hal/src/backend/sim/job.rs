@@ -71,51 +71,59 @@ impl SimJob {
 
     /// Pauses every GPU's workload, all or nothing.
     pub fn pause_now(&self) -> Result<(), HalError> {
-        self.all_or_nothing(
-            SimActivity::Paused,
-            SimGpu::pause_workload,
-            SimGpu::resume_workload,
-        )
+        self.all_or_nothing(SimActivity::Paused, SimGpu::resume_workload)
     }
 
     /// Resumes every GPU's workload, all or nothing.
     pub fn resume_now(&self) -> Result<(), HalError> {
-        self.all_or_nothing(
-            SimActivity::Running,
-            SimGpu::resume_workload,
-            SimGpu::pause_workload,
-        )
+        self.all_or_nothing(SimActivity::Running, SimGpu::pause_workload)
     }
 
-    /// Applies `act` to every GPU; when one refuses, undoes it on the GPUs it changed
-    /// (only those: a GPU that was already in the `goal` activity is left as it was, so a
-    /// failed resume of a running job pauses nothing).
+    /// Brings every GPU to `goal` at one instant (one clock reading for the GPUs that
+    /// share a clock, as a signal reaches a job's processes at once); when one refuses,
+    /// undoes it on the GPUs it changed (only those: a GPU that was already in the
+    /// `goal` activity is left as it was, so a failed resume of a running job pauses
+    /// nothing).
     fn all_or_nothing(
         &self,
         goal: SimActivity,
-        act: fn(&SimGpu) -> Result<(), HalError>,
         undo: fn(&SimGpu) -> Result<(), HalError>,
     ) -> Result<(), HalError> {
-        let mut changed = Vec::new();
+        // The GPUs this call changed: a bit each for the first 128 (no allocation), a
+        // list beyond.
+        let mut changed_mask = 0u128;
+        let mut changed_more = Vec::new();
+        let mut reading: Option<(&SimGpu, i64)> = None;
         for (i, g) in self.gpus.iter().enumerate() {
-            let before = g.activity();
-            if let Err(e) = act(g) {
-                for &done in &changed {
-                    let gpu: &Arc<SimGpu> = &self.gpus[done];
-                    let _ = undo(gpu);
+            let now = match reading {
+                Some((r, now)) if r.shares_clock(g) => now,
+                _ => {
+                    let now = g.clock_reading();
+                    reading = Some((g, now));
+                    now
                 }
-                return Err(HalError::Workload {
-                    job: self.job.clone(),
-                    operation: if goal == SimActivity::Paused {
-                        "pause"
-                    } else {
-                        "resume"
-                    },
-                    detail: e.to_string(),
-                });
-            }
-            if before != goal {
-                changed.push(i);
+            };
+            match g.set_activity_at(now, goal) {
+                Ok(true) if i < 128 => changed_mask |= 1 << i,
+                Ok(true) => changed_more.push(i),
+                Ok(false) => {}
+                Err(e) => {
+                    let first =
+                        (0..self.gpus.len().min(128)).filter(|&k| changed_mask & (1 << k) != 0);
+                    for done in first.chain(changed_more.iter().copied()) {
+                        let gpu: &Arc<SimGpu> = &self.gpus[done];
+                        let _ = undo(gpu);
+                    }
+                    return Err(HalError::Workload {
+                        job: self.job.clone(),
+                        operation: if goal == SimActivity::Paused {
+                            "pause"
+                        } else {
+                            "resume"
+                        },
+                        detail: e.to_string(),
+                    });
+                }
             }
         }
         Ok(())
@@ -156,6 +164,14 @@ impl WorkloadControl for SimJob {
 
     async fn status(&self) -> Result<WorkloadState, HalError> {
         Ok(self.status_now())
+    }
+
+    fn pause_at_once(&self) -> Option<Result<(), HalError>> {
+        Some(self.pause_now())
+    }
+
+    fn resume_at_once(&self) -> Option<Result<(), HalError>> {
+        Some(self.resume_now())
     }
 }
 

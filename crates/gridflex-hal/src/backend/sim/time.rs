@@ -44,7 +44,14 @@ impl SimTime {
     /// Nanoseconds since the epoch now (0 if the clock reads earlier, which a clock
     /// never does).
     pub(crate) fn nanos(&self) -> u64 {
-        u64::try_from(self.clock.now_nanos().saturating_sub(self.epoch_nanos)).unwrap_or(0)
+        self.nanos_at(self.clock.now_nanos())
+    }
+
+    /// Nanoseconds since the epoch at `raw`, a reading of the clock's
+    /// [`now_nanos`](gridflex_core::Clock::now_nanos) (0 before the epoch): GPUs that share a
+    /// clock can share one reading for a command that spans them.
+    pub(crate) fn nanos_at(&self, raw: i64) -> u64 {
+        u64::try_from(raw.saturating_sub(self.epoch_nanos)).unwrap_or(0)
     }
 
     /// The instant `nanos` after the epoch.
