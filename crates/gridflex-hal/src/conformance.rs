@@ -450,26 +450,14 @@ where
                     format!("the {attempt} call failed: {e}"),
                 ));
             }
-            let mut seen = None;
-            for _ in 0..100 {
-                let s = control
-                    .status()
-                    .await
-                    .map_err(|e| broken(promise, &id, format!("status failed: {e}")))?;
-                if s == want {
-                    seen = None;
-                    break;
-                }
-                seen = Some(s);
-                settle(want).await;
-            }
-            if let Some(s) = seen {
-                return Err(broken(
-                    promise,
-                    &id,
-                    format!("status {s:?} after the {attempt} call"),
-                ));
-            }
+            reaches(
+                control,
+                &mut settle,
+                want,
+                promise,
+                &format!("the {attempt} call"),
+            )
+            .await?;
         }
         if control.job() != &id {
             return Err(broken(
@@ -494,26 +482,44 @@ where
         };
         let promise = Promise::AtOnceAsAwaited;
         r.map_err(|e| broken(promise, &id, format!("{want:?} at once failed: {e}")))?;
-        let mut seen = None;
-        for _ in 0..100 {
-            let s = control
-                .status()
-                .await
-                .map_err(|e| broken(promise, &id, format!("status failed: {e}")))?;
-            if s == want {
-                seen = None;
-                break;
-            }
-            seen = Some(s);
-            settle(want).await;
-        }
-        if let Some(s) = seen {
-            return Err(broken(
-                promise,
-                &id,
-                format!("status {s:?} after asking {want:?} at once"),
-            ));
-        }
+        reaches(
+            control,
+            &mut settle,
+            want,
+            promise,
+            &format!("asking {want:?} at once"),
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Reads `control`'s status until it is `want` (up to 100 reads, `settle` between);
+/// otherwise `promise` is broken with the last status seen, after `what`.
+async fn reaches<W, F, Fut>(
+    control: &W,
+    settle: &mut F,
+    want: WorkloadState,
+    promise: Promise,
+    what: &str,
+) -> Result<(), Broken>
+where
+    W: WorkloadControl + ?Sized,
+    F: FnMut(WorkloadState) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let id = control.job();
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let s = control
+            .status()
+            .await
+            .map_err(|e| broken(promise, id, format!("status failed: {e}")))?;
+        if s == want {
+            return Ok(());
+        }
+        seen = format!("{s:?}");
+        settle(want).await;
+    }
+    Err(broken(promise, id, format!("status {seen} after {what}")))
 }
