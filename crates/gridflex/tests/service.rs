@@ -72,6 +72,23 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// Lets the telemetry sweeps learn every job's settled draw (5 min), then sends an
+/// 18 kW dispatch "d1" lasting `minutes` from now; it must actuate.
+async fn dispatch_after_sweeps(handle: &OrchestratorHandle, clock: &TokioClock, minutes: i64) {
+    sleep_ms(5 * 60_000).await;
+    let start = clock.now();
+    let handled = handle
+        .signal(dispatch(
+            "d1",
+            start,
+            start + chrono::TimeDelta::minutes(minutes),
+            18.0,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::Actuated { .. }), "{handled:?}");
+}
+
 /// Moves the simulator to the present: reading the orchestrator's clock drives it.
 fn settle(clock: &TokioClock) {
     let _ = clock.now();
@@ -88,18 +105,7 @@ async fn jobs_arrive_mid_stage_and_leave_mid_event_and_the_promise_holds() {
     let watch = monitor.watch(&f, &[SERVE], clock.clone(), Duration::from_millis(250));
     let scenario = async {
         // Telemetry sweeps learn every job's settled draw first.
-        sleep_ms(5 * 60_000).await;
-        let start = clock.now();
-        let handled = handle
-            .signal(dispatch(
-                "d1",
-                start,
-                start + chrono::TimeDelta::minutes(20),
-                18.0,
-            ))
-            .await
-            .unwrap();
-        assert!(matches!(handled, Handled::Actuated { .. }), "{handled:?}");
+        dispatch_after_sweeps(&handle, &clock, 20).await;
         // Mid-stage: the first stage is out, the later ones are scheduled.
         sleep_ms(20).await;
         let status = handle.status().await.unwrap();
@@ -193,17 +199,7 @@ async fn a_job_removed_mid_restore_is_given_back_and_an_operator_ends_the_next_e
     let (_tx, source) = channel(4);
     let (handle, task) = o.spawn(source);
     // Telemetry sweeps learn every job's settled draw first.
-    sleep_ms(5 * 60_000).await;
-    let start = clock.now();
-    handle
-        .signal(dispatch(
-            "d1",
-            start,
-            start + chrono::TimeDelta::minutes(10),
-            18.0,
-        ))
-        .await
-        .unwrap();
+    dispatch_after_sweeps(&handle, &clock, 10).await;
     // Into the restore (the window ends at 10 min; the ramp staggers the restore).
     sleep_ms(10 * 60_000 + 2_000).await;
     let status = handle.status().await.unwrap();
@@ -429,18 +425,7 @@ async fn a_restore_outside_the_orchestrator_is_confirmed_and_the_job_curtailed_a
     }
     let (_tx, source) = channel(4);
     let (handle, task) = b.build().unwrap().spawn(source);
-    sleep_ms(5 * 60_000).await;
-    let start = clock.now();
-    let handled = handle
-        .signal(dispatch(
-            "d1",
-            start,
-            start + chrono::TimeDelta::minutes(30),
-            18.0,
-        ))
-        .await
-        .unwrap();
-    assert!(matches!(handled, Handled::Actuated { .. }), "{handled:?}");
+    dispatch_after_sweeps(&handle, &clock, 30).await;
     sleep_ms(120_000).await;
     settle(&clock);
     assert!(hw_power(&f) <= kw(18.0) + kw(0.2), "{}", hw_power(&f));
