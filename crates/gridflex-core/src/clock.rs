@@ -91,6 +91,57 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
 }
 
+thread_local! {
+    /// The tokio instant every [`TokioClock`] reading on this thread returns inside
+    /// [`at_one_instant`].
+    static ONE_INSTANT: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every [`TokioClock`] reading on this thread taken at one instant: the
+/// instant of the call (a reading inside an outer call keeps the outer instant).
+///
+/// For work that issues many commands at once, synchronously: the orchestrator issues a
+/// plan stage this way, so every command of the stage, and every simulated GPU that
+/// takes one, reads the same time (they are issued within microseconds, and under a
+/// paused runtime time could not move between them anyway), and a thousand readings
+/// cost one. Only code that does not await belongs inside.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use gridflex_core::clock::{Clock, TokioClock, at_one_instant};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let clock = TokioClock::starting_at(Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap());
+/// let (a, b) = at_one_instant(|| {
+///     let a = clock.now_nanos();
+///     std::thread::sleep(std::time::Duration::from_millis(2));
+///     (a, clock.now_nanos())
+/// });
+/// assert_eq!(a, b);
+/// assert!(clock.now_nanos() > b); // outside, time moves on
+/// # });
+/// ```
+pub fn at_one_instant<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts back what was there before, on return or unwind.
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ONE_INSTANT.set(self.0);
+        }
+    }
+    let outer = ONE_INSTANT.get();
+    let _restore = Restore(outer);
+    if outer.is_none() && tokio::runtime::Handle::try_current().is_ok() {
+        ONE_INSTANT.set(Some(Instant::now()));
+    }
+    f()
+}
+
+/// Tokio's now, or the instant of an enclosing [`at_one_instant`].
+fn tokio_now() -> Instant {
+    ONE_INSTANT.get().unwrap_or_else(Instant::now)
+}
+
 /// UTC time read from tokio's clock (virtual when the runtime's time is paused).
 ///
 /// Made inside a tokio runtime, the clock reads `origin` at once and advances with
@@ -142,7 +193,8 @@ impl Clock for TokioClock {
         let Some(started) = self.started() else {
             return self.origin;
         };
-        let elapsed = TimeDelta::from_std(started.elapsed()).unwrap_or(TimeDelta::MAX);
+        let elapsed = TimeDelta::from_std(tokio_now().saturating_duration_since(started))
+            .unwrap_or(TimeDelta::MAX);
         self.origin
             .checked_add_signed(elapsed)
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -152,7 +204,8 @@ impl Clock for TokioClock {
         let Some(started) = self.started() else {
             return self.origin_nanos;
         };
-        let elapsed = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        let elapsed = i64::try_from(tokio_now().saturating_duration_since(started).as_nanos())
+            .unwrap_or(i64::MAX);
         self.origin_nanos.saturating_add(elapsed)
     }
 

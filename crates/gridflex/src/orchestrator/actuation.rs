@@ -146,41 +146,45 @@ impl<C: Clock> Orchestrator<C> {
             let timer = |lever| Some((started?, metrics?.command_latency(lever)));
             let mut control_out = FanOut::new(control_slots, compact, timer(Lever::Workload));
             let mut cap_out = FanOut::new(cap_slots, enforced, timer(Lever::PowerLimit));
-            // Plain loops (no iterator closures) keep the run future `Send`.
+            // Plain loops (no iterator closures) keep the run future `Send`. The whole
+            // stage is issued at one instant of the clock: every command, and every
+            // simulated device that takes one, reads the same time (one reading, not a
+            // thousand).
             std::future::poll_fn(|cx| {
-                // A backend that answers at once does so without a future.
-                for &(j, pause) in &controls {
-                    if let Some(c) = jobs[j].control.as_ref() {
-                        let answer = if pause {
-                            c.pause_at_once()
-                        } else {
-                            c.resume_at_once()
-                        };
-                        match answer {
-                            Some(r) => control_out.answered(r),
-                            None => {
-                                control_out.issue(cx, if pause { c.pause() } else { c.resume() })
+                gridflex_core::clock::at_one_instant(|| {
+                    // A backend that answers at once does so without a future.
+                    for &(j, pause) in &controls {
+                        if let Some(c) = jobs[j].control.as_ref() {
+                            let answer = if pause {
+                                c.pause_at_once()
+                            } else {
+                                c.resume_at_once()
+                            };
+                            match answer {
+                                Some(r) => control_out.answered(r),
+                                None => control_out
+                                    .issue(cx, if pause { c.pause() } else { c.resume() }),
                             }
                         }
                     }
-                }
-                for &(j, cap) in &caps {
-                    for d in &jobs[j].devices {
-                        let answer = match cap {
-                            Some(c) => d.device.set_power_limit_at_once(c),
-                            None => d.device.restore_power_limit_at_once(),
-                        };
-                        if let Some(r) = answer {
-                            cap_out.answered(r);
-                            continue;
+                    for &(j, cap) in &caps {
+                        for d in &jobs[j].devices {
+                            let answer = match cap {
+                                Some(c) => d.device.set_power_limit_at_once(c),
+                                None => d.device.restore_power_limit_at_once(),
+                            };
+                            if let Some(r) = answer {
+                                cap_out.answered(r);
+                                continue;
+                            }
+                            let command = match cap {
+                                Some(c) => d.device.set_power_limit(c),
+                                None => d.device.restore_power_limit(),
+                            };
+                            cap_out.issue(cx, command);
                         }
-                        let command = match cap {
-                            Some(c) => d.device.set_power_limit(c),
-                            None => d.device.restore_power_limit(),
-                        };
-                        cap_out.issue(cx, command);
                     }
-                }
+                });
                 std::task::Poll::Ready(())
             })
             .await;

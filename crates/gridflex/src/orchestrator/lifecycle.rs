@@ -86,7 +86,11 @@ impl<C: Clock> Orchestrator<C> {
                     .collect(),
             });
         }
-        if !matches!(active.curtailment.cause, Cause::Regulation) {
+        // The same window again (a signal repeated after its event ended) excludes no
+        // other day: kept once, so the list cannot grow without bound between prunes.
+        if !matches!(active.curtailment.cause, Cause::Regulation)
+            && !self.event_windows.contains(&window)
+        {
             self.event_windows.push(window);
             // Only windows within the meter held can exclude a baseline day.
             let horizon = self.clock.now()
