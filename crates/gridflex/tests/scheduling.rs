@@ -119,6 +119,39 @@ async fn watch(
     out
 }
 
+/// Adds `n` jobs of `minutes` of work each, due at 4 h, runs the scheduler to 4 h while
+/// watching the simulated fleet every minute, checks the limit held at every sample and
+/// that exactly `running` jobs ran through hour `hour` (`what` names the failure), and
+/// returns the first day's report after shutting the loop down.
+async fn four_hours_with(
+    site: &Site,
+    mut s: Scheduler<TokioClock>,
+    n: usize,
+    minutes: u64,
+    limit: f64,
+    (hour, running, what): (i64, usize, &str),
+) -> gridflex::scheduling::DayReport {
+    for j in 0..n {
+        s.add_job(DeferrableJob::new(
+            work(j, minutes, t0() + TimeDelta::hours(4)),
+            site.jobs[j].clone(),
+        ))
+        .unwrap();
+    }
+    let (handle, task) = s.spawn();
+    let samples = watch(site, Duration::from_secs(60), t0() + TimeDelta::hours(4)).await;
+    for (at, on, watts) in &samples {
+        assert!(*watts <= limit + 1e-6, "{at}: {watts} W over {limit} W");
+        if (*at - t0()).num_hours() == hour {
+            assert_eq!(on.iter().filter(|r| **r).count(), running, "{at}: {what}");
+        }
+    }
+    let day = handle.report().await.unwrap().swap_remove(0);
+    handle.shutdown().await.unwrap();
+    task.await.unwrap().unwrap();
+    day
+}
+
 #[test]
 fn runs_in_the_cheapest_hours_within_the_limit() {
     runtime().block_on(async {
@@ -316,27 +349,9 @@ fn negative_prices_absorb_within_the_limit() {
         // Negative in hour 1: jobs with 30 minutes of work in a cheap... the plan puts
         // job-0's half hour in hour 1 anyway; load increase runs the others then too.
         let p = prices(TimeDelta::hours(1), &[40.0, -20.0, 30.0, 30.0]);
-        let mut s = Scheduler::new(site.clock.clone(), cfg, p).unwrap();
-        for j in 0..3 {
-            s.add_job(DeferrableJob::new(
-                work(j, 90, t0() + TimeDelta::hours(4)),
-                site.jobs[j].clone(),
-            ))
-            .unwrap();
-        }
-        let (handle, task) = s.spawn();
-        let samples = watch(&site, Duration::from_secs(60), t0() + TimeDelta::hours(4)).await;
-        for (at, running, watts) in &samples {
-            assert!(*watts <= limit + 1e-6, "{at}: {watts} W over {limit} W");
-            if (*at - t0()).num_hours() == 1 {
-                assert_eq!(
-                    running.iter().filter(|r| **r).count(),
-                    2,
-                    "{at}: not absorbing at the limit"
-                );
-            }
-        }
-        let day = &handle.report().await.unwrap()[0];
+        let s = Scheduler::new(site.clock.clone(), cfg, p).unwrap();
+        let day =
+            &four_hours_with(&site, s, 3, 90, limit, (1, 2, "not absorbing at the limit")).await;
         // Two jobs of 1.4 kW for the whole negative hour.
         assert!(
             (day.absorbed.as_kilowatt_hours() - 2.8).abs() < 1e-6,
@@ -347,8 +362,6 @@ fn negative_prices_absorb_within_the_limit() {
             "{day}"
         );
         assert_eq!(day.deadlines_met, 3, "{day}");
-        handle.shutdown().await.unwrap();
-        task.await.unwrap().unwrap();
     });
 }
 
@@ -410,37 +423,16 @@ fn a_consumption_request_brings_work_forward() {
         let board = ObligationBoard::new();
         // Hour 0 is the dearest: the plan leaves it, the request fills it (one job fits).
         let p = prices(TimeDelta::hours(1), &[90.0, 10.0, 20.0, 30.0]);
-        let mut s = Scheduler::new(site.clock.clone(), cfg, p)
+        let s = Scheduler::new(site.clock.clone(), cfg, p)
             .unwrap()
             .obligations(Arc::new(board.clone()));
         board.request_consumption(Interval::new(t0(), t0() + TimeDelta::hours(1)).unwrap());
-        for j in 0..2 {
-            s.add_job(DeferrableJob::new(
-                work(j, 60, t0() + TimeDelta::hours(4)),
-                site.jobs[j].clone(),
-            ))
-            .unwrap();
-        }
-        let (handle, task) = s.spawn();
-        let samples = watch(&site, Duration::from_secs(60), t0() + TimeDelta::hours(4)).await;
-        for (at, running, watts) in &samples {
-            assert!(*watts <= limit + 1e-6, "{at}: {watts} W over {limit} W");
-            if (*at - t0()).num_hours() == 0 {
-                assert_eq!(
-                    running.iter().filter(|r| **r).count(),
-                    1,
-                    "{at}: request not answered"
-                );
-            }
-        }
-        let day = &handle.report().await.unwrap()[0];
+        let day = &four_hours_with(&site, s, 2, 60, limit, (0, 1, "request not answered")).await;
         assert!(
             (day.absorbed_on_request.as_kilowatt_hours() - 1.4).abs() < 1e-6,
             "{day}"
         );
         assert_eq!(day.deadlines_met, 2, "{day}");
-        handle.shutdown().await.unwrap();
-        task.await.unwrap().unwrap();
     });
 }
 
