@@ -75,6 +75,12 @@ enum Change {
     Limit(f64),
 }
 
+/// An unused slot of the pending queue.
+const NO_CHANGE: Pending = Pending {
+    at: u64::MAX,
+    change: Change::Limit(0.0),
+};
+
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     at: u64,
@@ -105,18 +111,24 @@ struct Params {
     noise: Option<(u64, f64)>,
 }
 
+/// What a command touches comes first, in two cache lines (`repr(C)` keeps the order):
+/// a fleet of simulated GPUs is commanded a thousand at a time, mostly from memory that
+/// is not in cache, so every line a command reads costs.
 #[derive(Debug)]
+#[repr(C)]
 struct State {
     t: u64,
-    power: f64,
     requested: f64,
-    cap: f64,
     /// The activity the power follows (commands act after the dead time).
     physical: SimActivity,
     commanded: SimActivity,
+    /// Commands recorded for tests and audits, when enabled (bounded by its capacity).
+    history: Option<Box<History>>,
+    pending: PendingQueue,
+    power: f64,
+    cap: f64,
     workload: Option<WorkloadProfile>,
     demand: f64,
-    pending: [Option<Pending>; MAX_PENDING],
     overshoot_until: u64,
     /// Fine integration steps until this instant (after a workload change).
     fine_until: u64,
@@ -127,7 +139,6 @@ struct State {
     next_tick: u64,
     tick_index: u64,
     energy_at_tick: f64,
-    buckets: [f64; 64],
     bucket_pos: usize,
     snap_at: u64,
     snap_inst: f64,
@@ -138,8 +149,61 @@ struct State {
     ring: Box<[(u64, f64)]>,
     ring_head: usize,
     ring_len: usize,
-    /// Commands recorded for tests and audits, when enabled (bounded by its capacity).
-    history: Option<History>,
+    buckets: [f64; 64],
+}
+
+/// Changes not yet in effect, in time order (equal times in arrival order): a ring of
+/// `MAX_PENDING` slots, so taking the earliest and adding the latest (what commands do)
+/// move nothing.
+#[derive(Debug, Clone, Copy)]
+struct PendingQueue {
+    slots: [Pending; MAX_PENDING],
+    head: u8,
+    len: u8,
+}
+
+impl PendingQueue {
+    const EMPTY: Self = Self {
+        slots: [NO_CHANGE; MAX_PENDING],
+        head: 0,
+        len: 0,
+    };
+
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    fn is_full(&self) -> bool {
+        self.len() == MAX_PENDING
+    }
+
+    fn slot(&self, i: usize) -> usize {
+        (usize::from(self.head) + i) % MAX_PENDING
+    }
+
+    /// The earliest change.
+    fn first(&self) -> Option<Pending> {
+        (self.len > 0).then(|| self.slots[usize::from(self.head)])
+    }
+
+    /// Removes the earliest change.
+    fn pop(&mut self) -> Option<Pending> {
+        let first = self.first()?;
+        self.head = ((usize::from(self.head) + 1) % MAX_PENDING) as u8;
+        self.len -= 1;
+        Some(first)
+    }
+
+    /// Inserts after every change at or before `p.at` (the queue must not be full).
+    fn insert(&mut self, p: Pending) {
+        let mut i = self.len();
+        while i > 0 && self.slots[self.slot(i - 1)].at > p.at {
+            self.slots[self.slot(i)] = self.slots[self.slot(i - 1)];
+            i -= 1;
+        }
+        self.slots[self.slot(i)] = p;
+        self.len += 1;
+    }
 }
 
 /// A bounded record of commands, oldest dropped first.
@@ -180,14 +244,21 @@ pub enum SimCommand {
 /// assert!(gpu.throughput() < 0.7);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// What a command reads comes first and the whole is cache-line aligned (`repr(C)`
+/// keeps the order): the fault flag, the limit range, the clock and the state's hot
+/// part share the first lines.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct SimGpu {
-    info: DeviceInfo,
-    clock: SimTime,
-    p: Params,
-    clock_range: ClockRange,
-    state: Mutex<State>,
     fault: AtomicU8,
+    /// `info.limits` as a command checks it: the minimum and maximum in watts.
+    range_w: (f64, f64),
+    clock: SimTime,
+    state: Mutex<State>,
+    p: Params,
+    info: DeviceInfo,
+    clock_range: ClockRange,
 }
 
 fn record(s: &mut State, at: u64, command: SimCommand) {
@@ -284,7 +355,7 @@ impl SimGpu {
             commanded: SimActivity::NoContext,
             workload: None,
             demand: 0.0,
-            pending: [None; MAX_PENDING],
+            pending: PendingQueue::EMPTY,
             overshoot_until: 0,
             fine_until: 0,
             lock: None,
@@ -314,6 +385,7 @@ impl SimGpu {
             limit_at_discovery: spec.initial_limit,
         };
         Ok(Self {
+            range_w: (info.limits.min().as_watts(), info.limits.max().as_watts()),
             info,
             clock,
             clock_range: ClockRange {
@@ -391,7 +463,8 @@ impl SimGpu {
     /// and returns what is in force. No allocation unless it fails.
     pub fn set_power_limit_now(&self, limit: Power) -> Result<LimitChange, HalError> {
         self.check_fault("set the power limit")?;
-        if !self.info.limits.contains(limit) {
+        let w = limit.as_watts();
+        if !(self.range_w.0..=self.range_w.1).contains(&w) {
             return Err(HalError::LimitOutOfRange {
                 device: self.info.id.clone(),
                 requested: limit,
@@ -401,9 +474,8 @@ impl SimGpu {
         }
         let now = self.clock.nanos();
         let mut s = self.lock_raw();
-        let w = limit.as_watts();
         record(&mut s, now, SimCommand::Limit(limit));
-        if s.t >= now || s.pending[MAX_PENDING - 1].is_some() {
+        if s.t >= now || s.pending.is_full() {
             self.advance(&mut s, now);
             s.requested = w;
         } else {
@@ -476,10 +548,10 @@ impl SimGpu {
     /// the hardware was told, and when, from the device's own side.
     pub fn record_history(&self, capacity: usize) {
         let mut s = self.lock_raw();
-        s.history = Some(History {
+        s.history = Some(Box::new(History {
             capacity: capacity.max(1),
             entries: std::collections::VecDeque::with_capacity(capacity.clamp(1, 4096)),
-        });
+        }));
     }
 
     /// The recorded commands with their instants, oldest first (empty unless
@@ -686,26 +758,12 @@ impl SimGpu {
     /// Inserts in time order (after equal times). When full, the oldest change is applied
     /// at once so the newest is never lost.
     fn insert_pending(&self, s: &mut State, p: Pending) {
-        // Plain element moves within the small array (no rotations): the simulator
-        // runs this on every command.
-        let mut len = s
-            .pending
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or(MAX_PENDING);
-        if len == MAX_PENDING {
-            if let Some(oldest) = s.pending[0] {
-                self.apply(s, oldest.change);
-            }
-            s.pending.copy_within(1.., 0);
-            len -= 1;
+        if s.pending.is_full()
+            && let Some(oldest) = s.pending.pop()
+        {
+            self.apply(s, oldest.change);
         }
-        let pos = s.pending[..len]
-            .iter()
-            .position(|q| q.is_some_and(|q| q.at > p.at))
-            .unwrap_or(len);
-        s.pending.copy_within(pos..len, pos + 1);
-        s.pending[pos] = Some(p);
+        s.pending.insert(p);
     }
 
     fn apply(&self, s: &mut State, change: Change) {
@@ -838,7 +896,7 @@ impl SimGpu {
     }
 
     fn settled(&self, s: &State) -> bool {
-        s.pending[0].is_none()
+        s.pending.first().is_none()
             && s.overshoot_until <= s.t
             && (s.cap - s.requested).abs() < SETTLED_W
             && (s.power - self.target(s, s.requested)).abs() < SETTLED_W
@@ -859,7 +917,7 @@ impl SimGpu {
             };
             let grid = (s.t / step + 1).saturating_mul(step);
             let mut next = now.min(s.next_tick).min(s.next_sample).min(grid);
-            if let Some(p) = s.pending[0] {
+            if let Some(p) = s.pending.first() {
                 next = next.min(p.at.max(s.t));
             }
             if s.overshoot_until > s.t {
@@ -892,12 +950,11 @@ impl SimGpu {
     }
 
     fn events(&self, s: &mut State) {
-        while let Some(p) = s.pending[0] {
+        while let Some(p) = s.pending.first() {
             if p.at > s.t {
                 break;
             }
-            s.pending[0] = None;
-            s.pending.rotate_left(1);
+            s.pending.pop();
             self.apply(s, p.change);
         }
         if s.t == s.next_sample {
@@ -1007,6 +1064,37 @@ mod tests {
 
     use super::*;
     use crate::sim::WorkloadKind;
+
+    proptest::proptest! {
+        /// The pending ring keeps changes in time order, equal times in arrival order,
+        /// through wrap-around: the same as a sorted list would.
+        #[test]
+        fn pending_queue_orders_like_a_sorted_list(
+            ops in proptest::collection::vec(proptest::option::of(0u64..6), 0..64),
+        ) {
+            let mut queue = PendingQueue::EMPTY;
+            let mut model: Vec<(u64, f64)> = Vec::new();
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Some(at) if !queue.is_full() => {
+                        let change = Change::Limit(n as f64);
+                        queue.insert(Pending { at, change });
+                        let pos = model.partition_point(|&(t, _)| t <= at);
+                        model.insert(pos, (at, n as f64));
+                    }
+                    _ => {
+                        let got = queue.pop().map(|p| match p.change {
+                            Change::Limit(w) => (p.at, w),
+                            Change::Activity { .. } => (p.at, -1.0),
+                        });
+                        let want = (!model.is_empty()).then(|| model.remove(0));
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                }
+                proptest::prop_assert_eq!(queue.len(), model.len());
+            }
+        }
+    }
 
     fn gpu() -> (ManualClock, SimGpu) {
         let clock = ManualClock::default();
