@@ -91,10 +91,20 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
 }
 
+/// The instant of an [`at_one_instant`] call, and the last [`TokioClock::now_nanos`]
+/// reading taken at it: a thousand readings of one clock compute it once.
+#[derive(Debug, Clone, Copy)]
+struct OneInstant {
+    at: Instant,
+    /// `(clock, started, nanos)`: the clock's shared start (its address and instant)
+    /// and its reading at `at`.
+    last: Option<(usize, Instant, i64)>,
+}
+
 thread_local! {
     /// The tokio instant every [`TokioClock`] reading on this thread returns inside
     /// [`at_one_instant`].
-    static ONE_INSTANT: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    static ONE_INSTANT: std::cell::Cell<Option<OneInstant>> = const { std::cell::Cell::new(None) };
 }
 
 /// Runs `f` with every [`TokioClock`] reading on this thread taken at one instant: the
@@ -123,7 +133,7 @@ thread_local! {
 /// ```
 pub fn at_one_instant<R>(f: impl FnOnce() -> R) -> R {
     /// Puts back what was there before, on return or unwind.
-    struct Restore(Option<Instant>);
+    struct Restore(Option<OneInstant>);
     impl Drop for Restore {
         fn drop(&mut self) {
             ONE_INSTANT.set(self.0);
@@ -132,14 +142,17 @@ pub fn at_one_instant<R>(f: impl FnOnce() -> R) -> R {
     let outer = ONE_INSTANT.get();
     let _restore = Restore(outer);
     if outer.is_none() && tokio::runtime::Handle::try_current().is_ok() {
-        ONE_INSTANT.set(Some(Instant::now()));
+        ONE_INSTANT.set(Some(OneInstant {
+            at: Instant::now(),
+            last: None,
+        }));
     }
     f()
 }
 
 /// Tokio's now, or the instant of an enclosing [`at_one_instant`].
 fn tokio_now() -> Instant {
-    ONE_INSTANT.get().unwrap_or_else(Instant::now)
+    ONE_INSTANT.get().map_or_else(Instant::now, |one| one.at)
 }
 
 /// UTC time read from tokio's clock (virtual when the runtime's time is paused).
@@ -204,9 +217,26 @@ impl Clock for TokioClock {
         let Some(started) = self.started() else {
             return self.origin_nanos;
         };
-        let elapsed = i64::try_from(tokio_now().saturating_duration_since(started).as_nanos())
-            .unwrap_or(i64::MAX);
-        self.origin_nanos.saturating_add(elapsed)
+        let reading = |at: Instant| {
+            let elapsed =
+                i64::try_from(at.saturating_duration_since(started).as_nanos()).unwrap_or(i64::MAX);
+            self.origin_nanos.saturating_add(elapsed)
+        };
+        let Some(mut one) = ONE_INSTANT.get() else {
+            return reading(Instant::now());
+        };
+        // Clones share `started`: its address names the clock, its instant guards
+        // against a new clock at a freed address.
+        let clock = Arc::as_ptr(&self.started) as usize;
+        match one.last {
+            Some((c, s, nanos)) if c == clock && s == started => nanos,
+            _ => {
+                let nanos = reading(one.at);
+                one.last = Some((clock, started, nanos));
+                ONE_INSTANT.set(Some(one));
+                nanos
+            }
+        }
     }
 
     async fn sleep_until(&self, deadline: DateTime<Utc>) {
@@ -330,6 +360,31 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Readings of several clocks at one instant each keep their own origin, however
+    /// they interleave, and agree with readings outside it at the same paused time.
+    #[tokio::test(start_paused = true)]
+    async fn one_instant_readings_keep_each_clock_apart() {
+        let a = TokioClock::starting_at(t0());
+        tokio::time::advance(std::time::Duration::from_millis(3)).await;
+        let b = TokioClock::starting_at(t0() + TimeDelta::hours(1));
+        let a2 = a.clone();
+        let outside = (a.now_nanos(), b.now_nanos());
+        let inside = at_one_instant(|| {
+            [
+                a.now_nanos(),
+                b.now_nanos(),
+                a2.now_nanos(),
+                b.now_nanos(),
+                a.now_nanos(),
+            ]
+        });
+        assert_eq!(
+            inside,
+            [outside.0, outside.1, outside.0, outside.1, outside.0]
+        );
+        assert_eq!(outside.1 - outside.0, 3_600_000_000_000 - 3_000_000);
+    }
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap()
