@@ -234,6 +234,62 @@ fn evaluate_raw(meter: &Meter, frame: &Frame, day: &LocalDay) -> Eval {
     Eval::Mean(sum / frame.n_event as f64)
 }
 
+/// Days read together by [`evaluate_batch`].
+const BATCH: usize = 4;
+
+/// [`evaluate_raw`] for several days at once, `out[i]` for `days[i].1`. Where every
+/// day's windows are contiguous, the days' sums run side by side, one pass over the
+/// window positions: each day's sum still adds its values in the same order as
+/// `evaluate_raw` (so it is the same to the bit), but the days' additions, and their
+/// reads from memory, no longer wait on each other.
+fn evaluate_batch(meter: &Meter, frame: &Frame, days: &[(usize, LocalDay)], out: &mut [Eval]) {
+    let found: [Option<[std::ops::Range<usize>; 2]>; BATCH] = std::array::from_fn(|i| {
+        days.get(i)
+            .filter(|_| days.len() == BATCH)
+            .and_then(|(_, d)| day_ranges(meter, frame, d))
+    });
+    let Some(ranges) = found
+        .iter()
+        .all(Option::is_some)
+        .then(|| found.map(Option::unwrap_or_default))
+    else {
+        for ((_, d), o) in days.iter().zip(out.iter_mut()) {
+            *o = evaluate_raw(meter, frame, d);
+        }
+        return;
+    };
+    let values = meter.column();
+    // Every day's windows have the frame's lengths.
+    let sums = |part: usize| {
+        let starts: [usize; BATCH] = std::array::from_fn(|i| ranges[i][part].start);
+        let len = ranges[0][part].len();
+        let mut s = [0.0f64; BATCH];
+        for j in 0..len {
+            for (acc, &start) in s.iter_mut().zip(&starts) {
+                *acc += values[start + j];
+            }
+        }
+        s
+    };
+    let adj = sums(0);
+    let ev = sums(1);
+    for (i, o) in out.iter_mut().enumerate() {
+        let gap = |r: &std::ops::Range<usize>| {
+            values[r.clone()]
+                .iter()
+                .position(|w| w.is_nan())
+                .map(|k| r.start + k)
+        };
+        *o = if (ev[i].is_nan() || adj[i].is_nan())
+            && let Some(g) = gap(&ranges[i][1]).or_else(|| gap(&ranges[i][0]))
+        {
+            Eval::Gap(g)
+        } else {
+            Eval::Mean(ev[i] / frame.n_event as f64)
+        };
+    }
+}
+
 /// A candidate day under the gap policy: `Ok(Ok(mean event-window load))` when it
 /// qualifies, `Ok(Err(reason))` when it is dropped.
 fn judge(meter: &Meter, eval: Eval, gaps: GapPolicy) -> Result<Result<f64, DropReason>, MvError> {
@@ -289,27 +345,65 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
+    /// The date `k + 1` days before the event day, its day type and whether it is an
+    /// excluded event day (`None` before chrono's range).
+    fn day_facts(&self, k: usize) -> Option<(NaiveDate, DayType, bool)> {
+        let shared = self
+            .days
+            .filter(|t| t.event_day == self.frame.date)
+            .and_then(|t| t.days.get(k));
+        if let Some(d) = shared {
+            return Some(*d);
+        }
+        let date = self.frame.date.checked_sub_days(Days::new(k as u64 + 1))?;
+        let day_type = self.calendar.day_type(date);
+        Some((date, day_type, self.calendar.is_event_day(date)))
+    }
+
+    /// Reads day `k` (`day`) and, ahead of need, up to `BATCH - 1` more of the days
+    /// this scan may reach next, their values summed side by side (see
+    /// [`evaluate_batch`]); returns day `k`'s.
+    fn evaluate_ahead(&mut self, k: usize, day: &LocalDay) -> Eval {
+        let mut batch = [(k, *day); BATCH];
+        let mut n = 1;
+        let last = (self.rule.lookback_days as usize).min(k + 1 + 2 * BATCH);
+        for k2 in k + 1..last {
+            if n == BATCH {
+                break;
+            }
+            if self.evals.get(k2).is_some_and(Option::is_some) {
+                continue;
+            }
+            let Some((date, day_type, excluded)) = self.day_facts(k2) else {
+                break;
+            };
+            if !self.rule.pool.contains(day_type) || excluded {
+                continue;
+            }
+            let Some(d) = self.meter.day(date) else {
+                break;
+            };
+            batch[n] = (k2, *d);
+            n += 1;
+        }
+        let mut out = [Eval::NoData; BATCH];
+        evaluate_batch(self.meter, self.frame, &batch[..n], &mut out[..n]);
+        let top = batch[n - 1].0;
+        if self.evals.len() <= top {
+            self.evals.resize(top + 1, None);
+        }
+        for (&(k2, _), e) in batch[..n].iter().zip(out) {
+            self.evals[k2] = Some(e);
+        }
+        out[0]
+    }
+
     fn next(&mut self, decisions: &mut Vec<DayDecision>) -> Result<Option<Cand>, MvError> {
         while self.back < self.rule.lookback_days {
             self.back += 1;
             let k = self.back as usize - 1;
-            let shared = self
-                .days
-                .filter(|t| t.event_day == self.frame.date)
-                .and_then(|t| t.days.get(k));
-            let (date, day_type, excluded) = match shared {
-                Some(d) => *d,
-                None => {
-                    let Some(date) = self
-                        .frame
-                        .date
-                        .checked_sub_days(Days::new(u64::from(self.back)))
-                    else {
-                        return Ok(None);
-                    };
-                    let day_type = self.calendar.day_type(date);
-                    (date, day_type, self.calendar.is_event_day(date))
-                }
+            let Some((date, day_type, excluded)) = self.day_facts(k) else {
+                return Ok(None);
             };
             let mut record = |outcome, load: Option<f64>| {
                 decisions.push(DayDecision {
@@ -334,15 +428,11 @@ impl Scan<'_> {
                 self.back = self.rule.lookback_days;
                 return Ok(None);
             };
-            if self.evals.len() <= k {
-                self.evals.resize(k + 1, None);
-            }
-            let eval = match self.evals[k] {
+            let eval = match self.evals.get(k).copied().flatten() {
                 Some(e) => e,
                 None => {
-                    let e = evaluate_raw(self.meter, self.frame, day);
-                    self.evals[k] = Some(e);
-                    e
+                    let day = *day;
+                    self.evaluate_ahead(k, &day)
                 }
             };
             match judge(self.meter, eval, self.gaps)? {
@@ -724,4 +814,86 @@ pub(super) fn flat_result(
         intervals,
         settlement: baseline.settlement,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use gridflex_core::MarketZone;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::baseline::adjust::AdjustmentKind;
+
+    fn same(a: Eval, b: Eval) -> bool {
+        match (a, b) {
+            (Eval::Mean(x), Eval::Mean(y)) => x.to_bits() == y.to_bits(),
+            (Eval::Gap(i), Eval::Gap(j)) => i == j,
+            (Eval::NoData, Eval::NoData) => true,
+            _ => false,
+        }
+    }
+
+    proptest! {
+        /// Days read four at a time give what each read alone gives, to the bit: the
+        /// same means (signed zeros too), the same first gap, the same missing days,
+        /// across the spring DST change (whose days take the per-day path).
+        #[test]
+        fn batched_days_read_like_single_days(
+            seed in any::<u64>(),
+            gaps in proptest::collection::vec((0usize..6_000, 1usize..40), 0..6),
+            event_day in 10i64..55,
+            hour in 6i64..20,
+            adj_hours in 0i64..4,
+            step_min in prop_oneof![Just(5i64), Just(15), Just(60)],
+        ) {
+            // Sixty days of data around the March DST change in CAISO's zone.
+            let start = Utc.with_ymd_and_hms(2025, 2, 1, 8, 0, 0).unwrap();
+            let step = TimeDelta::minutes(step_min);
+            let n = (60 * 24 * 60 / step_min) as usize;
+            let mut z = seed;
+            let mut watts: Vec<f64> = (0..n)
+                .map(|_| {
+                    z = z.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    // Signed zeros and small values as well as loads.
+                    match z >> 60 {
+                        0 => -0.0,
+                        1 => 0.0,
+                        _ => ((z >> 11) as f64 / (1u64 << 53) as f64 - 0.2) * 1e6,
+                    }
+                })
+                .collect();
+            for (at, len) in gaps {
+                for w in watts.iter_mut().skip(at * n / 6_000).take(len) {
+                    *w = f64::NAN;
+                }
+            }
+            let meter = Meter::from_watts(start, step, watts, MarketZone::Caiso).unwrap();
+            let calendar = Calendar::new(MarketZone::Caiso);
+            let event_start = start + TimeDelta::days(event_day) + TimeDelta::hours(hour);
+            let event = Interval::new(event_start, event_start + TimeDelta::hours(2)).unwrap();
+            let adj = Adjustment {
+                kind: if adj_hours == 0 { AdjustmentKind::None } else { AdjustmentKind::Additive },
+                window: TimeDelta::hours(adj_hours),
+                gap: TimeDelta::hours(i64::from(adj_hours > 0)),
+                cap: None,
+            };
+            let Ok(frame) = frame(&meter, &calendar, event, &adj, None) else {
+                return Ok(());
+            };
+            let days: Vec<(usize, LocalDay)> = (1..=event_day as u64)
+                .filter_map(|back| frame.date.checked_sub_days(Days::new(back)))
+                .filter_map(|d| meter.day(d).copied())
+                .enumerate()
+                .collect();
+            for chunk in days.chunks(BATCH) {
+                let mut out = [Eval::NoData; BATCH];
+                evaluate_batch(&meter, &frame, chunk, &mut out[..chunk.len()]);
+                for ((_, d), got) in chunk.iter().zip(out) {
+                    let want = evaluate_raw(&meter, &frame, d);
+                    prop_assert!(same(got, want), "{:?}: batch {got:?}, alone {want:?}", d);
+                }
+            }
+        }
+    }
 }
