@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gridflex_signals::parse::{
     ParseOptions, parse_caiso_csv, parse_caiso_xml, parse_oasis_zip, parse_pjm_csv, parse_pjm_json,
-    parse_pjm_json_bytes,
+    parse_pjm_json_bytes, parse_pjm_json_seekable,
 };
 
 const NODES: usize = 200;
@@ -361,6 +361,26 @@ fn dataminer(c: &mut Criterion) {
     g.bench_function("the same, in memory (parse_pjm_json_bytes)", |b| {
         b.iter(|| parse_pjm_json_bytes(black_box(json.as_bytes()), &opts).map(|o| o.points.len()))
     });
+    // The same bytes in a file (written here, in the page cache, removed after): what
+    // `signals parse` reads.
+    let path = std::env::temp_dir().join(format!("gridflex-bench-{}.json", std::process::id()));
+    std::fs::write(&path, &json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    g.bench_function(
+        "the same, streamed from a file (parse_pjm_json_seekable)",
+        |b| {
+            b.iter(|| {
+                let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+                parse_pjm_json_seekable(file, &opts).map(|o| o.points.len())
+            })
+        },
+    );
+    g.bench_function("the same, from a file read whole (parse_pjm_json)", |b| {
+        b.iter(|| {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            parse_pjm_json(file, &opts).map(|o| o.points.len())
+        })
+    });
+    let _ = std::fs::remove_file(&path);
     g.finish();
 }
 

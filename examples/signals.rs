@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use gridflex_signals::PricePoint;
-use gridflex_signals::parse::{ParseOptions, parse_prices};
+use gridflex_signals::parse::{ParseOptions, parse_prices_seekable};
 use serde::Serialize;
 
 const USAGE: &str = "usage: signals parse [--summary] [--lenient] FILE";
@@ -160,7 +160,7 @@ fn run(args: &[String]) -> Result<(), String> {
         ParseOptions::strict()
     };
     let input = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-    let out = parse_prices(input, &options).map_err(|e| format!("{path}: {e}"))?;
+    let out = parse_prices_seekable(input, &options).map_err(|e| format!("{path}: {e}"))?;
     if out.skipped_count > 0 {
         let mut err = std::io::stderr().lock();
         for s in &out.skipped {

@@ -5,7 +5,7 @@
 //! | CAISO OASIS CSV | `PRC_LMP`, `PRC_RTPD_LMP`, `PRC_INTVL_LMP`, `PRC_HASP_LMP` | [`parse_caiso_csv`] |
 //! | CAISO OASIS XML (`OASISReport`) | same | [`parse_caiso_xml`] |
 //! | OASIS zip (wraps CSV or XML files) | same | [`parse_oasis_zip`] |
-//! | PJM Data Miner 2 JSON (`items` envelope or bare array) | `da_hrl_lmps`, `rt_hrl_lmps`, `rt_fivemin_hrl_lmps` | [`parse_pjm_json`] ([`parse_pjm_json_bytes`] in memory) |
+//! | PJM Data Miner 2 JSON (`items` envelope or bare array) | `da_hrl_lmps`, `rt_hrl_lmps`, `rt_fivemin_hrl_lmps` | [`parse_pjm_json`] ([`parse_pjm_json_bytes`] in memory, [`parse_pjm_json_seekable`] from a file) |
 //! | PJM Data Miner 2 CSV | same | [`parse_pjm_csv`] |
 //! | any of the above, detected from the content | | [`parse_prices`] |
 //!
@@ -32,7 +32,7 @@
 //! [`ParseOutput::skipped`] (so a file of millions of bad rows costs no memory for them). Structural damage (broken CSV quoting, invalid JSON
 //! syntax, a missing header column, an OASIS error document) is fatal in both modes.
 
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 use std::num::NonZeroUsize;
 
 use crate::{Location, MarketRun, PricePoint, SignalError};
@@ -51,7 +51,7 @@ pub use caiso_csv::parse_caiso_csv;
 pub use caiso_xml::parse_caiso_xml;
 pub use oasis_zip::parse_oasis_zip;
 pub use pjm_csv::parse_pjm_csv;
-pub use pjm_json::{parse_pjm_json, parse_pjm_json_bytes};
+pub use pjm_json::{parse_pjm_json, parse_pjm_json_bytes, parse_pjm_json_seekable};
 
 /// How many skipped rows a [`ParseOutput`] keeps, with their reasons, as examples;
 /// all are counted in [`ParseOutput::skipped_count`].
@@ -300,6 +300,40 @@ pub fn parse_prices<R: Read>(input: R, options: &ParseOptions) -> Result<ParseOu
         return dispatch(format?, BufReader::new(chained), options);
     }
     dispatch(format?, reader, options)
+}
+
+/// [`parse_prices`] on a seekable input (a [`File`](std::fs::File)): the same
+/// results, and for the formats that gain from it, less memory and time. A Data Miner
+/// JSON document streams through the fast reader in bounded memory
+/// ([`parse_pjm_json_seekable`]); an OASIS zip is read through its directory
+/// ([`parse_oasis_zip`]) instead of being copied into memory first. Other formats are
+/// read as [`parse_prices`] reads them.
+///
+/// ```
+/// use std::io::Cursor;
+/// use gridflex_signals::parse::{parse_prices_seekable, Format, ParseOptions};
+///
+/// let json = br#"[{"datetime_beginning_utc":"2024-09-03T03:55:00","pnode_id":51291,"total_lmp_rt":25.31}]"#;
+/// let options = ParseOptions::default().with_run(gridflex_signals::MarketRun::PjmRealTimeFiveMinute);
+/// let out = parse_prices_seekable(Cursor::new(&json[..]), &options)?;
+/// assert_eq!(out.format, Format::PjmJson);
+/// assert_eq!(out.points.len(), 1);
+/// # Ok::<(), gridflex_signals::SignalError>(())
+/// ```
+pub fn parse_prices_seekable<R: Read + Seek>(
+    input: R,
+    options: &ParseOptions,
+) -> Result<ParseOutput, SignalError> {
+    let mut reader = BufReader::with_capacity(1 << 16, input);
+    let head = reader.fill_buf().map_err(|source| SignalError::Io {
+        at: Box::new(Location::default()),
+        source,
+    })?;
+    match detect_format(head) {
+        Ok(Format::PjmJson) => parse_pjm_json_seekable(reader, options),
+        Ok(Format::OasisZip) => parse_oasis_zip(reader, options),
+        _ => parse_prices(reader, options),
+    }
 }
 
 fn dispatch<R: BufRead>(

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -91,6 +91,58 @@ pub fn parse_pjm_json_bytes(
         drive(serde_json::Deserializer::from_slice(bytes), &mut state)
     };
     finish(state, result, options)
+}
+
+/// [`parse_pjm_json`] on a seekable input (a [`File`](std::fs::File)), in bounded
+/// memory: the document streams through one buffer of about a megabyte, read by the
+/// fast reader of [`parse_pjm_json_bytes`], so a file of any size is parsed at the
+/// in-memory speed without being held in memory. At the first thing the fast reader
+/// does not handle, the input is read again from where it started by
+/// [`parse_pjm_json`]. The same results and errors as [`parse_pjm_json`] (so as
+/// [`parse_pjm_json_bytes`] on the whole document, up to 256 MiB).
+///
+/// ```
+/// use std::io::Cursor;
+/// use gridflex_signals::parse::{parse_pjm_json_seekable, ParseOptions};
+///
+/// let body = br#"{"items":[{"datetime_beginning_utc":"2024-09-03T03:55:00","pnode_id":51291,"total_lmp_rt":25.31}]}"#;
+/// let options = ParseOptions::default().with_run(gridflex_signals::MarketRun::PjmRealTimeFiveMinute);
+/// let out = parse_pjm_json_seekable(Cursor::new(&body[..]), &options)?;
+/// assert_eq!(out.points[0].lmp.as_per_megawatt_hour(), 25.31);
+/// # Ok::<(), gridflex_signals::SignalError>(())
+/// ```
+pub fn parse_pjm_json_seekable<R: Read + Seek>(
+    input: R,
+    options: &ParseOptions,
+) -> Result<ParseOutput, SignalError> {
+    read_seekable(input, options, STREAM_CHUNK, fast::LOOKAHEAD)
+}
+
+/// Bytes read at a time by [`parse_pjm_json_seekable`].
+const STREAM_CHUNK: usize = 1 << 20;
+
+fn read_seekable<R: Read + Seek>(
+    mut input: R,
+    options: &ParseOptions,
+    chunk: usize,
+    lookahead: usize,
+) -> Result<ParseOutput, SignalError> {
+    let io = |source| SignalError::Io {
+        at: Box::new(Location::default()),
+        source,
+    };
+    let start = input.stream_position().map_err(io)?;
+    let mut state = State::new(options);
+    let mut stream = fast::Stream::new(&mut input, chunk, lookahead);
+    if fast::read_from(&mut stream, &mut state)
+        .map_err(io)?
+        .is_some()
+    {
+        return finish(state, Ok(()), options);
+    }
+    drop(stream);
+    input.seek(SeekFrom::Start(start)).map_err(io)?;
+    parse_pjm_json(input, options)
 }
 
 /// The output, from the state a document was read into and how the reading ended.
@@ -610,30 +662,6 @@ mod fast {
             }
         }
 
-        /// The items array, each item handed to the state. `Some(false)` when the state
-        /// stopped at a bad item (a strict parse).
-        fn items(&mut self, state: &mut State) -> Option<bool> {
-            self.eat(b'[')?;
-            if self.eat(b']').is_some() {
-                return Some(true);
-            }
-            loop {
-                let item = self.item()?;
-                if let Err(e) = state.item(item) {
-                    state.fatal = Some(e);
-                    return Some(false);
-                }
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    b']' => {
-                        self.i += 1;
-                        return Some(true);
-                    }
-                    _ => return None,
-                }
-            }
-        }
-
         /// Any other envelope value, read by serde from here (so nested values are
         /// checked as serde checks them); returns it.
         fn value<T: serde::de::Deserialize<'a>>(&mut self) -> Option<T> {
@@ -656,60 +684,294 @@ mod fast {
         c.number().filter(|_| c.i == text.len())
     }
 
-    /// Reads the whole document into `state`; `None` to read it again with serde.
-    pub(super) fn read(bytes: &[u8], state: &mut State) -> Option<()> {
-        // One check of the whole document (fast on ASCII) instead of one per string;
-        // serde refuses invalid UTF-8 in any string, and outside strings it is a
-        // syntax error, so a document that fails here is serde's to report.
-        std::str::from_utf8(bytes).ok()?;
-        let mut c = Cursor { b: bytes, i: 0 };
-        match c.peek()? {
-            b'[' => {
-                state.saw_items = true;
-                if !c.items(state)? {
-                    return Some(());
+    /// Where the reader's bytes come from: the bytes from the read position on, as
+    /// far as they are known to be UTF-8 (`None` to give up: invalid UTF-8).
+    pub(super) trait Window {
+        /// The bytes ahead of the read position, at least [`Window::lookahead`] of them
+        /// unless the input ends first (an element that does not fit is given up on),
+        /// and whether they are all that is left.
+        fn ahead(&mut self) -> std::io::Result<Option<(&[u8], bool)>>;
+        /// The most an item or an envelope member may take.
+        fn lookahead(&self) -> usize {
+            LOOKAHEAD
+        }
+        /// Moves the read position `n` bytes on.
+        fn advance(&mut self, n: usize);
+    }
+
+    /// The most an item or an envelope member may take before the reader gives up on
+    /// it (Data Miner's items take about 400 bytes).
+    pub(super) const LOOKAHEAD: usize = 64 << 10;
+
+    /// A document in memory, checked for UTF-8 once (fast on ASCII; serde refuses
+    /// invalid UTF-8 in any string, and outside strings it is a syntax error, so a
+    /// document that fails here is serde's to report).
+    pub(super) struct Slice<'b> {
+        bytes: Option<&'b [u8]>,
+        pos: usize,
+    }
+
+    impl<'b> Slice<'b> {
+        pub(super) fn new(bytes: &'b [u8]) -> Self {
+            Self {
+                bytes: std::str::from_utf8(bytes).is_ok().then_some(bytes),
+                pos: 0,
+            }
+        }
+    }
+
+    impl Window for Slice<'_> {
+        fn ahead(&mut self) -> std::io::Result<Option<(&[u8], bool)>> {
+            Ok(self.bytes.map(|b| (&b[self.pos..], true)))
+        }
+        fn advance(&mut self, n: usize) {
+            self.pos += n;
+        }
+    }
+
+    /// A document streamed through one buffer of `chunk + lookahead` bytes, refilled
+    /// when less than `lookahead` is left ahead: memory stays bounded whatever the
+    /// document's size, and the buffer's pages are touched once.
+    pub(super) struct Stream<R> {
+        input: R,
+        buf: Vec<u8>,
+        /// The read position.
+        pos: usize,
+        /// The end of the bytes checked as UTF-8.
+        valid: usize,
+        /// The end of the bytes read (after `valid`: a character cut by a read).
+        end: usize,
+        eof: bool,
+        invalid: bool,
+        lookahead: usize,
+    }
+
+    impl<R: std::io::Read> Stream<R> {
+        /// Reads `input` `chunk` bytes at a time (at least), giving up on elements
+        /// longer than `lookahead`.
+        pub(super) fn new(input: R, chunk: usize, lookahead: usize) -> Self {
+            Self {
+                input,
+                // Room for a character cut by a read, beyond the lookahead.
+                buf: vec![0; chunk + lookahead + 4],
+                lookahead,
+                pos: 0,
+                valid: 0,
+                end: 0,
+                eof: false,
+                invalid: false,
+            }
+        }
+
+        fn refill(&mut self) -> std::io::Result<()> {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.valid -= self.pos;
+            self.end -= self.pos;
+            self.pos = 0;
+            while !self.eof && self.end < self.buf.len() {
+                match self.input.read(&mut self.buf[self.end..]) {
+                    Ok(0) => self.eof = true,
+                    Ok(n) => self.end += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
             }
-            b'{' => {
-                c.i += 1;
-                if c.eat(b'}').is_none() {
-                    loop {
-                        c.eat(b'"')?;
-                        let key = c.string()?;
-                        c.eat(b':')?;
-                        match key {
-                            b"items" => {
-                                state.saw_items = true;
-                                if !c.items(state)? {
-                                    return Some(());
-                                }
-                            }
-                            b"links" => {
-                                let links: Option<Vec<Link>> = c.value()?;
-                                state.links(links);
-                            }
-                            _ => {
-                                c.value::<IgnoredAny>()?;
-                            }
-                        }
-                        if state.keys.len() < 16 {
-                            state.keys.push(String::from_utf8_lossy(key).into_owned());
-                        }
-                        match c.peek()? {
-                            b',' => c.i += 1,
-                            b'}' => {
-                                c.i += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
+            match std::str::from_utf8(&self.buf[self.valid..self.end]) {
+                Ok(_) => self.valid = self.end,
+                // A character cut by the read completes with the next one.
+                Err(e) if e.error_len().is_none() && !self.eof => self.valid += e.valid_up_to(),
+                Err(_) => self.invalid = true,
+            }
+            Ok(())
+        }
+    }
+
+    impl<R: std::io::Read> Window for Stream<R> {
+        fn ahead(&mut self) -> std::io::Result<Option<(&[u8], bool)>> {
+            if !self.eof && !self.invalid && self.valid - self.pos < self.lookahead {
+                self.refill()?;
+            }
+            let last = self.eof && self.valid == self.end;
+            Ok((!self.invalid).then(|| (&self.buf[self.pos..self.valid], last)))
+        }
+        fn advance(&mut self, n: usize) {
+            self.pos += n;
+        }
+        fn lookahead(&self) -> usize {
+            self.lookahead
+        }
+    }
+
+    /// Where the reader is in the document, between elements.
+    #[derive(Clone, Copy)]
+    enum Phase {
+        /// Before the root value.
+        Root,
+        /// In the envelope, before a key (`first`: right after `{`).
+        Key {
+            first: bool,
+        },
+        /// In the items array (`envelope`: inside the envelope's `items`), before an
+        /// item (`first`: right after `[`).
+        Item {
+            envelope: bool,
+            first: bool,
+        },
+        /// After the root value: only whitespace may follow, as serde's `end` checks.
+        Trailing,
+        Done,
+    }
+
+    /// Reads one element at `phase` from `c` into `state`: the next phase, or `None` to
+    /// give up.
+    fn step(c: &mut Cursor<'_>, phase: Phase, state: &mut State) -> Option<Phase> {
+        Some(match phase {
+            Phase::Root => match c.peek()? {
+                b'[' => {
+                    c.i += 1;
+                    state.saw_items = true;
+                    Phase::Item {
+                        envelope: false,
+                        first: true,
                     }
                 }
+                b'{' => {
+                    c.i += 1;
+                    Phase::Key { first: true }
+                }
+                _ => return None,
+            },
+            Phase::Key { first } => {
+                match c.peek()? {
+                    b'}' if first => {
+                        c.i += 1;
+                        return Some(Phase::Trailing);
+                    }
+                    b',' if !first => c.i += 1,
+                    _ if first => {}
+                    _ => return None,
+                }
+                c.eat(b'"')?;
+                let key = c.string()?;
+                c.eat(b':')?;
+                match key {
+                    b"items" => {
+                        state.saw_items = true;
+                        c.eat(b'[')?;
+                        return Some(Phase::Item {
+                            envelope: true,
+                            first: true,
+                        });
+                    }
+                    b"links" => {
+                        let links: Option<Vec<Link>> = c.value()?;
+                        state.links(links);
+                    }
+                    _ => {
+                        c.value::<IgnoredAny>()?;
+                    }
+                }
+                if state.keys.len() < 16 {
+                    state.keys.push(String::from_utf8_lossy(key).into_owned());
+                }
+                end_of_members(c)?
             }
-            _ => return None,
+            Phase::Item { envelope, first } => {
+                let close = match c.peek()? {
+                    b']' if first => true,
+                    b',' if !first => {
+                        c.i += 1;
+                        false
+                    }
+                    _ if first => false,
+                    _ => return None,
+                };
+                if !close {
+                    let item = c.item()?;
+                    if let Err(e) = state.item(item) {
+                        // A strict parse stops at a bad item, as serde's does.
+                        state.fatal = Some(e);
+                        return Some(Phase::Done);
+                    }
+                    if c.peek()? != b']' {
+                        return Some(Phase::Item {
+                            envelope,
+                            first: false,
+                        });
+                    }
+                }
+                c.i += 1;
+                if !envelope {
+                    return Some(Phase::Trailing);
+                }
+                if state.keys.len() < 16 {
+                    state.keys.push("items".to_owned());
+                }
+                end_of_members(c)?
+            }
+            Phase::Trailing => {
+                c.ws();
+                if c.i < c.b.len() {
+                    return None;
+                }
+                Phase::Trailing
+            }
+            Phase::Done => Phase::Done,
+        })
+    }
+
+    /// After an envelope member: another, or the envelope's end.
+    fn end_of_members(c: &mut Cursor<'_>) -> Option<Phase> {
+        match c.peek()? {
+            b',' => Some(Phase::Key { first: false }),
+            b'}' => {
+                c.i += 1;
+                Some(Phase::Trailing)
+            }
+            _ => None,
         }
-        // Only whitespace may follow, as serde's `end` checks.
-        (c.peek().is_none()).then_some(())
+    }
+
+    /// Reads the whole document into `state`: `Ok(None)` to read it again with serde
+    /// from the start.
+    pub(super) fn read_from(
+        window: &mut impl Window,
+        state: &mut State,
+    ) -> std::io::Result<Option<()>> {
+        let mut phase = Phase::Root;
+        let lookahead = window.lookahead();
+        loop {
+            let Some((b, at_end)) = window.ahead()? else {
+                return Ok(None);
+            };
+            if matches!(phase, Phase::Trailing) && b.is_empty() && at_end {
+                return Ok(Some(()));
+            }
+            let mut c = Cursor { b, i: 0 };
+            // Elements until the window runs short (then it is refilled).
+            loop {
+                let Some(next) = step(&mut c, phase, state) else {
+                    return Ok(None);
+                };
+                phase = next;
+                if matches!(phase, Phase::Done) {
+                    return Ok(Some(()));
+                }
+                if matches!(phase, Phase::Trailing) && c.i == c.b.len() {
+                    break;
+                }
+                if !at_end && c.b.len() - c.i < lookahead {
+                    break;
+                }
+            }
+            let used = c.i;
+            window.advance(used);
+        }
+    }
+
+    /// Reads the whole document into `state`; `None` to read it again with serde.
+    pub(super) fn read(bytes: &[u8], state: &mut State) -> Option<()> {
+        read_from(&mut Slice::new(bytes), state).ok().flatten()
     }
 }
 
@@ -835,6 +1097,92 @@ mod tests {
                 prop_assert!(result.is_ok() || slow.fatal.is_some(), "serde failed where the fast reader did not: {result:?}");
                 prop_assert_eq!(end(fast_state), end(slow));
             }
+        }
+    }
+
+    /// A seekable input that hands out at most a few bytes a read (sizes from a seed),
+    /// so reads cut items, numbers and UTF-8 characters anywhere.
+    struct Choppy {
+        inner: std::io::Cursor<Vec<u8>>,
+        seed: u64,
+    }
+
+    impl Read for Choppy {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let n = 1 + (self.seed >> 59) as usize;
+            let n = n.min(buf.len());
+            self.inner.read(&mut buf[..n])
+        }
+    }
+
+    impl Seek for Choppy {
+        fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(pos)
+        }
+    }
+
+    fn document(items: &[String], envelope: u8) -> String {
+        let items = items.join(",");
+        match envelope {
+            0 => format!("[{items}]"),
+            1 => format!("{{\"items\":[{items}],\"totalRows\":3}}"),
+            2 => format!(
+                "{{\"links\":[{{\"rel\":\"next\",\"href\":\"https://api.pjm.com/api/v1/rt_fivemin_hrl_lmps?startRow=2\"}}], \"items\" : [{items}] , \"searchSpecification\":{{\"a\":[1,2]}}}}"
+            ),
+            3 => format!("{{\"items\":[{items}]}} x"),
+            _ => format!(" {{ \"note\" : \"\u{e9}t\u{e9} \u{20ac}\" , \"items\":[{items}] }} \n"),
+        }
+    }
+
+    proptest! {
+        /// Streamed through a small buffer, with reads cut anywhere, a document gives
+        /// what it gives whole: the same points, skips and errors (the fast reader's
+        /// or, where it gives up, serde's from the start).
+        #[test]
+        fn a_streamed_document_reads_as_the_whole(
+            items in prop::collection::vec(prop_oneof![3 => (0usize..40).prop_map(good), 1 => item()], 0..30),
+            envelope in 0u8..5,
+            cut in prop::option::of(0usize..2000),
+            chunk in 1usize..300,
+            lookahead in 1usize..600,
+            seed in any::<u64>(),
+            strict in any::<bool>(),
+        ) {
+            let mut doc = document(&items, envelope).into_bytes();
+            if let Some(cut) = cut {
+                doc.truncate(cut.min(doc.len()));
+            }
+            let mut options = ParseOptions::default();
+            if strict {
+                options.mode = super::super::Mode::Strict;
+            }
+            let whole = format!("{:?}", parse_pjm_json_bytes(&doc, &options));
+            let input = Choppy { inner: std::io::Cursor::new(doc), seed };
+            let streamed = format!("{:?}", read_seekable(input, &options, chunk, lookahead));
+            prop_assert_eq!(streamed, whole);
+        }
+
+        /// Documents of Data Miner's kind stream through the fast reader to the end,
+        /// non-ASCII text cut by reads included (so the property above is not all
+        /// serde's).
+        #[test]
+        fn data_miner_documents_stream_through_the_fast_reader(
+            n in 0usize..60,
+            envelope in prop_oneof![Just(0u8), Just(1), Just(4)],
+            chunk in 1usize..300,
+            seed in any::<u64>(),
+        ) {
+            // Names in several scripts, so buffer ends fall inside characters.
+            let items: Vec<String> = (0..n)
+                .map(|k| good(k).replacen('{', &format!("{{\"pnode_name\":\"Z\u{fc}rich \u{20ac}{k} \u{6771}\u{4eac}\",", ), 1))
+                .collect();
+            let doc = document(&items, envelope).into_bytes();
+            let mut s = state();
+            let input = Choppy { inner: std::io::Cursor::new(doc), seed };
+            let mut stream = fast::Stream::new(input, chunk, 512);
+            prop_assert_eq!(fast::read_from(&mut stream, &mut s).ok().flatten(), Some(()));
+            prop_assert_eq!(s.index, n as u64);
         }
     }
 
