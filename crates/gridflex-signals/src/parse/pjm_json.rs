@@ -614,42 +614,67 @@ mod fast {
             }
         }
 
+        /// An item key, after its opening quote: its field's number (`KEY_OTHER` for
+        /// a field the items do not use). The key at this position in the last item
+        /// is tried first with one comparison (Data Miner writes every item's fields
+        /// in one order); otherwise the key is scanned and learnt.
+        fn key(&mut self, learnt: &mut Learnt, position: usize) -> Option<u8> {
+            let rest = self.b.get(self.i..)?;
+            if let Some((known, field)) = learnt.keys.get(position)
+                && rest.get(known.len()) == Some(&b'"')
+                && rest.starts_with(known)
+            {
+                // The learnt key passed `string`: no quote, escape or control
+                // character, so this is the key `string` would read.
+                self.i += known.len() + 1;
+                return Some(*field);
+            }
+            let key = self.string()?;
+            let field = field_of(key);
+            learnt.keys.truncate(position);
+            if position < MAX_LEARNT {
+                learnt.keys.push((key.to_vec(), field));
+            }
+            Some(field)
+        }
+
         /// One flat item object.
-        fn item(&mut self) -> Option<Item<'a>> {
+        fn item(&mut self, learnt: &mut Learnt) -> Option<Item<'a>> {
             self.eat(b'{')?;
             let mut item = Item::default();
             let mut seen = 0u16;
             if self.eat(b'}').is_some() {
                 return Some(item);
             }
+            let mut position = 0;
             loop {
                 self.eat(b'"')?;
-                let key = self.string()?;
+                let field = self.key(learnt, position)?;
+                position += 1;
                 self.eat(b':')?;
                 let value = self.scalar()?;
-                let slot = match key {
-                    b"datetime_beginning_utc" => (0, &mut item.datetime_beginning_utc),
-                    b"datetime_ending_utc" => (1, &mut item.datetime_ending_utc),
-                    b"pnode_id" => (2, &mut item.pnode_id),
-                    b"pnode_name" => (3, &mut item.pnode_name),
-                    b"total_lmp_da" => (4, &mut item.total_lmp_da),
-                    b"total_lmp_rt" => (5, &mut item.total_lmp_rt),
-                    b"system_energy_price_da" => (6, &mut item.system_energy_price_da),
-                    b"system_energy_price_rt" => (7, &mut item.system_energy_price_rt),
-                    b"congestion_price_da" => (8, &mut item.congestion_price_da),
-                    b"congestion_price_rt" => (9, &mut item.congestion_price_rt),
-                    b"marginal_loss_price_da" => (10, &mut item.marginal_loss_price_da),
-                    b"marginal_loss_price_rt" => (11, &mut item.marginal_loss_price_rt),
-                    b"row_is_current" => (12, &mut item.row_is_current),
-                    _ => (16, &mut None),
-                };
-                if let (bit @ 0..=12, field) = slot {
+                if field != KEY_OTHER {
                     // serde refuses a duplicate field: so does this reader, by giving up.
-                    if seen & (1 << bit) != 0 {
+                    if seen & (1 << field) != 0 {
                         return None;
                     }
-                    seen |= 1 << bit;
-                    *field = value;
+                    seen |= 1 << field;
+                    let slot = match field {
+                        0 => &mut item.datetime_beginning_utc,
+                        1 => &mut item.datetime_ending_utc,
+                        2 => &mut item.pnode_id,
+                        3 => &mut item.pnode_name,
+                        4 => &mut item.total_lmp_da,
+                        5 => &mut item.total_lmp_rt,
+                        6 => &mut item.system_energy_price_da,
+                        7 => &mut item.system_energy_price_rt,
+                        8 => &mut item.congestion_price_da,
+                        9 => &mut item.congestion_price_rt,
+                        10 => &mut item.marginal_loss_price_da,
+                        11 => &mut item.marginal_loss_price_rt,
+                        _ => &mut item.row_is_current,
+                    };
+                    *slot = value;
                 }
                 match self.peek()? {
                     b',' => self.i += 1,
@@ -672,6 +697,37 @@ mod fast {
             self.i += values.byte_offset();
             Some(value)
         }
+    }
+
+    /// The number of a field the items use (the order of [`Item`]'s fields).
+    fn field_of(key: &[u8]) -> u8 {
+        match key {
+            b"datetime_beginning_utc" => 0,
+            b"datetime_ending_utc" => 1,
+            b"pnode_id" => 2,
+            b"pnode_name" => 3,
+            b"total_lmp_da" => 4,
+            b"total_lmp_rt" => 5,
+            b"system_energy_price_da" => 6,
+            b"system_energy_price_rt" => 7,
+            b"congestion_price_da" => 8,
+            b"congestion_price_rt" => 9,
+            b"marginal_loss_price_da" => 10,
+            b"marginal_loss_price_rt" => 11,
+            b"row_is_current" => 12,
+            _ => KEY_OTHER,
+        }
+    }
+
+    /// The field number of a key the items do not use.
+    const KEY_OTHER: u8 = 16;
+    /// Keys learnt per item at most (Data Miner writes about fifteen).
+    const MAX_LEARNT: usize = 32;
+
+    /// The keys of the items read so far, by position, with their field numbers.
+    #[derive(Default)]
+    pub(super) struct Learnt {
+        keys: Vec<(Vec<u8>, u8)>,
     }
 
     /// A number read by the fast reader, for tests.
@@ -824,7 +880,12 @@ mod fast {
 
     /// Reads one element at `phase` from `c` into `state`: the next phase, or `None` to
     /// give up.
-    fn step(c: &mut Cursor<'_>, phase: Phase, state: &mut State) -> Option<Phase> {
+    fn step(
+        c: &mut Cursor<'_>,
+        phase: Phase,
+        state: &mut State,
+        learnt: &mut Learnt,
+    ) -> Option<Phase> {
         Some(match phase {
             Phase::Root => match c.peek()? {
                 b'[' => {
@@ -887,7 +948,7 @@ mod fast {
                     _ => return None,
                 };
                 if !close {
-                    let item = c.item()?;
+                    let item = c.item(learnt)?;
                     if let Err(e) = state.item(item) {
                         // A strict parse stops at a bad item, as serde's does.
                         state.fatal = Some(e);
@@ -939,6 +1000,7 @@ mod fast {
         state: &mut State,
     ) -> std::io::Result<Option<()>> {
         let mut phase = Phase::Root;
+        let mut learnt = Learnt::default();
         let lookahead = window.lookahead();
         loop {
             let Some((b, at_end)) = window.ahead()? else {
@@ -950,7 +1012,7 @@ mod fast {
             let mut c = Cursor { b, i: 0 };
             // Elements until the window runs short (then it is refilled).
             loop {
-                let Some(next) = step(&mut c, phase, state) else {
+                let Some(next) = step(&mut c, phase, state, &mut learnt) else {
                     return Ok(None);
                 };
                 phase = next;
@@ -1210,6 +1272,31 @@ mod tests {
             });
             prop_assert_eq!(fast::number(&text).map(f64::to_bits), serde, "{}", text);
         }
+    }
+
+    /// A key learnt from one item is taken for the next only when it is the whole
+    /// key: a longer key at the same place (`pnode_id` then `pnode_idx`) is read as
+    /// itself, as serde reads it.
+    #[test]
+    fn learnt_keys_match_whole_keys_only() {
+        let doc = concat!(
+            r#"[{"pnode_id":1,"total_lmp_rt":2.5,"datetime_beginning_utc":"2024-07-01T00:05:00"},"#,
+            r#"{"pnode_idx":7,"total_lmp_rt":3.5,"datetime_beginning_utc":"2024-07-01T00:10:00"},"#,
+            r#"{"pnode_id":8,"total_lmp_rtx":9,"total_lmp_rt":4.5,"datetime_beginning_utc":"2024-07-01T00:15:00"}]"#
+        );
+        let mut fast_state = state();
+        assert!(fast::read(doc.as_bytes(), &mut fast_state).is_some());
+        let mut slow = state();
+        assert!(
+            drive(
+                serde_json::Deserializer::from_slice(doc.as_bytes()),
+                &mut slow
+            )
+            .is_ok()
+        );
+        let (fast_end, slow_end) = (end(fast_state), end(slow));
+        assert!(fast_end.contains("pnode_id"), "{fast_end}"); // the second item's missing id is reported
+        assert_eq!(fast_end, slow_end);
     }
 
     #[test]
