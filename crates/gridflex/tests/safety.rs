@@ -457,3 +457,49 @@ async fn a_pinned_job_is_never_touched() {
     }
     assert!(paused_total(&f, TRAIN) > Duration::ZERO);
 }
+
+/// A pinned job whose GPUs cannot be read counts at the most they may draw, not at
+/// nothing: the price rule's facility cap holds on the hardware (the simulated GPUs'
+/// true power plus the facility's fixed load), with the pinned job still untouched.
+#[tokio::test(start_paused = true)]
+async fn a_pinned_job_that_cannot_be_read_counts_at_its_limits() {
+    let f = facility();
+    let (audit, _) = AuditLog::memory();
+    let mut builder = Orchestrator::builder(f.clock())
+        .devices(
+            f.fleet()
+                .iter()
+                .cloned()
+                .map(gridflex::inventory::DeviceHandle::with_samples),
+        )
+        .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
+        .rules(rules())
+        .audit(audit);
+    for (k, (entry, job)) in f.jobs().iter().enumerate() {
+        let mut entry = entry.clone();
+        entry.pinned = k == SERVE;
+        let control: Arc<dyn gridflex::hal::WorkloadControl> = job.clone();
+        builder = builder.job(entry, Some(control));
+    }
+    let mut o = builder.build().unwrap();
+    for g in f.jobs()[SERVE].1.gpus() {
+        g.inject_fault(Some(ErrorKind::Transient));
+    }
+    let source = ReplaySource::from_signals(vec![price(at(5), 950.0)], f.clock()).unwrap();
+    let facility_at = Arc::new(std::sync::Mutex::new(None));
+    let seen = facility_at.clone();
+    let clock = f.clock();
+    let fleet = f.fleet();
+    let check = async move {
+        // Two minutes into the price event: every cap has settled.
+        clock.sleep_until(at(7)).await;
+        *seen.lock().unwrap() = Some(kw(1.0) + fleet.true_power_total());
+    };
+    o.run(source, check).await.unwrap();
+    let at_7 = facility_at.lock().unwrap().expect("the check ran");
+    let cap = rules().price.unwrap().facility_cap;
+    assert!(at_7 <= cap, "the facility drew {at_7} under a {cap} cap");
+    for g in f.jobs()[SERVE].1.gpus() {
+        assert!(g.history().is_empty(), "{} was commanded", g.info().id);
+    }
+}

@@ -92,15 +92,25 @@ impl<C: Clock> Orchestrator<C> {
     /// The planner's view of the fleet from the latest sweep, at `now`: each job with
     /// the pause budget it has left in this episode. A job whose state is unknown (a
     /// command failed; the retry loop owns it) is pinned: left out of the plan, its
-    /// measured draw counted as fixed load; so is a job the integrator pinned.
+    /// measured draw counted as fixed load (its GPUs' limits when it was never read);
+    /// so is a job the integrator pinned.
     pub(super) fn fleet(&self, now: DateTime<Utc>) -> Result<Fleet, GridflexError> {
         let mut specs = Vec::with_capacity(self.jobs.len());
         let mut pinned = Power::ZERO;
         for (j, job) in self.jobs.iter().enumerate() {
             let st = &self.state[j];
             if st.unknown || job.entry.pinned {
-                let draw = self.measured[j].or(self.demand[j]).unwrap_or(Power::ZERO);
-                pinned += draw.times(job.devices.len());
+                pinned += match self.measured[j].or(self.demand[j]) {
+                    Some(draw) => draw.times(job.devices.len()),
+                    // Never read (its telemetry fails): the most its GPUs may draw, the
+                    // limits they had when found, so a facility cap is never planned
+                    // against a load left out of the count.
+                    None => job
+                        .devices
+                        .iter()
+                        .map(|d| d.device.info().limit_at_discovery)
+                        .sum(),
+                };
                 continue;
             }
             let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
