@@ -427,11 +427,8 @@ async fn a_permanent_fault_is_reported_after_the_grace_period() {
     ));
 }
 
-/// A pinned job is never commanded: its GPUs receive no command at all while the rest
-/// of the fleet answers a deep cut, and the plan counts its draw as fixed load.
-#[tokio::test(start_paused = true)]
-async fn a_pinned_job_is_never_touched() {
-    let f = facility();
+/// An orchestrator of `f` with the serving job pinned by the integrator.
+fn with_serve_pinned(f: &SimulatedFacility) -> Orchestrator<TokioClock> {
     let (audit, _) = AuditLog::memory();
     let mut builder = Orchestrator::builder(f.clock())
         .devices(
@@ -449,7 +446,15 @@ async fn a_pinned_job_is_never_touched() {
         let control: Arc<dyn gridflex::hal::WorkloadControl> = job.clone();
         builder = builder.job(entry, Some(control));
     }
-    let mut o = builder.build().unwrap();
+    builder.build().unwrap()
+}
+
+/// A pinned job is never commanded: its GPUs receive no command at all while the rest
+/// of the fleet answers a deep cut, and the plan counts its draw as fixed load.
+#[tokio::test(start_paused = true)]
+async fn a_pinned_job_is_never_touched() {
+    let f = facility();
+    let mut o = with_serve_pinned(&f);
     let source = ReplaySource::from_signals(vec![price(at(5), 950.0)], f.clock()).unwrap();
     run_and_check(&f, &mut o, source, std::future::pending()).await;
     for g in f.jobs()[SERVE].1.gpus() {
@@ -464,24 +469,7 @@ async fn a_pinned_job_is_never_touched() {
 #[tokio::test(start_paused = true)]
 async fn a_pinned_job_that_cannot_be_read_counts_at_its_limits() {
     let f = facility();
-    let (audit, _) = AuditLog::memory();
-    let mut builder = Orchestrator::builder(f.clock())
-        .devices(
-            f.fleet()
-                .iter()
-                .cloned()
-                .map(gridflex::inventory::DeviceHandle::with_samples),
-        )
-        .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
-        .rules(rules())
-        .audit(audit);
-    for (k, (entry, job)) in f.jobs().iter().enumerate() {
-        let mut entry = entry.clone();
-        entry.pinned = k == SERVE;
-        let control: Arc<dyn gridflex::hal::WorkloadControl> = job.clone();
-        builder = builder.job(entry, Some(control));
-    }
-    let mut o = builder.build().unwrap();
+    let mut o = with_serve_pinned(&f);
     for g in f.jobs()[SERVE].1.gpus() {
         g.inject_fault(Some(ErrorKind::Transient));
     }
