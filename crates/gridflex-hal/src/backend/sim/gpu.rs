@@ -111,9 +111,9 @@ struct Params {
     noise: Option<(u64, f64)>,
 }
 
-/// What a command touches comes first, in two cache lines (`repr(C)` keeps the order):
-/// a fleet of simulated GPUs is commanded a thousand at a time, mostly from memory that
-/// is not in cache, so every line a command reads costs.
+/// What a command touches comes first (`repr(C)` keeps the order): a fleet of simulated
+/// GPUs is commanded a thousand at a time, mostly from memory that is not in cache, so
+/// every line a command reads costs.
 #[derive(Debug)]
 #[repr(C)]
 struct State {
@@ -156,17 +156,18 @@ struct State {
 /// `MAX_PENDING` slots, so taking the earliest and adding the latest (what commands do)
 /// move nothing.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 struct PendingQueue {
-    slots: [Pending; MAX_PENDING],
     head: u8,
     len: u8,
+    slots: [Pending; MAX_PENDING],
 }
 
 impl PendingQueue {
     const EMPTY: Self = Self {
-        slots: [NO_CHANGE; MAX_PENDING],
         head: 0,
         len: 0,
+        slots: [NO_CHANGE; MAX_PENDING],
     };
 
     fn len(&self) -> usize {
