@@ -8,7 +8,9 @@ use std::io::{Cursor, Write};
 use std::path::PathBuf;
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use gridflex_signals::parse::{Format, ParseOptions, parse_oasis_zip, parse_prices};
+use gridflex_signals::parse::{
+    Format, ParseOptions, parse_oasis_zip, parse_prices, parse_prices_seekable,
+};
 use gridflex_signals::{MarketRun, PricePoint, SignalError};
 
 fn dir(sub: &str) -> PathBuf {
@@ -44,9 +46,16 @@ fn check_golden(name: &str, points: &[PricePoint]) {
     assert_eq!(back, points);
 }
 
+/// Parses a fixture as any reader and as a seekable one (a file's path): both give the
+/// same format, points and skips.
 fn parse(name: &str, format: Format) -> Vec<PricePoint> {
-    let out = parse_prices(fixture(name).as_slice(), &ParseOptions::default()).unwrap();
+    let bytes = fixture(name);
+    let out = parse_prices(bytes.as_slice(), &ParseOptions::default()).unwrap();
     assert_eq!(out.format, format, "{name}");
+    let seek = parse_prices_seekable(Cursor::new(bytes), &ParseOptions::default()).unwrap();
+    assert_eq!(seek.format, format, "{name}");
+    assert_eq!(seek.points, out.points, "{name}");
+    assert_eq!(seek.skipped_count, out.skipped_count, "{name}");
     out.points
 }
 
@@ -232,8 +241,10 @@ fn oasis_zip_joins_components_across_entries() {
     assert_eq!(out.format, Format::OasisZip);
     let single = parse("caiso_dam_prc_lmp.csv", Format::CaisoCsv);
     assert_eq!(out.points, single);
-    let seek = parse_oasis_zip(Cursor::new(bytes), &ParseOptions::default()).unwrap();
+    let seek = parse_oasis_zip(Cursor::new(bytes.clone()), &ParseOptions::default()).unwrap();
     assert_eq!(seek.points, single);
+    let any = parse_prices_seekable(Cursor::new(bytes), &ParseOptions::default()).unwrap();
+    assert_eq!((any.format, any.points), (Format::OasisZip, single));
 }
 
 #[test]
