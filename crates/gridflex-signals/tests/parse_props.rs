@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gridflex_core::{Interval, Price, PricingNodeId};
 use gridflex_signals::parse::{
     ParseOptions, parse_caiso_csv, parse_caiso_xml, parse_oasis_zip, parse_pjm_csv, parse_pjm_json,
-    parse_prices,
+    parse_pjm_json_seekable, parse_prices, parse_prices_seekable,
 };
 use gridflex_signals::{MarketRun, PricePoint};
 use proptest::prelude::*;
@@ -32,13 +32,18 @@ fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// Runs every parser on the bytes; the property is that none panics.
+/// Runs every parser on the bytes; the property is that none panics, and that the
+/// seekable entry points answer as the reader ones do (errors included).
 fn parse_all(bytes: &[u8]) {
     for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
-        let _ = parse_prices(bytes, &opts);
+        let any = format!("{:?}", parse_prices(bytes, &opts));
+        let seek = format!("{:?}", parse_prices_seekable(Cursor::new(bytes), &opts));
+        assert_eq!(seek, any);
         let _ = parse_caiso_csv(bytes, &opts);
         let _ = parse_caiso_xml(bytes, &opts);
-        let _ = parse_pjm_json(bytes, &opts);
+        let json = format!("{:?}", parse_pjm_json(bytes, &opts));
+        let seek = format!("{:?}", parse_pjm_json_seekable(Cursor::new(bytes), &opts));
+        assert_eq!(seek, json);
         let _ = parse_pjm_csv(bytes, &opts);
         let _ = parse_oasis_zip(Cursor::new(bytes), &opts);
     }
