@@ -32,6 +32,12 @@ pub struct OutsideRestore {
     pub jobs: Vec<JobId>,
     /// Why, in words (for the audit log).
     pub reason: String,
+    /// True when the restore is presumed, not reported: whoever could restore on its
+    /// own may have done so (a node whose lease may have run out while it could not
+    /// be reached), and whether it did cannot be known until it answers again. See
+    /// [`OutsideRestore::presumed`].
+    #[serde(default)]
+    pub presumed: bool,
 }
 
 impl OutsideRestore {
@@ -41,6 +47,33 @@ impl OutsideRestore {
             devices,
             jobs,
             reason: reason.into(),
+            presumed: false,
+        }
+    }
+
+    /// A restore that may have happened and cannot be confirmed yet: `devices` and
+    /// `jobs` are held by something that gives them back on its own at a moment that
+    /// has passed (a node agent whose lease may have run out during a partition). The
+    /// orchestrator counts them at their pre-event draw at once, so the rest of the
+    /// fleet carries the target, and drives them back to that level itself once they
+    /// can be reached.
+    ///
+    /// ```
+    /// use gridflex_core::{DeviceId, JobId};
+    /// use gridflex_hal::OutsideRestore;
+    ///
+    /// let r = OutsideRestore::presumed(
+    ///     vec![DeviceId::new("n01-gpu0")?],
+    ///     vec![JobId::new("train")?],
+    ///     "node n01: no answer before its lease could run out",
+    /// );
+    /// assert!(r.presumed);
+    /// # Ok::<(), gridflex_core::CoreError>(())
+    /// ```
+    pub fn presumed(devices: Vec<DeviceId>, jobs: Vec<JobId>, reason: impl Into<String>) -> Self {
+        Self {
+            presumed: true,
+            ..Self::new(devices, jobs, reason)
         }
     }
 }

@@ -192,6 +192,13 @@ pub enum Replan {
         /// The jobs.
         jobs: Vec<JobId>,
     },
+    /// These jobs cannot be reached and may have been given back on their own (a node
+    /// whose lease may have run out during a partition): they are planned at their
+    /// pre-event draw until the hardware confirms their state.
+    PresumedRestored {
+        /// The jobs.
+        jobs: Vec<JobId>,
+    },
 }
 
 impl std::fmt::Display for Replan {
@@ -209,6 +216,14 @@ impl std::fmt::Display for Replan {
             Self::RestoredOutside { jobs } => {
                 let ids: Vec<&str> = jobs.iter().map(JobId::as_str).collect();
                 write!(f, "{} restored outside the orchestrator", ids.join(", "))
+            }
+            Self::PresumedRestored { jobs } => {
+                let ids: Vec<&str> = jobs.iter().map(JobId::as_str).collect();
+                write!(
+                    f,
+                    "{} unreachable and possibly restored on their own",
+                    ids.join(", ")
+                )
             }
         }
     }
@@ -375,6 +390,11 @@ pub enum AuditEvent {
         reason: String,
         /// The jobs the orchestrator held curtailed among those touched.
         confirming: Vec<JobId>,
+        /// True for a presumed restore ([`gridflex_hal::OutsideRestore::presumed`]): the jobs are
+        /// planned at their pre-event draw and confirmed once they can be reached
+        /// (absent from the record when false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        presumed: bool,
     },
     /// A report of a restore outside the orchestrator named a device or job it does not
     /// know, and was refused whole (nothing was changed).
@@ -1684,6 +1704,7 @@ mod schema {
                 jobs: vec![job("train")],
                 reason: "node n01: lease expired".into(),
                 confirming: vec![job("train")],
+                presumed: false,
             },
             AuditEvent::OutsideRestoreRefused {
                 error: "invalid restore.devices: device GPU-9 is not registered".into(),

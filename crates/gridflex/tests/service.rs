@@ -75,6 +75,16 @@ async fn sleep_ms(ms: u64) {
 /// Lets the telemetry sweeps learn every job's settled draw (5 min), then sends an
 /// 18 kW dispatch "d1" lasting `minutes` from now; it must actuate.
 async fn dispatch_after_sweeps(handle: &OrchestratorHandle, clock: &TokioClock, minutes: i64) {
+    dispatch_at_cap(handle, clock, minutes, 18.0).await;
+}
+
+/// [`dispatch_after_sweeps`] with a cap of `cap_kw`.
+async fn dispatch_at_cap(
+    handle: &OrchestratorHandle,
+    clock: &TokioClock,
+    minutes: i64,
+    cap_kw: f64,
+) {
     sleep_ms(5 * 60_000).await;
     let start = clock.now();
     let handled = handle
@@ -82,7 +92,7 @@ async fn dispatch_after_sweeps(handle: &OrchestratorHandle, clock: &TokioClock, 
             "d1",
             start,
             start + chrono::TimeDelta::minutes(minutes),
-            18.0,
+            cap_kw,
         ))
         .await
         .unwrap();
@@ -405,6 +415,119 @@ async fn orders_the_inventory_cannot_take_are_refused_with_typed_errors() {
         handle.status().await.unwrap_err(),
         GridflexError::Stopped
     ));
+}
+
+/// An orchestrator over the whole facility that takes restores made outside it.
+fn build_outside(
+    f: &SimulatedFacility,
+    clock: &TokioClock,
+) -> (
+    Orchestrator<TokioClock>,
+    MemoryLog,
+    tokio::sync::mpsc::Sender<OutsideRestore>,
+) {
+    let (audit, memory) = AuditLog::memory();
+    let (restores, outside) = tokio::sync::mpsc::channel(8);
+    let mut b = Orchestrator::builder(clock.clone())
+        .devices(f.fleet().iter().cloned().map(DeviceHandle::with_samples))
+        .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
+        .rules(rules())
+        .audit(audit)
+        .outside_restores(outside);
+    for (entry, job) in f.jobs() {
+        let control: Arc<dyn WorkloadControl> = job.clone();
+        b = b.job(entry.clone(), Some(control));
+    }
+    (b.build().unwrap(), memory, restores)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_presumed_restore_of_an_unreachable_job_is_carried_by_the_rest_of_the_fleet() {
+    let f = facility();
+    let clock = f.clock();
+    let (o, memory, restores) = build_outside(&f, &clock);
+    let (_tx, source) = channel(4);
+    let (handle, task) = o.spawn(source);
+    // A 22 kW cap: with the batch job running free, the others can still carry it.
+    dispatch_at_cap(&handle, &clock, 30, 22.0).await;
+    sleep_ms(120_000).await;
+    settle(&clock);
+    assert!(hw_power(&f) <= kw(22.0) + kw(0.2), "{}", hw_power(&f));
+    // The batch job's node is cut off and its agent, its lease run out, gives the job
+    // back: the GPUs run free and nothing can reach them (every read and command
+    // fails).
+    let j = BATCH;
+    assert!(job_curtailed(&f, j));
+    let (entry, job) = &f.jobs()[j];
+    for g in job.gpus() {
+        g.restore_power_limit().await.unwrap();
+    }
+    job.resume().await.unwrap();
+    for g in job.gpus() {
+        g.inject_fault(Some(gridflex::hal::ErrorKind::Transient));
+    }
+    sleep_ms(2_000).await;
+    settle(&clock);
+    assert!(hw_power(&f) > kw(22.0) + kw(0.2), "the lapse broke the cap");
+    // The agent's client presumes the restore (no answer before the lease could run
+    // out): the orchestrator plans the job at its free-running draw and the rest of
+    // the fleet carries the cap, while the job still cannot be reached.
+    let devices: Vec<DeviceId> = job.gpus().iter().map(|g| g.id().clone()).collect();
+    restores
+        .send(OutsideRestore::presumed(
+            devices.clone(),
+            vec![entry.id.clone()],
+            "node n01: no answer before its lease could run out",
+        ))
+        .await
+        .unwrap();
+    sleep_ms(60_000).await;
+    settle(&clock);
+    assert!(job_given_back(&f, j), "nothing reached the cut-off job");
+    assert!(
+        hw_power(&f) <= kw(22.0) + kw(0.2),
+        "the rest of the fleet carries the cap: {}",
+        hw_power(&f)
+    );
+    let status = handle.status().await.unwrap();
+    let held = status.curtailed.iter().find(|s| s.job == entry.id);
+    assert!(
+        held.is_some_and(|s| s.unknown),
+        "the job is held unknown, not curtailed: {held:?}"
+    );
+    // The network heals: the retry loop confirms the job's level and the event is
+    // planned again over the whole fleet, the job curtailed again.
+    for g in job.gpus() {
+        g.inject_fault(None);
+    }
+    sleep_ms(120_000).await;
+    settle(&clock);
+    assert!(job_curtailed(&f, j), "the job is curtailed again");
+    assert!(hw_power(&f) <= kw(22.0) + kw(0.2), "{}", hw_power(&f));
+    let status = handle.status().await.unwrap();
+    let held = status
+        .curtailed
+        .iter()
+        .find(|s| s.job == entry.id)
+        .expect("the job is held curtailed");
+    assert!(!held.unknown);
+    for g in job.gpus() {
+        let cap = held.cap_per_gpu.unwrap_or(g.info().limit_at_discovery);
+        assert_eq!(g.requested_limit(), cap);
+        assert_eq!(g.activity() == SimActivity::Paused, held.paused);
+    }
+    assert!(handle.shutdown().await.unwrap().is_empty());
+    task.await.unwrap().unwrap();
+    fully_restored(&f).unwrap();
+    let records = memory.records().unwrap();
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::RestoredOutside { confirming, presumed: true, .. }
+            if confirming == std::slice::from_ref(&entry.id))));
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::Replanned { reason: Replan::PresumedRestored { jobs }, .. }
+            if jobs == std::slice::from_ref(&entry.id))));
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::Replanned { reason: Replan::JobBack { job }, .. } if *job == entry.id)));
 }
 
 #[tokio::test(start_paused = true)]

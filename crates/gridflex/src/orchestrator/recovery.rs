@@ -242,21 +242,33 @@ impl<C: Clock> Orchestrator<C> {
             })
             .collect();
         let ids: Vec<Arc<JobId>> = touched.iter().map(|&j| self.jobs[j].id.clone()).collect();
+        let presumed = restore.presumed;
         self.log(AuditEvent::RestoredOutside {
             devices: restore.devices,
             jobs: restore.jobs,
             reason: restore.reason,
             confirming: ids.iter().map(|id| JobId::clone(id)).collect(),
+            presumed,
         });
         if ids.is_empty() {
             self.emit_deferred();
             return Ok(Vec::new());
         }
-        // Unknown from here: nothing else commands them, the plan pins them, and a
-        // confirmation that fails leaves them to the retry loop (already scheduled).
+        // Unknown from here: nothing else commands them, the plan pins them at their
+        // pre-event draw, and a confirmation that fails leaves them to the retry loop
+        // (already scheduled).
         let now = self.clock.now();
         for &j in &touched {
             self.fail(j, now);
+        }
+        if presumed {
+            // Whoever holds them cannot be reached now: no confirmation is tried (it
+            // would wait out a timeout); the rest of the fleet carries the target at
+            // once, and the retry loop gives them back when they answer.
+            let jobs = ids.iter().map(|id| JobId::clone(id)).collect();
+            self.replan_active(Replan::PresumedRestored { jobs }).await;
+            self.emit_deferred();
+            return Ok(Vec::new());
         }
         let commands: Vec<_> = touched.iter().map(|&j| self.give_back(j)).collect();
         let results = join_all(commands).await;
@@ -273,6 +285,11 @@ impl<C: Clock> Orchestrator<C> {
         if !back.is_empty() {
             self.replan_active(Replan::RestoredOutside { jobs: back.clone() })
                 .await;
+        } else {
+            // None confirmed: they stay unknown (planned at their pre-event draw), and
+            // the rest of the fleet carries the target now, not after the retries.
+            let jobs = ids.iter().map(|id| JobId::clone(id)).collect();
+            self.replan_active(Replan::JobsFailed { jobs }).await;
         }
         self.emit_deferred();
         Ok(back)

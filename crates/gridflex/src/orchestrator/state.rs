@@ -100,7 +100,15 @@ impl<C: Clock> Orchestrator<C> {
         for (j, job) in self.jobs.iter().enumerate() {
             let st = &self.state[j];
             if st.unknown || job.entry.pinned {
-                pinned += match self.measured[j].or(self.demand[j]) {
+                // A pinned job draws what it was last read at. A job whose state is
+                // unknown is being given back to its pre-event level, or got there on
+                // its own (a node agent whose lease ran out) where it may not be read:
+                // the more of its last reading and its free-running draw.
+                let draw = match (self.measured[j], self.demand[j]) {
+                    (Some(m), Some(d)) if st.unknown => Some(m.max(d)),
+                    (m, d) => m.or(d),
+                };
+                pinned += match draw {
                     Some(draw) => draw.times(job.devices.len()),
                     // Never read (its telemetry fails): the most its GPUs may draw, the
                     // limits they had when found, so a facility cap is never planned
