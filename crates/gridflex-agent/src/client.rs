@@ -87,14 +87,170 @@ struct ClientInner {
     /// Where lapse reports are forwarded as they are heard (see
     /// [`AgentClient::forward_lapses`]).
     forward: std::sync::Mutex<Option<mpsc::Sender<OutsideRestore>>>,
+    /// What this client's commands hold on the node, and when its lease may run out.
+    watch: std::sync::Mutex<Watch>,
+    /// Wakes the lease watch when `watch` changes (and when the client is dropped).
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        self.changed.notify_one();
+    }
+}
+
+/// What the node holds by this client's confirmed commands (devices capped, jobs
+/// paused), and the earliest instant its lease may run out: from then on, unless an
+/// answer arrives first, the node may have given them back on its own.
+#[derive(Debug, Default)]
+struct Watch {
+    devices: std::collections::BTreeSet<DeviceId>,
+    jobs: std::collections::BTreeSet<JobId>,
+    /// When the last request the node answered was sent, plus the lease time the
+    /// answer said was left (`None` when the node holds nothing).
+    lapse_from: Option<tokio::time::Instant>,
+    /// A lapse was presumed and forwarded: the lapse reports of the next answer are
+    /// covered by it.
+    presumed: bool,
+}
+
+impl Watch {
+    /// The instant a lapse is presumed, if one is to be.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        let holds = !self.devices.is_empty() || !self.jobs.is_empty();
+        self.lapse_from.filter(|_| holds && !self.presumed)
+    }
+
+    /// Accounts for `ops` answered by `results` (applied in order, after any lapse
+    /// reported with them).
+    fn applied(&mut self, ops: &[Op], results: &[OpResult]) {
+        for (op, r) in ops.iter().zip(results) {
+            match (op, r) {
+                (Op::SetCap { device, .. }, OpResult::Limit { .. }) => {
+                    self.devices.insert(device.clone());
+                }
+                (Op::RestoreCap { device }, OpResult::Limit { .. }) => {
+                    self.devices.remove(device);
+                }
+                (Op::Pause { job }, OpResult::Done) => {
+                    self.jobs.insert(job.clone());
+                }
+                (Op::Resume { job }, OpResult::Done) => {
+                    self.jobs.remove(job);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An answer from the node: when its request was sent, the lease it reports, and the
+/// ops it answers with their results.
+struct Answer<'a> {
+    sent: tokio::time::Instant,
+    lease: LeaseStatus,
+    ops: &'a [Op],
+    results: &'a [OpResult],
 }
 
 impl ClientInner {
-    fn heard(&self, lease: Option<LeaseStatus>, lapses: Vec<LapseReport>) {
-        if let (Some(l), Ok(mut held)) = (lease, self.lease.lock()) {
-            *held = l;
+    /// Sends `restore` to the orchestrator's queue, if one was given; never waits.
+    fn forward(&self, restore: OutsideRestore) {
+        let Ok(mut forward) = self.forward.lock() else {
+            return;
+        };
+        let Some(tx) = forward.as_ref() else {
+            return;
+        };
+        match tx.try_send(restore) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => tracing::error!(
+                node = self.inventory.node,
+                "a restore made outside the orchestrator could not be forwarded (its \
+                 queue is full)"
+            ),
+            Err(mpsc::error::TrySendError::Closed(_)) => *forward = None,
+        }
+    }
+
+    /// At `now`: if the node's lease may have run out with no answer since, presumes
+    /// it gave back what this client holds there, and forwards that (once).
+    fn presume(&self, now: tokio::time::Instant) {
+        let restore = {
+            let Ok(mut watch) = self.watch.lock() else {
+                return;
+            };
+            match watch.due() {
+                Some(at) if now >= at => {}
+                _ => return,
+            }
+            watch.presumed = true;
+            let since = now.saturating_duration_since(watch.lapse_from.unwrap_or(now));
+            tracing::warn!(
+                node = self.inventory.node,
+                devices = watch.devices.len(),
+                jobs = watch.jobs.len(),
+                "no answer from the agent before its lease could run out: its restore is \
+                 presumed"
+            );
+            OutsideRestore::presumed(
+                watch.devices.iter().cloned().collect(),
+                watch.jobs.iter().cloned().collect(),
+                format!(
+                    "node {}: no answer before its lease could run out ({} ms ago)",
+                    self.inventory.node,
+                    since.as_millis()
+                ),
+            )
+        };
+        self.forward(restore);
+    }
+
+    fn heard(&self, answer: Option<Answer<'_>>, lapses: Vec<LapseReport>) {
+        let mut covered = false;
+        if let Ok(mut watch) = self.watch.lock() {
+            if answer.is_some() {
+                covered = std::mem::take(&mut watch.presumed);
+            }
+            if !lapses.is_empty() {
+                // The agent gave back everything it held, before it applied the ops
+                // this answer is for.
+                watch.devices.clear();
+                watch.jobs.clear();
+            }
+            if let Some(a) = &answer {
+                watch.applied(a.ops, a.results);
+                watch.lapse_from = a
+                    .lease
+                    .remaining_ms
+                    .filter(|_| a.lease.holding)
+                    .map(|ms| a.sent + Duration::from_millis(ms));
+            }
+        }
+        self.changed.notify_one();
+        if let (Some(a), Ok(mut held)) = (&answer, self.lease.lock()) {
+            *held = a.lease;
         }
         if lapses.is_empty() {
+            return;
+        }
+        if covered {
+            // Forwarded already as a presumed lapse, whose devices and jobs include
+            // all these: the orchestrator is giving them back and planning them in
+            // again; a second report would only repeat that.
+            for l in &lapses {
+                tracing::info!(
+                    node = self.inventory.node,
+                    reason = ?l.reason,
+                    at = %l.at,
+                    "the presumed lapse is confirmed"
+                );
+            }
+            if let Ok(mut kept) = self.lapses.lock() {
+                kept.extend(lapses);
+                let excess = kept.len().saturating_sub(MAX_LAPSES);
+                kept.drain(..excess);
+            }
             return;
         }
         for l in &lapses {
@@ -108,24 +264,8 @@ impl ClientInner {
                 "agent restored its node on its own"
             );
         }
-        if let Ok(mut forward) = self.forward.lock() {
-            let mut closed = false;
-            if let Some(tx) = forward.as_ref() {
-                for l in &lapses {
-                    match tx.try_send(l.outside_restore(&self.inventory.node)) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => tracing::error!(
-                            node = self.inventory.node,
-                            "a lapse report could not be forwarded (the orchestrator's \
-                             queue is full); it is kept for take_lapses"
-                        ),
-                        Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
-                    }
-                }
-            }
-            if closed {
-                *forward = None;
-            }
+        for l in &lapses {
+            self.forward(l.outside_restore(&self.inventory.node));
         }
         if let Ok(mut kept) = self.lapses.lock() {
             kept.extend(lapses);
@@ -281,6 +421,7 @@ impl AgentClient {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let changed = Arc::new(tokio::sync::Notify::new());
         let inner = Arc::new(ClientInner {
             addr,
             inventory,
@@ -291,8 +432,11 @@ impl AgentClient {
                 holding: false,
                 remaining_ms: None,
             }),
+            watch: std::sync::Mutex::new(Watch::default()),
+            changed: changed.clone(),
         });
         inner.heard(None, lapses);
+        tokio::spawn(lease_watch(Arc::downgrade(&inner), changed));
         tokio::spawn(connection(
             Arc::downgrade(&inner),
             rx,
@@ -395,6 +539,16 @@ impl AgentClient {
     /// [`AgentClient::take_lapses`]. Never waits: a report that finds the queue full is
     /// logged and not forwarded; a closed queue ends forwarding. Replaces an earlier
     /// sender.
+    ///
+    /// The node cannot report a lapse while it cannot be reached (a partition), so the
+    /// client also forwards a **presumed** lapse ([`OutsideRestore::presumed`]) when the
+    /// node holds something of this client's and no answer has come by the earliest
+    /// instant its lease may run out (the sending of the last request it answered plus
+    /// the lease it had left): the devices this client capped and the jobs it paused.
+    /// The orchestrator then plans them at their pre-event draw, so the rest of the
+    /// fleet carries the target during the partition. The lapse report the node sends
+    /// when it answers again is kept for [`AgentClient::take_lapses`] but not forwarded
+    /// a second time.
     pub fn forward_lapses(&self, restores: mpsc::Sender<OutsideRestore>) {
         if let Ok(mut forward) = self.inner.forward.lock() {
             *forward = Some(restores);
@@ -434,6 +588,30 @@ impl AgentClient {
     fn closed(&self) -> AgentError {
         AgentError::Closed {
             node: self.inner.inventory.node.clone(),
+        }
+    }
+}
+
+/// Presumes a lapse when the node's lease may have run out with no answer since (see
+/// [`AgentClient::forward_lapses`]); stops with the client.
+async fn lease_watch(inner: Weak<ClientInner>, changed: Arc<tokio::sync::Notify>) {
+    loop {
+        let due = match inner.upgrade() {
+            Some(i) => i.watch.lock().ok().and_then(|w| w.due()),
+            None => return,
+        };
+        match due {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {
+                        if let Some(i) = inner.upgrade() {
+                            i.presume(tokio::time::Instant::now());
+                        }
+                    }
+                    () = changed.notified() => {}
+                }
+            }
+            None => changed.notified().await,
         }
     }
 }
@@ -512,6 +690,7 @@ async fn connection(
                 ops,
             }
         };
+        let sent = tokio::time::Instant::now();
         let answer = async {
             if stream.is_none() {
                 let (s, _welcome) = open(client.addr, &token, options.connect_timeout).await?;
@@ -529,7 +708,17 @@ async fn connection(
                 lease,
                 lapses,
             }) => {
-                client.heard(Some(lease), lapses);
+                let ops: &[Op] = match &request {
+                    Request::Batch { ops, .. } if results.len() == ops_count => ops,
+                    _ => &[],
+                };
+                let answer = Answer {
+                    sent,
+                    lease,
+                    ops,
+                    results: &results,
+                };
+                client.heard(Some(answer), lapses);
                 if results.len() == ops_count {
                     Ok((results, lease))
                 } else {

@@ -407,9 +407,15 @@ async fn a_partitioned_agent_restores_on_its_own_and_reports_when_reached_again(
     let agent = node.serve(lease).await;
     let relay = Relay::start(agent.local_addr()).await;
     let client = connect(relay.addr, lease).await.unwrap();
+    let (restores, mut forwarded) = tokio::sync::mpsc::channel(8);
+    client.forward_lapses(restores);
     client.apply(ops_for(&node, 300.0)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2 * lease)).await;
     assert!(node.curtailed_to(w(300.0)));
+    assert!(
+        forwarded.try_recv().is_err(),
+        "renewed leases give no presumption"
+    );
     relay.cut();
     assert!(
         eventually(Duration::from_millis(lease) + SLACK, || node
@@ -417,14 +423,35 @@ async fn a_partitioned_agent_restores_on_its_own_and_reports_when_reached_again(
         .await,
         "restored within the lease while cut off"
     );
+    // While the node cannot report it, the client presumes the lapse once the lease
+    // may have run out, naming what its commands hold there.
+    let presumed = tokio::time::timeout(SLACK, forwarded.recv())
+        .await
+        .expect("a presumed lapse is forwarded")
+        .unwrap();
+    assert!(presumed.presumed, "{presumed:?}");
+    let mut devices: Vec<_> = node.fleet.iter().map(|g| g.id().clone()).collect();
+    devices.sort();
+    assert_eq!(presumed.devices, devices);
+    assert_eq!(presumed.jobs, vec![node.job.job().clone()]);
+    assert!(
+        presumed.reason.contains("lease could run out"),
+        "{presumed:?}"
+    );
     // The client keeps trying to renew (it still believes the node holds); it fails
     // while the partition lasts.
     assert!(client.renew().await.is_err());
-    // The network heals (the agent is reached directly): the lapse is reported.
-    let again = connect(agent.local_addr(), lease).await.unwrap();
-    let lapses = again.take_lapses();
+    // The network heals: the next answer carries the lapse report. The client keeps it
+    // but does not forward it again (the presumption covered it).
+    relay.heal();
+    client.renew().await.unwrap();
+    let lapses = client.take_lapses();
     assert_eq!(lapses.len(), 1);
     assert_eq!(lapses[0].reason, LapseReason::LeaseExpired);
+    assert!(forwarded.try_recv().is_err(), "forwarded once");
+    // Nothing is held any more: no second presumption.
+    tokio::time::sleep(Duration::from_millis(2 * lease)).await;
+    assert!(forwarded.try_recv().is_err());
 }
 
 #[tokio::test]

@@ -199,9 +199,30 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
         "the cut-off node restored itself within its lease"
     );
     assert!(nodes[1..].iter().all(touched));
-    // The network heals: the next renewal or telemetry read reaches node 0, which
-    // reports its restore; the client forwards it and the orchestrator confirms it and
-    // plans node 0 in again, with no help from the integrator.
+    // Node 0 cannot report its restore, but its client presumes it once the lease may
+    // have run out: the orchestrator stops counting node 0 as curtailed (its job is
+    // held unknown, planned at its free-running draw) while the cut lasts.
+    let job0 = JobId::new("job-n00").unwrap();
+    let mut unknown = false;
+    for _ in 0..100 {
+        let status = site.status().await;
+        if status.curtailed.iter().any(|s| s.job == job0 && s.unknown) {
+            unknown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        unknown,
+        "the cut-off node's job is held unknown during the cut"
+    );
+    assert!(
+        nodes[0].running_at(w(700.0)),
+        "nothing reached the cut-off node"
+    );
+    // The network heals: the retry loop reaches node 0 and confirms its restore (the
+    // node's lapse report rides on that answer and is kept by the client), and the
+    // orchestrator plans node 0 in again, with no help from the integrator.
     relay.heal();
     let client = site.nodes[0].0.clone();
     let mut lapses = Vec::new();
@@ -220,12 +241,13 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
         "node 0 is curtailed again"
     );
     let records = site.memory.records().unwrap();
-    let job0 = JobId::new("job-n00").unwrap();
     assert!(records.iter().any(|r| matches!(&r.event,
-        AuditEvent::RestoredOutside { confirming, reason, .. }
-            if confirming.contains(&job0) && reason.contains("lease expired"))));
+        AuditEvent::RestoredOutside { confirming, reason, presumed: true, .. }
+            if confirming.contains(&job0) && reason.contains("lease could run out"))));
     assert!(records.iter().any(|r| matches!(&r.event,
-        AuditEvent::Replanned { reason: Replan::RestoredOutside { jobs }, .. } if jobs.contains(&job0))));
+        AuditEvent::Replanned { reason: Replan::PresumedRestored { jobs }, .. } if jobs.contains(&job0))));
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::Replanned { reason: Replan::JobBack { job }, .. } if *job == job0)));
     // The orchestrator's view agrees with the GPUs' own state (read between two
     // equal snapshots, so that no stage ran in between).
     let mut agreed = false;
