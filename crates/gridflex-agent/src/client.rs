@@ -46,6 +46,10 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// How long connecting and the handshake may take.
     pub connect_timeout: Duration,
+    /// How often a node found unreachable is tried again, in the background: until a
+    /// reconnection succeeds every request fails at once
+    /// ([`AgentError::Unreachable`]) instead of waiting out the timeouts.
+    pub reconnect_every: Duration,
     /// The most ops sent in one batch.
     pub max_batch: usize,
 }
@@ -58,13 +62,15 @@ impl Default for ClientOptions {
 
 impl ClientOptions {
     /// Defaults around a lease: renewals every third of it, requests time out after
-    /// a third of it (at most 5 s), connecting after 2 s.
+    /// a third of it (at most 5 s), connecting after 2 s, an unreachable node tried
+    /// again every tenth of it (from 0.1 to 1 s).
     pub fn with_lease(lease: Duration) -> Self {
         Self {
             lease,
             renew_every: lease / 3,
             request_timeout: (lease / 3).min(Duration::from_secs(5)),
             connect_timeout: Duration::from_secs(2),
+            reconnect_every: (lease / 10).clamp(Duration::from_millis(100), Duration::from_secs(1)),
             max_batch: 4096,
         }
     }
@@ -652,7 +658,63 @@ async fn connection(
 ) {
     let lease_ms = u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX);
     let mut works = Vec::new();
-    while let Some(first) = rx.recv().await {
+    // Set while the node cannot be reached: requests fail at once, and a reconnection
+    // is tried in the background every `reconnect_every`.
+    let mut down: Option<Down> = None;
+    loop {
+        let first = match down.as_mut() {
+            None => match rx.recv().await {
+                Some(w) => w,
+                None => return,
+            },
+            Some(d) => {
+                let probe = async {
+                    match d.probe.as_mut() {
+                        Some(p) => Probe::Done(p.await.ok().and_then(Result::ok).map(Box::new)),
+                        None => {
+                            tokio::time::sleep_until(d.probe_at).await;
+                            Probe::Due
+                        }
+                    }
+                };
+                tokio::select! {
+                    w = rx.recv() => match w {
+                        Some(w) => w,
+                        None => return,
+                    },
+                    done = probe => {
+                        match done {
+                            // Time for a reconnection attempt: off the callers' path.
+                            Probe::Due => {
+                                let Some(client) = inner.upgrade() else {
+                                    return;
+                                };
+                                let (addr, token, timeout) =
+                                    (client.addr, token.clone(), options.connect_timeout);
+                                d.probe = Some(tokio::spawn(async move {
+                                    open(addr, &token, timeout).await.map(|(c, _)| c)
+                                }));
+                            }
+                            Probe::Done(Some(conn)) => {
+                                if let Some(client) = inner.upgrade() {
+                                    tracing::info!(
+                                        node = client.inventory.node,
+                                        "agent reachable again"
+                                    );
+                                }
+                                stream = Some(*conn);
+                                down = None;
+                            }
+                            Probe::Done(None) => {
+                                d.probe = None;
+                                d.probe_at = tokio::time::Instant::now() + options.reconnect_every;
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         works.push(first);
         // Let the issuer finish its pass: the rest of a stage joins this batch.
         tokio::task::yield_now().await;
@@ -674,6 +736,19 @@ async fn connection(
             return;
         };
         let node = client.inventory.node.clone();
+        if let Some(d) = &down {
+            let since_ms = u64::try_from(d.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+            drop(client);
+            dispatch(
+                &mut works,
+                Err(AgentError::Unreachable {
+                    node,
+                    since_ms,
+                    cause: d.cause.clone(),
+                }),
+            );
+            continue;
+        }
         let mut ops = Vec::with_capacity(ops_count);
         for w in &works {
             match w {
@@ -740,12 +815,44 @@ async fn connection(
             }
             Err(e) => {
                 stream = None;
+                if matches!(
+                    e,
+                    AgentError::Timeout { .. }
+                        | AgentError::Io { .. }
+                        | AgentError::Protocol { .. }
+                ) {
+                    tracing::warn!(node, error = %e, "agent unreachable: requests fail at once until it answers again");
+                    let now = tokio::time::Instant::now();
+                    down = Some(Down {
+                        since: now,
+                        cause: e.to_string(),
+                        probe_at: now + options.reconnect_every,
+                        probe: None,
+                    });
+                }
                 Err(e)
             }
         };
         drop(client);
         dispatch(&mut works, answer);
     }
+}
+
+/// A node found unreachable: since when, why, and the next reconnection attempt (due
+/// at `probe_at`, or running).
+struct Down {
+    since: tokio::time::Instant,
+    cause: String,
+    probe_at: tokio::time::Instant,
+    probe: Option<tokio::task::JoinHandle<Result<Conn, AgentError>>>,
+}
+
+/// What the reconnection of a node found unreachable is waiting for.
+enum Probe {
+    /// The next attempt is due.
+    Due,
+    /// An attempt ended: the connection, or `None` when it failed.
+    Done(Option<Box<Conn>>),
 }
 
 fn works_ops(works: &[Work]) -> usize {
@@ -772,6 +879,15 @@ fn copy_error(e: &AgentError) -> AgentError {
         AgentError::Io { operation, detail } => AgentError::Io {
             operation: operation.clone(),
             detail: detail.clone(),
+        },
+        AgentError::Unreachable {
+            node,
+            since_ms,
+            cause,
+        } => AgentError::Unreachable {
+            node: node.clone(),
+            since_ms: *since_ms,
+            cause: cause.clone(),
         },
         other => AgentError::Protocol {
             detail: other.to_string(),
@@ -846,9 +962,10 @@ impl RemoteDevice {
                 reason: Refusal::BadToken,
                 ..
             } => ErrorKind::NoPermission,
-            AgentError::Timeout { .. } | AgentError::Io { .. } | AgentError::Closed { .. } => {
-                ErrorKind::Transient
-            }
+            AgentError::Timeout { .. }
+            | AgentError::Io { .. }
+            | AgentError::Closed { .. }
+            | AgentError::Unreachable { .. } => ErrorKind::Transient,
             _ => ErrorKind::Other,
         };
         HalError::Device {

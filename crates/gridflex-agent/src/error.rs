@@ -88,6 +88,19 @@ pub enum AgentError {
         /// The node.
         node: String,
     },
+    /// The node could not be reached on the last attempt, and the client fails
+    /// requests at once until a reconnection (tried in the background every
+    /// `ClientOptions::reconnect_every`) succeeds: no caller waits out a timeout on a
+    /// node that is known to be cut off.
+    #[error("agent {node} is unreachable (for {since_ms} ms: {cause})")]
+    Unreachable {
+        /// The node.
+        node: String,
+        /// How long since the failure that found it unreachable.
+        since_ms: u64,
+        /// That failure.
+        cause: String,
+    },
 }
 
 impl AgentError {

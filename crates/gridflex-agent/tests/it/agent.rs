@@ -444,7 +444,10 @@ async fn a_partitioned_agent_restores_on_its_own_and_reports_when_reached_again(
     // The network heals: the next answer carries the lapse report. The client keeps it
     // but does not forward it again (the presumption covered it).
     relay.heal();
-    client.renew().await.unwrap();
+    assert!(
+        renewed_within(&client, Duration::from_millis(lease) + SLACK).await,
+        "reconnected in the background once healed"
+    );
     let lapses = client.take_lapses();
     assert_eq!(lapses.len(), 1);
     assert_eq!(lapses[0].reason, LapseReason::LeaseExpired);
@@ -452,6 +455,62 @@ async fn a_partitioned_agent_restores_on_its_own_and_reports_when_reached_again(
     // Nothing is held any more: no second presumption.
     tokio::time::sleep(Duration::from_millis(2 * lease)).await;
     assert!(forwarded.try_recv().is_err());
+}
+
+/// Renews until a renewal succeeds, for up to `within`.
+async fn renewed_within(client: &AgentClient, within: Duration) -> bool {
+    let end = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < end {
+        if client.renew().await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_answering_fails_requests_at_once_until_it_answers_again() {
+    let _serial = one_at_a_time().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::new("n0", 2, dir.path());
+    let lease = 900; // requests time out after 300 ms, reconnection every 100 ms
+    let agent = node.serve(lease).await;
+    let relay = Relay::start(agent.local_addr()).await;
+    let client = connect(relay.addr, lease).await.unwrap();
+    client.apply(ops_for(&node, 300.0)).await.unwrap();
+    // Packets are lost from here: the first request waits out its timeout...
+    relay.blackhole();
+    let err = client.renew().await.unwrap_err();
+    assert!(matches!(err, AgentError::Timeout { .. }), "{err:?}");
+    // ...and the next ones fail at once (not after another timeout: no caller, the
+    // orchestrator's sweeps, stages and retries included, waits on a node known to be
+    // cut off), while a reconnection is tried in the background.
+    for _ in 0..5 {
+        let err = client.renew().await.unwrap_err();
+        assert!(matches!(err, AgentError::Unreachable { .. }), "{err:?}");
+        let read = client
+            .apply(vec![Op::Telemetry {
+                device: node.fleet.iter().next().unwrap().id().clone(),
+            }])
+            .await
+            .unwrap_err();
+        assert!(matches!(read, AgentError::Unreachable { .. }), "{read:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The node answers again: a background reconnection finds it.
+    relay.heal();
+    assert!(
+        renewed_within(&client, Duration::from_millis(lease) + SLACK).await,
+        "reconnected in the background once healed"
+    );
+    let r = client
+        .apply(vec![Op::Telemetry {
+            device: node.fleet.iter().next().unwrap().id().clone(),
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(r[0], OpResult::Telemetry { .. }));
 }
 
 #[tokio::test]

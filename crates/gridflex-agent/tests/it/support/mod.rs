@@ -144,50 +144,77 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
 }
 
 /// A TCP relay in front of an agent: `cut` drops every connection and refuses new
-/// ones, as a network partition would; `heal` lets traffic through again.
+/// ones, as a network partition a peer notices would; `blackhole` keeps every
+/// connection open and passes nothing, as a partition where packets are lost would;
+/// `heal` lets traffic through again.
 pub struct Relay {
     pub addr: SocketAddr,
-    blocked: tokio::sync::watch::Sender<bool>,
+    state: tokio::sync::watch::Sender<Link>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What a relay lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Open,
+    Cut,
+    Blackhole,
 }
 
 impl Relay {
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (blocked, watch) = tokio::sync::watch::channel(false);
+        let (state, watch) = tokio::sync::watch::channel(Link::Open);
         let task = tokio::spawn(async move {
             let mut pipes = JoinSet::new();
             while let Ok((mut down, _)) = listener.accept().await {
-                if *watch.borrow() {
-                    continue; // dropped: the peer sees its connection closed
+                let mut link = watch.clone();
+                let now = *link.borrow();
+                match now {
+                    Link::Cut => continue, // dropped: the peer sees its connection closed
+                    Link::Blackhole => {
+                        // Held open, silent, until the link changes.
+                        pipes.spawn(async move {
+                            let _ = link.wait_for(|l| *l != Link::Blackhole).await;
+                            drop(down);
+                        });
+                        continue;
+                    }
+                    Link::Open => {}
                 }
-                let mut cut = watch.clone();
                 pipes.spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(upstream).await {
                         tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
-                            _ = cut.wait_for(|b| *b) => {}
+                            _ = link.wait_for(|l| *l != Link::Open) => {}
+                        }
+                        let now = *link.borrow();
+                        if now == Link::Blackhole {
+                            // Silent from here: both ends stay open, nothing passes.
+                            let _ = link.wait_for(|l| *l != Link::Blackhole).await;
                         }
                     }
                 });
             }
         });
-        Self {
-            addr,
-            blocked,
-            task,
-        }
+        Self { addr, state, task }
     }
 
     /// Stops all traffic: every open pipe is dropped and new connections are closed.
     pub fn cut(&self) {
-        let _ = self.blocked.send(true);
+        let _ = self.state.send(Link::Cut);
+    }
+
+    /// Stops all traffic silently: open connections and new ones stay open and pass
+    /// nothing, so the peer learns of it only by its timeouts.
+    pub fn blackhole(&self) {
+        let _ = self.state.send(Link::Blackhole);
     }
 
     /// Lets traffic through again (new connections only).
     pub fn heal(&self) {
-        let _ = self.blocked.send(false);
+        let _ = self.state.send(Link::Open);
     }
 }
 
