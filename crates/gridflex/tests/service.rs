@@ -428,7 +428,10 @@ fn build_outside(
 ) {
     let (audit, memory) = AuditLog::memory();
     let (restores, outside) = tokio::sync::mpsc::channel(8);
+    let mut options = OrchestratorOptions::default();
+    options.telemetry_step = chrono::TimeDelta::seconds(2);
     let mut b = Orchestrator::builder(clock.clone())
+        .options(options)
         .devices(f.fleet().iter().cloned().map(DeviceHandle::with_samples))
         .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
         .rules(rules())
@@ -495,14 +498,24 @@ async fn a_presumed_restore_of_an_unreachable_job_is_carried_by_the_rest_of_the_
         held.is_some_and(|s| s.unknown),
         "the job is held unknown, not curtailed: {held:?}"
     );
-    // The network heals: the retry loop confirms the job's level and the event is
-    // planned again over the whole fleet, the job curtailed again.
+    // Cut off for a while: the retries back off (to 30 s apart).
+    sleep_ms(200_000).await;
+    settle(&clock);
+    assert!(job_given_back(&f, j));
+    // The network heals: the next telemetry sweep reads the job's GPUs again, so it is
+    // retried at once (not at the end of its back-off), its level confirmed, and the
+    // event planned again over the whole fleet, the job curtailed again.
     for g in job.gpus() {
         g.inject_fault(None);
     }
+    sleep_ms(5_000).await;
+    settle(&clock);
+    assert!(
+        job_curtailed(&f, j),
+        "the job is curtailed again within a sweep of the heal"
+    );
     sleep_ms(120_000).await;
     settle(&clock);
-    assert!(job_curtailed(&f, j), "the job is curtailed again");
     assert!(hw_power(&f) <= kw(22.0) + kw(0.2), "{}", hw_power(&f));
     let status = handle.status().await.unwrap();
     let held = status

@@ -317,6 +317,7 @@ impl<C: Clock> Orchestrator<C> {
         }
         let mut it_power = Power::ZERO;
         let mut complete = true;
+        let mut answering = Vec::new();
         for (j, job) in self.jobs.iter().enumerate() {
             let mut sum = Power::ZERO;
             let mut n = 0u32;
@@ -326,6 +327,15 @@ impl<C: Clock> Orchestrator<C> {
                     n += 1;
                 }
             }
+            // A job whose state is unknown and whose devices answer again after a
+            // sweep that could not read them (a node back from a partition) is retried
+            // now, not at the end of its back-off.
+            let read = n as usize == job.devices.len();
+            let st = &mut self.state[j];
+            if st.unknown && st.unread && read {
+                answering.push(job.id.clone());
+            }
+            st.unread = !read;
             if n == 0 {
                 complete = false;
                 continue;
@@ -373,6 +383,9 @@ impl<C: Clock> Orchestrator<C> {
             if !done.is_empty() {
                 self.store(history::meter_record(done));
             }
+        }
+        for job in answering {
+            self.schedule(now, Task::Retry { job });
         }
         for e in errors {
             self.log(e);

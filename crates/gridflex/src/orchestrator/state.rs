@@ -46,6 +46,8 @@ pub(super) struct JobState {
     pub(super) last_command: Option<DateTime<Utc>>,
     /// The job was removed while curtailed: it leaves once its restore is confirmed.
     pub(super) leaving: bool,
+    /// The last telemetry sweep could not read every device of the job.
+    pub(super) unread: bool,
 }
 
 impl Default for Level {
