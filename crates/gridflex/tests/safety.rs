@@ -429,7 +429,14 @@ async fn a_permanent_fault_is_reported_after_the_grace_period() {
 
 /// An orchestrator of `f` with the serving job pinned by the integrator.
 fn with_serve_pinned(f: &SimulatedFacility) -> Orchestrator<TokioClock> {
-    let (audit, _) = AuditLog::memory();
+    with_serve_pinned_and(f, rules(), AuditLog::memory().0)
+}
+
+fn with_serve_pinned_and(
+    f: &SimulatedFacility,
+    rules: ProgramRules,
+    audit: AuditLog,
+) -> Orchestrator<TokioClock> {
     let mut builder = Orchestrator::builder(f.clock())
         .devices(
             f.fleet()
@@ -438,7 +445,7 @@ fn with_serve_pinned(f: &SimulatedFacility) -> Orchestrator<TokioClock> {
                 .map(gridflex::inventory::DeviceHandle::with_samples),
         )
         .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
-        .rules(rules())
+        .rules(rules)
         .audit(audit);
     for (k, (entry, job)) in f.jobs().iter().enumerate() {
         let mut entry = entry.clone();
@@ -447,6 +454,48 @@ fn with_serve_pinned(f: &SimulatedFacility) -> Orchestrator<TokioClock> {
         builder = builder.job(entry, Some(control));
     }
     builder.build().unwrap()
+}
+
+/// A job that cannot be read counts in the reduction a signal asks for: a price cap
+/// that truly asks for more than the site enrolled is refused, though the load the
+/// sweep could read alone would be within it (read from the simulated GPUs).
+#[tokio::test(start_paused = true)]
+async fn a_job_that_cannot_be_read_counts_in_the_reduction_a_signal_asks_for() {
+    let f = facility();
+    let clock = f.clock();
+    // What the facility draws once its workloads run, read from the GPUs.
+    clock.sleep_until(at(4)).await;
+    let truth = kw(1.0) + f.fleet().true_power_total();
+    let serve: Power = f.jobs()[SERVE]
+        .1
+        .gpus()
+        .iter()
+        .map(|g| g.true_power())
+        .sum();
+    let mut rules = rules();
+    let cap = rules.price.as_ref().unwrap().facility_cap;
+    // Enrolled for 1 kW less than the cap truly asks for, and for more than it asks
+    // when the serving job is left out.
+    rules.enrolled_reduction = truth - cap - kw(1.0);
+    assert!(truth - serve - cap < rules.enrolled_reduction);
+    let (audit, memory) = AuditLog::memory();
+    let mut o = with_serve_pinned_and(&f, rules, audit);
+    for g in f.jobs()[SERVE].1.gpus() {
+        g.inject_fault(Some(ErrorKind::Transient));
+    }
+    let source = ReplaySource::from_signals(vec![price(at(5), 950.0)], clock).unwrap();
+    let summary = o.run(source, std::future::pending::<()>()).await.unwrap();
+    assert_eq!(summary.refused, 1, "{summary:?}");
+    let records = memory.records().unwrap();
+    assert!(records.iter().any(|r| matches!(
+        &r.event,
+        AuditEvent::Refused {
+            refusal: Refusal::BeyondEnrolled { .. }
+        }
+    )));
+    for g in f.fleet().iter() {
+        assert!(g.history().is_empty(), "{} was commanded", g.info().id);
+    }
 }
 
 /// A pinned job is never commanded: its GPUs receive no command at all while the rest

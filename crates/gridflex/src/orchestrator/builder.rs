@@ -339,6 +339,7 @@ impl<C: Clock> OrchestratorBuilder<C> {
             measured: vec![None; n],
             other_power: Power::ZERO,
             facility_power: None,
+            decision_power: None,
             active: None,
             tasks: Schedule::default(),
             meter,

@@ -111,6 +111,9 @@ pub struct Orchestrator<C> {
     measured: Vec<Option<Power>>,
     other_power: Power,
     facility_power: Option<Power>,
+    /// Facility power as a signal's decision weighs it: the sweep's, plus what the jobs
+    /// it could not read at all count for (`counted_draw`).
+    decision_power: Option<Power>,
     active: Option<Active>,
     tasks: Schedule,
     meter: MeterRecorder,

@@ -318,6 +318,7 @@ impl<C: Clock> Orchestrator<C> {
         let mut it_power = Power::ZERO;
         let mut complete = true;
         let mut answering = Vec::new();
+        let mut unread = Vec::new();
         for (j, job) in self.jobs.iter().enumerate() {
             let mut sum = Power::ZERO;
             let mut n = 0u32;
@@ -338,6 +339,7 @@ impl<C: Clock> Orchestrator<C> {
             st.unread = !read;
             if n == 0 {
                 complete = false;
+                unread.push(j);
                 continue;
             }
             let Some(per_gpu) = sum.checked_div(f64::from(n)) else {
@@ -366,6 +368,8 @@ impl<C: Clock> Orchestrator<C> {
         it_power += self.other_power;
         let facility = self.facility.facility_power(it_power);
         self.facility_power = facility;
+        let unread_power: Power = unread.iter().map(|&j| self.counted_draw(j)).sum();
+        self.decision_power = self.facility.facility_power(it_power + unread_power);
         if let Some(m) = &self.metrics {
             if let Some(facility) = facility {
                 m.facility_power(facility);

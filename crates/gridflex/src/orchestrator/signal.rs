@@ -25,7 +25,10 @@ impl<C: Clock> Orchestrator<C> {
 
     async fn evaluate_and_act(&mut self, signal: GridSignal) -> Handled {
         let now = self.clock.now();
-        let facility = self.facility_power.unwrap_or(Power::ZERO);
+        // A job the sweep could not read counts as the plan counts it: the reduction a
+        // facility cap asks for is checked against the enrolled one with no load left
+        // out.
+        let facility = self.decision_power.unwrap_or(Power::ZERO);
         let decision = tracing::info_span!("decision")
             .in_scope(|| self.engine.evaluate(&signal, now, facility));
         tracing::debug!(?decision, "decided");

@@ -94,33 +94,38 @@ impl<C: Clock> Orchestrator<C> {
     /// The planner's view of the fleet from the latest sweep, at `now`: each job with
     /// the pause budget it has left in this episode. A job whose state is unknown (a
     /// command failed; the retry loop owns it) is pinned: left out of the plan, its
-    /// measured draw counted as fixed load (its GPUs' limits when it was never read);
-    /// so is a job the integrator pinned.
+    /// draw counted as fixed load ([`Self::counted_draw`]); so is a job the integrator
+    /// pinned.
+    /// What job `j` counts for where it is not planned (pinned, or its state unknown)
+    /// or could not be read: a pinned job what it was last read at; a job whose state
+    /// is unknown, being given back to its pre-event level or there already on its own
+    /// (a node agent whose lease ran out) where it may not be read, the more of its
+    /// last reading and its free-running draw; a job never read (its telemetry fails)
+    /// the most its GPUs may draw, the limits they had when found, so that no load is
+    /// left out of the count.
+    pub(super) fn counted_draw(&self, j: usize) -> Power {
+        let job = &self.jobs[j];
+        let draw = match (self.measured[j], self.demand[j]) {
+            (Some(m), Some(d)) if self.state[j].unknown => Some(m.max(d)),
+            (m, d) => m.or(d),
+        };
+        match draw {
+            Some(draw) => draw.times(job.devices.len()),
+            None => job
+                .devices
+                .iter()
+                .map(|d| d.device.info().limit_at_discovery)
+                .sum(),
+        }
+    }
+
     pub(super) fn fleet(&self, now: DateTime<Utc>) -> Result<Fleet, GridflexError> {
         let mut specs = Vec::with_capacity(self.jobs.len());
         let mut pinned = Power::ZERO;
         for (j, job) in self.jobs.iter().enumerate() {
             let st = &self.state[j];
             if st.unknown || job.entry.pinned {
-                // A pinned job draws what it was last read at. A job whose state is
-                // unknown is being given back to its pre-event level, or got there on
-                // its own (a node agent whose lease ran out) where it may not be read:
-                // the more of its last reading and its free-running draw.
-                let draw = match (self.measured[j], self.demand[j]) {
-                    (Some(m), Some(d)) if st.unknown => Some(m.max(d)),
-                    (m, d) => m.or(d),
-                };
-                pinned += match draw {
-                    Some(draw) => draw.times(job.devices.len()),
-                    // Never read (its telemetry fails): the most its GPUs may draw, the
-                    // limits they had when found, so a facility cap is never planned
-                    // against a load left out of the count.
-                    None => job
-                        .devices
-                        .iter()
-                        .map(|d| d.device.info().limit_at_discovery)
-                        .sum(),
-                };
+                pinned += self.counted_draw(j);
                 continue;
             }
             let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
