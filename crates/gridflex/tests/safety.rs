@@ -456,6 +456,56 @@ fn with_serve_pinned_and(
     builder.build().unwrap()
 }
 
+/// A job whose GPUs never answer (every read and command fails) does not stop the rest
+/// of the fleet from answering: it is left as it is, counted at its GPUs' limits, and
+/// the others carry the price cap (read from the simulated GPUs).
+#[tokio::test(start_paused = true)]
+async fn a_job_that_never_answers_is_planned_around() {
+    let f = facility();
+    let (audit, memory) = AuditLog::memory();
+    let mut builder = Orchestrator::builder(f.clock())
+        .devices(
+            f.fleet()
+                .iter()
+                .cloned()
+                .map(gridflex::inventory::DeviceHandle::with_samples),
+        )
+        .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
+        .rules(rules())
+        .audit(audit);
+    for (entry, job) in f.jobs() {
+        let control: Arc<dyn gridflex::hal::WorkloadControl> = job.clone();
+        builder = builder.job(entry.clone(), Some(control));
+    }
+    let mut o = builder.build().unwrap();
+    for g in f.jobs()[SERVE].1.gpus() {
+        g.inject_fault(Some(ErrorKind::Transient));
+    }
+    let source = ReplaySource::from_signals(vec![price(at(5), 950.0)], f.clock()).unwrap();
+    let facility_at = Arc::new(std::sync::Mutex::new(None));
+    let seen = facility_at.clone();
+    let clock = f.clock();
+    let fleet = f.fleet();
+    let check = async move {
+        clock.sleep_until(at(7)).await;
+        *seen.lock().unwrap() = Some(kw(1.0) + fleet.true_power_total());
+    };
+    o.run(source, check).await.unwrap();
+    let at_7 = facility_at.lock().unwrap().expect("the check ran");
+    let cap = rules().price.unwrap().facility_cap;
+    assert!(at_7 <= cap, "the facility drew {at_7} under a {cap} cap");
+    let records = memory.records().unwrap();
+    assert!(
+        !records
+            .iter()
+            .any(|r| matches!(&r.event, AuditEvent::PlanFailed { .. })),
+        "a plan was made"
+    );
+    for g in f.jobs()[SERVE].1.gpus() {
+        assert!(g.history().is_empty(), "{} was commanded", g.info().id);
+    }
+}
+
 /// A job that cannot be read counts in the reduction a signal asks for: a price cap
 /// that truly asks for more than the site enrolled is refused, though the load the
 /// sweep could read alone would be within it (read from the simulated GPUs).

@@ -95,7 +95,7 @@ impl<C: Clock> Orchestrator<C> {
     /// the pause budget it has left in this episode. A job whose state is unknown (a
     /// command failed; the retry loop owns it) is pinned: left out of the plan, its
     /// draw counted as fixed load ([`Self::counted_draw`]); so is a job the integrator
-    /// pinned.
+    /// pinned, and a job never read while others were (an error when none was).
     /// What job `j` counts for where it is not planned (pinned, or its state unknown)
     /// or could not be read: a pinned job what it was last read at; a job whose state
     /// is unknown, being given back to its pre-event level or there already on its own
@@ -122,18 +122,21 @@ impl<C: Clock> Orchestrator<C> {
     pub(super) fn fleet(&self, now: DateTime<Utc>) -> Result<Fleet, GridflexError> {
         let mut specs = Vec::with_capacity(self.jobs.len());
         let mut pinned = Power::ZERO;
+        let mut never_read = None;
         for (j, job) in self.jobs.iter().enumerate() {
             let st = &self.state[j];
             if st.unknown || job.entry.pinned {
                 pinned += self.counted_draw(j);
                 continue;
             }
-            let draw = self.demand[j].or(self.measured[j]).ok_or_else(|| {
-                GridflexError::invalid(
-                    format!("jobs[{}]", job.entry.id),
-                    "no telemetry yet (sweep first)",
-                )
-            })?;
+            let Some(draw) = self.demand[j].or(self.measured[j]) else {
+                // Never read (its telemetry fails): it cannot be planned, and one such
+                // job must not stop the rest of the fleet from answering. It is left as
+                // it is and counted at its GPUs' limits.
+                never_read.get_or_insert(j);
+                pinned += self.counted_draw(j);
+                continue;
+            };
             let infos = job.devices.iter().map(|d| d.device.info());
             let (mut min, mut max) = (Power::ZERO, Power::watts(gridflex_core::MAX_MAGNITUDE)?);
             for info in infos {
@@ -164,6 +167,13 @@ impl<C: Clock> Orchestrator<C> {
                 weight,
                 class,
             });
+        }
+        if let (Some(j), true) = (never_read, specs.is_empty()) {
+            // Nothing could be read at all: the fleet has not been swept yet.
+            return Err(GridflexError::invalid(
+                format!("jobs[{}]", self.jobs[j].entry.id),
+                "no telemetry yet (sweep first)",
+            ));
         }
         let fixed = (self.other_power + pinned)
             .checked_mul(self.facility.multiplier)
