@@ -417,10 +417,12 @@ async fn orders_the_inventory_cannot_take_are_refused_with_typed_errors() {
     ));
 }
 
-/// An orchestrator over the whole facility that takes restores made outside it.
+/// An orchestrator over the whole facility with `options` that takes restores made
+/// outside it.
 fn build_outside(
     f: &SimulatedFacility,
     clock: &TokioClock,
+    options: OrchestratorOptions,
 ) -> (
     Orchestrator<TokioClock>,
     MemoryLog,
@@ -428,8 +430,6 @@ fn build_outside(
 ) {
     let (audit, memory) = AuditLog::memory();
     let (restores, outside) = tokio::sync::mpsc::channel(8);
-    let mut options = OrchestratorOptions::default();
-    options.telemetry_step = chrono::TimeDelta::seconds(2);
     let mut b = Orchestrator::builder(clock.clone())
         .options(options)
         .devices(f.fleet().iter().cloned().map(DeviceHandle::with_samples))
@@ -444,11 +444,30 @@ fn build_outside(
     (b.build().unwrap(), memory, restores)
 }
 
+/// The orchestrator's view of job `id` agrees with its GPUs: held curtailed, in a known
+/// state, each GPU at the cap and activity the orchestrator holds.
+async fn held_as_the_hardware_holds(handle: &OrchestratorHandle, id: &JobId, job: &SimJob) {
+    let status = handle.status().await.unwrap();
+    let held = status
+        .curtailed
+        .iter()
+        .find(|s| s.job == *id)
+        .expect("the job is held curtailed");
+    assert!(!held.unknown);
+    for g in job.gpus() {
+        let cap = held.cap_per_gpu.unwrap_or(g.info().limit_at_discovery);
+        assert_eq!(g.requested_limit(), cap);
+        assert_eq!(g.activity() == SimActivity::Paused, held.paused);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_presumed_restore_of_an_unreachable_job_is_carried_by_the_rest_of_the_fleet() {
     let f = facility();
     let clock = f.clock();
-    let (o, memory, restores) = build_outside(&f, &clock);
+    let mut options = OrchestratorOptions::default();
+    options.telemetry_step = chrono::TimeDelta::seconds(2);
+    let (o, memory, restores) = build_outside(&f, &clock, options);
     let (_tx, source) = channel(4);
     let (handle, task) = o.spawn(source);
     // A 22 kW cap: with the batch job running free, the others can still carry it.
@@ -476,14 +495,12 @@ async fn a_presumed_restore_of_an_unreachable_job_is_carried_by_the_rest_of_the_
     // out): the orchestrator plans the job at its free-running draw and the rest of
     // the fleet carries the cap, while the job still cannot be reached.
     let devices: Vec<DeviceId> = job.gpus().iter().map(|g| g.id().clone()).collect();
-    restores
-        .send(OutsideRestore::presumed(
-            devices.clone(),
-            vec![entry.id.clone()],
-            "node n01: no answer before its lease could run out",
-        ))
-        .await
-        .unwrap();
+    let presumed = OutsideRestore::presumed(
+        devices,
+        vec![entry.id.clone()],
+        "node n01: no answer before its lease could run out",
+    );
+    restores.send(presumed).await.unwrap();
     sleep_ms(60_000).await;
     settle(&clock);
     assert!(job_given_back(&f, j), "nothing reached the cut-off job");
@@ -517,18 +534,7 @@ async fn a_presumed_restore_of_an_unreachable_job_is_carried_by_the_rest_of_the_
     sleep_ms(120_000).await;
     settle(&clock);
     assert!(hw_power(&f) <= kw(22.0) + kw(0.2), "{}", hw_power(&f));
-    let status = handle.status().await.unwrap();
-    let held = status
-        .curtailed
-        .iter()
-        .find(|s| s.job == entry.id)
-        .expect("the job is held curtailed");
-    assert!(!held.unknown);
-    for g in job.gpus() {
-        let cap = held.cap_per_gpu.unwrap_or(g.info().limit_at_discovery);
-        assert_eq!(g.requested_limit(), cap);
-        assert_eq!(g.activity() == SimActivity::Paused, held.paused);
-    }
+    held_as_the_hardware_holds(&handle, &entry.id, job).await;
     assert!(handle.shutdown().await.unwrap().is_empty());
     task.await.unwrap().unwrap();
     fully_restored(&f).unwrap();
@@ -547,20 +553,9 @@ async fn a_presumed_restore_of_an_unreachable_job_is_carried_by_the_rest_of_the_
 async fn a_restore_outside_the_orchestrator_is_confirmed_and_the_job_curtailed_again() {
     let f = facility();
     let clock = f.clock();
-    let (audit, memory) = AuditLog::memory();
-    let (restores, outside) = tokio::sync::mpsc::channel(8);
-    let mut b = Orchestrator::builder(clock.clone())
-        .devices(f.fleet().iter().cloned().map(DeviceHandle::with_samples))
-        .facility(FacilityModel::new(kw(1.0), 1.0).unwrap())
-        .rules(rules())
-        .audit(audit)
-        .outside_restores(outside);
-    for (entry, job) in f.jobs() {
-        let control: Arc<dyn WorkloadControl> = job.clone();
-        b = b.job(entry.clone(), Some(control));
-    }
+    let (o, memory, restores) = build_outside(&f, &clock, OrchestratorOptions::default());
     let (_tx, source) = channel(4);
-    let (handle, task) = b.build().unwrap().spawn(source);
+    let (handle, task) = o.spawn(source);
     dispatch_after_sweeps(&handle, &clock, 30).await;
     sleep_ms(120_000).await;
     settle(&clock);
@@ -594,14 +589,8 @@ async fn a_restore_outside_the_orchestrator_is_confirmed_and_the_job_curtailed_a
     // re-planned over the fleet as it is; the job is curtailed again within the
     // dispatch's response time.
     let devices = job.gpus().iter().map(|g| g.id().clone()).collect();
-    restores
-        .send(OutsideRestore::new(
-            devices,
-            vec![entry.id.clone()],
-            "node n01: lease expired",
-        ))
-        .await
-        .unwrap();
+    let report = OutsideRestore::new(devices, vec![entry.id.clone()], "node n01: lease expired");
+    restores.send(report).await.unwrap();
     sleep_ms(120_000).await;
     settle(&clock);
     assert!(job_curtailed(&f, j), "the job is curtailed again");
@@ -611,18 +600,7 @@ async fn a_restore_outside_the_orchestrator_is_confirmed_and_the_job_curtailed_a
         hw_power(&f)
     );
     // The orchestrator's view agrees with the hardware.
-    let status = handle.status().await.unwrap();
-    let held = status
-        .curtailed
-        .iter()
-        .find(|s| s.job == entry.id)
-        .expect("the job is held curtailed");
-    assert!(!held.unknown);
-    for g in job.gpus() {
-        let cap = held.cap_per_gpu.unwrap_or(g.info().limit_at_discovery);
-        assert_eq!(g.requested_limit(), cap);
-        assert_eq!(g.activity() == SimActivity::Paused, held.paused);
-    }
+    held_as_the_hardware_holds(&handle, &entry.id, job).await;
     assert!(handle.shutdown().await.unwrap().is_empty());
     task.await.unwrap().unwrap();
     fully_restored(&f).unwrap();
