@@ -242,12 +242,13 @@ impl<C: Clock> Orchestrator<C> {
             })
             .collect();
         let ids: Vec<Arc<JobId>> = touched.iter().map(|&j| self.jobs[j].id.clone()).collect();
+        let confirming: Vec<JobId> = ids.iter().map(|id| JobId::clone(id)).collect();
         let presumed = restore.presumed;
         self.log(AuditEvent::RestoredOutside {
             devices: restore.devices,
             jobs: restore.jobs,
             reason: restore.reason,
-            confirming: ids.iter().map(|id| JobId::clone(id)).collect(),
+            confirming: confirming.clone(),
             presumed,
         });
         if ids.is_empty() {
@@ -265,8 +266,8 @@ impl<C: Clock> Orchestrator<C> {
             // Whoever holds them cannot be reached now: no confirmation is tried (it
             // would wait out a timeout); the rest of the fleet carries the target at
             // once, and the retry loop gives them back when they answer.
-            let jobs = ids.iter().map(|id| JobId::clone(id)).collect();
-            self.replan_active(Replan::PresumedRestored { jobs }).await;
+            self.replan_active(Replan::PresumedRestored { jobs: confirming })
+                .await;
             self.emit_deferred();
             return Ok(Vec::new());
         }
@@ -288,8 +289,8 @@ impl<C: Clock> Orchestrator<C> {
         } else {
             // None confirmed: they stay unknown (planned at their pre-event draw), and
             // the rest of the fleet carries the target now, not after the retries.
-            let jobs = ids.iter().map(|id| JobId::clone(id)).collect();
-            self.replan_active(Replan::JobsFailed { jobs }).await;
+            self.replan_active(Replan::JobsFailed { jobs: confirming })
+                .await;
         }
         self.emit_deferred();
         Ok(back)

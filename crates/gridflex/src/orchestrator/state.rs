@@ -168,7 +168,7 @@ impl<C: Clock> Orchestrator<C> {
                 class,
             });
         }
-        if let (Some(j), true) = (never_read, specs.is_empty()) {
+        if let Some(j) = never_read.filter(|_| specs.is_empty()) {
             // Nothing could be read at all: the fleet has not been swept yet.
             return Err(GridflexError::invalid(
                 format!("jobs[{}]", self.jobs[j].entry.id),
