@@ -15,6 +15,7 @@
 /// assert_eq!(parse_plain_decimal(b"1e3"), None);
 /// assert_eq!(parse_plain_decimal(b"5."), None);
 /// ```
+#[inline]
 pub fn parse_plain_decimal(s: &[u8]) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -23,22 +24,28 @@ pub fn parse_plain_decimal(s: &[u8]) -> Option<f64> {
         (b'-', rest) => (true, rest),
         _ => (false, s),
     };
-    let (mut mantissa, mut count, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
-    for &b in digits {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                count += 1;
-                scale += usize::from(dot);
-            }
-            b'.' if !dot => dot = true,
-            _ => return None,
-        }
-        if count > 15 {
+    // More than 16 bytes is more than 15 digits, a second `.` or something else: none
+    // of it is plain. Checked once, so the loop below only reads digits.
+    if digits.len() > 16 {
+        return None;
+    }
+    let (mut mantissa, mut dot) = (0u64, usize::MAX);
+    for (i, &b) in digits.iter().enumerate() {
+        let d = b.wrapping_sub(b'0');
+        if d < 10 {
+            mantissa = mantissa * 10 + u64::from(d);
+        } else if b == b'.' && dot == usize::MAX {
+            dot = i;
+        } else {
             return None;
         }
     }
-    if count == 0 || (dot && scale == 0) {
+    let (count, scale) = if dot == usize::MAX {
+        (digits.len(), 0)
+    } else {
+        (digits.len() - 1, digits.len() - 1 - dot)
+    };
+    if count == 0 || count > 15 || (dot != usize::MAX && scale == 0) {
         return None;
     }
     #[allow(clippy::cast_precision_loss)] // below 10^15 < 2^53: exact

@@ -303,7 +303,7 @@ pub fn parse_long_meter_csv(text: &str) -> Result<Vec<(String, IntervalSeries<Po
     }
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut meters: Vec<(&str, Rows)> = Vec::new();
-    let mut day = ([0u8; 10], 0i64);
+    let mut day = fast::Cache::default();
     let mut rows_seen = 0usize;
     for (n, line) in lines {
         if line.is_empty() {
@@ -509,12 +509,23 @@ mod fast {
     /// Unix seconds of `YYYY-MM-DDTHH:MM:SS(Z|±HH:MM)`.
     #[cfg(test)]
     pub(super) fn instant(s: &[u8]) -> Option<i64> {
-        instant_cached(s, &mut ([0; 10], 0))
+        instant_cached(s, &mut Cache::default())
     }
 
-    /// [`instant`], reusing the day number of the previous row's date (`day`: the date's
-    /// ten bytes and its day number; all zero bytes until a first date is seen).
-    pub(super) fn instant_cached(s: &[u8], day: &mut ([u8; 10], i64)) -> Option<i64> {
+    /// What [`instant_cached`] reuses from the previous row: its date's ten bytes and
+    /// day number, its offset's six bytes and seconds (all zero bytes until a first row
+    /// is seen, which no date or offset matches).
+    #[derive(Default)]
+    pub(super) struct Cache {
+        date: [u8; 10],
+        days: i64,
+        offset: [u8; 6],
+        offset_s: i64,
+    }
+
+    /// [`instant`], reusing the day number of the previous row's date and the seconds
+    /// of its offset when they are the same bytes.
+    pub(super) fn instant_cached(s: &[u8], cache: &mut Cache) -> Option<i64> {
         if s.len() < 20
             || s[4] != b'-'
             || s[7] != b'-'
@@ -524,8 +535,8 @@ mod fast {
         {
             return None;
         }
-        let days = if s[..10] == day.0 {
-            day.1
+        let days = if s[..10] == cache.date {
+            cache.days
         } else {
             let year = two(s, 0)? * 100 + two(s, 2)?;
             let (month, d) = (two(s, 5)?, two(s, 8)?);
@@ -533,8 +544,8 @@ mod fast {
                 return None;
             }
             let days = days_from_civil(year, month, d);
-            day.0.copy_from_slice(&s[..10]);
-            day.1 = days;
+            cache.date.copy_from_slice(&s[..10]);
+            cache.days = days;
             days
         };
         let (hour, minute, second) = (two(s, 11)?, two(s, 14)?, two(s, 17)?);
@@ -543,13 +554,17 @@ mod fast {
         }
         let offset = match &s[19..] {
             [b'Z' | b'z'] => 0,
+            o if *o == cache.offset => cache.offset_s,
             [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
                 let (h, m) = (two(s, 20)?, two(s, 23)?);
                 if h > 23 || m > 59 {
                     return None;
                 }
                 let off = h * 3600 + m * 60;
-                if *sign == b'+' { off } else { -off }
+                let off = if *sign == b'+' { off } else { -off };
+                cache.offset.copy_from_slice(&s[19..]);
+                cache.offset_s = off;
+                off
             }
             _ => return None,
         };
@@ -585,12 +600,19 @@ mod fast {
         let (mut first, mut step) = (None::<i64>, None::<i64>);
         // Sized from the bytes left and the first line's length, once.
         let mut values: Vec<f64> = Vec::new();
-        let mut day = ([0u8; 10], 0i64);
+        let mut day = Cache::default();
+        // The time the next row has when it is the next interval.
+        let mut next = i64::MIN;
         while let Some(line) = next_line() {
             if line.is_empty() {
                 continue;
             }
-            let comma = memchr::memchr(b',', line)?;
+            // A time with an offset or a `Z` ends at byte 25 or 20: look there first.
+            let comma = match (line.get(25), line.get(20)) {
+                (Some(b','), _) => 25,
+                (_, Some(b',')) => 20,
+                _ => memchr::memchr(b',', line)?,
+            };
             let (t, v) = (
                 line[..comma].trim_ascii_end(),
                 line[comma + 1..].trim_ascii_start(),
@@ -620,9 +642,19 @@ mod fast {
                         return None;
                     }
                     step = Some(s);
+                    next = t0 + s;
                     s
                 }
             };
+            // The usual row is the next interval: no division for it.
+            if t == next {
+                next += step;
+                if values.len() >= MAX_SERIES_INTERVALS {
+                    return None;
+                }
+                values.push(v);
+                continue;
+            }
             let off = t - t0;
             if off < 0 || off % step != 0 {
                 return None;
@@ -633,6 +665,7 @@ mod fast {
             }
             values.resize(k, f64::NAN);
             values.push(v);
+            next = t + step;
         }
         let start = DateTime::<Utc>::from_timestamp(first?, 0)?;
         let step = TimeDelta::try_seconds(step?)?;
