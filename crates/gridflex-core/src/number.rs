@@ -15,7 +15,6 @@
 /// assert_eq!(parse_plain_decimal(b"1e3"), None);
 /// assert_eq!(parse_plain_decimal(b"5."), None);
 /// ```
-#[inline]
 pub fn parse_plain_decimal(s: &[u8]) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
