@@ -16,47 +16,65 @@
 /// assert_eq!(parse_plain_decimal(b"5."), None);
 /// ```
 pub fn parse_plain_decimal(s: &[u8]) -> Option<f64> {
+    match plain_decimal_prefix(s) {
+        (value, n) if n == s.len() => value,
+        _ => None,
+    }
+}
+
+/// The plain decimal a text starts with and how many bytes it takes: the longest start
+/// made of a leading `-`, digits and `.` (at most 17 bytes, one more than a plain
+/// decimal can have), and its value as [`parse_plain_decimal`] reads it, `None` when
+/// that start is not a plain decimal. For readers that find where a number ends and
+/// what it is in one pass.
+///
+/// ```
+/// use gridflex_core::number::plain_decimal_prefix;
+///
+/// assert_eq!(plain_decimal_prefix(b"416.888\n2025"), (Some(416.888), 7));
+/// assert_eq!(plain_decimal_prefix(b"-0.5,x"), (Some(-0.5), 4));
+/// assert_eq!(plain_decimal_prefix(b"1.2.3\n"), (None, 5));
+/// assert_eq!(plain_decimal_prefix(b"\n"), (None, 0));
+/// ```
+#[inline]
+pub fn plain_decimal_prefix(s: &[u8]) -> (Option<f64>, usize) {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
-    let (neg, digits) = match s.split_first()? {
-        (b'-', rest) => (true, rest),
-        _ => (false, s),
-    };
-    // More than 16 bytes is more than 15 digits, a second `.` or something else: none
-    // of it is plain. Checked once, so the loop below only reads digits.
-    if digits.len() > 16 {
-        return None;
-    }
-    let (mut mantissa, mut dot) = (0u64, usize::MAX);
-    for (i, &b) in digits.iter().enumerate() {
+    let neg = s.first() == Some(&b'-');
+    let sign = usize::from(neg);
+    let (mut mantissa, mut digits, mut dots, mut dot) = (0u64, 0usize, 0usize, 0usize);
+    let mut n = sign;
+    while n < s.len().min(17) {
+        let b = s[n];
         let d = b.wrapping_sub(b'0');
         if d < 10 {
-            mantissa = mantissa * 10 + u64::from(d);
-        } else if b == b'.' && dot == usize::MAX {
-            dot = i;
+            // Wraps only past 19 digits, and more than 15 is not plain anyway.
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
+        } else if b == b'.' {
+            dots += 1;
+            dot = n;
         } else {
-            return None;
+            break;
         }
+        n += 1;
     }
-    let (count, scale) = if dot == usize::MAX {
-        (digits.len(), 0)
-    } else {
-        (digits.len() - 1, digits.len() - 1 - dot)
-    };
-    if count == 0 || count > 15 || (dot != usize::MAX && scale == 0) {
-        return None;
+    // A plain decimal: some digits, at most 15, at most one `.` with digits after it.
+    let scale = if dots == 1 { n - 1 - dot } else { 0 };
+    if digits == 0 || digits > 15 || dots > 1 || (dots == 1 && scale == 0) {
+        return (None, n);
     }
     #[allow(clippy::cast_precision_loss)] // below 10^15 < 2^53: exact
     let v = mantissa as f64 / POW10[scale];
-    Some(if neg { -v } else { v })
+    (Some(if neg { -v } else { v }), n)
 }
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
-    use super::parse_plain_decimal;
+    use super::{parse_plain_decimal, plain_decimal_prefix};
 
     proptest! {
         #[test]
@@ -81,6 +99,17 @@ mod tests {
             if let Some(v) = parse_plain_decimal(text.as_bytes()) {
                 prop_assert_eq!(Some(v.to_bits()), text.parse::<f64>().ok().map(f64::to_bits), "{}", text);
             }
+        }
+
+        #[test]
+        fn a_prefix_reads_as_the_whole_number(
+            text in "-?[0-9.]{0,16}",
+            rest in prop_oneof![Just(""), Just("\n"), Just("\r\n"), Just(",1"), Just(" 2"), Just("x")],
+        ) {
+            let joined = format!("{text}{rest}");
+            let (value, n) = plain_decimal_prefix(joined.as_bytes());
+            prop_assert_eq!(n, text.len());
+            prop_assert_eq!(value.map(f64::to_bits), parse_plain_decimal(text.as_bytes()).map(f64::to_bits));
         }
     }
 }

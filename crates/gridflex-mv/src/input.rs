@@ -573,23 +573,64 @@ mod fast {
 
     pub(super) use gridflex_core::number::parse_plain_decimal as decimal;
 
+    /// The usual meter row at `pos`, read without looking for its end first: a time of
+    /// 25 or 20 bytes (with an offset or a `Z`), a comma, a value of digits, `.` and `-`
+    /// (or none), then `\n`, `\r\n` or the end of the text. Returns the time's and
+    /// the value's bytes and where the next line starts; `None` for any other line
+    /// (read the general way). The time is not checked here: it has no comma and no
+    /// line end only if it parses, and a time that does not parse fails the fast path
+    /// whichever way its line was found.
+    fn quick_row(b: &[u8], pos: usize) -> Option<(&[u8], Value<'_>, usize)> {
+        let comma = match (b.get(pos + 25), b.get(pos + 20)) {
+            (Some(b','), _) => pos + 25,
+            (_, Some(b',')) => pos + 20,
+            _ => return None,
+        };
+        let start = comma + 1;
+        let (value, len) = gridflex_core::number::plain_decimal_prefix(&b[start..]);
+        let end = start + len;
+        let next = match (b.get(end), b.get(end + 1)) {
+            (None, _) => end,
+            (Some(b'\n'), _) => end + 1,
+            (Some(b'\r'), Some(b'\n')) => end + 2,
+            _ => return None,
+        };
+        let value = match value {
+            Some(v) => Value::Plain(v),
+            None if len == 0 => Value::Missing,
+            // Not plain (or not a number): `str::parse` decides.
+            None => Value::Other(&b[start..end]),
+        };
+        Some((&b[pos..comma], value, next))
+    }
+
+    /// A row's value as [`quick_row`] found it.
+    enum Value<'a> {
+        /// None: the interval is missing.
+        Missing,
+        /// A plain decimal, read.
+        Plain(f64),
+        /// Anything else, for `str::parse`.
+        Other(&'a [u8]),
+    }
+
     /// The start, the step and the values in watts (NaN where missing).
     pub(super) fn meter(text: &str) -> Option<(DateTime<Utc>, TimeDelta, Vec<f64>)> {
         let b = text.as_bytes();
         // Lines as byte ranges, `\r\n` or `\n` ended, ASCII-trimmed (anything else
         // the general parser trims is not plain and fails below).
         let mut pos = 0usize;
-        let mut next_line = || -> Option<&[u8]> {
-            if pos >= b.len() {
+        let next_line = |pos: &mut usize| -> Option<&[u8]> {
+            if *pos >= b.len() {
                 return None;
             }
-            let end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |i| pos + i);
-            let line = &b[pos..end];
-            pos = end + 1;
+            let end = memchr::memchr(b'\n', &b[*pos..]).map_or(b.len(), |i| *pos + i);
+            let line = &b[*pos..end];
+            *pos = end + 1;
             Some(line.trim_ascii())
         };
         let head = loop {
-            let line = next_line()?;
+            let line = next_line(&mut pos)?;
             if !line.is_empty() {
                 break line;
             }
@@ -603,34 +644,45 @@ mod fast {
         let mut day = Cache::default();
         // The time the next row has when it is the next interval.
         let mut next = i64::MIN;
-        while let Some(line) = next_line() {
-            if line.is_empty() {
-                continue;
-            }
-            // A time with an offset or a `Z` ends at byte 25 or 20: look there first.
-            let comma = match (line.get(25), line.get(20)) {
-                (Some(b','), _) => 25,
-                (_, Some(b',')) => 20,
-                _ => memchr::memchr(b',', line)?,
+        loop {
+            // The usual row is read in one pass, its end found where its value ends;
+            // any other line is split and trimmed first.
+            let (t, v, line_len) = match quick_row(b, pos) {
+                Some((t, v, next)) => {
+                    let len = next - pos;
+                    pos = next;
+                    (t, v, len)
+                }
+                None => {
+                    let Some(line) = next_line(&mut pos) else {
+                        break;
+                    };
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let comma = memchr::memchr(b',', line)?;
+                    let v = line[comma + 1..].trim_ascii_start();
+                    let v = match decimal(v) {
+                        _ if v.is_empty() => Value::Missing,
+                        Some(x) => Value::Plain(x),
+                        None => Value::Other(v),
+                    };
+                    (line[..comma].trim_ascii_end(), v, line.len() + 1)
+                }
             };
-            let (t, v) = (
-                line[..comma].trim_ascii_end(),
-                line[comma + 1..].trim_ascii_start(),
-            );
             let t = instant_cached(t, &mut day)?;
-            let v = if v.is_empty() {
-                f64::NAN
-            } else {
-                // A second comma makes `decimal` (and `str::parse`) fail: no extra scan.
-                let x = match decimal(v) {
-                    Some(x) => x,
-                    None => std::str::from_utf8(v).ok()?.parse().ok()?,
-                };
-                Power::kilowatts(x).ok()?.as_watts()
+            let v = match v {
+                Value::Missing => f64::NAN,
+                Value::Plain(x) => Power::kilowatts(x).ok()?.as_watts(),
+                // A second comma makes `str::parse` fail: no extra scan.
+                Value::Other(v) => {
+                    let x = std::str::from_utf8(v).ok()?.parse().ok()?;
+                    Power::kilowatts(x).ok()?.as_watts()
+                }
             };
             let Some(t0) = first else {
                 first = Some(t);
-                values.reserve(b.len() / (line.len() + 1) + 1);
+                values.reserve(b.len() / line_len + 1);
                 values.push(v);
                 continue;
             };
