@@ -45,7 +45,7 @@ use chrono::TimeDelta;
 use cli::{Failure, Flags, bad};
 use gridflex_core::{Interval, MarketZone, Power, Price};
 use gridflex_mv::baseline::{AdjustmentValue, DayOutcome};
-use gridflex_mv::input::{parse_instant, parse_meter, parse_price_csv, parse_samples_csv};
+use gridflex_mv::input::{parse_instant, parse_meter_bytes, parse_price_csv, parse_samples_csv};
 use gridflex_mv::regulation::{RegulationConfig, regulation_score};
 use gridflex_mv::response::{ResponseConfig, Sample, response_times};
 use gridflex_mv::settlement::{PaymentRule, energy_credits};
@@ -372,9 +372,9 @@ fn cache(f: &Flags) -> Result<Value, Failure> {
     let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
     for p in &paths {
         let path = p.display().to_string();
-        let text = read(&path, "meter file")?;
-        bytes_in += text.len() as u64;
-        let meter = parse_meter(&text, zone).map_err(in_file(&path))?;
+        let bytes = read_bytes(&path, "meter file")?;
+        bytes_in += bytes.len() as u64;
+        let meter = parse_meter_bytes(&bytes, zone).map_err(in_file(&path))?;
         let target = std::path::Path::new(out)
             .join(p.file_stem().unwrap_or_default())
             .with_extension("gfm");
@@ -539,7 +539,7 @@ fn fleet_folder(
                 std::fs::File::open(p).map_err(|e| bad(format!("meter file {path}: {e}")))?;
             read_meter(std::io::BufReader::new(file), zone).map_err(in_file(&path))?
         } else {
-            parse_meter(&read(&path, "meter file")?, zone).map_err(in_file(&path))?
+            parse_meter_bytes(&read_bytes(&path, "meter file")?, zone).map_err(in_file(&path))?
         };
         let id = p
             .file_stem()
@@ -605,6 +605,11 @@ fn fleet_folder(
 
 fn read(path: &str, what: &str) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| bad(format!("{what} {path}: {e}")))
+}
+
+/// A file's bytes, for the readers that check UTF-8 only where they need to.
+fn read_bytes(path: &str, what: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| bad(format!("{what} {path}: {e}")))
 }
 
 fn in_file(path: &str) -> impl Fn(gridflex_mv::MvError) -> Failure + '_ {
@@ -742,7 +747,8 @@ fn baseline(f: &Flags) -> Result<Value, Failure> {
         b = b.with_adjustment(adj);
     }
 
-    let meter = parse_meter(&read(meter_path, "meter file")?, zone).map_err(in_file(meter_path))?;
+    let meter = parse_meter_bytes(&read_bytes(meter_path, "meter file")?, zone)
+        .map_err(in_file(meter_path))?;
     let result = b
         .compute_notified(&meter, &calendar, event, notified)
         .map_err(|e| bad(format!("baseline: {e}")))?;

@@ -208,7 +208,7 @@ fn regular<Q: Quantity>(
 
 /// Parses meter data (`interval_start,kw`).
 pub fn parse_meter_csv(text: &str) -> Result<IntervalSeries<Power>, MvError> {
-    match fast::meter(text) {
+    match fast::meter(text.as_bytes()) {
         Some((start, step, watts)) => {
             let values = watts.into_iter().map(|w| Power::watts(w).ok()).collect();
             Ok(IntervalSeries::new(start, step, values)?)
@@ -232,10 +232,35 @@ pub fn parse_meter_csv(text: &str) -> Result<IntervalSeries<Power>, MvError> {
 /// # Ok::<(), gridflex_mv::MvError>(())
 /// ```
 pub fn parse_meter(text: &str, zone: MarketZone) -> Result<Meter, MvError> {
-    match fast::meter(text) {
-        Some((start, step, watts)) => Meter::from_watts(start, step, watts, zone),
-        None => Meter::new(parse_meter_general(text)?, zone),
+    parse_meter_bytes(text.as_bytes(), zone)
+}
+
+/// [`parse_meter`] on a file's bytes as read, with no UTF-8 check of its own in the
+/// usual case: a file the fast reader accepts is ASCII throughout (it looks at every
+/// byte). Anything else is checked and read by the general parser; text that is not
+/// UTF-8 is an [`MvError::Parse`] naming the line and the byte.
+///
+/// ```
+/// use gridflex_core::MarketZone;
+/// use gridflex_mv::input::parse_meter_bytes;
+///
+/// let csv = b"interval_start,kw\n2025-07-01T00:00:00-07:00,10\n2025-07-01T00:05:00-07:00,12.5\n";
+/// assert_eq!(parse_meter_bytes(csv, MarketZone::Caiso)?.len(), 2);
+/// let bad = b"interval_start,kw\n2025-07-01T00:00:00-07:00,1\xff\n";
+/// let err = parse_meter_bytes(bad, MarketZone::Caiso).unwrap_err();
+/// assert_eq!(err.to_string(), "line 2, field row: not UTF-8 text (byte 45)");
+/// # Ok::<(), gridflex_mv::MvError>(())
+/// ```
+pub fn parse_meter_bytes(bytes: &[u8], zone: MarketZone) -> Result<Meter, MvError> {
+    if let Some((start, step, watts)) = fast::meter(bytes) {
+        return Meter::from_watts(start, step, watts, zone);
     }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = 1 + bytes[..at].iter().filter(|&&c| c == b'\n').count();
+        err(line, "row", format!("not UTF-8 text (byte {at})"))
+    })?;
+    Meter::new(parse_meter_general(text)?, zone)
 }
 
 /// The general meter parser: any RFC 3339 layout, every error with its line and field.
@@ -615,8 +640,7 @@ mod fast {
     }
 
     /// The start, the step and the values in watts (NaN where missing).
-    pub(super) fn meter(text: &str) -> Option<(DateTime<Utc>, TimeDelta, Vec<f64>)> {
-        let b = text.as_bytes();
+    pub(super) fn meter(b: &[u8]) -> Option<(DateTime<Utc>, TimeDelta, Vec<f64>)> {
         // Lines as byte ranges, `\r\n` or `\n` ended, ASCII-trimmed (anything else
         // the general parser trims is not plain and fails below).
         let mut pos = 0usize;
@@ -794,7 +818,7 @@ mod fast_path {
             let eol = if crlf { "\r\n" } else { "\n" };
             let text = format!("interval_start,kw{eol}{}", lines.join(eol));
             let general = parse_meter_general(&text);
-            match fast::meter(&text) {
+            match fast::meter(text.as_bytes()) {
                 Some(_) => prop_assert_eq!(parse_meter_csv(&text), general.clone()),
                 // The fast path gives up on another layout (here: a space for the
                 // `T`) and on faults; a file in its layout that the general parser
@@ -806,6 +830,30 @@ mod fast_path {
             let direct = parse_meter(&text, zone);
             let via_series = general.and_then(|s| Meter::new(s, zone));
             prop_assert_eq!(direct, via_series);
+        }
+
+        #[test]
+        fn bytes_read_as_their_text_and_bad_bytes_are_named(
+            (lines, _) in file(),
+            cut in any::<prop::sample::Index>(),
+            bad in prop_oneof![Just(None), (0x80u8..=0xff).prop_map(Some)],
+        ) {
+            let mut bytes = format!("interval_start,kw\n{}", lines.join("\n")).into_bytes();
+            if let Some(b) = bad {
+                bytes.insert(cut.index(bytes.len() + 1), b);
+            }
+            let zone = MarketZone::Pjm;
+            let read = parse_meter_bytes(&bytes, zone);
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => prop_assert_eq!(read, parse_meter(text, zone)),
+                Err(e) => {
+                    let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&c| c == b'\n').count();
+                    prop_assert!(
+                        matches!(&read, Err(MvError::Parse { line: l, reason, .. }) if *l == line && reason.starts_with("not UTF-8")),
+                        "{read:?}"
+                    );
+                }
+            }
         }
 
         /// A long-format file of interleaved meters reads as each meter's own file:
