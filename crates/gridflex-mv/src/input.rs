@@ -304,64 +304,19 @@ pub const MAX_LONG_METERS: usize = 1_000_000;
 /// ```
 pub fn parse_long_meter_csv(text: &str) -> Result<Vec<(String, IntervalSeries<Power>)>, MvError> {
     type Rows = Vec<(usize, DateTime<Utc>, Option<Power>)>;
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
-    let (_, head) = lines.by_ref().find(|(_, l)| !l.is_empty()).ok_or_else(|| {
-        err(
-            1,
-            "header",
-            "empty input; expected `meter_id,interval_start,kw`",
-        )
-    })?;
-    let names: Vec<&str> = head.split(',').map(str::trim).collect();
-    let expected = ["meter_id", "interval_start", "kw"];
-    if names.len() != 3
-        || !names
-            .iter()
-            .zip(expected)
-            .all(|(a, b)| a.eq_ignore_ascii_case(b))
-    {
-        return Err(err(
-            1,
-            "header",
-            format!("expected `meter_id,interval_start,kw`, got `{head}`"),
-        ));
-    }
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let (_, head) = lines
+        .by_ref()
+        .find(|(_, l)| !l.trim().is_empty())
+        .ok_or_else(|| long_header(None).unwrap_err())?;
+    long_header(Some(head))?;
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut meters: Vec<(&str, Rows)> = Vec::new();
     let mut day = fast::Cache::default();
     let mut rows_seen = 0usize;
     for (n, line) in lines {
-        if line.is_empty() {
+        let Some((id, t, v)) = long_row(n, line, &mut day)? else {
             continue;
-        }
-        let mut parts = line.split(',');
-        let (Some(id), Some(t), Some(v), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(err(
-                n,
-                "row",
-                format!("expected 3 comma-separated fields: {line:?}"),
-            ));
-        };
-        let (id, t, v) = (id.trim(), t.trim(), v.trim());
-        if id.is_empty() {
-            return Err(err(n, "meter_id", "empty meter id"));
-        }
-        let t = match fast::instant_cached(t.as_bytes(), &mut day)
-            .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-        {
-            Some(t) => t,
-            None => rfc3339(n, "interval_start", t)?,
-        };
-        let v = if v.is_empty() {
-            None
-        } else {
-            let x = match fast::decimal(v.as_bytes()) {
-                Some(x) => x,
-                None => number(n, "kw", v)?,
-            };
-            Some(Power::kilowatts(x).map_err(|e| err(n, "kw", e.to_string()))?)
         };
         rows_seen += 1;
         if rows_seen > MAX_SERIES_INTERVALS.saturating_mul(4) {
@@ -403,16 +358,90 @@ pub fn parse_long_meter_csv(text: &str) -> Result<Vec<(String, IntervalSeries<Po
         .map(|(id, rows)| {
             regular(rows, "interval_start")
                 .map(|series| (id.to_owned(), series))
-                .map_err(|e| match e {
-                    MvError::Parse {
-                        line,
-                        field,
-                        reason,
-                    } => err(line, &field, format!("meter {id:?}: {reason}")),
-                    other => other,
-                })
+                .map_err(in_meter(id))
         })
         .collect()
+}
+
+/// Checks a long-format header line (`None`: the input has no line that is not blank).
+fn long_header(head: Option<&str>) -> Result<(), MvError> {
+    let Some(head) = head.map(str::trim) else {
+        return Err(err(
+            1,
+            "header",
+            "empty input; expected `meter_id,interval_start,kw`",
+        ));
+    };
+    let names: Vec<&str> = head.split(',').map(str::trim).collect();
+    let expected = ["meter_id", "interval_start", "kw"];
+    if names.len() != 3
+        || !names
+            .iter()
+            .zip(expected)
+            .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    {
+        return Err(err(
+            1,
+            "header",
+            format!("expected `meter_id,interval_start,kw`, got `{head}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// One long-format row (line `n`): its meter id, time and value, or `None` for a blank
+/// line.
+fn long_row<'a>(
+    n: usize,
+    line: &'a str,
+    day: &mut fast::Cache,
+) -> Result<Option<(&'a str, DateTime<Utc>, Option<Power>)>, MvError> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = line.split(',');
+    let (Some(id), Some(t), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(err(
+            n,
+            "row",
+            format!("expected 3 comma-separated fields: {line:?}"),
+        ));
+    };
+    let (id, t, v) = (id.trim(), t.trim(), v.trim());
+    if id.is_empty() {
+        return Err(err(n, "meter_id", "empty meter id"));
+    }
+    let t = match fast::instant_cached(t.as_bytes(), day)
+        .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+    {
+        Some(t) => t,
+        None => rfc3339(n, "interval_start", t)?,
+    };
+    let v = if v.is_empty() {
+        None
+    } else {
+        let x = match fast::decimal(v.as_bytes()) {
+            Some(x) => x,
+            None => number(n, "kw", v)?,
+        };
+        Some(Power::kilowatts(x).map_err(|e| err(n, "kw", e.to_string()))?)
+    };
+    Ok(Some((id, t, v)))
+}
+
+/// Names the meter in a parse error.
+fn in_meter(id: &str) -> impl Fn(MvError) -> MvError + '_ {
+    move |e| match e {
+        MvError::Parse {
+            line,
+            field,
+            reason,
+        } => err(line, &field, format!("meter {id:?}: {reason}")),
+        other => other,
+    }
 }
 
 /// Parses prices (`interval_start,lmp`, $/MWh).
@@ -605,7 +634,7 @@ mod fast {
     /// (read the general way). The time is not checked here: it has no comma and no
     /// line end only if it parses, and a time that does not parse fails the fast path
     /// whichever way its line was found.
-    fn quick_row(b: &[u8], pos: usize) -> Option<(&[u8], Value<'_>, usize)> {
+    pub(super) fn quick_row(b: &[u8], pos: usize) -> Option<(&[u8], Value<'_>, usize)> {
         let comma = match (b.get(pos + 25), b.get(pos + 20)) {
             (Some(b','), _) => pos + 25,
             (_, Some(b',')) => pos + 20,
@@ -630,13 +659,24 @@ mod fast {
     }
 
     /// A row's value as [`quick_row`] found it.
-    enum Value<'a> {
+    pub(super) enum Value<'a> {
         /// None: the interval is missing.
         Missing,
         /// A plain decimal, read.
         Plain(f64),
         /// Anything else, for `str::parse`.
         Other(&'a [u8]),
+    }
+
+    impl<'a> Value<'a> {
+        /// The value of a field's bytes, trimmed.
+        pub(super) fn of(v: &'a [u8]) -> Self {
+            match decimal(v) {
+                _ if v.is_empty() => Value::Missing,
+                Some(x) => Value::Plain(x),
+                None => Value::Other(v),
+            }
+        }
     }
 
     /// The start, the step and the values in watts (NaN where missing).
@@ -662,12 +702,7 @@ mod fast {
         if !head.eq_ignore_ascii_case(b"interval_start,kw") {
             return None;
         }
-        let (mut first, mut step) = (None::<i64>, None::<i64>);
-        // Sized from the bytes left and the first line's length, once.
-        let mut values: Vec<f64> = Vec::new();
-        let mut day = Cache::default();
-        // The time the next row has when it is the next interval.
-        let mut next = i64::MIN;
+        let mut grid = Grid::default();
         loop {
             // The usual row is read in one pass, its end found where its value ends;
             // any other line is split and trimmed first.
@@ -685,16 +720,37 @@ mod fast {
                         continue;
                     }
                     let comma = memchr::memchr(b',', line)?;
-                    let v = line[comma + 1..].trim_ascii_start();
-                    let v = match decimal(v) {
-                        _ if v.is_empty() => Value::Missing,
-                        Some(x) => Value::Plain(x),
-                        None => Value::Other(v),
-                    };
+                    let v = Value::of(line[comma + 1..].trim_ascii_start());
                     (line[..comma].trim_ascii_end(), v, line.len() + 1)
                 }
             };
-            let t = instant_cached(t, &mut day)?;
+            grid.push(t, v, || b.len() / line_len + 1)?;
+        }
+        grid.finish()
+    }
+
+    /// A meter's rows on their grid, as they are read: the fast reader's rules (the
+    /// general parser's, for the layout it takes), each failure `None`.
+    #[derive(Default)]
+    pub(super) struct Grid {
+        first: Option<i64>,
+        step: Option<i64>,
+        /// The time the next row has when it is the next interval.
+        next: i64,
+        values: Vec<f64>,
+        cache: Cache,
+    }
+
+    impl Grid {
+        /// Adds a row: its time's bytes and its value. `rows` estimates how many rows
+        /// there are, for the one reservation made at the first row.
+        pub(super) fn push(
+            &mut self,
+            t: &[u8],
+            v: Value<'_>,
+            rows: impl FnOnce() -> usize,
+        ) -> Option<()> {
+            let t = instant_cached(t, &mut self.cache)?;
             let v = match v {
                 Value::Missing => f64::NAN,
                 Value::Plain(x) => Power::kilowatts(x).ok()?.as_watts(),
@@ -704,32 +760,33 @@ mod fast {
                     Power::kilowatts(x).ok()?.as_watts()
                 }
             };
-            let Some(t0) = first else {
-                first = Some(t);
-                values.reserve(b.len() / line_len + 1);
+            let values = &mut self.values;
+            let Some(t0) = self.first else {
+                self.first = Some(t);
+                values.reserve(rows().min(MAX_SERIES_INTERVALS));
                 values.push(v);
-                continue;
+                return Some(());
             };
-            let step = match step {
+            let step = match self.step {
                 Some(s) => s,
                 None => {
                     let s = t - t0;
                     if s <= 0 {
                         return None;
                     }
-                    step = Some(s);
-                    next = t0 + s;
+                    self.step = Some(s);
+                    self.next = t0 + s;
                     s
                 }
             };
             // The usual row is the next interval: no division for it.
-            if t == next {
-                next += step;
+            if t == self.next {
+                self.next += step;
                 if values.len() >= MAX_SERIES_INTERVALS {
                     return None;
                 }
                 values.push(v);
-                continue;
+                return Some(());
             }
             let off = t - t0;
             if off < 0 || off % step != 0 {
@@ -741,15 +798,21 @@ mod fast {
             }
             values.resize(k, f64::NAN);
             values.push(v);
-            next = t + step;
+            self.next = t + step;
+            Some(())
         }
-        let start = DateTime::<Utc>::from_timestamp(first?, 0)?;
-        let step = TimeDelta::try_seconds(step?)?;
-        // The bounds of an `IntervalSeries` (length in `i32`, end in range), checked
-        // here so that callers building one cannot fail where the general parser passes.
-        let n = i32::try_from(values.len()).ok()?;
-        start.checked_add_signed(step.checked_mul(n)?)?;
-        Some((start, step, values))
+
+        /// The start, the step and the values in watts (NaN where missing).
+        pub(super) fn finish(self) -> Option<(DateTime<Utc>, TimeDelta, Vec<f64>)> {
+            let start = DateTime::<Utc>::from_timestamp(self.first?, 0)?;
+            let step = TimeDelta::try_seconds(self.step?)?;
+            // The bounds of an `IntervalSeries` (length in `i32`, end in range), checked
+            // here so that callers building one cannot fail where the general parser
+            // passes.
+            let n = i32::try_from(self.values.len()).ok()?;
+            start.checked_add_signed(step.checked_mul(n)?)?;
+            Some((start, step, self.values))
+        }
     }
 }
 
