@@ -396,8 +396,7 @@ fn cache(f: &Flags) -> Result<Value, Failure> {
 fn fleet(f: &Flags) -> Result<Value, Failure> {
     use std::num::NonZeroUsize;
 
-    use gridflex_mv::fleet::{FleetEvent, FleetMeter, settle};
-    use gridflex_mv::input::parse_long_meter_csv;
+    use gridflex_mv::fleet::FleetEvent;
 
     let dir = f.get("meters");
     let methods = f
@@ -446,19 +445,7 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let (ids, rows) = match (dir, f.get("meter-file")) {
         (Some(dir), None) => fleet_folder(dir, zone, &calendar, &events, &methods, threads)?,
-        (None, Some(path)) => {
-            let meters = parse_long_meter_csv(&read(path, "meter file")?)
-                .map_err(in_file(path))?
-                .into_iter()
-                .map(|(id, series)| {
-                    Meter::new(series, zone)
-                        .map(|m| FleetMeter::new(id.clone(), m))
-                        .map_err(|e| bad(format!("{path}: meter {id:?}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let rows = settle(&meters, &calendar, &events, &methods, threads);
-            (meters.into_iter().map(|m| m.id).collect(), rows)
-        }
+        (None, Some(path)) => fleet_long(path, zone, &calendar, &events, &methods, threads)?,
         _ => {
             return Err(bad(
                 "fleet needs one of --meters DIR (one file per meter) or --meter-file LONG.csv",
@@ -490,6 +477,78 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
         })
         .collect();
     Ok(json!({ "meters": ids.len(), "events": events.len(), "rows": rows }))
+}
+
+/// Settles a long-format meter file (`meter_id,interval_start,kw`). A file whose
+/// meters' rows are together (as exports write them) is streamed: each meter is
+/// settled as soon as its rows end, so memory holds one meter, and the file is read
+/// once, by one thread. A file whose meters are interleaved is then read whole and its
+/// meters settled on `threads` threads (it must fit the whole-file parser's limits).
+/// A progress line goes to stderr when it is a terminal.
+fn fleet_long(
+    path: &str,
+    zone: MarketZone,
+    calendar: &Calendar,
+    events: &[gridflex_mv::fleet::FleetEvent],
+    methods: &[Method],
+    threads: std::num::NonZeroUsize,
+) -> Result<(Vec<String>, Vec<gridflex_mv::fleet::FleetRow>), Failure> {
+    use std::io::IsTerminal;
+
+    use gridflex_mv::MvError;
+    use gridflex_mv::fleet::{FleetMeter, FleetRow, settle};
+    use gridflex_mv::input::{LongMeterReader, parse_long_meter_csv};
+
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("meter file {path}: {e}")))?;
+    let progress = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut shown = started;
+    let (mut ids, mut rows) = (Vec::new(), Vec::new());
+    for meter in LongMeterReader::new(file, zone) {
+        let (id, meter) = match meter {
+            Ok(m) => m,
+            Err(MvError::MeterNotTogether { .. }) => {
+                // Interleaved meters: the whole file at once.
+                let meters = parse_long_meter_csv(&read(path, "meter file")?)
+                    .map_err(in_file(path))?
+                    .into_iter()
+                    .map(|(id, series)| {
+                        Meter::new(series, zone)
+                            .map(|m| FleetMeter::new(id.clone(), m))
+                            .map_err(|e| bad(format!("{path}: meter {id:?}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let rows = settle(&meters, calendar, events, methods, threads);
+                return Ok((meters.into_iter().map(|m| m.id).collect(), rows));
+            }
+            Err(e) => return Err(in_file(path)(e)),
+        };
+        let i = ids.len();
+        let one = [FleetMeter::new(id, meter)];
+        rows.extend(
+            settle(&one, calendar, events, methods, std::num::NonZeroUsize::MIN)
+                .into_iter()
+                .map(|r| FleetRow { meter: i, ..r }),
+        );
+        let [FleetMeter { id, .. }] = one;
+        ids.push(id);
+        if progress && shown.elapsed().as_millis() >= 200 {
+            shown = std::time::Instant::now();
+            eprint!(
+                "\r{} meters settled ({:.1} s)",
+                ids.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if progress {
+        eprintln!(
+            "\r{} meters settled ({:.1} s)",
+            ids.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok((ids, rows))
 }
 
 /// Settles a folder of meter files (`*.csv`, sorted by name; the id is the name without

@@ -150,6 +150,27 @@ pub enum MvError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A meter's rows that are not together in a long-format file read as a stream
+    /// ([`LongMeterReader`](crate::input::LongMeterReader)): the meter appears again
+    /// after other meters' rows. Such a file can be read whole with
+    /// [`parse_long_meter_csv`](crate::input::parse_long_meter_csv).
+    #[error(
+        "line {line}: meter {meter:?} appears again after other meters' rows (a streamed long-format file keeps each meter's rows together; sort it by meter or read it whole)"
+    )]
+    MeterNotTogether {
+        /// One-based line number of the row.
+        line: usize,
+        /// The meter's id.
+        meter: String,
+    },
+    /// An input that could not be read (an I/O error while streaming a file).
+    #[error("reading line {line}: {reason}")]
+    Read {
+        /// One-based line number the reading had reached.
+        line: usize,
+        /// What the reader reported.
+        reason: String,
+    },
     /// An input that would need more memory or time than the limit allows (a file whose
     /// times imply millions of intervals, a record spanning decades).
     #[error("{what}: {found} is more than the limit of {limit}")]

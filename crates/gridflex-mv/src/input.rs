@@ -278,6 +278,9 @@ fn parse_meter_general(text: &str) -> Result<IntervalSeries<Power>, MvError> {
     regular(parsed, "interval_start")
 }
 
+mod long;
+pub use long::{LongMeterReader, MAX_LONG_METER_BYTES};
+
 /// The most meters one long-format file may hold.
 pub const MAX_LONG_METERS: usize = 1_000_000;
 
@@ -305,11 +308,8 @@ pub const MAX_LONG_METERS: usize = 1_000_000;
 pub fn parse_long_meter_csv(text: &str) -> Result<Vec<(String, IntervalSeries<Power>)>, MvError> {
     type Rows = Vec<(usize, DateTime<Utc>, Option<Power>)>;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    let (_, head) = lines
-        .by_ref()
-        .find(|(_, l)| !l.trim().is_empty())
-        .ok_or_else(|| long_header(None).unwrap_err())?;
-    long_header(Some(head))?;
+    let head = lines.by_ref().find(|(_, l)| !l.trim().is_empty());
+    long_header(head.map(|(_, l)| l))?;
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut meters: Vec<(&str, Rows)> = Vec::new();
     let mut day = fast::Cache::default();
@@ -389,13 +389,15 @@ fn long_header(head: Option<&str>) -> Result<(), MvError> {
     Ok(())
 }
 
-/// One long-format row (line `n`): its meter id, time and value, or `None` for a blank
-/// line.
+/// A long-format row: its meter id, time and value.
+type LongRow<'a> = (&'a str, DateTime<Utc>, Option<Power>);
+
+/// One long-format row (line `n`), or `None` for a blank line.
 fn long_row<'a>(
     n: usize,
     line: &'a str,
     day: &mut fast::Cache,
-) -> Result<Option<(&'a str, DateTime<Utc>, Option<Power>)>, MvError> {
+) -> Result<Option<LongRow<'a>>, MvError> {
     let line = line.trim();
     if line.is_empty() {
         return Ok(None);
@@ -825,7 +827,7 @@ mod fast_path {
     /// A meter file from generated rows: mostly well-formed, on a 5-minute grid, with
     /// every kind of fault the general parser reports mixed in (off-grid and repeated
     /// times, other layouts, bad numbers, extra fields, blank lines).
-    fn file() -> impl Strategy<Value = (Vec<String>, usize)> {
+    pub(super) fn file() -> impl Strategy<Value = (Vec<String>, usize)> {
         let value = prop_oneof![
             3 => (0.0f64..2_000.0).prop_map(|v| format!("{v}")),
             1 => Just(String::new()),
