@@ -1,5 +1,6 @@
 //! gridflex-mv benches: one event on 45 days of 5-minute data, and every method on a
-//! year of 5-minute data for a fleet of meters.
+//! year of 5-minute data for a fleet of meters; reading a meter-year of interval CSV,
+//! alone and ten to a long-format file.
 use std::hint::black_box;
 
 use chrono::{Datelike, NaiveDate, TimeDelta, Weekday};
@@ -255,6 +256,40 @@ fn meter_csv(c: &mut Criterion) {
             gridflex_mv::input::parse_meter_csv(black_box(&csv)).and_then(|s| Meter::new(s, zone))
         })
     });
+    group.finish();
+
+    // Ten such meters in one long-format file (`meter_id,interval_start,kw`), each
+    // meter's rows together, streamed a meter at a time and indexed; the same file
+    // read whole by the interleaving-tolerant parser, then indexed.
+    let mut long = String::from("meter_id,interval_start,kw\n");
+    for k in 0..10 {
+        for row in csv.lines().skip(1) {
+            long.push_str(&format!("site-{k:04},{row}\n"));
+        }
+    }
+    let mut group = c.benchmark_group("long meter csv");
+    group.throughput(criterion::Throughput::Bytes(long.len() as u64));
+    group.sample_size(20);
+    group.bench_function("10 meter-years, streamed (LongMeterReader), indexed", |b| {
+        b.iter(|| {
+            gridflex_mv::input::LongMeterReader::new(black_box(long.as_bytes()), zone)
+                .map(|m| m.map(|(_, m)| m.len()))
+                .sum::<Result<usize, _>>()
+        })
+    });
+    group.bench_function(
+        "the same file, read whole (parse_long_meter_csv), indexed",
+        |b| {
+            b.iter(|| {
+                gridflex_mv::input::parse_long_meter_csv(black_box(&long)).and_then(|meters| {
+                    meters
+                        .into_iter()
+                        .map(|(_, s)| Meter::new(s, zone).map(|m| m.len()))
+                        .sum::<Result<usize, _>>()
+                })
+            })
+        },
+    );
     group.finish();
 }
 
