@@ -482,9 +482,11 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
 /// Settles a long-format meter file (`meter_id,interval_start,kw`). A file whose
 /// meters' rows are together (as exports write them) is streamed: each meter is
 /// settled as soon as its rows end, so memory holds one meter, and the file is read
-/// once, by one thread. A file whose meters are interleaved is then read whole and its
-/// meters settled on `threads` threads (it must fit the whole-file parser's limits).
-/// A progress line goes to stderr when it is a terminal.
+/// once, by one thread. When streaming fails and the file is small enough to hold
+/// (`WHOLE_FILE_BYTES`), it is read whole instead and its meters settled on `threads`
+/// threads: a file whose meters are interleaved reads that way (streaming it fails at
+/// its first meter, whose rows end after a row or two), and a faulty file gets the
+/// whole-file parser's error. A progress line goes to stderr when it is a terminal.
 fn fleet_long(
     path: &str,
     zone: MarketZone,
@@ -495,10 +497,12 @@ fn fleet_long(
 ) -> Result<(Vec<String>, Vec<gridflex_mv::fleet::FleetRow>), Failure> {
     use std::io::IsTerminal;
 
-    use gridflex_mv::MvError;
     use gridflex_mv::fleet::{FleetMeter, FleetRow, settle};
     use gridflex_mv::input::{LongMeterReader, parse_long_meter_csv};
 
+    /// The largest long file read whole when streaming it fails (the whole-file parser
+    /// takes at most 16 million rows, about 0.7 GB).
+    const WHOLE_FILE_BYTES: u64 = 1 << 30;
     let file = std::fs::File::open(path).map_err(|e| bad(format!("meter file {path}: {e}")))?;
     let progress = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
@@ -507,8 +511,8 @@ fn fleet_long(
     for meter in LongMeterReader::new(file, zone) {
         let (id, meter) = match meter {
             Ok(m) => m,
-            Err(MvError::MeterNotTogether { .. }) => {
-                // Interleaved meters: the whole file at once.
+            // Interleaved meters, or a fault: the whole file at once, if it fits.
+            Err(_) if std::fs::metadata(path).is_ok_and(|m| m.len() <= WHOLE_FILE_BYTES) => {
                 let meters = parse_long_meter_csv(&read(path, "meter file")?)
                     .map_err(in_file(path))?
                     .into_iter()

@@ -33,13 +33,16 @@ const QUICK_ROW: usize = 64;
 /// the first meter with an error ends the reading (the whole-file parser reports a
 /// faulty row of any meter before a fault in an earlier meter's grid, so a file with
 /// faults in several meters can be named by another one). Rows are read on the fast
-/// reader's path
-/// where they have its layout, and a meter with anything else is read again from its
-/// rows by the general parser. A meter whose id appears again after other meters' rows
-/// is an error ([`MvError::MeterNotTogether`] naming the line): use
-/// `parse_long_meter_csv` for a file whose meters are interleaved. Text that is not UTF-8 is an error naming the
-/// line and byte, a read that fails an [`MvError::Read`]. After an error the iterator
-/// ends.
+/// reader's path where they have its layout, and a meter with anything else is read
+/// again from its rows by the general parser.
+///
+/// A meter whose id appears again after other meters' rows is an error
+/// ([`MvError::MeterNotTogether`] naming the line). A file whose meters are
+/// interleaved row by row usually fails before that, at its first meter, whose rows
+/// end after a row or two (too few to know the interval): read such a file with
+/// `parse_long_meter_csv` (the `mv` tool does when streaming fails and the file is
+/// under 1 GiB). Text that is not UTF-8 is an error naming the line and byte, a read
+/// that fails an [`MvError::Read`]. After an error the iterator ends.
 ///
 /// ```
 /// use gridflex_core::MarketZone;
