@@ -480,9 +480,10 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
 }
 
 /// Settles a long-format meter file (`meter_id,interval_start,kw`). A file whose
-/// meters' rows are together (as exports write them) is streamed: each meter is
-/// settled as soon as its rows end, so memory holds one meter, and the file is read
-/// once, by one thread. When streaming fails and the file is small enough to hold
+/// meters' rows are together (as exports write them) is streamed, cut into parts at
+/// meters' first rows, one part a thread (`threads`; a part is at least 8 MiB): each
+/// meter is settled as soon as its rows end and dropped, so memory holds one meter a
+/// thread. When streaming fails and the file is small enough to hold
 /// (`WHOLE_FILE_BYTES`), it is read whole instead and its meters settled on `threads`
 /// threads: a file whose meters are interleaved reads that way (streaming it fails at
 /// its first meter, whose rows end after a row or two), and a faulty file gets the
@@ -496,61 +497,71 @@ fn fleet_long(
     threads: std::num::NonZeroUsize,
 ) -> Result<(Vec<String>, Vec<gridflex_mv::fleet::FleetRow>), Failure> {
     use std::io::IsTerminal;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use gridflex_mv::fleet::{FleetMeter, FleetRow, settle};
-    use gridflex_mv::input::{LongMeterReader, parse_long_meter_csv};
+    use gridflex_mv::input::{map_long_meter_file, parse_long_meter_csv};
 
     /// The largest long file read whole when streaming it fails (the whole-file parser
     /// takes at most 16 million rows, about 0.7 GB).
     const WHOLE_FILE_BYTES: u64 = 1 << 30;
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("meter file {path}: {e}")))?;
+
     let progress = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let mut shown = started;
-    let (mut ids, mut rows) = (Vec::new(), Vec::new());
-    for meter in LongMeterReader::new(file, zone) {
-        let (id, meter) = match meter {
-            Ok(m) => m,
-            // Interleaved meters, or a fault: the whole file at once, if it fits.
-            Err(_) if std::fs::metadata(path).is_ok_and(|m| m.len() <= WHOLE_FILE_BYTES) => {
-                let meters = parse_long_meter_csv(&read(path, "meter file")?)
-                    .map_err(in_file(path))?
-                    .into_iter()
-                    .map(|(id, series)| {
-                        Meter::new(series, zone)
-                            .map(|m| FleetMeter::new(id.clone(), m))
-                            .map_err(|e| bad(format!("{path}: meter {id:?}: {e}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let rows = settle(&meters, calendar, events, methods, threads);
-                return Ok((meters.into_iter().map(|m| m.id).collect(), rows));
-            }
-            Err(e) => return Err(in_file(path)(e)),
-        };
-        let i = ids.len();
-        let one = [FleetMeter::new(id, meter)];
-        rows.extend(
-            settle(&one, calendar, events, methods, std::num::NonZeroUsize::MIN)
-                .into_iter()
-                .map(|r| FleetRow { meter: i, ..r }),
-        );
-        let [FleetMeter { id, .. }] = one;
-        ids.push(id);
-        if progress && shown.elapsed().as_millis() >= 200 {
-            shown = std::time::Instant::now();
+    let (count, shown) = (AtomicUsize::new(0), Mutex::new(started));
+    let show = |done: usize, last: bool| {
+        if let Ok(mut at) = shown.lock()
+            && (last || at.elapsed().as_millis() >= 200)
+        {
+            *at = std::time::Instant::now();
             eprint!(
-                "\r{} meters settled ({:.1} s)",
-                ids.len(),
-                started.elapsed().as_secs_f64()
+                "\r{done} meters settled ({:.1} s){}",
+                started.elapsed().as_secs_f64(),
+                if last { "\n" } else { "" }
             );
         }
-    }
+    };
+    let streamed = map_long_meter_file(
+        || std::fs::File::open(path),
+        zone,
+        threads,
+        |id, meter| {
+            let one = [FleetMeter::new(id, meter)];
+            let rows = settle(&one, calendar, events, methods, std::num::NonZeroUsize::MIN);
+            let done = count.fetch_add(1, Ordering::Relaxed) + 1;
+            if progress {
+                show(done, false);
+            }
+            rows
+        },
+    );
+    let streamed = match streamed {
+        Ok(meters) => meters,
+        // Interleaved meters, or a fault: the whole file at once, if it fits.
+        Err(_) if std::fs::metadata(path).is_ok_and(|m| m.len() <= WHOLE_FILE_BYTES) => {
+            let meters = parse_long_meter_csv(&read(path, "meter file")?)
+                .map_err(in_file(path))?
+                .into_iter()
+                .map(|(id, series)| {
+                    Meter::new(series, zone)
+                        .map(|m| FleetMeter::new(id.clone(), m))
+                        .map_err(|e| bad(format!("{path}: meter {id:?}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows = settle(&meters, calendar, events, methods, threads);
+            return Ok((meters.into_iter().map(|m| m.id).collect(), rows));
+        }
+        Err(e) => return Err(in_file(path)(e)),
+    };
     if progress {
-        eprintln!(
-            "\r{} meters settled ({:.1} s)",
-            ids.len(),
-            started.elapsed().as_secs_f64()
-        );
+        show(streamed.len(), true);
+    }
+    let mut ids = Vec::with_capacity(streamed.len());
+    let mut rows = Vec::new();
+    for (i, (id, meter_rows)) in streamed.into_iter().enumerate() {
+        ids.push(id);
+        rows.extend(meter_rows.into_iter().map(|r| FleetRow { meter: i, ..r }));
     }
     Ok((ids, rows))
 }

@@ -1,14 +1,15 @@
 //! Parsers for the plain CSV inputs of the `mv` tool: meter data, prices and timed
 //! samples. They read text or bytes already in memory (no I/O), except
-//! [`LongMeterReader`], which streams a long-format file from any reader; all report
-//! the line and field of any fault.
+//! [`LongMeterReader`] and [`map_long_meter_file`], which stream a long-format file;
+//! all report the line and field of any fault.
 //!
 //! - meter: header `interval_start,kw`, RFC 3339 times with offset, regular spacing. An
 //!   empty `kw` is a missing value; a jump of a whole number of intervals leaves the
 //!   skipped intervals missing; anything else off the grid is an error.
 //! - many meters in one long-format file: header `meter_id,interval_start,kw`, each
 //!   meter's rows by the meter rules ([`parse_long_meter_csv`] whole, any interleaving;
-//!   [`LongMeterReader`] a meter at a time, each meter's rows together).
+//!   [`LongMeterReader`] a meter at a time, each meter's rows together, and
+//!   [`map_long_meter_file`] the same on several threads).
 //! - prices: header `interval_start,lmp` ($/MWh), same rules.
 //! - samples: header `time,<value>`, times RFC 3339 or Unix seconds with a fraction,
 //!   strictly increasing.
@@ -284,7 +285,7 @@ fn parse_meter_general(text: &str) -> Result<IntervalSeries<Power>, MvError> {
 }
 
 mod long;
-pub use long::{LongMeterReader, MAX_LONG_METER_BYTES};
+pub use long::{LongMeterReader, MAX_LONG_METER_BYTES, map_long_meter_file};
 
 /// The most meters one long-format file may hold.
 pub const MAX_LONG_METERS: usize = 1_000_000;

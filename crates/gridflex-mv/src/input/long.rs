@@ -80,6 +80,8 @@ pub struct LongMeterReader<R> {
     seen: HashSet<String>,
     /// An error was given out: nothing more is read.
     stopped: bool,
+    /// The meter being read, or the last one given out, and the line of its first row.
+    current: Option<(String, usize)>,
     /// How much is read at a time.
     chunk: usize,
     /// The most bytes one meter's rows may take.
@@ -100,8 +102,19 @@ impl<R: Read> LongMeterReader<R> {
             header: false,
             seen: HashSet::new(),
             stopped: false,
+            current: None,
             chunk: CHUNK,
             limit: MAX_LONG_METER_BYTES,
+        }
+    }
+
+    /// A reader of a part of a long-format file that starts at a meter's first row
+    /// (no header), as [`map_long_meter_file`] splits one: its line numbers count from
+    /// the part's first line.
+    fn part(input: R, zone: MarketZone) -> Self {
+        Self {
+            header: true,
+            ..Self::new(input, zone)
         }
     }
 
@@ -216,6 +229,7 @@ impl<R: Read> LongMeterReader<R> {
             return Ok(None);
         };
         let id = self.id_of(&first)?.to_owned();
+        self.current = Some((id.clone(), first.line));
         if self.seen.contains(&id) {
             return Err(MvError::MeterNotTogether {
                 line: first.line,
@@ -331,6 +345,315 @@ impl<R: Read> Iterator for LongMeterReader<R> {
     }
 }
 
+/// The smallest part of a long-format file [`map_long_meter_file`] gives a thread.
+const MIN_PART: u64 = 8 << 20;
+
+/// Reads a long-format meter file whose meters' rows are together on up to `threads`
+/// threads, each meter handed to `each` on the thread that read it (to settle it, say,
+/// and drop it), and returns the meters' ids and what `each` made of them in the
+/// file's order.
+///
+/// The file is cut into parts at meters' first rows (a part is at least 8 MiB), each
+/// part read by its own [`LongMeterReader`] from its own handle (`open` gives one for
+/// each thread). The ids, the meters and the error are those of one `LongMeterReader`
+/// over the whole file, lines numbered from the file's start (a test checks it): a
+/// meter found in two parts is [`MvError::MeterNotTogether`], and the first error in
+/// the file's order is the one returned, after the threads have stopped.
+///
+/// ```
+/// use std::io::Cursor;
+/// use std::num::NonZeroUsize;
+/// use gridflex_core::MarketZone;
+/// use gridflex_mv::input::map_long_meter_file;
+///
+/// let csv = "meter_id,interval_start,kw
+/// a,2025-07-01T00:00:00Z,10
+/// a,2025-07-01T00:05:00Z,11
+/// b,2025-07-01T00:00:00Z,7
+/// b,2025-07-01T00:05:00Z,8
+/// ";
+/// let two = NonZeroUsize::new(2).unwrap();
+/// let lengths = map_long_meter_file(|| Ok(Cursor::new(csv)), MarketZone::Pjm, two, |_, m| m.len())?;
+/// assert_eq!(lengths, [("a".to_owned(), 2), ("b".to_owned(), 2)]);
+/// # Ok::<(), gridflex_mv::MvError>(())
+/// ```
+pub fn map_long_meter_file<S, T, F>(
+    open: impl Fn() -> std::io::Result<S> + Sync,
+    zone: MarketZone,
+    threads: std::num::NonZeroUsize,
+    each: F,
+) -> Result<Vec<(String, T)>, MvError>
+where
+    S: Read + std::io::Seek,
+    T: Send,
+    F: Fn(&str, Meter) -> T + Sync,
+{
+    map_parts(open, zone, threads, MIN_PART, each)
+}
+
+/// What one part's reader gave: each meter's id, first line and `each`'s value, then
+/// the error that stopped it, with the meter it was reading.
+type Part<T> = (
+    Vec<(String, usize, T)>,
+    Option<(MvError, Option<(String, usize)>)>,
+);
+
+fn map_parts<S, T, F>(
+    open: impl Fn() -> std::io::Result<S> + Sync,
+    zone: MarketZone,
+    threads: std::num::NonZeroUsize,
+    min_part: u64,
+    each: F,
+) -> Result<Vec<(String, T)>, MvError>
+where
+    S: Read + std::io::Seek,
+    T: Send,
+    F: Fn(&str, Meter) -> T + Sync,
+{
+    use std::io::SeekFrom;
+
+    let failed = |e: std::io::Error| MvError::Read {
+        line: 1,
+        reason: e.to_string(),
+    };
+    let mut file = open().map_err(failed)?;
+    let len = file.seek(SeekFrom::End(0)).map_err(failed)?;
+    let parts = threads
+        .get()
+        .min(usize::try_from(len / min_part.max(1)).unwrap_or(1))
+        .max(1);
+    let mut starts = vec![0u64];
+    if parts > 1 {
+        let header_end = header_end(&mut file)?.unwrap_or(len);
+        for k in 1..parts as u64 {
+            if let Some(b) = meter_start_after(&mut file, len * k / parts as u64)?
+                && b > header_end
+                && b > *starts.last().unwrap_or(&0)
+            {
+                starts.push(b);
+            }
+        }
+    }
+    let ends: Vec<u64> = starts.iter().skip(1).copied().chain([len]).collect();
+    let read = |k: usize, from: u64, to: u64| -> Part<T> {
+        let mut items = Vec::new();
+        let input = match open().and_then(|mut f| f.seek(SeekFrom::Start(from)).map(|_| f)) {
+            Ok(f) => f.take(to - from),
+            Err(e) => return (items, Some((failed(e), None))),
+        };
+        let mut reader = if k == 0 {
+            LongMeterReader::new(input, zone)
+        } else {
+            LongMeterReader::part(input, zone)
+        };
+        while let Some(meter) = reader.next() {
+            match meter {
+                Ok((id, meter)) => {
+                    let line = reader.current.take().map_or(0, |c| c.1);
+                    let value = each(&id, meter);
+                    items.push((id, line, value));
+                }
+                Err(e) => return (items, Some((e, reader.current.take()))),
+            }
+        }
+        (items, None)
+    };
+    let done: Vec<Part<T>> = if starts.len() == 1 {
+        vec![read(0, 0, len)]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = starts
+                .iter()
+                .zip(&ends)
+                .enumerate()
+                .map(|(k, (&from, &to))| {
+                    let read = &read;
+                    scope.spawn(move || read(k, from, to))
+                })
+                .collect();
+            workers
+                .into_iter()
+                // A worker that panicked re-raises here: nothing is silently lost.
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    // In the file's order, as one reader would have met them.
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (k, (items, error)) in done.into_iter().enumerate() {
+        // Lines before the part: counted only when a line must be named.
+        let mut before = None;
+        let mut shift = |line: usize| -> Result<usize, MvError> {
+            if k == 0 {
+                return Ok(line);
+            }
+            let n = match before {
+                Some(n) => n,
+                None => {
+                    let n = count_lines(&open, starts[k])?;
+                    before = Some(n);
+                    n
+                }
+            };
+            Ok(line + n)
+        };
+        for (id, line, value) in items {
+            if seen.contains(&id) {
+                return Err(MvError::MeterNotTogether {
+                    line: shift(line)?,
+                    meter: id,
+                });
+            }
+            if seen.len() >= MAX_LONG_METERS {
+                return Err(err(
+                    shift(line)?,
+                    "meter_id",
+                    MvError::TooLarge {
+                        what: "meters in a long-format file",
+                        found: seen.len() as u64 + 1,
+                        limit: MAX_LONG_METERS as u64,
+                    }
+                    .to_string(),
+                ));
+            }
+            seen.insert(id.clone());
+            out.push((id, value));
+        }
+        if let Some((e, current)) = error {
+            if let Some((id, line)) = current
+                && seen.contains(&id)
+            {
+                return Err(MvError::MeterNotTogether {
+                    line: shift(line)?,
+                    meter: id,
+                });
+            }
+            return Err(match e {
+                MvError::Parse {
+                    line,
+                    field,
+                    reason,
+                } => MvError::Parse {
+                    line: shift(line)?,
+                    field,
+                    reason,
+                },
+                MvError::MeterNotTogether { line, meter } => MvError::MeterNotTogether {
+                    line: shift(line)?,
+                    meter,
+                },
+                MvError::Read { line, reason } => MvError::Read {
+                    line: shift(line)?,
+                    reason,
+                },
+                other => other,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The offset just after the first line that is not blank (the header).
+fn header_end<S: Read + std::io::Seek>(file: &mut S) -> Result<Option<u64>, MvError> {
+    let mut end = None;
+    visit_lines(file, 0, |_, _, next| {
+        end = Some(next);
+        false
+    })?;
+    Ok(end)
+}
+
+/// Calls `visit` with each line that is not blank from `from` (a line start): its
+/// first field as the general parser reads it, where it starts and where the next line
+/// starts, until `visit` returns `false`, the input ends, a line is not UTF-8 or 64 MiB
+/// have been read.
+fn visit_lines<S: Read + std::io::Seek>(
+    file: &mut S,
+    from: u64,
+    mut visit: impl FnMut(&str, u64, u64) -> bool,
+) -> Result<(), MvError> {
+    file.seek(std::io::SeekFrom::Start(from))
+        .map_err(read_failed)?;
+    let mut reader = std::io::BufReader::new(file.take(64 << 20));
+    let (mut at, mut line) = (from, Vec::new());
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).map_err(read_failed)?;
+        let Ok(text) = std::str::from_utf8(&line) else {
+            return Ok(());
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let start = at;
+        at += n as u64;
+        let text = text.trim();
+        if !text.is_empty() && !visit(text.split(',').next().map_or("", str::trim), start, at) {
+            return Ok(());
+        }
+    }
+}
+
+/// Where the first meter to start after `offset` starts: the first row, after the line
+/// `offset` falls in, whose meter differs from the row before it. `None` when there is
+/// none within reach (the end of the input, or 64 MiB of one meter's rows).
+fn meter_start_after<S: Read + std::io::Seek>(
+    file: &mut S,
+    offset: u64,
+) -> Result<Option<u64>, MvError> {
+    // From one byte back: a line that starts at `offset` is the first whole one.
+    let mut first = None;
+    visit_lines(file, offset.saturating_sub(1), |_, _, next| {
+        first = Some(next);
+        false
+    })?;
+    let Some(from) = first else {
+        return Ok(None);
+    };
+    let (mut previous, mut found) = (None::<String>, None);
+    visit_lines(file, from, |id, start, _| match &previous {
+        Some(p) if p != id => {
+            found = Some(start);
+            false
+        }
+        Some(_) => true,
+        None => {
+            previous = Some(id.to_owned());
+            true
+        }
+    })?;
+    Ok(found)
+}
+
+fn read_failed(e: std::io::Error) -> MvError {
+    MvError::Read {
+        line: 1,
+        reason: e.to_string(),
+    }
+}
+
+/// The lines before `offset` (its line's number, less one).
+fn count_lines<S: Read>(
+    open: impl Fn() -> std::io::Result<S>,
+    offset: u64,
+) -> Result<usize, MvError> {
+    let failed = |e: std::io::Error| MvError::Read {
+        line: 1,
+        reason: e.to_string(),
+    };
+    let mut input = open().map_err(failed)?.take(offset);
+    let mut buf = vec![0u8; CHUNK];
+    let mut count = 0;
+    loop {
+        let n = input.read(&mut buf).map_err(failed)?;
+        if n == 0 {
+            return Ok(count);
+        }
+        count += buf[..n].iter().filter(|&&c| c == b'\n').count();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -404,6 +727,59 @@ mod tests {
                 }
             }
             prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_file_cut_into_parts_reads_as_one_reader_reads_it(
+            meters in proptest::collection::vec(
+                (0usize..4, 2i64..30, prop::option::weighted(0.3, (0usize..3, 0usize..30))),
+                1..7,
+            ),
+            threads in 2usize..5,
+            min_part in 1u64..400,
+            crlf in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let zone = MarketZone::Pjm;
+            let base = chrono::DateTime::parse_from_rfc3339("2025-03-08T00:00:00-08:00")
+                .unwrap_or_default();
+            // Meters of a few ids (one may appear again further on), each on its grid,
+            // some with one fault: a bad value, a time off the grid, an extra field.
+            let mut text = format!("meter_id,interval_start,kw{eol}");
+            for (id, rows, fault) in &meters {
+                for k in 0..*rows {
+                    let t = (base + chrono::TimeDelta::minutes(5 * k)).format("%Y-%m-%dT%H:%M:%S%:z");
+                    let row = match fault {
+                        Some((0, at)) if *at == k as usize => format!("site-{id},{t},abc"),
+                        Some((1, at)) if *at == k as usize => format!("site-{id},{t}x,1"),
+                        Some((2, at)) if *at == k as usize => format!("site-{id},{t},1,2"),
+                        _ => format!("site-{id},{t},{}.5", 100 + k),
+                    };
+                    text.push_str(&row);
+                    text.push_str(eol);
+                }
+            }
+            let mut one = Vec::new();
+            let mut failed = None;
+            for meter in LongMeterReader::new(text.as_bytes(), zone) {
+                match meter {
+                    Ok(m) => one.push(m),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            let parts = map_parts(
+                || Ok(std::io::Cursor::new(text.as_bytes())),
+                zone,
+                std::num::NonZeroUsize::new(threads).unwrap_or(std::num::NonZeroUsize::MIN),
+                min_part,
+                |_, m| m,
+            );
+            match failed {
+                None => prop_assert_eq!(parts, Ok(one)),
+                Some(e) => prop_assert_eq!(parts, Err(e)),
+            }
         }
     }
 
