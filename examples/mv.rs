@@ -443,9 +443,16 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let run = FleetRun {
+        zone,
+        calendar: &calendar,
+        events: &events,
+        methods: &methods,
+        threads,
+    };
     let (ids, rows) = match (dir, f.get("meter-file")) {
-        (Some(dir), None) => fleet_folder(dir, zone, &calendar, &events, &methods, threads)?,
-        (None, Some(path)) => fleet_long(path, zone, &calendar, &events, &methods, threads)?,
+        (Some(dir), None) => fleet_folder(dir, &run)?,
+        (None, Some(path)) => fleet_long(path, &run)?,
         _ => {
             return Err(bad(
                 "fleet needs one of --meters DIR (one file per meter) or --meter-file LONG.csv",
@@ -479,6 +486,36 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
     Ok(json!({ "meters": ids.len(), "events": events.len(), "rows": rows }))
 }
 
+/// What settling a fleet needs besides its meters.
+#[derive(Clone, Copy)]
+struct FleetRun<'a> {
+    zone: MarketZone,
+    calendar: &'a Calendar,
+    events: &'a [gridflex_mv::fleet::FleetEvent],
+    methods: &'a [Method],
+    /// Worker threads.
+    threads: std::num::NonZeroUsize,
+}
+
+impl FleetRun<'_> {
+    /// Settles one meter on the calling thread: its id back, and its rows (their
+    /// `meter` index is 0).
+    fn settle_one(&self, id: String, meter: Meter) -> (String, Vec<gridflex_mv::fleet::FleetRow>) {
+        use gridflex_mv::fleet::{FleetMeter, settle};
+
+        let one = [FleetMeter::new(id, meter)];
+        let rows = settle(
+            &one,
+            self.calendar,
+            self.events,
+            self.methods,
+            std::num::NonZeroUsize::MIN,
+        );
+        let [FleetMeter { id, .. }] = one;
+        (id, rows)
+    }
+}
+
 /// Settles a long-format meter file (`meter_id,interval_start,kw`). A file whose
 /// meters' rows are together (as exports write them) is streamed, cut into parts at
 /// meters' first rows, one part a thread (`threads`; a part is at least 8 MiB): each
@@ -490,12 +527,15 @@ fn fleet(f: &Flags) -> Result<Value, Failure> {
 /// whole-file parser's error. A progress line goes to stderr when it is a terminal.
 fn fleet_long(
     path: &str,
-    zone: MarketZone,
-    calendar: &Calendar,
-    events: &[gridflex_mv::fleet::FleetEvent],
-    methods: &[Method],
-    threads: std::num::NonZeroUsize,
+    run: &FleetRun<'_>,
 ) -> Result<(Vec<String>, Vec<gridflex_mv::fleet::FleetRow>), Failure> {
+    let FleetRun {
+        zone,
+        calendar,
+        events,
+        methods,
+        threads,
+    } = *run;
     use std::io::IsTerminal;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -527,8 +567,7 @@ fn fleet_long(
         zone,
         threads,
         |id, meter| {
-            let one = [FleetMeter::new(id, meter)];
-            let rows = settle(&one, calendar, events, methods, std::num::NonZeroUsize::MIN);
+            let (_, rows) = run.settle_one(id.to_owned(), meter);
             let done = count.fetch_add(1, Ordering::Relaxed) + 1;
             if progress {
                 show(done, false);
@@ -573,17 +612,14 @@ fn fleet_long(
 /// in name order).
 fn fleet_folder(
     dir: &str,
-    zone: MarketZone,
-    calendar: &Calendar,
-    events: &[gridflex_mv::fleet::FleetEvent],
-    methods: &[Method],
-    threads: std::num::NonZeroUsize,
+    run: &FleetRun<'_>,
 ) -> Result<(Vec<String>, Vec<gridflex_mv::fleet::FleetRow>), Failure> {
+    let (zone, threads) = (run.zone, run.threads);
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use gridflex_mv::cache::read_meter;
-    use gridflex_mv::fleet::{FleetMeter, FleetRow, settle};
+    use gridflex_mv::fleet::FleetRow;
 
     let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| bad(format!("meter folder {dir}: {e}")))?
@@ -618,17 +654,11 @@ fn fleet_folder(
         let id = p
             .file_stem()
             .map_or(path.clone(), |s| s.to_string_lossy().into_owned());
-        let meters = [FleetMeter::new(id.clone(), meter)];
-        let rows = settle(
-            &meters,
-            calendar,
-            events,
-            methods,
-            std::num::NonZeroUsize::MIN,
-        )
-        .into_iter()
-        .map(|r| FleetRow { meter: i, ..r })
-        .collect();
+        let (id, rows) = run.settle_one(id, meter);
+        let rows = rows
+            .into_iter()
+            .map(|r| FleetRow { meter: i, ..r })
+            .collect();
         Ok((id, rows))
     };
     let next = AtomicUsize::new(0);
