@@ -21,6 +21,9 @@
 //! - [`workload`]: the one workload vocabulary, [`WorkloadKind`] and
 //!   [`ThroughputCurve`] (throughput versus allowed power), shared by the planner and
 //!   the simulator.
+//! - [`number`]: exact, fast reading of the plain decimals operator and meter files are
+//!   made of; [`url`]: the percent-encoding of URL and form values, shared by the
+//!   operator and OpenADR clients.
 //!
 //! ```
 //! use chrono::TimeDelta;
@@ -41,6 +44,7 @@ pub mod number;
 pub mod series;
 pub mod time;
 pub mod units;
+pub mod url;
 pub mod workload;
 
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};

@@ -40,15 +40,7 @@ pub(crate) fn check_target(
 }
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
-pub(crate) fn encode(value: &str) -> String {
-    /// Everything but the RFC 3986 unreserved characters.
-    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(value, RESERVED).to_string()
-}
+pub(crate) use gridflex_core::url::encode_component as encode;
 
 #[cfg(test)]
 mod tests {
