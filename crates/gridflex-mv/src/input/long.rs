@@ -426,7 +426,7 @@ where
     if parts > 1 {
         let header_end = header_end(&mut file)?.unwrap_or(len);
         for k in 1..parts as u64 {
-            if let Some(b) = meter_start_after(&mut file, len * k / parts as u64)?
+            if let Some(b) = meter_start_after(&mut file, len / parts as u64 * k)?
                 && b > header_end
                 && b > *starts.last().unwrap_or(&0)
             {
