@@ -248,8 +248,8 @@ impl<R: Read> LongMeterReader<R> {
                 .to_string(),
             ));
         }
-        let mut grid = Grid::default();
-        let mut fast = push_general(&mut grid, &self.buf[first.start..first.end]);
+        let (mut grid, mut cache) = (Grid::default(), Cache::default());
+        let mut fast = push_general(&mut grid, &mut cache, &self.buf[first.start..first.end]);
         let (mut pos, mut line) = (first.next, first.line + 1);
         // The meter's rows, up to the first row of another meter or the end: where it
         // ends and its line.
@@ -267,7 +267,7 @@ impl<R: Read> LongMeterReader<R> {
                 && self.buf.get(pos + id.len()) == Some(&b',')
                 && let Some((t, v, next)) = quick_row(&self.buf, pos + skip)
             {
-                fast = fast && grid.push(t, v, || 0).is_some();
+                fast = fast && grid.push(t, v, &mut cache, || 0).is_some();
                 pos = next;
                 line += 1;
                 continue;
@@ -279,7 +279,7 @@ impl<R: Read> LongMeterReader<R> {
                 // Another meter's row (or a fault the next meter's reading names).
                 break (row.start, row.line);
             }
-            fast = fast && push_general(&mut grid, &self.buf[row.start..row.end]);
+            fast = fast && push_general(&mut grid, &mut cache, &self.buf[row.start..row.end]);
             pos = row.next;
             line = row.line + 1;
         };
@@ -318,7 +318,7 @@ struct Row {
 /// Adds a row that is not in the usual layout to the fast reader's grid, split as the
 /// general parser splits it (trimmed, three fields); `false` when the fast reader does
 /// not take it.
-fn push_general(grid: &mut Grid, row: &[u8]) -> bool {
+fn push_general(grid: &mut Grid, cache: &mut Cache, row: &[u8]) -> bool {
     let Ok(row) = std::str::from_utf8(row) else {
         return false;
     };
@@ -328,8 +328,13 @@ fn push_general(grid: &mut Grid, row: &[u8]) -> bool {
     else {
         return false;
     };
-    grid.push(t.trim().as_bytes(), Value::of(v.trim().as_bytes()), || 0)
-        .is_some()
+    grid.push(
+        t.trim().as_bytes(),
+        Value::of(v.trim().as_bytes()),
+        cache,
+        || 0,
+    )
+    .is_some()
 }
 
 impl<R: Read> Iterator for LongMeterReader<R> {
