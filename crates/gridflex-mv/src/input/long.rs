@@ -417,12 +417,8 @@ where
 {
     use std::io::SeekFrom;
 
-    let failed = |e: std::io::Error| MvError::Read {
-        line: 1,
-        reason: e.to_string(),
-    };
-    let mut file = open().map_err(failed)?;
-    let len = file.seek(SeekFrom::End(0)).map_err(failed)?;
+    let mut file = open().map_err(read_failed)?;
+    let len = file.seek(SeekFrom::End(0)).map_err(read_failed)?;
     let parts = threads
         .get()
         .min(usize::try_from(len / min_part.max(1)).unwrap_or(1))
@@ -444,7 +440,7 @@ where
         let mut items = Vec::new();
         let input = match open().and_then(|mut f| f.seek(SeekFrom::Start(from)).map(|_| f)) {
             Ok(f) => f.take(to - from),
-            Err(e) => return (items, Some((failed(e), None))),
+            Err(e) => return (items, Some((read_failed(e), None))),
         };
         let mut reader = if k == 0 {
             LongMeterReader::new(input, zone)
@@ -631,6 +627,8 @@ fn meter_start_after<S: Read + std::io::Seek>(
     Ok(found)
 }
 
+/// A read that failed outside a reader's rows (opening, seeking, cutting the file,
+/// counting the lines before a part), named at line 1.
 fn read_failed(e: std::io::Error) -> MvError {
     MvError::Read {
         line: 1,
@@ -643,15 +641,11 @@ fn count_lines<S: Read>(
     open: impl Fn() -> std::io::Result<S>,
     offset: u64,
 ) -> Result<usize, MvError> {
-    let failed = |e: std::io::Error| MvError::Read {
-        line: 1,
-        reason: e.to_string(),
-    };
-    let mut input = open().map_err(failed)?.take(offset);
+    let mut input = open().map_err(read_failed)?.take(offset);
     let mut buf = vec![0u8; CHUNK];
     let mut count = 0;
     loop {
-        let n = input.read(&mut buf).map_err(failed)?;
+        let n = input.read(&mut buf).map_err(read_failed)?;
         if n == 0 {
             return Ok(count);
         }
