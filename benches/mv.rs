@@ -188,7 +188,7 @@ fn fleet_20k(c: &mut Criterion) {
         .iter()
         .map(|d| gridflex_mv::fleet::FleetEvent::new(d.to_string(), event(zone, *d)))
         .collect();
-    let methods = [Method::Caiso10in10, Method::PjmCbl];
+    let methods = [Method::Caiso10in10.baseline(), Method::PjmCbl.baseline()];
     let mut group = c.benchmark_group("fleet 20k");
     group.sample_size(10);
     for threads in [1usize, 2] {
@@ -197,7 +197,26 @@ fn fleet_20k(c: &mut Criterion) {
             format!("{METERS} meter-years x 10 events x 2 methods, {threads} thread(s)"),
             |bch| {
                 bch.iter(|| {
-                    let rows = gridflex_mv::fleet::settle(&fleet, &cal, &events, &methods, n);
+                    let rows = gridflex_mv::fleet::settle_with(&fleet, &cal, &events, &methods, n);
+                    assert!(
+                        rows.iter().all(|r| r.figures.is_ok()),
+                        "every baseline computes"
+                    );
+                    rows.len()
+                })
+            },
+        );
+    }
+    // The same meters on one grid (built once, as a fleet loaded for settling is).
+    let grid = gridflex_mv::fleet::FleetGrid::from_meters(&fleet).unwrap_or_else(|e| panic!("{e}"));
+    drop(fleet);
+    for threads in [1usize, 2] {
+        let n = std::num::NonZeroUsize::new(threads).unwrap_or(std::num::NonZeroUsize::MIN);
+        group.bench_function(
+            format!("grid: {METERS} meter-years x 10 events x 2 methods, {threads} thread(s)"),
+            |bch| {
+                bch.iter(|| {
+                    let rows = gridflex_mv::fleet::settle_grid(&grid, &cal, &events, &methods, n);
                     assert!(
                         rows.iter().all(|r| r.figures.is_ok()),
                         "every baseline computes"

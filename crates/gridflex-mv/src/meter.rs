@@ -169,17 +169,7 @@ impl Meter {
         watts: Vec<f64>,
         zone: MarketZone,
     ) -> Result<Self, MvError> {
-        if let Some((i, &w)) = watts
-            .iter()
-            .enumerate()
-            .find(|(_, w)| !w.is_nan() && Power::watts(**w).is_err())
-        {
-            return Err(MvError::InvalidParameter {
-                name: "meter value",
-                value: format!("{w} at index {i}"),
-                reason: "must be NaN (missing) or a finite power within range",
-            });
-        }
+        check_watts(&watts)?;
         // The bounds an `IntervalSeries` keeps: its length in `i32`, its end in range.
         let fits = i32::try_from(watts.len())
             .ok()
@@ -372,19 +362,104 @@ impl Meter {
         grid_interval(at, self.step)
     }
 
-    /// The value at index `i` in watts, or the missing-data error.
+    /// The value of `values` (a column on this meter's index) at index `i` in watts, or
+    /// the missing-data error.
     #[inline]
-    pub(crate) fn watts(&self, i: usize, what: &'static str) -> Result<f64, MvError> {
-        self.get(i).ok_or_else(|| MvError::MissingData {
+    pub(crate) fn watts<C: Column>(
+        &self,
+        values: C,
+        i: usize,
+        what: &'static str,
+    ) -> Result<f64, MvError> {
+        values.get(i).ok_or_else(|| MvError::MissingData {
             interval: self.interval_of(i),
             what,
         })
     }
 
-    /// The raw value at index `i` (None when missing or out of range).
+    /// The same index (start, step, zone, days) with other values: `watts` must be
+    /// checked ([`check_watts`]) and as long as this meter's column.
+    pub(crate) fn with_column(&self, watts: Vec<f64>) -> Self {
+        debug_assert_eq!(watts.len(), self.watts.len());
+        Self {
+            watts,
+            days: self.days.clone(),
+            ..*self
+        }
+    }
+}
+
+/// Read access to one meter's values by series index, NaN where a value is missing: a
+/// [`Meter`]'s own column, or one lane of a [`FleetGrid`](crate::fleet::FleetGrid)'s
+/// block. The baseline engine reads values only through this, and places them with the
+/// meter's index, so one engine serves both layouts.
+pub(crate) trait Column: Copy {
+    /// How many values.
+    fn len(self) -> usize;
+    /// The value at `i < len()` (NaN where missing).
+    fn at(self, i: usize) -> f64;
+    /// The values at the indices `r` (within `len()`), in order.
+    fn window(self, r: std::ops::Range<usize>) -> impl Iterator<Item = f64> {
+        r.map(move |i| self.at(i))
+    }
+    /// The value at `i`, `None` when missing or out of range.
     #[inline]
-    pub(crate) fn get(&self, i: usize) -> Option<f64> {
-        self.watts.get(i).copied().filter(|w| !w.is_nan())
+    fn get(self, i: usize) -> Option<f64> {
+        (i < self.len()).then(|| self.at(i)).filter(|w| !w.is_nan())
+    }
+}
+
+impl Column for &[f64] {
+    #[inline(always)]
+    fn len(self) -> usize {
+        <[f64]>::len(self)
+    }
+    #[inline(always)]
+    fn at(self, i: usize) -> f64 {
+        self[i]
+    }
+    #[inline(always)]
+    fn window(self, r: std::ops::Range<usize>) -> impl Iterator<Item = f64> {
+        self[r].iter().copied()
+    }
+}
+
+/// Meters a [`Lanes`] block holds side by side.
+pub(crate) const LANES: usize = 8;
+
+/// One meter of a block of [`LANES`] meters stored interval by interval: value `i` of
+/// lane `l` is `rows[i * LANES + l]`, so one cache line holds an interval of every lane.
+#[derive(Clone, Copy)]
+pub(crate) struct Lanes<'a> {
+    pub(crate) rows: &'a [f64],
+    pub(crate) lane: usize,
+}
+
+impl Column for Lanes<'_> {
+    #[inline(always)]
+    fn len(self) -> usize {
+        self.rows.len() / LANES
+    }
+    #[inline(always)]
+    fn at(self, i: usize) -> f64 {
+        self.rows[i * LANES + self.lane]
+    }
+}
+
+/// Every value NaN (missing) or a valid [`Power`] in watts, else the error naming the
+/// first bad value and its index.
+pub(crate) fn check_watts(watts: &[f64]) -> Result<(), MvError> {
+    match watts
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !w.is_nan() && Power::watts(**w).is_err())
+    {
+        Some((i, w)) => Err(MvError::InvalidParameter {
+            name: "meter value",
+            value: format!("{w} at index {i}"),
+            reason: "must be NaN (missing) or a finite power within range",
+        }),
+        None => Ok(()),
     }
 }
 
@@ -514,7 +589,7 @@ mod tests {
             Err(MvError::Misaligned { .. })
         ));
         let m = Meter::from_watts(t, step, vec![1.0, f64::NAN, 3.0], zone).unwrap();
-        assert_eq!(m.get(1), None);
+        assert_eq!(Column::get(m.column(), 1), None);
         assert_eq!(
             m.to_series().unwrap().values()[2],
             Some(Power::watts(3.0).unwrap())

@@ -9,7 +9,9 @@ use std::num::NonZeroUsize;
 use chrono::{Days, NaiveDate, TimeDelta, Timelike};
 use common::{date, event, meter};
 use gridflex_core::{Energy, Interval, MarketZone};
-use gridflex_mv::fleet::{FleetEvent, FleetFigures, FleetMeter, settle_with};
+use gridflex_mv::fleet::{
+    FleetEvent, FleetFigures, FleetGrid, FleetMeter, settle_grid, settle_with,
+};
 use gridflex_mv::{
     Adjustment, Baseline, BaselineResult, BaselineRule, Calendar, GapPolicy, LowUsageReference,
     Method, MvError,
@@ -122,6 +124,11 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn fleet_of(c: &Case) -> Vec<FleetMeter> {
+    fleet_with_gaps(c, |k| k == 0)
+}
+
+/// The case's meters, with its gaps on the meters `gappy` picks.
+fn fleet_with_gaps(c: &Case, gappy: impl Fn(usize) -> bool) -> Vec<FleetMeter> {
     c.seeds
         .iter()
         .enumerate()
@@ -133,8 +140,7 @@ fn fleet_of(c: &Case) -> Vec<FleetMeter> {
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 i += 1;
-                // Gaps on the first meter only, so the others stay complete.
-                if k == 0 && c.gaps.iter().any(|&(at, n)| (at..at + n).contains(&i)) {
+                if gappy(k) && c.gaps.iter().any(|&(at, n)| (at..at + n).contains(&i)) {
                     return None;
                 }
                 let day = (d - c.first).num_days() as u64;
@@ -152,7 +158,11 @@ fn events_of(c: &Case) -> Vec<FleetEvent> {
         .iter()
         .map(|&(back, h0, len, minutes)| {
             let d = c.first + Days::new(c.days - back);
-            let whole = event(c.zone, d, h0, (h0 + len).min(23));
+            // 02:00 does not exist on the spring-forward day: no window starts or ends
+            // there.
+            let skip = |h: u32| if h == 2 { 3 } else { h };
+            let h0 = skip(h0);
+            let whole = event(c.zone, d, h0, skip((h0 + len).min(23)).max(h0 + 1));
             // Shifted by a few minutes: off the grid for 15- and 60-minute data.
             let shift = TimeDelta::minutes(i64::from(minutes) * 5);
             let window = Interval::new(whole.start() + shift, whole.end() + shift).unwrap_or(whole);
@@ -193,6 +203,72 @@ proptest! {
         let threaded = settle_with(&meters, &cal, &events, &baselines, NonZeroUsize::new(2).unwrap());
         prop_assert_eq!(threaded, rows);
     }
+}
+
+/// A case with up to 19 meters (two full blocks of eight and a part), gaps on every
+/// third one.
+fn wide_case() -> impl Strategy<Value = Case> {
+    (case(), proptest::collection::vec(any::<u64>(), 1..20)).prop_map(|(mut c, seeds)| {
+        c.seeds = seeds;
+        c
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The grid's settlement gives the rows of the meter-by-meter one (itself checked
+    /// bit for bit against `Baseline::compute` above), errors included, whatever the
+    /// threads; and the grid gives its meters back.
+    #[test]
+    fn the_grid_gives_the_fleet_rows(c in wide_case()) {
+        let meters = fleet_with_gaps(&c, |k| k % 3 == 0);
+        let events = events_of(&c);
+        let mut cal = Calendar::new(c.zone);
+        cal.add_event_days(c.event_days.iter().map(|&d| c.first + Days::new(d)));
+        for &h in &c.holidays {
+            cal.add_holiday(c.first + Days::new(h));
+        }
+        let baselines = baselines();
+        let grid = FleetGrid::from_meters(&meters).unwrap();
+        prop_assert_eq!(grid.len(), meters.len());
+        for (k, m) in meters.iter().enumerate() {
+            prop_assert_eq!(grid.meter(k), Some(m.meter.clone()));
+        }
+        prop_assert!(grid.meter(meters.len()).is_none());
+        let rows = settle_with(&meters, &cal, &events, &baselines, NonZeroUsize::MIN);
+        for threads in [1, 2, 3] {
+            let on_grid = settle_grid(&grid, &cal, &events, &baselines, NonZeroUsize::new(threads).unwrap());
+            prop_assert_eq!(&on_grid, &rows, "{} threads", threads);
+        }
+    }
+}
+
+#[test]
+fn a_grid_takes_only_meters_on_its_grid() {
+    let c = date(2025, 5, 1);
+    let on = |days, step| {
+        FleetMeter::new(
+            "m",
+            meter(MarketZone::Pjm, c, days, step, |_, _| Some(100.0)),
+        )
+    };
+    let mut grid = FleetGrid::from_meters(&[on(40, 60)]).unwrap();
+    for other in [on(41, 60), on(40, 15)] {
+        let err = grid.push_meter(&other).unwrap_err();
+        assert!(
+            matches!(err, MvError::InvalidParameter { name: "meter", .. }),
+            "{err}"
+        );
+    }
+    let n = grid.intervals();
+    assert!(grid.push("short", &vec![1.0; n - 1]).is_err());
+    let mut bad = vec![1.0; n];
+    bad[7] = f64::INFINITY;
+    let err = grid.push("bad", &bad).unwrap_err();
+    assert!(err.to_string().contains("index 7"), "{err}");
+    assert_eq!(grid.len(), 1, "nothing of a refused meter is kept");
+    assert!(FleetGrid::from_meters(&[]).is_err());
 }
 
 #[test]

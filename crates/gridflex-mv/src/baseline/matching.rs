@@ -15,11 +15,11 @@ use super::{
 use crate::MvError;
 use crate::baseline::{Adjustment, AdjustmentKind};
 use crate::calendar::{Calendar, DayType};
-use crate::meter::{GapPolicy, LocalDay, Meter};
+use crate::meter::{Column, GapPolicy, LANES, Lanes, LocalDay, Meter};
 use crate::reduction::SettlementRule;
 
 /// Where the event and its adjustment window sit in the meter data.
-pub(super) struct Frame {
+pub(crate) struct Frame {
     pub(super) date: NaiveDate,
     pub(super) day_type: DayType,
     pub(super) event_first: usize,
@@ -189,30 +189,43 @@ pub(crate) enum Eval {
     NoData,
 }
 
+/// The first missing value (NaN) in `r`, if any.
+fn first_gap<C: Column>(values: C, r: std::ops::Range<usize>) -> Option<usize> {
+    values
+        .window(r.clone())
+        .position(f64::is_nan)
+        .map(|k| r.start + k)
+}
+
+/// A day's [`Eval`] from the sums of its adjustment-window and event values (each
+/// summed in index order from zero): the event's gap, when there is one, is reported
+/// before the window's.
+fn eval_of<C: Column>(
+    values: C,
+    frame: &Frame,
+    [adj, ev]: [std::ops::Range<usize>; 2],
+    adj_sum: f64,
+    ev_sum: f64,
+) -> Eval {
+    if (ev_sum.is_nan() || adj_sum.is_nan())
+        && let Some(i) = first_gap(values, ev).or_else(|| first_gap(values, adj))
+    {
+        return Eval::Gap(i);
+    }
+    Eval::Mean(ev_sum / frame.n_event as f64)
+}
+
 /// Reads a candidate day's needed values (the adjustment window's and the event's).
-fn evaluate_raw(meter: &Meter, frame: &Frame, day: &LocalDay) -> Eval {
+fn evaluate_raw<C: Column>(meter: &Meter, values: C, frame: &Frame, day: &LocalDay) -> Eval {
     if let Some([adj, ev]) = day_ranges(meter, frame, day) {
-        let values = meter.column();
         // Memory order (the adjustment window comes first in the day): one pass over
-        // each window, no branch per value. A missing value (NaN) makes a sum NaN; the
-        // event's gap, when there is one, is reported before the window's.
-        let adj_sum: f64 = values[adj.clone()].iter().sum();
+        // each window, no branch per value. A missing value (NaN) makes a sum NaN.
+        let adj_sum: f64 = values.window(adj.clone()).sum();
         let mut sum = 0.0;
-        for &w in &values[ev.clone()] {
+        for w in values.window(ev.clone()) {
             sum += w;
         }
-        let gap = |r: std::ops::Range<usize>| {
-            values[r.clone()]
-                .iter()
-                .position(|w| w.is_nan())
-                .map(|k| r.start + k)
-        };
-        if (sum.is_nan() || adj_sum.is_nan())
-            && let Some(i) = gap(ev).or_else(|| gap(adj))
-        {
-            return Eval::Gap(i);
-        }
-        return Eval::Mean(sum / frame.n_event as f64);
+        return eval_of(values, frame, [adj, ev], adj_sum, sum);
     }
     let mut sum = 0.0;
     for (j, &clock) in frame.clocks.iter().enumerate() {
@@ -222,7 +235,7 @@ fn evaluate_raw(meter: &Meter, frame: &Frame, day: &LocalDay) -> Eval {
         else {
             return Eval::NoData;
         };
-        match meter.get(i) {
+        match values.get(i) {
             Some(w) => {
                 if j >= frame.n_adj {
                     sum += w;
@@ -242,7 +255,13 @@ const BATCH: usize = 4;
 /// window positions: each day's sum still adds its values in the same order as
 /// `evaluate_raw` (so it is the same to the bit), but the days' additions, and their
 /// reads from memory, no longer wait on each other.
-fn evaluate_batch(meter: &Meter, frame: &Frame, days: &[(usize, LocalDay)], out: &mut [Eval]) {
+fn evaluate_batch<C: Column>(
+    meter: &Meter,
+    values: C,
+    frame: &Frame,
+    days: &[(usize, LocalDay)],
+    out: &mut [Eval],
+) {
     let found: [Option<[std::ops::Range<usize>; 2]>; BATCH] = std::array::from_fn(|i| {
         days.get(i)
             .filter(|_| days.len() == BATCH)
@@ -254,11 +273,10 @@ fn evaluate_batch(meter: &Meter, frame: &Frame, days: &[(usize, LocalDay)], out:
         .then(|| found.map(Option::unwrap_or_default))
     else {
         for ((_, d), o) in days.iter().zip(out.iter_mut()) {
-            *o = evaluate_raw(meter, frame, d);
+            *o = evaluate_raw(meter, values, frame, d);
         }
         return;
     };
-    let values = meter.column();
     // Every day's windows have the frame's lengths.
     let sums = |part: usize| {
         let starts: [usize; BATCH] = std::array::from_fn(|i| ranges[i][part].start);
@@ -266,7 +284,7 @@ fn evaluate_batch(meter: &Meter, frame: &Frame, days: &[(usize, LocalDay)], out:
         let mut s = [0.0f64; BATCH];
         for j in 0..len {
             for (acc, &start) in s.iter_mut().zip(&starts) {
-                *acc += values[start + j];
+                *acc += values.at(start + j);
             }
         }
         s
@@ -274,19 +292,7 @@ fn evaluate_batch(meter: &Meter, frame: &Frame, days: &[(usize, LocalDay)], out:
     let adj = sums(0);
     let ev = sums(1);
     for (i, o) in out.iter_mut().enumerate() {
-        let gap = |r: &std::ops::Range<usize>| {
-            values[r.clone()]
-                .iter()
-                .position(|w| w.is_nan())
-                .map(|k| r.start + k)
-        };
-        *o = if (ev[i].is_nan() || adj[i].is_nan())
-            && let Some(g) = gap(&ranges[i][1]).or_else(|| gap(&ranges[i][0]))
-        {
-            Eval::Gap(g)
-        } else {
-            Eval::Mean(ev[i] / frame.n_event as f64)
-        };
+        *o = eval_of(values, frame, ranges[i].clone(), adj[i], ev[i]);
     }
 }
 
@@ -329,9 +335,109 @@ impl CalendarDays {
     }
 }
 
+/// The date `k + 1` days before the frame's event day, its day type and whether it is
+/// an excluded event day (`None` before chrono's range), from `days` when they are
+/// this event day's.
+fn day_facts(
+    calendar: &Calendar,
+    days: Option<&CalendarDays>,
+    frame: &Frame,
+    k: usize,
+) -> Option<(NaiveDate, DayType, bool)> {
+    let shared = days
+        .filter(|t| t.event_day == frame.date)
+        .and_then(|t| t.days.get(k));
+    if let Some(d) = shared {
+        return Some(*d);
+    }
+    let date = frame.date.checked_sub_days(Days::new(k as u64 + 1))?;
+    let day_type = calendar.day_type(date);
+    Some((date, day_type, calendar.is_event_day(date)))
+}
+
+/// Reads, for every lane of a block of [`LANES`] meters on one index (`meter`), the
+/// first `rule.count` candidate days a scan of `rule` reaches on `frame` (in its pool,
+/// not excluded, in the data), into each lane's `evals` (`lanes[l]`): the lanes' sums
+/// side by side, one pass over the block's rows, each lane's sum in the order
+/// [`evaluate_raw`] adds its values (so every figure is the same to the bit). It stops
+/// at the first day whose windows are not contiguous (a daylight-saving day), which the
+/// scan then reads itself, as it does any older day it needs.
+pub(crate) fn prefill(
+    meter: &Meter,
+    rows: &[f64],
+    calendar: &Calendar,
+    days: Option<&CalendarDays>,
+    frame: &Frame,
+    rule: &DayMatching,
+    lanes: &mut [Vec<Option<Eval>>; LANES],
+) {
+    // The days to read: (days back - 1, their two windows' index ranges).
+    let mut todo: Vec<(usize, [std::ops::Range<usize>; 2])> = Vec::with_capacity(rule.count);
+    let mut found = 0;
+    for k in 0..rule.lookback_days as usize {
+        if found == rule.count {
+            break;
+        }
+        let Some((date, day_type, excluded)) = day_facts(calendar, days, frame, k) else {
+            break;
+        };
+        if !rule.pool.contains(day_type) || excluded {
+            continue;
+        }
+        let Some(ranges) = meter.day(date).and_then(|d| day_ranges(meter, frame, d)) else {
+            break;
+        };
+        found += 1;
+        if !lanes[0].get(k).is_some_and(Option::is_some) {
+            todo.push((k, ranges)); // else read for another rule on this frame
+        }
+    }
+    // Two days at a time: two streams from memory in flight, each lane's sums of both
+    // days side by side, each in its own order.
+    let sums = |a: usize, b: usize, n: usize| -> Option<[[f64; LANES]; 2]> {
+        let da = rows.get(a * LANES..(a + n) * LANES)?;
+        let db = rows.get(b * LANES..(b + n) * LANES)?;
+        let mut acc = [[0.0f64; LANES]; 2];
+        for (ra, rb) in da.chunks_exact(LANES).zip(db.chunks_exact(LANES)) {
+            for l in 0..LANES {
+                acc[0][l] += ra[l];
+                acc[1][l] += rb[l];
+            }
+        }
+        Some(acc)
+    };
+    for pair in todo.chunks(2) {
+        let (first, second) = (&pair[0], pair.get(1).unwrap_or(&pair[0]));
+        let [a0, e0] = &first.1;
+        let [a1, e1] = &second.1;
+        let (Some(adj), Some(ev)) = (
+            sums(a0.start, a1.start, a0.len()),
+            sums(e0.start, e1.start, e0.len()),
+        ) else {
+            return; // `rows` is not this index's block: leave every day to the scan
+        };
+        for (i, (k, ranges)) in pair.iter().enumerate() {
+            for (lane, evals) in lanes.iter_mut().enumerate() {
+                if evals.len() <= *k {
+                    evals.resize(k + 1, None);
+                }
+                let values = Lanes { rows, lane };
+                evals[*k] = Some(eval_of(
+                    values,
+                    frame,
+                    ranges.clone(),
+                    adj[i][lane],
+                    ev[i][lane],
+                ));
+            }
+        }
+    }
+}
+
 /// Walks back from the event day, recording each day examined.
-struct Scan<'a> {
+struct Scan<'a, C> {
     meter: &'a Meter,
+    values: C,
     calendar: &'a Calendar,
     /// The calendar facts, when shared by a fleet (for this frame's event day).
     days: Option<&'a CalendarDays>,
@@ -344,20 +450,11 @@ struct Scan<'a> {
     back: u32,
 }
 
-impl Scan<'_> {
+impl<C: Column> Scan<'_, C> {
     /// The date `k + 1` days before the event day, its day type and whether it is an
     /// excluded event day (`None` before chrono's range).
     fn day_facts(&self, k: usize) -> Option<(NaiveDate, DayType, bool)> {
-        let shared = self
-            .days
-            .filter(|t| t.event_day == self.frame.date)
-            .and_then(|t| t.days.get(k));
-        if let Some(d) = shared {
-            return Some(*d);
-        }
-        let date = self.frame.date.checked_sub_days(Days::new(k as u64 + 1))?;
-        let day_type = self.calendar.day_type(date);
-        Some((date, day_type, self.calendar.is_event_day(date)))
+        day_facts(self.calendar, self.days, self.frame, k)
     }
 
     /// Reads day `k` (`day`) and, ahead of need, up to `BATCH - 1` more of the days
@@ -387,7 +484,13 @@ impl Scan<'_> {
             n += 1;
         }
         let mut out = [Eval::NoData; BATCH];
-        evaluate_batch(self.meter, self.frame, &batch[..n], &mut out[..n]);
+        evaluate_batch(
+            self.meter,
+            self.values,
+            self.frame,
+            &batch[..n],
+            &mut out[..n],
+        );
         let top = batch[n - 1].0;
         if self.evals.len() <= top {
             self.evals.resize(top + 1, None);
@@ -501,6 +604,7 @@ pub(super) fn compute(
         rule,
         adj,
         meter,
+        meter.column(),
         calendar,
         None,
         &frame,
@@ -525,30 +629,61 @@ pub(super) fn compute(
 /// `work.selected_days`), averages them interval by interval (`work.profile`) and
 /// returns the day-of adjustment. `evals` caches each day's values for this frame.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn select(
+pub(crate) fn select<C: Column>(
     gaps: GapPolicy,
     rule: &DayMatching,
     adj: &Adjustment,
     meter: &Meter,
+    values: C,
     calendar: &Calendar,
     shared_days: Option<&CalendarDays>,
     frame: &Frame,
     evals: &mut Vec<Option<Eval>>,
     work: &mut Work,
 ) -> Result<AppliedAdjustment, MvError> {
+    choose(
+        gaps,
+        rule,
+        meter,
+        values,
+        calendar,
+        shared_days,
+        frame,
+        evals,
+        work,
+    )?;
+    average(meter, values, frame, work);
+    adjust(adj, meter, values, frame, work)
+}
+
+/// The first part of [`select`]: selects the days (`work.decisions`,
+/// `work.selected_days`, and the window with the days it keeps).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn choose<C: Column>(
+    gaps: GapPolicy,
+    rule: &DayMatching,
+    meter: &Meter,
+    values: C,
+    calendar: &Calendar,
+    shared_days: Option<&CalendarDays>,
+    frame: &Frame,
+    evals: &mut Vec<Option<Eval>>,
+    work: &mut Work,
+) -> Result<(), MvError> {
     let Work {
         decisions,
         selected_days,
-        profile,
         window,
         order,
         keep,
+        ..
     } = work;
     decisions.clear();
     selected_days.clear();
     window.clear();
     let mut scan = Scan {
         meter,
+        values,
         calendar,
         days: shared_days,
         frame,
@@ -634,18 +769,31 @@ pub(crate) fn select(
         }
     }
 
-    // Average the kept days interval by interval.
-    profile.clear();
-    profile.resize(frame.clocks.len(), 0.0);
-    let values = meter.column();
     for (c, _) in window.iter().zip(keep.iter()).filter(|(_, k)| **k) {
         selected_days.push(c.day.date);
+    }
+    Ok(())
+}
+
+/// The second part of [`select`]: averages the kept days interval by interval
+/// (`work.profile`).
+pub(crate) fn average<C: Column>(meter: &Meter, values: C, frame: &Frame, work: &mut Work) {
+    let Work {
+        selected_days,
+        profile,
+        window,
+        keep,
+        ..
+    } = work;
+    profile.clear();
+    profile.resize(frame.clocks.len(), 0.0);
+    for (c, _) in window.iter().zip(keep.iter()).filter(|(_, k)| **k) {
         // `evaluate_raw` checked every one of these values exists (none is NaN).
         if let Some([adj, ev]) = day_ranges(meter, frame, &c.day) {
-            for (p, w) in profile.iter_mut().zip(&values[adj]) {
+            for (p, w) in profile.iter_mut().zip(values.window(adj)) {
                 *p += w;
             }
-            for (p, w) in profile[frame.n_adj..].iter_mut().zip(&values[ev]) {
+            for (p, w) in profile[frame.n_adj..].iter_mut().zip(values.window(ev)) {
                 *p += w;
             }
             continue;
@@ -655,7 +803,7 @@ pub(crate) fn select(
                 .day
                 .elapsed_of_clock(clock)
                 .and_then(|e| meter.index_in_day(&c.day, e))
-                .and_then(|i| meter.get(i))
+                .and_then(|i| values.get(i))
                 .unwrap_or(0.0);
         }
     }
@@ -663,12 +811,111 @@ pub(crate) fn select(
     for p in profile.iter_mut() {
         *p /= used;
     }
+}
 
+/// [`average`] for the lanes of one block of [`LANES`] meters at once (`rows`, on the
+/// index `meter`): `works[l]` holds lane `l`'s chosen days where `chosen[l]`. Where
+/// every kept day of a lane has contiguous windows, its profile is summed here with the
+/// other such lanes' side by side, one pass over each day's rows: each lane adds its
+/// kept days' values in the order [`average`] does, and +0 for a day it does not keep
+/// (a sum that starts at +0 is never -0, so adding +0 changes nothing, to the bit).
+/// Returns the lanes averaged; the others are left to [`average`].
+pub(crate) fn average_lanes(
+    meter: &Meter,
+    rows: &[f64],
+    frame: &Frame,
+    works: &mut [Work; LANES],
+    chosen: [bool; LANES],
+    sums: &mut Vec<[f64; LANES]>,
+) -> [bool; LANES] {
+    fn kept(w: &Work) -> impl Iterator<Item = LocalDay> + '_ {
+        w.window
+            .iter()
+            .zip(&w.keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c.day)
+    }
+    let mut done = [false; LANES];
+    let mut days: Vec<LocalDay> = Vec::new();
+    for ((d, w), &c) in done.iter_mut().zip(works.iter()).zip(&chosen) {
+        *d = c && kept(w).all(|day| day_ranges(meter, frame, &day).is_some());
+        if *d {
+            days.extend(kept(w));
+        }
+    }
+    // Every lane's window runs from the most recent day back.
+    days.sort_unstable_by_key(|d| std::cmp::Reverse(d.date));
+    days.dedup_by_key(|d| d.date);
+    // Each union day's first row of each part and, per lane, all ones where the lane
+    // keeps the day, else zero: its value, or +0.
+    let mut parts: Vec<([usize; 2], [u64; LANES])> = Vec::with_capacity(days.len());
+    for day in &days {
+        let Some([adj, ev]) = day_ranges(meter, frame, day) else {
+            continue;
+        };
+        let mask = std::array::from_fn(|l| {
+            let keeps = done[l]
+                && works[l]
+                    .window
+                    .iter()
+                    .zip(&works[l].keep)
+                    .any(|(c, k)| *k && c.day.date == day.date);
+            if keeps { u64::MAX } else { 0 }
+        });
+        parts.push(([adj.start, ev.start], mask));
+    }
+    sums.clear();
+    sums.resize(frame.clocks.len(), [0.0; LANES]);
+    // Position by position, the days in order inside: each lane's sum stays in
+    // registers while the days are added.
+    for (p, acc) in sums.iter_mut().enumerate() {
+        let (part, j) = if p < frame.n_adj {
+            (0, p)
+        } else {
+            (1, p - frame.n_adj)
+        };
+        let mut a = [0.0f64; LANES];
+        for (starts, mask) in &parts {
+            let at = (starts[part] + j) * LANES;
+            let Some(row) = rows
+                .get(at..at + LANES)
+                .and_then(|r| <&[f64; LANES]>::try_from(r).ok())
+            else {
+                return [false; LANES];
+            };
+            for l in 0..LANES {
+                a[l] += f64::from_bits(row[l].to_bits() & mask[l]);
+            }
+        }
+        *acc = a;
+    }
+    let used: [f64; LANES] = std::array::from_fn(|l| works[l].selected_days.len() as f64);
+    for s in sums.iter_mut() {
+        for l in 0..LANES {
+            s[l] /= used[l];
+        }
+    }
+    for (l, w) in works.iter_mut().enumerate().filter(|(l, _)| done[*l]) {
+        w.profile.clear();
+        w.profile.extend(sums.iter().map(|s| s[l]));
+    }
+    done
+}
+
+/// The last part of [`select`]: the day-of adjustment of the averaged days.
+pub(crate) fn adjust<C: Column>(
+    adj: &Adjustment,
+    meter: &Meter,
+    values: C,
+    frame: &Frame,
+    work: &Work,
+) -> Result<AppliedAdjustment, MvError> {
+    let profile = &work.profile;
     match frame.adj_window {
         Some(w) if adj.kind != AdjustmentKind::None => {
             let mut sum = 0.0;
             for k in 0..frame.n_adj {
-                sum += meter.watts(frame.adj_first + k, "adjustment window")?;
+                sum += meter.watts(values, frame.adj_first + k, "adjustment window")?;
             }
             let mean_actual = sum / frame.n_adj as f64;
             let mean_base = profile[..frame.n_adj].iter().sum::<f64>() / frame.n_adj as f64;
@@ -694,8 +941,9 @@ pub(crate) struct Totals {
 }
 
 /// [`Totals`] of an event given its raw baseline per event interval (watts).
-pub(crate) fn totals(
+pub(crate) fn totals<C: Column>(
     meter: &Meter,
+    values: C,
     frame: &Frame,
     baseline_w: &[f64],
     applied: AppliedAdjustment,
@@ -706,7 +954,7 @@ pub(crate) fn totals(
     let (mut baseline, mut metered) = (Energy::ZERO, Energy::ZERO);
     let mut settled_sum = Power::ZERO;
     for (k, &b) in baseline_w.iter().enumerate().take(frame.n_event) {
-        let actual = Power::watts(meter.watts(frame.event_first + k, "event window")?)?;
+        let actual = Power::watts(meter.watts(values, frame.event_first + k, "event window")?)?;
         let adjusted = applied.value.apply(Power::watts(b)?)?;
         baseline += adjusted * step;
         metered += actual * step;
@@ -736,7 +984,7 @@ pub(super) fn event_intervals(
         if k > 0 {
             interval = Interval::starting_at(interval.end(), meter.step())?;
         }
-        let actual = Power::watts(meter.watts(i, "event window")?)?;
+        let actual = Power::watts(meter.watts(meter.column(), i, "event window")?)?;
         let baseline = Power::watts(b)?;
         out.push(BaselineInterval {
             interval,
@@ -751,8 +999,9 @@ pub(super) fn event_intervals(
 /// PJM Same Day (3+2): the located event and the mean of the event day's load in a
 /// window before the event (ending `before_gap` before it) and one after it (starting
 /// `after_gap` after it), in watts. `windows`: before, before gap, after, after gap.
-pub(super) fn same_day_level(
+pub(super) fn same_day_level<C: Column>(
     meter: &Meter,
+    values: C,
     calendar: &Calendar,
     event: Interval,
     windows: [TimeDelta; 4],
@@ -775,7 +1024,7 @@ pub(super) fn same_day_level(
         let start = shifted(event.start(), -(before + before_gap), event)?;
         let first = meter.index_at("same-day window before", start)?;
         for k in 0..n_before {
-            sum += meter.watts(first + k, "same-day window before")?;
+            sum += meter.watts(values, first + k, "same-day window before")?;
         }
     }
     if n_after > 0 {
@@ -786,7 +1035,7 @@ pub(super) fn same_day_level(
             shifted(start, after - meter.step(), event)?,
         )?;
         for k in 0..n_after {
-            sum += meter.watts(first + k, "same-day window after")?;
+            sum += meter.watts(values, first + k, "same-day window after")?;
         }
     }
     Ok((frame, sum / (n_before + n_after) as f64))
@@ -888,9 +1137,9 @@ mod tests {
                 .collect();
             for chunk in days.chunks(BATCH) {
                 let mut out = [Eval::NoData; BATCH];
-                evaluate_batch(&meter, &frame, chunk, &mut out[..chunk.len()]);
+                evaluate_batch(&meter, meter.column(), &frame, chunk, &mut out[..chunk.len()]);
                 for ((_, d), got) in chunk.iter().zip(out) {
-                    let want = evaluate_raw(&meter, &frame, d);
+                    let want = evaluate_raw(&meter, meter.column(), &frame, d);
                     prop_assert!(same(got, want), "{:?}: batch {got:?}, alone {want:?}", d);
                 }
             }

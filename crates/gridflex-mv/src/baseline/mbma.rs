@@ -9,7 +9,7 @@ use super::matching::{Frame, frame};
 use super::{Adjustment, Baseline, BaselineRule, Method};
 use crate::MvError;
 use crate::calendar::Calendar;
-use crate::meter::{GapPolicy, Meter};
+use crate::meter::{Column, GapPolicy, Meter};
 use crate::reduction::SettlementRule;
 
 impl Baseline {
@@ -27,8 +27,9 @@ impl Baseline {
 }
 
 /// The located event and the load of the last full interval before the instruction.
-pub(super) fn level(
+pub(super) fn level<C: Column>(
     meter: &Meter,
+    values: C,
     calendar: &Calendar,
     event: Interval,
     instruction: Option<DateTime<Utc>>,
@@ -51,6 +52,6 @@ pub(super) fn level(
     })?;
     Ok((
         frame,
-        meter.watts(before, "interval before the instruction")?,
+        meter.watts(values, before, "interval before the instruction")?,
     ))
 }

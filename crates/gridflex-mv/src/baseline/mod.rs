@@ -45,12 +45,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::MvError;
 use crate::calendar::{Calendar, DayType, DayTypes};
-use crate::meter::{GapPolicy, Meter};
+use crate::meter::{Column, GapPolicy, LANES, Lanes, Meter};
 use crate::reduction::SettlementRule;
 
 pub use adjust::{Adjustment, AdjustmentKind, AdjustmentValue, AppliedAdjustment};
-pub(crate) use matching::{CalendarDays, Totals};
-use matching::{Eval, Frame, Work};
+use matching::Frame;
+pub(crate) use matching::{CalendarDays, Eval, Totals, Work};
 
 /// The named baseline methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -443,7 +443,7 @@ impl Baseline {
                 matching::compute(self, days, adjustment, meter, calendar, event, notified)
             }
             BaselineRule::SameDay { .. } | BaselineRule::MeterBefore { .. } => {
-                let (frame, level) = self.flat_level(meter, calendar, event)?;
+                let (frame, level) = self.flat_level(meter, meter.column(), calendar, event)?;
                 matching::flat_result(self, meter, &frame, event, level)
             }
         }
@@ -451,9 +451,10 @@ impl Baseline {
 
     /// The located event and the one level of a flat rule (Same Day, Meter Before /
     /// Meter After) in watts; day matching has none (an unsupported-rule error).
-    fn flat_level(
+    fn flat_level<C: Column>(
         &self,
         meter: &Meter,
+        values: C,
         calendar: &Calendar,
         event: Interval,
     ) -> Result<(Frame, f64), MvError> {
@@ -465,12 +466,13 @@ impl Baseline {
                 after_gap,
             } => matching::same_day_level(
                 meter,
+                values,
                 calendar,
                 event,
                 [*before, *before_gap, *after, *after_gap],
             ),
             BaselineRule::MeterBefore { instruction } => {
-                mbma::level(meter, calendar, event, *instruction)
+                mbma::level(meter, values, calendar, event, *instruction)
             }
             BaselineRule::DayMatching { .. } => Err(MvError::InvalidParameter {
                 name: "rule",
@@ -537,64 +539,103 @@ impl Baseline {
     /// The settlement totals [`Baseline::compute`] and its reduction give, without the
     /// per-interval output, sharing with the other methods computed on the same
     /// `work` (one meter, one event) the located event and each day's values; the days
-    /// used are left in `work`.
-    pub(crate) fn totals(
+    /// used are left in `work`. `values` is the meter's column on `meter`'s index.
+    pub(crate) fn totals<C: Column>(
         &self,
         meter: &Meter,
+        values: C,
         calendar: &Calendar,
         event: Interval,
         shared_days: Option<&CalendarDays>,
         work: &mut EventWork,
     ) -> Result<Totals, MvError> {
         same_zone(meter, calendar)?;
-        let (frame, level) = match &self.rule {
-            BaselineRule::DayMatching { days, adjustment } => {
-                adjustment.validate()?;
-                let key = (adjustment.kind != AdjustmentKind::None)
-                    .then_some((adjustment.window, adjustment.gap));
-                let slot = match work.frames.iter().position(|f| f.0 == key) {
-                    Some(i) => i,
-                    None => {
-                        let f = matching::frame(meter, calendar, event, adjustment, None);
-                        work.frames.push((key, f, Vec::new()));
-                        work.frames.len() - 1
-                    }
-                };
-                let (_, frame, evals) = &mut work.frames[slot];
-                let frame = frame.as_ref().map_err(Clone::clone)?;
-                let rule = days.for_day(frame.day_type);
-                rule.validate()?;
-                let applied = matching::select(
-                    self.gap_policy,
-                    rule,
-                    adjustment,
-                    meter,
-                    calendar,
-                    shared_days,
-                    frame,
-                    evals,
-                    &mut work.work,
-                )?;
-                return matching::totals(
-                    meter,
-                    frame,
-                    &work.work.profile[frame.n_adj..],
-                    applied,
-                    self.settlement,
-                    event,
-                );
-            }
-            BaselineRule::SameDay { .. } | BaselineRule::MeterBefore { .. } => {
-                self.flat_level(meter, calendar, event)?
+        let BaselineRule::DayMatching { adjustment, .. } = &self.rule else {
+            return self.flat_totals(meter, values, calendar, event, &mut work.work);
+        };
+        adjustment.validate()?;
+        let key = frame_key(adjustment);
+        let slot = match work.frames.iter().position(|f| f.0 == key) {
+            Some(i) => i,
+            None => {
+                let f = matching::frame(meter, calendar, event, adjustment, None);
+                work.frames.push((key, f, Vec::new()));
+                work.frames.len() - 1
             }
         };
-        let w = &mut work.work;
+        let (_, frame, evals) = &mut work.frames[slot];
+        self.matched_totals(
+            meter,
+            values,
+            calendar,
+            event,
+            shared_days,
+            frame.as_ref().map_err(Clone::clone)?,
+            evals,
+            &mut work.work,
+        )
+    }
+
+    /// [`Baseline::totals`] of a day-matching rule on its located event (`frame`, the
+    /// one of this rule's adjustment window), with `evals` the candidate days' values
+    /// read so far on that frame (shared by the rules computed on it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn matched_totals<C: Column>(
+        &self,
+        meter: &Meter,
+        values: C,
+        calendar: &Calendar,
+        event: Interval,
+        shared_days: Option<&CalendarDays>,
+        frame: &Frame,
+        evals: &mut Vec<Option<Eval>>,
+        work: &mut Work,
+    ) -> Result<Totals, MvError> {
+        let BaselineRule::DayMatching { days, adjustment } = &self.rule else {
+            return self.flat_totals(meter, values, calendar, event, work);
+        };
+        let rule = days.for_day(frame.day_type);
+        rule.validate()?;
+        let applied = matching::select(
+            self.gap_policy,
+            rule,
+            adjustment,
+            meter,
+            values,
+            calendar,
+            shared_days,
+            frame,
+            evals,
+            work,
+        )?;
+        matching::totals(
+            meter,
+            values,
+            frame,
+            &work.profile[frame.n_adj..],
+            applied,
+            self.settlement,
+            event,
+        )
+    }
+
+    /// [`Baseline::totals`] of a flat rule (Same Day, Meter Before / Meter After).
+    fn flat_totals<C: Column>(
+        &self,
+        meter: &Meter,
+        values: C,
+        calendar: &Calendar,
+        event: Interval,
+        w: &mut Work,
+    ) -> Result<Totals, MvError> {
+        let (frame, level) = self.flat_level(meter, values, calendar, event)?;
         w.selected_days.clear();
         w.selected_days.push(frame.date);
         w.profile.clear();
         w.profile.resize(frame.n_event, level);
         matching::totals(
             meter,
+            values,
             &frame,
             &w.profile,
             AppliedAdjustment::NONE,
@@ -602,6 +643,209 @@ impl Baseline {
             event,
         )
     }
+}
+
+/// One event located once for every meter on one index (a [`FleetGrid`]'s): each
+/// baseline's located event, shared by the rules with the same adjustment window, or
+/// the error every meter gets for it.
+///
+/// [`FleetGrid`]: crate::fleet::FleetGrid
+pub(crate) struct EventPlan {
+    frames: Vec<Frame>,
+    plans: Vec<Plan>,
+}
+
+/// What a baseline does with a located event.
+enum Plan {
+    /// Day matching on `frames[i]`.
+    Matched(usize),
+    /// A flat rule, located per meter.
+    Flat,
+    /// The error of every meter.
+    Failed(MvError),
+}
+
+impl EventPlan {
+    /// Locates `event` on `meter`'s index for each of `baselines`, with the checks
+    /// [`Baseline::totals`] makes first, in its order.
+    pub(crate) fn new(
+        meter: &Meter,
+        calendar: &Calendar,
+        event: Interval,
+        baselines: &[Baseline],
+    ) -> Self {
+        let mut frames = Vec::new();
+        let mut keys = Vec::new();
+        let plans = baselines
+            .iter()
+            .map(|b| {
+                if let Err(e) = same_zone(meter, calendar) {
+                    return Plan::Failed(e);
+                }
+                let BaselineRule::DayMatching { adjustment, .. } = &b.rule else {
+                    return Plan::Flat;
+                };
+                if let Err(e) = adjustment.validate() {
+                    return Plan::Failed(e);
+                }
+                let key = frame_key(adjustment);
+                if let Some(i) = keys.iter().position(|k| *k == key) {
+                    return Plan::Matched(i);
+                }
+                match matching::frame(meter, calendar, event, adjustment, None) {
+                    Ok(f) => {
+                        frames.push(f);
+                        keys.push(key);
+                        Plan::Matched(frames.len() - 1)
+                    }
+                    Err(e) => Plan::Failed(e),
+                }
+            })
+            .collect();
+        Self { frames, plans }
+    }
+
+    /// How many located events (one per adjustment window) the plan holds: the number
+    /// of candidate-day caches each meter needs.
+    pub(crate) fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Reads, for each lane of one block (`rows`, on the plan's index `meter`), the
+    /// first candidate days each day-matching rule reaches, into `evals[lane][frame]`.
+    pub(crate) fn prefill(
+        &self,
+        meter: &Meter,
+        rows: &[f64],
+        calendar: &Calendar,
+        days: Option<&CalendarDays>,
+        baselines: &[Baseline],
+        evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
+    ) {
+        let mut lanes: [Vec<Option<Eval>>; LANES] = Default::default();
+        for (f, frame) in self.frames.iter().enumerate() {
+            for (lane, e) in lanes.iter_mut().zip(evals.iter_mut()) {
+                std::mem::swap(lane, &mut e[f]);
+            }
+            for (b, plan) in baselines.iter().zip(&self.plans) {
+                if let (Plan::Matched(i), BaselineRule::DayMatching { days: rules, .. }) =
+                    (plan, &b.rule)
+                    && *i == f
+                {
+                    let rule = rules.for_day(frame.day_type);
+                    if rule.validate().is_ok() {
+                        matching::prefill(meter, rows, calendar, days, frame, rule, &mut lanes);
+                    }
+                }
+            }
+            for (lane, e) in lanes.iter_mut().zip(evals.iter_mut()) {
+                std::mem::swap(lane, &mut e[f]);
+            }
+        }
+    }
+
+    /// [`Baseline::totals`] of `baselines[b]` (`baseline`) for the first `lanes`
+    /// meters of one block (`rows`, on the plan's index `meter`), one per lane, each
+    /// lane's days left in `works[l]`; `evals[l]` holds lane `l`'s candidate-day caches
+    /// (one per located event). A day-matching rule chooses each lane's days, averages
+    /// them for the lanes together ([`matching::average_lanes`]), then adjusts and
+    /// totals each lane.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn block_totals(
+        &self,
+        b: usize,
+        baseline: &Baseline,
+        meter: &Meter,
+        (rows, lanes): (&[f64], usize),
+        calendar: &Calendar,
+        event: Interval,
+        days: Option<&CalendarDays>,
+        evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
+        works: &mut [Work; LANES],
+        sums: &mut Vec<[f64; LANES]>,
+    ) -> Vec<Result<Totals, MvError>> {
+        let lanes = lanes.min(LANES);
+        let lane = |l: usize| Lanes { rows, lane: l };
+        let matched = match (self.plans.get(b), &baseline.rule) {
+            (Some(Plan::Failed(e)), _) => return vec![Err(e.clone()); lanes],
+            (
+                Some(Plan::Matched(f)),
+                BaselineRule::DayMatching {
+                    days: rules,
+                    adjustment,
+                },
+            ) => self
+                .frames
+                .get(*f)
+                .map(|frame| (*f, frame, rules, adjustment)),
+            _ => None,
+        };
+        let Some((f, frame, rules, adjustment)) = matched else {
+            // A flat rule (or a plan made for other baselines): each lane on its own.
+            let each = |(l, w): (usize, &mut Work)| {
+                let mut own = EventWork::default();
+                std::mem::swap(w, &mut own.work);
+                let totals = baseline.totals(meter, lane(l), calendar, event, days, &mut own);
+                std::mem::swap(w, &mut own.work);
+                totals
+            };
+            return works.iter_mut().enumerate().take(lanes).map(each).collect();
+        };
+        let rule = rules.for_day(frame.day_type);
+        if let Err(e) = rule.validate() {
+            return vec![Err(e); lanes];
+        }
+        let mut picked: Vec<Result<(), MvError>> = Vec::with_capacity(lanes);
+        for l in 0..lanes {
+            let cache = match evals[l].get_mut(f) {
+                Some(c) => c,
+                None => &mut Vec::new(),
+            };
+            picked.push(matching::choose(
+                baseline.gap_policy,
+                rule,
+                meter,
+                lane(l),
+                calendar,
+                days,
+                frame,
+                cache,
+                &mut works[l],
+            ));
+        }
+        let chosen = std::array::from_fn(|l| picked.get(l).is_some_and(Result::is_ok));
+        let averaged = matching::average_lanes(meter, rows, frame, works, chosen, sums);
+        let each = |(l, (p, w)): (usize, (Result<(), MvError>, &mut Work))| {
+            p?;
+            let values = lane(l);
+            if !averaged[l] {
+                matching::average(meter, values, frame, w);
+            }
+            let applied = matching::adjust(adjustment, meter, values, frame, w)?;
+            matching::totals(
+                meter,
+                values,
+                frame,
+                &w.profile[frame.n_adj..],
+                applied,
+                baseline.settlement,
+                event,
+            )
+        };
+        picked
+            .into_iter()
+            .zip(works.iter_mut())
+            .enumerate()
+            .map(each)
+            .collect()
+    }
+}
+
+/// What locates an event for a day-matching rule: its adjustment window's length and
+/// gap (`None` without an adjustment). Rules with the same key share the located event
+/// and the candidate days' values.
+pub(crate) fn frame_key(adjustment: &Adjustment) -> Option<(TimeDelta, TimeDelta)> {
+    (adjustment.kind != AdjustmentKind::None).then_some((adjustment.window, adjustment.gap))
 }
 
 /// Why a day examined in the lookback is not a baseline day.
