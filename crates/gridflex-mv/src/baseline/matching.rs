@@ -739,11 +739,7 @@ pub(crate) fn choose<C: Column>(
         });
     }
 
-    // Rank by event-window load, highest first; ties go to the more recent day.
     let n = window.len();
-    order.clear();
-    order.extend(0..n);
-    order.sort_by(|a, b| window[*b].mean.total_cmp(&window[*a].mean).then(a.cmp(b)));
     let (keep_from, keep_to) = match rule.select {
         Selection::All => (0, n),
         Selection::Highest(k) => (0, k.min(n)),
@@ -759,7 +755,16 @@ pub(crate) fn choose<C: Column>(
         }
     };
     keep.clear();
-    keep.resize(n, false);
+    if (keep_from, keep_to) == (0, n) {
+        keep.resize(n, true); // every day kept: no rank is reported
+    }
+    // Rank by event-window load, highest first; ties go to the more recent day.
+    order.clear();
+    if keep.is_empty() {
+        order.extend(0..n);
+        order.sort_by(|a, b| window[*b].mean.total_cmp(&window[*a].mean).then(a.cmp(b)));
+        keep.resize(n, false);
+    }
     for (rank, &k) in order.iter().enumerate() {
         if (keep_from..keep_to).contains(&rank) {
             keep[k] = true;
@@ -836,33 +841,32 @@ pub(crate) fn average_lanes(
             .map(|(c, _)| c.day)
     }
     let mut done = [false; LANES];
-    let mut days: Vec<LocalDay> = Vec::new();
-    for ((d, w), &c) in done.iter_mut().zip(works.iter()).zip(&chosen) {
-        *d = c && kept(w).all(|day| day_ranges(meter, frame, &day).is_some());
-        if *d {
-            days.extend(kept(w));
+    // The kept days of the lanes averaged here, most recent first, each with, per lane,
+    // all ones where the lane keeps it, else zero: its value, or +0.
+    let mut days: Vec<(LocalDay, [u64; LANES])> = Vec::new();
+    for (l, (w, &c)) in works.iter().zip(&chosen).enumerate() {
+        done[l] = c && kept(w).all(|day| day_ranges(meter, frame, &day).is_some());
+        if !done[l] {
+            continue;
+        }
+        for day in kept(w) {
+            let at = days.partition_point(|(d, _)| d.date > day.date);
+            match days.get_mut(at) {
+                Some((d, mask)) if d.date == day.date => mask[l] = u64::MAX,
+                _ => {
+                    let mut mask = [0; LANES];
+                    mask[l] = u64::MAX;
+                    days.insert(at, (day, mask));
+                }
+            }
         }
     }
-    // Every lane's window runs from the most recent day back.
-    days.sort_unstable_by_key(|d| std::cmp::Reverse(d.date));
-    days.dedup_by_key(|d| d.date);
-    // Each union day's first row of each part and, per lane, all ones where the lane
-    // keeps the day, else zero: its value, or +0.
     let mut parts: Vec<([usize; 2], [u64; LANES])> = Vec::with_capacity(days.len());
-    for day in &days {
+    for (day, mask) in &days {
         let Some([adj, ev]) = day_ranges(meter, frame, day) else {
             continue;
         };
-        let mask = std::array::from_fn(|l| {
-            let keeps = done[l]
-                && works[l]
-                    .window
-                    .iter()
-                    .zip(&works[l].keep)
-                    .any(|(c, k)| *k && c.day.date == day.date);
-            if keeps { u64::MAX } else { 0 }
-        });
-        parts.push(([adj.start, ev.start], mask));
+        parts.push(([adj.start, ev.start], *mask));
     }
     sums.clear();
     sums.resize(frame.clocks.len(), [0.0; LANES]);
