@@ -471,6 +471,7 @@ pub fn settle_grid(
                 baselines,
                 &mut evals,
             );
+            let means = plan.window_means(rows);
             for (k, baseline) in baselines.iter().enumerate() {
                 let totals = plan.block_totals(
                     k,
@@ -483,6 +484,7 @@ pub fn settle_grid(
                     &mut evals,
                     &mut works,
                     &mut sums,
+                    &means,
                 );
                 for (lane, (t, w)) in totals.into_iter().zip(&works).enumerate() {
                     let figures = t.map(|t| FleetFigures::of(t, &w.selected_days));

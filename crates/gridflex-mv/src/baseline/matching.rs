@@ -653,7 +653,7 @@ pub(crate) fn select<C: Column>(
         work,
     )?;
     average(meter, values, frame, work);
-    adjust(adj, meter, values, frame, work)
+    adjust(adj, meter, values, frame, work, None)
 }
 
 /// The first part of [`select`]: selects the days (`work.decisions`,
@@ -907,25 +907,60 @@ pub(crate) fn average_lanes(
 }
 
 /// The last part of [`select`]: the day-of adjustment of the averaged days.
+/// `actual`, when given, is the event day's mean load over the adjustment window as
+/// [`lane_window_means`] reads it (the same figure this reads itself without it).
 pub(crate) fn adjust<C: Column>(
     adj: &Adjustment,
     meter: &Meter,
     values: C,
     frame: &Frame,
     work: &Work,
+    actual: Option<f64>,
 ) -> Result<AppliedAdjustment, MvError> {
     let profile = &work.profile;
     match frame.adj_window {
         Some(w) if adj.kind != AdjustmentKind::None => {
-            let mut sum = 0.0;
-            for k in 0..frame.n_adj {
-                sum += meter.watts(values, frame.adj_first + k, "adjustment window")?;
-            }
-            let mean_actual = sum / frame.n_adj as f64;
+            let mean_actual = match actual {
+                Some(mean) => mean,
+                None => {
+                    let mut sum = 0.0;
+                    for k in 0..frame.n_adj {
+                        sum += meter.watts(values, frame.adj_first + k, "adjustment window")?;
+                    }
+                    sum / frame.n_adj as f64
+                }
+            };
             let mean_base = profile[..frame.n_adj].iter().sum::<f64>() / frame.n_adj as f64;
             adj.apply(w, mean_actual, mean_base)
         }
         _ => Ok(AppliedAdjustment::NONE),
+    }
+}
+
+/// The event day's mean load over `frame`'s adjustment window for every lane of a
+/// block (`rows`), each lane's values summed in [`adjust`]'s order, side by side;
+/// `None` for a lane with a missing value there (whose error [`adjust`] then finds),
+/// and for every lane when the frame has no window. The event's own rows are read in
+/// the same pass (each lane's totals read them next).
+pub(crate) fn lane_window_means(rows: &[f64], frame: &Frame) -> [Option<f64>; LANES] {
+    let part = |first: usize, n: usize| {
+        let block = rows.get(first * LANES..(first + n) * LANES)?;
+        let mut acc = [0.0f64; LANES];
+        for row in block.chunks_exact(LANES) {
+            for (a, w) in acc.iter_mut().zip(row) {
+                *a += w;
+            }
+        }
+        Some(acc)
+    };
+    // Read for the totals that follow: one pass for the block instead of a cache miss
+    // per lane. Its sums are not used.
+    std::hint::black_box(part(frame.event_first, frame.n_event));
+    match (frame.adj_window, part(frame.adj_first, frame.n_adj)) {
+        (Some(_), Some(sums)) if frame.n_adj > 0 => {
+            sums.map(|s| (!s.is_nan()).then(|| s / frame.n_adj as f64))
+        }
+        _ => [None; LANES],
     }
 }
 

@@ -744,10 +744,20 @@ impl EventPlan {
         }
     }
 
+    /// Each located event's adjustment-window mean on the event day for every lane of
+    /// one block (`rows`), [`matching::lane_window_means`], for [`EventPlan::block_totals`].
+    pub(crate) fn window_means(&self, rows: &[f64]) -> Vec<[Option<f64>; LANES]> {
+        self.frames
+            .iter()
+            .map(|f| matching::lane_window_means(rows, f))
+            .collect()
+    }
+
     /// [`Baseline::totals`] of `baselines[b]` (`baseline`) for the first `lanes`
     /// meters of one block (`rows`, on the plan's index `meter`), one per lane, each
     /// lane's days left in `works[l]`; `evals[l]` holds lane `l`'s candidate-day caches
-    /// (one per located event). A day-matching rule chooses each lane's days, averages
+    /// (one per located event), `means` the [`EventPlan::window_means`] of the block. A
+    /// day-matching rule chooses each lane's days, averages
     /// them for the lanes together ([`matching::average_lanes`]), then adjusts and
     /// totals each lane.
     #[allow(clippy::too_many_arguments)]
@@ -763,6 +773,7 @@ impl EventPlan {
         evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
         works: &mut [Work; LANES],
         sums: &mut Vec<[f64; LANES]>,
+        means: &[[Option<f64>; LANES]],
     ) -> Vec<Result<Totals, MvError>> {
         let lanes = lanes.min(LANES);
         let lane = |l: usize| Lanes { rows, lane: l };
@@ -815,13 +826,14 @@ impl EventPlan {
         }
         let chosen = std::array::from_fn(|l| picked.get(l).is_some_and(Result::is_ok));
         let averaged = matching::average_lanes(meter, rows, frame, works, chosen, sums);
+        let actual = means.get(f).copied().unwrap_or([None; LANES]);
         let each = |(l, (p, w)): (usize, (Result<(), MvError>, &mut Work))| {
             p?;
             let values = lane(l);
             if !averaged[l] {
                 matching::average(meter, values, frame, w);
             }
-            let applied = matching::adjust(adjustment, meter, values, frame, w)?;
+            let applied = matching::adjust(adjustment, meter, values, frame, w, actual[l])?;
             matching::totals(
                 meter,
                 values,
