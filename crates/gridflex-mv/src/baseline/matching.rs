@@ -392,31 +392,36 @@ pub(crate) fn prefill(
             todo.push((k, ranges)); // else read for another rule on this frame
         }
     }
-    // Two days at a time: two streams from memory in flight, each lane's sums of both
-    // days side by side, each in its own order.
-    let sums = |a: usize, b: usize, n: usize| -> Option<[[f64; LANES]; 2]> {
-        let da = rows.get(a * LANES..(a + n) * LANES)?;
-        let db = rows.get(b * LANES..(b + n) * LANES)?;
-        let mut acc = [[0.0f64; LANES]; 2];
-        for (ra, rb) in da.chunks_exact(LANES).zip(db.chunks_exact(LANES)) {
-            for l in 0..LANES {
-                acc[0][l] += ra[l];
-                acc[1][l] += rb[l];
+    // Up to five days at a time (as many in each pass as the days allow): five streams
+    // from memory in flight, each lane's sums of the days side by side, each in its
+    // own order.
+    const DAYS: usize = 5;
+    let sums = |starts: [usize; DAYS], n: usize| -> Option<[[f64; LANES]; DAYS]> {
+        let mut src: [&[f64]; DAYS] = [&[]; DAYS];
+        for (s, &a) in src.iter_mut().zip(&starts) {
+            *s = rows.get(a * LANES..(a + n) * LANES)?;
+        }
+        let mut acc = [[0.0f64; LANES]; DAYS];
+        for j in 0..n {
+            for (acc, s) in acc.iter_mut().zip(&src) {
+                let Some(row) = s.get(j * LANES..(j + 1) * LANES) else {
+                    continue;
+                };
+                for (a, w) in acc.iter_mut().zip(row) {
+                    *a += w;
+                }
             }
         }
         Some(acc)
     };
-    for pair in todo.chunks(2) {
-        let (first, second) = (&pair[0], pair.get(1).unwrap_or(&pair[0]));
-        let [a0, e0] = &first.1;
-        let [a1, e1] = &second.1;
-        let (Some(adj), Some(ev)) = (
-            sums(a0.start, a1.start, a0.len()),
-            sums(e0.start, e1.start, e0.len()),
-        ) else {
+    let per_pass = todo.len().div_ceil(todo.len().div_ceil(DAYS).max(1)).max(1);
+    for pass in todo.chunks(per_pass) {
+        let at =
+            |part: usize| std::array::from_fn(|i| pass.get(i).unwrap_or(&pass[0]).1[part].start);
+        let (Some(adj), Some(ev)) = (sums(at(0), frame.n_adj), sums(at(1), frame.n_event)) else {
             return; // `rows` is not this index's block: leave every day to the scan
         };
-        for (i, (k, ranges)) in pair.iter().enumerate() {
+        for (i, (k, ranges)) in pass.iter().enumerate() {
             for (lane, evals) in lanes.iter_mut().enumerate() {
                 if evals.len() <= *k {
                     evals.resize(k + 1, None);
