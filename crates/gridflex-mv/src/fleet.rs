@@ -325,11 +325,46 @@ impl FleetGrid {
         })?;
         let m = &first.meter;
         let mut grid = Self::new(m.zone(), m.start(), m.step(), m.len())?;
+        if let Some(off) = meters.iter().find(|fm| !grid.on_grid(&fm.meter)) {
+            return Err(grid.off_grid(off));
+        }
+        // A block at a time, in one pass: eight columns read side by side, the block
+        // written once. A meter's values are checked already (a `Meter` holds only
+        // NaN or valid powers).
         grid.blocks.reserve(meters.len().div_ceil(LANES));
-        for fm in meters {
-            grid.push_meter(fm)?;
+        for part in meters.chunks(LANES) {
+            let columns: Vec<&[f64]> = part.iter().map(|fm| fm.meter.column()).collect();
+            let mut block = Vec::with_capacity(m.len() * LANES);
+            for i in 0..m.len() {
+                let row: [f64; LANES] = std::array::from_fn(|l| {
+                    columns
+                        .get(l)
+                        .and_then(|c| c.get(i))
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                });
+                block.extend_from_slice(&row);
+            }
+            grid.blocks.push(block);
+            grid.ids.extend(part.iter().map(|fm| fm.id.clone()));
         }
         Ok(grid)
+    }
+
+    /// Whether `meter` has the grid's start, interval length, length and zone.
+    fn on_grid(&self, meter: &Meter) -> bool {
+        let ix = &self.index;
+        (meter.start(), meter.step(), meter.len(), meter.zone())
+            == (ix.start(), ix.step(), ix.len(), ix.zone())
+    }
+
+    /// The error for a meter off the grid.
+    fn off_grid(&self, meter: &FleetMeter) -> MvError {
+        MvError::InvalidParameter {
+            name: "meter",
+            value: meter.id.clone(),
+            reason: "must have the grid's start, interval length, length and zone",
+        }
     }
 
     /// Adds a meter from its column of watts (one value per interval of the grid, NaN
@@ -361,16 +396,10 @@ impl FleetGrid {
     /// Adds an indexed meter, which must be on the grid (same start, interval length,
     /// length and zone).
     pub fn push_meter(&mut self, meter: &FleetMeter) -> Result<(), MvError> {
-        let (m, ix) = (&meter.meter, &self.index);
-        if (m.start(), m.step(), m.len(), m.zone()) != (ix.start(), ix.step(), ix.len(), ix.zone())
-        {
-            return Err(MvError::InvalidParameter {
-                name: "meter",
-                value: meter.id.clone(),
-                reason: "must have the grid's start, interval length, length and zone",
-            });
+        if !self.on_grid(&meter.meter) {
+            return Err(self.off_grid(meter));
         }
-        self.push(meter.id.clone(), m.column())
+        self.push(meter.id.clone(), meter.meter.column())
     }
 
     /// How many meters the grid holds.
