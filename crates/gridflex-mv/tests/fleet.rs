@@ -236,6 +236,19 @@ proptest! {
             prop_assert_eq!(grid.meter(k), Some(m.meter.clone()));
         }
         prop_assert!(grid.meter(meters.len()).is_none());
+        // Built a meter at a time from columns of watts: the same meters.
+        let first = &meters[0].meter;
+        let mut pushed = FleetGrid::new(c.zone, first.start(), first.step(), first.len()).unwrap();
+        for m in &meters {
+            let watts: Vec<f64> = m.meter.to_series().unwrap().values().iter()
+                .map(|v| v.map_or(f64::NAN, |p| p.as_watts()))
+                .collect();
+            pushed.push(m.id.clone(), &watts).unwrap();
+        }
+        for k in 0..=meters.len() {
+            prop_assert_eq!(pushed.meter(k), grid.meter(k));
+        }
+        prop_assert!(pushed.ids().eq(grid.ids()));
         let rows = settle_with(&meters, &cal, &events, &baselines, NonZeroUsize::MIN);
         for threads in [1, 2, 3] {
             let on_grid = settle_grid(&grid, &cal, &events, &baselines, NonZeroUsize::new(threads).unwrap());
