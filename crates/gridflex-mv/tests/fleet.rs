@@ -171,6 +171,16 @@ fn events_of(c: &Case) -> Vec<FleetEvent> {
         .collect()
 }
 
+/// The case's calendar: its excluded event days and holidays.
+fn calendar_of(c: &Case) -> Calendar {
+    let mut cal = Calendar::new(c.zone);
+    cal.add_event_days(c.event_days.iter().map(|&d| c.first + Days::new(d)));
+    for &h in &c.holidays {
+        cal.add_holiday(c.first + Days::new(h));
+    }
+    cal
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
@@ -178,11 +188,7 @@ proptest! {
     fn the_fleet_gives_each_baseline_bit_for_bit(c in case()) {
         let meters = fleet_of(&c);
         let events = events_of(&c);
-        let mut cal = Calendar::new(c.zone);
-        cal.add_event_days(c.event_days.iter().map(|&d| c.first + Days::new(d)));
-        for &h in &c.holidays {
-            cal.add_holiday(c.first + Days::new(h));
-        }
+        let cal = calendar_of(&c);
         let baselines = baselines();
         let rows = settle_with(&meters, &cal, &events, &baselines, NonZeroUsize::MIN);
         prop_assert_eq!(rows.len(), meters.len() * events.len() * baselines.len());
@@ -224,11 +230,7 @@ proptest! {
     fn the_grid_gives_the_fleet_rows(c in wide_case()) {
         let meters = fleet_with_gaps(&c, |k| k % 3 == 0);
         let events = events_of(&c);
-        let mut cal = Calendar::new(c.zone);
-        cal.add_event_days(c.event_days.iter().map(|&d| c.first + Days::new(d)));
-        for &h in &c.holidays {
-            cal.add_holiday(c.first + Days::new(h));
-        }
+        let cal = calendar_of(&c);
         let baselines = baselines();
         let grid = FleetGrid::from_meters(&meters).unwrap();
         prop_assert_eq!(grid.len(), meters.len());
