@@ -259,7 +259,7 @@ pub fn parse_meter(text: &str, zone: MarketZone) -> Result<Meter, MvError> {
 /// ```
 pub fn parse_meter_bytes(bytes: &[u8], zone: MarketZone) -> Result<Meter, MvError> {
     if let Some((start, step, watts)) = fast::meter(bytes) {
-        return Meter::from_watts(start, step, watts, zone);
+        return Meter::from_read_watts(start, step, watts, zone);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
@@ -604,6 +604,7 @@ mod fast {
 
     /// [`instant`], reusing the day number of the previous row's date and the seconds
     /// of its offset when they are the same bytes.
+    #[inline(always)]
     pub(super) fn instant_cached(s: &[u8], cache: &mut Cache) -> Option<i64> {
         if s.len() < 20
             || s[4] != b'-'

@@ -186,6 +186,19 @@ impl Meter {
         Self::indexed(start, step, watts, zone)
     }
 
+    /// [`Meter::from_watts`] for a column a reader built and checked as it read it
+    /// (every value NaN or from a [`Power`], the length within an
+    /// [`IntervalSeries`]'s bounds): no second pass over the values.
+    pub(crate) fn from_read_watts(
+        start: DateTime<Utc>,
+        step: TimeDelta,
+        watts: Vec<f64>,
+        zone: MarketZone,
+    ) -> Result<Self, MvError> {
+        debug_assert!(check_watts(&watts).is_ok());
+        Self::indexed(start, step, watts, zone)
+    }
+
     /// Indexes checked values by local day.
     fn indexed(
         start: DateTime<Utc>,

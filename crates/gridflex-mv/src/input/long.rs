@@ -284,7 +284,7 @@ impl<R: Read> LongMeterReader<R> {
             line = row.line + 1;
         };
         let meter = match grid.finish().filter(|_| fast) {
-            Some((start, step, watts)) => Meter::from_watts(start, step, watts, self.zone)?,
+            Some((start, step, watts)) => Meter::from_read_watts(start, step, watts, self.zone)?,
             None => {
                 // The general parser, on this meter's rows, for its values or errors.
                 let text = self.text(first.start, end, first.line)?;
