@@ -299,13 +299,22 @@ impl FleetGrid {
     /// An empty grid of `intervals` intervals of `step` from `start`, indexed by the
     /// local days of `zone`. The step, start and length follow
     /// [`Meter::from_watts`]'s rules (a step dividing an hour, a start on that grid, at
-    /// least one interval).
+    /// least one interval), and the length is at most
+    /// [`MAX_SERIES_INTERVALS`](crate::input::MAX_SERIES_INTERVALS), as for a meter
+    /// file (checked before anything is allocated).
     pub fn new(
         zone: MarketZone,
         start: DateTime<Utc>,
         step: TimeDelta,
         intervals: usize,
     ) -> Result<Self, MvError> {
+        if intervals > crate::input::MAX_SERIES_INTERVALS {
+            return Err(MvError::TooLarge {
+                what: "fleet grid intervals",
+                found: intervals as u64,
+                limit: crate::input::MAX_SERIES_INTERVALS as u64,
+            });
+        }
         let index = Meter::from_watts(start, step, vec![f64::NAN; intervals], zone)?;
         Ok(Self {
             index,

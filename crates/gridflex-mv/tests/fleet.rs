@@ -284,6 +284,9 @@ fn a_grid_takes_only_meters_on_its_grid() {
     assert!(err.to_string().contains("index 7"), "{err}");
     assert_eq!(grid.len(), 1, "nothing of a refused meter is kept");
     assert!(FleetGrid::from_meters(&[]).is_err());
+    // A length past the meter files' limit is refused before anything is allocated.
+    let huge = FleetGrid::new(MarketZone::Pjm, grid.start(), grid.step(), usize::MAX);
+    assert!(matches!(huge, Err(MvError::TooLarge { .. })), "{huge:?}");
 }
 
 #[test]
@@ -292,9 +295,9 @@ fn a_calendar_of_another_zone_is_refused_row_by_row() {
     let m = meter(MarketZone::Pjm, c, 40, 60, |_, _| Some(100.0));
     let ev = FleetEvent::new("e", event(MarketZone::Pjm, date(2025, 6, 5), 14, 16));
     let rows = settle_with(
-        &[FleetMeter::new("m", m)],
+        &[FleetMeter::new("m", m.clone())],
         &Calendar::new(MarketZone::Caiso),
-        &[ev],
+        std::slice::from_ref(&ev),
         &[Baseline::pjm_cbl()],
         NonZeroUsize::MIN,
     );
@@ -305,4 +308,20 @@ fn a_calendar_of_another_zone_is_refused_row_by_row() {
             ..
         })
     ));
+    let grid = FleetGrid::from_meters(&[FleetMeter::new("m", m)]).unwrap();
+    let on_grid = settle_grid(
+        &grid,
+        &Calendar::new(MarketZone::Caiso),
+        &[ev],
+        &[Baseline::pjm_cbl(), Baseline::pjm_same_day()],
+        NonZeroUsize::MIN,
+    );
+    assert_eq!(on_grid.len(), 2);
+    assert!(on_grid.iter().all(|r| matches!(
+        r.figures,
+        Err(MvError::InvalidParameter {
+            name: "calendar zone",
+            ..
+        })
+    )));
 }
