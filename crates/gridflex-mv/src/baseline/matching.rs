@@ -604,15 +604,16 @@ pub(super) fn compute(
     let rule = days.for_day(frame.day_type);
     rule.validate()?;
     let mut work = Work::default();
-    let applied = select(
-        baseline.gap_policy,
-        rule,
-        adj,
+    let on = On {
         meter,
-        meter.column(),
+        values: meter.column(),
         calendar,
-        None,
-        &frame,
+        days: None,
+        frame: &frame,
+    };
+    let applied = select(
+        (baseline.gap_policy, rule, adj),
+        on,
         &mut Vec::new(),
         &mut work,
     )?;
@@ -630,51 +631,48 @@ pub(super) fn compute(
     })
 }
 
+/// What the steps of a day-matching run read: one meter's index and values, the
+/// calendar (with its facts for the event's lookback, when a fleet shares them) and the
+/// located event.
+#[derive(Clone, Copy)]
+pub(crate) struct On<'a, C> {
+    pub(crate) meter: &'a Meter,
+    pub(crate) values: C,
+    pub(crate) calendar: &'a Calendar,
+    pub(crate) days: Option<&'a CalendarDays>,
+    pub(crate) frame: &'a Frame,
+}
+
 /// The day matching itself, on a located event: selects the days (`work.decisions`,
 /// `work.selected_days`), averages them interval by interval (`work.profile`) and
 /// returns the day-of adjustment. `evals` caches each day's values for this frame.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn select<C: Column>(
-    gaps: GapPolicy,
-    rule: &DayMatching,
-    adj: &Adjustment,
-    meter: &Meter,
-    values: C,
-    calendar: &Calendar,
-    shared_days: Option<&CalendarDays>,
-    frame: &Frame,
+    (gaps, rule, adj): (GapPolicy, &DayMatching, &Adjustment),
+    on: On<'_, C>,
     evals: &mut Vec<Option<Eval>>,
     work: &mut Work,
 ) -> Result<AppliedAdjustment, MvError> {
-    choose(
-        gaps,
-        rule,
-        meter,
-        values,
-        calendar,
-        shared_days,
-        frame,
-        evals,
-        work,
-    )?;
-    average(meter, values, frame, work);
-    adjust(adj, meter, values, frame, work, None)
+    choose(gaps, rule, on, evals, work)?;
+    average(on, work);
+    adjust(adj, on, work, None)
 }
 
 /// The first part of [`select`]: selects the days (`work.decisions`,
 /// `work.selected_days`, and the window with the days it keeps).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn choose<C: Column>(
     gaps: GapPolicy,
     rule: &DayMatching,
-    meter: &Meter,
-    values: C,
-    calendar: &Calendar,
-    shared_days: Option<&CalendarDays>,
-    frame: &Frame,
+    on: On<'_, C>,
     evals: &mut Vec<Option<Eval>>,
     work: &mut Work,
 ) -> Result<(), MvError> {
+    let On {
+        meter,
+        values,
+        calendar,
+        days: shared_days,
+        frame,
+    } = on;
     let Work {
         decisions,
         selected_days,
@@ -787,7 +785,13 @@ pub(crate) fn choose<C: Column>(
 
 /// The second part of [`select`]: averages the kept days interval by interval
 /// (`work.profile`).
-pub(crate) fn average<C: Column>(meter: &Meter, values: C, frame: &Frame, work: &mut Work) {
+pub(crate) fn average<C: Column>(on: On<'_, C>, work: &mut Work) {
+    let On {
+        meter,
+        values,
+        frame,
+        ..
+    } = on;
     let Work {
         selected_days,
         profile,
@@ -916,12 +920,16 @@ pub(crate) fn average_lanes(
 /// [`lane_window_means`] reads it (the same figure this reads itself without it).
 pub(crate) fn adjust<C: Column>(
     adj: &Adjustment,
-    meter: &Meter,
-    values: C,
-    frame: &Frame,
+    on: On<'_, C>,
     work: &Work,
     actual: Option<f64>,
 ) -> Result<AppliedAdjustment, MvError> {
+    let On {
+        meter,
+        values,
+        frame,
+        ..
+    } = on;
     let profile = &work.profile;
     match frame.adj_window {
         Some(w) if adj.kind != AdjustmentKind::None => {

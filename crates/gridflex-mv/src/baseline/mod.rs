@@ -550,7 +550,7 @@ impl Baseline {
         work: &mut EventWork,
     ) -> Result<Totals, MvError> {
         same_zone(meter, calendar)?;
-        let BaselineRule::DayMatching { adjustment, .. } = &self.rule else {
+        let BaselineRule::DayMatching { days, adjustment } = &self.rule else {
             return self.flat_totals(meter, values, calendar, event, &mut work.work);
         };
         adjustment.validate()?;
@@ -564,55 +564,27 @@ impl Baseline {
             }
         };
         let (_, frame, evals) = &mut work.frames[slot];
-        self.matched_totals(
-            meter,
-            values,
-            calendar,
-            event,
-            shared_days,
-            frame.as_ref().map_err(Clone::clone)?,
-            evals,
-            &mut work.work,
-        )
-    }
-
-    /// [`Baseline::totals`] of a day-matching rule on its located event (`frame`, the
-    /// one of this rule's adjustment window), with `evals` the candidate days' values
-    /// read so far on that frame (shared by the rules computed on it).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn matched_totals<C: Column>(
-        &self,
-        meter: &Meter,
-        values: C,
-        calendar: &Calendar,
-        event: Interval,
-        shared_days: Option<&CalendarDays>,
-        frame: &Frame,
-        evals: &mut Vec<Option<Eval>>,
-        work: &mut Work,
-    ) -> Result<Totals, MvError> {
-        let BaselineRule::DayMatching { days, adjustment } = &self.rule else {
-            return self.flat_totals(meter, values, calendar, event, work);
-        };
+        let frame = frame.as_ref().map_err(Clone::clone)?;
         let rule = days.for_day(frame.day_type);
         rule.validate()?;
-        let applied = matching::select(
-            self.gap_policy,
-            rule,
-            adjustment,
+        let on = matching::On {
             meter,
             values,
             calendar,
-            shared_days,
+            days: shared_days,
             frame,
+        };
+        let applied = matching::select(
+            (self.gap_policy, rule, adjustment),
+            on,
             evals,
-            work,
+            &mut work.work,
         )?;
         matching::totals(
             meter,
             values,
             frame,
-            &work.profile[frame.n_adj..],
+            &work.work.profile[frame.n_adj..],
             applied,
             self.settlement,
             event,
@@ -812,14 +784,17 @@ impl EventPlan {
                 Some(c) => c,
                 None => &mut Vec::new(),
             };
-            picked.push(matching::choose(
-                baseline.gap_policy,
-                rule,
+            let on = matching::On {
                 meter,
-                lane(l),
+                values: lane(l),
                 calendar,
                 days,
                 frame,
+            };
+            picked.push(matching::choose(
+                baseline.gap_policy,
+                rule,
+                on,
                 cache,
                 &mut works[l],
             ));
@@ -829,14 +804,20 @@ impl EventPlan {
         let actual = means.get(f).copied().unwrap_or([None; LANES]);
         let each = |(l, (p, w)): (usize, (Result<(), MvError>, &mut Work))| {
             p?;
-            let values = lane(l);
+            let on = matching::On {
+                meter,
+                values: lane(l),
+                calendar,
+                days,
+                frame,
+            };
             if !averaged[l] {
-                matching::average(meter, values, frame, w);
+                matching::average(on, w);
             }
-            let applied = matching::adjust(adjustment, meter, values, frame, w, actual[l])?;
+            let applied = matching::adjust(adjustment, on, w, actual[l])?;
             matching::totals(
                 meter,
-                values,
+                on.values,
                 frame,
                 &w.profile[frame.n_adj..],
                 applied,
