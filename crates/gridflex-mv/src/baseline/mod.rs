@@ -778,23 +778,23 @@ impl EventPlan {
         if let Err(e) = rule.validate() {
             return vec![Err(e); lanes];
         }
+        let on = |l: usize| matching::On {
+            meter,
+            values: lane(l),
+            calendar,
+            days,
+            frame,
+        };
         let mut picked: Vec<Result<(), MvError>> = Vec::with_capacity(lanes);
         for l in 0..lanes {
             let cache = match evals[l].get_mut(f) {
                 Some(c) => c,
                 None => &mut Vec::new(),
             };
-            let on = matching::On {
-                meter,
-                values: lane(l),
-                calendar,
-                days,
-                frame,
-            };
             picked.push(matching::choose(
                 baseline.gap_policy,
                 rule,
-                on,
+                on(l),
                 cache,
                 &mut works[l],
             ));
@@ -804,13 +804,7 @@ impl EventPlan {
         let actual = means.get(f).copied().unwrap_or([None; LANES]);
         let each = |(l, (p, w)): (usize, (Result<(), MvError>, &mut Work))| {
             p?;
-            let on = matching::On {
-                meter,
-                values: lane(l),
-                calendar,
-                days,
-                frame,
-            };
+            let on = on(l);
             if !averaged[l] {
                 matching::average(on, w);
             }
