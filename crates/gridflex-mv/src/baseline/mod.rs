@@ -695,6 +695,9 @@ impl EventPlan {
         evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
     ) {
         let mut lanes: [Vec<Option<Eval>>; LANES] = Default::default();
+        if evals.iter().any(|e| e.len() < self.frames.len()) {
+            return; // caches made for another plan: each scan reads its own days
+        }
         for (f, frame) in self.frames.iter().enumerate() {
             for (lane, e) in lanes.iter_mut().zip(evals.iter_mut()) {
                 std::mem::swap(lane, &mut e[f]);
