@@ -239,21 +239,16 @@ fn in_chunks<T: Sync>(
     if threads <= 1 {
         return work(0, chunk, items);
     }
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let work = &work;
-                scope.spawn(move || work(c, chunk, part))
-            })
-            .collect();
-        workers
-            .into_iter()
-            // A worker that panicked re-raises here: its rows are never silently lost.
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+    let work = &work;
+    let tasks = items
+        .chunks(chunk)
+        .enumerate()
+        .map(|(c, part)| move || work(c, chunk, part))
+        .collect();
+    crate::threads::each_on_a_thread(tasks)
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// A fleet's meters on one interval grid (the same start, interval length, length and

@@ -56,6 +56,7 @@ pub mod reduction;
 pub mod regulation;
 pub mod response;
 pub mod settlement;
+mod threads;
 
 pub use baseline::{
     Adjustment, AdjustmentKind, Baseline, BaselineResult, BaselineRule, DayMatching, DayRules,

@@ -462,22 +462,14 @@ where
     let done: Vec<Part<T>> = if starts.len() == 1 {
         vec![read(0, 0, len)]
     } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = starts
-                .iter()
-                .zip(&ends)
-                .enumerate()
-                .map(|(k, (&from, &to))| {
-                    let read = &read;
-                    scope.spawn(move || read(k, from, to))
-                })
-                .collect();
-            workers
-                .into_iter()
-                // A worker that panicked re-raises here: nothing is silently lost.
-                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
+        let read = &read;
+        let tasks = starts
+            .iter()
+            .zip(&ends)
+            .enumerate()
+            .map(|(k, (&from, &to))| move || read(k, from, to))
+            .collect();
+        crate::threads::each_on_a_thread(tasks)
     };
     // In the file's order, as one reader would have met them.
     let mut seen = HashSet::new();
