@@ -265,7 +265,7 @@ impl<R: Read> LongMeterReader<R> {
             }
             if self.buf[pos..].starts_with(id.as_bytes())
                 && self.buf.get(pos + id.len()) == Some(&b',')
-                && let Some((t, v, next)) = quick_row(&self.buf, pos + skip)
+                && let Some((t, v, next)) = quick_row(&self.buf, pos + skip, &mut cache.values)
             {
                 fast = fast && grid.push(t, v, &mut cache, || 0).is_some();
                 pos = next;
