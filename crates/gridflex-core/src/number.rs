@@ -85,56 +85,119 @@ fn value_of(mantissa: u64, scale: usize, neg: bool) -> f64 {
 /// before and after the `.` (either sign), as the numbers of a file's column usually
 /// are.
 ///
-/// The layout of the last number read (up to seven bytes after its sign) is kept as
-/// masks over an 8-byte word. A number is then checked against it with a few bit
-/// operations on one word (every digit a digit, the `.` a `.`, the byte after the
-/// last digit neither) and its digits summed in pairs, fours and eights, instead of
-/// a byte at a time. Any other number is read by [`plain_decimal_prefix`], and its
-/// layout kept for the next.
+/// The layout of the last number read is kept as masks over 8-byte words: one word for
+/// a number of up to seven bytes after its sign, two for a longer one with a `.` (up
+/// to seven digits before it, read from the number's start, and up to seven after it,
+/// read from the `.`). A number is then checked against it with a few bit operations
+/// on each word (every digit a digit, the `.` a `.`, the byte after the last digit
+/// neither) and its digits summed in pairs, then fours, then the two fours, instead
+/// of a byte at a time. A number that does not match is read by
+/// [`plain_decimal_prefix`] and its layout kept for the next (a number of another
+/// form keeps none: the numbers after it are read a byte at a time until one has a
+/// layout).
 ///
 /// ```
 /// use gridflex_core::number::{DecimalReader, plain_decimal_prefix};
 ///
 /// let mut reader = DecimalReader::default();
-/// let column: [&[u8]; 5] = [b"600.000\n", b"613.024\n2025", b"-1.5,", b"7.25", b"1.2.3\n"];
+/// let column: [&[u8]; 7] = [
+///     b"600.000\n",
+///     b"613.024\n2025",
+///     b"1234.56789,RTM",
+///     b"4321.98765,RTM",
+///     b"-1.5,",
+///     b"7.25",
+///     b"1.2.3\n",
+/// ];
 /// for text in column {
 ///     assert_eq!(reader.prefix(text), plain_decimal_prefix(text));
 /// }
 /// assert_eq!(reader.prefix(b"613.024\n2025"), (Some(613.024), 7));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DecimalReader {
-    /// The high bit of each byte the layout checks: its digits, its `.` and the byte
-    /// after it (of the word after the sign).
-    check: u64,
-    /// Which of those are not digits: the `.` and the byte after. At first a bit no
-    /// check has, so that nothing matches before a first number is read.
-    want: u64,
-    /// The `.`'s byte (0 without one) and the byte after the number.
-    dot: u64,
-    end: u64,
-    /// The digits' bytes before the `.` (all of them without one), and after it.
-    before_dot: u64,
-    after_dot: u64,
-    /// How far the digits move up to be right-aligned in the word.
-    shift: u32,
-    /// The number's length after the sign, and ten to the power of its decimals.
+    /// How the last number was laid out (its length after the sign, 0 for none).
     len: usize,
+    /// Its digits after the `.` (0 without one).
     scale: usize,
+    /// Whether it took two words (its digits before and after the `.` read apart).
+    split: bool,
+    /// The first word: the whole number (one word), or its digits before the `.` (two).
+    first: Part,
+    /// The second word, from the `.` on (two words only).
+    second: Part,
 }
 
-impl Default for DecimalReader {
-    fn default() -> Self {
-        DecimalReader {
-            check: 0,
-            want: 1,
-            dot: 0,
-            end: 0,
-            before_dot: 0,
-            after_dot: 0,
-            shift: 0,
-            len: 0,
-            scale: 0,
+/// What a [`DecimalReader`] checks and reads in one 8-byte word.
+#[derive(Clone, Copy, Debug, Default)]
+struct Part {
+    /// The high bit of each byte checked: the digits, and the `.` or the byte after.
+    check: u64,
+    /// Which of those are not digits.
+    want: u64,
+    /// The byte that is a `.` (0 for none) and the byte after the number, neither a
+    /// digit nor a `.` (0 for none: the first of two words ends at the `.`).
+    dot: u64,
+    end: u64,
+    /// The digits' bytes before the `.` (all of them when the word has no `.`) and
+    /// after it.
+    before_dot: u64,
+    after_dot: u64,
+    /// How far the digits move up to be right-aligned in the word (0 without digits).
+    shift: u32,
+}
+
+/// A word's bytes, digits turned into 0 to 9 (`x`) and `.` into 0 (`y`).
+#[inline(always)]
+fn word_of(s: &[u8]) -> Option<(u64, u64)> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    let word = u64::from_le_bytes(s.get(..8)?.try_into().ok()?);
+    Some((word ^ (ONES * 0x30), word ^ (ONES * 0x2e)))
+}
+
+impl Part {
+    /// The digits of the word (as [`word_of`] gives it) as an integer, if the word
+    /// has this part's layout.
+    #[inline(always)]
+    fn read(&self, (x, y): (u64, u64)) -> Option<u64> {
+        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+        // A byte's high bit is set when it is not a digit (exact per byte: the sums
+        // never carry into the next byte).
+        let not_digit = (((x & (ONES * 0x7f)) + ONES * 0x76) | x) & self.check;
+        if not_digit != self.want || y & self.dot != 0 || (self.end != 0 && y & self.end == 0) {
+            return None;
+        }
+        // The `.` taken out, the digits right-aligned (zeros before them), then
+        // summed: pairs in each 16-bit lane, fours in each 32-bit lane, then the two.
+        let mut d = (x & self.before_dot) | ((x >> 8) & self.after_dot);
+        d <<= self.shift;
+        d = (d * 10 + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
+        d = (d * 100 + (d >> 16)) & 0x0000_ffff_0000_ffff;
+        Some((d & 0xffff_ffff) * 10_000 + (d >> 32))
+    }
+
+    /// The part for a word whose first `len` bytes are digits except a `.` at `dot`,
+    /// followed by a byte that ends the number (`ends`) or by the `.` (`dot == len`).
+    fn new(len: usize, dot: Option<usize>, ends: bool) -> Part {
+        let high = |i: usize| 0x80u64 << (8 * i);
+        let byte = |i: usize| 0xffu64 << (8 * i);
+        let below = |i: usize| (1u64 << (8 * i)) - 1;
+        let digits = len - usize::from(dot.is_some_and(|p| p < len));
+        let at = dot.unwrap_or(len);
+        #[allow(clippy::cast_possible_truncation)] // at most 56
+        let shift = if digits == 0 {
+            0
+        } else {
+            (8 * (8 - digits)) as u32
+        };
+        Part {
+            check: (0..=len).fold(0, |m, i| m | high(i)),
+            want: high(len) | dot.map_or(0, high),
+            dot: dot.map_or(0, byte),
+            end: if ends { byte(len) } else { 0 },
+            before_dot: below(at.min(len)),
+            after_dot: below(digits) & !below(at.min(len)),
+            shift,
         }
     }
 }
@@ -144,69 +207,98 @@ impl DecimalReader {
     /// starts with, read faster when it has the last number's layout.
     #[inline(always)]
     pub fn prefix(&mut self, s: &[u8]) -> (Option<f64>, usize) {
-        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
         let neg = s.first() == Some(&b'-');
         let sign = usize::from(neg);
-        if let Some(word) = s.get(sign..sign + 8)
-            && let Ok(word) = <[u8; 8]>::try_from(word)
-        {
-            let word = u64::from_le_bytes(word);
-            // Digits become 0 to 9, and a byte's high bit is set when it is not one
-            // (exact per byte: the sums never carry into the next byte).
-            let x = word ^ (ONES * 0x30);
-            let not_digit = (((x & (ONES * 0x7f)) + ONES * 0x76) | x) & self.check;
-            // A `.` becomes 0.
-            let y = word ^ (ONES * 0x2e);
-            if not_digit == self.want && y & self.dot == 0 && y & self.end != 0 {
-                // The `.` taken out, the digits right-aligned (zeros before them),
-                // then summed: pairs in each 16-bit lane, fours in each 32-bit lane,
-                // then the two fours.
-                let mut d = (x & self.before_dot) | ((x >> 8) & self.after_dot);
-                d <<= self.shift;
-                d = (d * 10 + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
-                d = (d * 100 + (d >> 16)) & 0x0000_ffff_0000_ffff;
-                let mantissa = (d & 0xffff_ffff) * 10_000 + (d >> 32);
-                return (Some(value_of(mantissa, self.scale, neg)), sign + self.len);
+        let rest = s.get(sign..).unwrap_or_default();
+        let mantissa = if self.len == 0 {
+            None
+        } else if !self.split {
+            word_of(rest).and_then(|w| self.first.read(w))
+        } else {
+            let before = self.len - 1 - self.scale;
+            match (word_of(rest), rest.get(before..).and_then(word_of)) {
+                (Some(a), Some(b)) => match (self.first.read(a), self.second.read(b)) {
+                    (Some(int), Some(frac)) => Some(int * POW10_INT[self.scale] + frac),
+                    _ => None,
+                },
+                _ => None,
             }
+        };
+        match mantissa {
+            Some(m) => (Some(value_of(m, self.scale, neg)), sign + self.len),
+            None => self.read_and_learn(s, sign),
         }
-        self.learn(s, neg)
     }
 
-    /// Reads `s` a byte at a time and keeps its layout when it is a plain decimal of
-    /// up to seven bytes after the sign, with a word's bytes to read.
+    /// Reads `s` with [`plain_decimal_prefix`] and keeps its layout (none when it is
+    /// not plain, has no word's bytes to read, or does not fit the words). Out of
+    /// line, so that the usual number's code stays small where it is inlined.
     #[inline(never)]
-    fn learn(&mut self, s: &[u8], neg: bool) -> (Option<f64>, usize) {
+    fn read_and_learn(&mut self, s: &[u8], sign: usize) -> (Option<f64>, usize) {
         let found = plain_decimal_prefix(s);
-        let sign = usize::from(neg);
-        let len = found.1 - sign;
-        if found.0.is_some() && len < 8 && s.len() >= sign + 8 {
-            let high = |i: usize| 0x80u64 << (8 * i);
-            let byte = |i: usize| 0xffu64 << (8 * i);
-            let below = |i: usize| (1u64 << (8 * i)) - 1;
-            let dot = s[sign..found.1].iter().position(|&c| c == b'.');
-            let digits = len - usize::from(dot.is_some());
-            self.check = (0..=len).fold(0, |m, i| m | high(i));
-            self.want = high(len) | dot.map_or(0, high);
-            self.dot = dot.map_or(0, byte);
-            self.end = byte(len);
-            let at = dot.unwrap_or(len);
-            self.before_dot = below(at);
-            self.after_dot = below(digits) & !below(at);
-            #[allow(clippy::cast_possible_truncation)] // at most 56
-            let shift = (8 * (8 - digits)) as u32;
-            self.shift = shift;
-            self.len = len;
-            self.scale = dot.map_or(0, |p| len - 1 - p);
+        let number = &s[sign..found.1];
+        let len = number.len();
+        let dot = number.iter().position(|&c| c == b'.');
+        self.len = 0;
+        if found.0.is_none() {
+            return found;
         }
+        if len < 8 && s.len() >= sign + 8 {
+            self.first = Part::new(len, dot, true);
+            self.split = false;
+        } else if let Some(at) = dot
+            && at < 8
+            && len - at < 8
+            && s.len() >= sign + at + 9
+        {
+            // Two words: the digits before the `.` and the `.` itself, then from the
+            // `.` (its byte then checked as not a digit, read as nothing) on.
+            self.first = Part::new(at, Some(at), false);
+            self.second = Part::new(len - at, Some(0), true);
+            self.split = true;
+        } else {
+            return found;
+        }
+        self.len = len;
+        self.scale = dot.map_or(0, |p| len - 1 - p);
         found
     }
 }
+
+/// Powers of ten as integers, for joining a number's digits before and after its `.`.
+const POW10_INT: [u64; 16] = {
+    let mut p = [1u64; 16];
+    let mut i = 1;
+    while i < 16 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::{DecimalReader, parse_plain_decimal, plain_decimal_prefix};
+
+    /// A number laid out as the last one but followed by a `.` (or a digit) is longer
+    /// than its layout: read a byte at a time, it is not plain (or not the same number).
+    #[test]
+    fn a_point_or_digit_after_the_layout_is_not_the_layout() {
+        let mut reader = DecimalReader::default();
+        for text in [
+            &b"600.000\n2025"[..],
+            b"613.024.\n2025",
+            b"613.0245\n2025",
+            b"1234.56789,RTM,1",
+            b"4321.98765.RTM,1",
+            b"4321.987654,RTM,1",
+            b"4321.98765,RTM,1",
+        ] {
+            assert_eq!(reader.prefix(text), plain_decimal_prefix(text), "{text:?}");
+        }
+    }
 
     proptest! {
         /// A column of numbers read by one reader gives each what
@@ -217,20 +309,20 @@ mod tests {
             column in proptest::collection::vec(
                 (
                     prop_oneof![3 => Just(true), 1 => Just(false)],
-                    "-?[0-9]{0,4}\\.?[0-9]{0,4}|[0-9.,\\n x-]{0,9}",
-                    proptest::collection::vec(prop_oneof![9 => b'0'..=b'9', 1 => Just(b'.'), 1 => Just(b'x')], 9),
-                    "[,\\n x\\u{80}0-9.-]{0,9}",
+                    "-?[0-9]{0,9}\\.?[0-9]{0,9}|[0-9.,\\n x-]{0,17}",
+                    proptest::collection::vec(prop_oneof![40 => b'0'..=b'9', 1 => Just(b'.'), 1 => Just(b'x')], 20),
+                    "[,\\n x\\u{80}0-9.-]{0,17}",
                 ),
                 1..40,
             ),
         ) {
             let mut reader = DecimalReader::default();
-            let mut last = Vec::new();
+            let mut last: Vec<u8> = Vec::new();
             for (again, number, bytes, rest) in column {
                 // Mostly the last number's layout with other digits, now and then
-                // with a byte that breaks it.
+                // with a `.` or a letter where a digit was.
                 let number = if again && !last.is_empty() {
-                    last.iter().zip(&bytes).map(|(&c, &b)| if c == b'-' { c } else { b }).collect()
+                    last.iter().zip(&bytes).map(|(&c, &b)| if c.is_ascii_digit() { b } else { c }).collect()
                 } else {
                     number.into_bytes()
                 };
