@@ -252,6 +252,19 @@ fn meter_csv(c: &mut Criterion) {
     group.bench_function(format!("one meter-year, {} rows", s.len()), |b| {
         b.iter(|| gridflex_mv::input::parse_meter_csv(black_box(&csv)))
     });
+    // The same meter ten times larger (values of 1,000 kW and more: `1234.567`, eight
+    // bytes, which the value reader takes as two words).
+    let large: String = csv
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match line.split_once(',') {
+            Some((t, v)) if i > 0 && !v.is_empty() => format!("{t},1{v}\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    group.bench_function("the same meter-year, values of 1,000 kW and more", |b| {
+        b.iter(|| gridflex_mv::input::parse_meter_csv(black_box(&large)))
+    });
     // The same bytes through the general parser (the price reader has no fast path):
     // the before/after of the meter's fast path in one run.
     let prices = csv.replacen("interval_start,kw", "interval_start,lmp", 1);
