@@ -252,7 +252,7 @@ impl DecimalReader {
             && s.len() >= sign + at + 9
         {
             // Two words: the digits before the `.` and the `.` itself, then from the
-            // `.` (its byte then checked as not a digit, read as nothing) on.
+            // `.` on (the `.` checked again, the digits after it, the byte after them).
             self.first = Part::new(at, Some(at), false);
             self.second = Part::new(len - at, Some(0), true);
             self.split = true;

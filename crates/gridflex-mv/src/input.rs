@@ -592,7 +592,8 @@ mod fast {
         instant_cached(s, &mut Cache::default())
     }
 
-    /// What [`instant_cached`] reuses from the rows read before.
+    /// What the fast readers reuse from the rows read before: for their times
+    /// ([`instant_cached`]) and their values ([`quick_row`]).
     pub(super) struct Cache {
         /// The last date read in full: its ten bytes (zero bytes at first, which no
         /// date matches) and its day number.
@@ -706,11 +707,11 @@ mod fast {
 
     /// The usual meter row at `pos`, read without looking for its end first: a time of
     /// 25 or 20 bytes (with an offset or a `Z`), a comma, a value of digits, `.` and `-`
-    /// (or none, read by `values`), then `\n`, `\r\n` or the end of the text. Returns the time's and
-    /// the value's bytes and where the next line starts; `None` for any other line
-    /// (read the general way). The time is not checked here: it has no comma and no
-    /// line end only if it parses, and a time that does not parse fails the fast path
-    /// whichever way its line was found.
+    /// (or none; read by `values`), then `\n`, `\r\n` or the end of the text. Returns
+    /// the time's and the value's bytes and where the next line starts; `None` for any
+    /// other line (read the general way). The time is not checked here: it has no
+    /// comma and no line end only if it parses, and a time that does not parse fails
+    /// the fast path whichever way its line was found.
     // Forced inline: with two callers (this reader and the long-format one) it became a
     // call per row, and the meter reader lost 15 % (docs/throughput.md, fifth round).
     #[inline(always)]
