@@ -191,32 +191,32 @@ fn fleet_20k(c: &mut Criterion) {
     let methods = [Method::Caiso10in10.baseline(), Method::PjmCbl.baseline()];
     let mut group = c.benchmark_group("fleet 20k");
     group.sample_size(10);
-    for threads in [1usize, 2] {
-        let n = std::num::NonZeroUsize::new(threads).unwrap_or(std::num::NonZeroUsize::MIN);
-        group.bench_function(
-            format!("{METERS} meter-years x 10 events x 2 methods, {threads} thread(s)"),
-            |bch| {
-                bch.iter(|| {
-                    let rows = gridflex_mv::fleet::settle_with(&fleet, &cal, &events, &methods, n);
-                    assert!(
-                        rows.iter().all(|r| r.figures.is_ok()),
-                        "every baseline computes"
-                    );
-                    rows.len()
-                })
-            },
-        );
-    }
+    on_one_and_two_threads(&mut group, &format!("{METERS} meter-years"), |n| {
+        gridflex_mv::fleet::settle_with(&fleet, &cal, &events, &methods, n)
+    });
     // The same meters on one grid (built once, as a fleet loaded for settling is).
     let grid = gridflex_mv::fleet::FleetGrid::from_meters(&fleet).unwrap_or_else(|e| panic!("{e}"));
     drop(fleet);
+    on_one_and_two_threads(&mut group, &format!("grid: {METERS} meter-years"), |n| {
+        gridflex_mv::fleet::settle_grid(&grid, &cal, &events, &methods, n)
+    });
+    group.finish();
+}
+
+/// Benches `settle` (the fleet's 10 events x 2 methods) on 1 and 2 threads, checking
+/// that every baseline computes.
+fn on_one_and_two_threads(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    fleet: &str,
+    settle: impl Fn(std::num::NonZeroUsize) -> Vec<gridflex_mv::fleet::FleetRow>,
+) {
     for threads in [1usize, 2] {
         let n = std::num::NonZeroUsize::new(threads).unwrap_or(std::num::NonZeroUsize::MIN);
         group.bench_function(
-            format!("grid: {METERS} meter-years x 10 events x 2 methods, {threads} thread(s)"),
+            format!("{fleet} x 10 events x 2 methods, {threads} thread(s)"),
             |bch| {
                 bch.iter(|| {
-                    let rows = gridflex_mv::fleet::settle_grid(&grid, &cal, &events, &methods, n);
+                    let rows = settle(n);
                     assert!(
                         rows.iter().all(|r| r.figures.is_ok()),
                         "every baseline computes"
@@ -226,7 +226,6 @@ fn fleet_20k(c: &mut Criterion) {
             },
         );
     }
-    group.finish();
 }
 
 /// A meter-year of 5-minute data as the utility's interval CSV (`interval_start,kw`, local
