@@ -235,7 +235,10 @@ struct Summary {
 }
 
 fn summarise(points: &[PricePoint]) -> String {
-    let nodes: HashSet<&str> = points.iter().map(|p| p.node.as_str()).collect();
+    // foldhash: the summary counts every point's node, and SipHash cost as much as a
+    // tenth of the parse.
+    let nodes: HashSet<&str, foldhash::fast::RandomState> =
+        points.iter().map(|p| p.node.as_str()).collect();
     let lmps = points.iter().map(|p| p.lmp.as_per_megawatt_hour());
     let summary = Summary {
         count: points.len(),

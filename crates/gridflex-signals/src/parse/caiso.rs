@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use gridflex_core::{Interval, Price, PricingNodeId};
 
 use super::Skips;
+use super::intern::Interner;
 use super::scalar::shown;
 use crate::{Location, MarketRun, PricePoint, SignalError};
 
@@ -70,6 +71,7 @@ struct Seen {
     element: bool,
 }
 
+#[derive(Clone, Copy)]
 struct Pending {
     end: DateTime<Utc>,
     values: [Option<Price>; 5],
@@ -207,8 +209,7 @@ pub(crate) struct Recorder {
     strict: bool,
     events: Vec<Event>,
     /// Node names in first-seen order (the recorded keys hold these indexes).
-    names: Vec<Box<[u8]>>,
-    index: HashMap<Box<[u8]>, u32, RandomState>,
+    names: Interner,
     kept: usize,
     /// A strict-mode bad row ended the file.
     stopped: bool,
@@ -219,8 +220,7 @@ impl Recorder {
         Self {
             strict: mode == super::Mode::Strict,
             events: Vec::new(),
-            names: Vec::new(),
-            index: HashMap::default(),
+            names: Interner::default(),
             kept: 0,
             stopped: false,
         }
@@ -240,7 +240,7 @@ impl Recorder {
     /// made, in the same order.
     pub(crate) fn replay(self, sink: &mut impl Sink) -> Result<(), SignalError> {
         let mut global = Vec::with_capacity(self.names.len());
-        for name in &self.names {
+        for name in (0..self.names.len() as u32).filter_map(|i| self.names.text(i)) {
             // Validated when recorded; interning again cannot fail differently.
             global.push(
                 sink.node(name)
@@ -285,16 +285,8 @@ impl Recorder {
 
 impl Sink for Recorder {
     fn node(&mut self, text: &[u8]) -> Result<u32, String> {
-        let text = text.trim_ascii();
-        if let Some(&i) = self.index.get(text) {
-            return Ok(i);
-        }
-        let s = std::str::from_utf8(text).map_err(|_| format!("{} is not UTF-8", shown(text)))?;
-        PricingNodeId::new(s).map_err(|e| e.to_string())?;
-        let i = u32::try_from(self.names.len()).map_err(|_| "too many nodes".to_owned())?;
-        self.names.push(text.into());
-        self.index.insert(text.into(), i);
-        Ok(i)
+        self.names
+            .intern(text.trim_ascii(), |text| node_id(text).map(drop))
     }
 
     fn add(
@@ -344,6 +336,12 @@ impl Sink for Recorder {
     }
 }
 
+/// A node name as a node id: UTF-8 and a valid [`PricingNodeId`].
+fn node_id(text: &[u8]) -> Result<PricingNodeId, String> {
+    let s = std::str::from_utf8(text).map_err(|_| format!("{} is not UTF-8", shown(text)))?;
+    PricingNodeId::new(s).map_err(|e| e.to_string())
+}
+
 /// The node, interval and run a component row belongs to.
 #[derive(Clone)]
 pub(crate) struct RowKey {
@@ -355,9 +353,8 @@ pub(crate) struct RowKey {
 
 /// Joins component rows into price points.
 pub(crate) struct Gatherer {
-    // foldhash: several times faster than SipHash on these short keys, and seeded
-    // per map, so a hostile file cannot aim at collisions it cannot predict.
-    node_index: HashMap<Box<[u8]>, u32, RandomState>,
+    names: Interner,
+    /// Each interned name as a node id.
     nodes: Vec<PricingNodeId>,
     /// Points in the order first seen. Looked up in two steps, (start, run) to a slot
     /// and then the node within the slot: a file's rows come in runs of one interval,
@@ -367,6 +364,8 @@ pub(crate) struct Gatherer {
     slots: HashMap<(i64, MarketRun), u32, RandomState>,
     slot_nodes: Vec<HashMap<u32, u32, RandomState>>,
     last_slot: Option<((i64, MarketRun), u32)>,
+    /// The point found last (the first guess for the next row).
+    last_point: u32,
     hasher: RandomState,
     entries: Vec<String>,
     entry: u32,
@@ -375,12 +374,13 @@ pub(crate) struct Gatherer {
 impl Gatherer {
     pub(crate) fn new() -> Self {
         Self {
-            node_index: HashMap::default(),
+            names: Interner::default(),
             nodes: Vec::new(),
             pending: Vec::new(),
             slots: HashMap::default(),
             slot_nodes: Vec::new(),
             last_slot: None,
+            last_point: u32::MAX,
             hasher: RandomState::default(),
             entries: Vec::new(),
             entry: u32::MAX,
@@ -395,21 +395,26 @@ impl Gatherer {
 
     /// The interned index of a node name, validating it on first sight.
     pub(crate) fn node(&mut self, text: &[u8]) -> Result<u32, String> {
-        let text = text.trim_ascii();
-        if let Some(&i) = self.node_index.get(text) {
-            return Ok(i);
-        }
-        let s = std::str::from_utf8(text).map_err(|_| format!("{} is not UTF-8", shown(text)))?;
-        let id = PricingNodeId::new(s).map_err(|e| e.to_string())?;
-        let i = u32::try_from(self.nodes.len()).map_err(|_| "too many nodes".to_owned())?;
-        self.nodes.push(id);
-        self.node_index.insert(text.into(), i);
-        Ok(i)
+        let nodes = &mut self.nodes;
+        self.names.intern(text.trim_ascii(), |text| {
+            nodes.push(node_id(text)?);
+            Ok(())
+        })
     }
 
     /// The pending point of `key`, created on first sight.
     fn point(&mut self, key: &RowKey, seen: Seen) -> &mut Pending {
         let start = key.start.timestamp();
+        let want = (start, key.node, key.run);
+        // A file's rows for one point come one after another (its components), or in
+        // the same order as the rows that made the points (a later component's pass).
+        let last = self.last_point as usize;
+        for i in [last, last.wrapping_add(1)] {
+            if self.pending.get(i).is_some_and(|(k, _)| *k == want) {
+                self.last_point = i as u32;
+                return &mut self.pending[i].1;
+            }
+        }
         let slot_key = (start, key.run);
         let slot = match self.last_slot {
             Some((k, slot)) if k == slot_key => slot,
@@ -438,6 +443,7 @@ impl Gatherer {
                 },
             ));
         }
+        self.last_point = i;
         &mut self.pending[i as usize].1
     }
 
@@ -526,7 +532,7 @@ impl Gatherer {
     /// The finished points, sorted by start, node, run. A point with no LMP row is a
     /// bad row; a point one of whose rows was bad is dropped and reported.
     pub(crate) fn finish(self, skips: &mut Skips) -> Result<Vec<PricePoint>, SignalError> {
-        let mut keys = self.pending;
+        let keys = self.pending;
         let nodes = &self.nodes;
         // Each node's rank in name order, so the sort compares integers.
         let mut by_name: Vec<u32> = (0..nodes.len() as u32).collect();
@@ -536,16 +542,23 @@ impl Gatherer {
         for (r, &n) in by_name.iter().enumerate() {
             rank[n as usize] = r as u32;
         }
-        keys.sort_unstable_by_key(|((start, node, run), _)| (*start, rank[*node as usize], *run));
+        // Sorted as small keys with the point's index, not the points themselves.
+        let mut order: Vec<(i64, u32, MarketRun, u32)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, &((start, node, run), _))| (start, rank[node as usize], run, i as u32))
+            .collect();
+        order.sort_unstable();
         let entries = self.entries;
-        let mut out = Vec::with_capacity(keys.len());
-        for ((start, node, run), p) in keys {
+        let mut out = Vec::with_capacity(order.len());
+        for (_, _, _, i) in order {
+            let ((start, node, run), p) = keys[i as usize];
             let node = nodes[node as usize].clone();
-            let at = location(&entries, p.seen);
+            let at = || location(&entries, p.seen);
             let start = DateTime::from_timestamp(start, 0).unwrap_or_default();
             if p.poisoned {
                 skips.bad_row(
-                    at,
+                    at(),
                     SignalError::invalid(
                         "price point",
                         format!(
@@ -562,9 +575,9 @@ impl Gatherer {
                     .map(|i| COMPONENT_NAMES[i])
                     .collect();
                 skips.bad_row(
-                    at.clone(),
+                    at(),
                     SignalError::field(
-                        at,
+                        at(),
                         "LMP_TYPE",
                         format!(
                             "no LMP row for node {node}, {run} interval starting {} (only {})",
@@ -582,7 +595,7 @@ impl Gatherer {
                 } else {
                     "INTERVALENDTIME_GMT"
                 };
-                skips.bad_row(at.clone(), SignalError::field(at, field, e.to_string()))?;
+                skips.bad_row(at(), SignalError::field(at(), field, e.to_string()))?;
                 continue;
             }
             out.push(

@@ -263,16 +263,13 @@ fn row(
     let run = match cols.run {
         Some(i) => {
             let text = get(i, "MARKET_RUN_ID")?;
-            let run = std::str::from_utf8(text)
-                .ok()
-                .and_then(MarketRun::from_caiso_id)
-                .ok_or_else(|| {
-                    SignalError::field(
-                        at(),
-                        "MARKET_RUN_ID",
-                        format!("{} is not DAM, RTPD, RTM or HASP", shown(text)),
-                    )
-                })?;
+            let run = run_id(text).ok_or_else(|| {
+                SignalError::field(
+                    at(),
+                    "MARKET_RUN_ID",
+                    format!("{} is not DAM, RTPD, RTM or HASP", shown(text)),
+                )
+            })?;
             if let Some(want) = options.run
                 && want != run
             {
@@ -341,6 +338,20 @@ fn row(
             gatherer.poison(&key, line, false);
             Err(e)
         }
+    }
+}
+
+/// A `MARKET_RUN_ID`: the exact bytes every row has, else [`MarketRun::from_caiso_id`]
+/// (which trims any whitespace).
+fn run_id(text: &[u8]) -> Option<MarketRun> {
+    match text {
+        b"RTM" => Some(MarketRun::CaisoRtm),
+        b"DAM" => Some(MarketRun::CaisoDam),
+        b"RTPD" => Some(MarketRun::CaisoRtpd),
+        b"HASP" => Some(MarketRun::CaisoHasp),
+        _ => std::str::from_utf8(text)
+            .ok()
+            .and_then(MarketRun::from_caiso_id),
     }
 }
 

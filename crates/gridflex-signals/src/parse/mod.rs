@@ -40,6 +40,7 @@ use crate::{Location, MarketRun, PricePoint, SignalError};
 mod caiso;
 mod caiso_csv;
 mod caiso_xml;
+mod intern;
 mod oasis_zip;
 mod pjm;
 mod pjm_csv;

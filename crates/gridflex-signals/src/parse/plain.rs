@@ -161,36 +161,67 @@ fn is_plain(buf: &[u8], eof: bool) -> bool {
 /// Field bounds of one line. A line is at most [`MAX_PLAIN_LINE`] bytes here, so the
 /// offsets fit in `u32`.
 ///
-/// Eight bytes at a time (SWAR): a line's fields are short, so one vector search per
-/// comma (`memchr_iter`) spent more on starting each search than on searching.
+/// The commas of each 64 bytes are found first, as one 64-bit mask built eight bytes
+/// at a time (SWAR) without a branch, and then taken from the mask lowest first. A
+/// line's fields are short: one vector search per comma (`memchr_iter`) spent more on
+/// starting each search than on searching, and a branch per eight bytes on whether
+/// they hold a comma was mispredicted often enough to cost more than the search.
 fn split(text: &[u8], bounds: &mut Vec<(u32, u32)>) {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const COMMAS: u64 = u64::from_le_bytes([b','; 8]);
     bounds.clear();
     let mut start = 0u32;
-    let mut cut = |i: usize, bounds: &mut Vec<(u32, u32)>| {
-        bounds.push((start, i as u32));
-        start = i as u32 + 1;
+    let mut take = |mut mask: u64, base: u32, bounds: &mut Vec<(u32, u32)>| {
+        while mask != 0 {
+            let i = base + mask.trailing_zeros();
+            bounds.push((start, i));
+            start = i + 1;
+            mask &= mask - 1;
+        }
     };
-    let mut words = text.chunks_exact(8);
-    let mut base = 0usize;
-    for w in &mut words {
-        let t = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ COMMAS;
-        // The high bit of each byte of `hits` is set exactly where `t` is zero (no
-        // carry crosses a byte: (t & 0x7f) + 0x7f <= 0xfe).
-        let mut hits = !(((t & LOW7) + LOW7) | t | LOW7);
-        while hits != 0 {
-            cut(base + (hits.trailing_zeros() / 8) as usize, bounds);
-            hits &= hits - 1;
+    let (blocks, tail) = text.as_chunks::<64>();
+    let mut base = 0u32;
+    for block in blocks {
+        let (words, _) = block.as_chunks::<8>();
+        let mut mask = 0u64;
+        for (k, w) in words.iter().enumerate() {
+            mask |= commas(u64::from_le_bytes(*w)) << (8 * k);
         }
-        base += 8;
+        take(mask, base, bounds);
+        base += 64;
     }
-    for (k, &b) in words.remainder().iter().enumerate() {
-        if b == b',' {
-            cut(base + k, bounds);
-        }
+    let (words, rest) = tail.as_chunks::<8>();
+    let mut mask = words.iter().enumerate().fold(0u64, |m, (k, w)| {
+        m | commas(u64::from_le_bytes(*w)) << (8 * k)
+    });
+    if !rest.is_empty() {
+        // The last bytes: the line's last eight, shifted past those already read
+        // (copied into a word of zeros when the whole line is shorter than eight).
+        let last = match text.last_chunk::<8>() {
+            Some(w) => commas(u64::from_le_bytes(*w)) >> (8 - rest.len()),
+            None => {
+                let mut w = [0u8; 8];
+                w[..rest.len()].copy_from_slice(rest);
+                commas(u64::from_le_bytes(w))
+            }
+        };
+        mask |= last << (8 * words.len());
     }
+    take(mask, base, bounds);
     bounds.push((start, text.len() as u32));
+}
+
+/// One bit per byte of `w` (bit `k` for byte `k`, little-endian), set where the byte is
+/// a comma.
+#[inline(always)]
+fn commas(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const COMMAS: u64 = u64::from_le_bytes([b','; 8]);
+    let t = w ^ COMMAS;
+    // The high bit of each byte of `hits` is set exactly where `t` is zero (no carry
+    // crosses a byte: (t & 0x7f) + 0x7f <= 0xfe).
+    let hits = !(((t & LOW7) + LOW7) | t | LOW7);
+    // Each byte's high bit moved to its low bit, then all eight gathered into the top
+    // byte by one multiplication (no two partial products meet in the same bit).
+    ((hits >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
 }
 
 #[cfg(test)]
