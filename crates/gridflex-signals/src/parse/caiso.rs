@@ -71,11 +71,13 @@ struct Seen {
     element: bool,
 }
 
+/// What the gatherer keeps beside each point it builds.
 #[derive(Clone, Copy)]
-struct Pending {
-    end: DateTime<Utc>,
-    values: [Option<Price>; 5],
+struct Meta {
+    key: Key,
     seen: Seen,
+    /// The components read so far, one bit each (`1 << Component`).
+    have: u8,
     poisoned: bool,
 }
 
@@ -356,11 +358,15 @@ pub(crate) struct Gatherer {
     names: Interner,
     /// Each interned name as a node id.
     nodes: Vec<PricingNodeId>,
-    /// Points in the order first seen. Looked up in two steps, (start, run) to a slot
-    /// and then the node within the slot: a file's rows come in runs of one interval,
-    /// so the slot's small map stays in cache, where one map of every point would miss
-    /// the cache on nearly every row.
-    pending: Vec<(Key, Pending)>,
+    /// Points in the order first seen, built as their rows come (a component of a
+    /// point means something only once `Meta::have` says its row was read), and
+    /// sorted where they are at the end, so the output is never a second copy. Looked
+    /// up in two steps, (start, run) to a slot and then the node within the slot: a
+    /// file's rows come in runs of one interval, so the slot's small map stays in
+    /// cache, where one map of every point would miss the cache on nearly every row.
+    points: Vec<PricePoint>,
+    /// Beside each point, by index.
+    meta: Vec<Meta>,
     slots: HashMap<(i64, MarketRun), u32, RandomState>,
     slot_nodes: Vec<HashMap<u32, u32, RandomState>>,
     last_slot: Option<((i64, MarketRun), u32)>,
@@ -376,7 +382,8 @@ impl Gatherer {
         Self {
             names: Interner::default(),
             nodes: Vec::new(),
-            pending: Vec::new(),
+            points: Vec::new(),
+            meta: Vec::new(),
             slots: HashMap::default(),
             slot_nodes: Vec::new(),
             last_slot: None,
@@ -402,17 +409,18 @@ impl Gatherer {
         })
     }
 
-    /// The pending point of `key`, created on first sight.
-    fn point(&mut self, key: &RowKey, seen: Seen) -> &mut Pending {
+    /// The index of the point of `key`, created on first sight (with the row's end,
+    /// which the row has checked is after its start).
+    fn point(&mut self, key: &RowKey, seen: Seen) -> Result<usize, SignalError> {
         let start = key.start.timestamp();
         let want = (start, key.node, key.run);
         // A file's rows for one point come one after another (its components), or in
         // the same order as the rows that made the points (a later component's pass).
         let last = self.last_point as usize;
         for i in [last, last.wrapping_add(1)] {
-            if self.pending.get(i).is_some_and(|(k, _)| *k == want) {
+            if self.meta.get(i).is_some_and(|m| m.key == want) {
                 self.last_point = i as u32;
-                return &mut self.pending[i].1;
+                return Ok(i);
             }
         }
         let slot_key = (start, key.run);
@@ -428,23 +436,31 @@ impl Gatherer {
                 slot
             }
         };
-        let next = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
-        let i = *self.slot_nodes[slot as usize]
-            .entry(key.node)
-            .or_insert(next);
-        if i == next {
-            self.pending.push((
-                (start, key.node, key.run),
-                Pending {
-                    end: key.end,
-                    values: [None; 5],
+        let next = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
+        let nodes = &self.nodes;
+        let map = &mut self.slot_nodes[slot as usize];
+        let i = match map.get(&key.node) {
+            Some(&i) => i,
+            None => {
+                let node = nodes.get(key.node as usize).cloned().ok_or_else(|| {
+                    SignalError::invalid("NODE", "a row names a node not interned")
+                })?;
+                let interval = Interval::new(key.start, key.end)?;
+                // The LMP is set by its row; until then `Meta::have` says it is not read.
+                self.points
+                    .push(PricePoint::new(key.run, node, interval, Price::ZERO));
+                self.meta.push(Meta {
+                    key: want,
                     seen,
+                    have: 0,
                     poisoned: false,
-                },
-            ));
-        }
+                });
+                map.insert(key.node, next);
+                next
+            }
+        };
         self.last_point = i;
-        &mut self.pending[i as usize].1
+        Ok(i as usize)
     }
 
     fn location(&self, seen: Seen) -> Location {
@@ -479,11 +495,11 @@ impl Gatherer {
             entry: self.entry,
             element,
         };
-        let p = self.point(key, seen);
-        let (first, end) = (p.seen, p.end);
-        let slot = &mut p.values[component as usize];
+        let i = self.point(key, seen)?;
+        let (first, end) = (self.meta[i].seen, self.points[i].interval.end());
+        let bit = 1u8 << component as u8;
         if end != key.end {
-            p.poisoned = true;
+            self.meta[i].poisoned = true;
             let reason = format!(
                 "end {} disagrees with end {} given at {} for {}",
                 key.end.to_rfc3339(),
@@ -493,8 +509,8 @@ impl Gatherer {
             );
             return Err(SignalError::field(self.here(n, element), field, reason));
         }
-        if slot.is_some() {
-            p.poisoned = true;
+        if self.meta[i].have & bit != 0 {
+            self.meta[i].poisoned = true;
             let reason = format!(
                 "second {} row for {} (first row at {})",
                 component.name(),
@@ -507,7 +523,15 @@ impl Gatherer {
                 reason,
             ));
         }
-        *slot = Some(price);
+        self.meta[i].have |= bit;
+        let p = &mut self.points[i];
+        match component {
+            Component::Lmp => p.lmp = price,
+            Component::Energy => p.energy = Some(price),
+            Component::Congestion => p.congestion = Some(price),
+            Component::Loss => p.loss = Some(price),
+            Component::Ghg => p.ghg = Some(price),
+        }
         Ok(())
     }
 
@@ -526,14 +550,24 @@ impl Gatherer {
             entry: self.entry,
             element,
         };
-        self.point(key, seen).poisoned = true;
+        // A point is made for any row whose end is after its start, which every row
+        // that gets here has checked; were one made for no point, nothing is emitted
+        // for it either.
+        if let Ok(i) = self.point(key, seen) {
+            self.meta[i].poisoned = true;
+        }
     }
 
     /// The finished points, sorted by start, node, run. A point with no LMP row is a
     /// bad row; a point one of whose rows was bad is dropped and reported.
     pub(crate) fn finish(self, skips: &mut Skips) -> Result<Vec<PricePoint>, SignalError> {
-        let keys = self.pending;
-        let nodes = &self.nodes;
+        let Gatherer {
+            nodes,
+            mut points,
+            meta,
+            entries,
+            ..
+        } = self;
         // Each node's rank in name order, so the sort compares integers.
         let mut by_name: Vec<u32> = (0..nodes.len() as u32).collect();
         by_name
@@ -543,20 +577,23 @@ impl Gatherer {
             rank[n as usize] = r as u32;
         }
         // Sorted as small keys with the point's index, not the points themselves.
-        let mut order: Vec<(i64, u32, MarketRun, u32)> = keys
+        let mut order: Vec<(i64, u32, MarketRun, u32)> = meta
             .iter()
             .enumerate()
-            .map(|(i, &((start, node, run), _))| (start, rank[node as usize], run, i as u32))
+            .map(|(i, m)| {
+                let (start, node, run) = m.key;
+                (start, rank[node as usize], run, i as u32)
+            })
             .collect();
         order.sort_unstable();
-        let entries = self.entries;
-        let mut out = Vec::with_capacity(order.len());
+        // Which points are emitted, in output order; the others are reported in that
+        // order too.
+        let mut kept: Vec<u32> = Vec::with_capacity(order.len());
         for (_, _, _, i) in order {
-            let ((start, node, run), p) = keys[i as usize];
-            let node = nodes[node as usize].clone();
-            let at = || location(&entries, p.seen);
-            let start = DateTime::from_timestamp(start, 0).unwrap_or_default();
-            if p.poisoned {
+            let (p, m) = (&points[i as usize], meta[i as usize]);
+            let at = || location(&entries, m.seen);
+            let (node, run, start) = (&p.node, p.run, p.interval.start());
+            if m.poisoned {
                 skips.bad_row(
                     at(),
                     SignalError::invalid(
@@ -569,10 +606,10 @@ impl Gatherer {
                 )?;
                 continue;
             }
-            let Some(lmp) = p.values[Component::Lmp as usize] else {
+            if m.have & (1 << Component::Lmp as u8) == 0 {
                 let have: Vec<&str> = (0..5)
-                    .filter(|&i| p.values[i].is_some())
-                    .map(|i| COMPONENT_NAMES[i])
+                    .filter(|&c| m.have & (1 << c) != 0)
+                    .map(|c| COMPONENT_NAMES[c])
                     .collect();
                 skips.bad_row(
                     at(),
@@ -587,10 +624,9 @@ impl Gatherer {
                     ),
                 )?;
                 continue;
-            };
-            let interval = Interval::new(start, p.end)?;
-            if let Err(e) = crate::model::check_length(run, &interval) {
-                let field = if p.seen.element {
+            }
+            if let Err(e) = crate::model::check_length(run, &p.interval) {
+                let field = if m.seen.element {
                     "INTERVAL_END_GMT"
                 } else {
                     "INTERVALENDTIME_GMT"
@@ -598,14 +634,62 @@ impl Gatherer {
                 skips.bad_row(at(), SignalError::field(at(), field, e.to_string()))?;
                 continue;
             }
-            out.push(
-                PricePoint::new(run, node, interval, lmp)
-                    .with_energy(p.values[Component::Energy as usize])
-                    .with_congestion(p.values[Component::Congestion as usize])
-                    .with_loss(p.values[Component::Loss as usize])
-                    .with_ghg(p.values[Component::Ghg as usize]),
-            );
+            kept.push(i);
         }
-        Ok(out)
+        to_front(&mut points, &kept);
+        points.truncate(kept.len());
+        Ok(points)
+    }
+}
+
+/// Moves `items[wanted[k]]` to `items[k]` for every `k`, in place (`wanted` holds
+/// distinct indexes); the items not wanted end up after them, in some order. Each
+/// item moves at most twice, and the two index maps cost 8 bytes an item where a
+/// sorted copy would cost a whole item.
+fn to_front<T>(items: &mut [T], wanted: &[u32]) {
+    // `at[i]`: where the item first at `i` is now; `held[j]`: which item is now at `j`.
+    let mut at: Vec<u32> = (0..items.len() as u32).collect();
+    let mut held = at.clone();
+    for (k, &w) in wanted.iter().enumerate() {
+        // Places before `k` hold only wanted items placed already, so `w` is at `k`
+        // or after it.
+        let from = at[w as usize] as usize;
+        items.swap(k, from);
+        let displaced = held[k];
+        held[k] = w;
+        held[from] = displaced;
+        at[w as usize] = k as u32;
+        at[displaced as usize] = from as u32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::Strategy as _;
+
+    use super::to_front;
+
+    proptest::proptest! {
+        /// Whatever distinct indexes are wanted, in whatever order, they come first, in
+        /// that order, and no item is lost or doubled.
+        #[test]
+        fn wanted_items_come_first_in_order(
+            (n, wanted) in (0usize..60).prop_flat_map(|n| {
+                (
+                    proptest::prelude::Just(n),
+                    proptest::sample::subsequence((0..n as u32).collect::<Vec<_>>(), 0..=n)
+                        .prop_shuffle(),
+                )
+            }),
+        ) {
+            let mut items: Vec<u32> = (0..n as u32).map(|i| i * 7).collect();
+            to_front(&mut items, &wanted);
+            let front: Vec<u32> = wanted.iter().map(|&w| w * 7).collect();
+            proptest::prop_assert_eq!(&items[..wanted.len()], &front[..]);
+            let mut all = items.clone();
+            all.sort_unstable();
+            let expected: Vec<u32> = (0..n as u32).map(|i| i * 7).collect();
+            proptest::prop_assert_eq!(all, expected);
+        }
     }
 }
