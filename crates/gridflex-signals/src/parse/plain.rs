@@ -120,24 +120,7 @@ pub(crate) fn read_plain<R: Read>(
                 line: line_no,
             });
         }
-        let mut from = 0;
-        while from < upto {
-            let end = memchr::memchr(b'\n', &buf[from..upto]).map_or(upto, |i| from + i);
-            let mut text = &buf[from..end];
-            if let [head @ .., b'\r'] = text {
-                text = head;
-            }
-            split(text, &mut bounds);
-            each(
-                line_no,
-                &Line {
-                    text,
-                    bounds: &bounds,
-                },
-            )?;
-            line_no += 1;
-            from = end + 1;
-        }
+        line_no = each_line(&buf[..upto], line_no, &mut bounds, &mut each)?;
         if eof {
             return Ok(Plain::Done);
         }
@@ -158,64 +141,151 @@ fn is_plain(buf: &[u8], eof: bool) -> bool {
     })
 }
 
-/// Field bounds of one line. A line is at most [`MAX_PLAIN_LINE`] bytes here, so the
-/// offsets fit in `u32`.
+/// Calls `each(number, &line)` for every line of `data` (whole lines; the last one may
+/// lack its `\n`), numbered from `line_no`, and returns the number after the last.
 ///
-/// The commas of each 64 bytes are found first, as one 64-bit mask built eight bytes
-/// at a time (SWAR) without a branch, and then taken from the mask lowest first. A
-/// line's fields are short: one vector search per comma (`memchr_iter`) spent more on
-/// starting each search than on searching, and a branch per eight bytes on whether
-/// they hold a comma was mispredicted often enough to cost more than the search.
-fn split(text: &[u8], bounds: &mut Vec<(u32, u32)>) {
-    bounds.clear();
-    let mut start = 0u32;
-    let mut take = |mut mask: u64, base: u32, bounds: &mut Vec<(u32, u32)>| {
-        while mask != 0 {
-            let i = base + mask.trailing_zeros();
-            bounds.push((start, i));
-            start = i + 1;
-            mask &= mask - 1;
-        }
+/// The commas and line ends of each 64 bytes are found at once, as two 64-bit masks
+/// ([`masks`]), and taken from the masks lowest first: no search is started per line
+/// or per field, and no branch depends on where the next comma is. A line's fields are
+/// short, so searching for each comma (`memchr_iter`) spent more on starting searches
+/// than on searching.
+fn each_line(
+    data: &[u8],
+    line_no: u64,
+    bounds: &mut Vec<(u32, u32)>,
+    each: &mut impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
+) -> Result<u64, SignalError> {
+    // `data` is at most a chunk and a longest plain line, so offsets fit in `u32`.
+    let mut at = Cuts {
+        data,
+        field: 0,
+        line_no,
     };
-    let (blocks, tail) = text.as_chunks::<64>();
+    bounds.clear();
+    let (blocks, tail) = data.as_chunks::<64>();
     let mut base = 0u32;
     for block in blocks {
-        let (words, _) = block.as_chunks::<8>();
-        let mut mask = 0u64;
-        for (k, w) in words.iter().enumerate() {
-            mask |= commas(u64::from_le_bytes(*w)) << (8 * k);
-        }
-        take(mask, base, bounds);
+        let (commas, newlines) = masks(block);
+        at.take(commas, newlines, base, bounds, each)?;
         base += 64;
     }
-    let (words, rest) = tail.as_chunks::<8>();
-    let mut mask = words.iter().enumerate().fold(0u64, |m, (k, w)| {
-        m | commas(u64::from_le_bytes(*w)) << (8 * k)
-    });
-    if !rest.is_empty() {
-        // The last bytes: the line's last eight, shifted past those already read
-        // (copied into a word of zeros when the whole line is shorter than eight).
-        let last = match text.last_chunk::<8>() {
-            Some(w) => commas(u64::from_le_bytes(*w)) >> (8 - rest.len()),
-            None => {
-                let mut w = [0u8; 8];
-                w[..rest.len()].copy_from_slice(rest);
-                commas(u64::from_le_bytes(w))
-            }
-        };
-        mask |= last << (8 * words.len());
+    if !tail.is_empty() {
+        let mut last = [0u8; 64];
+        last[..tail.len()].copy_from_slice(tail);
+        let (commas, newlines) = masks(&last);
+        at.take(commas, newlines, base, bounds, each)?;
     }
-    take(mask, base, bounds);
-    bounds.push((start, text.len() as u32));
+    if data.last().is_some_and(|&b| b != b'\n') {
+        at.end_line(data.len() as u32, bounds, each)?;
+    }
+    Ok(at.line_no)
+}
+
+/// Where [`each_line`] is: the start of the field being read and the line's number.
+struct Cuts<'a> {
+    data: &'a [u8],
+    field: u32,
+    line_no: u64,
+}
+
+impl Cuts<'_> {
+    /// The fields and lines that end at the set bits of `commas` and `newlines`
+    /// (bit `k` for byte `base + k`).
+    #[inline(always)]
+    fn take(
+        &mut self,
+        commas: u64,
+        newlines: u64,
+        base: u32,
+        bounds: &mut Vec<(u32, u32)>,
+        each: &mut impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
+    ) -> Result<(), SignalError> {
+        let mut cuts = commas | newlines;
+        while cuts != 0 {
+            let i = base + cuts.trailing_zeros();
+            if newlines & cuts & cuts.wrapping_neg() == 0 {
+                bounds.push((self.field, i));
+                self.field = i + 1;
+            } else {
+                self.end_line(i, bounds, each)?;
+            }
+            cuts &= cuts - 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the line at byte `end` (its `\n`, or the end of the data): its last field
+    /// stops before a `\r` right before `end`.
+    fn end_line(
+        &mut self,
+        end: u32,
+        bounds: &mut Vec<(u32, u32)>,
+        each: &mut impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
+    ) -> Result<(), SignalError> {
+        let cr = end > self.field && self.data.get(end as usize - 1) == Some(&b'\r');
+        bounds.push((self.field, end - u32::from(cr)));
+        each(
+            self.line_no,
+            &Line {
+                text: self.data,
+                bounds,
+            },
+        )?;
+        bounds.clear();
+        self.line_no += 1;
+        self.field = end + 1;
+        Ok(())
+    }
+}
+
+/// The commas and the newlines of 64 bytes, one bit per byte (bit `k` for byte `k`):
+/// 16 bytes at a time with SSE2, which every x86-64 has.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn masks(block: &[u8; 64]) -> (u64, u64) {
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+    let (comma, newline) = (set_splat_i8_m128i(b',' as i8), set_splat_i8_m128i(b'\n' as i8));
+    let (parts, _) = block.as_chunks::<16>();
+    let (mut commas, mut newlines) = (0u64, 0u64);
+    for (k, part) in parts.iter().enumerate() {
+        let v = load_unaligned_m128i(part);
+        let bits = |mask| u64::from(move_mask_i8_m128i(mask) as u16) << (16 * k);
+        commas |= bits(cmp_eq_mask_i8_m128i(v, comma));
+        newlines |= bits(cmp_eq_mask_i8_m128i(v, newline));
+    }
+    (commas, newlines)
+}
+
+/// [`masks`] eight bytes at a time in plain integer arithmetic (SWAR), for every other
+/// target (and, in tests, to check the SSE2 one against).
+#[cfg(any(not(target_arch = "x86_64"), test))]
+#[inline(always)]
+fn masks_swar(block: &[u8; 64]) -> (u64, u64) {
+    let (words, _) = block.as_chunks::<8>();
+    let (mut commas, mut newlines) = (0u64, 0u64);
+    for (k, w) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*w);
+        commas |= equal_bytes(w, b',') << (8 * k);
+        newlines |= equal_bytes(w, b'\n') << (8 * k);
+    }
+    (commas, newlines)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn masks(block: &[u8; 64]) -> (u64, u64) {
+    masks_swar(block)
 }
 
 /// One bit per byte of `w` (bit `k` for byte `k`, little-endian), set where the byte is
-/// a comma.
+/// `byte`.
+#[cfg(any(not(target_arch = "x86_64"), test))]
 #[inline(always)]
-fn commas(w: u64) -> u64 {
+fn equal_bytes(w: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const COMMAS: u64 = u64::from_le_bytes([b','; 8]);
-    let t = w ^ COMMAS;
+    let t = w ^ u64::from_le_bytes([byte; 8]);
     // The high bit of each byte of `hits` is set exactly where `t` is zero (no carry
     // crosses a byte: (t & 0x7f) + 0x7f <= 0xfe).
     let hits = !(((t & LOW7) + LOW7) | t | LOW7);
@@ -226,6 +296,8 @@ fn commas(w: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::Strategy as _;
+
     use super::*;
 
     /// Line numbers with their fields.
@@ -301,28 +373,78 @@ mod tests {
         assert_eq!(rest, expected);
     }
 
+    /// Lines and fields as a byte loop finds them.
+    fn reference(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        if data.last().is_none_or(|&b| b == b'\n') {
+            lines.pop(); // nothing after the last newline
+        }
+        lines
+            .into_iter()
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .map(|l| l.split(|&b| b == b',').map(<[u8]>::to_vec).collect())
+            .collect()
+    }
+
     proptest::proptest! {
-        /// The word-at-a-time split finds exactly the commas a byte loop finds, at any
-        /// length and alignment, whatever the other bytes (high bytes included).
+        /// The mask-at-a-time reader finds exactly the lines and fields a byte loop
+        /// finds, at any length and alignment, whatever the other bytes (high bytes
+        /// included), with `\r\n` line ends and a last line with or without its end.
         #[test]
-        fn split_agrees_with_a_byte_loop(
-            text in proptest::collection::vec(
-                proptest::prop_oneof![proptest::prelude::Just(b','), proptest::prelude::any::<u8>()],
-                0..80,
+        fn lines_and_fields_agree_with_a_byte_loop(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b",".to_vec()),
+                    proptest::prelude::Just(b"\n".to_vec()),
+                    proptest::prelude::Just(b"\r\n".to_vec()),
+                    proptest::prelude::any::<u8>()
+                        .prop_filter("plain", |b| !matches!(b, b',' | b'\n' | b'\r'))
+                        .prop_map(|b| vec![b]),
+                ],
+                0..400,
+            ),
+            first in 1u64..1000,
+        ) {
+            let data: Vec<u8> = parts.concat();
+            let mut seen = Vec::new();
+            let mut bounds = Vec::new();
+            let next = each_line(&data, first, &mut bounds, &mut |n, line: &Line<'_>| {
+                let fields: Vec<Vec<u8>> = (0..line.width())
+                    .map(|i| line.field(i).unwrap_or_default().to_vec())
+                    .collect();
+                seen.push((n, fields));
+                Ok(())
+            });
+            let expected = reference(&data);
+            proptest::prop_assert_eq!(next.ok(), Some(first + expected.len() as u64));
+            let numbers: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
+            let want: Vec<u64> = (first..first + expected.len() as u64).collect();
+            proptest::prop_assert_eq!(numbers, want);
+            let fields: Vec<Vec<Vec<u8>>> = seen.into_iter().map(|(_, f)| f).collect();
+            proptest::prop_assert_eq!(fields, expected);
+        }
+
+        /// The SSE2 masks and the SWAR masks agree on any 64 bytes.
+        #[test]
+        fn simd_and_swar_masks_agree(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b','),
+                    proptest::prelude::Just(b'\n'),
+                    proptest::prelude::any::<u8>(),
+                ],
+                64,
             ),
         ) {
-            let mut bounds = Vec::new();
-            split(&text, &mut bounds);
-            let mut expected = Vec::new();
-            let mut start = 0u32;
-            for (i, &b) in text.iter().enumerate() {
-                if b == b',' {
-                    expected.push((start, i as u32));
-                    start = i as u32 + 1;
-                }
+            let block: [u8; 64] = bytes.try_into().unwrap_or([0; 64]);
+            let mut commas = 0u64;
+            let mut newlines = 0u64;
+            for (k, &b) in block.iter().enumerate() {
+                commas |= u64::from(b == b',') << k;
+                newlines |= u64::from(b == b'\n') << k;
             }
-            expected.push((start, text.len() as u32));
-            proptest::prop_assert_eq!(bounds, expected);
+            proptest::prop_assert_eq!(masks(&block), (commas, newlines));
+            proptest::prop_assert_eq!(masks_swar(&block), (commas, newlines));
         }
     }
 }
