@@ -430,7 +430,11 @@ impl Gatherer {
                 let next = u32::try_from(self.slot_nodes.len()).unwrap_or(u32::MAX);
                 let slot = *self.slots.entry(slot_key).or_insert(next);
                 if slot == next {
-                    self.slot_nodes.push(HashMap::with_hasher(self.hasher));
+                    // Sized like the last interval's (intervals usually have the same
+                    // nodes), so that it does not grow row by row.
+                    let like = self.slot_nodes.last().map_or(0, HashMap::len);
+                    self.slot_nodes
+                        .push(HashMap::with_capacity_and_hasher(like, self.hasher));
                 }
                 self.last_slot = Some((slot_key, slot));
                 slot
