@@ -92,7 +92,7 @@ pub(crate) fn read_plain<R: Read>(
     mut each: impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
 ) -> Result<Plain<R>, SignalError> {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
-    let mut bounds: Vec<(u32, u32)> = Vec::with_capacity(32);
+    let mut bounds = Bounds::default();
     let mut line_no: u64 = 1;
     loop {
         let had = buf.len();
@@ -152,7 +152,7 @@ fn is_plain(buf: &[u8], eof: bool) -> bool {
 fn each_line(
     data: &[u8],
     line_no: u64,
-    bounds: &mut Vec<(u32, u32)>,
+    bounds: &mut Bounds,
     each: &mut impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
 ) -> Result<u64, SignalError> {
     // `data` is at most a chunk and a longest plain line, so offsets fit in `u32`.
@@ -181,6 +181,51 @@ fn each_line(
     Ok(at.line_no)
 }
 
+/// Fields a line's bounds hold in place; a line with more keeps them in a vector.
+const IN_PLACE: usize = 32;
+
+/// A line's field bounds (`(start, end)` in the data): the first [`IN_PLACE`] in an
+/// array, so that adding one is a store and a count, the rest in a vector.
+pub(crate) struct Bounds {
+    first: [(u32, u32); IN_PLACE],
+    len: usize,
+    more: Vec<(u32, u32)>,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            first: [(0, 0); IN_PLACE],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl Bounds {
+    #[inline(always)]
+    fn push(&mut self, bound: (u32, u32)) {
+        if let Some(slot) = self.first.get_mut(self.len) {
+            *slot = bound;
+        } else {
+            if self.len == IN_PLACE {
+                self.more.clear();
+                self.more.extend_from_slice(&self.first);
+            }
+            self.more.push(bound);
+        }
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[(u32, u32)] {
+        self.first.get(..self.len).unwrap_or(&self.more)
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
 /// Where [`each_line`] is: the start of the field being read and the line's number.
 struct Cuts<'a> {
     data: &'a [u8],
@@ -197,20 +242,37 @@ impl Cuts<'_> {
         commas: u64,
         newlines: u64,
         base: u32,
-        bounds: &mut Vec<(u32, u32)>,
+        bounds: &mut Bounds,
         each: &mut impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
     ) -> Result<(), SignalError> {
+        // The field's start and the count of bounds are kept in locals here (stored
+        // back before a line is handed out), so a comma costs a store, not a reload.
         let mut cuts = commas | newlines;
+        let mut field = self.field;
+        let mut len = bounds.len;
         while cuts != 0 {
             let i = base + cuts.trailing_zeros();
             if newlines & cuts & cuts.wrapping_neg() == 0 {
-                bounds.push((self.field, i));
-                self.field = i + 1;
+                if let Some(slot) = bounds.first.get_mut(len) {
+                    *slot = (field, i);
+                    len += 1;
+                } else {
+                    bounds.len = len;
+                    bounds.push((field, i));
+                    len = bounds.len;
+                }
+                field = i + 1;
             } else {
+                bounds.len = len;
+                self.field = field;
                 self.end_line(i, bounds, each)?;
+                field = self.field;
+                len = bounds.len;
             }
             cuts &= cuts - 1;
         }
+        bounds.len = len;
+        self.field = field;
         Ok(())
     }
 
@@ -219,7 +281,7 @@ impl Cuts<'_> {
     fn end_line(
         &mut self,
         end: u32,
-        bounds: &mut Vec<(u32, u32)>,
+        bounds: &mut Bounds,
         each: &mut impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
     ) -> Result<(), SignalError> {
         let cr = end > self.field && self.data.get(end as usize - 1) == Some(&b'\r');
@@ -228,7 +290,7 @@ impl Cuts<'_> {
             self.line_no,
             &Line {
                 text: self.data,
-                bounds,
+                bounds: bounds.as_slice(),
             },
         )?;
         bounds.clear();
@@ -407,7 +469,7 @@ mod tests {
         ) {
             let data: Vec<u8> = parts.concat();
             let mut seen = Vec::new();
-            let mut bounds = Vec::new();
+            let mut bounds = Bounds::default();
             let next = each_line(&data, first, &mut bounds, &mut |n, line: &Line<'_>| {
                 let fields: Vec<Vec<u8>> = (0..line.width())
                     .map(|i| line.field(i).unwrap_or_default().to_vec())

@@ -36,12 +36,20 @@ pub(crate) struct LastTime {
 
 impl LastTime {
     /// [`parse_utc`], or the previous answer when the text is the same.
+    #[inline(always)]
     pub(crate) fn parse(&mut self, text: &[u8]) -> Result<DateTime<Utc>, &'static str> {
         if let Some(t) = self.time
             && same_bytes(&self.text, text)
         {
             return Ok(t);
         }
+        self.parse_new(text)
+    }
+
+    /// A text other than the last one: parsed, and kept. Out of line, so that the usual
+    /// row's code stays small where [`LastTime::parse`] is inlined.
+    #[inline(never)]
+    fn parse_new(&mut self, text: &[u8]) -> Result<DateTime<Utc>, &'static str> {
         let t = parse_utc(text)?;
         self.text.clear();
         self.text.extend_from_slice(text);
