@@ -151,6 +151,7 @@ pub(crate) struct Direct<'a> {
 }
 
 impl Sink for Direct<'_> {
+    #[inline]
     fn node(&mut self, text: &[u8]) -> Result<u32, String> {
         self.gatherer.node(text)
     }
@@ -372,6 +373,8 @@ pub(crate) struct Gatherer {
     last_slot: Option<((i64, MarketRun), u32)>,
     /// The point found last (the first guess for the next row).
     last_point: u32,
+    /// The last start seen, with its Unix seconds.
+    last_start: (DateTime<Utc>, i64),
     hasher: RandomState,
     entries: Vec<String>,
     entry: u32,
@@ -388,6 +391,7 @@ impl Gatherer {
             slot_nodes: Vec::new(),
             last_slot: None,
             last_point: u32::MAX,
+            last_start: (DateTime::UNIX_EPOCH, 0),
             hasher: RandomState::default(),
             entries: Vec::new(),
             entry: u32::MAX,
@@ -401,6 +405,7 @@ impl Gatherer {
     }
 
     /// The interned index of a node name, validating it on first sight.
+    #[inline]
     pub(crate) fn node(&mut self, text: &[u8]) -> Result<u32, String> {
         let nodes = &mut self.nodes;
         self.names.intern(text.trim_ascii(), |text| {
@@ -412,7 +417,15 @@ impl Gatherer {
     /// The index of the point of `key`, created on first sight (with the row's end,
     /// which the row has checked is after its start).
     fn point(&mut self, key: &RowKey, seen: Seen) -> Result<usize, SignalError> {
-        let start = key.start.timestamp();
+        // Rows come in runs of one start: its seconds are worked out once a run.
+        let start = match self.last_start {
+            (time, seconds) if time == key.start => seconds,
+            _ => {
+                let seconds = key.start.timestamp();
+                self.last_start = (key.start, seconds);
+                seconds
+            }
+        };
         let want = (start, key.node, key.run);
         // A file's rows for one point come one after another (its components), or in
         // the same order as the rows that made the points (a later component's pass).

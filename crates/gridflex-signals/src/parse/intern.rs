@@ -42,22 +42,29 @@ impl Interner {
     /// The index of `text`. A name not seen before is first given to `first`, which may
     /// refuse it (the error is returned and nothing is interned); the name is then given
     /// the next index.
+    #[inline(always)]
     pub(crate) fn intern(
         &mut self,
         text: &[u8],
         first: impl FnOnce(&[u8]) -> Result<(), String>,
     ) -> Result<u32, String> {
-        let guess = self
-            .next
-            .get(self.last as usize)
-            .copied()
-            .unwrap_or(u32::MAX);
+        let guess = self.next.get(self.last as usize).copied().unwrap_or(u32::MAX);
         if let Some(t) = self.texts.get(guess as usize)
             && same_bytes(t, text)
         {
             self.last = guess;
             return Ok(guess);
         }
+        self.look_up(text, first)
+    }
+
+    /// [`Interner::intern`] through the map, for a name other than the one guessed.
+    #[inline(never)]
+    fn look_up(
+        &mut self,
+        text: &[u8],
+        first: impl FnOnce(&[u8]) -> Result<(), String>,
+    ) -> Result<u32, String> {
         let i = match self.index.get(text) {
             Some(&i) => i,
             None => {
