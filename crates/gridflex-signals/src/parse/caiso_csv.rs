@@ -229,22 +229,20 @@ fn row(
     times: &mut Times,
 ) -> Result<(), SignalError> {
     let at = || Location::line(line);
-    let get = |i: usize, name: &'static str| {
-        record.field(i).ok_or_else(|| {
-            SignalError::field(
-                at(),
-                name,
-                format!("row has {} fields, the header has {width}", record.width()),
-            )
-        })
+    let get = |i: usize, name: &'static str| match record.field(i) {
+        Some(text) => Ok(text),
+        None => Err(missing(record.width(), name, (line, width))),
     };
-    let time = |last: &mut LastTime, i: usize, name: &'static str| {
-        let text = get(i, name)?;
-        last.parse(text)
-            .map_err(|e| SignalError::field(at(), name, format!("{}: {e}", shown(text))))
-    };
-    let start = time(&mut times.start, cols.start, "INTERVALSTARTTIME_GMT")?;
-    let end = time(&mut times.end, cols.end, "INTERVALENDTIME_GMT")?;
+    let start_text = get(cols.start, "INTERVALSTARTTIME_GMT")?;
+    let start = times
+        .start
+        .parse(start_text)
+        .map_err(|e| bad_time(start_text, e, "INTERVALSTARTTIME_GMT", line))?;
+    let end_text = get(cols.end, "INTERVALENDTIME_GMT")?;
+    let end = times
+        .end
+        .parse(end_text)
+        .map_err(|e| bad_time(end_text, e, "INTERVALENDTIME_GMT", line))?;
     if end <= start {
         return Err(SignalError::field(
             at(),
@@ -339,6 +337,25 @@ fn row(
             Err(e)
         }
     }
+}
+
+/// A row without field `name` (it has `fields`). Out of line, like [`bad_time`], so that
+/// a row's usual path stays short.
+#[cold]
+#[inline(never)]
+fn missing(fields: usize, name: &'static str, (line, width): (u64, usize)) -> SignalError {
+    SignalError::field(
+        Location::line(line),
+        name,
+        format!("row has {fields} fields, the header has {width}"),
+    )
+}
+
+/// A timestamp that does not read.
+#[cold]
+#[inline(never)]
+fn bad_time(text: &[u8], e: &str, name: &'static str, line: u64) -> SignalError {
+    SignalError::field(Location::line(line), name, format!("{}: {e}", shown(text)))
 }
 
 /// A `MARKET_RUN_ID`: the exact bytes every row has, else [`MarketRun::from_caiso_id`]
