@@ -594,19 +594,26 @@ impl Gatherer {
             rank[n as usize] = r as u32;
         }
         // Sorted as small keys with the point's index, not the points themselves.
-        let mut order: Vec<(i64, u32, MarketRun, u32)> = meta
+        // (start, node's rank, run) packed into one integer that sorts the same way:
+        // the start with its sign bit flipped, then the rank, then the run.
+        let mut order: Vec<(u128, u32)> = meta
             .iter()
             .enumerate()
             .map(|(i, m)| {
                 let (start, node, run) = m.key;
-                (start, rank[node as usize], run, i as u32)
+                let start = (start as u64 ^ 1 << 63) as u128;
+                let rest = u128::from(rank[node as usize]) << 8 | u128::from(run as u8);
+                (start << 64 | rest, i as u32)
             })
             .collect();
-        order.sort_unstable();
+        order.sort_unstable_by_key(|&(key, _)| key);
         // Which points are emitted, in output order; the others are reported in that
         // order too.
         let mut kept: Vec<u32> = Vec::with_capacity(order.len());
-        for (_, _, _, i) in order {
+        // The last interval and run whose length was checked, and passed: a file's
+        // points come in runs of one interval.
+        let mut checked: Option<(MarketRun, Interval)> = None;
+        for (_, i) in order {
             let (p, m) = (&points[i as usize], meta[i as usize]);
             let at = || location(&entries, m.seen);
             let (node, run, start) = (&p.node, p.run, p.interval.start());
@@ -642,7 +649,9 @@ impl Gatherer {
                 )?;
                 continue;
             }
-            if let Err(e) = crate::model::check_length(run, &p.interval) {
+            if checked != Some((run, p.interval))
+                && let Err(e) = crate::model::check_length(run, &p.interval)
+            {
                 let field = if m.seen.element {
                     "INTERVAL_END_GMT"
                 } else {
@@ -651,6 +660,7 @@ impl Gatherer {
                 skips.bad_row(at(), SignalError::field(at(), field, e.to_string()))?;
                 continue;
             }
+            checked = Some((run, p.interval));
             kept.push(i);
         }
         to_front(&mut points, &kept);
