@@ -48,7 +48,11 @@ impl Interner {
         text: &[u8],
         first: impl FnOnce(&[u8]) -> Result<(), String>,
     ) -> Result<u32, String> {
-        let guess = self.next.get(self.last as usize).copied().unwrap_or(u32::MAX);
+        let guess = self
+            .next
+            .get(self.last as usize)
+            .copied()
+            .unwrap_or(u32::MAX);
         if let Some(t) = self.texts.get(guess as usize)
             && same_bytes(t, text)
         {

@@ -308,7 +308,10 @@ fn masks(block: &[u8; 64]) -> (u64, u64) {
     use safe_arch::{
         cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
     };
-    let (comma, newline) = (set_splat_i8_m128i(b',' as i8), set_splat_i8_m128i(b'\n' as i8));
+    let (comma, newline) = (
+        set_splat_i8_m128i(b',' as i8),
+        set_splat_i8_m128i(b'\n' as i8),
+    );
     let (parts, _) = block.as_chunks::<16>();
     let (mut commas, mut newlines) = (0u64, 0u64);
     for (k, part) in parts.iter().enumerate() {
