@@ -102,6 +102,31 @@ fn point_lengths_must_fit_their_run() {
         );
         assert!(msg.contains("DAM interval lasts 60 min"), "{msg}");
     }
+    // Every point is checked, not only the first of a run of points, and a length
+    // right for one run is checked again for another.
+    let later = [
+        (
+            "A,DAM",
+            "2022-02-01T16:00:00-00:00,2022-02-01T16:05:00-00:00,A,DAM",
+            "line 3",
+            "DAM interval lasts 60 min",
+        ),
+        (
+            "A,DAM",
+            "2022-02-01T15:00:00-00:00,2022-02-01T16:00:00-00:00,A,RTM",
+            "line 3",
+            "RTM interval lasts 5 min",
+        ),
+    ];
+    for (first, second, line, says) in later {
+        let csv = format!(
+            "{header}2022-02-01T15:00:00-00:00,2022-02-01T16:00:00-00:00,{first},LMP,10\n{second},LMP,11\n"
+        );
+        let err = parse_caiso_csv(csv.as_bytes(), &ParseOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with(line), "{msg}");
+        assert!(msg.contains(says), "{msg}");
+    }
     let json = r#"{"items":[{"datetime_beginning_utc":"2024-07-01T16:00:00","datetime_ending_utc":"2024-07-04T16:00:00","pnode_id":1,"total_lmp_da":42.0}]}"#;
     let err = parse_pjm_json(json.as_bytes(), &ParseOptions::default()).unwrap_err();
     let msg = err.to_string();
