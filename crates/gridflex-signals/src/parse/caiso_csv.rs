@@ -17,7 +17,7 @@
 use std::io::Read;
 
 use super::caiso::{Component, RowKey, Sink, gather};
-use super::plain::{Plain, Row, read_plain};
+use super::plain::{Line, Plain, Row, read_plain};
 use super::scalar::{LastTime, parse_price, shown};
 use super::{Format, ParseOptions, ParseOutput, csv_error, find_column};
 use crate::{Location, MarketRun, SignalError};
@@ -95,97 +95,129 @@ fn columns(headers: &csv::ByteRecord) -> Result<Columns, SignalError> {
     })
 }
 
-/// Reads one CSV file's rows into `gatherer`: the plain fast path while the file is
-/// plain ([`super::plain`]), the `csv` crate from wherever it stops being plain.
+/// Reads one CSV file's rows into `sink`: the plain fast path while the file is plain
+/// ([`super::plain`]), the `csv` crate from wherever it stops being plain.
 pub(crate) fn read_into<R: Read>(
     input: R,
     options: &ParseOptions,
     sink: &mut impl Sink,
 ) -> Result<(), SignalError> {
-    let mut header: Option<(csv::ByteRecord, Columns)> = None;
-    let mut times = Times::default();
-    let plain = read_plain(input, |line_no, line| {
-        match &header {
+    let mut reading = Reading::new(options);
+    match read_plain(input, |n, line| reading.line(n, line, sink))? {
+        Plain::Done => reading.done(),
+        Plain::Rest { rest, line } => reading.rest(rest, line, sink),
+    }
+}
+
+/// A CSV file being read: its header once read, and the last timestamps.
+struct Reading<'o> {
+    options: &'o ParseOptions,
+    header: Option<(csv::ByteRecord, Columns)>,
+    times: Times,
+}
+
+impl<'o> Reading<'o> {
+    fn new(options: &'o ParseOptions) -> Self {
+        Self {
+            options,
+            header: None,
+            times: Times::default(),
+        }
+    }
+
+    /// One plain line: the header until there is one, then a row.
+    fn line(
+        &mut self,
+        line_no: u64,
+        line: &Line<'_>,
+        sink: &mut impl Sink,
+    ) -> Result<(), SignalError> {
+        match &self.header {
             None => {
                 // The csv crate skips empty lines before the header too.
                 if line.field(0).is_some_and(<[u8]>::is_empty) && line.width() == 1 {
                     return Ok(());
                 }
                 let record = line.record();
-                let cols = header_columns(&record, options)?;
-                header = Some((record, cols));
+                let cols = header_columns(&record, self.options)?;
+                self.header = Some((record, cols));
             }
             Some((record, cols)) => {
                 if line.is_blank() {
                     return Ok(());
                 }
                 let at = (line_no, record.len());
-                if let Err(e) = row(line, at, cols, options, sink, &mut times) {
+                if let Err(e) = row(line, at, cols, self.options, sink, &mut self.times) {
                     sink.bad_row(Location::line(line_no), e)?;
                 }
             }
         }
         Ok(())
-    });
-    let (rest, first_line) = match plain {
-        Ok(Plain::Done) if header.is_some() => return Ok(()),
-        Ok(Plain::Done) => {
-            return Err(SignalError::Malformed {
+    }
+
+    /// The end of a file that was plain to its end.
+    fn done(self) -> Result<(), SignalError> {
+        match self.header {
+            Some(_) => Ok(()),
+            None => Err(SignalError::Malformed {
                 at: Box::new(Location::line(1)),
                 format: FORMAT,
                 reason: "no header row".into(),
-            });
-        }
-        Ok(Plain::Rest { rest, line }) => (rest, line),
-        Err(e) => return Err(e),
-    };
-    let mut builder = csv::ReaderBuilder::new();
-    builder.flexible(true).buffer_capacity(1 << 16);
-    let (mut reader, headers, cols) = match header {
-        Some((headers, cols)) => (builder.has_headers(false).from_reader(rest), headers, cols),
-        None => {
-            let mut reader = builder.has_headers(true).from_reader(rest);
-            let headers = reader
-                .byte_headers()
-                .map_err(|e| csv_error(e, FORMAT))?
-                .clone();
-            let cols = header_columns(&headers, options)?;
-            (reader, headers, cols)
-        }
-    };
-    // Lines the csv crate numbers from 1 here are `first_line - 1` further on.
-    let offset = first_line - 1;
-    let mut record = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let mut e = csv_error(e, FORMAT);
-                if let SignalError::Io { at, .. } | SignalError::Malformed { at, .. } = &mut e
-                    && let Some(l) = at.line.as_mut()
-                {
-                    *l += offset;
-                }
-                return Err(e);
-            }
-        }
-        let line = record.position().map_or(0, |p| p.line()) + offset;
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
-            continue; // a blank line
-        }
-        if let Err(e) = row(
-            &record,
-            (line, headers.len()),
-            &cols,
-            options,
-            sink,
-            &mut times,
-        ) {
-            sink.bad_row(Location::line(line), e)?;
+            }),
         }
     }
-    Ok(())
+
+    /// The rest of a file that stopped being plain at line `first_line`, read by the
+    /// `csv` crate (the header too, if the plain path had not read it).
+    fn rest(
+        mut self,
+        rest: impl Read,
+        first_line: u64,
+        sink: &mut impl Sink,
+    ) -> Result<(), SignalError> {
+        let options = self.options;
+        let mut builder = csv::ReaderBuilder::new();
+        builder.flexible(true).buffer_capacity(1 << 16);
+        let (mut reader, headers, cols) = match self.header {
+            Some((headers, cols)) => (builder.has_headers(false).from_reader(rest), headers, cols),
+            None => {
+                let mut reader = builder.has_headers(true).from_reader(rest);
+                let headers = reader
+                    .byte_headers()
+                    .map_err(|e| csv_error(e, FORMAT))?
+                    .clone();
+                let cols = header_columns(&headers, options)?;
+                (reader, headers, cols)
+            }
+        };
+        // Lines the csv crate numbers from 1 here are `first_line - 1` further on.
+        let offset = first_line - 1;
+        let mut record = csv::ByteRecord::new();
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let mut e = csv_error(e, FORMAT);
+                    if let SignalError::Io { at, .. } | SignalError::Malformed { at, .. } = &mut e
+                        && let Some(l) = at.line.as_mut()
+                    {
+                        *l += offset;
+                    }
+                    return Err(e);
+                }
+            }
+            let line = record.position().map_or(0, |p| p.line()) + offset;
+            if record.len() == 1 && record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) {
+                continue; // a blank line
+            }
+            let at = (line, headers.len());
+            if let Err(e) = row(&record, at, &cols, options, sink, &mut self.times) {
+                sink.bad_row(Location::line(line), e)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The columns of a header row, and the run check that needs them.
