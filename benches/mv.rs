@@ -196,11 +196,109 @@ fn fleet_20k(c: &mut Criterion) {
     });
     // The same meters on one grid (built once, as a fleet loaded for settling is).
     let grid = gridflex_mv::fleet::FleetGrid::from_meters(&fleet).unwrap_or_else(|e| panic!("{e}"));
+    // For comparisons with other tools (pandas): the meters, the events and the figures,
+    // written on request.
+    if let Some(dir) = std::env::var_os("GRIDFLEX_BENCH_DUMP") {
+        let fleet = (zone, fleet.as_slice(), &grid);
+        dump_fleet(std::path::Path::new(&dir), fleet, &cal, &events, &methods)
+            .unwrap_or_else(|e| panic!("GRIDFLEX_BENCH_DUMP: {e}"));
+    }
     drop(fleet);
     on_one_and_two_threads(&mut group, &format!("grid: {METERS} meter-years"), |n| {
         gridflex_mv::fleet::settle_grid(&grid, &cal, &events, &methods, n)
     });
     group.finish();
+}
+
+/// Writes the fleet of [`fleet_20k`] into `dir`: `fleet_20k_w.f64`, every meter's values
+/// in watts one meter after another (little-endian `f64`); `fleet_20k.json`, the time
+/// axis, the zone, the calendar's holidays and the events; `fleet_20k_rows.csv`, the
+/// figures `settle_grid` gives on one thread (energies in kWh, the selected days most
+/// recent first, separated by spaces).
+fn dump_fleet(
+    dir: &std::path::Path,
+    (zone, fleet, grid): (
+        MarketZone,
+        &[gridflex_mv::fleet::FleetMeter],
+        &gridflex_mv::fleet::FleetGrid,
+    ),
+    cal: &Calendar,
+    events: &[gridflex_mv::fleet::FleetEvent],
+    methods: &[gridflex_mv::Baseline],
+) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let mut values = Vec::new();
+    let mut series = None;
+    for m in fleet {
+        let s = m.meter.to_series().map_err(std::io::Error::other)?;
+        for v in s.values() {
+            let w = v.map_or(f64::NAN, |p| p.as_watts());
+            values.extend_from_slice(&w.to_le_bytes());
+        }
+        series.get_or_insert(s);
+    }
+    std::fs::write(dir.join("fleet_20k_w.f64"), values)?;
+    let series = series.as_ref();
+    let (start, step_s, intervals) = series.map_or((String::new(), 0, 0), |s| {
+        (
+            s.start().to_rfc3339(),
+            s.step().num_seconds(),
+            s.values().len(),
+        )
+    });
+    let holidays: Vec<String> = series
+        .iter()
+        .flat_map(|s| {
+            let first = zone.operating_date(s.start());
+            first.iter_days().take(s.values().len() / 288 + 2)
+        })
+        .filter(|d| cal.day_type(*d) == gridflex_mv::calendar::DayType::Holiday)
+        .map(|d| format!("\"{d}\""))
+        .collect();
+    let events_json: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                r#"{{"id": "{}", "start": "{}", "end": "{}"}}"#,
+                e.id,
+                e.window.start().to_rfc3339(),
+                e.window.end().to_rfc3339()
+            )
+        })
+        .collect();
+    let json = format!(
+        r#"{{"tz": "{}", "start": "{start}", "step_s": {step_s}, "intervals": {intervals}, "meters": {}, "holidays": [{}], "events": [{}]}}"#,
+        zone.tz().name(),
+        fleet.len(),
+        holidays.join(", "),
+        events_json.join(", ")
+    );
+    std::fs::write(dir.join("fleet_20k.json"), json)?;
+    let rows =
+        gridflex_mv::fleet::settle_grid(grid, cal, events, methods, std::num::NonZeroUsize::MIN);
+    let mut csv = String::from(
+        "meter,event,method,baseline_kwh,metered_kwh,reduction_kwh,mean_reduction_kw,selected_days\n",
+    );
+    for r in &rows {
+        let f = r
+            .figures
+            .as_ref()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let days: Vec<String> = f.selected_days.iter().map(|d| d.to_string()).collect();
+        let _ = writeln!(
+            csv,
+            "{},{},{},{:?},{:?},{:?},{:?},{}",
+            fleet[r.meter].id,
+            events[r.event].id,
+            r.method.name(),
+            f.baseline_energy.as_kilowatt_hours(),
+            f.metered_energy.as_kilowatt_hours(),
+            f.reduction_energy.as_kilowatt_hours(),
+            f.mean_reduction.as_kilowatts(),
+            days.join(" ")
+        );
+    }
+    std::fs::write(dir.join("fleet_20k_rows.csv"), csv)
 }
 
 /// Benches `settle` (the fleet's 10 events x 2 methods) on 1 and 2 threads, checking
