@@ -485,7 +485,8 @@ pub fn settle_grid(
     let shared = calendar_days(calendar, events, baselines);
     let plans: Vec<EventPlan> = events
         .iter()
-        .map(|e| EventPlan::new(&grid.index, calendar, e.window, baselines))
+        .zip(&shared)
+        .map(|(e, days)| EventPlan::new(&grid.index, calendar, Some(days), e.window, baselines))
         .collect();
     let (n_events, n_baselines) = (events.len(), baselines.len());
     let block = |b: usize, rows: &[f64]| -> Vec<FleetRow> {
@@ -499,14 +500,7 @@ pub fn settle_grid(
                 lane.resize(plan.frames(), Vec::new());
                 lane.iter_mut().for_each(Vec::clear);
             }
-            plan.prefill(
-                &grid.index,
-                rows,
-                calendar,
-                Some(days),
-                baselines,
-                &mut evals,
-            );
+            plan.prefill(rows, &mut evals);
             let means = plan.window_means(rows);
             for (k, baseline) in baselines.iter().enumerate() {
                 let totals = plan.block_totals(

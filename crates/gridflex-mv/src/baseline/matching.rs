@@ -355,43 +355,80 @@ fn day_facts(
     Some((date, day_type, calendar.is_event_day(date)))
 }
 
-/// Reads, for every lane of a block of [`LANES`] meters on one index (`meter`), the
-/// first `rule.count` candidate days a scan of `rule` reaches on `frame` (in its pool,
-/// not excluded, in the data), into each lane's `evals` (`lanes[l]`): the lanes' sums
-/// side by side, one pass over the block's rows, each lane's sum in the order
-/// [`evaluate_raw`] adds its values (so every figure is the same to the bit). It stops
-/// at the first day whose windows are not contiguous (a daylight-saving day), which the
-/// scan then reads itself, as it does any older day it needs.
+/// The first candidate days of a day-matching rule on one located event, the same for
+/// every meter on one index: the days a scan of the rule reaches first (in its pool,
+/// not excluded, in the data), most recent first, each with the series index ranges of
+/// its adjustment-window and event values, up to the rule's `count`, and up to the
+/// first day whose windows are not contiguous (a daylight-saving day), which the scan
+/// reads itself.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FirstDays {
+    days: Vec<FirstDay>,
+    /// Whether `days` holds the rule's whole first window (`count` days).
+    complete: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FirstDay {
+    /// Days back minus one.
+    k: usize,
+    day: LocalDay,
+    ranges: [std::ops::Range<usize>; 2],
+}
+
+impl FirstDays {
+    /// The first days of `rule` on `frame`, on `meter`'s index.
+    pub(crate) fn new(
+        meter: &Meter,
+        calendar: &Calendar,
+        days: Option<&CalendarDays>,
+        frame: &Frame,
+        rule: &DayMatching,
+    ) -> Self {
+        let mut first = Vec::with_capacity(rule.count);
+        for k in 0..rule.lookback_days as usize {
+            if first.len() == rule.count {
+                break;
+            }
+            let Some((date, day_type, excluded)) = day_facts(calendar, days, frame, k) else {
+                break;
+            };
+            if !rule.pool.contains(day_type) || excluded {
+                continue;
+            }
+            let Some((day, ranges)) = meter
+                .day(date)
+                .and_then(|d| Some((*d, day_ranges(meter, frame, d)?)))
+            else {
+                break;
+            };
+            first.push(FirstDay { k, day, ranges });
+        }
+        Self {
+            complete: first.len() == rule.count,
+            days: first,
+        }
+    }
+}
+
+/// Reads, for every lane of a block of [`LANES`] meters on one index (`rows`), the
+/// `first` days of a rule on `frame` into each lane's `evals` (`lanes[l]`): the lanes'
+/// sums side by side, one pass over the block's rows, each lane's sum in the order
+/// [`evaluate_raw`] adds its values (so every figure is the same to the bit). Days read
+/// already (for another rule on this frame) are left as they are.
 pub(crate) fn prefill(
-    meter: &Meter,
     rows: &[f64],
-    calendar: &Calendar,
-    days: Option<&CalendarDays>,
+    first: &FirstDays,
     frame: &Frame,
-    rule: &DayMatching,
     lanes: &mut [Vec<Option<Eval>>; LANES],
 ) {
     // The days to read: (days back - 1, their two windows' index ranges).
-    let mut todo: Vec<(usize, [std::ops::Range<usize>; 2])> = Vec::with_capacity(rule.count);
-    let mut found = 0;
-    for k in 0..rule.lookback_days as usize {
-        if found == rule.count {
-            break;
-        }
-        let Some((date, day_type, excluded)) = day_facts(calendar, days, frame, k) else {
-            break;
-        };
-        if !rule.pool.contains(day_type) || excluded {
-            continue;
-        }
-        let Some(ranges) = meter.day(date).and_then(|d| day_ranges(meter, frame, d)) else {
-            break;
-        };
-        found += 1;
-        if !lanes[0].get(k).is_some_and(Option::is_some) {
-            todo.push((k, ranges)); // else read for another rule on this frame
-        }
-    }
+    let todo: Vec<(usize, [std::ops::Range<usize>; 2])> = first
+        .days
+        .iter()
+        .filter(|d| !lanes[0].get(d.k).is_some_and(Option::is_some))
+        .map(|d| (d.k, d.ranges.clone()))
+        .collect();
     // Up to five days at a time (as many in each pass as the days allow): five streams
     // from memory in flight, each lane's sums of the days side by side, each in its
     // own order.
@@ -742,8 +779,78 @@ pub(crate) fn choose<C: Column>(
         });
     }
 
+    keep_days(
+        rule.select,
+        window,
+        order,
+        keep,
+        selected_days,
+        Some(decisions),
+    );
+    Ok(())
+}
+
+/// [`choose`] for a lane of a block whose rule's first window is `first` (the same for
+/// every lane), when every one of its days is in the lane's `evals` with all its values
+/// and none is a low-usage day: the scan would select exactly those days, so they are
+/// taken as they are. Returns false, leaving the choice to [`choose`], otherwise. Records
+/// no day decisions (`work.decisions` is left empty): for settlements that need only the
+/// figures and the selected days.
+pub(crate) fn choose_first(
+    rule: &DayMatching,
+    first: &FirstDays,
+    evals: &[Option<Eval>],
+    work: &mut Work,
+) -> bool {
+    let Work {
+        decisions,
+        selected_days,
+        window,
+        order,
+        keep,
+        ..
+    } = work;
+    if !first.complete || first.days.len() < rule.min_days {
+        return false;
+    }
+    window.clear();
+    for d in &first.days {
+        let Some(Some(Eval::Mean(mean))) = evals.get(d.k) else {
+            return false;
+        };
+        window.push(Cand {
+            decision: usize::MAX,
+            day: d.day,
+            mean: *mean,
+        });
+    }
+    // The low-usage test of `choose`, on the first window: a day it would drop sends
+    // the lane to the scan.
+    if let Some(threshold) = rule.low_usage_threshold {
+        let avg = window.iter().map(|c| c.mean).sum::<f64>() / window.len() as f64;
+        if avg > 0.0 && window.iter().any(|c| c.mean / avg < threshold) {
+            return false;
+        }
+    }
+    decisions.clear();
+    selected_days.clear();
+    keep_days(rule.select, window, order, keep, selected_days, None);
+    true
+}
+
+/// The selection of `choose` on a full window: marks the days kept (`keep`), lists
+/// them most recent first (`selected_days`), and records the rank of each day left
+/// out in `decisions`, when given.
+fn keep_days(
+    select: Selection,
+    window: &[Cand],
+    order: &mut Vec<usize>,
+    keep: &mut Vec<bool>,
+    selected_days: &mut Vec<NaiveDate>,
+    mut decisions: Option<&mut Vec<DayDecision>>,
+) {
     let n = window.len();
-    let (keep_from, keep_to) = match rule.select {
+    let (keep_from, keep_to) = match select {
         Selection::All => (0, n),
         Selection::Highest(k) => (0, k.min(n)),
         Selection::Middle {
@@ -771,16 +878,16 @@ pub(crate) fn choose<C: Column>(
     for (rank, &k) in order.iter().enumerate() {
         if (keep_from..keep_to).contains(&rank) {
             keep[k] = true;
-        } else {
-            decisions[window[k].decision].outcome =
-                DayOutcome::Dropped(DropReason::NotSelected { rank: rank + 1 });
+        } else if let Some(d) = decisions
+            .as_deref_mut()
+            .and_then(|d| d.get_mut(window[k].decision))
+        {
+            d.outcome = DayOutcome::Dropped(DropReason::NotSelected { rank: rank + 1 });
         }
     }
-
     for (c, _) in window.iter().zip(keep.iter()).filter(|(_, k)| **k) {
         selected_days.push(c.day.date);
     }
-    Ok(())
 }
 
 /// The second part of [`select`]: averages the kept days interval by interval
@@ -834,13 +941,48 @@ pub(crate) fn average<C: Column>(on: On<'_, C>, work: &mut Work) {
 /// kept days' values in the order [`average`] does, and +0 for a day it does not keep
 /// (a sum that starts at +0 is never -0, so adding +0 changes nothing, to the bit).
 /// Returns the lanes averaged; the others are left to [`average`].
+///
+/// `first`, when given, is the rule's first window and `fast[l]` says which lanes
+/// chose it as it is ([`choose_first`]): when every chosen lane did, the days and their
+/// ranges are taken from it.
 pub(crate) fn average_lanes(
     meter: &Meter,
     rows: &[f64],
     frame: &Frame,
     works: &mut [Work; LANES],
-    chosen: [bool; LANES],
+    (chosen, first, fast): ([bool; LANES], Option<&FirstDays>, [bool; LANES]),
     sums: &mut Vec<[f64; LANES]>,
+) -> [bool; LANES] {
+    let mut parts: Vec<([usize; 2], [u64; LANES])> = Vec::new();
+    let done = match first.filter(|_| (0..LANES).all(|l| fast[l] || !chosen[l])) {
+        Some(first) => {
+            // Every lane averaged here keeps some of the same first days.
+            for (i, d) in first.days.iter().enumerate() {
+                let mask: [u64; LANES] = std::array::from_fn(|l| {
+                    let kept = chosen[l] && works[l].keep.get(i).copied().unwrap_or(false);
+                    if kept { u64::MAX } else { 0 }
+                });
+                if mask.iter().any(|m| *m != 0) {
+                    parts.push(([d.ranges[0].start, d.ranges[1].start], mask));
+                }
+            }
+            chosen
+        }
+        None => kept_parts(meter, frame, works, chosen, &mut parts),
+    };
+    sum_parts(rows, frame, works, done, &parts, sums)
+}
+
+/// The parts of [`average_lanes`] without a shared first window: each chosen lane whose
+/// kept days all have contiguous windows, and those days merged into one list, most
+/// recent first, each with, per lane, all ones where the lane keeps it, else zero (its
+/// value, or +0). Returns the lanes listed.
+fn kept_parts(
+    meter: &Meter,
+    frame: &Frame,
+    works: &[Work; LANES],
+    chosen: [bool; LANES],
+    parts: &mut Vec<([usize; 2], [u64; LANES])>,
 ) -> [bool; LANES] {
     fn kept(w: &Work) -> impl Iterator<Item = LocalDay> + '_ {
         w.window
@@ -850,8 +992,6 @@ pub(crate) fn average_lanes(
             .map(|(c, _)| c.day)
     }
     let mut done = [false; LANES];
-    // The kept days of the lanes averaged here, most recent first, each with, per lane,
-    // all ones where the lane keeps it, else zero: its value, or +0.
     let mut days: Vec<(LocalDay, [u64; LANES])> = Vec::new();
     for (l, (w, &c)) in works.iter().zip(&chosen).enumerate() {
         done[l] = c && kept(w).all(|day| day_ranges(meter, frame, &day).is_some());
@@ -870,13 +1010,26 @@ pub(crate) fn average_lanes(
             }
         }
     }
-    let mut parts: Vec<([usize; 2], [u64; LANES])> = Vec::with_capacity(days.len());
     for (day, mask) in &days {
         let Some([adj, ev]) = day_ranges(meter, frame, day) else {
             continue;
         };
         parts.push(([adj.start, ev.start], *mask));
     }
+    done
+}
+
+/// The sums of [`average_lanes`] over `parts`, divided by each lane's count of days, into
+/// the profiles of the lanes `done`; returns `done`, or no lane where `rows` is not
+/// this index's block.
+fn sum_parts(
+    rows: &[f64],
+    frame: &Frame,
+    works: &mut [Work; LANES],
+    done: [bool; LANES],
+    parts: &[([usize; 2], [u64; LANES])],
+    sums: &mut Vec<[f64; LANES]>,
+) -> [bool; LANES] {
     sums.clear();
     sums.resize(frame.clocks.len(), [0.0; LANES]);
     // Position by position, the days in order inside: each lane's sum stays in
@@ -888,7 +1041,7 @@ pub(crate) fn average_lanes(
             (1, p - frame.n_adj)
         };
         let mut a = [0.0f64; LANES];
-        for (starts, mask) in &parts {
+        for (starts, mask) in parts {
             let at = (starts[part] + j) * LANES;
             let Some(row) = rows
                 .get(at..at + LANES)

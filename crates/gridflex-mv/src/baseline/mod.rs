@@ -625,6 +625,9 @@ impl Baseline {
 pub(crate) struct EventPlan {
     frames: Vec<Frame>,
     plans: Vec<Plan>,
+    /// Per baseline, the first window of its day-matching rule on its located event
+    /// (`None` for a baseline that is not matched on a frame).
+    first: Vec<Option<matching::FirstDays>>,
 }
 
 /// What a baseline does with a located event.
@@ -639,10 +642,12 @@ enum Plan {
 
 impl EventPlan {
     /// Locates `event` on `meter`'s index for each of `baselines`, with the checks
-    /// [`Baseline::totals`] makes first, in its order.
+    /// [`Baseline::totals`] makes first, in its order, and finds each day-matching
+    /// rule's first window (`days`: the calendar facts of the event's lookback).
     pub(crate) fn new(
         meter: &Meter,
         calendar: &Calendar,
+        days: Option<&CalendarDays>,
         event: Interval,
         baselines: &[Baseline],
     ) -> Self {
@@ -673,8 +678,25 @@ impl EventPlan {
                     Err(e) => Plan::Failed(e),
                 }
             })
+            .collect::<Vec<_>>();
+        let first = baselines
+            .iter()
+            .zip(&plans)
+            .map(|(b, plan)| match (plan, &b.rule) {
+                (Plan::Matched(f), BaselineRule::DayMatching { days: rules, .. }) => {
+                    let frame = frames.get(*f)?;
+                    let rule = rules.for_day(frame.day_type);
+                    rule.validate().ok()?;
+                    Some(matching::FirstDays::new(meter, calendar, days, frame, rule))
+                }
+                _ => None,
+            })
             .collect();
-        Self { frames, plans }
+        Self {
+            frames,
+            plans,
+            first,
+        }
     }
 
     /// How many located events (one per adjustment window) the plan holds: the number
@@ -685,15 +707,7 @@ impl EventPlan {
 
     /// Reads, for each lane of one block (`rows`, on the plan's index `meter`), the
     /// first candidate days each day-matching rule reaches, into `evals[lane][frame]`.
-    pub(crate) fn prefill(
-        &self,
-        meter: &Meter,
-        rows: &[f64],
-        calendar: &Calendar,
-        days: Option<&CalendarDays>,
-        baselines: &[Baseline],
-        evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
-    ) {
+    pub(crate) fn prefill(&self, rows: &[f64], evals: &mut [Vec<Vec<Option<Eval>>>; LANES]) {
         let mut lanes: [Vec<Option<Eval>>; LANES] = Default::default();
         if evals.iter().any(|e| e.len() < self.frames.len()) {
             return; // caches made for another plan: each scan reads its own days
@@ -702,15 +716,11 @@ impl EventPlan {
             for (lane, e) in lanes.iter_mut().zip(evals.iter_mut()) {
                 std::mem::swap(lane, &mut e[f]);
             }
-            for (b, plan) in baselines.iter().zip(&self.plans) {
-                if let (Plan::Matched(i), BaselineRule::DayMatching { days: rules, .. }) =
-                    (plan, &b.rule)
+            for (plan, first) in self.plans.iter().zip(&self.first) {
+                if let (Plan::Matched(i), Some(first)) = (plan, first)
                     && *i == f
                 {
-                    let rule = rules.for_day(frame.day_type);
-                    if rule.validate().is_ok() {
-                        matching::prefill(meter, rows, calendar, days, frame, rule, &mut lanes);
-                    }
+                    matching::prefill(rows, first, frame, &mut lanes);
                 }
             }
             for (lane, e) in lanes.iter_mut().zip(evals.iter_mut()) {
@@ -788,12 +798,21 @@ impl EventPlan {
             days,
             frame,
         };
+        let first = self.first.get(b).and_then(Option::as_ref);
+        let mut fast = [false; LANES];
         let mut picked: Vec<Result<(), MvError>> = Vec::with_capacity(lanes);
         for l in 0..lanes {
             let cache = match evals[l].get_mut(f) {
                 Some(c) => c,
                 None => &mut Vec::new(),
             };
+            if let Some(first) = first
+                && matching::choose_first(rule, first, cache, &mut works[l])
+            {
+                fast[l] = true;
+                picked.push(Ok(()));
+                continue;
+            }
             picked.push(matching::choose(
                 baseline.gap_policy,
                 rule,
@@ -803,7 +822,8 @@ impl EventPlan {
             ));
         }
         let chosen = std::array::from_fn(|l| picked.get(l).is_some_and(Result::is_ok));
-        let averaged = matching::average_lanes(meter, rows, frame, works, chosen, sums);
+        let averaged =
+            matching::average_lanes(meter, rows, frame, works, (chosen, first, fast), sums);
         let actual = means.get(f).copied().unwrap_or([None; LANES]);
         let each = |(l, (p, w)): (usize, (Result<(), MvError>, &mut Work))| {
             p?;
