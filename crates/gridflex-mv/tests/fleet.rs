@@ -6,7 +6,7 @@ mod common;
 
 use std::num::NonZeroUsize;
 
-use chrono::{Days, NaiveDate, TimeDelta, Timelike};
+use chrono::{Datelike, Days, NaiveDate, TimeDelta, Timelike};
 use common::{date, event, meter};
 use gridflex_core::{Energy, Interval, MarketZone};
 use gridflex_mv::fleet::{
@@ -324,4 +324,87 @@ fn a_calendar_of_another_zone_is_refused_row_by_row() {
             ..
         })
     )));
+}
+
+/// Loads near the bound a power can hold (1e18 W), whose energies and sums saturate,
+/// loads of -0 and of both signs: the grid's lanes, summed side by side, give the rows
+/// of one meter at a time, bit for bit.
+#[test]
+fn the_grid_saturates_as_the_quantities_do() {
+    let c = date(2025, 5, 1);
+    let loads = [
+        9e14, -9e14, 5e14, -0.0, 0.0, 120.0, 3e12, -1e3, 7e14, 2.5e14,
+    ];
+    let mut meters: Vec<_> = loads
+        .iter()
+        .enumerate()
+        .map(|(k, &kw)| {
+            let m = meter(MarketZone::Pjm, c, 40, 15, move |d, t| {
+                let wobble = f64::from((d.ordinal() + t.hour()) % 7) / 50.0;
+                Some(if kw == 0.0 { kw } else { kw * (0.9 + wobble) })
+            });
+            FleetMeter::new(format!("m{k}"), m)
+        })
+        .collect();
+    let spike = date(2025, 6, 5);
+    // Near the bound and of one sign, then of the other, only during the event: the
+    // metered energy's sum saturates on the way and comes back (a plain sum would
+    // end near zero); the baseline stays small.
+    let during = meter(MarketZone::Pjm, c, 40, 15, |d, t| {
+        Some(match (d == spike, t.hour()) {
+            (true, 14..16) => 9.9e14,
+            (true, 16..18) => -9.9e14,
+            _ => 100.0,
+        })
+    });
+    // The same shape on every other day: the baseline's sum saturates and comes back.
+    let baseline = meter(MarketZone::Pjm, c, 40, 15, |d, t| {
+        Some(match (d == spike, t.hour()) {
+            (false, 14..16) => 9.9e14,
+            (false, 16..18) => -9.9e14,
+            _ => 100.0,
+        })
+    });
+    // Baseline days high in the event hours and half that before; the event day high
+    // before: an uncapped factor near 2 takes the baseline past what a power can hold
+    // (an error, for that lane only).
+    let factor = meter(MarketZone::Pjm, c, 40, 15, |d, t| {
+        let h = t.hour();
+        Some(match (d == spike, h) {
+            (true, 10..13) => 9e14,
+            (true, _) => 100.0,
+            (false, 14..18) => 9e14,
+            (false, _) => 4.6e14,
+        })
+    });
+    meters.push(FleetMeter::new("during", during));
+    meters.push(FleetMeter::new("baseline", baseline));
+    meters.push(FleetMeter::new("factor", factor));
+    let events: Vec<_> = [3u32, 5, 6]
+        .iter()
+        .map(|&d| {
+            FleetEvent::new(
+                format!("e{d}"),
+                event(MarketZone::Pjm, date(2025, 6, d), 14, 18),
+            )
+        })
+        .collect();
+    let cal = Calendar::new(MarketZone::Pjm);
+    let baselines = baselines();
+    let rows = settle_with(&meters, &cal, &events, &baselines, NonZeroUsize::MIN);
+    let grid = FleetGrid::from_meters(&meters).unwrap();
+    let on_grid = settle_grid(&grid, &cal, &events, &baselines, NonZeroUsize::MIN);
+    assert_eq!(on_grid, rows);
+    // The bound is reached: some energies saturate.
+    let max = rows
+        .iter()
+        .filter_map(|r| r.figures.as_ref().ok())
+        .map(|f| f.baseline_energy.as_joules().abs())
+        .fold(0.0, f64::max);
+    assert_eq!(max, gridflex_core::MAX_MAGNITUDE);
+    let refused = rows
+        .iter()
+        .filter(|r| r.meter == meters.len() - 1)
+        .any(|r| matches!(r.figures, Err(MvError::Core(_))));
+    assert!(refused, "the factor takes a baseline past the bound");
 }

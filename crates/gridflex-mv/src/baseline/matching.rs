@@ -13,7 +13,7 @@ use super::{
     DayOutcome, DayRules, DropReason, LowUsageReference, Selection,
 };
 use crate::MvError;
-use crate::baseline::{Adjustment, AdjustmentKind};
+use crate::baseline::{Adjustment, AdjustmentKind, AdjustmentValue};
 use crate::calendar::{Calendar, DayType};
 use crate::meter::{Column, GapPolicy, LANES, Lanes, LocalDay, Meter};
 use crate::reduction::SettlementRule;
@@ -1172,6 +1172,116 @@ pub(crate) fn totals<C: Column>(
         settled,
         mean_settled: settled.mean_power_over(event),
     })
+}
+
+/// [`totals`] for the lanes of one block (`rows`) at once, each lane `l` with its raw
+/// baseline per event interval `baselines[k][l]` and its adjustment `applied[l]`: the same
+/// arithmetic on plain numbers, the lanes side by side, so every figure is the same to
+/// the bit. `None` for a lane not in `lanes`, or one with a value that [`totals`]
+/// refuses (a missing value, a baseline beyond what a power can hold) or whose sums
+/// could saturate, which [`totals`] then computes (or refuses) itself.
+pub(crate) fn totals_lanes(
+    rows: &[f64],
+    frame: &Frame,
+    (baselines, applied, lanes): (&[[f64; LANES]], [AppliedAdjustment; LANES], [bool; LANES]),
+    settlement: SettlementRule,
+    step: TimeDelta,
+    event: Interval,
+) -> [Option<Totals>; LANES] {
+    use gridflex_core::MAX_MAGNITUDE;
+    use gridflex_core::units::seconds_f64;
+    // Each lane's adjustment as a product and a sum: `b * f + 0` for a factor, `b * 1
+    // + a` for an offset (`b * 1` is `b`), `b * 1 + 0` for none.
+    let (mut mul, mut add) = ([1.0f64; LANES], [0.0f64; LANES]);
+    for l in 0..LANES {
+        match applied[l].value {
+            AdjustmentValue::None => {}
+            AdjustmentValue::Factor(f) => mul[l] = f,
+            AdjustmentValue::Offset(a) => add[l] = a.as_watts(),
+        }
+    }
+    let step_s = seconds_f64(step);
+    // Where every load and adjusted baseline of a lane is below `small`, no sum of the
+    // event and no step of one reaches the bound, where the quantities' arithmetic
+    // saturates: the sums are plain additions, which do not wait on a saturation each.
+    // A lane beyond it gets [`totals`].
+    let small = MAX_MAGNITUDE / (4.0 * frame.n_event as f64 * step_s.max(1.0));
+    let (Some(event_rows), Some(baselines)) = (
+        rows.get(frame.event_first * LANES..(frame.event_first + frame.n_event) * LANES),
+        baselines.get(..frame.n_event),
+    ) else {
+        return [None; LANES];
+    };
+    let terms = Terms {
+        rows: event_rows,
+        baselines,
+        mul,
+        add,
+        small,
+        step_s,
+    };
+    let (fine, base, metered, settled) = match settlement {
+        SettlementRule::FloorAtZero => terms.sums::<true>(),
+        SettlementRule::Net => terms.sums::<false>(),
+    };
+    std::array::from_fn(|l| {
+        if !(lanes[l] && fine[l]) {
+            return None;
+        }
+        // The sum of the settled reductions is a power; as in `totals` from here.
+        let settled = Power::watts(settled[l]).ok()? * step;
+        Some(Totals {
+            baseline: Energy::joules(base[l]).ok()?,
+            metered: Energy::joules(metered[l]).ok()?,
+            settled,
+            mean_settled: settled.mean_power_over(event),
+        })
+    })
+}
+
+/// The event's terms of [`totals_lanes`]: the block's event rows, the lanes' raw
+/// baselines, each lane's adjustment as a product and a sum, the bound below which the
+/// sums need no saturation, and the interval length in seconds.
+struct Terms<'a> {
+    rows: &'a [f64],
+    baselines: &'a [[f64; LANES]],
+    mul: [f64; LANES],
+    add: [f64; LANES],
+    small: f64,
+    step_s: f64,
+}
+
+impl Terms<'_> {
+    /// Per lane: whether every term is valid and below the bound, and the sums of the
+    /// adjusted baseline's energy, the load's energy and the reductions (floored at
+    /// zero when `FLOOR`), each in interval order.
+    fn sums<const FLOOR: bool>(&self) -> ([bool; LANES], [f64; LANES], [f64; LANES], [f64; LANES]) {
+        use gridflex_core::MAX_MAGNITUDE;
+        let mut fine = [true; LANES];
+        let (mut base, mut metered, mut settled) =
+            ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        for (row, b) in self.rows.chunks_exact(LANES).zip(self.baselines) {
+            for l in 0..LANES {
+                let (a, b) = (row[l], b[l]);
+                // As `AdjustmentValue::apply` on the checked baseline: the same value,
+                // and never -0 (`+ 0` makes -0 0).
+                let adjusted = b * self.mul[l] + self.add[l];
+                // `b` must be a valid power; the load and the adjusted baseline below
+                // the bound (which a non-finite value is not) are valid powers too.
+                fine[l] &= (b.abs() <= MAX_MAGNITUDE)
+                    & (a.abs() <= self.small)
+                    & (adjusted.abs() <= self.small);
+                // A load of -0 (a checked power makes it 0) changes no sum and no
+                // difference: `x + -0` is `x`, `+0 + -0` is +0, and `adjusted - -0` is
+                // `adjusted`, never -0.
+                base[l] += adjusted * self.step_s;
+                metered[l] += a * self.step_s;
+                let d = adjusted - a;
+                settled[l] += if FLOOR && 0.0 > d { 0.0 } else { d };
+            }
+        }
+        (fine, base, metered, settled)
+    }
 }
 
 /// The per-interval output for the event, given the raw baseline per event interval.

@@ -825,28 +825,56 @@ impl EventPlan {
         let averaged =
             matching::average_lanes(meter, rows, frame, works, (chosen, first, fast), sums);
         let actual = means.get(f).copied().unwrap_or([None; LANES]);
-        let each = |(l, (p, w)): (usize, (Result<(), MvError>, &mut Work))| {
-            p?;
-            let on = on(l);
-            if !averaged[l] {
-                matching::average(on, w);
+        // Each lane's adjustment, then the lanes' totals side by side; a lane the
+        // side-by-side totals leave out gets its own (and its error).
+        let mut applied: Vec<Result<AppliedAdjustment, MvError>> = Vec::with_capacity(lanes);
+        for (l, (p, w)) in picked.into_iter().zip(works.iter_mut()).enumerate() {
+            applied.push(p.and_then(|()| {
+                if !averaged[l] {
+                    matching::average(on(l), w);
+                }
+                matching::adjust(adjustment, on(l), w, actual[l])
+            }));
+        }
+        let ready = std::array::from_fn(|l| applied.get(l).is_some_and(Result::is_ok));
+        let values = std::array::from_fn(|l| match applied.get(l) {
+            Some(Ok(a)) => *a,
+            _ => AppliedAdjustment::NONE,
+        });
+        // The lanes' profiles side by side: `sums` holds those `average_lanes` made.
+        sums.resize(frame.n_adj + frame.n_event, [0.0; LANES]);
+        for (l, w) in works.iter().enumerate().take(lanes) {
+            if ready[l] && !averaged[l] {
+                for (s, p) in sums.iter_mut().zip(&w.profile) {
+                    s[l] = *p;
+                }
             }
-            let applied = matching::adjust(adjustment, on, w, actual[l])?;
-            matching::totals(
-                meter,
-                on.values,
-                frame,
-                &w.profile[frame.n_adj..],
-                applied,
-                baseline.settlement,
-                event,
-            )
-        };
-        picked
+        }
+        let side_by_side = matching::totals_lanes(
+            rows,
+            frame,
+            (sums.get(frame.n_adj..).unwrap_or(&[]), values, ready),
+            baseline.settlement,
+            meter.step(),
+            event,
+        );
+        applied
             .into_iter()
-            .zip(works.iter_mut())
+            .zip(side_by_side)
             .enumerate()
-            .map(each)
+            .map(|(l, (a, t))| match (a, t) {
+                (Ok(_), Some(t)) => Ok(t),
+                (Ok(a), None) => matching::totals(
+                    meter,
+                    lane(l),
+                    frame,
+                    works[l].profile.get(frame.n_adj..).unwrap_or(&[]),
+                    a,
+                    baseline.settlement,
+                    event,
+                ),
+                (Err(e), _) => Err(e),
+            })
             .collect()
     }
 }
