@@ -83,6 +83,20 @@ def settle(df):
         actual_ev = values[i_ev : i_ev + n_ev]  # (n_ev, meters)
         metered = actual_ev.sum(axis=0) * STEP_H / 1000.0
 
+        def rows_of(method, adjusted, reductions, selected):
+            """One row per meter: energies in kWh from watts per interval."""
+            return pd.DataFrame(
+                {
+                    "meter": df.columns,
+                    "event": eid,
+                    "method": method,
+                    "baseline_kwh": adjusted.sum(axis=0) * STEP_H / 1000.0,
+                    "metered_kwh": metered,
+                    "reduction_kwh": reductions.sum(axis=0) * STEP_H / 1000.0,
+                    "selected_days": selected,
+                }
+            )
+
         # CAISO 10-in-10: the 10 most recent days, averaged; load-point factor in [0.8, 1.2].
         sel = slice(0, min(10, len(cands)))
         if sel.stop < 5:
@@ -90,17 +104,8 @@ def settle(df):
         base = x[sel].mean(axis=0)  # (slots, meters)
         f = np.clip(actual_adj / base[:n_adj].mean(axis=0), 0.8, 1.2)
         adjusted = base[n_adj:] * f
-        caiso = pd.DataFrame(
-            {
-                "meter": df.columns,
-                "event": eid,
-                "method": "caiso-10in10",
-                "baseline_kwh": adjusted.sum(axis=0) * STEP_H / 1000.0,
-                "metered_kwh": metered,
-                "reduction_kwh": np.maximum(adjusted - actual_ev, 0.0).sum(axis=0) * STEP_H / 1000.0,
-                "selected_days": " ".join(str(d.date()) for d in cands[sel]),
-            }
-        )
+        caiso = rows_of("caiso-10in10", adjusted, np.maximum(adjusted - actual_ev, 0.0),
+                        " ".join(str(d.date()) for d in cands[sel]))
 
         # PJM CBL: the first 5 days; days below 25 % of their mean event-window load are
         # replaced by the next older; the 4 highest of the 5 (ties: the more recent).
@@ -117,17 +122,8 @@ def settle(df):
         adj_cbl = cbl[n_adj:] + saa
         chosen = np.sort(rank, axis=0)  # most recent first
         days = np.array([str(d.date()) for d in cands])
-        pjm = pd.DataFrame(
-            {
-                "meter": df.columns,
-                "event": eid,
-                "method": "pjm-cbl",
-                "baseline_kwh": adj_cbl.sum(axis=0) * STEP_H / 1000.0,
-                "metered_kwh": metered,
-                "reduction_kwh": (adj_cbl - actual_ev).sum(axis=0) * STEP_H / 1000.0,
-                "selected_days": [" ".join(days[chosen[:, m]]) for m in range(meters)],
-            }
-        )
+        pjm = rows_of("pjm-cbl", adj_cbl, adj_cbl - actual_ev,
+                      [" ".join(days[chosen[:, m]]) for m in range(meters)])
         out += [caiso, pjm]
     rows = pd.concat(out, ignore_index=True)
     rows["mean_reduction_kw"] = rows["reduction_kwh"] / ((events[0][2] - events[0][1]).total_seconds() / 3600.0)
