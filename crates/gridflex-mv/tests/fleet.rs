@@ -37,7 +37,8 @@ fn reference(r: &BaselineResult) -> FleetFigures {
 
 /// Every named method, and variants that take the other branches: days with gaps
 /// skipped, the refreshed low-usage average, capped additive and uncapped
-/// multiplicative adjustments, a middle selection with low-usage exclusion.
+/// multiplicative adjustments, a middle selection with low-usage exclusion, a rule
+/// whose first days another rule read in part.
 fn baselines() -> Vec<Baseline> {
     let mut all: Vec<Baseline> = Method::ALL.iter().map(|m| m.baseline()).collect();
     all.extend(
@@ -62,6 +63,8 @@ fn baselines() -> Vec<Baseline> {
     all.push(refreshed);
     all.push(middle);
     all.push(Baseline::pjm_cbl().with_adjustment(Adjustment::additive(2.0, 0.5, Some(0.1))));
+    // The same located event, ten days all kept: its first five were read for the CBL.
+    all.push(Baseline::caiso_10in10().with_adjustment(Adjustment::additive(2.0, 0.5, Some(0.1))));
     all.push(Baseline::caiso_10in10().with_adjustment(Adjustment::multiplicative(1.0, 0.0, None)));
     all.push(Method::Custom.baseline());
     all
