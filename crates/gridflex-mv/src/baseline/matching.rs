@@ -361,7 +361,7 @@ fn day_facts(
 /// its adjustment-window and event values, up to the rule's `count`, and up to the
 /// first day whose windows are not contiguous (a daylight-saving day), which the scan
 /// reads itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct FirstDays {
     days: Vec<FirstDay>,
     /// Whether `days` holds the rule's whole first window (`count` days).
