@@ -1030,30 +1030,30 @@ fn sum_parts(
     parts: &[([usize; 2], [u64; LANES])],
     sums: &mut Vec<[f64; LANES]>,
 ) -> [bool; LANES] {
+    let (rows, _) = rows.as_chunks::<LANES>();
     sums.clear();
     sums.resize(frame.clocks.len(), [0.0; LANES]);
-    // Position by position, the days in order inside: each lane's sum stays in
-    // registers while the days are added.
-    for (p, acc) in sums.iter_mut().enumerate() {
-        let (part, j) = if p < frame.n_adj {
-            (0, p)
-        } else {
-            (1, p - frame.n_adj)
-        };
-        let mut a = [0.0f64; LANES];
-        for (starts, mask) in parts {
-            let at = (starts[part] + j) * LANES;
-            let Some(row) = rows
-                .get(at..at + LANES)
-                .and_then(|r| <&[f64; LANES]>::try_from(r).ok())
-            else {
-                return [false; LANES];
+    let (adj, ev) = sums.split_at_mut(frame.n_adj.min(frame.clocks.len()));
+    // A few days at a time, each position's sums loaded once for them: the days of a
+    // group in order, so each lane adds its days in the order [`average`] does. A
+    // day every lane keeps is added as it is; the others through their masks.
+    for (part, acc) in [(0, adj), (1, ev)] {
+        let mut rest = parts;
+        while !rest.is_empty() {
+            let whole = |(_, m): &([usize; 2], [u64; LANES])| m.iter().all(|b| *b == u64::MAX);
+            let run = rest.iter().take(4).take_while(|p| whole(p)).count();
+            let (g, fine) = match run {
+                4 => (4, add_days::<4, false>(acc, rows, part, &rest[..4])),
+                3 => (3, add_days::<3, false>(acc, rows, part, &rest[..3])),
+                2 => (2, add_days::<2, false>(acc, rows, part, &rest[..2])),
+                _ if rest.len() >= 2 => (2, add_days::<2, true>(acc, rows, part, &rest[..2])),
+                _ => (1, add_days::<1, true>(acc, rows, part, &rest[..1])),
             };
-            for l in 0..LANES {
-                a[l] += f64::from_bits(row[l].to_bits() & mask[l]);
+            if !fine {
+                return [false; LANES];
             }
+            rest = &rest[g..];
         }
-        *acc = a;
     }
     let used: [f64; LANES] = std::array::from_fn(|l| works[l].selected_days.len() as f64);
     for s in sums.iter_mut() {
@@ -1066,6 +1066,45 @@ fn sum_parts(
         w.profile.extend(sums.iter().map(|s| s[l]));
     }
     done
+}
+
+/// Adds to each position `p` of `acc` the `G` days of `group` (their rows on `part`,
+/// 0 for the adjustment window, 1 for the event), in order: each lane's value where
+/// the day's mask has all ones, else +0 (`MASKED`; without it every value). False,
+/// with nothing added, where a day's rows are not in `rows`.
+fn add_days<const G: usize, const MASKED: bool>(
+    acc: &mut [[f64; LANES]],
+    rows: &[[f64; LANES]],
+    part: usize,
+    group: &[([usize; 2], [u64; LANES])],
+) -> bool {
+    let n = acc.len();
+    let mut src: [&[[f64; LANES]]; G] = [&[]; G];
+    let mut masks = [[u64::MAX; LANES]; G];
+    for ((s, m), (starts, mask)) in src.iter_mut().zip(&mut masks).zip(group) {
+        let Some(r) = rows.get(starts[part]..starts[part] + n) else {
+            return false;
+        };
+        (*s, *m) = (r, *mask);
+    }
+    for (p, a) in acc.iter_mut().enumerate() {
+        let mut x = *a;
+        for (s, m) in src.iter().zip(&masks) {
+            // Every day's rows are `n` long: `get` always finds the position.
+            let Some(r) = s.get(p) else {
+                return false;
+            };
+            for l in 0..LANES {
+                x[l] += if MASKED {
+                    f64::from_bits(r[l].to_bits() & m[l])
+                } else {
+                    r[l]
+                };
+            }
+        }
+        *a = x;
+    }
+    true
 }
 
 /// The last part of [`select`]: the day-of adjustment of the averaged days.
