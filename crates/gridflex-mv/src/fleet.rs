@@ -245,10 +245,12 @@ fn in_chunks<T: Sync>(
         .enumerate()
         .map(|(c, part)| move || work(c, chunk, part))
         .collect();
-    crate::threads::each_on_a_thread(tasks)
-        .into_iter()
-        .flatten()
-        .collect()
+    let parts = crate::threads::each_on_a_thread(tasks);
+    let mut rows = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        rows.extend(part);
+    }
+    rows
 }
 
 /// A fleet's meters on one interval grid (the same start, interval length, length and
@@ -489,51 +491,57 @@ pub fn settle_grid(
         .map(|(e, days)| EventPlan::new(&grid.index, calendar, Some(days), e.window, baselines))
         .collect();
     let (n_events, n_baselines) = (events.len(), baselines.len());
-    let block = |b: usize, rows: &[f64]| -> Vec<FleetRow> {
-        let lanes = grid.ids.len().saturating_sub(b * LANES).min(LANES);
-        let mut out: Vec<Option<FleetRow>> = vec![None; lanes * n_events * n_baselines];
-        let mut evals: [Vec<Vec<_>>; LANES] = Default::default();
-        let mut works: [Work; LANES] = Default::default();
-        let mut sums = Vec::new();
-        for (e, ((event, plan), days)) in events.iter().zip(&plans).zip(&shared).enumerate() {
-            for lane in evals.iter_mut() {
-                lane.resize(plan.frames(), Vec::new());
-                lane.iter_mut().for_each(Vec::clear);
-            }
-            plan.prefill(rows, &mut evals);
-            let means = plan.window_means(rows);
-            for (k, baseline) in baselines.iter().enumerate() {
-                let totals = plan.block_totals(
-                    k,
-                    baseline,
-                    &grid.index,
-                    (rows, lanes),
-                    calendar,
-                    event.window,
-                    Some(days),
-                    &mut evals,
-                    &mut works,
-                    &mut sums,
-                    &means,
-                );
-                for (lane, (t, w)) in totals.into_iter().zip(&works).enumerate() {
-                    let figures = t.map(|t| FleetFigures::of(t, &w.selected_days));
-                    out[(lane * n_events + e) * n_baselines + k] = Some(FleetRow {
-                        meter: b * LANES + lane,
-                        event: e,
-                        method: baseline.method,
-                        figures,
-                    });
+    // One block's rows into `out`, in the output's order; `slots` is the block's
+    // rows by (lane, event, method), computed events first.
+    let block =
+        |b: usize, rows: &[f64], slots: &mut Vec<Option<FleetRow>>, out: &mut Vec<FleetRow>| {
+            let lanes = grid.ids.len().saturating_sub(b * LANES).min(LANES);
+            slots.clear();
+            slots.resize(lanes * n_events * n_baselines, None);
+            let mut evals: [Vec<Vec<_>>; LANES] = Default::default();
+            let mut works: [Work; LANES] = Default::default();
+            let mut sums = Vec::new();
+            for (e, ((event, plan), days)) in events.iter().zip(&plans).zip(&shared).enumerate() {
+                for lane in evals.iter_mut() {
+                    lane.resize(plan.frames(), Vec::new());
+                    lane.iter_mut().for_each(Vec::clear);
+                }
+                plan.prefill(rows, &mut evals);
+                let means = plan.window_means(rows);
+                for (k, baseline) in baselines.iter().enumerate() {
+                    let totals = plan.block_totals(
+                        k,
+                        baseline,
+                        &grid.index,
+                        (rows, lanes),
+                        calendar,
+                        event.window,
+                        Some(days),
+                        &mut evals,
+                        &mut works,
+                        &mut sums,
+                        &means,
+                    );
+                    for (lane, (t, w)) in totals.into_iter().zip(&works).enumerate() {
+                        let figures = t.map(|t| FleetFigures::of(t, &w.selected_days));
+                        slots[(lane * n_events + e) * n_baselines + k] = Some(FleetRow {
+                            meter: b * LANES + lane,
+                            event: e,
+                            method: baseline.method,
+                            figures,
+                        });
+                    }
                 }
             }
-        }
-        out.into_iter().flatten().collect()
-    };
+            out.extend(slots.drain(..).flatten());
+        };
     in_chunks(&grid.blocks, threads, |c, chunk, part: &[Vec<f64>]| {
-        part.iter()
-            .enumerate()
-            .flat_map(|(k, rows)| block(c * chunk + k, rows))
-            .collect()
+        let mut out = Vec::with_capacity(part.len() * LANES * n_events * n_baselines);
+        let mut slots = Vec::new();
+        for (k, rows) in part.iter().enumerate() {
+            block(c * chunk + k, rows, &mut slots, &mut out);
+        }
+        out
     })
 }
 
