@@ -36,7 +36,7 @@ use std::num::NonZeroUsize;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gridflex_core::{Energy, Interval, MarketZone, Power};
 
-use crate::baseline::{CalendarDays, EventPlan, EventWork, Totals, Work};
+use crate::baseline::{CalendarDays, Eval, EventPlan, EventWork, LaneBuffers, Totals, Work};
 use crate::meter::{LANES, check_watts};
 use crate::{Baseline, Calendar, Meter, Method, MvError};
 
@@ -493,56 +493,74 @@ pub fn settle_grid(
     let (n_events, n_baselines) = (events.len(), baselines.len());
     // One block's rows into `out`, in the output's order; `slots` is the block's
     // rows by (lane, event, method), computed events first.
-    let block =
-        |b: usize, rows: &[f64], slots: &mut Vec<Option<FleetRow>>, out: &mut Vec<FleetRow>| {
-            let lanes = grid.ids.len().saturating_sub(b * LANES).min(LANES);
-            slots.clear();
-            slots.resize(lanes * n_events * n_baselines, None);
-            let mut evals: [Vec<Vec<_>>; LANES] = Default::default();
-            let mut works: [Work; LANES] = Default::default();
-            let mut sums = Vec::new();
-            for (e, ((event, plan), days)) in events.iter().zip(&plans).zip(&shared).enumerate() {
-                for lane in evals.iter_mut() {
-                    lane.resize(plan.frames(), Vec::new());
-                    lane.iter_mut().for_each(Vec::clear);
-                }
-                plan.prefill(rows, &mut evals);
-                let means = plan.window_means(rows);
-                for (k, baseline) in baselines.iter().enumerate() {
-                    let totals = plan.block_totals(
-                        k,
-                        baseline,
-                        &grid.index,
-                        (rows, lanes),
-                        calendar,
-                        event.window,
-                        Some(days),
-                        &mut evals,
-                        &mut works,
-                        &mut sums,
-                        &means,
-                    );
-                    for (lane, (t, w)) in totals.into_iter().zip(&works).enumerate() {
-                        let figures = t.map(|t| FleetFigures::of(t, &w.selected_days));
-                        slots[(lane * n_events + e) * n_baselines + k] = Some(FleetRow {
-                            meter: b * LANES + lane,
-                            event: e,
-                            method: baseline.method,
-                            figures,
-                        });
-                    }
+    let block = |b: usize, rows: &[f64], out: &mut Vec<FleetRow>, state: &mut BlockState| {
+        let lanes = grid.ids.len().saturating_sub(b * LANES).min(LANES);
+        let BlockState {
+            slots,
+            evals,
+            works,
+            buf,
+            means,
+        } = state;
+        slots.clear();
+        slots.resize(lanes * n_events * n_baselines, None);
+        for (e, ((event, plan), days)) in events.iter().zip(&plans).zip(&shared).enumerate() {
+            for lane in evals.iter_mut() {
+                lane.resize(plan.frames(), Vec::new());
+                lane.iter_mut().for_each(Vec::clear);
+            }
+            plan.prefill(rows, evals, buf);
+            plan.window_means(rows, means);
+            for (k, baseline) in baselines.iter().enumerate() {
+                let totals = plan.block_totals(
+                    k,
+                    baseline,
+                    &grid.index,
+                    (rows, lanes),
+                    calendar,
+                    event.window,
+                    Some(days),
+                    evals,
+                    works,
+                    buf,
+                    means,
+                );
+                for (lane, (t, w)) in totals.into_iter().zip(works.iter()).enumerate() {
+                    let Some(t) = t else {
+                        continue;
+                    };
+                    let figures = t.map(|t| FleetFigures::of(t, &w.selected_days));
+                    slots[(lane * n_events + e) * n_baselines + k] = Some(FleetRow {
+                        meter: b * LANES + lane,
+                        event: e,
+                        method: baseline.method,
+                        figures,
+                    });
                 }
             }
-            out.extend(slots.drain(..).flatten());
-        };
+        }
+        out.extend(slots.drain(..).flatten());
+    };
     in_chunks(&grid.blocks, threads, |c, chunk, part: &[Vec<f64>]| {
         let mut out = Vec::with_capacity(part.len() * LANES * n_events * n_baselines);
-        let mut slots = Vec::new();
+        let mut state = BlockState::default();
         for (k, rows) in part.iter().enumerate() {
-            block(c * chunk + k, rows, &mut slots, &mut out);
+            block(c * chunk + k, rows, &mut out, &mut state);
         }
         out
     })
+}
+
+/// What [`settle_grid`] keeps from one block to the next on a thread: the block's rows
+/// by (lane, event, method), each lane's candidate-day caches and work, the buffers of
+/// the lanes' sums and the event day's adjustment-window means.
+#[derive(Default)]
+struct BlockState {
+    slots: Vec<Option<FleetRow>>,
+    evals: [Vec<Vec<Option<Eval>>>; LANES],
+    works: [Work; LANES],
+    buf: LaneBuffers,
+    means: Vec<[Option<f64>; LANES]>,
 }
 
 #[cfg(test)]

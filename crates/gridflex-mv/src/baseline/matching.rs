@@ -421,14 +421,18 @@ pub(crate) fn prefill(
     first: &FirstDays,
     frame: &Frame,
     lanes: &mut [Vec<Option<Eval>>; LANES],
+    buf: &mut LaneBuffers,
 ) {
     // The days to read: (days back - 1, their two windows' index ranges).
-    let todo: Vec<(usize, [std::ops::Range<usize>; 2])> = first
-        .days
-        .iter()
-        .filter(|d| !lanes[0].get(d.k).is_some_and(Option::is_some))
-        .map(|d| (d.k, d.ranges.clone()))
-        .collect();
+    let todo = &mut buf.todo;
+    todo.clear();
+    todo.extend(
+        first
+            .days
+            .iter()
+            .filter(|d| !lanes[0].get(d.k).is_some_and(Option::is_some))
+            .map(|d| (d.k, d.ranges.clone())),
+    );
     // Up to five days at a time (as many in each pass as the days allow): five streams
     // from memory in flight, each lane's sums of the days side by side, each in its
     // own order.
@@ -691,7 +695,7 @@ pub(crate) fn select<C: Column>(
 ) -> Result<AppliedAdjustment, MvError> {
     choose(gaps, rule, on, evals, work)?;
     average(on, work);
-    adjust(adj, on, work, None)
+    adjust(adj, on, work.profile.iter().copied(), None)
 }
 
 /// The first part of [`select`]: selects the days (`work.decisions`,
@@ -934,13 +938,25 @@ pub(crate) fn average<C: Column>(on: On<'_, C>, work: &mut Work) {
     }
 }
 
+/// The buffers of [`average_lanes`] and [`prefill`], kept from one call to the next.
+#[derive(Debug, Default)]
+pub(crate) struct LaneBuffers {
+    /// The lanes' profiles side by side, one entry per position of the frame.
+    pub(crate) sums: Vec<[f64; LANES]>,
+    /// The days to add, and which lanes keep them.
+    parts: Vec<([usize; 2], [u64; LANES])>,
+    /// The days [`prefill`] reads: days back - 1, their two windows' index ranges.
+    todo: Vec<(usize, [std::ops::Range<usize>; 2])>,
+}
+
 /// [`average`] for the lanes of one block of [`LANES`] meters at once (`rows`, on the
 /// index `meter`): `works[l]` holds lane `l`'s chosen days where `chosen[l]`. Where
 /// every kept day of a lane has contiguous windows, its profile is summed here with the
 /// other such lanes' side by side, one pass over each day's rows: each lane adds its
 /// kept days' values in the order [`average`] does, and +0 for a day it does not keep
 /// (a sum that starts at +0 is never -0, so adding +0 changes nothing, to the bit).
-/// Returns the lanes averaged; the others are left to [`average`].
+/// Returns the lanes averaged, whose profiles are left in `buf.sums` (lane `l`'s
+/// values at `[p][l]`), not in their `works`; the others are left to [`average`].
 ///
 /// `first`, when given, is the rule's first window and `fast[l]` says which lanes
 /// chose it as it is ([`choose_first`]): when every chosen lane did, the days and their
@@ -949,11 +965,12 @@ pub(crate) fn average_lanes(
     meter: &Meter,
     rows: &[f64],
     frame: &Frame,
-    works: &mut [Work; LANES],
+    works: &[Work; LANES],
     (chosen, first, fast): ([bool; LANES], Option<&FirstDays>, [bool; LANES]),
-    sums: &mut Vec<[f64; LANES]>,
+    buf: &mut LaneBuffers,
 ) -> [bool; LANES] {
-    let mut parts: Vec<([usize; 2], [u64; LANES])> = Vec::new();
+    let LaneBuffers { sums, parts, .. } = buf;
+    parts.clear();
     let done = match first.filter(|_| (0..LANES).all(|l| fast[l] || !chosen[l])) {
         Some(first) => {
             // Every lane averaged here keeps some of the same first days.
@@ -968,9 +985,9 @@ pub(crate) fn average_lanes(
             }
             chosen
         }
-        None => kept_parts(meter, frame, works, chosen, &mut parts),
+        None => kept_parts(meter, frame, works, chosen, parts),
     };
-    sum_parts(rows, frame, works, done, &parts, sums)
+    sum_parts(rows, frame, works, done, parts, sums)
 }
 
 /// The parts of [`average_lanes`] without a shared first window: each chosen lane whose
@@ -1019,13 +1036,12 @@ fn kept_parts(
     done
 }
 
-/// The sums of [`average_lanes`] over `parts`, divided by each lane's count of days, into
-/// the profiles of the lanes `done`; returns `done`, or no lane where `rows` is not
-/// this index's block.
+/// The sums of [`average_lanes`] over `parts` (`sums`), divided by each lane's count of
+/// days; returns `done`, or no lane where `rows` is not this index's block.
 fn sum_parts(
     rows: &[f64],
     frame: &Frame,
-    works: &mut [Work; LANES],
+    works: &[Work; LANES],
     done: [bool; LANES],
     parts: &[([usize; 2], [u64; LANES])],
     sums: &mut Vec<[f64; LANES]>,
@@ -1060,10 +1076,6 @@ fn sum_parts(
         for l in 0..LANES {
             s[l] /= used[l];
         }
-    }
-    for (l, w) in works.iter_mut().enumerate().filter(|(l, _)| done[*l]) {
-        w.profile.clear();
-        w.profile.extend(sums.iter().map(|s| s[l]));
     }
     done
 }
@@ -1107,13 +1119,15 @@ fn add_days<const G: usize, const MASKED: bool>(
     true
 }
 
-/// The last part of [`select`]: the day-of adjustment of the averaged days.
-/// `actual`, when given, is the event day's mean load over the adjustment window as
-/// [`lane_window_means`] reads it (the same figure this reads itself without it).
+/// The last part of [`select`]: the day-of adjustment of the averaged days, whose
+/// profile is `profile` (its values from the first on, read only as far as the
+/// adjustment window goes, and only for an adjustment). `actual`, when given, is the
+/// event day's mean load over the adjustment window as [`lane_window_means`] reads it
+/// (the same figure this reads itself without it).
 pub(crate) fn adjust<C: Column>(
     adj: &Adjustment,
     on: On<'_, C>,
-    work: &Work,
+    profile: impl Iterator<Item = f64>,
     actual: Option<f64>,
 ) -> Result<AppliedAdjustment, MvError> {
     let On {
@@ -1122,7 +1136,6 @@ pub(crate) fn adjust<C: Column>(
         frame,
         ..
     } = on;
-    let profile = &work.profile;
     match frame.adj_window {
         Some(w) if adj.kind != AdjustmentKind::None => {
             let mean_actual = match actual {
@@ -1135,7 +1148,7 @@ pub(crate) fn adjust<C: Column>(
                     sum / frame.n_adj as f64
                 }
             };
-            let mean_base = profile[..frame.n_adj].iter().sum::<f64>() / frame.n_adj as f64;
+            let mean_base = profile.take(frame.n_adj).sum::<f64>() / frame.n_adj as f64;
             adj.apply(w, mean_actual, mean_base)
         }
         _ => Ok(AppliedAdjustment::NONE),

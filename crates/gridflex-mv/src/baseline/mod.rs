@@ -50,7 +50,7 @@ use crate::reduction::SettlementRule;
 
 pub use adjust::{Adjustment, AdjustmentKind, AdjustmentValue, AppliedAdjustment};
 use matching::Frame;
-pub(crate) use matching::{CalendarDays, Eval, Totals, Work};
+pub(crate) use matching::{CalendarDays, Eval, LaneBuffers, Totals, Work};
 
 /// The named baseline methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -707,7 +707,12 @@ impl EventPlan {
 
     /// Reads, for each lane of one block (`rows`, on the plan's index `meter`), the
     /// first candidate days each day-matching rule reaches, into `evals[lane][frame]`.
-    pub(crate) fn prefill(&self, rows: &[f64], evals: &mut [Vec<Vec<Option<Eval>>>; LANES]) {
+    pub(crate) fn prefill(
+        &self,
+        rows: &[f64],
+        evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
+        buf: &mut matching::LaneBuffers,
+    ) {
         let mut lanes: [Vec<Option<Eval>>; LANES] = Default::default();
         if evals.iter().any(|e| e.len() < self.frames.len()) {
             return; // caches made for another plan: each scan reads its own days
@@ -720,7 +725,7 @@ impl EventPlan {
                 if let (Plan::Matched(i), Some(first)) = (plan, first)
                     && *i == f
                 {
-                    matching::prefill(rows, first, frame, &mut lanes);
+                    matching::prefill(rows, first, frame, &mut lanes, buf);
                 }
             }
             for (lane, e) in lanes.iter_mut().zip(evals.iter_mut()) {
@@ -730,21 +735,24 @@ impl EventPlan {
     }
 
     /// Each located event's adjustment-window mean on the event day for every lane of
-    /// one block (`rows`), [`matching::lane_window_means`], for [`EventPlan::block_totals`].
-    pub(crate) fn window_means(&self, rows: &[f64]) -> Vec<[Option<f64>; LANES]> {
-        self.frames
-            .iter()
-            .map(|f| matching::lane_window_means(rows, f))
-            .collect()
+    /// one block (`rows`), [`matching::lane_window_means`], for [`EventPlan::block_totals`],
+    /// into `means` (one per located event).
+    pub(crate) fn window_means(&self, rows: &[f64], means: &mut Vec<[Option<f64>; LANES]>) {
+        means.clear();
+        means.extend(
+            self.frames
+                .iter()
+                .map(|f| matching::lane_window_means(rows, f)),
+        );
     }
 
     /// [`Baseline::totals`] of `baselines[b]` (`baseline`) for the first `lanes`
-    /// meters of one block (`rows`, on the plan's index `meter`), one per lane, each
-    /// lane's days left in `works[l]`; `evals[l]` holds lane `l`'s candidate-day caches
-    /// (one per located event), `means` the [`EventPlan::window_means`] of the block. A
-    /// day-matching rule chooses each lane's days, averages
-    /// them for the lanes together ([`matching::average_lanes`]), then adjusts and
-    /// totals each lane.
+    /// meters of one block (`rows`, on the plan's index `meter`), one per lane (`None`
+    /// past `lanes`), each lane's days left in `works[l]`; `evals[l]` holds lane `l`'s
+    /// candidate-day caches (one per located event), `means` the
+    /// [`EventPlan::window_means`] of the block. A day-matching rule chooses each lane's
+    /// days, averages them for the lanes together ([`matching::average_lanes`]), then
+    /// adjusts and totals each lane.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn block_totals(
         &self,
@@ -757,13 +765,15 @@ impl EventPlan {
         days: Option<&CalendarDays>,
         evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
         works: &mut [Work; LANES],
-        sums: &mut Vec<[f64; LANES]>,
+        buf: &mut matching::LaneBuffers,
         means: &[[Option<f64>; LANES]],
-    ) -> Vec<Result<Totals, MvError>> {
+    ) -> [Option<Result<Totals, MvError>>; LANES] {
         let lanes = lanes.min(LANES);
         let lane = |l: usize| Lanes { rows, lane: l };
         let matched = match (self.plans.get(b), &baseline.rule) {
-            (Some(Plan::Failed(e)), _) => return vec![Err(e.clone()); lanes],
+            (Some(Plan::Failed(e)), _) => {
+                return std::array::from_fn(|l| (l < lanes).then(|| Err(e.clone())));
+            }
             (
                 Some(Plan::Matched(f)),
                 BaselineRule::DayMatching {
@@ -778,18 +788,18 @@ impl EventPlan {
         };
         let Some((f, frame, rules, adjustment)) = matched else {
             // A flat rule (or a plan made for other baselines): each lane on its own.
-            let each = |(l, w): (usize, &mut Work)| {
+            return std::array::from_fn(|l| {
+                let w = works.get_mut(l).filter(|_| l < lanes)?;
                 let mut own = EventWork::default();
                 std::mem::swap(w, &mut own.work);
                 let totals = baseline.totals(meter, lane(l), calendar, event, days, &mut own);
                 std::mem::swap(w, &mut own.work);
-                totals
-            };
-            return works.iter_mut().enumerate().take(lanes).map(each).collect();
+                Some(totals)
+            });
         };
         let rule = rules.for_day(frame.day_type);
         if let Err(e) = rule.validate() {
-            return vec![Err(e); lanes];
+            return std::array::from_fn(|l| (l < lanes).then(|| Err(e.clone())));
         }
         let on = |l: usize| matching::On {
             meter,
@@ -800,50 +810,50 @@ impl EventPlan {
         };
         let first = self.first.get(b).and_then(Option::as_ref);
         let mut fast = [false; LANES];
-        let mut picked: Vec<Result<(), MvError>> = Vec::with_capacity(lanes);
-        for l in 0..lanes {
-            let cache = match evals[l].get_mut(f) {
+        let picked: [Option<Result<(), MvError>>; LANES] = std::array::from_fn(|l| {
+            let (w, e) = (works.get_mut(l).filter(|_| l < lanes)?, &mut evals[l]);
+            let cache = match e.get_mut(f) {
                 Some(c) => c,
                 None => &mut Vec::new(),
             };
             if let Some(first) = first
-                && matching::choose_first(rule, first, cache, &mut works[l])
+                && matching::choose_first(rule, first, cache, w)
             {
                 fast[l] = true;
-                picked.push(Ok(()));
-                continue;
+                return Some(Ok(()));
             }
-            picked.push(matching::choose(
-                baseline.gap_policy,
-                rule,
-                on(l),
-                cache,
-                &mut works[l],
-            ));
-        }
-        let chosen = std::array::from_fn(|l| picked.get(l).is_some_and(Result::is_ok));
+            Some(matching::choose(baseline.gap_policy, rule, on(l), cache, w))
+        });
+        let chosen = picked.each_ref().map(|p| matches!(p, Some(Ok(()))));
         let averaged =
-            matching::average_lanes(meter, rows, frame, works, (chosen, first, fast), sums);
+            matching::average_lanes(meter, rows, frame, works, (chosen, first, fast), buf);
         let actual = means.get(f).copied().unwrap_or([None; LANES]);
         // Each lane's adjustment, then the lanes' totals side by side; a lane the
-        // side-by-side totals leave out gets its own (and its error).
-        let mut applied: Vec<Result<AppliedAdjustment, MvError>> = Vec::with_capacity(lanes);
-        for (l, (p, w)) in picked.into_iter().zip(works.iter_mut()).enumerate() {
-            applied.push(p.and_then(|()| {
-                if !averaged[l] {
+        // side-by-side totals leave out gets its own (and its error). A lane averaged
+        // with the others has its profile in `sums`, the others in their `works`.
+        let sums = &mut buf.sums;
+        let mut picked = picked;
+        let applied: [Option<Result<AppliedAdjustment, MvError>>; LANES] =
+            std::array::from_fn(|l| {
+                let w = &mut works[l];
+                Some(picked[l].take()?.and_then(|()| {
+                    if averaged[l] {
+                        let profile = sums.iter().map(|s| s[l]);
+                        return matching::adjust(adjustment, on(l), profile, actual[l]);
+                    }
                     matching::average(on(l), w);
-                }
-                matching::adjust(adjustment, on(l), w, actual[l])
-            }));
-        }
-        let ready = std::array::from_fn(|l| applied.get(l).is_some_and(Result::is_ok));
-        let values = std::array::from_fn(|l| match applied.get(l) {
+                    let profile = w.profile.iter().copied();
+                    matching::adjust(adjustment, on(l), profile, actual[l])
+                }))
+            });
+        let ready = applied.each_ref().map(|a| matches!(a, Some(Ok(_))));
+        let values = applied.each_ref().map(|a| match a {
             Some(Ok(a)) => *a,
             _ => AppliedAdjustment::NONE,
         });
         // The lanes' profiles side by side: `sums` holds those `average_lanes` made.
         sums.resize(frame.n_adj + frame.n_event, [0.0; LANES]);
-        for (l, w) in works.iter().enumerate().take(lanes) {
+        for (l, w) in works.iter().enumerate() {
             if ready[l] && !averaged[l] {
                 for (s, p) in sums.iter_mut().zip(&w.profile) {
                     s[l] = *p;
@@ -858,24 +868,29 @@ impl EventPlan {
             meter.step(),
             event,
         );
-        applied
-            .into_iter()
-            .zip(side_by_side)
-            .enumerate()
-            .map(|(l, (a, t))| match (a, t) {
+        let mut applied = applied;
+        std::array::from_fn(|l| {
+            Some(match (applied[l].take()?, side_by_side[l]) {
                 (Ok(_), Some(t)) => Ok(t),
-                (Ok(a), None) => matching::totals(
-                    meter,
-                    lane(l),
-                    frame,
-                    works[l].profile.get(frame.n_adj..).unwrap_or(&[]),
-                    a,
-                    baseline.settlement,
-                    event,
-                ),
+                (Ok(a), None) => {
+                    let w = &mut works[l];
+                    if averaged[l] {
+                        w.profile.clear();
+                        w.profile.extend(sums.iter().map(|s| s[l]));
+                    }
+                    matching::totals(
+                        meter,
+                        lane(l),
+                        frame,
+                        w.profile.get(frame.n_adj..).unwrap_or(&[]),
+                        a,
+                        baseline.settlement,
+                        event,
+                    )
+                }
                 (Err(e), _) => Err(e),
             })
-            .collect()
+        })
     }
 }
 
