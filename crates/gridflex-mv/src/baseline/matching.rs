@@ -695,7 +695,8 @@ pub(crate) fn select<C: Column>(
 ) -> Result<AppliedAdjustment, MvError> {
     choose(gaps, rule, on, evals, work)?;
     average(on, work);
-    adjust(adj, on, work.profile.iter().copied(), None)
+    let base_sum = || work.profile.iter().take(on.frame.n_adj).sum::<f64>();
+    adjust(adj, on, base_sum, None)
 }
 
 /// The first part of [`select`]: selects the days (`work.decisions`,
@@ -1071,10 +1072,22 @@ fn sum_parts(
             rest = &rest[g..];
         }
     }
-    let used: [f64; LANES] = std::array::from_fn(|l| works[l].selected_days.len() as f64);
-    for s in sums.iter_mut() {
-        for l in 0..LANES {
-            s[l] /= used[l];
+    let counts: [usize; LANES] = std::array::from_fn(|l| works[l].selected_days.len());
+    if counts.iter().all(|n| n.is_power_of_two()) {
+        // Dividing by 2^k and multiplying by 2^-k (exact) both round the same quotient:
+        // the same figure, to the bit, without a division.
+        let inverse = counts.map(|n| 1.0 / n as f64);
+        for s in sums.iter_mut() {
+            for l in 0..LANES {
+                s[l] *= inverse[l];
+            }
+        }
+    } else {
+        let used = counts.map(|n| n as f64);
+        for s in sums.iter_mut() {
+            for l in 0..LANES {
+                s[l] /= used[l];
+            }
         }
     }
     done
@@ -1119,15 +1132,15 @@ fn add_days<const G: usize, const MASKED: bool>(
     true
 }
 
-/// The last part of [`select`]: the day-of adjustment of the averaged days, whose
-/// profile is `profile` (its values from the first on, read only as far as the
-/// adjustment window goes, and only for an adjustment). `actual`, when given, is the
-/// event day's mean load over the adjustment window as [`lane_window_means`] reads it
-/// (the same figure this reads itself without it).
+/// The last part of [`select`]: the day-of adjustment of the averaged days.
+/// `base_sum` gives the sum of their profile's values over the adjustment window, in
+/// order, as `Iterator::sum` adds them (asked only for an adjustment). `actual`, when
+/// given, is the event day's mean load over the adjustment window as
+/// [`lane_window_means`] reads it (the same figure this reads itself without it).
 pub(crate) fn adjust<C: Column>(
     adj: &Adjustment,
     on: On<'_, C>,
-    profile: impl Iterator<Item = f64>,
+    base_sum: impl FnOnce() -> f64,
     actual: Option<f64>,
 ) -> Result<AppliedAdjustment, MvError> {
     let On {
@@ -1148,7 +1161,7 @@ pub(crate) fn adjust<C: Column>(
                     sum / frame.n_adj as f64
                 }
             };
-            let mean_base = profile.take(frame.n_adj).sum::<f64>() / frame.n_adj as f64;
+            let mean_base = base_sum() / frame.n_adj as f64;
             adj.apply(w, mean_actual, mean_base)
         }
         _ => Ok(AppliedAdjustment::NONE),

@@ -832,18 +832,27 @@ impl EventPlan {
         // side-by-side totals leave out gets its own (and its error). A lane averaged
         // with the others has its profile in `sums`, the others in their `works`.
         let sums = &mut buf.sums;
+        // The averaged lanes' profile sums over the adjustment window, side by side,
+        // each in order from the identity `Iterator::sum` starts with.
+        let zero = std::iter::empty::<f64>().sum::<f64>();
+        let mut base_sums = [zero; LANES];
+        for s in sums.iter().take(frame.n_adj) {
+            for l in 0..LANES {
+                base_sums[l] += s[l];
+            }
+        }
         let mut picked = picked;
         let applied: [Option<Result<AppliedAdjustment, MvError>>; LANES] =
             std::array::from_fn(|l| {
                 let w = &mut works[l];
                 Some(picked[l].take()?.and_then(|()| {
                     if averaged[l] {
-                        let profile = sums.iter().map(|s| s[l]);
-                        return matching::adjust(adjustment, on(l), profile, actual[l]);
+                        let base_sum = || base_sums[l];
+                        return matching::adjust(adjustment, on(l), base_sum, actual[l]);
                     }
                     matching::average(on(l), w);
-                    let profile = w.profile.iter().copied();
-                    matching::adjust(adjustment, on(l), profile, actual[l])
+                    let base_sum = || w.profile.iter().take(frame.n_adj).sum::<f64>();
+                    matching::adjust(adjustment, on(l), base_sum, actual[l])
                 }))
             });
         let ready = applied.each_ref().map(|a| matches!(a, Some(Ok(_))));
