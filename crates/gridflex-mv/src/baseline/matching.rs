@@ -437,20 +437,28 @@ pub(crate) fn prefill(
     // from memory in flight, each lane's sums of the days side by side, each in its
     // own order.
     const DAYS: usize = 5;
+    let (rows8, _) = rows.as_chunks::<LANES>();
     let sums = |starts: [usize; DAYS], n: usize| -> Option<[[f64; LANES]; DAYS]> {
-        let mut src: [&[f64]; DAYS] = [&[]; DAYS];
+        let mut src: [&[[f64; LANES]]; DAYS] = [&[]; DAYS];
         for (s, &a) in src.iter_mut().zip(&starts) {
-            *s = rows.get(a * LANES..(a + n) * LANES)?;
+            *s = rows8.get(a..a + n)?;
         }
         let mut acc = [[0.0f64; LANES]; DAYS];
-        for j in 0..n {
-            for (acc, s) in acc.iter_mut().zip(&src) {
-                let Some(row) = s.get(j * LANES..(j + 1) * LANES) else {
-                    continue;
-                };
-                for (a, w) in acc.iter_mut().zip(row) {
-                    *a += w;
+        // Half the lanes at a time: the days' sums stay in registers.
+        for half in [0, LANES / 2] {
+            let mut part = [[0.0f64; LANES / 2]; DAYS];
+            for j in 0..n {
+                for (p, s) in part.iter_mut().zip(&src) {
+                    let Some(row) = s.get(j) else {
+                        continue;
+                    };
+                    for (a, w) in p.iter_mut().zip(&row[half..]) {
+                        *a += w;
+                    }
                 }
+            }
+            for (a, p) in acc.iter_mut().zip(&part) {
+                a[half..half + LANES / 2].copy_from_slice(p);
             }
         }
         Some(acc)
