@@ -512,7 +512,17 @@ pub fn settle_grid(
             plan.prefill(rows, evals, buf);
             plan.window_means(rows, means);
             for (k, baseline) in baselines.iter().enumerate() {
-                let totals = plan.block_totals(
+                let mut row = |lane: usize, t: Result<Totals, MvError>, selected: &[NaiveDate]| {
+                    if let Some(slot) = slots.get_mut((lane * n_events + e) * n_baselines + k) {
+                        *slot = Some(FleetRow {
+                            meter: b * LANES + lane,
+                            event: e,
+                            method: baseline.method,
+                            figures: t.map(|t| FleetFigures::of(t, selected)),
+                        });
+                    }
+                };
+                plan.block_totals(
                     k,
                     baseline,
                     &grid.index,
@@ -524,19 +534,8 @@ pub fn settle_grid(
                     works,
                     buf,
                     means,
+                    &mut row,
                 );
-                for (lane, (t, w)) in totals.into_iter().zip(works.iter()).enumerate() {
-                    let Some(t) = t else {
-                        continue;
-                    };
-                    let figures = t.map(|t| FleetFigures::of(t, &w.selected_days));
-                    slots[(lane * n_events + e) * n_baselines + k] = Some(FleetRow {
-                        meter: b * LANES + lane,
-                        event: e,
-                        method: baseline.method,
-                        figures,
-                    });
-                }
             }
         }
         out.extend(slots.drain(..).flatten());

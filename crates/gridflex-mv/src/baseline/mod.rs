@@ -747,8 +747,8 @@ impl EventPlan {
     }
 
     /// [`Baseline::totals`] of `baselines[b]` (`baseline`) for the first `lanes`
-    /// meters of one block (`rows`, on the plan's index `meter`), one per lane (`None`
-    /// past `lanes`), each lane's days left in `works[l]`; `evals[l]` holds lane `l`'s
+    /// meters of one block (`rows`, on the plan's index `meter`), handed to `out` with
+    /// the lane and its selected days, each lane's days left in `works[l]`; `evals[l]` holds lane `l`'s
     /// candidate-day caches (one per located event), `means` the
     /// [`EventPlan::window_means`] of the block. A day-matching rule chooses each lane's
     /// days, averages them for the lanes together ([`matching::average_lanes`]), then
@@ -767,12 +767,16 @@ impl EventPlan {
         works: &mut [Work; LANES],
         buf: &mut matching::LaneBuffers,
         means: &[[Option<f64>; LANES]],
-    ) -> [Option<Result<Totals, MvError>>; LANES] {
+        out: &mut impl FnMut(usize, Result<Totals, MvError>, &[NaiveDate]),
+    ) {
         let lanes = lanes.min(LANES);
         let lane = |l: usize| Lanes { rows, lane: l };
         let matched = match (self.plans.get(b), &baseline.rule) {
             (Some(Plan::Failed(e)), _) => {
-                return std::array::from_fn(|l| (l < lanes).then(|| Err(e.clone())));
+                for (l, w) in works.iter().enumerate().take(lanes) {
+                    out(l, Err(e.clone()), &w.selected_days);
+                }
+                return;
             }
             (
                 Some(Plan::Matched(f)),
@@ -788,18 +792,21 @@ impl EventPlan {
         };
         let Some((f, frame, rules, adjustment)) = matched else {
             // A flat rule (or a plan made for other baselines): each lane on its own.
-            return std::array::from_fn(|l| {
-                let w = works.get_mut(l).filter(|_| l < lanes)?;
+            for (l, w) in works.iter_mut().enumerate().take(lanes) {
                 let mut own = EventWork::default();
                 std::mem::swap(w, &mut own.work);
                 let totals = baseline.totals(meter, lane(l), calendar, event, days, &mut own);
                 std::mem::swap(w, &mut own.work);
-                Some(totals)
-            });
+                out(l, totals, &w.selected_days);
+            }
+            return;
         };
         let rule = rules.for_day(frame.day_type);
         if let Err(e) = rule.validate() {
-            return std::array::from_fn(|l| (l < lanes).then(|| Err(e.clone())));
+            for (l, w) in works.iter().enumerate().take(lanes) {
+                out(l, Err(e.clone()), &w.selected_days);
+            }
+            return;
         }
         let on = |l: usize| matching::On {
             meter,
@@ -877,12 +884,14 @@ impl EventPlan {
             meter.step(),
             event,
         );
-        let mut applied = applied;
-        std::array::from_fn(|l| {
-            Some(match (applied[l].take()?, side_by_side[l]) {
+        for (l, (a, t)) in applied.into_iter().zip(side_by_side).enumerate() {
+            let Some(a) = a else {
+                continue;
+            };
+            let w = &mut works[l];
+            let totals = match (a, t) {
                 (Ok(_), Some(t)) => Ok(t),
                 (Ok(a), None) => {
-                    let w = &mut works[l];
                     if averaged[l] {
                         w.profile.clear();
                         w.profile.extend(sums.iter().map(|s| s[l]));
@@ -898,8 +907,9 @@ impl EventPlan {
                     )
                 }
                 (Err(e), _) => Err(e),
-            })
-        })
+            };
+            out(l, totals, &w.selected_days);
+        }
     }
 }
 
