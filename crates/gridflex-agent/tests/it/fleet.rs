@@ -240,14 +240,26 @@ async fn a_signal_reaches_every_gpu_and_a_dead_orchestrator_or_a_cut_node_restor
         eventually(lease + SLACK, || all_touched(&nodes[0])).await,
         "node 0 is curtailed again"
     );
-    let records = site.memory.records().unwrap();
+    // A stage's audit records are written when the stage ends, after its commands: the
+    // GPUs can show the curtailment before the re-plan's record is there.
+    let mut records = Vec::new();
+    let planned_back = eventually(SLACK, || {
+        records = site.memory.records().unwrap();
+        records.iter().any(|r| {
+            matches!(&r.event,
+            AuditEvent::Replanned { reason: Replan::JobBack { job }, .. } if *job == job0)
+        })
+    })
+    .await;
+    assert!(
+        planned_back,
+        "the re-plan that took node 0's job back is audited"
+    );
     assert!(records.iter().any(|r| matches!(&r.event,
         AuditEvent::RestoredOutside { confirming, reason, presumed: true, .. }
             if confirming.contains(&job0) && reason.contains("lease could run out"))));
     assert!(records.iter().any(|r| matches!(&r.event,
         AuditEvent::Replanned { reason: Replan::PresumedRestored { jobs }, .. } if jobs.contains(&job0))));
-    assert!(records.iter().any(|r| matches!(&r.event,
-        AuditEvent::Replanned { reason: Replan::JobBack { job }, .. } if *job == job0)));
     // The orchestrator's view agrees with the GPUs' own state (read between two
     // equal snapshots, so that no stage ran in between).
     let mut agreed = false;
