@@ -748,8 +748,8 @@ impl EventPlan {
 
     /// [`Baseline::totals`] of `baselines[b]` (`baseline`) for the first `lanes`
     /// meters of one block (`rows`, on the plan's index `meter`), handed to `out` with
-    /// the lane and its selected days, each lane's days left in `works[l]`; `evals[l]` holds lane `l`'s
-    /// candidate-day caches (one per located event), `means` the
+    /// the lane and its selected days, each lane's days left in `works[l]`; `evals[l]`
+    /// holds lane `l`'s candidate-day caches (one per located event), `means` the
     /// [`EventPlan::window_means`] of the block. A day-matching rule chooses each lane's
     /// days, averages them for the lanes together ([`matching::average_lanes`]), then
     /// adjusts and totals each lane.
@@ -817,7 +817,7 @@ impl EventPlan {
         };
         let first = self.first.get(b).and_then(Option::as_ref);
         let mut fast = [false; LANES];
-        let picked: [Option<Result<(), MvError>>; LANES] = std::array::from_fn(|l| {
+        let mut picked: [Option<Result<(), MvError>>; LANES] = std::array::from_fn(|l| {
             let (w, e) = (works.get_mut(l).filter(|_| l < lanes)?, &mut evals[l]);
             let cache = match e.get_mut(f) {
                 Some(c) => c,
@@ -848,17 +848,20 @@ impl EventPlan {
                 base_sums[l] += s[l];
             }
         }
-        let mut picked = picked;
         let applied: [Option<Result<AppliedAdjustment, MvError>>; LANES] =
             std::array::from_fn(|l| {
                 let w = &mut works[l];
                 Some(picked[l].take()?.and_then(|()| {
-                    if averaged[l] {
-                        let base_sum = || base_sums[l];
-                        return matching::adjust(adjustment, on(l), base_sum, actual[l]);
+                    if !averaged[l] {
+                        matching::average(on(l), w);
                     }
-                    matching::average(on(l), w);
-                    let base_sum = || w.profile.iter().take(frame.n_adj).sum::<f64>();
+                    let base_sum = || {
+                        if averaged[l] {
+                            base_sums[l]
+                        } else {
+                            w.profile.iter().take(frame.n_adj).sum::<f64>()
+                        }
+                    };
                     matching::adjust(adjustment, on(l), base_sum, actual[l])
                 }))
             });
