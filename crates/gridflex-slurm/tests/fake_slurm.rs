@@ -26,11 +26,29 @@ fn dir(name: &str) -> Result<Dir, std::io::Error> {
     Ok(Dir(d))
 }
 
+/// Writes an executable `sh` script. A child process writes it: a file this process
+/// had open for writing could be inherited, for an instant, by a process another test
+/// forks at the same time, and running the script then fails with "Text file busy"
+/// (a fresh-clone CI run saw it).
 fn script(dir: &Path, name: &str, body: &str) -> Result<PathBuf, std::io::Error> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::io::Write;
     let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n"))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+    let mut writer = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"cat > "$0" && chmod 755 "$0""#)
+        .arg(&p)
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = writer.stdin.take() {
+        stdin.write_all(format!("#!/bin/sh\n{body}\n").as_bytes())?;
+    }
+    let status = writer.wait()?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!(
+            "writing {}: {status}",
+            p.display()
+        )));
+    }
     Ok(p)
 }
 
