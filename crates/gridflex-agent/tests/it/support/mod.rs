@@ -168,7 +168,7 @@ impl Relay {
         let (state, watch) = tokio::sync::watch::channel(Link::Open);
         let task = tokio::spawn(async move {
             let mut pipes = JoinSet::new();
-            while let Ok((mut down, _)) = listener.accept().await {
+            while let Ok((down, _)) = listener.accept().await {
                 let mut link = watch.clone();
                 let now = *link.borrow();
                 match now {
@@ -184,16 +184,21 @@ impl Relay {
                     Link::Open => {}
                 }
                 pipes.spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(upstream).await {
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
-                            _ = link.wait_for(|l| *l != Link::Open) => {}
-                        }
-                        let now = *link.borrow();
-                        if now == Link::Blackhole {
-                            // Silent from here: both ends stay open, nothing passes.
-                            let _ = link.wait_for(|l| *l != Link::Blackhole).await;
-                        }
+                    let Ok(up) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut down_read, mut down_write) = down.into_split();
+                    let (mut up_read, mut up_write) = up.into_split();
+                    let mut change = link.clone();
+                    tokio::select! {
+                        () = pass(&mut down_read, &mut up_write, &link) => {}
+                        () = pass(&mut up_read, &mut down_write, &link) => {}
+                        _ = change.wait_for(|l| *l != Link::Open) => {}
+                    }
+                    let now = *link.borrow();
+                    if now == Link::Blackhole {
+                        // Silent from here: both ends stay open, nothing passes.
+                        let _ = link.wait_for(|l| *l != Link::Blackhole).await;
                     }
                 });
             }
@@ -215,6 +220,28 @@ impl Relay {
     /// Lets traffic through again (new connections only).
     pub fn heal(&self) {
         let _ = self.state.send(Link::Open);
+    }
+}
+
+/// Forwards `from` to `to` while the link is open. The link is read after each chunk
+/// arrives, so bytes sent after `blackhole` or `cut` returned are never passed on, however
+/// late this task runs (with `copy_bidirectional` in a `select!`, a chunk read in a poll
+/// that began before the change could still go through).
+async fn pass(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    link: &tokio::sync::watch::Receiver<Link>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if *link.borrow() != Link::Open || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
