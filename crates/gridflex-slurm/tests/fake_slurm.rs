@@ -156,7 +156,9 @@ esac"#,
     let cluster = SlurmCluster::open(
         SlurmCli::new()
             .with_programs("squeue", &scontrol)
-            .with_timeout(Duration::from_millis(300)),
+            // Long enough for every answering call on a loaded machine; the suspend,
+            // which never answers, still times out.
+            .with_timeout(Duration::from_secs(3)),
         Policy::default(),
         DeviceMap::default(),
         &ledger,

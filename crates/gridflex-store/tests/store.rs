@@ -241,8 +241,11 @@ fn the_writer_commits_in_order_and_a_full_queue_refuses_without_waiting() {
     }
     let slow = Arc::new(Slow(std::sync::Mutex::new(())));
     let gate = slow.0.lock().unwrap();
+    // Batches of one: the thread takes one record and blocks writing it (with larger
+    // batches it could take more from the queue while the loop below submits).
     let options = WriterOptions {
         queue: 1,
+        batch: 1,
         ..WriterOptions::default()
     };
     let writer = StoreWriter::spawn(slow.clone(), options).unwrap();

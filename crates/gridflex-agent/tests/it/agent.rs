@@ -477,7 +477,15 @@ async fn a_node_that_stops_answering_fails_requests_at_once_until_it_answers_aga
     let lease = 900; // requests time out after 300 ms, reconnection every 100 ms
     let agent = node.serve(lease).await;
     let relay = Relay::start(agent.local_addr()).await;
-    let client = connect(relay.addr, lease).await.unwrap();
+    // No background renewal: this test's own requests are the only ones (a renewal of
+    // the client's in flight at the blackhole would take the timeout first).
+    let options = ClientOptions {
+        renew_every: Duration::from_secs(3600),
+        ..ClientOptions::with_lease(Duration::from_millis(lease))
+    };
+    let client = AgentClient::connect(relay.addr, TOKEN, options)
+        .await
+        .unwrap();
     client.apply(ops_for(&node, 300.0)).await.unwrap();
     // Packets are lost from here: the first request waits out its timeout...
     relay.blackhole();

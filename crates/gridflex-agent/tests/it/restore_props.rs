@@ -36,6 +36,12 @@ fn run(initial: Vec<f64>, batches: Vec<Vec<Step>>, lapse: bool) -> Result<(), Te
         .build()
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     rt.block_on(async move {
+        // A 200 ms lease is renewed every 66 ms: not beside the fleet tests' 32 agents.
+        let _serial = if lapse {
+            Some(one_at_a_time().await)
+        } else {
+            None
+        };
         let dir = tempfile::tempdir().unwrap();
         let node = SimNode::new("p", 4, dir.path());
         for (g, &l) in node.fleet.iter().zip(&initial) {
@@ -43,13 +49,15 @@ fn run(initial: Vec<f64>, batches: Vec<Vec<Step>>, lapse: bool) -> Result<(), Te
         }
         let lease = if lapse { 200 } else { 60_000 };
         let agent = node.serve(lease).await;
-        let client = AgentClient::connect(
-            agent.local_addr(),
-            TOKEN,
-            ClientOptions::with_lease(Duration::from_millis(lease)),
-        )
-        .await
-        .unwrap();
+        // Requests may take longer than a third of the short lease (a lapse between
+        // batches is one more thing the property covers, not a failure).
+        let options = ClientOptions {
+            request_timeout: Duration::from_secs(5),
+            ..ClientOptions::with_lease(Duration::from_millis(lease))
+        };
+        let client = AgentClient::connect(agent.local_addr(), TOKEN, options)
+            .await
+            .unwrap();
         let ids: Vec<_> = node.fleet.iter().map(|g| g.id().clone()).collect();
         let job = node.job.job().clone();
         for batch in batches {
