@@ -32,6 +32,7 @@
 //! ```
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gridflex_core::{Energy, Interval, MarketZone, Power};
@@ -89,8 +90,11 @@ pub struct FleetFigures {
     pub reduction_energy: Energy,
     /// Mean settled reduction.
     pub mean_reduction: Power,
-    /// The days the baseline averaged, most recent first.
-    pub selected_days: Vec<NaiveDate>,
+    /// The days the baseline averaged, most recent first. Rows that averaged the same
+    /// days may share one list (most meters of a fleet keep the same days for an event
+    /// and method): [`settle_grid`] hands out one allocation per distinct list it meets,
+    /// not one per row.
+    pub selected_days: Arc<[NaiveDate]>,
 }
 
 /// One row of a fleet settlement.
@@ -175,7 +179,7 @@ pub fn settle_with(
                         Some(days),
                         &mut work,
                     )
-                    .map(|t| FleetFigures::of(t, work.selected_days()));
+                    .map(|t| FleetFigures::of(t, work.selected_days().into()));
                 rows.push(FleetRow {
                     meter: i,
                     event: e,
@@ -195,13 +199,13 @@ pub fn settle_with(
 }
 
 impl FleetFigures {
-    fn of(t: Totals, selected_days: &[NaiveDate]) -> Self {
+    fn of(t: Totals, selected_days: Arc<[NaiveDate]>) -> Self {
         Self {
             baseline_energy: t.baseline,
             metered_energy: t.metered,
             reduction_energy: t.settled,
             mean_reduction: t.mean_settled,
-            selected_days: selected_days.to_vec(),
+            selected_days,
         }
     }
 }
@@ -501,6 +505,7 @@ pub fn settle_grid(
             works,
             buf,
             means,
+            lists,
         } = state;
         slots.clear();
         slots.resize(lanes * n_events * n_baselines, None);
@@ -518,7 +523,9 @@ pub fn settle_grid(
                             meter: b * LANES + lane,
                             event: e,
                             method: baseline.method,
-                            figures: t.map(|t| FleetFigures::of(t, selected)),
+                            figures: t.map(|t| {
+                                FleetFigures::of(t, lists.get(e * n_baselines + k, selected))
+                            }),
                         });
                     }
                 };
@@ -552,7 +559,8 @@ pub fn settle_grid(
 
 /// What [`settle_grid`] keeps from one block to the next on a thread: the block's rows
 /// by (lane, event, method), each lane's candidate-day caches and work, the buffers of
-/// the lanes' sums and the event day's adjustment-window means.
+/// the lanes' sums and the event day's adjustment-window means, and the lists of
+/// selected days handed out.
 #[derive(Default)]
 struct BlockState {
     slots: Vec<Option<FleetRow>>,
@@ -560,6 +568,39 @@ struct BlockState {
     works: [Work; LANES],
     buf: LaneBuffers,
     means: Vec<[Option<f64>; LANES]>,
+    lists: DayLists,
+}
+
+/// The lists of selected days a thread has handed out, the last few of each (event,
+/// method): a row whose days are one of them shares it. The meters of a fleet mostly
+/// keep the same days (all of a rule's first window, or one of few subsets of it), so
+/// a handful per pair covers nearly every row.
+#[derive(Debug, Default)]
+struct DayLists {
+    /// By (event, method): the lists, the most recently made first.
+    lists: Vec<Vec<Arc<[NaiveDate]>>>,
+}
+
+impl DayLists {
+    /// How many lists are kept per (event, method).
+    const KEPT: usize = 8;
+
+    /// A list equal to `days` for the pair `key`: one already handed out, or a new one.
+    fn get(&mut self, key: usize, days: &[NaiveDate]) -> Arc<[NaiveDate]> {
+        if self.lists.len() <= key {
+            self.lists.resize_with(key + 1, Vec::new);
+        }
+        let Some(kept) = self.lists.get_mut(key) else {
+            return days.into();
+        };
+        if let Some(list) = kept.iter().find(|l| ***l == *days) {
+            return Arc::clone(list);
+        }
+        let list: Arc<[NaiveDate]> = days.into();
+        kept.truncate(Self::KEPT - 1);
+        kept.insert(0, Arc::clone(&list));
+        list
+    }
 }
 
 #[cfg(test)]
@@ -623,11 +664,36 @@ mod tests {
             match (&row.figures, direct) {
                 (Ok(f), Ok(r)) => {
                     assert_eq!(f.reduction_energy, r.reduction().settled_energy);
-                    assert_eq!(f.selected_days, r.selected_days);
+                    assert_eq!(*f.selected_days, *r.selected_days);
                 }
                 (Err(a), Err(b)) => assert_eq!(*a, b),
                 (a, b) => panic!("{a:?} against {b:?}"),
             }
         }
+    }
+
+    #[test]
+    fn equal_lists_of_days_are_shared_and_others_are_not() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2025, 6, d).unwrap();
+        let (a, b) = ([day(3), day(2)], [day(4), day(2)]);
+        let mut lists = DayLists::default();
+        let first = lists.get(3, &a);
+        assert_eq!(*first, a);
+        assert!(
+            Arc::ptr_eq(&first, &lists.get(3, &a)),
+            "the same days, one list"
+        );
+        let other = lists.get(3, &b);
+        assert_eq!(*other, b);
+        assert!(Arc::ptr_eq(&first, &lists.get(3, &a)), "both kept");
+        assert!(!Arc::ptr_eq(&first, &lists.get(0, &a)), "another pair");
+        // Past `KEPT` lists for one pair, the oldest is let go (a new list, still equal).
+        for d in 5..5 + DayLists::KEPT as u32 {
+            lists.get(3, &[day(d)]);
+        }
+        let again = lists.get(3, &a);
+        assert_eq!(*again, a);
+        assert!(!Arc::ptr_eq(&first, &again));
+        assert!(lists.lists.iter().all(|l| l.len() <= DayLists::KEPT));
     }
 }

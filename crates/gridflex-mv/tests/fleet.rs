@@ -31,7 +31,7 @@ fn reference(r: &BaselineResult) -> FleetFigures {
         metered_energy: metered,
         reduction_energy: reduction.settled_energy,
         mean_reduction: reduction.mean_settled,
-        selected_days: r.selected_days.clone(),
+        selected_days: r.selected_days.as_slice().into(),
     }
 }
 
