@@ -36,12 +36,10 @@ fn run(initial: Vec<f64>, batches: Vec<Vec<Step>>, lapse: bool) -> Result<(), Te
         .build()
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     rt.block_on(async move {
-        // A 200 ms lease is renewed every 66 ms: not beside the fleet tests' 32 agents.
-        let _serial = if lapse {
-            Some(one_at_a_time().await)
-        } else {
-            None
-        };
+        // One case at a time beside the other loopback tests: a 200 ms lease is renewed
+        // every 66 ms, and each case's synced state writes would slow the fleet tests'
+        // 32 agents' renewals.
+        let _serial = one_at_a_time().await;
         let dir = tempfile::tempdir().unwrap();
         let node = SimNode::new("p", 4, dir.path());
         for (g, &l) in node.fleet.iter().zip(&initial) {
