@@ -92,8 +92,8 @@ pub struct FleetFigures {
     pub mean_reduction: Power,
     /// The days the baseline averaged, most recent first. Rows that averaged the same
     /// days may share one list (most meters of a fleet keep the same days for an event
-    /// and method): [`settle_grid`] hands out one allocation per distinct list it meets,
-    /// not one per row.
+    /// and method): [`settle_with`] and [`settle_grid`] hand out one allocation per
+    /// distinct list a thread meets for an (event, method), not one per row.
     pub selected_days: Arc<[NaiveDate]>,
 }
 
@@ -164,12 +164,12 @@ pub fn settle_with(
     threads: NonZeroUsize,
 ) -> Vec<FleetRow> {
     let shared = calendar_days(calendar, events, baselines);
-    let one = |(i, m): (usize, &FleetMeter)| -> Vec<FleetRow> {
+    let one = |(i, m): (usize, &FleetMeter), lists: &mut DayLists| -> Vec<FleetRow> {
         let mut rows = Vec::with_capacity(events.len() * baselines.len());
         let mut work = EventWork::default();
         for (e, (event, days)) in events.iter().zip(&shared).enumerate() {
             work.next_event();
-            for baseline in baselines {
+            for (k, baseline) in baselines.iter().enumerate() {
                 let figures = baseline
                     .totals(
                         &m.meter,
@@ -179,7 +179,10 @@ pub fn settle_with(
                         Some(days),
                         &mut work,
                     )
-                    .map(|t| FleetFigures::of(t, work.selected_days().into()));
+                    .map(|t| {
+                        let key = e * baselines.len() + k;
+                        FleetFigures::of(t, lists.get(key, work.selected_days()))
+                    });
                 rows.push(FleetRow {
                     meter: i,
                     event: e,
@@ -191,9 +194,10 @@ pub fn settle_with(
         rows
     };
     in_chunks(meters, threads, |c, chunk, part: &[FleetMeter]| {
+        let mut lists = DayLists::default();
         part.iter()
             .enumerate()
-            .flat_map(|(k, m)| one((c * chunk + k, m)))
+            .flat_map(|(k, m)| one((c * chunk + k, m), &mut lists))
             .collect()
     })
 }
