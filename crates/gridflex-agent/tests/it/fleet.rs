@@ -124,14 +124,20 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
         })
         .await
         .unwrap();
-    // A few sweeps: the plan starts from the GPUs' settled draw.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    Site {
+    let site = Site {
         runtime,
         handle,
         memory,
         nodes,
+    };
+    // A few sweeps: the plan starts from the GPUs' settled draw (and at least one sweep
+    // has read it, however slow the machine).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while site.status().await.facility_power.is_none() && tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    site
 }
 
 impl Site {
