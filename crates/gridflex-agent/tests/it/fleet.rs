@@ -137,6 +137,10 @@ async fn site(addrs: Vec<std::net::SocketAddr>, lease: Duration) -> Site {
     while site.status().await.facility_power.is_none() && tokio::time::Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(
+        site.status().await.facility_power.is_some(),
+        "no telemetry sweep read the GPUs' draw within 30 s of the site starting"
+    );
     site
 }
 
