@@ -37,7 +37,9 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gridflex_core::{Energy, Interval, MarketZone, Power};
 
-use crate::baseline::{CalendarDays, Eval, EventPlan, EventWork, LaneBuffers, Totals, Work};
+use crate::baseline::{
+    CalendarDays, Eval, EventDay, EventPlan, EventWork, LaneBuffers, Totals, Work,
+};
 use crate::meter::{LANES, check_watts};
 use crate::{Baseline, Calendar, Meter, Method, MvError};
 
@@ -508,7 +510,7 @@ pub fn settle_grid(
             evals,
             works,
             buf,
-            means,
+            event_days,
             lists,
         } = state;
         slots.clear();
@@ -519,7 +521,7 @@ pub fn settle_grid(
                 lane.iter_mut().for_each(Vec::clear);
             }
             plan.prefill(rows, evals, buf);
-            plan.window_means(rows, means);
+            plan.event_days(rows, grid.index.step(), event_days);
             for (k, baseline) in baselines.iter().enumerate() {
                 let mut row = |lane: usize, t: Result<Totals, MvError>, selected: &[NaiveDate]| {
                     if let Some(slot) = slots.get_mut((lane * n_events + e) * n_baselines + k) {
@@ -544,7 +546,7 @@ pub fn settle_grid(
                     evals,
                     works,
                     buf,
-                    means,
+                    event_days,
                     &mut row,
                 );
             }
@@ -563,7 +565,7 @@ pub fn settle_grid(
 
 /// What [`settle_grid`] keeps from one block to the next on a thread: the block's rows
 /// by (lane, event, method), each lane's candidate-day caches and work, the buffers of
-/// the lanes' sums and the event day's adjustment-window means, and the lists of
+/// the lanes' sums and the event day's figures per located event, and the lists of
 /// selected days handed out.
 #[derive(Default)]
 struct BlockState {
@@ -571,7 +573,7 @@ struct BlockState {
     evals: [Vec<Vec<Option<Eval>>>; LANES],
     works: [Work; LANES],
     buf: LaneBuffers,
-    means: Vec<[Option<f64>; LANES]>,
+    event_days: Vec<EventDay>,
     lists: DayLists,
 }
 

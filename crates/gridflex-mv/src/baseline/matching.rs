@@ -1144,7 +1144,7 @@ fn add_days<const G: usize, const MASKED: bool>(
 /// `base_sum` gives the sum of their profile's values over the adjustment window, in
 /// order, as `Iterator::sum` adds them (asked only for an adjustment). `actual`, when
 /// given, is the event day's mean load over the adjustment window as
-/// [`lane_window_means`] reads it (the same figure this reads itself without it).
+/// [`lane_event_day`] reads it (the same figure this reads itself without it).
 pub(crate) fn adjust<C: Column>(
     adj: &Adjustment,
     on: On<'_, C>,
@@ -1176,12 +1176,59 @@ pub(crate) fn adjust<C: Column>(
     }
 }
 
-/// The event day's mean load over `frame`'s adjustment window for every lane of a
-/// block (`rows`), each lane's values summed in [`adjust`]'s order, side by side;
-/// `None` for a lane with a missing value there (whose error [`adjust`] then finds),
-/// and for every lane when the frame has no window. The event's own rows are read in
-/// the same pass (each lane's totals read them next).
-pub(crate) fn lane_window_means(rows: &[f64], frame: &Frame) -> [Option<f64>; LANES] {
+/// What the event day gives every rule located on one frame, for the lanes of a block:
+/// read once for all of them ([`lane_event_day`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventDay {
+    /// Each lane's mean load over the adjustment window, as [`adjust`] reads it; `None`
+    /// for a lane with a missing value there (whose error [`adjust`] then finds), and
+    /// for every lane when the frame has no window.
+    pub(crate) means: [Option<f64>; LANES],
+    /// Each lane's metered energy over the event (joules): its loads times the
+    /// interval's length, summed in interval order from zero, as [`totals_lanes`] adds.
+    metered: [f64; LANES],
+    /// Whether every load of the lane over the event is below [`small_bound`] (which a
+    /// missing value is not); false for every lane where the event's rows are not in
+    /// the block.
+    small: [bool; LANES],
+}
+
+impl EventDay {
+    /// No figure: every lane is left to the one-meter paths.
+    pub(crate) const NONE: Self = Self {
+        means: [None; LANES],
+        metered: [0.0; LANES],
+        small: [false; LANES],
+    };
+}
+
+/// The bound on the loads and adjusted baselines of an event of `n_event` intervals of
+/// `step_s` seconds below which no sum of [`totals_lanes`] and no step of one reaches
+/// the bound where the quantities' arithmetic saturates.
+fn small_bound(n_event: usize, step_s: f64) -> f64 {
+    gridflex_core::MAX_MAGNITUDE / (4.0 * n_event as f64 * step_s.max(1.0))
+}
+
+/// The event day's [`EventDay`] of `frame` for every lane of a block (`rows`, whose
+/// meters' interval is `step`): the adjustment window's means, each lane's values
+/// summed in [`adjust`]'s order, and the event's metered energy with its bound check,
+/// each lane's terms as [`totals_lanes`] adds them, side by side, one pass each.
+pub(crate) fn lane_event_day(rows: &[f64], frame: &Frame, step: TimeDelta) -> EventDay {
+    use gridflex_core::units::seconds_f64;
+    let step_s = seconds_f64(step);
+    let small = small_bound(frame.n_event, step_s);
+    let (mut metered, mut fine) = ([0.0f64; LANES], [true; LANES]);
+    match rows.get(frame.event_first * LANES..(frame.event_first + frame.n_event) * LANES) {
+        Some(event_rows) => {
+            for row in event_rows.chunks_exact(LANES) {
+                for l in 0..LANES {
+                    fine[l] &= row[l].abs() <= small;
+                    metered[l] += row[l] * step_s;
+                }
+            }
+        }
+        None => fine = [false; LANES],
+    }
     let part = |first: usize, n: usize| {
         let block = rows.get(first * LANES..(first + n) * LANES)?;
         let mut acc = [0.0f64; LANES];
@@ -1192,14 +1239,16 @@ pub(crate) fn lane_window_means(rows: &[f64], frame: &Frame) -> [Option<f64>; LA
         }
         Some(acc)
     };
-    // Read for the totals that follow: one pass for the block instead of a cache miss
-    // per lane. Its sums are not used.
-    std::hint::black_box(part(frame.event_first, frame.n_event));
-    match (frame.adj_window, part(frame.adj_first, frame.n_adj)) {
+    let means = match (frame.adj_window, part(frame.adj_first, frame.n_adj)) {
         (Some(_), Some(sums)) if frame.n_adj > 0 => {
             sums.map(|s| (!s.is_nan()).then(|| s / frame.n_adj as f64))
         }
         _ => [None; LANES],
+    };
+    EventDay {
+        means,
+        metered,
+        small: fine,
     }
 }
 
@@ -1250,18 +1299,18 @@ pub(crate) fn totals<C: Column>(
 /// [`totals`] for the lanes of one block (`rows`) at once, each lane `l` with its raw
 /// baseline per event interval `baselines[k][l]` and its adjustment `applied[l]`: the same
 /// arithmetic on plain numbers, the lanes side by side, so every figure is the same to
-/// the bit. `None` for a lane not in `lanes`, or one with a value that [`totals`]
-/// refuses (a missing value, a baseline beyond what a power can hold) or whose sums
-/// could saturate, which [`totals`] then computes (or refuses) itself.
+/// the bit. `day` is the block's [`lane_event_day`] of `frame` (the metered energy,
+/// shared by every rule on the frame). `None` for a lane not in `lanes`, or one with a
+/// value that [`totals`] refuses (a missing value, a baseline beyond what a power can
+/// hold) or whose sums could saturate, which [`totals`] then computes (or refuses)
+/// itself.
 pub(crate) fn totals_lanes(
-    rows: &[f64],
-    frame: &Frame,
+    (rows, frame, day): (&[f64], &Frame, &EventDay),
     (baselines, applied, lanes): (&[[f64; LANES]], [AppliedAdjustment; LANES], [bool; LANES]),
     settlement: SettlementRule,
     step: TimeDelta,
     event: Interval,
 ) -> [Option<Totals>; LANES] {
-    use gridflex_core::MAX_MAGNITUDE;
     use gridflex_core::units::seconds_f64;
     // Each lane's adjustment as a product and a sum: `b * f + 0` for a factor, `b * 1
     // + a` for an offset (`b * 1` is `b`), `b * 1 + 0` for none.
@@ -1277,8 +1326,8 @@ pub(crate) fn totals_lanes(
     // Where every load and adjusted baseline of a lane is below `small`, no sum of the
     // event and no step of one reaches the bound, where the quantities' arithmetic
     // saturates: the sums are plain additions, which do not wait on a saturation each.
-    // A lane beyond it gets [`totals`].
-    let small = MAX_MAGNITUDE / (4.0 * frame.n_event as f64 * step_s.max(1.0));
+    // A lane beyond it gets [`totals`]. The loads' check and sum are `day`'s.
+    let small = small_bound(frame.n_event, step_s);
     let (Some(event_rows), Some(baselines)) = (
         rows.get(frame.event_first * LANES..(frame.event_first + frame.n_event) * LANES),
         baselines.get(..frame.n_event),
@@ -1293,9 +1342,9 @@ pub(crate) fn totals_lanes(
         small,
         step_s,
     };
-    let (fine, base, metered, settled) = match settlement {
-        SettlementRule::FloorAtZero => terms.sums::<true>(),
-        SettlementRule::Net => terms.sums::<false>(),
+    let (fine, base, settled) = match settlement {
+        SettlementRule::FloorAtZero => terms.sums::<true>(day.small),
+        SettlementRule::Net => terms.sums::<false>(day.small),
     };
     std::array::from_fn(|l| {
         if !(lanes[l] && fine[l]) {
@@ -1305,7 +1354,7 @@ pub(crate) fn totals_lanes(
         let settled = Power::watts(settled[l]).ok()? * step;
         Some(Totals {
             baseline: Energy::joules(base[l]).ok()?,
-            metered: Energy::joules(metered[l]).ok()?,
+            metered: Energy::joules(day.metered[l]).ok()?,
             settled,
             mean_settled: settled.mean_power_over(event),
         })
@@ -1325,35 +1374,36 @@ struct Terms<'a> {
 }
 
 impl Terms<'_> {
-    /// Per lane: whether every term is valid and below the bound, and the sums of the
-    /// adjusted baseline's energy, the load's energy and the reductions (floored at
-    /// zero when `FLOOR`), each in interval order.
-    fn sums<const FLOOR: bool>(&self) -> ([bool; LANES], [f64; LANES], [f64; LANES], [f64; LANES]) {
+    /// Per lane: whether every term is valid and below the bound (starting from
+    /// `loads_small`, whether every load is), and the sums of the adjusted baseline's
+    /// energy and of the reductions (floored at zero when `FLOOR`), each in interval
+    /// order.
+    fn sums<const FLOOR: bool>(
+        &self,
+        loads_small: [bool; LANES],
+    ) -> ([bool; LANES], [f64; LANES], [f64; LANES]) {
         use gridflex_core::MAX_MAGNITUDE;
-        let mut fine = [true; LANES];
-        let (mut base, mut metered, mut settled) =
-            ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let mut fine = loads_small;
+        let (mut base, mut settled) = ([0.0f64; LANES], [0.0f64; LANES]);
         for (row, b) in self.rows.chunks_exact(LANES).zip(self.baselines) {
             for l in 0..LANES {
                 let (a, b) = (row[l], b[l]);
                 // As `AdjustmentValue::apply` on the checked baseline: the same value,
                 // and never -0 (`+ 0` makes -0 0).
                 let adjusted = b * self.mul[l] + self.add[l];
-                // `b` must be a valid power; the load and the adjusted baseline below
-                // the bound (which a non-finite value is not) are valid powers too.
-                fine[l] &= (b.abs() <= MAX_MAGNITUDE)
-                    & (a.abs() <= self.small)
-                    & (adjusted.abs() <= self.small);
+                // `b` must be a valid power; the adjusted baseline below the bound
+                // (which a non-finite value is not) is a valid power too, and so is the
+                // load where `loads_small`.
+                fine[l] &= (b.abs() <= MAX_MAGNITUDE) & (adjusted.abs() <= self.small);
                 // A load of -0 (a checked power makes it 0) changes no sum and no
                 // difference: `x + -0` is `x`, `+0 + -0` is +0, and `adjusted - -0` is
                 // `adjusted`, never -0.
                 base[l] += adjusted * self.step_s;
-                metered[l] += a * self.step_s;
                 let d = adjusted - a;
                 settled[l] += if FLOOR && 0.0 > d { 0.0 } else { d };
             }
         }
-        (fine, base, metered, settled)
+        (fine, base, settled)
     }
 }
 

@@ -50,7 +50,7 @@ use crate::reduction::SettlementRule;
 
 pub use adjust::{Adjustment, AdjustmentKind, AdjustmentValue, AppliedAdjustment};
 use matching::Frame;
-pub(crate) use matching::{CalendarDays, Eval, LaneBuffers, Totals, Work};
+pub(crate) use matching::{CalendarDays, Eval, EventDay, LaneBuffers, Totals, Work};
 
 /// The named baseline methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -734,23 +734,28 @@ impl EventPlan {
         }
     }
 
-    /// Each located event's adjustment-window mean on the event day for every lane of
-    /// one block (`rows`), [`matching::lane_window_means`], for [`EventPlan::block_totals`],
-    /// into `means` (one per located event).
-    pub(crate) fn window_means(&self, rows: &[f64], means: &mut Vec<[Option<f64>; LANES]>) {
-        means.clear();
-        means.extend(
+    /// Each located event's [`matching::EventDay`] for every lane of one block (`rows`,
+    /// whose meters' interval is `step`), [`matching::lane_event_day`], for
+    /// [`EventPlan::block_totals`], into `days` (one per located event).
+    pub(crate) fn event_days(
+        &self,
+        rows: &[f64],
+        step: TimeDelta,
+        days: &mut Vec<matching::EventDay>,
+    ) {
+        days.clear();
+        days.extend(
             self.frames
                 .iter()
-                .map(|f| matching::lane_window_means(rows, f)),
+                .map(|f| matching::lane_event_day(rows, f, step)),
         );
     }
 
     /// [`Baseline::totals`] of `baselines[b]` (`baseline`) for the first `lanes`
     /// meters of one block (`rows`, on the plan's index `meter`), handed to `out` with
     /// the lane and its selected days, each lane's days left in `works[l]`; `evals[l]`
-    /// holds lane `l`'s candidate-day caches (one per located event), `means` the
-    /// [`EventPlan::window_means`] of the block. A day-matching rule chooses each lane's
+    /// holds lane `l`'s candidate-day caches (one per located event), `event_days` the
+    /// [`EventPlan::event_days`] of the block. A day-matching rule chooses each lane's
     /// days, averages them for the lanes together ([`matching::average_lanes`]), then
     /// adjusts and totals each lane.
     #[allow(clippy::too_many_arguments)]
@@ -766,7 +771,7 @@ impl EventPlan {
         evals: &mut [Vec<Vec<Option<Eval>>>; LANES],
         works: &mut [Work; LANES],
         buf: &mut matching::LaneBuffers,
-        means: &[[Option<f64>; LANES]],
+        event_days: &[matching::EventDay],
         out: &mut impl FnMut(usize, Result<Totals, MvError>, &[NaiveDate]),
     ) {
         let lanes = lanes.min(LANES);
@@ -834,7 +839,8 @@ impl EventPlan {
         let chosen = picked.each_ref().map(|p| matches!(p, Some(Ok(()))));
         let averaged =
             matching::average_lanes(meter, rows, frame, works, (chosen, first, fast), buf);
-        let actual = means.get(f).copied().unwrap_or([None; LANES]);
+        let event_day = event_days.get(f).unwrap_or(&matching::EventDay::NONE);
+        let actual = event_day.means;
         // Each lane's adjustment, then the lanes' totals side by side; a lane the
         // side-by-side totals leave out gets its own (and its error). A lane averaged
         // with the others has its profile in `sums`, the others in their `works`.
@@ -880,8 +886,7 @@ impl EventPlan {
             }
         }
         let side_by_side = matching::totals_lanes(
-            rows,
-            frame,
+            (rows, frame, event_day),
             (sums.get(frame.n_adj..).unwrap_or(&[]), values, ready),
             baseline.settlement,
             meter.step(),
