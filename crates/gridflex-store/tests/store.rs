@@ -171,6 +171,10 @@ fn a_reopened_file_has_everything_committed() {
         store.meter(&Channel::Facility, day).unwrap()[0].power,
         kw(7.0)
     );
+    drop(store);
+    if let Some(dir) = path.parent() {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 #[test]
