@@ -792,23 +792,31 @@ pub(crate) fn choose<C: Column>(
         });
     }
 
-    keep_days(
-        rule.select,
-        window,
-        order,
-        keep,
-        selected_days,
-        Some(decisions),
-    );
+    let kept = keep_days(rule.select, window.len(), |i| window[i].mean, order, keep);
+    for (rank, &k) in order.iter().enumerate() {
+        if !kept.contains(&rank)
+            && let Some(d) = decisions.get_mut(window[k].decision)
+        {
+            d.outcome = DayOutcome::Dropped(DropReason::NotSelected { rank: rank + 1 });
+        }
+    }
+    for (c, _) in window.iter().zip(keep.iter()).filter(|(_, k)| **k) {
+        selected_days.push(c.day.date);
+    }
     Ok(())
 }
+
+/// The longest first window [`choose_first`] takes (a longer one goes to [`choose`]).
+const MAX_FIRST: usize = 16;
 
 /// [`choose`] for a lane of a block whose rule's first window is `first` (the same for
 /// every lane), when every one of its days is in the lane's `evals` with all its values
 /// and none is a low-usage day: the scan would select exactly those days, so they are
 /// taken as they are. Returns false, leaving the choice to [`choose`], otherwise. Records
 /// no day decisions (`work.decisions` is left empty): for settlements that need only the
-/// figures and the selected days.
+/// figures and the selected days. Leaves `work.window` as it was: the lane's window is
+/// `first`'s days, with `work.keep` saying which are kept ([`first_window`] writes it
+/// out where it is needed).
 pub(crate) fn choose_first(
     rule: &DayMatching,
     first: &FirstDays,
@@ -818,51 +826,64 @@ pub(crate) fn choose_first(
     let Work {
         decisions,
         selected_days,
-        window,
         order,
         keep,
         ..
     } = work;
-    if !first.complete || first.days.len() < rule.min_days {
+    let n = first.days.len();
+    if !first.complete || n < rule.min_days || n > MAX_FIRST {
         return false;
     }
-    window.clear();
-    for d in &first.days {
+    let mut means = [0.0f64; MAX_FIRST];
+    for (d, m) in first.days.iter().zip(&mut means) {
         let Some(Some(Eval::Mean(mean))) = evals.get(d.k) else {
             return false;
         };
-        window.push(Cand {
-            decision: usize::MAX,
-            day: d.day,
-            mean: *mean,
-        });
+        *m = *mean;
     }
+    let means = &means[..n];
     // The low-usage test of `choose`, on the first window: a day it would drop sends
     // the lane to the scan.
     if let Some(threshold) = rule.low_usage_threshold {
-        let avg = window.iter().map(|c| c.mean).sum::<f64>() / window.len() as f64;
-        if avg > 0.0 && window.iter().any(|c| c.mean / avg < threshold) {
+        let avg = means.iter().sum::<f64>() / n as f64;
+        if avg > 0.0 && means.iter().any(|m| m / avg < threshold) {
             return false;
         }
     }
     decisions.clear();
     selected_days.clear();
-    keep_days(rule.select, window, order, keep, selected_days, None);
+    keep_days(rule.select, n, |i| means[i], order, keep);
+    for (d, _) in first.days.iter().zip(keep.iter()).filter(|(_, k)| **k) {
+        selected_days.push(d.day.date);
+    }
     true
 }
 
-/// The selection of `choose` on a full window: marks the days kept (`keep`), lists
-/// them most recent first (`selected_days`), and records the rank of each day left
-/// out in `decisions`, when given.
+/// Writes out the window of a lane that [`choose_first`] chose on `first` (its
+/// candidate days cached in `evals`) into `work.window`, for the steps that read it.
+pub(crate) fn first_window(first: &FirstDays, evals: &[Option<Eval>], work: &mut Work) {
+    work.window.clear();
+    work.window.extend(first.days.iter().map(|d| Cand {
+        decision: usize::MAX,
+        day: d.day,
+        mean: match evals.get(d.k) {
+            Some(Some(Eval::Mean(m))) => *m,
+            _ => f64::NAN,
+        },
+    }));
+}
+
+/// The selection of `choose` on a full window of `n` days, the event-window load of day
+/// `i` being `mean(i)`: marks the days kept (`keep`) and returns the ranks kept. Where
+/// not every day is kept, `order` lists the days by rank (event-window load, highest
+/// first; ties go to the more recent day); otherwise it is left empty.
 fn keep_days(
     select: Selection,
-    window: &[Cand],
+    n: usize,
+    mean: impl Fn(usize) -> f64,
     order: &mut Vec<usize>,
     keep: &mut Vec<bool>,
-    selected_days: &mut Vec<NaiveDate>,
-    mut decisions: Option<&mut Vec<DayDecision>>,
-) {
-    let n = window.len();
+) -> std::ops::Range<usize> {
     let (keep_from, keep_to) = match select {
         Selection::All => (0, n),
         Selection::Highest(k) => (0, k.min(n)),
@@ -878,29 +899,18 @@ fn keep_days(
         }
     };
     keep.clear();
+    order.clear();
     if (keep_from, keep_to) == (0, n) {
         keep.resize(n, true); // every day kept: no rank is reported
+        return 0..n;
     }
-    // Rank by event-window load, highest first; ties go to the more recent day.
-    order.clear();
-    if keep.is_empty() {
-        order.extend(0..n);
-        order.sort_by(|a, b| window[*b].mean.total_cmp(&window[*a].mean).then(a.cmp(b)));
-        keep.resize(n, false);
+    order.extend(0..n);
+    order.sort_by(|a, b| mean(*b).total_cmp(&mean(*a)).then(a.cmp(b)));
+    keep.resize(n, false);
+    for &k in order.get(keep_from..keep_to).unwrap_or(&[]) {
+        keep[k] = true;
     }
-    for (rank, &k) in order.iter().enumerate() {
-        if (keep_from..keep_to).contains(&rank) {
-            keep[k] = true;
-        } else if let Some(d) = decisions
-            .as_deref_mut()
-            .and_then(|d| d.get_mut(window[k].decision))
-        {
-            d.outcome = DayOutcome::Dropped(DropReason::NotSelected { rank: rank + 1 });
-        }
-    }
-    for (c, _) in window.iter().zip(keep.iter()).filter(|(_, k)| **k) {
-        selected_days.push(c.day.date);
-    }
+    keep_from..keep_to
 }
 
 /// The second part of [`select`]: averages the kept days interval by interval

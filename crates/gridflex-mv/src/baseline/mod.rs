@@ -837,6 +837,17 @@ impl EventPlan {
             Some(matching::choose(baseline.gap_policy, rule, on(l), cache, w))
         });
         let chosen = picked.each_ref().map(|p| matches!(p, Some(Ok(()))));
+        // A lane that took its first window as it is has it written out only where a
+        // step reads it: the days of the lanes averaged when not every chosen lane
+        // took its first window, and the one-lane average.
+        let cache = |l: usize| evals[l].get(f).map_or(&[][..], Vec::as_slice);
+        if let Some(first) = first
+            && (0..LANES).any(|l| chosen[l] && !fast[l])
+        {
+            for l in (0..LANES).filter(|l| fast[*l]) {
+                matching::first_window(first, cache(l), &mut works[l]);
+            }
+        }
         let averaged =
             matching::average_lanes(meter, rows, frame, works, (chosen, first, fast), buf);
         let event_day = event_days.get(f).unwrap_or(&matching::EventDay::NONE);
@@ -859,6 +870,9 @@ impl EventPlan {
                 let w = &mut works[l];
                 Some(picked[l].take()?.and_then(|()| {
                     if !averaged[l] {
+                        if let Some(first) = first.filter(|_| fast[l]) {
+                            matching::first_window(first, cache(l), w);
+                        }
                         matching::average(on(l), w);
                     }
                     let base_sum = || {
