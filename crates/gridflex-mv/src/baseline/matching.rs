@@ -792,7 +792,13 @@ pub(crate) fn choose<C: Column>(
         });
     }
 
-    let kept = keep_days(rule.select, window.len(), |i| window[i].mean, order, keep);
+    let kept = keep_days(
+        rule.select,
+        window.len(),
+        |i| window[i].mean,
+        (order, true),
+        keep,
+    );
     for (rank, &k) in order.iter().enumerate() {
         if !kept.contains(&rank)
             && let Some(d) = decisions.get_mut(window[k].decision)
@@ -852,7 +858,7 @@ pub(crate) fn choose_first(
     }
     decisions.clear();
     selected_days.clear();
-    keep_days(rule.select, n, |i| means[i], order, keep);
+    keep_days(rule.select, n, |i| means[i], (order, false), keep);
     for (d, _) in first.days.iter().zip(keep.iter()).filter(|(_, k)| **k) {
         selected_days.push(d.day.date);
     }
@@ -876,12 +882,14 @@ pub(crate) fn first_window(first: &FirstDays, evals: &[Option<Eval>], work: &mut
 /// The selection of `choose` on a full window of `n` days, the event-window load of day
 /// `i` being `mean(i)`: marks the days kept (`keep`) and returns the ranks kept. Where
 /// not every day is kept, `order` lists the days by rank (event-window load, highest
-/// first; ties go to the more recent day); otherwise it is left empty.
+/// first; ties go to the more recent day); otherwise it is left empty. Without `ranks`
+/// (no rank is reported), where only the last rank is left out, `order` is left empty
+/// too: that day is found without ranking the others.
 fn keep_days(
     select: Selection,
     n: usize,
     mean: impl Fn(usize) -> f64,
-    order: &mut Vec<usize>,
+    (order, ranks): (&mut Vec<usize>, bool),
     keep: &mut Vec<bool>,
 ) -> std::ops::Range<usize> {
     let (keep_from, keep_to) = match select {
@@ -903,6 +911,16 @@ fn keep_days(
     if (keep_from, keep_to) == (0, n) {
         keep.resize(n, true); // every day kept: no rank is reported
         return 0..n;
+    }
+    if !ranks
+        && keep_from == 0
+        && keep_to + 1 == n
+        && let Some(last) = (0..n).min_by(|a, b| mean(*a).total_cmp(&mean(*b)).then(b.cmp(a)))
+    {
+        // The last rank: the lowest load, the oldest of equal ones (PJM's High 4 of 5).
+        keep.resize(n, true);
+        keep[last] = false;
+        return keep_from..keep_to;
     }
     order.extend(0..n);
     order.sort_by(|a, b| mean(*b).total_cmp(&mean(*a)).then(a.cmp(b)));
@@ -1528,6 +1546,29 @@ mod tests {
             (Eval::Gap(i), Eval::Gap(j)) => i == j,
             (Eval::NoData, Eval::NoData) => true,
             _ => false,
+        }
+    }
+
+    proptest! {
+        /// Leaving out only the last rank, found without ranking the other days, keeps
+        /// the days the whole ranking keeps: equal loads (the older day left out) and
+        /// signed zeros included.
+        #[test]
+        fn the_last_rank_found_alone_is_the_ranking_s_last(
+            means in proptest::collection::vec(
+                prop_oneof![Just(0.0), Just(-0.0), Just(1.5), Just(-2.0), -1e3f64..1e3],
+                1..12,
+            ),
+        ) {
+            let n = means.len();
+            let select = Selection::Highest(n - 1);
+            let (mut order, mut alone, mut ranked) = (Vec::new(), Vec::new(), Vec::new());
+            let a = keep_days(select, n, |i| means[i], (&mut order, false), &mut alone);
+            prop_assert!(order.is_empty(), "no ranking: {order:?}");
+            let b = keep_days(select, n, |i| means[i], (&mut order, true), &mut ranked);
+            prop_assert_eq!(order.len(), n);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(alone, ranked);
         }
     }
 
