@@ -822,7 +822,9 @@ impl EventPlan {
         };
         let first = self.first.get(b).and_then(Option::as_ref);
         let mut fast = [false; LANES];
-        let mut picked: [Option<Result<(), MvError>>; LANES] = std::array::from_fn(|l| {
+        // Each lane's choice, then its adjustment: an error boxed, so that the lanes'
+        // arrays stay small (errors are rare).
+        let mut picked: [Option<Result<(), Box<MvError>>>; LANES] = std::array::from_fn(|l| {
             let (w, e) = (works.get_mut(l).filter(|_| l < lanes)?, &mut evals[l]);
             let cache = match e.get_mut(f) {
                 Some(c) => c,
@@ -834,7 +836,7 @@ impl EventPlan {
                 fast[l] = true;
                 return Some(Ok(()));
             }
-            Some(matching::choose(baseline.gap_policy, rule, on(l), cache, w))
+            Some(matching::choose(baseline.gap_policy, rule, on(l), cache, w).map_err(Box::new))
         });
         let chosen = picked.each_ref().map(|p| matches!(p, Some(Ok(()))));
         // A lane that took its first window as it is has it written out only where a
@@ -865,7 +867,7 @@ impl EventPlan {
                 base_sums[l] += s[l];
             }
         }
-        let applied: [Option<Result<AppliedAdjustment, MvError>>; LANES] =
+        let applied: [Option<Result<AppliedAdjustment, Box<MvError>>>; LANES] =
             std::array::from_fn(|l| {
                 let w = &mut works[l];
                 Some(picked[l].take()?.and_then(|()| {
@@ -882,7 +884,7 @@ impl EventPlan {
                             w.profile.iter().take(frame.n_adj).sum::<f64>()
                         }
                     };
-                    matching::adjust(adjustment, on(l), base_sum, actual[l])
+                    matching::adjust(adjustment, on(l), base_sum, actual[l]).map_err(Box::new)
                 }))
             });
         let ready = applied.each_ref().map(|a| matches!(a, Some(Ok(_))));
@@ -928,7 +930,7 @@ impl EventPlan {
                         event,
                     )
                 }
-                (Err(e), _) => Err(e),
+                (Err(e), _) => Err(*e),
             };
             out(l, totals, &w.selected_days);
         }
