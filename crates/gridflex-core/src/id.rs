@@ -14,8 +14,9 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::CoreError;
 
@@ -37,14 +38,16 @@ fn validate(kind: &'static str, id: String) -> Result<String, CoreError> {
 macro_rules! identifier {
     ($(#[$meta:meta])* $name:ident, $kind:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Cloning is cheap: the text is shared, not copied (a parsed day of prices
+        /// holds one id per price point).
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps an id.
             pub fn new(id: impl Into<String>) -> Result<Self, CoreError> {
-                validate($kind, id.into()).map(Self)
+                validate($kind, id.into()).map(|id| Self(Arc::from(id)))
             }
 
             /// The id text.
@@ -69,6 +72,12 @@ macro_rules! identifier {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 
