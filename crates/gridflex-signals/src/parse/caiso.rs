@@ -31,7 +31,21 @@ const COMPONENT_NAMES: [&str; 5] = ["LMP", "MCE", "MCC", "MCL", "MGHG"];
 
 impl Component {
     /// From a CSV `LMP_TYPE` value.
+    #[inline]
     pub(crate) fn from_lmp_type(t: &[u8]) -> Option<Self> {
+        // The exact bytes every row has first; else trimmed.
+        match t {
+            b"LMP" => Some(Component::Lmp),
+            b"MCE" => Some(Component::Energy),
+            b"MCC" => Some(Component::Congestion),
+            b"MCL" => Some(Component::Loss),
+            b"MGHG" => Some(Component::Ghg),
+            _ => Self::from_lmp_type_trimmed(t),
+        }
+    }
+
+    #[cold]
+    fn from_lmp_type_trimmed(t: &[u8]) -> Option<Self> {
         match t.trim_ascii() {
             b"LMP" => Some(Component::Lmp),
             b"MCE" => Some(Component::Energy),
@@ -718,8 +732,25 @@ fn to_front<T>(items: &mut [T], wanted: &[u32]) {
 mod tests {
     use proptest::prelude::Strategy as _;
 
-    use super::{Meta, Seen, output_order, to_front};
+    use super::{Component, Meta, Seen, output_order, to_front};
     use crate::MarketRun;
+
+    #[test]
+    fn lmp_types_read_exact_or_trimmed() {
+        for (text, want) in [
+            (&b"LMP"[..], Some(Component::Lmp)),
+            (b"MCE", Some(Component::Energy)),
+            (b" MCC", Some(Component::Congestion)),
+            (b"MCL\t", Some(Component::Loss)),
+            (b"MGHG", Some(Component::Ghg)),
+            (b" MGHG ", Some(Component::Ghg)),
+            (b"mce", None),
+            (b"MC", None),
+            (b"", None),
+        ] {
+            assert_eq!(Component::from_lmp_type(text), want, "{text:?}");
+        }
+    }
 
     proptest::proptest! {
         /// Both keys, the 16-byte one and the wide one, order points by start (negative
