@@ -261,16 +261,26 @@ fn row(
     times: &mut Times,
 ) -> Result<(), SignalError> {
     let at = || Location::line(line);
-    let get = |i: usize, name: &'static str| match record.field(i) {
-        Some(text) => Ok(text),
-        None => Err(missing(record.width(), name, (line, width))),
-    };
-    let start_text = get(cols.start, "INTERVALSTARTTIME_GMT")?;
+    // Inlined at every use (a closure was not): a call returned the large `Result`
+    // through memory, and reading it back cost more than finding the field.
+    #[inline(always)]
+    fn field<'r>(
+        record: &'r impl Row,
+        i: usize,
+        at: (u64, usize),
+        name: &'static str,
+    ) -> Result<&'r [u8], SignalError> {
+        match record.field(i) {
+            Some(text) => Ok(text),
+            None => Err(missing(record.width(), name, at)),
+        }
+    }
+    let start_text = field(record, cols.start, (line, width), "INTERVALSTARTTIME_GMT")?;
     let start = times
         .start
         .parse(start_text)
         .map_err(|e| bad_time(start_text, e, "INTERVALSTARTTIME_GMT", line))?;
-    let end_text = get(cols.end, "INTERVALENDTIME_GMT")?;
+    let end_text = field(record, cols.end, (line, width), "INTERVALENDTIME_GMT")?;
     let end = times
         .end
         .parse(end_text)
@@ -286,13 +296,13 @@ fn row(
             ),
         ));
     }
-    let node_text = get(cols.node, "NODE")?;
+    let node_text = field(record, cols.node, (line, width), "NODE")?;
     let node = gatherer
         .node(node_text)
         .map_err(|e| SignalError::field(at(), "NODE", e))?;
     let run = match cols.run {
         Some(i) => {
-            let text = get(i, "MARKET_RUN_ID")?;
+            let text = field(record, i, (line, width), "MARKET_RUN_ID")?;
             let run = run_id(text).ok_or_else(|| {
                 SignalError::field(
                     at(),
@@ -324,7 +334,7 @@ fn row(
     }
     let component = match (cols.lmp_type, cols.data_item) {
         (Some(i), _) => {
-            let text = get(i, "LMP_TYPE")?;
+            let text = field(record, i, (line, width), "LMP_TYPE")?;
             Component::from_lmp_type(text).ok_or_else(|| {
                 SignalError::field(
                     at(),
@@ -334,7 +344,7 @@ fn row(
             })?
         }
         (None, Some(i)) => {
-            let text = get(i, "XML_DATA_ITEM")?;
+            let text = field(record, i, (line, width), "XML_DATA_ITEM")?;
             Component::from_data_item(text).ok_or_else(|| {
                 SignalError::field(
                     at(),
@@ -351,7 +361,7 @@ fn row(
         node,
         run,
     };
-    let price = get(cols.price, cols.price_name).and_then(|text| {
+    let price = field(record, cols.price, (line, width), cols.price_name).and_then(|text| {
         parse_price(text).map_err(|e| SignalError::field(at(), cols.price_name, e))
     });
     match price {
