@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gridflex_signals::parse::{
     ParseOptions, parse_caiso_csv, parse_caiso_xml, parse_oasis_zip, parse_pjm_csv, parse_pjm_json,
-    parse_pjm_json_bytes, parse_pjm_json_seekable,
+    parse_pjm_json_bytes, parse_pjm_json_seekable, parse_prices_seekable,
 };
 
 const NODES: usize = 200;
@@ -267,6 +267,18 @@ fn oasis_realistic(c: &mut Criterion) {
         ),
         |b| b.iter(|| parse_caiso_csv(black_box(one.as_bytes()), &opts).map(|o| o.points.len())),
     );
+    // The same bytes in a file (written here, in the page cache, removed after), read
+    // the way `signals parse` reads one: what pandas' `read_csv(path)` is compared with
+    // (benches/pandas/oasis_csv.py, both in a warm process).
+    let path = std::env::temp_dir().join(format!("gridflex-bench-{}.csv", std::process::id()));
+    std::fs::write(&path, &one).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    g.bench_function("the same csv from a file (parse_prices_seekable)", |b| {
+        b.iter(|| {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            parse_prices_seekable(file, &opts).map(|o| o.points.len())
+        })
+    });
+    let _ = std::fs::remove_file(&path);
     // Throughput counted in the uncompressed CSV bytes.
     for threads in [1, 2] {
         let opts = opts.with_threads(NonZeroUsize::new(threads).unwrap_or(NonZeroUsize::MIN));
