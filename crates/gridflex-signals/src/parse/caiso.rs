@@ -165,7 +165,7 @@ pub(crate) struct Direct<'a> {
 }
 
 impl Sink for Direct<'_> {
-    #[inline]
+    #[inline(always)]
     fn node(&mut self, text: &[u8]) -> Result<u32, String> {
         self.gatherer.node(text)
     }
@@ -419,7 +419,7 @@ impl Gatherer {
     }
 
     /// The interned index of a node name, validating it on first sight.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn node(&mut self, text: &[u8]) -> Result<u32, String> {
         let nodes = &mut self.nodes;
         self.names.intern(text.trim_ascii(), |text| {
@@ -430,6 +430,7 @@ impl Gatherer {
 
     /// The index of the point of `key`, created on first sight (with the row's end,
     /// which the row has checked is after its start).
+    #[inline(always)]
     fn point(&mut self, key: &RowKey, seen: Seen) -> Result<usize, SignalError> {
         // Rows come in runs of one start: its seconds are worked out once a run.
         let start = match self.last_start {
@@ -443,6 +444,7 @@ impl Gatherer {
         let want = (start, key.node, key.run);
         // A file's rows for one point come one after another (its components), or in
         // the same order as the rows that made the points (a later component's pass).
+        // Inline, so that a guess that holds costs no call.
         let last = self.last_point as usize;
         for i in [last, last.wrapping_add(1)] {
             if self.meta.get(i).is_some_and(|m| m.key == want) {
@@ -450,6 +452,14 @@ impl Gatherer {
                 return Ok(i);
             }
         }
+        self.point_in_slot(key, want, seen)
+    }
+
+    /// [`Self::point`] when neither guess holds: the point looked up by its interval
+    /// and run, then its node, or made.
+    #[inline(never)]
+    fn point_in_slot(&mut self, key: &RowKey, want: Key, seen: Seen) -> Result<usize, SignalError> {
+        let start = want.0;
         let slot_key = (start, key.run);
         let slot = match self.last_slot {
             Some((k, slot)) if k == slot_key => slot,
