@@ -170,6 +170,7 @@ impl Sink for Direct<'_> {
         self.gatherer.node(text)
     }
 
+    #[inline(always)]
     fn add(
         &mut self,
         key: &RowKey,
@@ -521,7 +522,9 @@ impl Gatherer {
     }
 
     /// Adds one component; fails on a duplicate component or an end time that
-    /// disagrees with an earlier row of the same point.
+    /// disagrees with an earlier row of the same point. Inline, with the failures out
+    /// of line: it runs for every row.
+    #[inline(always)]
     pub(crate) fn add(
         &mut self,
         key: &RowKey,
@@ -537,32 +540,9 @@ impl Gatherer {
             element,
         };
         let i = self.point(key, seen)?;
-        let (first, end) = (self.meta[i].seen, self.points[i].interval.end());
         let bit = 1u8 << component as u8;
-        if end != key.end {
-            self.meta[i].poisoned = true;
-            let reason = format!(
-                "end {} disagrees with end {} given at {} for {}",
-                key.end.to_rfc3339(),
-                end.to_rfc3339(),
-                self.location(first),
-                self.describe(key)
-            );
-            return Err(SignalError::field(self.here(n, element), field, reason));
-        }
-        if self.meta[i].have & bit != 0 {
-            self.meta[i].poisoned = true;
-            let reason = format!(
-                "second {} row for {} (first row at {})",
-                component.name(),
-                self.describe(key),
-                self.location(first)
-            );
-            return Err(SignalError::field(
-                self.here(n, element),
-                "LMP_TYPE",
-                reason,
-            ));
+        if self.points[i].interval.end() != key.end || self.meta[i].have & bit != 0 {
+            return Err(self.conflict(i, key, component, seen, field));
         }
         self.meta[i].have |= bit;
         let p = &mut self.points[i];
@@ -576,12 +556,38 @@ impl Gatherer {
         Ok(())
     }
 
-    pub(crate) fn here(&self, n: u64, element: bool) -> Location {
-        self.location(Seen {
-            n,
-            entry: self.entry,
-            element,
-        })
+    /// The error for a row that [`Self::add`] refuses (its point `i` is then poisoned):
+    /// an end that disagrees with the point's, or a second row of one component.
+    #[cold]
+    #[inline(never)]
+    fn conflict(
+        &mut self,
+        i: usize,
+        key: &RowKey,
+        component: Component,
+        seen: Seen,
+        field: &'static str,
+    ) -> SignalError {
+        let (first, end) = (self.meta[i].seen, self.points[i].interval.end());
+        self.meta[i].poisoned = true;
+        let here = self.location(seen);
+        if end != key.end {
+            let reason = format!(
+                "end {} disagrees with end {} given at {} for {}",
+                key.end.to_rfc3339(),
+                end.to_rfc3339(),
+                self.location(first),
+                self.describe(key)
+            );
+            return SignalError::field(here, field, reason);
+        }
+        let reason = format!(
+            "second {} row for {} (first row at {})",
+            component.name(),
+            self.describe(key),
+            self.location(first)
+        );
+        SignalError::field(here, "LMP_TYPE", reason)
     }
 
     /// Marks the point a bad row belonged to, so it is not emitted without that row.
