@@ -248,12 +248,18 @@ impl Cuts<'_> {
     ) -> Result<(), SignalError> {
         // The field's start and the count of bounds are kept in locals here (stored
         // back before a line is handed out), so a comma costs a store, not a reload.
-        let mut cuts = commas | newlines;
+        // Line by line: the commas before the next line end, then that end, so a
+        // comma is not also tested for being a line end.
+        let (mut commas, mut newlines) = (commas, newlines);
         let mut field = self.field;
         let mut len = bounds.len;
-        while cuts != 0 {
-            let i = base + cuts.trailing_zeros();
-            if newlines & cuts & cuts.wrapping_neg() == 0 {
+        loop {
+            // The bits below the lowest line end (all of them without one).
+            let before = newlines.wrapping_sub(1) & !newlines;
+            let mut cuts = commas & before;
+            commas &= !before;
+            while cuts != 0 {
+                let i = base + cuts.trailing_zeros();
                 if let Some(slot) = bounds.first.get_mut(len) {
                     *slot = (field, i);
                     len += 1;
@@ -263,14 +269,17 @@ impl Cuts<'_> {
                     len = bounds.len;
                 }
                 field = i + 1;
-            } else {
-                bounds.len = len;
-                self.field = field;
-                self.end_line(i, bounds, each)?;
-                field = self.field;
-                len = bounds.len;
+                cuts &= cuts - 1;
             }
-            cuts &= cuts - 1;
+            if newlines == 0 {
+                break;
+            }
+            bounds.len = len;
+            self.field = field;
+            self.end_line(base + newlines.trailing_zeros(), bounds, each)?;
+            field = self.field;
+            len = bounds.len;
+            newlines &= newlines - 1;
         }
         bounds.len = len;
         self.field = field;
