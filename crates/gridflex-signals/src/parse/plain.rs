@@ -91,41 +91,64 @@ pub(crate) fn read_plain<R: Read>(
     mut input: R,
     mut each: impl FnMut(u64, &Line<'_>) -> Result<(), SignalError>,
 ) -> Result<Plain<R>, SignalError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
+    // Read in place: `buf` is zeroed once and keeps its length, and the bytes held are
+    // `buf[..len]`. A chunk is asked for whole in each `read` (a `read_to_end` asks
+    // for small reads first, which a `BufReader` copies twice).
+    let mut buf: Vec<u8> = vec![0; CHUNK];
+    let mut len = 0;
     let mut bounds = Bounds::default();
     let mut line_no: u64 = 1;
     loop {
-        let had = buf.len();
-        let read = (&mut input)
-            .take(CHUNK as u64)
-            .read_to_end(&mut buf)
-            .map_err(|source| SignalError::Io {
+        let had = len;
+        if buf.len() < had + CHUNK {
+            buf.resize(had + CHUNK, 0); // a line longer than the chunk, rarely
+        }
+        let read =
+            fill(&mut input, &mut buf[had..had + CHUNK]).map_err(|source| SignalError::Io {
                 at: Box::new(Location::line(line_no)),
                 source,
             })?;
+        len = had + read;
         let eof = read < CHUNK;
+        let data = &buf[..len];
         // Whole lines in the buffer (all of it at the end of the input).
         let upto = if eof {
-            buf.len()
+            len
         } else {
-            match memchr::memrchr(b'\n', &buf[had..]) {
+            match memchr::memrchr(b'\n', &data[had..]) {
                 Some(i) => had + i + 1,
-                None if buf.len() <= MAX_PLAIN_LINE => continue,
+                None if len <= MAX_PLAIN_LINE => continue,
                 None => 0,
             }
         };
-        if upto == 0 && !buf.is_empty() || !is_plain(&buf, eof) {
+        if upto == 0 && len > 0 || !is_plain(data, eof) {
+            buf.truncate(len);
             return Ok(Plain::Rest {
                 rest: Cursor::new(buf).chain(input),
                 line: line_no,
             });
         }
-        line_no = each_line(&buf[..upto], line_no, &mut bounds, &mut each)?;
+        line_no = each_line(&data[..upto], line_no, &mut bounds, &mut each)?;
         if eof {
             return Ok(Plain::Done);
         }
-        buf.drain(..upto);
+        buf.copy_within(upto..len, 0);
+        len -= upto;
     }
+}
+
+/// Reads into `buf` until it is full or the input ends; how many bytes were read.
+fn fill(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// No quote anywhere and every `\r` right before a `\n` (a `\r` at the very end of an
