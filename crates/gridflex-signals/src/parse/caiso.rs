@@ -735,6 +735,9 @@ fn to_front<T>(items: &mut [T], wanted: &[u32]) {
         // Places before `k` hold only wanted items placed already, so `w` is at `k`
         // or after it.
         let from = at[w as usize] as usize;
+        if from == k {
+            continue; // already in place (a file whose nodes come in name order)
+        }
         items.swap(k, from);
         let displaced = held[k];
         held[k] = w;
