@@ -212,6 +212,34 @@ fn pjm_json_errors() {
     assert_eq!(out.points.len(), 1);
     assert_eq!(out.skipped[0].at.item, Some(0));
 
+    // Each kind of bad time or price names its field and says what was wrong.
+    for (item, says) in [
+        (
+            r#"{"datetime_beginning_utc":16,"pnode_id":1,"total_lmp_da":20.5}"#,
+            "item 0: field datetime_beginning_utc: expected a timestamp string",
+        ),
+        (
+            r#"{"datetime_beginning_utc":"","pnode_id":1,"total_lmp_da":20.5}"#,
+            "item 0: field datetime_beginning_utc: \"\": expected a timestamp",
+        ),
+        (
+            r#"{"datetime_beginning_utc":"2024-07-01T16:00:00","pnode_id":1,"total_lmp_da":true}"#,
+            "item 0: field total_lmp_da: expected a number",
+        ),
+        (
+            r#"{"datetime_beginning_utc":"2024-07-01T16:00:00","pnode_id":1,"total_lmp_da":1e300}"#,
+            "item 0: field total_lmp_da: ",
+        ),
+        (
+            r#"{"datetime_beginning_utc":"2024-07-01T16:00:00","pnode_id":1,"total_lmp_da":20.5,"congestion_price_da":"x"}"#,
+            "item 0: field congestion_price_da: \"x\" is not a number",
+        ),
+    ] {
+        let json = format!("[{item}]");
+        let err = parse_pjm_json(json.as_bytes(), &ParseOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with(says), "{err}");
+    }
+
     // No items: an API error body is not an empty success.
     let err = parse_pjm_json(
         &br#"{"statusCode":401,"message":"Access denied"}"#[..],

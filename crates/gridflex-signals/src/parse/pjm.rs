@@ -66,6 +66,42 @@ struct Raw {
     at: u64,
 }
 
+/// A timestamp field that does not read (`text`: `None` when it is not a string).
+#[cold]
+#[inline(never)]
+fn bad_time(at: &Location, name: &'static str, text: Option<&[u8]>, e: &str) -> SignalError {
+    let reason = match text {
+        Some(text) => format!("{}: {e}", shown(text)),
+        None => e.to_owned(),
+    };
+    SignalError::field(at.clone(), name, reason)
+}
+
+/// A price field other than a number in range, for [`Collector::add`]: text is read as
+/// the CSV's prices are; anything else is an error naming the field.
+#[cold]
+#[inline(never)]
+fn other_price(
+    v: Field<'_>,
+    at: &Location,
+    base: &str,
+    suffix: &str,
+) -> Result<Option<Price>, SignalError> {
+    match v {
+        Field::Num(x) => Price::per_megawatt_hour(x)
+            .map(Some)
+            .map_err(|e| SignalError::field(at.clone(), format!("{base}_{suffix}"), e.to_string())),
+        Field::Text(t) => parse_price(t)
+            .map(Some)
+            .map_err(|e| SignalError::field(at.clone(), format!("{base}_{suffix}"), e)),
+        _ => Err(SignalError::field(
+            at.clone(),
+            format!("{base}_{suffix}"),
+            "expected a number",
+        )),
+    }
+}
+
 /// Collects rows, then decides the run and builds the points.
 pub(crate) struct Collector {
     rows: Vec<Raw>,
@@ -155,25 +191,26 @@ impl Collector {
                 }
             }
         }
-        let time = |last: &mut LastTime,
-                    v: Option<Field<'_>>,
-                    name: &str|
-         -> Result<Option<DateTime<Utc>>, SignalError> {
+        // Inline (a closure stayed a call); the errors out of line.
+        #[inline(always)]
+        fn time(
+            last: &mut LastTime,
+            v: Option<Field<'_>>,
+            name: &'static str,
+            at: &Location,
+        ) -> Result<Option<DateTime<Utc>>, SignalError> {
             match v {
                 None => Ok(None),
-                Some(Field::Text(t)) => last.parse(t).map(Some).map_err(|e| {
-                    SignalError::field(at.clone(), name, format!("{}: {e}", shown(t)))
-                }),
-                Some(_) => Err(SignalError::field(
-                    at.clone(),
-                    name,
-                    "expected a timestamp string",
-                )),
+                Some(Field::Text(t)) => match last.parse(t) {
+                    Ok(time) => Ok(Some(time)),
+                    Err(e) => Err(bad_time(at, name, Some(t), e)),
+                },
+                Some(_) => Err(bad_time(at, name, None, "expected a timestamp string")),
             }
-        };
-        let start = time(&mut self.starts, f.start, "datetime_beginning_utc")?
+        }
+        let start = time(&mut self.starts, f.start, "datetime_beginning_utc", &at)?
             .ok_or_else(|| SignalError::field(at.clone(), "datetime_beginning_utc", "missing"))?;
-        let end = time(&mut self.ends, f.end, "datetime_ending_utc")?;
+        let end = time(&mut self.ends, f.end, "datetime_ending_utc", &at)?;
         if let Some(end) = end
             && end <= start
         {
@@ -203,23 +240,25 @@ impl Collector {
             }
         }
         .map_err(|e| SignalError::field(at.clone(), "pnode_id", e))?;
-        let price = |v: Option<Field<'_>>, base: &str| -> Result<Option<Price>, SignalError> {
+        // A price given as a number is taken here, inline; any other (text, a wrong
+        // type, a value out of range) out of line.
+        #[inline(always)]
+        fn price(
+            v: Option<Field<'_>>,
+            base: &str,
+            suffix: &str,
+            at: &Location,
+        ) -> Result<Option<Price>, SignalError> {
             match v {
                 None => Ok(None),
-                Some(Field::Num(x)) => Price::per_megawatt_hour(x).map(Some).map_err(|e| {
-                    SignalError::field(at.clone(), format!("{base}_{suffix}"), e.to_string())
-                }),
-                Some(Field::Text(t)) => parse_price(t)
-                    .map(Some)
-                    .map_err(|e| SignalError::field(at.clone(), format!("{base}_{suffix}"), e)),
-                Some(_) => Err(SignalError::field(
-                    at.clone(),
-                    format!("{base}_{suffix}"),
-                    "expected a number",
-                )),
+                Some(Field::Num(x)) => match Price::per_megawatt_hour(x) {
+                    Ok(p) => Ok(Some(p)),
+                    Err(_) => other_price(Field::Num(x), at, base, suffix),
+                },
+                Some(v) => other_price(v, at, base, suffix),
             }
-        };
-        let lmp = price(f.lmp, "total_lmp")?.ok_or_else(|| {
+        }
+        let lmp = price(f.lmp, "total_lmp", suffix, &at)?.ok_or_else(|| {
             SignalError::field(at.clone(), format!("total_lmp_{suffix}"), "missing")
         })?;
         let name = match f.pnode_name {
@@ -227,9 +266,9 @@ impl Collector {
             Some(Field::Text(t)) => self.name(t.trim_ascii(), &at)?,
             Some(_) => return Err(SignalError::field(at, "pnode_name", "expected text")),
         };
-        let energy = price(f.energy, "system_energy_price")?;
-        let congestion = price(f.congestion, "congestion_price")?;
-        let loss = price(f.loss, "marginal_loss_price")?;
+        let energy = price(f.energy, "system_energy_price", suffix, &at)?;
+        let congestion = price(f.congestion, "congestion_price", suffix, &at)?;
+        let loss = price(f.loss, "marginal_loss_price", suffix, &at)?;
         self.rows.push(Raw {
             start,
             end,
