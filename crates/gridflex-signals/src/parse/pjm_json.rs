@@ -496,6 +496,7 @@ mod fast {
 
     use serde::de::IgnoredAny;
 
+    use super::super::scalar::same_bytes;
     use super::{Item, JVal, Link, State};
 
     struct Cursor<'a> {
@@ -633,7 +634,9 @@ mod fast {
             let rest = self.b.get(self.i..)?;
             if let Some((known, field)) = learnt.keys.get(position)
                 && rest.get(known.len()) == Some(&b'"')
-                && rest.starts_with(known)
+                && rest
+                    .get(..known.len())
+                    .is_some_and(|r| same_bytes(r, known))
             {
                 // The learnt key passed `string`: no quote, escape or control
                 // character, so this is the key `string` would read.

@@ -59,8 +59,8 @@ impl LastTime {
 }
 
 /// `a == b`, without a call to `memcmp` for the short texts compared on every row
-/// (node names, timestamps): a text of 8 to 32 bytes is compared as its first and last
-/// 8 or 16 bytes (overlapping), two loads and a compare each.
+/// (node names, timestamps, JSON keys): a text of 4 to 32 bytes is compared as its
+/// first and last 4, 8 or 16 bytes (overlapping), two loads and a compare each.
 #[inline]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     fn ends<const N: usize>(s: &[u8]) -> Option<(&[u8; N], &[u8; N])> {
@@ -70,6 +70,7 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     match a.len() {
+        4..=7 => ends::<4>(a) == ends::<4>(b),
         8..=16 => ends::<8>(a) == ends::<8>(b),
         17..=32 => ends::<16>(a) == ends::<16>(b),
         _ => a == b,
