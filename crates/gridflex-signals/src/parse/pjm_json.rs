@@ -524,10 +524,7 @@ mod fast {
         /// (UTF-8: [`read`] checked the whole document).
         fn string(&mut self) -> Option<&'a [u8]> {
             let rest = self.b.get(self.i..)?;
-            // Strings here are short: a plain loop beats a vectorised search.
-            let end = rest
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            let end = string_end(rest)?;
             if rest[end] != b'"' {
                 return None;
             }
@@ -742,6 +739,34 @@ mod fast {
     #[derive(Default)]
     pub(super) struct Learnt {
         keys: Vec<(Vec<u8>, u8)>,
+    }
+
+    /// Where a string's text ends: the first `"`, `\\` or control character. Eight
+    /// bytes at a time (strings here are short: a vectorised search costs more to
+    /// start than it saves, a byte loop three compares a byte): in each word, a byte
+    /// equal to one of those or below 0x20 sets its high bit. A borrow can set a high
+    /// bit only above a byte that set its own, so the lowest is exact.
+    #[inline(always)]
+    pub(super) fn string_end(s: &[u8]) -> Option<usize> {
+        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+        const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+        let (words, tail) = s.as_chunks::<8>();
+        for (k, w) in words.iter().enumerate() {
+            let x = u64::from_le_bytes(*w);
+            let quote = x ^ (ONES * u64::from(b'"'));
+            let backslash = x ^ (ONES * u64::from(b'\\'));
+            let hits = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (x.wrapping_sub(ONES * 0x20) & !x);
+            let hits = hits & HIGH;
+            if hits != 0 {
+                return Some(8 * k + (hits.trailing_zeros() / 8) as usize);
+            }
+        }
+        let at = tail
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        Some(8 * words.len() + at)
     }
 
     /// A number read by the fast reader, for tests.
@@ -1276,6 +1301,29 @@ mod tests {
             let mut stream = fast::Stream::new(input, chunk, 512);
             prop_assert_eq!(fast::read_from(&mut stream, &mut s).ok().flatten(), Some(()));
             prop_assert_eq!(s.index, n as u64);
+        }
+    }
+
+    proptest! {
+        /// A string's end, found a word at a time, is the first quote, backslash or
+        /// control character a byte loop finds, at any length and with any bytes
+        /// (UTF-8's high bytes, DEL, the bytes next to the ones looked for) around it.
+        #[test]
+        fn string_ends_agree_with_a_byte_loop(
+            bytes in prop::collection::vec(
+                prop_oneof![
+                    4 => 0x20u8..0x7f,
+                    1 => Just(b'"'),
+                    1 => Just(b'\\'),
+                    1 => 0u8..0x20,
+                    1 => 0x7fu8..=0xff,
+                    1 => prop::sample::select(vec![0x21u8, 0x23, 0x5b, 0x5d, 0x1f, 0x20, 0xa2, 0xdc]),
+                ],
+                0..40,
+            ),
+        ) {
+            let want = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(fast::string_end(&bytes), want);
         }
     }
 
