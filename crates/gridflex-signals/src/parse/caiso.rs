@@ -30,23 +30,24 @@ pub(crate) enum Component {
 const COMPONENT_NAMES: [&str; 5] = ["LMP", "MCE", "MCC", "MCL", "MGHG"];
 
 impl Component {
-    /// From a CSV `LMP_TYPE` value.
+    /// From a CSV `LMP_TYPE` value: the exact bytes every row has first, trimmed only
+    /// when that fails.
     #[inline]
     pub(crate) fn from_lmp_type(t: &[u8]) -> Option<Self> {
-        // The exact bytes every row has first; else trimmed.
-        match t {
-            b"LMP" => Some(Component::Lmp),
-            b"MCE" => Some(Component::Energy),
-            b"MCC" => Some(Component::Congestion),
-            b"MCL" => Some(Component::Loss),
-            b"MGHG" => Some(Component::Ghg),
-            _ => Self::from_lmp_type_trimmed(t),
+        match Self::lmp_type(t) {
+            Some(c) => Some(c),
+            None => Self::lmp_type_trimmed(t),
         }
     }
 
     #[cold]
-    fn from_lmp_type_trimmed(t: &[u8]) -> Option<Self> {
-        match t.trim_ascii() {
+    fn lmp_type_trimmed(t: &[u8]) -> Option<Self> {
+        Self::lmp_type(t.trim_ascii())
+    }
+
+    #[inline(always)]
+    fn lmp_type(t: &[u8]) -> Option<Self> {
+        match t {
             b"LMP" => Some(Component::Lmp),
             b"MCE" => Some(Component::Energy),
             b"MCC" => Some(Component::Congestion),
