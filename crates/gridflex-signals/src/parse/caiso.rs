@@ -96,6 +96,14 @@ struct Meta {
     poisoned: bool,
 }
 
+/// A point being gathered: its interval and its components' prices, indexed by
+/// [`Component`].
+#[derive(Clone, Copy)]
+struct Pending {
+    interval: Interval,
+    prices: [Price; 5],
+}
+
 /// The location of a row: element ordinal (XML) or line (CSV), in its zip entry if any.
 fn location(entries: &[String], seen: Seen) -> Location {
     let mut at = if seen.element {
@@ -375,13 +383,14 @@ pub(crate) struct Gatherer {
     names: Interner,
     /// Each interned name as a node id.
     nodes: Vec<PricingNodeId>,
-    /// Points in the order first seen, built as their rows come (a component of a
-    /// point means something only once `Meta::have` says its row was read), and
-    /// sorted where they are at the end, so the output is never a second copy. Looked
-    /// up in two steps, (start, run) to a slot and then the node within the slot: a
+    /// Points in the order first seen, as their intervals and prices (a component of a
+    /// point means something only once `Meta::have` says its row was read): 64 bytes
+    /// a point where a [`PricePoint`] takes 144, so the rows write to less memory and
+    /// nothing large is moved to sort them; [`Self::finish`] builds each
+    /// [`PricePoint`] once, in output order. Looked up in two steps, (start, run) to a slot and then the node within the slot: a
     /// file's rows come in runs of one interval, so the slot's small map stays in
     /// cache, where one map of every point would miss the cache on nearly every row.
-    points: Vec<PricePoint>,
+    points: Vec<Pending>,
     /// Beside each point, by index.
     meta: Vec<Meta>,
     slots: HashMap<(i64, MarketRun), u32, RandomState>,
@@ -480,18 +489,24 @@ impl Gatherer {
             }
         };
         let next = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
-        let nodes = &self.nodes;
+        let known = (key.node as usize) < self.nodes.len();
         let map = &mut self.slot_nodes[slot as usize];
         let i = match map.get(&key.node) {
             Some(&i) => i,
             None => {
-                let node = nodes.get(key.node as usize).cloned().ok_or_else(|| {
-                    SignalError::invalid("NODE", "a row names a node not interned")
-                })?;
+                if !known {
+                    return Err(SignalError::invalid(
+                        "NODE",
+                        "a row names a node not interned",
+                    ));
+                }
                 let interval = Interval::new(key.start, key.end)?;
-                // The LMP is set by its row; until then `Meta::have` says it is not read.
-                self.points
-                    .push(PricePoint::new(key.run, node, interval, Price::ZERO));
+                // Each price is set by its row; until then `Meta::have` says it is not
+                // read.
+                self.points.push(Pending {
+                    interval,
+                    prices: [Price::ZERO; 5],
+                });
                 self.meta.push(Meta {
                     key: want,
                     seen,
@@ -546,14 +561,7 @@ impl Gatherer {
             return Err(self.conflict(i, key, component, seen, field));
         }
         self.meta[i].have |= bit;
-        let p = &mut self.points[i];
-        match component {
-            Component::Lmp => p.lmp = price,
-            Component::Energy => p.energy = Some(price),
-            Component::Congestion => p.congestion = Some(price),
-            Component::Loss => p.loss = Some(price),
-            Component::Ghg => p.ghg = Some(price),
-        }
+        self.points[i].prices[component as usize] = price;
         Ok(())
     }
 
@@ -611,7 +619,7 @@ impl Gatherer {
     pub(crate) fn finish(self, skips: &mut Skips) -> Result<Vec<PricePoint>, SignalError> {
         let Gatherer {
             nodes,
-            mut points,
+            points,
             meta,
             entries,
             ..
@@ -625,16 +633,18 @@ impl Gatherer {
             rank[n as usize] = r as u32;
         }
         let order = output_order(&meta, &rank, NARROW_RANKS);
-        // Which points are emitted, in output order; the others are reported in that
+        // The points emitted, built in output order; the others are reported in that
         // order too.
-        let mut kept: Vec<u32> = Vec::with_capacity(order.len());
+        let mut out: Vec<PricePoint> = Vec::with_capacity(order.len());
         // The last interval and run whose length was checked, and passed: a file's
         // points come in runs of one interval.
         let mut checked: Option<(MarketRun, Interval)> = None;
         for i in order {
             let (p, m) = (&points[i as usize], meta[i as usize]);
             let at = || location(&entries, m.seen);
-            let (node, run, start) = (&p.node, p.run, p.interval.start());
+            let (_, node, run) = m.key;
+            let node = &nodes[node as usize];
+            let start = p.interval.start();
             if m.poisoned {
                 skips.bad_row(
                     at(),
@@ -679,11 +689,21 @@ impl Gatherer {
                 continue;
             }
             checked = Some((run, p.interval));
-            kept.push(i);
+            let price = |c: Component| (m.have & 1 << c as u8 != 0).then_some(p.prices[c as usize]);
+            out.push(PricePoint {
+                market: run.market(),
+                run,
+                node: node.clone(),
+                pnode_name: None,
+                interval: p.interval,
+                lmp: p.prices[Component::Lmp as usize],
+                energy: price(Component::Energy),
+                congestion: price(Component::Congestion),
+                loss: price(Component::Loss),
+                ghg: price(Component::Ghg),
+            });
         }
-        to_front(&mut points, &kept);
-        points.truncate(kept.len());
-        Ok(points)
+        Ok(out)
     }
 }
 
@@ -724,35 +744,11 @@ fn output_order(meta: &[Meta], rank: &[u32], narrow: usize) -> Vec<u32> {
     }
 }
 
-/// Moves `items[wanted[k]]` to `items[k]` for every `k`, in place (`wanted` holds
-/// distinct indexes); the items not wanted end up after them, in some order. Each
-/// item moves at most twice, and the two index maps cost 8 bytes an item where a
-/// sorted copy would cost a whole item.
-fn to_front<T>(items: &mut [T], wanted: &[u32]) {
-    // `at[i]`: where the item first at `i` is now; `held[j]`: which item is now at `j`.
-    let mut at: Vec<u32> = (0..items.len() as u32).collect();
-    let mut held = at.clone();
-    for (k, &w) in wanted.iter().enumerate() {
-        // Places before `k` hold only wanted items placed already, so `w` is at `k`
-        // or after it.
-        let from = at[w as usize] as usize;
-        if from == k {
-            continue; // already in place (a file whose nodes come in name order)
-        }
-        items.swap(k, from);
-        let displaced = held[k];
-        held[k] = w;
-        held[from] = displaced;
-        at[w as usize] = k as u32;
-        at[displaced as usize] = from as u32;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::Strategy as _;
 
-    use super::{Component, Meta, Seen, output_order, to_front};
+    use super::{Component, Meta, Seen, output_order};
     use crate::MarketRun;
 
     #[test]
@@ -835,28 +831,6 @@ mod tests {
                 let all: Vec<u32> = (0..meta.len() as u32).collect();
                 proptest::prop_assert_eq!(sorted, all);
             }
-        }
-
-        /// Whatever distinct indexes are wanted, in whatever order, they come first, in
-        /// that order, and no item is lost or doubled.
-        #[test]
-        fn wanted_items_come_first_in_order(
-            (n, wanted) in (0usize..60).prop_flat_map(|n| {
-                (
-                    proptest::prelude::Just(n),
-                    proptest::sample::subsequence((0..n as u32).collect::<Vec<_>>(), 0..=n)
-                        .prop_shuffle(),
-                )
-            }),
-        ) {
-            let mut items: Vec<u32> = (0..n as u32).map(|i| i * 7).collect();
-            to_front(&mut items, &wanted);
-            let front: Vec<u32> = wanted.iter().map(|&w| w * 7).collect();
-            proptest::prop_assert_eq!(&items[..wanted.len()], &front[..]);
-            let mut all = items.clone();
-            all.sort_unstable();
-            let expected: Vec<u32> = (0..n as u32).map(|i| i * 7).collect();
-            proptest::prop_assert_eq!(all, expected);
         }
     }
 }
