@@ -715,17 +715,26 @@ const NARROW_RANKS: usize = 1 << 24;
 /// each key an integer that sorts the same way: the start with its sign bit flipped,
 /// then the rank, then the run. Where every rank is below `narrow` (any file short of
 /// 16 million nodes), the rank and the run share 32 bits, so a key and its index take
-/// 16 bytes instead of 32: half the memory to sort and to fault in.
+/// 16 bytes instead of 32: half the memory to sort and to fault in; and points that
+/// come in runs of one start, as a file's do, are put in order run by run
+/// ([`order_by_runs`]).
 fn output_order(meta: &[Meta], rank: &[u32], narrow: usize) -> Vec<u32> {
     let start = |m: &Meta| m.key.0 as u64 ^ 1 << 63;
     if rank.len() <= narrow {
-        let mut order: Vec<(u64, u32, u32)> = meta
+        let keys: Vec<(u64, u32)> = meta
+            .iter()
+            .map(|m| {
+                let (_, node, run) = m.key;
+                (start(m), rank[node as usize] << 8 | run as u32)
+            })
+            .collect();
+        if let Some(order) = order_by_runs(&keys) {
+            return order;
+        }
+        let mut order: Vec<(u64, u32, u32)> = keys
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let (_, node, run) = m.key;
-                (start(m), rank[node as usize] << 8 | run as u32, i as u32)
-            })
+            .map(|(i, &(start, rest))| (start, rest, i as u32))
             .collect();
         order.sort_unstable_by_key(|&(start, rest, _)| (start, rest));
         order.into_iter().map(|(_, _, i)| i).collect()
@@ -742,6 +751,38 @@ fn output_order(meta: &[Meta], rank: &[u32], narrow: usize) -> Vec<u32> {
         order.sort_unstable_by_key(|&(key, _)| key);
         order.into_iter().map(|(_, i)| i).collect()
     }
+}
+
+/// The order of `keys` (start, then the rest) when they come in runs of one start,
+/// each run's start after the last's: each run sorted on its own (a few hundred keys,
+/// in cache, where sorting all of them makes a dozen passes over megabytes), and a run
+/// whose keys come in the same order as the run before put in that run's order without
+/// sorting (a file lists the same nodes in the same order interval after interval).
+/// `None` when the starts are not in such runs (sort them all then).
+fn order_by_runs(keys: &[(u64, u32)]) -> Option<Vec<u32>> {
+    let mut order: Vec<u32> = Vec::with_capacity(keys.len());
+    // The last run, and its keys' order as places within it.
+    let mut last: &[(u64, u32)] = &[];
+    let mut places: Vec<u32> = Vec::new();
+    let mut at = 0;
+    while let Some(&(start, _)) = keys.get(at) {
+        if last.first().is_some_and(|&(before, _)| before >= start) {
+            return None;
+        }
+        let len = keys[at..].iter().take_while(|k| k.0 == start).count();
+        let run = &keys[at..at + len];
+        let same = run.len() == last.len() && run.iter().zip(last).all(|(a, b)| a.1 == b.1);
+        if !same {
+            places.clear();
+            places.extend(0..len as u32);
+            places.sort_unstable_by_key(|&k| run[k as usize].1);
+        }
+        let base = at as u32;
+        order.extend(places.iter().map(|&k| base + k));
+        last = run;
+        at += len;
+    }
+    Some(order)
 }
 
 #[cfg(test)]
@@ -769,6 +810,66 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Points in runs of one start, as a file's are: each run's nodes a shuffle,
+        /// often the last run's nodes in the last run's order (taken again without a
+        /// sort), sometimes a run with a start not after the last's (all sorted then):
+        /// the order is the full sort's.
+        #[test]
+        fn runs_of_one_start_give_the_output_order(
+            (ranks, runs) in (1usize..30).prop_flat_map(|nodes| {
+                (
+                    proptest::sample::subsequence((0..1000u32).collect::<Vec<_>>(), nodes)
+                        .prop_shuffle(),
+                    proptest::collection::vec(
+                        (
+                            -4i64..40,
+                            proptest::sample::subsequence((0..nodes as u32).collect::<Vec<_>>(), 0..=nodes)
+                                .prop_shuffle(),
+                            proptest::prelude::any::<bool>(),
+                            0usize..4,
+                        ),
+                        0..12,
+                    ),
+                )
+            }),
+        ) {
+            let kinds = [
+                MarketRun::CaisoDam,
+                MarketRun::CaisoRtpd,
+                MarketRun::CaisoRtm,
+                MarketRun::CaisoHasp,
+            ];
+            let mut meta: Vec<Meta> = Vec::new();
+            let (mut start, mut last): (i64, Vec<u32>) = (-10, Vec::new());
+            for (step, nodes, again, run) in runs {
+                // Mostly later starts; a step below 1 is a start not after the last.
+                start += step / 4;
+                let nodes = if again && !last.is_empty() { last.clone() } else { nodes };
+                for &node in &nodes {
+                    meta.push(Meta {
+                        key: (start, node, kinds[run]),
+                        seen: Seen { n: 1, entry: u32::MAX, element: false },
+                        have: 1,
+                        poisoned: false,
+                    });
+                }
+                last = nodes;
+            }
+            let key = |i: u32| {
+                let (start, node, run) = meta[i as usize].key;
+                (start, ranks[node as usize], run as u8)
+            };
+            let mut want: Vec<u32> = (0..meta.len() as u32).collect();
+            want.sort_by_key(|&i| key(i));
+            let got = output_order(&meta, &ranks, super::NARROW_RANKS);
+            let keys = |order: &[u32]| order.iter().map(|&i| key(i)).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(keys(&got), keys(&want));
+            let mut sorted = got.clone();
+            sorted.sort_unstable();
+            let all: Vec<u32> = (0..meta.len() as u32).collect();
+            proptest::prop_assert_eq!(sorted, all);
+        }
+
         /// Both keys, the 16-byte one and the wide one, order points by start (negative
         /// ones included), node rank and run, as a sort of the plain tuples does.
         #[test]
