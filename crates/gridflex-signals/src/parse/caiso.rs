@@ -123,18 +123,13 @@ fn location(entries: &[String], seen: Seen) -> Location {
 pub(crate) trait Sink {
     /// The interned index of a node name, validating it on first sight.
     fn node(&mut self, text: &[u8]) -> Result<u32, String>;
-    /// One component of a point (see [`Gatherer::add`]). `at` is where the caller
-    /// reports the row if this fails (a recording keeps it for the replay).
-    #[allow(clippy::too_many_arguments)]
+    /// One component of a point (see [`Gatherer::add`]), from the row `at`.
     fn add(
         &mut self,
         key: &RowKey,
         component: Component,
         price: Price,
-        n: u64,
-        element: bool,
-        field: &'static str,
-        at: impl FnOnce() -> Location,
+        at: RowAt,
     ) -> Result<(), SignalError>;
     /// Marks the point a bad row belonged to.
     fn poison(&mut self, key: &RowKey, n: u64, element: bool);
@@ -185,12 +180,10 @@ impl Sink for Direct<'_> {
         key: &RowKey,
         component: Component,
         price: Price,
-        n: u64,
-        element: bool,
-        field: &'static str,
-        _at: impl FnOnce() -> Location,
+        at: RowAt,
     ) -> Result<(), SignalError> {
-        self.gatherer.add(key, component, price, n, element, field)
+        self.gatherer
+            .add(key, component, price, at.n, at.element, at.end_field())
     }
 
     fn poison(&mut self, key: &RowKey, n: u64, element: bool) {
@@ -206,16 +199,14 @@ impl Sink for Direct<'_> {
     }
 }
 
-/// One recorded call.
+/// One recorded call: 80 bytes for the call every row makes (an `Add`), the rare
+/// ones boxed, so that a recording of a zip entry's rows stays small.
 enum Event {
     Add {
         key: RowKey,
-        component: Component,
+        at: RowAt,
         price: Price,
-        n: u64,
-        element: bool,
-        field: &'static str,
-        at: Location,
+        component: Component,
     },
     Poison {
         key: RowKey,
@@ -224,9 +215,9 @@ enum Event {
     },
     /// A bad row; its error is kept for the first [`super::SKIPPED_EXAMPLES`] (no
     /// later one can be among the examples the replay keeps), counted after that.
-    Bad(Location, Option<SignalError>),
+    Bad(Box<(Location, Option<SignalError>)>),
     /// A fatal error that ended the file.
-    Fatal(SignalError),
+    Fatal(Box<SignalError>),
 }
 
 /// A file's rows recorded on a worker thread, to be replayed into the one gatherer
@@ -259,7 +250,7 @@ impl Recorder {
             Ok(()) => {}
             // The bad row that stopped a strict parse is recorded already.
             Err(_) if self.stopped => {}
-            Err(e) => self.events.push(Event::Fatal(e)),
+            Err(e) => self.events.push(Event::Fatal(Box::new(e))),
         }
     }
 
@@ -286,24 +277,20 @@ impl Recorder {
             match event {
                 Event::Add {
                     key,
-                    component,
-                    price,
-                    n,
-                    element,
-                    field,
                     at,
+                    price,
+                    component,
                 } => {
-                    let result = sink.add(&map(key)?, component, price, n, element, field, || {
-                        at.clone()
-                    });
-                    if let Err(e) = result {
-                        sink.bad_row(at, e)?;
+                    if let Err(e) = sink.add(&map(key)?, component, price, at) {
+                        sink.bad_row(at.location(), e)?;
                     }
                 }
                 Event::Poison { key, n, element } => sink.poison(&map(key)?, n, element),
-                Event::Bad(at, Some(e)) => sink.bad_row(at, e)?,
-                Event::Bad(_, None) => sink.count_beyond_examples(),
-                Event::Fatal(e) => return Err(e),
+                Event::Bad(bad) => match *bad {
+                    (at, Some(e)) => sink.bad_row(at, e)?,
+                    (_, None) => sink.count_beyond_examples(),
+                },
+                Event::Fatal(e) => return Err(*e),
             }
         }
         Ok(())
@@ -321,19 +308,13 @@ impl Sink for Recorder {
         key: &RowKey,
         component: Component,
         price: Price,
-        n: u64,
-        element: bool,
-        field: &'static str,
-        at: impl FnOnce() -> Location,
+        at: RowAt,
     ) -> Result<(), SignalError> {
         self.events.push(Event::Add {
             key: key.clone(),
-            component,
+            at,
             price,
-            n,
-            element,
-            field,
-            at: at(),
+            component,
         });
         Ok(())
     }
@@ -348,18 +329,20 @@ impl Sink for Recorder {
 
     fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError> {
         if self.strict {
-            self.events.push(Event::Bad(at, Some(error)));
+            self.events.push(Event::Bad(Box::new((at, Some(error)))));
             self.stopped = true;
             return Err(SignalError::invalid("row", "recorded"));
         }
         let keep = self.kept < super::SKIPPED_EXAMPLES;
         self.kept += usize::from(keep);
-        self.events.push(Event::Bad(at, keep.then_some(error)));
+        self.events
+            .push(Event::Bad(Box::new((at, keep.then_some(error)))));
         Ok(())
     }
 
     fn count_beyond_examples(&mut self) {
-        self.events.push(Event::Bad(Location::default(), None));
+        self.events
+            .push(Event::Bad(Box::new((Location::default(), None))));
     }
 }
 
@@ -376,6 +359,58 @@ pub(crate) struct RowKey {
     pub(crate) end: DateTime<Utc>,
     pub(crate) node: u32,
     pub(crate) run: MarketRun,
+}
+
+/// Where a component row is, as a recording keeps it (the [`Location`] a failing row
+/// is reported at is built from it only then): a CSV line, or an XML `REPORT_DATA`
+/// element's ordinal and the byte it starts at.
+#[derive(Clone, Copy)]
+pub(crate) struct RowAt {
+    pub(crate) n: u64,
+    pub(crate) byte: Option<u64>,
+    pub(crate) element: bool,
+}
+
+impl RowAt {
+    /// CSV line `n`.
+    pub(crate) fn line(n: u64) -> Self {
+        Self {
+            n,
+            byte: None,
+            element: false,
+        }
+    }
+
+    /// The `n`th `REPORT_DATA` element, starting at `byte` where known.
+    pub(crate) fn report_data(n: u64, byte: Option<u64>) -> Self {
+        Self {
+            n,
+            byte,
+            element: true,
+        }
+    }
+
+    /// The location the format's reader reports the row at.
+    pub(crate) fn location(self) -> Location {
+        let at = if self.element {
+            Location::element("REPORT_DATA", self.n)
+        } else {
+            Location::line(self.n)
+        };
+        match self.byte {
+            Some(byte) => at.at_byte(byte),
+            None => at,
+        }
+    }
+
+    /// The name of the format's interval-end field.
+    fn end_field(self) -> &'static str {
+        if self.element {
+            "INTERVAL_END_GMT"
+        } else {
+            "INTERVALENDTIME_GMT"
+        }
+    }
 }
 
 /// Joins component rows into price points.

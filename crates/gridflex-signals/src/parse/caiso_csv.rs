@@ -16,7 +16,7 @@
 
 use std::io::Read;
 
-use super::caiso::{Component, RowKey, Sink, gather};
+use super::caiso::{Component, RowAt, RowKey, Sink, gather};
 use super::plain::{Line, Plain, Row, read_plain};
 use super::scalar::{LastTime, parse_price, shown};
 use super::{Format, ParseOptions, ParseOutput, csv_error, find_column};
@@ -365,15 +365,7 @@ fn row(
         parse_price(text).map_err(|e| SignalError::field(at(), cols.price_name, e))
     });
     match price {
-        Ok(price) => gatherer.add(
-            &key,
-            component,
-            price,
-            line,
-            false,
-            "INTERVALENDTIME_GMT",
-            at,
-        ),
+        Ok(price) => gatherer.add(&key, component, price, RowAt::line(line)),
         Err(e) => {
             gatherer.poison(&key, line, false);
             Err(e)

@@ -24,7 +24,7 @@ use std::io::BufRead;
 use chrono::{DateTime, TimeDelta, Utc};
 use quick_xml::events::Event;
 
-use super::caiso::{Component, RowKey, Sink, gather};
+use super::caiso::{Component, RowAt, RowKey, Sink, gather};
 use super::scalar::{parse_price, parse_utc, shown};
 use super::{Format, ParseOptions, ParseOutput};
 use crate::{Location, Market, MarketRun, SignalError};
@@ -385,15 +385,7 @@ fn row(
         run,
     };
     match parse_price(data.value.as_bytes()) {
-        Ok(price) => gatherer.add(
-            &key,
-            component,
-            price,
-            ordinal,
-            true,
-            "INTERVAL_END_GMT",
-            || at.clone(),
-        ),
+        Ok(price) => gatherer.add(&key, component, price, RowAt::report_data(ordinal, at.byte)),
         Err(e) => {
             gatherer.poison(&key, ordinal, true);
             Err(SignalError::field(at.clone(), "VALUE", e))
