@@ -199,13 +199,16 @@ impl Sink for Direct<'_> {
     }
 }
 
-/// One recorded call: 80 bytes for the call every row makes (an `Add`), the rare
-/// ones boxed, so that a recording of a zip entry's rows stays small.
+/// One recorded call: 56 bytes for the call every row makes (an `Add`: its interval
+/// an index into [`Recorder::intervals`], the rare calls boxed), so that recording a
+/// zip entry's rows writes little memory.
 enum Event {
     Add {
-        key: RowKey,
-        at: RowAt,
+        interval: u32,
+        node: u32,
         price: Price,
+        at: RowAt,
+        run: MarketRun,
         component: Component,
     },
     Poison {
@@ -228,6 +231,9 @@ pub(crate) struct Recorder {
     events: Vec<Event>,
     /// Node names in first-seen order (the recorded keys hold these indexes).
     names: Interner,
+    /// The intervals of the recorded rows, each run of rows with one interval
+    /// holding one entry.
+    intervals: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     kept: usize,
     /// A strict-mode bad row ended the file.
     stopped: bool,
@@ -239,6 +245,7 @@ impl Recorder {
             strict: mode == super::Mode::Strict,
             events: Vec::new(),
             names: Interner::default(),
+            intervals: Vec::new(),
             kept: 0,
             stopped: false,
         }
@@ -276,11 +283,29 @@ impl Recorder {
         for event in self.events {
             match event {
                 Event::Add {
-                    key,
-                    at,
+                    interval,
+                    node,
                     price,
+                    at,
+                    run,
                     component,
                 } => {
+                    let (start, end) =
+                        self.intervals
+                            .get(interval as usize)
+                            .copied()
+                            .ok_or_else(|| {
+                                SignalError::invalid(
+                                    "row",
+                                    "a recorded row names an interval not recorded",
+                                )
+                            })?;
+                    let key = RowKey {
+                        start,
+                        end,
+                        node,
+                        run,
+                    };
                     if let Err(e) = sink.add(&map(key)?, component, price, at) {
                         sink.bad_row(at.location(), e)?;
                     }
@@ -310,10 +335,18 @@ impl Sink for Recorder {
         price: Price,
         at: RowAt,
     ) -> Result<(), SignalError> {
+        let interval = (key.start, key.end);
+        if self.intervals.last() != Some(&interval) {
+            self.intervals.push(interval);
+        }
         self.events.push(Event::Add {
-            key: key.clone(),
-            at,
+            interval: u32::try_from(self.intervals.len() - 1).map_err(|_| {
+                SignalError::invalid("row", "more intervals than a recording can hold")
+            })?,
+            node: key.node,
             price,
+            at,
+            run: key.run,
             component,
         });
         Ok(())
