@@ -151,10 +151,30 @@ fn name_entry(skips: &mut Skips, name: &str) {
 /// One entry's recording: its name (`None` for a directory) and what its rows did.
 type Recorded = Result<Option<(String, Recorder)>, SignalError>;
 
-/// Reads the entries on `threads` threads (decompression and row parsing), replaying
-/// each entry's recording into the gatherer in archive order as it becomes ready, so
-/// the result and the first error are those of reading the entries one by one.
-/// Returns the number of file entries.
+/// Entry `i` of `archive` read into a recording.
+fn record(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    i: usize,
+    options: &ParseOptions,
+) -> Recorded {
+    entry(archive, i).map(|found| {
+        found.map(|(name, reader)| {
+            let mut recorder = Recorder::new(options.mode);
+            let result = read_entry(&name, reader, options, &mut recorder);
+            recorder.end(result);
+            (name, recorder)
+        })
+    })
+}
+
+/// Reads the entries on `threads` threads, this one included (decompression and row
+/// parsing), so that the result and the first error are those of reading them one by
+/// one: the other threads record the entries they take, and this one replays each
+/// recording into the gatherer in archive order as it becomes ready. Between replays
+/// it takes entries too: one that comes next in archive order goes straight into the
+/// gatherer (nothing recorded, nothing replayed), any other is recorded. No more
+/// threads run than asked for, so the replays do not take time from the readers on a
+/// machine with as many cores. Returns the number of file entries.
 fn parallel(
     archive: &zip::ZipArchive<Cursor<&[u8]>>,
     threads: usize,
@@ -167,7 +187,7 @@ fn parallel(
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, Recorded)>();
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(n) {
+        for _ in 1..threads.min(n) {
             let tx = tx.clone();
             let mut archive = archive.clone();
             let (next, stop) = (&next, &stop);
@@ -177,56 +197,76 @@ fn parallel(
                     if i >= n || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let recorded = entry(&mut archive, i).map(|found| {
-                        found.map(|(name, reader)| {
-                            let mut recorder = Recorder::new(options.mode);
-                            let result = read_entry(&name, reader, options, &mut recorder);
-                            recorder.end(result);
-                            (name, recorder)
-                        })
-                    });
-                    if tx.send((i, recorded)).is_err() {
+                    if tx.send((i, record(&mut archive, i, options))).is_err() {
                         break;
                     }
                 }
             });
         }
         drop(tx);
-        let result = replay_in_order(&rx, n, gatherer, skips);
-        // On an error the workers stop taking entries; the scope waits for them.
+        let mut archive = archive.clone();
+        let result = gather_in_order(&mut archive, &next, &rx, options, gatherer, skips);
+        // On an error the other threads stop taking entries; the scope waits for them.
         stop.store(true, Ordering::Relaxed);
         drop(rx);
         result
     })
 }
 
-fn replay_in_order(
+/// This thread's part of [`parallel`]: every entry into the gatherer in archive order,
+/// replayed from the recordings `rx` brings or read here.
+fn gather_in_order(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    next: &AtomicUsize,
     rx: &mpsc::Receiver<(usize, Recorded)>,
-    n: usize,
+    options: &ParseOptions,
     gatherer: &mut Gatherer,
     skips: &mut Skips,
 ) -> Result<usize, SignalError> {
+    let n = archive.len();
     let mut ready: BTreeMap<usize, Recorded> = BTreeMap::new();
     let mut files = 0usize;
-    for i in 0..n {
-        let recorded = loop {
-            if let Some(r) = ready.remove(&i) {
-                break r;
-            }
-            let (j, r) = rx.recv().map_err(|_| SignalError::Zip {
-                reason: format!("entry {i}: a reader thread ended without its result"),
-            })?;
-            ready.insert(j, r);
-        };
-        let Some((name, recorder)) = recorded? else {
+    // The next entry in archive order to go into the gatherer.
+    let mut due = 0usize;
+    while due < n {
+        ready.extend(rx.try_iter());
+        if let Some(recorded) = ready.remove(&due) {
+            due += 1;
+            let Some((name, recorder)) = recorded? else {
+                continue;
+            };
+            files += 1;
+            gatherer.set_entry(&name);
+            recorder
+                .replay(&mut Direct { gatherer, skips })
+                .map_err(|e| e.in_entry(&name))?;
+            name_entry(skips, &name);
             continue;
-        };
-        files += 1;
-        gatherer.set_entry(&name);
-        recorder
-            .replay(&mut Direct { gatherer, skips })
-            .map_err(|e| e.in_entry(&name))?;
-        name_entry(skips, &name);
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i == due {
+            // Every entry before it is gathered: read it straight in.
+            due += 1;
+            let Some((name, reader)) = entry(archive, i)? else {
+                continue;
+            };
+            files += 1;
+            gatherer.set_entry(&name);
+            let mut sink = Direct {
+                gatherer: &mut *gatherer,
+                skips: &mut *skips,
+            };
+            read_entry(&name, reader, options, &mut sink).map_err(|e| e.in_entry(&name))?;
+            name_entry(skips, &name);
+        } else if i < n {
+            ready.insert(i, record(archive, i, options));
+        } else {
+            // Every entry is taken: wait for the one that is due.
+            let (j, recorded) = rx.recv().map_err(|_| SignalError::Zip {
+                reason: format!("entry {due}: a reader thread ended without its result"),
+            })?;
+            ready.insert(j, recorded);
+        }
     }
     Ok(files)
 }
