@@ -15,11 +15,10 @@ usage: python benches/pandas/dataminer_json.py FILE [RUNS] [--memory]
 """
 
 import json
-import statistics
 import sys
-import time
 
 import pandas as pd
+from warm_timing import time_warm
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 MEMORY = "--memory" in sys.argv[1:]
@@ -50,14 +49,4 @@ def summarise():
     }
 
 
-summary = summarise()
-times = []
-for _ in range(RUNS):
-    t = time.perf_counter()
-    summarise()
-    times.append(time.perf_counter() - t)
-print(summary)
-print(
-    f"{'memory' if MEMORY else 'file'}: median {statistics.median(times) * 1000:.1f} ms, "
-    f"min {min(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms ({RUNS} runs)"
-)
+time_warm(summarise, RUNS, "memory" if MEMORY else "file")

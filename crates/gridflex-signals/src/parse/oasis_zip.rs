@@ -69,19 +69,31 @@ fn one_by_one<R: Read + Seek>(
 ) -> Result<usize, SignalError> {
     let mut files = 0usize;
     for i in 0..archive.len() {
-        let Some((name, reader)) = entry(archive, i)? else {
-            continue;
-        };
-        files += 1;
-        gatherer.set_entry(&name);
-        let mut sink = Direct {
-            gatherer: &mut *gatherer,
-            skips: &mut *skips,
-        };
-        read_entry(&name, reader, options, &mut sink).map_err(|e| e.in_entry(&name))?;
-        name_entry(skips, &name);
+        files += usize::from(read_direct(archive, i, options, gatherer, skips)?);
     }
     Ok(files)
+}
+
+/// Reads entry `i` straight into the gatherer; whether it is a file (a directory is
+/// passed over).
+fn read_direct<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    i: usize,
+    options: &ParseOptions,
+    gatherer: &mut Gatherer,
+    skips: &mut Skips,
+) -> Result<bool, SignalError> {
+    let Some((name, reader)) = entry(archive, i)? else {
+        return Ok(false);
+    };
+    gatherer.set_entry(&name);
+    let mut sink = Direct {
+        gatherer: &mut *gatherer,
+        skips: &mut *skips,
+    };
+    read_entry(&name, reader, options, &mut sink).map_err(|e| e.in_entry(&name))?;
+    name_entry(skips, &name);
+    Ok(true)
 }
 
 fn open<R: Read + Seek>(input: R) -> Result<zip::ZipArchive<R>, SignalError> {
@@ -247,17 +259,7 @@ fn gather_in_order(
         if i == due {
             // Every entry before it is gathered: read it straight in.
             due += 1;
-            let Some((name, reader)) = entry(archive, i)? else {
-                continue;
-            };
-            files += 1;
-            gatherer.set_entry(&name);
-            let mut sink = Direct {
-                gatherer: &mut *gatherer,
-                skips: &mut *skips,
-            };
-            read_entry(&name, reader, options, &mut sink).map_err(|e| e.in_entry(&name))?;
-            name_entry(skips, &name);
+            files += usize::from(read_direct(archive, i, options, gatherer, skips)?);
         } else if i < n {
             ready.insert(i, record(archive, i, options));
         } else {
