@@ -14,16 +14,10 @@ usage: python benches/pandas/oasis_csv.py FILE [RUNS] [--memory]
 """
 
 import io
-import sys
-
 import pandas as pd
-from warm_timing import time_warm
+from warm_timing import arguments, time_warm
 
-args = [a for a in sys.argv[1:] if not a.startswith("--")]
-MEMORY = "--memory" in sys.argv[1:]
-PATH = args[0]
-RUNS = int(args[1]) if len(args) > 1 else 7
-BYTES = open(PATH, "rb").read() if MEMORY else None
+PATH, RUNS, MEMORY, BYTES = arguments()
 
 
 def summarise():
