@@ -16,10 +16,75 @@
 /// assert_eq!(parse_plain_decimal(b"5."), None);
 /// ```
 pub fn parse_plain_decimal(s: &[u8]) -> Option<f64> {
+    if let Some(v) = by_last_word(s) {
+        return Some(v);
+    }
+    // Shorter than a word, not plain, or a layout the word does not take: the byte
+    // loop says which.
     match plain_decimal_prefix(s) {
         (value, n) if n == s.len() => value,
         _ => None,
     }
+}
+
+/// A one in every byte of a word.
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+
+/// [`parse_plain_decimal`] of a number of 8 to 16 bytes after its sign whose `.`, if
+/// any, is among its last eight (a price's usual layout, whatever its digits before
+/// the point): those eight bytes checked at once as one word, the `.` taken out and
+/// their digits summed in pairs, fours and the two fours; the few bytes before them a
+/// byte at a time. `None` for anything else, plain or not (the byte loop decides).
+#[inline(always)]
+fn by_last_word(s: &[u8]) -> Option<f64> {
+    let neg = s.first() == Some(&b'-');
+    let body = s.get(usize::from(neg)..)?;
+    let m = body.len();
+    if !(8..=16).contains(&m) {
+        return None;
+    }
+    let (head, last) = body.split_at(m - 8);
+    let w = u64::from_le_bytes(last.try_into().ok()?);
+    // Digits turned into 0 to 9 (`x`), a `.` into 0 (`y`); a byte's high bit set where
+    // it is not a digit, or not a `.` (exact per byte: the sums never carry).
+    let (x, y) = (w ^ (ONES * 0x30), w ^ (ONES * 0x2e));
+    let not_digit = (((x & (ONES * 0x7f)) + ONES * 0x76) | x) & (ONES * 0x80);
+    let dot = !((((y & (ONES * 0x7f)) + ONES * 0x7f) | y) | !(ONES * 0x80));
+    // Every byte a digit but at most one `.`, which needs digits after it.
+    if not_digit != dot || dot & dot.wrapping_sub(1) != 0 || dot >> 56 != 0 {
+        return None;
+    }
+    let (low, low_digits, scale) = if dot == 0 {
+        (eight_digits(x), 8, 0)
+    } else {
+        // The digits after the `.` moved down over it, then all of them up a byte, so
+        // the seven digits fill the top of the word.
+        let at = dot.trailing_zeros() as usize / 8;
+        let below = (1u64 << (8 * at)) - 1;
+        let d = (x & below) | ((x >> 8) & !below);
+        (eight_digits(d << 8), 7, 7 - at)
+    };
+    let mut high = 0u64;
+    for &b in head {
+        let d = b.wrapping_sub(b'0');
+        if d >= 10 {
+            return None; // a `.` or another byte before the last eight
+        }
+        high = high * 10 + u64::from(d);
+    }
+    if head.len() + low_digits > 15 {
+        return None;
+    }
+    Some(value_of(high * POW10_INT[low_digits] + low, scale, neg))
+}
+
+/// Eight digits (values 0 to 9, the first in the lowest byte) as an integer: summed in
+/// pairs in each 16-bit lane, fours in each 32-bit lane, then the two fours.
+#[inline(always)]
+fn eight_digits(mut d: u64) -> u64 {
+    d = (d * 10 + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
+    d = (d * 100 + (d >> 16)) & 0x0000_ffff_0000_ffff;
+    (d & 0xffff_ffff) * 10_000 + (d >> 32)
 }
 
 /// The plain decimal a text starts with and how many bytes it takes: the longest start
@@ -150,7 +215,6 @@ struct Part {
 /// A word's bytes, digits turned into 0 to 9 (`x`) and `.` into 0 (`y`).
 #[inline(always)]
 fn word_of(s: &[u8]) -> Option<(u64, u64)> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     let word = u64::from_le_bytes(s.get(..8)?.try_into().ok()?);
     Some((word ^ (ONES * 0x30), word ^ (ONES * 0x2e)))
 }
@@ -160,7 +224,6 @@ impl Part {
     /// has this part's layout.
     #[inline(always)]
     fn read(&self, (x, y): (u64, u64)) -> Option<u64> {
-        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
         // A byte's high bit is set when it is not a digit (exact per byte: the sums
         // never carry into the next byte).
         let not_digit = (((x & (ONES * 0x7f)) + ONES * 0x76) | x) & self.check;
@@ -168,12 +231,9 @@ impl Part {
             return None;
         }
         // The `.` taken out, the digits right-aligned (zeros before them), then
-        // summed: pairs in each 16-bit lane, fours in each 32-bit lane, then the two.
-        let mut d = (x & self.before_dot) | ((x >> 8) & self.after_dot);
-        d <<= self.shift;
-        d = (d * 10 + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
-        d = (d * 100 + (d >> 16)) & 0x0000_ffff_0000_ffff;
-        Some((d & 0xffff_ffff) * 10_000 + (d >> 32))
+        // summed.
+        let d = (x & self.before_dot) | ((x >> 8) & self.after_dot);
+        Some(eight_digits(d << self.shift))
     }
 
     /// The part for a word whose first `len` bytes are digits except a `.` at `dot`,
@@ -300,6 +360,56 @@ mod tests {
         }
     }
 
+    /// Every plain layout up to past the longest (any length, a `.` anywhere or none,
+    /// a sign or none), plain and with any one byte made a byte next to a digit or a
+    /// `.` (`/`, `:`, `-`, a space, `e`, a high byte, another `.`): read a word at a
+    /// time where the layout allows, each gives what the byte loop gives.
+    #[test]
+    fn every_layout_reads_as_the_byte_loop() {
+        let mut checked = 0;
+        for len in 0..=18 {
+            for dot in (0..len).map(Some).chain([None]) {
+                for sign in [&b""[..], b"-"] {
+                    let mut plain: Vec<u8> = sign.to_vec();
+                    plain.extend((0..len).map(|i| {
+                        if Some(i) == dot {
+                            b'.'
+                        } else {
+                            b"9876543210"[i % 10]
+                        }
+                    }));
+                    let mut texts = vec![plain.clone()];
+                    for at in 0..plain.len() {
+                        for byte in [b'/', b':', b'-', b' ', b'e', 0xb9, b'.'] {
+                            let mut text = plain.clone();
+                            text[at] = byte;
+                            texts.push(text);
+                        }
+                    }
+                    for text in texts {
+                        assert_eq!(
+                            parse_plain_decimal(&text).map(f64::to_bits),
+                            by_byte(&text).map(f64::to_bits),
+                            "{:?}",
+                            String::from_utf8_lossy(&text)
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000);
+    }
+
+    /// The byte loop alone: what [`parse_plain_decimal`] gives where it does not read
+    /// a word.
+    fn by_byte(text: &[u8]) -> Option<f64> {
+        match plain_decimal_prefix(text) {
+            (value, n) if n == text.len() => value,
+            _ => None,
+        }
+    }
+
     proptest! {
         /// A column of numbers read by one reader gives each what
         /// `plain_decimal_prefix` gives it: numbers laid out as the one before (the
@@ -351,6 +461,29 @@ mod tests {
             };
             let want: f64 = text.parse().unwrap_or(f64::NAN);
             prop_assert_eq!(parse_plain_decimal(text.as_bytes()).map(f64::to_bits), Some(want.to_bits()));
+        }
+
+        /// Any text gives what the byte loop gives: digits, points, signs, the bytes
+        /// next to them (`/`, `:`, `-`), high bytes, at every length up to past the
+        /// longest plain decimal.
+        #[test]
+        fn words_read_as_the_byte_loop(
+            text in proptest::collection::vec(
+                prop_oneof![
+                    30 => b'0'..=b'9',
+                    4 => Just(b'.'),
+                    2 => Just(b'-'),
+                    1 => prop_oneof![Just(b'/'), Just(b':'), Just(b'e'), Just(b' '), Just(0x80u8), Just(0xaeu8), Just(0xb0u8), Just(0u8)],
+                ],
+                0..=20,
+            ),
+        ) {
+            prop_assert_eq!(
+                parse_plain_decimal(&text).map(f64::to_bits),
+                by_byte(&text).map(f64::to_bits),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
         }
 
         #[test]
