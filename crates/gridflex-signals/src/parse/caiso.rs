@@ -6,6 +6,7 @@
 //! (interval start, node, market run), whatever order they come in.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use foldhash::fast::RandomState;
 
@@ -559,9 +560,10 @@ impl Gatherer {
         let next = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
         let known = (key.node as usize) < self.nodes.len();
         let map = &mut self.slot_nodes[slot as usize];
-        let i = match map.get(&key.node) {
-            Some(&i) => i,
-            None => {
+        // One lookup for both cases (a point found, or its place for a new one).
+        let i = match map.entry(key.node) {
+            Entry::Occupied(found) => *found.get(),
+            Entry::Vacant(place) => {
                 if !known {
                     return Err(SignalError::invalid(
                         "NODE",
@@ -581,7 +583,7 @@ impl Gatherer {
                     have: 0,
                     poisoned: false,
                 });
-                map.insert(key.node, next);
+                place.insert(next);
                 next
             }
         };

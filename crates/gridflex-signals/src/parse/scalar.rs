@@ -224,7 +224,11 @@ fn civil(
 
 /// Parses a price in $/MWh; empty, non-numeric and non-finite text is refused.
 pub(crate) fn parse_price(text: &[u8]) -> Result<Price, String> {
-    let text = text.trim_ascii();
+    // Trimmed only where an end is white (two byte tests, where trimming loops).
+    let text = match text {
+        [a, .., b] if !a.is_ascii_whitespace() && !b.is_ascii_whitespace() => text,
+        _ => text.trim_ascii(),
+    };
     // Most prices are plain decimals: read exactly (bit for bit `str::parse`) from the
     // bytes; anything else (an exponent, a plus sign, text) the general way.
     if let Some(v) = gridflex_core::number::parse_plain_decimal(text) {
@@ -324,6 +328,16 @@ mod tests {
             parse_price(b" -12.5 ").unwrap().as_per_megawatt_hour(),
             -12.5
         );
+        // White space at either end only, or both, at any width.
+        for text in [&b"41.25\t"[..], b"\t41.25", b"  41.25\r", b"41.25"] {
+            assert_eq!(
+                parse_price(text).map(Price::as_per_megawatt_hour),
+                Ok(41.25),
+                "{text:?}"
+            );
+        }
+        assert_eq!(parse_price(b"7").map(Price::as_per_megawatt_hour), Ok(7.0));
+        assert!(parse_price(b" ").is_err());
         assert!(parse_price(b"").is_err());
         assert!(parse_price(b"abc").is_err());
         assert!(parse_price(b"inf").is_err());
