@@ -217,9 +217,11 @@ enum Event {
         n: u64,
         element: bool,
     },
-    /// A bad row; its error is kept for the first [`super::SKIPPED_EXAMPLES`] (no
-    /// later one can be among the examples the replay keeps), counted after that.
-    Bad(Box<(Location, Option<SignalError>)>),
+    /// A bad row whose error is kept: the first [`super::SKIPPED_EXAMPLES`] (no later
+    /// one can be among the examples the replay keeps).
+    Bad(Box<(Location, SignalError)>),
+    /// A bad row after those, only counted (nothing allocated for it).
+    Beyond,
     /// A fatal error that ended the file.
     Fatal(Box<SignalError>),
 }
@@ -312,10 +314,11 @@ impl Recorder {
                     }
                 }
                 Event::Poison { key, n, element } => sink.poison(&map(key)?, n, element),
-                Event::Bad(bad) => match *bad {
-                    (at, Some(e)) => sink.bad_row(at, e)?,
-                    (_, None) => sink.count_beyond_examples(),
-                },
+                Event::Bad(bad) => {
+                    let (at, e) = *bad;
+                    sink.bad_row(at, e)?;
+                }
+                Event::Beyond => sink.count_beyond_examples(),
                 Event::Fatal(e) => return Err(*e),
             }
         }
@@ -363,20 +366,21 @@ impl Sink for Recorder {
 
     fn bad_row(&mut self, at: Location, error: SignalError) -> Result<(), SignalError> {
         if self.strict {
-            self.events.push(Event::Bad(Box::new((at, Some(error)))));
+            self.events.push(Event::Bad(Box::new((at, error))));
             self.stopped = true;
             return Err(SignalError::invalid("row", "recorded"));
         }
-        let keep = self.kept < super::SKIPPED_EXAMPLES;
-        self.kept += usize::from(keep);
-        self.events
-            .push(Event::Bad(Box::new((at, keep.then_some(error)))));
+        if self.kept < super::SKIPPED_EXAMPLES {
+            self.kept += 1;
+            self.events.push(Event::Bad(Box::new((at, error))));
+        } else {
+            self.events.push(Event::Beyond);
+        }
         Ok(())
     }
 
     fn count_beyond_examples(&mut self) {
-        self.events
-            .push(Event::Bad(Box::new((Location::default(), None))));
+        self.events.push(Event::Beyond);
     }
 }
 
