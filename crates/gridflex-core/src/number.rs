@@ -44,10 +44,9 @@ fn by_last_word(s: &[u8]) -> Option<f64> {
         return None;
     }
     let (head, last) = body.split_at(m - 8);
-    let w = u64::from_le_bytes(last.try_into().ok()?);
-    // Digits turned into 0 to 9 (`x`), a `.` into 0 (`y`); a byte's high bit set where
-    // it is not a digit, or not a `.` (exact per byte: the sums never carry).
-    let (x, y) = (w ^ (ONES * 0x30), w ^ (ONES * 0x2e));
+    // A byte's high bit set where it is not a digit, or not a `.` (exact per byte: the
+    // sums never carry).
+    let (x, y) = word_of(last)?;
     let not_digit = (((x & (ONES * 0x7f)) + ONES * 0x76) | x) & (ONES * 0x80);
     let dot = !((((y & (ONES * 0x7f)) + ONES * 0x7f) | y) | !(ONES * 0x80));
     // Every byte a digit but at most one `.`, which needs digits after it.

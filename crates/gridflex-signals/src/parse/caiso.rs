@@ -183,8 +183,7 @@ impl Sink for Direct<'_> {
         price: Price,
         at: RowAt,
     ) -> Result<(), SignalError> {
-        self.gatherer
-            .add(key, component, price, at.n, at.element, at.end_field())
+        self.gatherer.add(key, component, price, at.n, at.element)
     }
 
     fn poison(&mut self, key: &RowKey, n: u64, element: bool) {
@@ -440,14 +439,15 @@ impl RowAt {
             None => at,
         }
     }
+}
 
-    /// The name of the format's interval-end field.
-    fn end_field(self) -> &'static str {
-        if self.element {
-            "INTERVAL_END_GMT"
-        } else {
-            "INTERVALENDTIME_GMT"
-        }
+/// The name of the interval-end field of an XML element's row (`element`) or a CSV
+/// row's.
+fn end_field(element: bool) -> &'static str {
+    if element {
+        "INTERVAL_END_GMT"
+    } else {
+        "INTERVALENDTIME_GMT"
     }
 }
 
@@ -622,7 +622,6 @@ impl Gatherer {
         price: Price,
         n: u64,
         element: bool,
-        field: &'static str,
     ) -> Result<(), SignalError> {
         let seen = Seen {
             n,
@@ -632,7 +631,7 @@ impl Gatherer {
         let i = self.point(key, seen)?;
         let bit = 1u8 << component as u8;
         if self.points[i].interval.end() != key.end || self.meta[i].have & bit != 0 {
-            return Err(self.conflict(i, key, component, seen, field));
+            return Err(self.conflict(i, key, component, seen));
         }
         self.meta[i].have |= bit;
         self.points[i].prices[component as usize] = price;
@@ -649,7 +648,6 @@ impl Gatherer {
         key: &RowKey,
         component: Component,
         seen: Seen,
-        field: &'static str,
     ) -> SignalError {
         let (first, end) = (self.meta[i].seen, self.points[i].interval.end());
         self.meta[i].poisoned = true;
@@ -662,7 +660,7 @@ impl Gatherer {
                 self.location(first),
                 self.describe(key)
             );
-            return SignalError::field(here, field, reason);
+            return SignalError::field(here, end_field(seen.element), reason);
         }
         let reason = format!(
             "second {} row for {} (first row at {})",
@@ -754,11 +752,7 @@ impl Gatherer {
             if checked != Some((run, p.interval))
                 && let Err(e) = crate::model::check_length(run, &p.interval)
             {
-                let field = if m.seen.element {
-                    "INTERVAL_END_GMT"
-                } else {
-                    "INTERVALENDTIME_GMT"
-                };
+                let field = end_field(m.seen.element);
                 skips.bad_row(at(), SignalError::field(at(), field, e.to_string()))?;
                 continue;
             }
