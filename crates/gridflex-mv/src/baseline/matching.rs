@@ -17,6 +17,7 @@ use crate::baseline::{Adjustment, AdjustmentKind, AdjustmentValue};
 use crate::calendar::{Calendar, DayType};
 use crate::meter::{Column, GapPolicy, LANES, Lanes, LocalDay, Meter};
 use crate::reduction::SettlementRule;
+use wide::{CmpGt, CmpLe, f64x2};
 
 /// Where the event and its adjustment window sit in the meter data.
 pub(crate) struct Frame {
@@ -1084,88 +1085,157 @@ fn sum_parts(
     sums: &mut Vec<[f64; LANES]>,
 ) -> [bool; LANES] {
     let (rows, _) = rows.as_chunks::<LANES>();
-    sums.clear();
+    // Every position is written by the first pass (its sums start there): the length
+    // is set, the values left as they were.
     sums.resize(frame.clocks.len(), [0.0; LANES]);
+    let scale = Scale::of(std::array::from_fn(|l| works[l].selected_days.len()));
     let (adj, ev) = sums.split_at_mut(frame.n_adj.min(frame.clocks.len()));
-    // A few days at a time, each position's sums loaded once for them: the days of a
-    // group in order, so each lane adds its days in the order [`average`] does. A
-    // day every lane keeps is added as it is; the others through their masks.
+    // Up to `GROUP` days at a time, each position's sums kept in registers for them
+    // and divided after the last: the days in order, so each lane adds its days in the
+    // order [`average`] does. A group of days every lane keeps is added as it is; any
+    // other through the days' masks.
     for (part, acc) in [(0, adj), (1, ev)] {
         let mut rest = parts;
-        while !rest.is_empty() {
-            let whole = |(_, m): &([usize; 2], [u64; LANES])| m.iter().all(|b| *b == u64::MAX);
-            let run = rest.iter().take(4).take_while(|p| whole(p)).count();
-            let (g, fine) = match run {
-                4 => (4, add_days::<4, false>(acc, rows, part, &rest[..4])),
-                3 => (3, add_days::<3, false>(acc, rows, part, &rest[..3])),
-                2 => (2, add_days::<2, false>(acc, rows, part, &rest[..2])),
-                _ if rest.len() >= 2 => (2, add_days::<2, true>(acc, rows, part, &rest[..2])),
-                _ => (1, add_days::<1, true>(acc, rows, part, &rest[..1])),
+        let mut first = true;
+        loop {
+            let (group, after) = rest.split_at(rest.len().min(GROUP));
+            let whole = group.iter().all(|(_, m)| m.iter().all(|b| *b == u64::MAX));
+            let days = DayGroup {
+                group,
+                part,
+                first,
+                scale: after.is_empty().then_some(&scale),
             };
-            if !fine {
+            if !days.add(acc, rows, whole) {
                 return [false; LANES];
             }
-            rest = &rest[g..];
-        }
-    }
-    let counts: [usize; LANES] = std::array::from_fn(|l| works[l].selected_days.len());
-    if counts.iter().all(|n| n.is_power_of_two()) {
-        // Dividing by 2^k and multiplying by 2^-k (exact) both round the same quotient:
-        // the same figure, to the bit, without a division.
-        let inverse = counts.map(|n| 1.0 / n as f64);
-        for s in sums.iter_mut() {
-            for l in 0..LANES {
-                s[l] *= inverse[l];
+            if after.is_empty() {
+                break;
             }
-        }
-    } else {
-        let used = counts.map(|n| n as f64);
-        for s in sums.iter_mut() {
-            for l in 0..LANES {
-                s[l] /= used[l];
-            }
+            (rest, first) = (after, false);
         }
     }
     done
 }
 
-/// Adds to each position `p` of `acc` the `G` days of `group` (their rows on `part`,
-/// 0 for the adjustment window, 1 for the event), in order: each lane's value where
-/// the day's mask has all ones, else +0 (`MASKED`; without it every value). False,
-/// with nothing added, where a day's rows are not in `rows`.
-fn add_days<const G: usize, const MASKED: bool>(
-    acc: &mut [[f64; LANES]],
-    rows: &[[f64; LANES]],
-    part: usize,
-    group: &[([usize; 2], [u64; LANES])],
-) -> bool {
-    let n = acc.len();
-    let mut src: [&[[f64; LANES]]; G] = [&[]; G];
-    let mut masks = [[u64::MAX; LANES]; G];
-    for ((s, m), (starts, mask)) in src.iter_mut().zip(&mut masks).zip(group) {
-        let Some(r) = rows.get(starts[part]..starts[part] + n) else {
-            return false;
-        };
-        (*s, *m) = (r, *mask);
+/// How many days [`sum_parts`] adds in one pass.
+const GROUP: usize = 10;
+
+/// Pairs of lanes in a block's row.
+const PAIRS: usize = LANES / 2;
+
+/// A block's row as pairs of lanes.
+fn pairs(row: &[f64; LANES]) -> [f64x2; PAIRS] {
+    std::array::from_fn(|k| f64x2::from([row[2 * k], row[2 * k + 1]]))
+}
+
+/// Writes pairs of lanes back into a block's row.
+fn unpair(row: &mut [f64; LANES], x: [f64x2; PAIRS]) {
+    for (k, x) in x.iter().enumerate() {
+        let [a, b] = x.to_array();
+        (row[2 * k], row[2 * k + 1]) = (a, b);
     }
-    for (p, a) in acc.iter_mut().enumerate() {
-        let mut x = *a;
-        for (s, m) in src.iter().zip(&masks) {
-            // Every day's rows are `n` long: `get` always finds the position.
-            let Some(r) = s.get(p) else {
+}
+
+/// How each lane's summed profile becomes its average.
+enum Scale {
+    /// Multiplied by the exact inverse of the lane's count of days, where every count
+    /// is a power of two: dividing by 2^k and multiplying by 2^-k round the same
+    /// quotient, so this is the division's figure, to the bit, without a division.
+    Multiply([f64x2; PAIRS]),
+    /// Divided by the lane's count of days.
+    Divide([f64x2; PAIRS]),
+}
+
+impl Scale {
+    fn of(counts: [usize; LANES]) -> Self {
+        let by = |f: fn(usize) -> f64| -> [f64x2; PAIRS] {
+            std::array::from_fn(|k| f64x2::from([f(counts[2 * k]), f(counts[2 * k + 1])]))
+        };
+        if counts.iter().all(|n| n.is_power_of_two()) {
+            Self::Multiply(by(|n| 1.0 / n as f64))
+        } else {
+            Self::Divide(by(|n| n as f64))
+        }
+    }
+
+    fn apply(&self, x: [f64x2; PAIRS]) -> [f64x2; PAIRS] {
+        match self {
+            Self::Multiply(m) => std::array::from_fn(|k| x[k] * m[k]),
+            Self::Divide(d) => std::array::from_fn(|k| x[k] / d[k]),
+        }
+    }
+}
+
+/// One pass of [`sum_parts`]: a `group` of at most [`GROUP`] days, each with its
+/// window's first row on `part` (0 for the adjustment window, 1 for the event) and,
+/// per lane, all ones where the lane keeps it; `first` when the sums start here (from
+/// +0), `scale` when the days are the last.
+struct DayGroup<'a> {
+    group: &'a [([usize; 2], [u64; LANES])],
+    part: usize,
+    first: bool,
+    scale: Option<&'a Scale>,
+}
+
+impl DayGroup<'_> {
+    /// Adds the days to each position of `acc`, in order: each lane's value where the
+    /// day's mask has all ones, else +0 (without masks where every day is `whole`).
+    /// False, with nothing added, where a day's rows are not in `rows`.
+    fn add(&self, acc: &mut [[f64; LANES]], rows: &[[f64; LANES]], whole: bool) -> bool {
+        macro_rules! by_count {
+            ($($g:literal)*) => {
+                match (self.group.len(), whole) {
+                    $(
+                        ($g, true) => self.add_n::<$g, false>(acc, rows),
+                        ($g, false) => self.add_n::<$g, true>(acc, rows),
+                    )*
+                    _ => false,
+                }
+            };
+        }
+        by_count!(0 1 2 3 4 5 6 7 8 9 10)
+    }
+
+    /// [`DayGroup::add`] for `G` days, through their masks where `MASKED`.
+    fn add_n<const G: usize, const MASKED: bool>(
+        &self,
+        acc: &mut [[f64; LANES]],
+        rows: &[[f64; LANES]],
+    ) -> bool {
+        let n = acc.len();
+        let mut src: [&[[f64; LANES]]; G] = [&[]; G];
+        let mut masks = [[f64x2::ZERO; PAIRS]; G];
+        for ((s, m), (starts, mask)) in src.iter_mut().zip(&mut masks).zip(self.group) {
+            let Some(r) = rows.get(starts[self.part]..starts[self.part] + n) else {
                 return false;
             };
-            for l in 0..LANES {
-                x[l] += if MASKED {
-                    f64::from_bits(r[l].to_bits() & m[l])
-                } else {
-                    r[l]
-                };
-            }
+            *s = r;
+            *m = pairs(&mask.map(f64::from_bits));
         }
-        *a = x;
+        for (p, a) in acc.iter_mut().enumerate() {
+            let mut x = if self.first {
+                [f64x2::ZERO; PAIRS]
+            } else {
+                pairs(a)
+            };
+            for (s, m) in src.iter().zip(&masks) {
+                // Every day's rows are `n` long: `get` always finds the position.
+                let Some(r) = s.get(p) else {
+                    return false;
+                };
+                let r = pairs(r);
+                for k in 0..PAIRS {
+                    x[k] += if MASKED { r[k] & m[k] } else { r[k] };
+                }
+            }
+            if let Some(scale) = self.scale {
+                x = scale.apply(x);
+            }
+            unpair(a, x);
+        }
+        true
     }
-    true
 }
 
 /// The last part of [`select`]: the day-of adjustment of the averaged days.
@@ -1374,6 +1444,7 @@ pub(crate) fn totals_lanes(
         SettlementRule::FloorAtZero => terms.sums::<true>(day.small),
         SettlementRule::Net => terms.sums::<false>(day.small),
     };
+    let duration = event.duration();
     std::array::from_fn(|l| {
         if !(lanes[l] && fine[l]) {
             return None;
@@ -1384,7 +1455,9 @@ pub(crate) fn totals_lanes(
             baseline: Energy::joules(base[l]).ok()?,
             metered: Energy::joules(day.metered[l]).ok()?,
             settled,
-            mean_settled: settled.mean_power_over(event),
+            // `mean_power_over(event)`, the event's length found once for the lanes
+            // (the same quotient where it is a valid power, as it is below the bound).
+            mean_settled: (settled / duration).unwrap_or_else(|| settled.mean_power_over(event)),
         })
     })
 }
@@ -1411,27 +1484,44 @@ impl Terms<'_> {
         loads_small: [bool; LANES],
     ) -> ([bool; LANES], [f64; LANES], [f64; LANES]) {
         use gridflex_core::MAX_MAGNITUDE;
-        let mut fine = loads_small;
-        let (mut base, mut settled) = ([0.0f64; LANES], [0.0f64; LANES]);
-        for (row, b) in self.rows.chunks_exact(LANES).zip(self.baselines) {
-            for l in 0..LANES {
-                let (a, b) = (row[l], b[l]);
+        let all = f64::from_bits(u64::MAX);
+        let mut fine = pairs(&loads_small.map(|s| if s { all } else { 0.0 }));
+        let (mul, add) = (pairs(&self.mul), pairs(&self.add));
+        let (max, small, step_s) = (
+            f64x2::splat(MAX_MAGNITUDE),
+            f64x2::splat(self.small),
+            f64x2::splat(self.step_s),
+        );
+        let (mut base, mut settled) = ([f64x2::ZERO; PAIRS], [f64x2::ZERO; PAIRS]);
+        let (rows, _) = self.rows.as_chunks::<LANES>();
+        for (row, b) in rows.iter().zip(self.baselines) {
+            let (a, b) = (pairs(row), pairs(b));
+            for k in 0..PAIRS {
                 // As `AdjustmentValue::apply` on the checked baseline: the same value,
                 // and never -0 (`+ 0` makes -0 0).
-                let adjusted = b * self.mul[l] + self.add[l];
+                let adjusted = b[k] * mul[k] + add[k];
                 // `b` must be a valid power; the adjusted baseline below the bound
                 // (which a non-finite value is not) is a valid power too, and so is the
-                // load where `loads_small`.
-                fine[l] &= (b.abs() <= MAX_MAGNITUDE) & (adjusted.abs() <= self.small);
+                // load where `loads_small`. A comparison with NaN is false.
+                fine[k] = fine[k] & b[k].abs().cmp_le(max) & adjusted.abs().cmp_le(small);
                 // A load of -0 (a checked power makes it 0) changes no sum and no
                 // difference: `x + -0` is `x`, `+0 + -0` is +0, and `adjusted - -0` is
                 // `adjusted`, never -0.
-                base[l] += adjusted * self.step_s;
-                let d = adjusted - a;
-                settled[l] += if FLOOR && 0.0 > d { 0.0 } else { d };
+                base[k] += adjusted * step_s;
+                let d = adjusted - a[k];
+                // Floored: +0 (no bits) where `0 > d`, else `d` itself (-0 and NaN
+                // included), as `if 0.0 > d { 0.0 } else { d }`.
+                settled[k] += if FLOOR { d & !f64x2::ZERO.cmp_gt(d) } else { d };
             }
         }
-        (fine, base, settled)
+        let lanes = |x: [f64x2; PAIRS]| -> [f64; LANES] {
+            std::array::from_fn(|l| x[l / 2].to_array()[l % 2])
+        };
+        (
+            lanes(fine).map(|m| m.to_bits() != 0),
+            lanes(base),
+            lanes(settled),
+        )
     }
 }
 
