@@ -1129,12 +1129,9 @@ fn pairs(row: &[f64; LANES]) -> [f64x2; PAIRS] {
     std::array::from_fn(|k| f64x2::from([row[2 * k], row[2 * k + 1]]))
 }
 
-/// Writes pairs of lanes back into a block's row.
-fn unpair(row: &mut [f64; LANES], x: [f64x2; PAIRS]) {
-    for (k, x) in x.iter().enumerate() {
-        let [a, b] = x.to_array();
-        (row[2 * k], row[2 * k + 1]) = (a, b);
-    }
+/// Pairs of lanes as a block's row.
+fn unpair(x: [f64x2; PAIRS]) -> [f64; LANES] {
+    std::array::from_fn(|l| x[l / 2].to_array()[l % 2])
 }
 
 /// How each lane's summed profile becomes its average.
@@ -1232,7 +1229,7 @@ impl DayGroup<'_> {
             if let Some(scale) = self.scale {
                 x = scale.apply(x);
             }
-            unpair(a, x);
+            *a = unpair(x);
         }
         true
     }
@@ -1514,13 +1511,10 @@ impl Terms<'_> {
                 settled[k] += if FLOOR { d & !f64x2::ZERO.cmp_gt(d) } else { d };
             }
         }
-        let lanes = |x: [f64x2; PAIRS]| -> [f64; LANES] {
-            std::array::from_fn(|l| x[l / 2].to_array()[l % 2])
-        };
         (
-            lanes(fine).map(|m| m.to_bits() != 0),
-            lanes(base),
-            lanes(settled),
+            unpair(fine).map(|m| m.to_bits() != 0),
+            unpair(base),
+            unpair(settled),
         )
     }
 }
