@@ -1118,8 +1118,10 @@ fn sum_parts(
     done
 }
 
-/// How many days [`sum_parts`] adds in one pass.
+/// How many days [`sum_parts`] adds in one pass ([`DayGroup::add`] has a loop for
+/// each count up to it).
 const GROUP: usize = 10;
+const _: () = assert!(GROUP == 10, "DayGroup::add dispatches counts 0 to 10");
 
 /// Pairs of lanes in a block's row.
 const PAIRS: usize = LANES / 2;
