@@ -464,7 +464,16 @@ pub(crate) fn prefill(
         }
         Some(acc)
     };
+    let Some(last) = todo.iter().map(|(k, _)| *k).max() else {
+        return;
+    };
+    for evals in lanes.iter_mut() {
+        if evals.len() <= last {
+            evals.resize(last + 1, None);
+        }
+    }
     let per_pass = todo.len().div_ceil(todo.len().div_ceil(DAYS).max(1)).max(1);
+    let n_event = f64x2::splat(frame.n_event as f64);
     for pass in todo.chunks(per_pass) {
         let at =
             |part: usize| std::array::from_fn(|i| pass.get(i).unwrap_or(&pass[0]).1[part].start);
@@ -472,18 +481,19 @@ pub(crate) fn prefill(
             return; // `rows` is not this index's block: leave every day to the scan
         };
         for (i, (k, ranges)) in pass.iter().enumerate() {
+            // Every lane's mean at once (`eval_of`'s quotient); a lane with a missing
+            // value (a sum NaN) has its gap found.
+            let means = unpair(pairs(&ev[i]).map(|e| e / n_event));
             for (lane, evals) in lanes.iter_mut().enumerate() {
-                if evals.len() <= *k {
-                    evals.resize(k + 1, None);
+                let (a, e) = (adj[i][lane], ev[i][lane]);
+                let eval = if a.is_nan() || e.is_nan() {
+                    eval_of(Lanes { rows, lane }, frame, ranges.clone(), a, e)
+                } else {
+                    Eval::Mean(means[lane])
+                };
+                if let Some(slot) = evals.get_mut(*k) {
+                    *slot = Some(eval);
                 }
-                let values = Lanes { rows, lane };
-                evals[*k] = Some(eval_of(
-                    values,
-                    frame,
-                    ranges.clone(),
-                    adj[i][lane],
-                    ev[i][lane],
-                ));
             }
         }
     }
@@ -1314,27 +1324,34 @@ pub(crate) fn lane_event_day(rows: &[f64], frame: &Frame, step: TimeDelta) -> Ev
     use gridflex_core::units::seconds_f64;
     let step_s = seconds_f64(step);
     let small = small_bound(frame.n_event, step_s);
-    let (mut metered, mut fine) = ([0.0f64; LANES], [true; LANES]);
-    match rows.get(frame.event_first * LANES..(frame.event_first + frame.n_event) * LANES) {
-        Some(event_rows) => {
-            for row in event_rows.chunks_exact(LANES) {
-                for l in 0..LANES {
-                    fine[l] &= row[l].abs() <= small;
-                    metered[l] += row[l] * step_s;
-                }
-            }
+    let (rows, _) = rows.as_chunks::<LANES>();
+    // Side by side in pairs of lanes: `fine` all ones while every load is below the
+    // bound (a comparison with NaN is false).
+    let all = f64x2::splat(f64::from_bits(u64::MAX));
+    let (mut metered, mut fine) = ([f64x2::ZERO; PAIRS], [all; PAIRS]);
+    let (small, step) = (f64x2::splat(small), f64x2::splat(step_s));
+    let event_rows = rows.get(frame.event_first..frame.event_first + frame.n_event);
+    for row in event_rows.unwrap_or(&[]) {
+        let w = pairs(row);
+        for k in 0..PAIRS {
+            fine[k] = fine[k] & w[k].abs().cmp_le(small);
+            metered[k] += w[k] * step;
         }
-        None => fine = [false; LANES],
     }
+    let fine = match event_rows {
+        Some(_) => unpair(fine).map(|m| m.to_bits() != 0),
+        None => [false; LANES],
+    };
+    let metered = unpair(metered);
     let part = |first: usize, n: usize| {
-        let block = rows.get(first * LANES..(first + n) * LANES)?;
-        let mut acc = [0.0f64; LANES];
-        for row in block.chunks_exact(LANES) {
-            for (a, w) in acc.iter_mut().zip(row) {
-                *a += w;
+        let mut acc = [f64x2::ZERO; PAIRS];
+        for row in rows.get(first..first + n)? {
+            let w = pairs(row);
+            for k in 0..PAIRS {
+                acc[k] += w[k];
             }
         }
-        Some(acc)
+        Some(unpair(acc))
     };
     let means = match (frame.adj_window, part(frame.adj_first, frame.n_adj)) {
         (Some(_), Some(sums)) if frame.n_adj > 0 => {
