@@ -38,7 +38,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gridflex_core::{Energy, Interval, MarketZone, Power};
 
 use crate::baseline::{
-    CalendarDays, Eval, EventDay, EventPlan, EventWork, LaneBuffers, Totals, Work,
+    CalendarDays, Eval, EventDay, EventPlan, EventWork, Kept, LaneBuffers, Selected, Totals, Work,
 };
 use crate::meter::{LANES, check_watts};
 use crate::{Baseline, Calendar, Meter, Method, MvError};
@@ -183,7 +183,7 @@ pub fn settle_with(
                     )
                     .map(|t| {
                         let key = e * baselines.len() + k;
-                        FleetFigures::of(t, lists.get(key, work.selected_days()))
+                        FleetFigures::of(t, lists.listed(key, work.selected_days()))
                     });
                 rows.push(FleetRow {
                     meter: i,
@@ -523,7 +523,7 @@ pub fn settle_grid(
             plan.prefill(rows, evals, buf);
             plan.event_days(rows, grid.index.step(), event_days);
             for (k, baseline) in baselines.iter().enumerate() {
-                let mut row = |lane: usize, t: Result<Totals, MvError>, selected: &[NaiveDate]| {
+                let mut row = |lane: usize, t: Result<Totals, MvError>, selected: Selected<'_>| {
                     if let Some(slot) = slots.get_mut((lane * n_events + e) * n_baselines + k) {
                         *slot = Some(FleetRow {
                             meter: b * LANES + lane,
@@ -580,19 +580,54 @@ struct BlockState {
 /// The lists of selected days a thread has handed out, the last few of each (event,
 /// method): a row whose days are one of them shares it. The meters of a fleet mostly
 /// keep the same days (all of a rule's first window, or one of few subsets of it), so
-/// a handful per pair covers nearly every row.
+/// a handful per pair covers nearly every row. A lane that kept days of its rule's
+/// first window finds its list by the days it kept, without listing them.
 #[derive(Debug, Default)]
 struct DayLists {
     /// By (event, method): the lists, the most recently made first.
     lists: Vec<Vec<Arc<[NaiveDate]>>>,
+    /// By (event, method): the lists found for the days kept of the pair's first
+    /// window (one window per pair), the most recently found first.
+    firsts: Vec<Vec<(Kept, Arc<[NaiveDate]>)>>,
+    /// The days of a first window being listed.
+    listing: Vec<NaiveDate>,
 }
 
 impl DayLists {
     /// How many lists are kept per (event, method).
     const KEPT: usize = 8;
 
+    /// A list of the days `selected` for the pair `key`: one already handed out, or a
+    /// new one.
+    fn get(&mut self, key: usize, selected: Selected<'_>) -> Arc<[NaiveDate]> {
+        let (first, kept) = match selected {
+            Selected::Days(days) => return self.listed(key, days),
+            Selected::First(first, kept) => (first, kept),
+        };
+        if self.firsts.len() <= key {
+            self.firsts.resize_with(key + 1, Vec::new);
+        }
+        if let Some((_, list)) = self
+            .firsts
+            .get(key)
+            .and_then(|f| f.iter().find(|(k, _)| *k == kept))
+        {
+            return Arc::clone(list);
+        }
+        let mut days = std::mem::take(&mut self.listing);
+        days.clear();
+        days.extend(first.kept_dates(kept));
+        let list = self.listed(key, &days);
+        self.listing = days;
+        if let Some(found) = self.firsts.get_mut(key) {
+            found.truncate(Self::KEPT - 1);
+            found.insert(0, (kept, Arc::clone(&list)));
+        }
+        list
+    }
+
     /// A list equal to `days` for the pair `key`: one already handed out, or a new one.
-    fn get(&mut self, key: usize, days: &[NaiveDate]) -> Arc<[NaiveDate]> {
+    fn listed(&mut self, key: usize, days: &[NaiveDate]) -> Arc<[NaiveDate]> {
         if self.lists.len() <= key {
             self.lists.resize_with(key + 1, Vec::new);
         }
@@ -683,21 +718,21 @@ mod tests {
         let day = |d: u32| NaiveDate::from_ymd_opt(2025, 6, d).unwrap();
         let (a, b) = ([day(3), day(2)], [day(4), day(2)]);
         let mut lists = DayLists::default();
-        let first = lists.get(3, &a);
+        let first = lists.listed(3, &a);
         assert_eq!(*first, a);
         assert!(
-            Arc::ptr_eq(&first, &lists.get(3, &a)),
+            Arc::ptr_eq(&first, &lists.listed(3, &a)),
             "the same days, one list"
         );
-        let other = lists.get(3, &b);
+        let other = lists.listed(3, &b);
         assert_eq!(*other, b);
-        assert!(Arc::ptr_eq(&first, &lists.get(3, &a)), "both kept");
-        assert!(!Arc::ptr_eq(&first, &lists.get(0, &a)), "another pair");
+        assert!(Arc::ptr_eq(&first, &lists.listed(3, &a)), "both kept");
+        assert!(!Arc::ptr_eq(&first, &lists.listed(0, &a)), "another pair");
         // Past `KEPT` lists for one pair, the oldest is let go (a new list, still equal).
         for d in 5..5 + DayLists::KEPT as u32 {
-            lists.get(3, &[day(d)]);
+            lists.listed(3, &[day(d)]);
         }
-        let again = lists.get(3, &a);
+        let again = lists.listed(3, &a);
         assert_eq!(*again, a);
         assert!(!Arc::ptr_eq(&first, &again));
         assert!(lists.lists.iter().all(|l| l.len() <= DayLists::KEPT));

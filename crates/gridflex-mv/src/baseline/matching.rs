@@ -17,7 +17,7 @@ use crate::baseline::{Adjustment, AdjustmentKind, AdjustmentValue};
 use crate::calendar::{Calendar, DayType};
 use crate::meter::{Column, GapPolicy, LANES, Lanes, LocalDay, Meter};
 use crate::reduction::SettlementRule;
-use wide::{CmpGt, CmpLe, f64x2};
+use wide::{CmpGt, CmpLe, CmpLt, f64x2};
 
 /// Where the event and its adjustment window sit in the meter data.
 pub(crate) struct Frame {
@@ -409,6 +409,17 @@ impl FirstDays {
             complete: first.len() == rule.count,
             days: first,
         }
+    }
+}
+
+impl FirstDays {
+    /// The dates of the days `kept` of the window, most recent first.
+    pub(crate) fn kept_dates(&self, kept: Kept) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.days
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| kept >> i & 1 == 1)
+            .map(|(_, d)| d.day.date)
     }
 }
 
@@ -823,62 +834,114 @@ pub(crate) fn choose<C: Column>(
     Ok(())
 }
 
-/// The longest first window [`choose_first`] takes (a longer one goes to [`choose`]).
+/// The longest first window [`choose_first_lanes`] takes (a longer one goes to
+/// [`choose`]).
 const MAX_FIRST: usize = 16;
 
-/// [`choose`] for a lane of a block whose rule's first window is `first` (the same for
-/// every lane), when every one of its days is in the lane's `evals` with all its values
-/// and none is a low-usage day: the scan would select exactly those days, so they are
-/// taken as they are. Returns false, leaving the choice to [`choose`], otherwise. Records
-/// no day decisions (`work.decisions` is left empty): for settlements that need only the
-/// figures and the selected days. Leaves `work.window` as it was: the lane's window is
-/// `first`'s days, with `work.keep` saying which are kept ([`first_window`] writes it
-/// out where it is needed).
-pub(crate) fn choose_first(
+/// The days of a rule's first window ([`FirstDays`]) a lane keeps: bit `i` for the
+/// window's day `i`.
+pub(crate) type Kept = u16;
+const _: () = assert!(
+    MAX_FIRST <= Kept::BITS as usize,
+    "a first window's days fit in Kept"
+);
+
+/// [`choose`] for the first `lanes` lanes of a block whose rule's first window is
+/// `first` (the same for every lane), `evals[l]` holding lane `l`'s cached candidate
+/// days: a lane every one of whose first days is cached with all its values, and none
+/// of them a low-usage day, would have exactly those days selected by the scan, so
+/// they are taken as they are; the result is then the days it keeps. `None` for a lane
+/// left to [`choose`]. The lanes' means are read side by side; a lane's `works[l]` is
+/// used only as scratch for a selection other than all days or all but the last rank
+/// (its choice is written out by [`first_kept`] where a step reads it). Records no day
+/// decisions: for settlements that need only the figures and the selected days.
+pub(crate) fn choose_first_lanes(
     rule: &DayMatching,
     first: &FirstDays,
-    evals: &[Option<Eval>],
-    work: &mut Work,
-) -> bool {
-    let Work {
-        decisions,
-        selected_days,
-        order,
-        keep,
-        ..
-    } = work;
+    evals: [&[Option<Eval>]; LANES],
+    lanes: usize,
+    works: &mut [Work; LANES],
+) -> [Option<Kept>; LANES] {
     let n = first.days.len();
     if !first.complete || n < rule.min_days || n > MAX_FIRST {
-        return false;
+        return [None; LANES];
     }
-    let mut means = [0.0f64; MAX_FIRST];
+    let mut ok: [bool; LANES] = std::array::from_fn(|l| l < lanes);
+    let mut means = [[0.0f64; LANES]; MAX_FIRST];
     for (d, m) in first.days.iter().zip(&mut means) {
-        let Some(Some(Eval::Mean(mean))) = evals.get(d.k) else {
-            return false;
-        };
-        *m = *mean;
-    }
-    let means = &means[..n];
-    // The low-usage test of `choose`, on the first window: a day it would drop sends
-    // the lane to the scan.
-    if let Some(threshold) = rule.low_usage_threshold {
-        let avg = means.iter().sum::<f64>() / n as f64;
-        if avg > 0.0 && means.iter().any(|m| m / avg < threshold) {
-            return false;
+        for (l, (m, e)) in m.iter_mut().zip(&evals).enumerate() {
+            match e.get(d.k) {
+                Some(Some(Eval::Mean(mean))) => *m = *mean,
+                _ => ok[l] = false,
+            }
         }
     }
-    decisions.clear();
-    selected_days.clear();
-    keep_days(rule.select, n, |i| means[i], (order, false), keep);
-    for (d, _) in first.days.iter().zip(keep.iter()).filter(|(_, k)| **k) {
-        selected_days.push(d.day.date);
+    let means = &means[..n];
+    // The low-usage test of `choose`, on the first window, each lane's sum in day order
+    // from the identity `Iterator::sum` starts with: a day it would drop sends the lane
+    // to the scan.
+    if let Some(threshold) = rule.low_usage_threshold {
+        let zero = f64x2::splat(std::iter::empty::<f64>().sum::<f64>());
+        let (mut sum, mut low) = ([zero; PAIRS], [f64x2::ZERO; PAIRS]);
+        for m in means {
+            let m = pairs(m);
+            for k in 0..PAIRS {
+                sum[k] += m[k];
+            }
+        }
+        let avg = sum.map(|s| s / f64x2::splat(n as f64));
+        let t = f64x2::splat(threshold);
+        for m in means {
+            let m = pairs(m);
+            for k in 0..PAIRS {
+                low[k] |= (m[k] / avg[k]).cmp_lt(t);
+            }
+        }
+        let positive = avg.map(|a| a.cmp_gt(f64x2::ZERO));
+        let (low, positive) = (unpair(low), unpair(positive));
+        for l in 0..LANES {
+            if positive[l].to_bits() != 0 && low[l].to_bits() != 0 {
+                ok[l] = false;
+            }
+        }
     }
-    true
+    let all: Kept = Kept::MAX >> (Kept::BITS as usize - n);
+    let (keep_from, keep_to) = kept_range(rule.select, n);
+    std::array::from_fn(|l| {
+        if !ok[l] {
+            return None;
+        }
+        if (keep_from, keep_to) == (0, n) {
+            return Some(all);
+        }
+        let mean = |i: usize| means[i][l];
+        if keep_from == 0 && keep_to + 1 == n {
+            // The last rank, as `keep_days` finds it.
+            let last = (0..n).min_by(|a, b| mean(*a).total_cmp(&mean(*b)).then(b.cmp(a)))?;
+            return Some(all & !(1 << last));
+        }
+        let Work { order, keep, .. } = &mut works[l];
+        keep_days(rule.select, n, mean, (order, false), keep);
+        Some(
+            keep.iter()
+                .enumerate()
+                .filter(|(_, k)| **k)
+                .fold(0, |m, (i, _)| m | 1 << i),
+        )
+    })
 }
 
-/// Writes out the window of a lane that [`choose_first`] chose on `first` (its
-/// candidate days cached in `evals`) into `work.window`, for the steps that read it.
-pub(crate) fn first_window(first: &FirstDays, evals: &[Option<Eval>], work: &mut Work) {
+/// Writes out a lane's choice from [`choose_first_lanes`] (the days `kept` of `first`,
+/// its candidate days cached in `evals`) into its `work` as [`choose`] would leave it
+/// for the steps that read it: no day decisions, the selected days, the window and
+/// which of its days are kept.
+pub(crate) fn first_kept(first: &FirstDays, evals: &[Option<Eval>], kept: Kept, work: &mut Work) {
+    let is_kept = |i: usize| kept >> i & 1 == 1;
+    work.decisions.clear();
+    work.keep.clear();
+    work.keep.extend((0..first.days.len()).map(is_kept));
+    work.selected_days.clear();
+    work.selected_days.extend(first.kept_dates(kept));
     work.window.clear();
     work.window.extend(first.days.iter().map(|d| Cand {
         decision: usize::MAX,
@@ -888,6 +951,49 @@ pub(crate) fn first_window(first: &FirstDays, evals: &[Option<Eval>], work: &mut
             _ => f64::NAN,
         },
     }));
+}
+
+/// The days a lane of a block selected, as [`EventPlan::block_totals`] hands them out.
+///
+/// [`EventPlan::block_totals`]: super::EventPlan::block_totals
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selected<'a> {
+    /// The days listed, most recent first.
+    Days(&'a [NaiveDate]),
+    /// The days kept of a rule's first window ([`choose_first_lanes`]).
+    First(&'a FirstDays, Kept),
+}
+
+/// Each lane's sum of `rows`, in row order from `zero` (the identity the one-meter sum
+/// starts with).
+pub(crate) fn column_sums(rows: &[[f64; LANES]], zero: f64) -> [f64; LANES] {
+    let mut acc = [f64x2::splat(zero); PAIRS];
+    for row in rows {
+        let w = pairs(row);
+        for k in 0..PAIRS {
+            acc[k] += w[k];
+        }
+    }
+    unpair(acc)
+}
+
+/// The ranks a selection keeps of a full window of `n` days: from the first to before
+/// the second (rank 0 the highest event-window load).
+fn kept_range(select: Selection, n: usize) -> (usize, usize) {
+    match select {
+        Selection::All => (0, n),
+        Selection::Highest(k) => (0, k.min(n)),
+        Selection::Middle {
+            drop_highest,
+            drop_lowest,
+        } => {
+            if n > drop_highest + drop_lowest {
+                (drop_highest, n - drop_lowest)
+            } else {
+                (0, n)
+            }
+        }
+    }
 }
 
 /// The selection of `choose` on a full window of `n` days, the event-window load of day
@@ -903,20 +1009,7 @@ fn keep_days(
     (order, ranks): (&mut Vec<usize>, bool),
     keep: &mut Vec<bool>,
 ) -> std::ops::Range<usize> {
-    let (keep_from, keep_to) = match select {
-        Selection::All => (0, n),
-        Selection::Highest(k) => (0, k.min(n)),
-        Selection::Middle {
-            drop_highest,
-            drop_lowest,
-        } => {
-            if n > drop_highest + drop_lowest {
-                (drop_highest, n - drop_lowest)
-            } else {
-                (0, n)
-            }
-        }
-    };
+    let (keep_from, keep_to) = kept_range(select, n);
     keep.clear();
     order.clear();
     if (keep_from, keep_to) == (0, n) {
@@ -1006,26 +1099,31 @@ pub(crate) struct LaneBuffers {
 /// Returns the lanes averaged, whose profiles are left in `buf.sums` (lane `l`'s
 /// values at `[p][l]`), not in their `works`; the others are left to [`average`].
 ///
-/// `first`, when given, is the rule's first window and `fast[l]` says which lanes
-/// chose it as it is ([`choose_first`]): when every chosen lane did, the days and their
-/// ranges are taken from it.
+/// `first`, when given, is the rule's first window and `firsts[l]` the days of it lane
+/// `l` keeps where it chose it as it is ([`choose_first_lanes`]), its `works[l]` then
+/// written out only where a step reads it: when every chosen lane did, the days and
+/// their ranges are taken from it.
 pub(crate) fn average_lanes(
     meter: &Meter,
     rows: &[f64],
     frame: &Frame,
     works: &[Work; LANES],
-    (chosen, first, fast): ([bool; LANES], Option<&FirstDays>, [bool; LANES]),
+    (chosen, first, firsts): ([bool; LANES], Option<&FirstDays>, [Option<Kept>; LANES]),
     buf: &mut LaneBuffers,
 ) -> [bool; LANES] {
     let LaneBuffers { sums, parts, .. } = buf;
     parts.clear();
-    let done = match first.filter(|_| (0..LANES).all(|l| fast[l] || !chosen[l])) {
+    let counts = std::array::from_fn(|l| match firsts[l] {
+        Some(kept) => kept.count_ones() as usize,
+        None => works[l].selected_days.len(),
+    });
+    let done = match first.filter(|_| (0..LANES).all(|l| firsts[l].is_some() || !chosen[l])) {
         Some(first) => {
             // Every lane averaged here keeps some of the same first days.
             for (i, d) in first.days.iter().enumerate() {
-                let mask: [u64; LANES] = std::array::from_fn(|l| {
-                    let kept = chosen[l] && works[l].keep.get(i).copied().unwrap_or(false);
-                    if kept { u64::MAX } else { 0 }
+                let mask: [u64; LANES] = std::array::from_fn(|l| match firsts[l] {
+                    Some(kept) if chosen[l] && kept >> i & 1 == 1 => u64::MAX,
+                    _ => 0,
                 });
                 if mask.iter().any(|m| *m != 0) {
                     parts.push(([d.ranges[0].start, d.ranges[1].start], mask));
@@ -1035,7 +1133,7 @@ pub(crate) fn average_lanes(
         }
         None => kept_parts(meter, frame, works, chosen, parts),
     };
-    sum_parts(rows, frame, works, done, parts, sums)
+    sum_parts(rows, frame, counts, done, parts, sums)
 }
 
 /// The parts of [`average_lanes`] without a shared first window: each chosen lane whose
@@ -1085,11 +1183,11 @@ fn kept_parts(
 }
 
 /// The sums of [`average_lanes`] over `parts` (`sums`), divided by each lane's count of
-/// days; returns `done`, or no lane where `rows` is not this index's block.
+/// days (`counts`); returns `done`, or no lane where `rows` is not this index's block.
 fn sum_parts(
     rows: &[f64],
     frame: &Frame,
-    works: &[Work; LANES],
+    counts: [usize; LANES],
     done: [bool; LANES],
     parts: &[([usize; 2], [u64; LANES])],
     sums: &mut Vec<[f64; LANES]>,
@@ -1098,7 +1196,7 @@ fn sum_parts(
     // Every position is written by the first pass (its sums start there): the length
     // is set, the values left as they were.
     sums.resize(frame.clocks.len(), [0.0; LANES]);
-    let scale = Scale::of(std::array::from_fn(|l| works[l].selected_days.len()));
+    let scale = Scale::of(counts);
     let (adj, ev) = sums.split_at_mut(frame.n_adj.min(frame.clocks.len()));
     // Up to `GROUP` days at a time, each position's sums kept in registers for them
     // and divided after the last: the days in order, so each lane adds its days in the
@@ -1334,7 +1432,7 @@ pub(crate) fn lane_event_day(rows: &[f64], frame: &Frame, step: TimeDelta) -> Ev
     for row in event_rows.unwrap_or(&[]) {
         let w = pairs(row);
         for k in 0..PAIRS {
-            fine[k] = fine[k] & w[k].abs().cmp_le(small);
+            fine[k] &= w[k].abs().cmp_le(small);
             metered[k] += w[k] * step;
         }
     }
@@ -1343,16 +1441,7 @@ pub(crate) fn lane_event_day(rows: &[f64], frame: &Frame, step: TimeDelta) -> Ev
         None => [false; LANES],
     };
     let metered = unpair(metered);
-    let part = |first: usize, n: usize| {
-        let mut acc = [f64x2::ZERO; PAIRS];
-        for row in rows.get(first..first + n)? {
-            let w = pairs(row);
-            for k in 0..PAIRS {
-                acc[k] += w[k];
-            }
-        }
-        Some(unpair(acc))
-    };
+    let part = |first: usize, n: usize| Some(column_sums(rows.get(first..first + n)?, 0.0));
     let means = match (frame.adj_window, part(frame.adj_first, frame.n_adj)) {
         (Some(_), Some(sums)) if frame.n_adj > 0 => {
             sums.map(|s| (!s.is_nan()).then(|| s / frame.n_adj as f64))

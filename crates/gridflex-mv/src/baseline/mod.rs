@@ -50,7 +50,9 @@ use crate::reduction::SettlementRule;
 
 pub use adjust::{Adjustment, AdjustmentKind, AdjustmentValue, AppliedAdjustment};
 use matching::Frame;
-pub(crate) use matching::{CalendarDays, Eval, EventDay, LaneBuffers, Totals, Work};
+pub(crate) use matching::{
+    CalendarDays, Eval, EventDay, Kept, LaneBuffers, Selected, Totals, Work,
+};
 
 /// The named baseline methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -772,14 +774,14 @@ impl EventPlan {
         works: &mut [Work; LANES],
         buf: &mut matching::LaneBuffers,
         event_days: &[matching::EventDay],
-        out: &mut impl FnMut(usize, Result<Totals, MvError>, &[NaiveDate]),
+        out: &mut impl FnMut(usize, Result<Totals, MvError>, Selected<'_>),
     ) {
         let lanes = lanes.min(LANES);
         let lane = |l: usize| Lanes { rows, lane: l };
         let matched = match (self.plans.get(b), &baseline.rule) {
             (Some(Plan::Failed(e)), _) => {
                 for (l, w) in works.iter().enumerate().take(lanes) {
-                    out(l, Err(e.clone()), &w.selected_days);
+                    out(l, Err(e.clone()), Selected::Days(&w.selected_days));
                 }
                 return;
             }
@@ -802,14 +804,14 @@ impl EventPlan {
                 std::mem::swap(w, &mut own.work);
                 let totals = baseline.totals(meter, lane(l), calendar, event, days, &mut own);
                 std::mem::swap(w, &mut own.work);
-                out(l, totals, &w.selected_days);
+                out(l, totals, Selected::Days(&w.selected_days));
             }
             return;
         };
         let rule = rules.for_day(frame.day_type);
         if let Err(e) = rule.validate() {
             for (l, w) in works.iter().enumerate().take(lanes) {
-                out(l, Err(e.clone()), &w.selected_days);
+                out(l, Err(e.clone()), Selected::Days(&w.selected_days));
             }
             return;
         }
@@ -821,37 +823,47 @@ impl EventPlan {
             frame,
         };
         let first = self.first.get(b).and_then(Option::as_ref);
-        let mut fast = [false; LANES];
-        // Each lane's choice, then its adjustment: an error boxed, so that the lanes'
-        // arrays stay small (errors are rare).
+        // Lane `l`'s cached candidate days of the frame.
+        fn cache(evals: &[Vec<Vec<Option<Eval>>>; LANES], l: usize, f: usize) -> &[Option<Eval>] {
+            evals[l].get(f).map_or(&[][..], Vec::as_slice)
+        }
+        // The lanes that take the rule's first window as it is, with the days each
+        // keeps; each other lane's choice.
+        let firsts = match first {
+            Some(first) => {
+                let caches = std::array::from_fn(|l| cache(evals, l, f));
+                matching::choose_first_lanes(rule, first, caches, lanes, works)
+            }
+            None => [None; LANES],
+        };
+        // An error boxed, so that the lanes' arrays stay small (errors are rare).
         let mut picked: [Option<Result<(), Box<MvError>>>; LANES] = std::array::from_fn(|l| {
             let (w, e) = (works.get_mut(l).filter(|_| l < lanes)?, &mut evals[l]);
+            if firsts[l].is_some() {
+                return Some(Ok(()));
+            }
             let cache = match e.get_mut(f) {
                 Some(c) => c,
                 None => &mut Vec::new(),
             };
-            if let Some(first) = first
-                && matching::choose_first(rule, first, cache, w)
-            {
-                fast[l] = true;
-                return Some(Ok(()));
-            }
             Some(matching::choose(baseline.gap_policy, rule, on(l), cache, w).map_err(Box::new))
         });
         let chosen = picked.each_ref().map(|p| matches!(p, Some(Ok(()))));
-        // A lane that took its first window as it is has it written out only where a
-        // step reads it: the days of the lanes averaged when not every chosen lane
-        // took its first window, and the one-lane average.
-        let cache = |l: usize| evals[l].get(f).map_or(&[][..], Vec::as_slice);
-        if let Some(first) = first
-            && (0..LANES).any(|l| chosen[l] && !fast[l])
-        {
-            for l in (0..LANES).filter(|l| fast[*l]) {
-                matching::first_window(first, cache(l), &mut works[l]);
+        // A lane that took its first window as it is has its choice written out only
+        // where a step reads it: the days of the lanes averaged when not every chosen
+        // lane took its first window, and the one-lane average.
+        let write_out = |l: usize, works: &mut [Work; LANES]| {
+            if let (Some(first), Some(kept)) = (first, firsts[l]) {
+                matching::first_kept(first, cache(evals, l, f), kept, &mut works[l]);
+            }
+        };
+        if (0..LANES).any(|l| chosen[l] && firsts[l].is_none()) {
+            for l in 0..LANES {
+                write_out(l, works);
             }
         }
         let averaged =
-            matching::average_lanes(meter, rows, frame, works, (chosen, first, fast), buf);
+            matching::average_lanes(meter, rows, frame, works, (chosen, first, firsts), buf);
         let event_day = event_days.get(f).unwrap_or(&matching::EventDay::NONE);
         let actual = event_day.means;
         // Each lane's adjustment, then the lanes' totals side by side; a lane the
@@ -861,22 +873,15 @@ impl EventPlan {
         // The averaged lanes' profile sums over the adjustment window, side by side,
         // each in order from the identity `Iterator::sum` starts with.
         let zero = std::iter::empty::<f64>().sum::<f64>();
-        let mut base_sums = [zero; LANES];
-        for s in sums.iter().take(frame.n_adj) {
-            for l in 0..LANES {
-                base_sums[l] += s[l];
-            }
-        }
+        let base_sums = matching::column_sums(sums.get(..frame.n_adj).unwrap_or(sums), zero);
         let applied: [Option<Result<AppliedAdjustment, Box<MvError>>>; LANES] =
             std::array::from_fn(|l| {
-                let w = &mut works[l];
                 Some(picked[l].take()?.and_then(|()| {
                     if !averaged[l] {
-                        if let Some(first) = first.filter(|_| fast[l]) {
-                            matching::first_window(first, cache(l), w);
-                        }
-                        matching::average(on(l), w);
+                        write_out(l, works);
+                        matching::average(on(l), &mut works[l]);
                     }
+                    let w = &works[l];
                     let base_sum = || {
                         if averaged[l] {
                             base_sums[l]
@@ -932,7 +937,11 @@ impl EventPlan {
                 }
                 (Err(e), _) => Err(*e),
             };
-            out(l, totals, &w.selected_days);
+            let selected = match (first, firsts[l]) {
+                (Some(first), Some(kept)) => Selected::First(first, kept),
+                _ => Selected::Days(&w.selected_days),
+            };
+            out(l, totals, selected);
         }
     }
 }
