@@ -548,6 +548,102 @@ proptest! {
     }
 }
 
+/// Entries longer than the chunks they are parsed in (two of about 1.5 MB), damaged at
+/// places spread over the archive (the compressed data of each entry, their headers,
+/// the directory): on threads, the same points or the same first error, its place
+/// included, as on one.
+#[test]
+fn a_long_damaged_zip_reads_alike_on_threads() {
+    let run = MarketRun::CaisoDam;
+    let entry = |k: u32| {
+        let points: Vec<PricePoint> = (0..3_600u32)
+            .map(|i| {
+                let start = base() + run.nominal_length() * (i % 24) as i32;
+                let lmp = Price::per_megawatt_hour(f64::from(i * 7 % 9_000) / 8.0 + 12.5).unwrap();
+                PricePoint::new(
+                    run,
+                    PricingNodeId::new(format!("NODE_{k}_{}", i / 24)).unwrap(),
+                    Interval::starting_at(start, run.nominal_length()).unwrap(),
+                    lmp,
+                )
+                .with_energy(Some(lmp))
+                .with_congestion(Some(Price::per_megawatt_hour(-1.25).unwrap()))
+                .with_loss(Some(Price::per_megawatt_hour(0.5).unwrap()))
+            })
+            .collect();
+        (
+            format!("part{k}.csv"),
+            caiso_csv(&points, &(0..8).collect::<Vec<_>>(), &[]),
+        )
+    };
+    let entries = [entry(0), entry(1)];
+    assert!(entries.iter().all(|(_, text)| text.len() > 1 << 20));
+    let whole = zip_of(&entries);
+    for place in 0..16 {
+        let mut zip = whole.clone();
+        let i = (zip.len() * (2 * place + 1) / 32).min(zip.len() - 1);
+        zip[i] ^= 0x5a;
+        for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
+            let one = outcome(parse_oasis_zip(
+                Cursor::new(zip.as_slice()),
+                &opts.with_threads(std::num::NonZeroUsize::MIN),
+            ));
+            for threads in [2usize, 3] {
+                let n = std::num::NonZeroUsize::new(threads).unwrap();
+                let on_threads = outcome(parse_oasis_zip(
+                    Cursor::new(zip.as_slice()),
+                    &opts.with_threads(n),
+                ));
+                assert!(one == on_threads, "byte {i} damaged, {threads} threads");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A damaged archive (a byte changed anywhere: a header, the compressed data, a
+    /// checksum) gives on threads what it gives on one: the same points, or the same
+    /// first error, its place included.
+    #[test]
+    fn a_damaged_zip_reads_alike_on_threads(
+        points in caiso_points(),
+        parts in 1usize..4,
+        at in 0.0f64..1.0,
+        xor in 1u8..=255,
+    ) {
+        let text = caiso_csv(&points, &(0..8).collect::<Vec<_>>(), &[]);
+        let mut lines: Vec<&str> = text.lines().collect();
+        let header = lines.remove(0);
+        let mut entries: Vec<(String, String)> = (0..parts)
+            .map(|k| (format!("part{k}.csv"), format!("{header}\n")))
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            let body = &mut entries[i % parts].1;
+            body.push_str(line);
+            body.push('\n');
+        }
+        let mut zip = zip_of(&entries);
+        let i = ((zip.len() as f64 * at) as usize).min(zip.len() - 1);
+        zip[i] ^= xor;
+        for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
+            let one = outcome(parse_oasis_zip(
+                Cursor::new(zip.as_slice()),
+                &opts.with_threads(std::num::NonZeroUsize::MIN),
+            ));
+            for threads in [2usize, 3] {
+                let n = std::num::NonZeroUsize::new(threads).unwrap();
+                prop_assert_eq!(
+                    &one,
+                    &outcome(parse_oasis_zip(Cursor::new(zip.as_slice()), &opts.with_threads(n))),
+                    "{} threads", threads
+                );
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
