@@ -492,6 +492,28 @@ fn zip_of(entries: &[(String, String)]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
+/// CSV entries `part0.csv`, `part1.csv`, ... each with `header`, the `lines` dealt
+/// among `parts` of them in turn.
+fn entries_of(header: &str, lines: &[impl AsRef<str>], parts: usize) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = (0..parts)
+        .map(|k| (format!("part{k}.csv"), format!("{header}\n")))
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        let body = &mut entries[i % parts].1;
+        body.push_str(line.as_ref());
+        body.push('\n');
+    }
+    entries
+}
+
+/// The [`outcome`] of parsing `zip` with `opts` on one thread, then on two and three.
+fn outcomes_on_threads(zip: &[u8], opts: ParseOptions) -> [String; 3] {
+    [1usize, 2, 3].map(|threads| {
+        let n = std::num::NonZeroUsize::new(threads).unwrap();
+        outcome(parse_oasis_zip(Cursor::new(zip), &opts.with_threads(n)))
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -523,27 +545,11 @@ proptest! {
             lines.extend(again);
         }
         lines.extend((0..repeat_bad).map(|i| format!("bad{i},row")));
-        let mut entries: Vec<(String, String)> = (0..parts)
-            .map(|k| (format!("part{k}.csv"), format!("{header}\n")))
-            .collect();
-        for (i, line) in lines.iter().enumerate() {
-            let body = &mut entries[i % parts].1;
-            body.push_str(line);
-            body.push('\n');
-        }
-        let zip = zip_of(&entries);
+        let zip = zip_of(&entries_of(&header, &lines, parts));
         for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
-            let one = outcome(parse_oasis_zip(
-                Cursor::new(zip.as_slice()),
-                &opts.with_threads(std::num::NonZeroUsize::MIN),
-            ));
-            for threads in [2usize, 3] {
-                let n = std::num::NonZeroUsize::new(threads).unwrap();
-                prop_assert_eq!(
-                    &one,
-                    &outcome(parse_oasis_zip(Cursor::new(zip.as_slice()), &opts.with_threads(n)))
-                );
-            }
+            let [one, two, three] = outcomes_on_threads(&zip, opts);
+            prop_assert_eq!(&one, &two);
+            prop_assert_eq!(&one, &three);
         }
     }
 }
@@ -584,18 +590,8 @@ fn a_long_damaged_zip_reads_alike_on_threads() {
         let i = (zip.len() * (2 * place + 1) / 32).min(zip.len() - 1);
         zip[i] ^= 0x5a;
         for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
-            let one = outcome(parse_oasis_zip(
-                Cursor::new(zip.as_slice()),
-                &opts.with_threads(std::num::NonZeroUsize::MIN),
-            ));
-            for threads in [2usize, 3] {
-                let n = std::num::NonZeroUsize::new(threads).unwrap();
-                let on_threads = outcome(parse_oasis_zip(
-                    Cursor::new(zip.as_slice()),
-                    &opts.with_threads(n),
-                ));
-                assert!(one == on_threads, "byte {i} damaged, {threads} threads");
-            }
+            let [one, two, three] = outcomes_on_threads(&zip, opts);
+            assert!(one == two && one == three, "byte {i} damaged");
         }
     }
 }
@@ -616,30 +612,13 @@ proptest! {
         let text = caiso_csv(&points, &(0..8).collect::<Vec<_>>(), &[]);
         let mut lines: Vec<&str> = text.lines().collect();
         let header = lines.remove(0);
-        let mut entries: Vec<(String, String)> = (0..parts)
-            .map(|k| (format!("part{k}.csv"), format!("{header}\n")))
-            .collect();
-        for (i, line) in lines.iter().enumerate() {
-            let body = &mut entries[i % parts].1;
-            body.push_str(line);
-            body.push('\n');
-        }
-        let mut zip = zip_of(&entries);
+        let mut zip = zip_of(&entries_of(header, &lines, parts));
         let i = ((zip.len() as f64 * at) as usize).min(zip.len() - 1);
         zip[i] ^= xor;
         for opts in [ParseOptions::strict(), ParseOptions::lenient()] {
-            let one = outcome(parse_oasis_zip(
-                Cursor::new(zip.as_slice()),
-                &opts.with_threads(std::num::NonZeroUsize::MIN),
-            ));
-            for threads in [2usize, 3] {
-                let n = std::num::NonZeroUsize::new(threads).unwrap();
-                prop_assert_eq!(
-                    &one,
-                    &outcome(parse_oasis_zip(Cursor::new(zip.as_slice()), &opts.with_threads(n))),
-                    "{} threads", threads
-                );
-            }
+            let [one, two, three] = outcomes_on_threads(&zip, opts);
+            prop_assert_eq!(&one, &two);
+            prop_assert_eq!(&one, &three);
         }
     }
 }
