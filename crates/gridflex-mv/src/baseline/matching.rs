@@ -410,9 +410,7 @@ impl FirstDays {
             days: first,
         }
     }
-}
 
-impl FirstDays {
     /// The dates of the days `kept` of the window, most recent first.
     pub(crate) fn kept_dates(&self, kept: Kept) -> impl Iterator<Item = NaiveDate> + '_ {
         self.days
