@@ -714,6 +714,59 @@ mod tests {
     }
 
     #[test]
+    fn a_grid_s_rows_share_one_list_per_distinct_days_kept() {
+        // Two blocks of meters; CAISO's lanes keep their first window as it is and
+        // PJM's keep four of its five days, both found by the days' bits
+        // (`Selected::First`), not listed per row.
+        let meters: Vec<_> = (0..16)
+            .map(|k| FleetMeter::new(format!("m{k}"), meter(100 + k)))
+            .collect();
+        let grid = FleetGrid::from_meters(&meters).unwrap();
+        let cal = Calendar::new(MarketZone::Pjm);
+        let events: Vec<_> = [23u32, 27]
+            .iter()
+            .map(|&d| {
+                let t = Utc.with_ymd_and_hms(2025, 6, d, 18, 0, 0).unwrap();
+                FleetEvent::new(
+                    format!("e{d}"),
+                    Interval::new(t, t + TimeDelta::hours(3)).unwrap(),
+                )
+            })
+            .collect();
+        let methods = [Method::Caiso10in10.baseline(), Method::PjmCbl.baseline()];
+        let rows = settle_grid(&grid, &cal, &events, &methods, NonZeroUsize::MIN);
+        assert_eq!(rows.len(), 16 * 2 * 2);
+        let mut distinct = 0;
+        for (e, event) in events.iter().enumerate() {
+            for b in &methods {
+                let pair: Vec<&FleetRow> = rows
+                    .iter()
+                    .filter(|r| r.event == e && r.method == b.method)
+                    .collect();
+                let lists: Vec<&Arc<[NaiveDate]>> = pair
+                    .iter()
+                    .map(|r| &r.figures.as_ref().unwrap().selected_days)
+                    .collect();
+                for (r, list) in pair.iter().zip(&lists) {
+                    let direct = b
+                        .compute(&meters[r.meter].meter, &cal, event.window)
+                        .unwrap();
+                    assert_eq!(***list, *direct.selected_days, "meter {}", r.meter);
+                }
+                for (i, a) in lists.iter().enumerate() {
+                    for c in &lists[..i] {
+                        assert_eq!(Arc::ptr_eq(a, c), **a == **c, "{:?} and {:?}", a, c);
+                    }
+                    distinct += usize::from(lists[..i].iter().all(|c| ***c != ***a));
+                }
+            }
+        }
+        // More than one list per pair somewhere (PJM's meters drop different days), so
+        // lists that differ were compared too.
+        assert!(distinct > events.len() * methods.len(), "{distinct} lists");
+    }
+
+    #[test]
     fn equal_lists_of_days_are_shared_and_others_are_not() {
         let day = |d: u32| NaiveDate::from_ymd_opt(2025, 6, d).unwrap();
         let (a, b) = ([day(3), day(2)], [day(4), day(2)]);
