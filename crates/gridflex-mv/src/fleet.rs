@@ -667,14 +667,9 @@ mod tests {
         Meter::new(series, MarketZone::Pjm).unwrap()
     }
 
-    #[test]
-    fn the_same_figures_as_one_call_at_a_time_whatever_the_threads() {
-        let meters: Vec<_> = (0..7)
-            .map(|k| FleetMeter::new(format!("m{k}"), meter(k)))
-            .collect();
-        let cal = Calendar::new(MarketZone::Pjm);
-        let events: Vec<_> = [20u32, 23, 27]
-            .iter()
+    /// Events from 18:00 to 21:00 UTC on these days of June 2025, named `e{day}`.
+    fn events(days: &[u32]) -> Vec<FleetEvent> {
+        days.iter()
             .map(|&d| {
                 let t = Utc.with_ymd_and_hms(2025, 6, d, 18, 0, 0).unwrap();
                 FleetEvent::new(
@@ -682,7 +677,16 @@ mod tests {
                     Interval::new(t, t + TimeDelta::hours(3)).unwrap(),
                 )
             })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_figures_as_one_call_at_a_time_whatever_the_threads() {
+        let meters: Vec<_> = (0..7)
+            .map(|k| FleetMeter::new(format!("m{k}"), meter(k)))
             .collect();
+        let cal = Calendar::new(MarketZone::Pjm);
+        let events = events(&[20, 23, 27]);
         let methods = Method::ALL;
         let one = settle(&meters, &cal, &events, &methods, NonZeroUsize::MIN);
         assert_eq!(one.len(), 7 * 3 * methods.len());
@@ -723,16 +727,7 @@ mod tests {
             .collect();
         let grid = FleetGrid::from_meters(&meters).unwrap();
         let cal = Calendar::new(MarketZone::Pjm);
-        let events: Vec<_> = [23u32, 27]
-            .iter()
-            .map(|&d| {
-                let t = Utc.with_ymd_and_hms(2025, 6, d, 18, 0, 0).unwrap();
-                FleetEvent::new(
-                    format!("e{d}"),
-                    Interval::new(t, t + TimeDelta::hours(3)).unwrap(),
-                )
-            })
-            .collect();
+        let events = events(&[23, 27]);
         let methods = [Method::Caiso10in10.baseline(), Method::PjmCbl.baseline()];
         let rows = settle_grid(&grid, &cal, &events, &methods, NonZeroUsize::MIN);
         assert_eq!(rows.len(), 16 * 2 * 2);
